@@ -1,0 +1,53 @@
+# amesh top-level Makefile: a thin wrapper over CMake + Ninja.
+# `make demo` and `make test` are the two set-up commands of the README;
+# both install missing Debian packages first (tools/install-deps.sh).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+GEN        := -G Ninja
+
+.PHONY: all deps build asan test unit integration fuzz-replay demo bench clean format lint
+
+all: build
+
+deps:
+	@tools/install-deps.sh
+
+# Release-style build used by the demo and the benchmarks.
+build: deps
+	@cmake -S . -B $(BUILD) $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD)
+
+# Test build: ASan + UBSan, -Werror.
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) $(GEN) -DCMAKE_BUILD_TYPE=Debug -DMESH_SANITIZE=ON -DMESH_WERROR=ON >/dev/null
+	@cmake --build $(ASAN_BUILD)
+
+# Every tier: unit (cmocka), fuzz corpus replay, integration (network namespaces, root).
+test: asan
+	@tools/lint.sh
+	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 1500
+
+unit: asan
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -L unit
+
+fuzz-replay: asan
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -L fuzz
+
+integration: asan
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -L integration
+
+demo: build
+	@tools/demo.sh $(BUILD)
+
+bench: build
+	@bench/run.sh $(BUILD)
+
+format:
+	@tools/format.sh
+
+lint:
+	@tools/lint.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

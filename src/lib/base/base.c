@@ -1,0 +1,117 @@
+/*
+ * base.c - aborting allocators, invariant failures, error strings, clocks.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/base.h"
+
+static void __attribute__((noreturn)) oom(size_t n)
+{
+    fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *
+xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        oom(n * size);
+    return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL)
+        oom(n);
+    return q;
+}
+
+char *
+xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        oom(0);
+    return s;
+}
+
+void
+mesh_check_failed(const char *file, int line, const char *what)
+{
+    fprintf(stderr, "fatal: %s:%d: CHECK(%s) failed\n", file, line, what);
+    abort();
+}
+
+const char *
+mesh_strerror(int err)
+{
+    switch (-err) {
+    case MESH_EPROTO:
+        return "protocol error";
+    case MESH_ETLS:
+        return "TLS failure";
+    case MESH_EDENIED:
+        return "denied by policy";
+    case MESH_ENOIDENTITY:
+        return "no certificate for identity";
+    case MESH_ECONFIG:
+        return "invalid configuration";
+    case MESH_ELIMIT:
+        return "limit reached";
+    default:
+        return strerror(-err);
+    }
+}
+
+uint64_t
+clock_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+clock_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

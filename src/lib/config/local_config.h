@@ -1,0 +1,27 @@
+/*
+ * local_config.h - ztunnel's local-mode configuration file.
+ *
+ *   workloads: [Workload...]   services: [Service...]   policies: [...]
+ *
+ * Errors are reported as "<file>:<line>: <reason>".
+ */
+#ifndef MESH_LIB_LOCAL_CONFIG_H
+#define MESH_LIB_LOCAL_CONFIG_H
+
+#include <stddef.h>
+
+#include "model/model.h"
+
+#define CONFIG_MAX_BYTES  (16 * 1024 * 1024)
+#define CONFIG_MAX_ITEMS  200000
+#define CONFIG_MAX_LIST   1024
+#define CONFIG_MAX_ADDRS  16
+#define CONFIG_MAX_STRING 1024
+
+/* Parses |len| bytes named |name| (for messages). Returns 0 with *out set, or <0. */
+int local_config_parse(const char *data, size_t len, const char *name, struct model **out,
+                       char *err, size_t errlen);
+/* Reads and parses |path|. */
+int local_config_load(const char *path, struct model **out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * pipe.c - bidirectional copy between two streams.
+ *
+ * Per direction:  src --read--> buf --write--> dst
+ * A direction is "ended" once src said end-of-stream, buf drained and dst was
+ * half-closed. The pipe finishes when both directions ended (clean close) or
+ * on the first error (both streams reset). Work per wake-up is bounded so one
+ * busy tunnel cannot starve the loop.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "base/base.h"
+#include "buf/buf.h"
+#include "conn/pipe.h"
+
+#define PIPE_ROUNDS 16
+
+struct dir {
+    struct stream *src, *dst;
+    struct buf buf;
+    uint64_t bytes;
+    bool src_eof;
+    bool dst_shut;
+};
+
+struct pipe {
+    struct loop *loop;
+    struct dir d[2]; /* d[0]: a -> b, d[1]: b -> a */
+    struct stream *a, *b;
+    pipe_done_fn *done;
+    void *arg;
+    int err;
+    bool finished;
+    struct loop_defer finish_defer;
+};
+
+static void pipe_update(struct pipe *p);
+
+static bool
+dir_ended(const struct dir *d)
+{
+    return d->dst_shut;
+}
+
+/* Moves bytes in one direction until blocked; returns 0 or a negative error. */
+static int
+pump(struct dir *d)
+{
+    for (int round = 0; round < PIPE_ROUNDS; round++) {
+        bool progress = false;
+        if (buf_len(&d->buf) > 0) {
+            ssize_t w = stream_write(d->dst, buf_head(&d->buf), buf_len(&d->buf));
+            if (w > 0) {
+                buf_consume(&d->buf, (size_t)w);
+                d->bytes += (uint64_t)w;
+                progress = true;
+            } else if (w != -EAGAIN) {
+                return w < 0 ? (int)w : -EPIPE;
+            }
+        }
+        if (buf_len(&d->buf) == 0 && d->src_eof && !d->dst_shut) {
+            int rc = stream_shutdown_write(d->dst);
+            if (rc < 0 && rc != -ENOTCONN)
+                return rc;
+            d->dst_shut = true;
+        }
+        if (!d->src_eof && buf_space(&d->buf) > 0) {
+            size_t room;
+            char *w = buf_reserve(&d->buf, 64 * 1024, &room);
+            ssize_t r = stream_read(d->src, w, room);
+            if (r > 0) {
+                buf_commit(&d->buf, (size_t)r);
+                progress = true;
+            } else if (r == 0) {
+                d->src_eof = true;
+                progress = true;
+            } else if (r != -EAGAIN) {
+                return (int)r;
+            }
+        }
+        if (buf_len(&d->buf) == 0)
+            buf_release_if_empty(&d->buf);
+        if (!progress)
+            return 0;
+    }
+    return 0;
+}
+
+static void
+on_finish(void *arg)
+{
+    struct pipe *p = arg;
+    struct pipe_result res = {.a_to_b = p->d[0].bytes, .b_to_a = p->d[1].bytes, .err = p->err};
+
+    p->done(p->arg, &res);
+    buf_cleanup(&p->d[0].buf);
+    buf_cleanup(&p->d[1].buf);
+    free(p);
+}
+
+static void
+finish(struct pipe *p, int err)
+{
+    if (p->finished)
+        return;
+    p->finished = true;
+    p->err = err;
+    stream_close(p->a, err != 0);
+    stream_close(p->b, err != 0);
+    loop_defer(p->loop, &p->finish_defer, on_finish, p);
+}
+
+static void
+on_event(void *arg, struct stream *s, unsigned events)
+{
+    struct pipe *p = arg;
+    int rc = 0;
+
+    if (p->finished)
+        return;
+    /* Reading from s feeds the direction whose src is s; writing drains the other. */
+    struct dir *rd = s == p->a ? &p->d[0] : &p->d[1];
+    struct dir *wr = s == p->a ? &p->d[1] : &p->d[0];
+    if (events & STREAM_WRITABLE)
+        rc = pump(wr);
+    if (rc == 0 && (events & STREAM_READABLE))
+        rc = pump(rd);
+    /* Reading may have filled a buffer whose destination can take more now. */
+    if (rc == 0 && (events & STREAM_READABLE))
+        rc = pump(wr);
+    if (rc < 0) {
+        finish(p, rc);
+        return;
+    }
+    pipe_update(p);
+}
+
+/* Recomputes what each stream should wake us for, and finishes when done. */
+static void
+pipe_update(struct pipe *p)
+{
+    if (dir_ended(&p->d[0]) && dir_ended(&p->d[1])) {
+        finish(p, 0);
+        return;
+    }
+    bool a_rd = !p->d[0].src_eof && buf_space(&p->d[0].buf) > 0;
+    bool b_rd = !p->d[1].src_eof && buf_space(&p->d[1].buf) > 0;
+    bool b_wr = buf_len(&p->d[0].buf) > 0;
+    bool a_wr = buf_len(&p->d[1].buf) > 0;
+    stream_want(p->a, a_rd, a_wr);
+    stream_want(p->b, b_rd, b_wr);
+}
+
+struct pipe *
+pipe_start(struct loop *l, struct stream *a, struct stream *b, size_t buf_max, pipe_done_fn *done,
+           void *arg)
+{
+    struct pipe *p = xcalloc(1, sizeof(*p));
+
+    p->loop = l;
+    p->a = a;
+    p->b = b;
+    p->done = done;
+    p->arg = arg;
+    p->d[0].src = a;
+    p->d[0].dst = b;
+    p->d[1].src = b;
+    p->d[1].dst = a;
+    buf_init(&p->d[0].buf, buf_max);
+    buf_init(&p->d[1].buf, buf_max);
+    stream_set_handler(a, on_event, p);
+    stream_set_handler(b, on_event, p);
+    pipe_update(p);
+    return p;
+}
+
+void
+pipe_abort(struct pipe *p, int err)
+{
+    finish(p, err ? err : -ECONNABORTED);
+}
+
+void
+pipe_counts(const struct pipe *p, uint64_t *a_to_b, uint64_t *b_to_a)
+{
+    *a_to_b = p->d[0].bytes;
+    *b_to_a = p->d[1].bytes;
+}

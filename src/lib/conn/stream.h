@@ -1,0 +1,78 @@
+/*
+ * stream.h - a byte stream endpoint: a TCP socket or an HTTP/2 CONNECT stream.
+ *
+ * The pipe moves bytes between two streams without knowing which kind each
+ * is. Readiness is reported through |on_event|; a stream reports only what its
+ * owner asked for with want(). Reads and writes never block:
+ *   read:  >0 bytes, 0 end of stream, -EAGAIN nothing yet, other <0 error
+ *   write: >0 bytes accepted (maybe fewer than offered), -EAGAIN full, <0 error
+ */
+#ifndef MESH_LIB_STREAM_H
+#define MESH_LIB_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+enum stream_event {
+    STREAM_READABLE = 1,
+    STREAM_WRITABLE = 2,
+};
+
+struct stream;
+typedef void stream_event_fn(void *arg, struct stream *s, unsigned events);
+
+struct stream_ops {
+    ssize_t (*read)(struct stream *s, void *p, size_t len);
+    ssize_t (*write)(struct stream *s, const void *p, size_t len);
+    /* Sends end-of-stream after what was written (FIN or END_STREAM). */
+    int (*shutdown_write)(struct stream *s);
+    void (*want)(struct stream *s, bool rd, bool wr);
+    /* Releases the stream; |abort| resets it (RST) instead of closing cleanly. */
+    void (*close)(struct stream *s, bool abort);
+};
+
+struct stream {
+    const struct stream_ops *ops;
+    stream_event_fn *on_event;
+    void *arg;
+};
+
+static inline void
+stream_set_handler(struct stream *s, stream_event_fn *cb, void *arg)
+{
+    s->on_event = cb;
+    s->arg = arg;
+}
+
+static inline ssize_t
+stream_read(struct stream *s, void *p, size_t len)
+{
+    return s->ops->read(s, p, len);
+}
+
+static inline ssize_t
+stream_write(struct stream *s, const void *p, size_t len)
+{
+    return s->ops->write(s, p, len);
+}
+
+static inline int
+stream_shutdown_write(struct stream *s)
+{
+    return s->ops->shutdown_write(s);
+}
+
+static inline void
+stream_want(struct stream *s, bool rd, bool wr)
+{
+    s->ops->want(s, rd, wr);
+}
+
+static inline void
+stream_close(struct stream *s, bool abort)
+{
+    s->ops->close(s, abort);
+}
+
+#endif

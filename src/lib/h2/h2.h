@@ -1,0 +1,109 @@
+/*
+ * h2.h - HTTP/2 sessions carrying HBONE CONNECT tunnels, over TLS (or plain
+ * TCP for tests and fuzzing), driven by the loop.
+ *
+ * A session owns its socket and SSL. Each CONNECT is an h2_stream that is also
+ * a struct stream (stream.h), so a pipe can move bytes between it and a TCP
+ * socket. Flow control is manual: received bytes are acknowledged to the peer
+ * only when the stream's reader consumes them, so a slow reader slows the
+ * sender instead of growing our buffers.
+ *
+ * Settings are ztunnel's (reference 1.6): stream window 4 MiB, connection
+ * window 16 MiB, max frame 1 MiB, header list 16 KiB (client) / 64 KiB
+ * (server), 200 concurrent streams advertised by servers, clients capped at
+ * 100 per connection, PING every 10 s, closed without PONG in 20 s.
+ *
+ * Lifetime: the owner holds one reference (h2_session_release() drops it);
+ * each stream holds one until it is closed by its user. Callbacks never run
+ * inside nghttp2: they are deferred to the end of the loop iteration.
+ */
+#ifndef MESH_LIB_H2_H
+#define MESH_LIB_H2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "conn/stream.h"
+#include "loop/loop.h"
+
+#define H2_STREAM_WINDOW      (4u << 20)
+#define H2_CONN_WINDOW        (16u << 20)
+#define H2_MAX_FRAME          (1u << 20)
+#define H2_CLIENT_HEADER_LIST (16u << 10)
+#define H2_SERVER_HEADER_LIST (64u << 10)
+#define H2_MAX_HEADERS        100
+#define H2_SERVER_MAX_STREAMS 200
+#define H2_CLIENT_MAX_STREAMS 100
+#define H2_PING_INTERVAL_MS   10000
+#define H2_PING_TIMEOUT_MS    20000
+#define H2_HANDSHAKE_TIMEOUT_MS 10000
+
+struct h2_session;
+struct h2_stream;
+
+struct h2_header {
+    const char *name;
+    const char *value;
+};
+
+struct h2_session_cbs {
+    /* TLS (if any) completed and HTTP/2 is running. Return <0 to refuse the peer. */
+    int (*on_ready)(void *arg, struct h2_session *s);
+    /* Server: a complete request on |st|; answer with h2_stream_respond(). */
+    void (*on_request)(void *arg, struct h2_session *s, struct h2_stream *st);
+    /* The number of open streams changed (pool accounting). */
+    void (*on_streams)(void *arg, struct h2_session *s);
+    /* The session ended (|err| 0 on a clean close); no callback follows. */
+    void (*on_closed)(void *arg, struct h2_session *s, int err);
+};
+
+/* Client: the response status, or a negative error if the stream failed first. */
+typedef void h2_response_fn(void *arg, struct h2_stream *st, int status);
+
+/*
+ * Starts a session on the connected (or connecting) |fd|. Takes ownership of
+ * |fd| and |ssl| (NULL for cleartext HTTP/2). With |ssl| the handshake runs
+ * first; the session is usable after on_ready.
+ */
+struct h2_session *h2_session_new(struct loop *l, int fd, SSL *ssl, bool server,
+                                  const struct h2_session_cbs *cbs, void *arg);
+/* Graceful: GOAWAY, no new streams; the session closes when its streams end. */
+void h2_session_shutdown(struct h2_session *s);
+/* Immediate: the connection closes and every stream fails. */
+void h2_session_close(struct h2_session *s, int err);
+/* Drops the owner's reference; the session must already be closing or closed. */
+void h2_session_release(struct h2_session *s);
+
+SSL *h2_session_ssl(const struct h2_session *s);
+bool h2_session_is_ready(const struct h2_session *s);
+bool h2_session_is_closed(const struct h2_session *s);
+/* Streams currently open (not yet closed by HTTP/2). */
+unsigned h2_session_n_streams(const struct h2_session *s);
+/* Client: true if another CONNECT may be opened now (ready, no GOAWAY, below caps). */
+bool h2_session_can_open(const struct h2_session *s);
+
+/* Client: opens a CONNECT to |authority| with extra request headers. NULL on failure. */
+struct h2_stream *h2_session_connect(struct h2_session *s, const char *authority,
+                                     const struct h2_header *hdrs, size_t n_hdrs,
+                                     h2_response_fn *cb, void *arg);
+
+/* Server: request pseudo-headers and headers of |st| (NULL if absent). */
+const char *h2_stream_method(const struct h2_stream *st);
+const char *h2_stream_authority(const struct h2_stream *st);
+/* A regular request header by lower-case name, first value. */
+const char *h2_stream_header(const struct h2_stream *st, const char *name);
+/* True if the request had :scheme or :path (not classic CONNECT). */
+bool h2_stream_has_path(const struct h2_stream *st);
+/* Server: answers |st|; |end| ends the stream (error statuses). Returns 0 or <0. */
+int h2_stream_respond(struct h2_stream *st, int status, const struct h2_header *hdrs,
+                      size_t n_hdrs, bool end);
+struct h2_session *h2_stream_session(const struct h2_stream *st);
+int32_t h2_stream_id(const struct h2_stream *st);
+
+/* The stream interface; stream_close() on it releases the h2_stream. */
+struct stream *h2_stream_as_stream(struct h2_stream *st);
+
+#endif

@@ -1,0 +1,208 @@
+/*
+ * log.c - formats log lines (plain or JSON) and writes each with one write(2),
+ * so lines from concurrent processes sharing stderr do not interleave.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log/log.h"
+
+#define LOG_LINE_MAX 8192
+
+static enum log_level cur_level = LOG_INFO;
+static bool use_json;
+
+void
+log_set_level(enum log_level level)
+{
+    cur_level = level;
+}
+
+enum log_level
+log_get_level(void)
+{
+    return cur_level;
+}
+
+void
+log_set_json(bool json)
+{
+    use_json = json;
+}
+
+const char *
+log_level_name(enum log_level level)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    return names[level];
+}
+
+int
+log_parse_level(const char *s)
+{
+    if (strcasecmp(s, "error") == 0)
+        return LOG_ERROR;
+    if (strcasecmp(s, "warn") == 0 || strcasecmp(s, "warning") == 0)
+        return LOG_WARN;
+    if (strcasecmp(s, "info") == 0)
+        return LOG_INFO;
+    if (strcasecmp(s, "debug") == 0 || strcasecmp(s, "trace") == 0)
+        return LOG_DEBUG;
+    return -1;
+}
+
+/* A bounded line builder: output past the end is dropped, never overflowed. */
+struct line {
+    char b[LOG_LINE_MAX];
+    size_t n;
+};
+
+static void
+put(struct line *l, const char *s, size_t n)
+{
+    if (n > sizeof(l->b) - 1 - l->n)
+        n = sizeof(l->b) - 1 - l->n;
+    memcpy(l->b + l->n, s, n);
+    l->n += n;
+}
+
+static void
+puts_(struct line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+static void
+put_json_str(struct line *l, const char *s)
+{
+    put(l, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            put(l, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            put(l, esc, 6);
+        } else {
+            put(l, (const char *)&c, 1);
+        }
+    }
+    put(l, "\"", 1);
+}
+
+static void
+put_time(struct line *l)
+{
+    struct timeval tv;
+    struct tm tm;
+    char ts[40];
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof(ts) - n, ".%06ldZ", (long)tv.tv_usec);
+    if (use_json)
+        put_json_str(l, ts);
+    else
+        puts_(l, ts);
+}
+
+static void
+emit(enum log_level level, const char *scope, const char *message, const struct log_field *fields,
+     size_t n)
+{
+    struct line l;
+    l.n = 0;
+
+    if (use_json) {
+        puts_(&l, "{\"level\":");
+        put_json_str(&l, log_level_name(level));
+        puts_(&l, ",\"time\":");
+        put_time(&l);
+        puts_(&l, ",\"scope\":");
+        put_json_str(&l, scope);
+        puts_(&l, ",\"message\":");
+        put_json_str(&l, message);
+        for (size_t i = 0; i < n; i++) {
+            if (fields[i].value == NULL)
+                continue;
+            puts_(&l, ",");
+            put_json_str(&l, fields[i].key);
+            puts_(&l, ":");
+            if (fields[i].quote)
+                put_json_str(&l, fields[i].value);
+            else
+                puts_(&l, fields[i].value);
+        }
+        puts_(&l, "}");
+    } else {
+        put_time(&l);
+        puts_(&l, "\t");
+        puts_(&l, log_level_name(level));
+        puts_(&l, "\t");
+        puts_(&l, scope);
+        puts_(&l, "\t");
+        puts_(&l, message);
+        const char *sep = "\t";
+        for (size_t i = 0; i < n; i++) {
+            if (fields[i].value == NULL)
+                continue;
+            puts_(&l, sep);
+            sep = " ";
+            puts_(&l, fields[i].key);
+            puts_(&l, "=");
+            if (fields[i].quote)
+                put_json_str(&l, fields[i].value);
+            else
+                puts_(&l, fields[i].value);
+        }
+    }
+    l.b[l.n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, l.b, l.n);
+    (void)w;
+}
+
+void
+log_fields(enum log_level level, const char *scope, const char *message,
+           const struct log_field *fields, size_t n)
+{
+    if (level > cur_level)
+        return;
+    emit(level, scope, message, fields, n);
+}
+
+void
+log_msg(enum log_level level, const char *scope, const char *fmt, ...)
+{
+    char msg[4096];
+    va_list ap;
+
+    if (level > cur_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    emit(level, scope, msg, NULL, 0);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+    char msg[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    emit(LOG_ERROR, "amesh", msg, NULL, 0);
+    exit(1);
+}

@@ -1,0 +1,57 @@
+/*
+ * log.h - leveled logging in ztunnel's line format.
+ *
+ * Plain: "<RFC3339 UTC>\t<level>\t<scope>\t<message>[\t<k=v ...>]"
+ * JSON:  {"level":..,"time":..,"scope":..,"message":..,"<k>":..}
+ * A file sets its scope with "#define LOG_SCOPE "inbound"" before including.
+ */
+#ifndef MESH_LIB_LOG_H
+#define MESH_LIB_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* A structured field; |quote| renders the value as a string ("...") in plain format. */
+struct log_field {
+    const char *key;
+    const char *value;
+    bool quote;
+};
+
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Parses "error|warn|info|debug" (also "warning", "trace" = debug); -1 if unknown. */
+int log_parse_level(const char *s);
+void log_set_json(bool json);
+const char *log_level_name(enum log_level level);
+
+static inline bool
+log_enabled(enum log_level level)
+{
+    return level <= log_get_level();
+}
+
+void log_msg(enum log_level level, const char *scope, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Emits one line with structured fields; fields with a NULL value are skipped. */
+void log_fields(enum log_level level, const char *scope, const char *message,
+                const struct log_field *fields, size_t n);
+
+#ifndef LOG_SCOPE
+#define LOG_SCOPE "amesh"
+#endif
+#define log_error(...) log_msg(LOG_ERROR, LOG_SCOPE, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, LOG_SCOPE, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, LOG_SCOPE, __VA_ARGS__)
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_enabled(LOG_DEBUG))                                                                \
+            log_msg(LOG_DEBUG, LOG_SCOPE, __VA_ARGS__);                                            \
+    } while (0)
+
+/* Logs |fmt| and exits 1. */
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

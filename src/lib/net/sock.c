@@ -1,0 +1,185 @@
+/*
+ * sock.c - thin wrappers over socket(2) family calls with the options ztunnel needs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/sock.h"
+
+/* From linux/netfilter_ipv4.h and netfilter_ipv6/ip6_tables.h, which clash with netinet/in.h. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+static int
+apply_opts(int fd, int family, const struct sock_opts *o)
+{
+    int one = 1;
+
+    if (o == NULL)
+        return 0;
+    if (o->mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &o->mark, sizeof(o->mark)) < 0)
+        return -errno;
+    if (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        return -errno;
+    if (o->transparent) {
+        int lvl = family == AF_INET ? SOL_IP : SOL_IPV6;
+        int opt = family == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT;
+        if (setsockopt(fd, lvl, opt, &one, sizeof(one)) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+int
+sock_listen(const struct ipaddr *ip, uint16_t port, const struct sock_opts *o)
+{
+    struct sockaddr_storage ss;
+    struct ipaddr any6 = {.family = AF_INET6};
+    int one = 1, zero = 0, rc;
+
+    if (ip == NULL)
+        ip = &any6;
+    socklen_t len = ipport_to_sockaddr(ip, port, &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if ((rc = apply_opts(fd, ss.ss_family, o)) < 0)
+        goto fail;
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return rc;
+}
+
+int
+sock_connect(const struct ipaddr *dst, uint16_t dport, const struct ipaddr *src,
+             const struct sock_opts *o)
+{
+    struct sockaddr_storage ss, sss;
+    int rc, one = 1;
+
+    socklen_t len = ipport_to_sockaddr(dst, dport, &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if ((rc = apply_opts(fd, ss.ss_family, o)) < 0)
+        goto fail;
+    if (src != NULL && src->family == dst->family) {
+        socklen_t slen = ipport_to_sockaddr(src, 0, &sss);
+        /* Reuse the source address across many connections to one destination. */
+        setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&sss, slen) < 0) {
+            rc = -errno;
+            goto fail;
+        }
+    }
+    sock_tune(fd);
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+        rc = -errno;
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return rc;
+}
+
+int
+sock_connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}
+
+int
+sock_accept(int lfd, struct ipaddr *peer, uint16_t *peer_port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (peer != NULL)
+        sockaddr_to_ipport((struct sockaddr *)&ss, peer, peer_port);
+    return fd;
+}
+
+int
+sock_local(int fd, struct ipaddr *ip, uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    sockaddr_to_ipport((struct sockaddr *)&ss, ip, port);
+    return 0;
+}
+
+int
+sock_peer(int fd, struct ipaddr *ip, uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    sockaddr_to_ipport((struct sockaddr *)&ss, ip, port);
+    return 0;
+}
+
+int
+sock_orig_dst(int fd, struct ipaddr *ip, uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    struct ipaddr local;
+    uint16_t lport;
+    socklen_t len = sizeof(ss);
+
+    /* The socket family tells which table REDIRECTed it; mapped v4 peers use SOL_IP. */
+    if (sock_local(fd, &local, &lport) < 0)
+        return -errno;
+    memset(&ss, 0, sizeof(ss));
+    if (local.family == AF_INET) {
+        if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len) < 0)
+            return -errno;
+    } else {
+        if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) < 0)
+            return -errno;
+    }
+    sockaddr_to_ipport((struct sockaddr *)&ss, ip, port);
+    return 0;
+}
+
+void
+sock_tune(int fd)
+{
+    int one = 1, idle = 180, intvl = 180, cnt = 9;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}

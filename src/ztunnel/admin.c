@@ -1,0 +1,207 @@
+/*
+ * admin.c - localhost admin endpoints: 15000 (/config_dump, /logging) and
+ * 15021 (/healthz/ready).
+ *
+ * config_dump renders the model in the proto3 JSON names of Istio's workload
+ * API, plus certificates and live connections, so meshctl can read it.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#define LOG_SCOPE "admin"
+#include "admin/admin_http.h"
+#include "base/base.h"
+#include "log/log.h"
+#include "net/sock.h"
+#include "ztunnel.h"
+
+static struct admin_http *admin_srv, *ready_srv;
+
+static json_t *
+ips_json(const struct ipaddr *ips, size_t n)
+{
+    json_t *a = json_array();
+    char s[ADDR_STRLEN];
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(ipaddr_str(&ips[i], s)));
+    return a;
+}
+
+static json_t *
+ports_json(const struct port_map *p, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:i, s:i}", "servicePort", p[i].service_port,
+                                           "targetPort", p[i].target_port));
+    return a;
+}
+
+static void
+set_str(json_t *o, const char *k, const char *v)
+{
+    if (v != NULL)
+        json_object_set_new(o, k, json_string(v));
+}
+
+static json_t *
+workload_json(const struct workload *w)
+{
+    json_t *o = json_object();
+    set_str(o, "uid", w->uid);
+    set_str(o, "name", w->name);
+    set_str(o, "namespace", w->ns);
+    json_object_set_new(o, "addresses", ips_json(w->addrs, w->n_addrs));
+    set_str(o, "hostname", w->hostname);
+    set_str(o, "network", w->network);
+    set_str(o, "serviceAccount", w->service_account);
+    set_str(o, "trustDomain", w->trust_domain);
+    set_str(o, "node", w->node);
+    set_str(o, "tunnelProtocol", w->tunnel == TUNNEL_HBONE ? "HBONE" : "NONE");
+    set_str(o, "status", w->status == WORKLOAD_HEALTHY ? "Healthy" : "Unhealthy");
+    set_str(o, "canonicalName", w->canonical_name);
+    set_str(o, "canonicalRevision", w->canonical_revision);
+    set_str(o, "workloadName", w->workload_name);
+    set_str(o, "clusterId", w->cluster_id);
+    json_t *svcs = json_object();
+    for (size_t i = 0; i < w->n_services; i++)
+        json_object_set_new(svcs, w->services[i].key,
+                            json_pack("{s:o}", "ports",
+                                      ports_json(w->services[i].ports, w->services[i].n_ports)));
+    json_object_set_new(o, "services", svcs);
+    json_t *pols = json_array();
+    for (size_t i = 0; i < w->n_authz_policies; i++)
+        json_array_append_new(pols, json_string(w->authz_policies[i]));
+    json_object_set_new(o, "authorizationPolicies", pols);
+    set_str(o, "identity", w->identity);
+    return o;
+}
+
+static json_t *
+service_json(const struct service *s)
+{
+    json_t *o = json_object();
+    set_str(o, "name", s->name);
+    set_str(o, "namespace", s->ns);
+    set_str(o, "hostname", s->hostname);
+    json_object_set_new(o, "addresses", ips_json(s->vips, s->n_vips));
+    json_object_set_new(o, "ports", ports_json(s->ports, s->n_ports));
+    json_t *sans = json_array();
+    for (size_t i = 0; i < s->n_sans; i++)
+        json_array_append_new(sans, json_string(s->sans[i]));
+    json_object_set_new(o, "subjectAltNames", sans);
+    return o;
+}
+
+static json_t *
+connections_json(struct zt *zt)
+{
+    json_t *a = json_array();
+    char src[ADDR_STRLEN], dst[ADDR_STRLEN];
+    for (const struct zconn *c = zt->conns; c != NULL; c = c->next) {
+        uint64_t ab = 0, ba = 0;
+        if (c->pipe)
+            pipe_counts(c->pipe, &ab, &ba);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I}", "direction",
+                              c->inbound ? "inbound" : "outbound", "src",
+                              ipport_str(&c->src_ip, c->src_port, src), "dst",
+                              ipport_str(&c->dst_ip, c->dst_port, dst), "bytesSent",
+                              (json_int_t)ab, "bytesRecv", (json_int_t)ba);
+        set_str(o, "srcIdentity", c->mtls ? c->src_identity : NULL);
+        set_str(o, "dstIdentity", c->mtls ? c->dst_identity : NULL);
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static char *
+config_dump(struct zt *zt)
+{
+    json_t *root = json_object(), *ws = json_array(), *ss = json_array(), *cs = json_array();
+
+    for (size_t i = 0; i < zt->model->n_workloads; i++)
+        json_array_append_new(ws, workload_json(zt->model->workloads[i]));
+    for (size_t i = 0; i < zt->model->n_services; i++)
+        json_array_append_new(ss, service_json(zt->model->services[i]));
+    certs_dump(zt->certs, cs);
+    json_object_set_new(root, "workloads", ws);
+    json_object_set_new(root, "services", ss);
+    json_object_set_new(root, "policies", json_array());
+    json_object_set_new(root, "certificates", cs);
+    json_object_set_new(root, "connections", connections_json(zt));
+    json_object_set_new(root, "config",
+                        json_pack("{s:s, s:s, s:b}", "node", zt->opts.node, "mode", "local",
+                                  "ready", zt->ready));
+    char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(root);
+    char *out = xasprintf("%s\n", s);
+    free(s);
+    return out;
+}
+
+static void
+on_admin(void *arg, const struct http1_req *req, struct admin_resp *r)
+{
+    struct zt *zt = arg;
+    char level[16];
+
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
+        r->status = 405;
+        return;
+    }
+    if (strcmp(req->path, "/config_dump") == 0) {
+        r->status = 200;
+        r->content_type = "application/json";
+        r->body = config_dump(zt);
+    } else if (strcmp(req->path, "/logging") == 0) {
+        if (http1_query_get(req->query, "level", level, sizeof(level)) == 0) {
+            int lv = log_parse_level(level);
+            if (lv < 0) {
+                r->status = 400;
+                r->body = xasprintf("unknown level \"%s\"\n", level);
+                return;
+            }
+            log_set_level((enum log_level)lv);
+        }
+        r->status = 200;
+        r->body = xasprintf("current log level is %s\n", log_level_name(log_get_level()));
+    }
+}
+
+static void
+on_ready(void *arg, const struct http1_req *req, struct admin_resp *r)
+{
+    struct zt *zt = arg;
+
+    if (strcmp(req->path, "/healthz/ready") != 0)
+        return;
+    r->status = zt->ready ? 200 : 503;
+    r->body = xstrdup(zt->ready ? "ready\n" : "not ready\n");
+}
+
+int
+admin_start(struct zt *zt, char *err, size_t errlen)
+{
+    struct ipaddr lo;
+
+    ipaddr_parse("127.0.0.1", &lo);
+    admin_srv = admin_http_start(zt->loop, &lo, zt_port(zt, ZT_PORT_ADMIN), SOCK_MARK_ZTUNNEL,
+                                 on_admin, zt, err, errlen);
+    if (admin_srv == NULL)
+        return -1;
+    ready_srv = admin_http_start(zt->loop, &lo, zt_port(zt, ZT_PORT_READY), SOCK_MARK_ZTUNNEL,
+                                 on_ready, zt, err, errlen);
+    return ready_srv ? 0 : -1;
+}
+
+void
+admin_stop(void)
+{
+    admin_http_stop(admin_srv);
+    admin_http_stop(ready_srv);
+    admin_srv = ready_srv = NULL;
+}

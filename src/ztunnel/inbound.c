@@ -1,0 +1,311 @@
+/*
+ * inbound.c - accepts HBONE tunnels on port 15008.
+ *
+ * The peer opens mTLS (we serve the certificate of the workload whose address
+ * the connection arrived on), then HTTP/2, then one CONNECT stream per
+ * tunnelled TCP connection. For each CONNECT we check the authority, dial the
+ * local workload and answer 200 only once it accepted (503 otherwise), then
+ * hand both ends to a pipe. Authorization (401) comes with the policy issue.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "inbound"
+#include "base/base.h"
+#include "conn/dial.h"
+#include "conn/tcp_stream.h"
+#include "h2/h2.h"
+#include "log/log.h"
+#include "net/sock.h"
+#include "ztunnel.h"
+
+/* One accepted HBONE connection. */
+struct hbone_conn {
+    struct hbone_conn *prev, *next;
+    struct inbound *in;
+    struct h2_session *sess;
+    struct tls_check chk;
+    struct tls_creds *creds;
+    struct ipaddr local_ip, peer_ip;
+    uint16_t local_port, peer_port;
+    char *local_uid; /* the workload whose certificate we served */
+};
+
+struct inbound {
+    struct zt *zt;
+    struct listener *listener;
+    struct hbone_conn *conns;
+    size_t n_conns;
+};
+
+/* One CONNECT being set up: the app is dialled before we answer. */
+struct connect_req {
+    struct zt *zt;
+    struct h2_stream *st;
+    struct zconn *zc;
+    struct dial *dial;
+};
+
+static const struct h2_session_cbs server_cbs;
+
+static void
+reject(struct h2_stream *st, int status, const char *why)
+{
+    log_debug("CONNECT %s refused with %d: %s", h2_stream_authority(st) ? h2_stream_authority(st) : "-",
+              status, why);
+    h2_stream_respond(st, status, NULL, 0, true);
+    stream_close(h2_stream_as_stream(st), false);
+}
+
+static void
+on_pipe_done(void *arg, const struct pipe_result *res)
+{
+    struct connect_req *r = arg;
+    zconn_finish(r->zt, r->zc, res);
+    free(r);
+}
+
+static void
+on_app_dialled(void *arg, int fd)
+{
+    struct connect_req *r = arg;
+    struct zt *zt = r->zt;
+
+    r->dial = NULL;
+    if (fd < 0) {
+        r->zc->error = "connection to the workload failed";
+        reject(r->st, 503, mesh_strerror(fd));
+        struct pipe_result res = {.err = fd};
+        zconn_finish(zt, r->zc, &res);
+        free(r);
+        return;
+    }
+    if (h2_stream_respond(r->st, 200, NULL, 0, false) < 0) {
+        /* The tunnel went away while we dialled. */
+        close(fd);
+        stream_close(h2_stream_as_stream(r->st), true);
+        r->zc->error = "tunnel closed before the workload answered";
+        struct pipe_result res = {.err = -ECONNRESET};
+        zconn_finish(zt, r->zc, &res);
+        free(r);
+        return;
+    }
+    struct stream *app = tcp_stream_new(zt->loop, fd);
+    if (app == NULL) {
+        stream_close(h2_stream_as_stream(r->st), true);
+        struct pipe_result res = {.err = -ENOMEM};
+        zconn_finish(zt, r->zc, &res);
+        free(r);
+        return;
+    }
+    /* a = the tunnel (client side), b = the app: a_to_b counts bytes the client sent. */
+    r->zc->pipe = pipe_start(zt->loop, h2_stream_as_stream(r->st), app, zt->opts.pipe_buf,
+                             on_pipe_done, r);
+}
+
+static void
+on_request(void *arg, struct h2_session *s, struct h2_stream *st)
+{
+    struct hbone_conn *hc = arg;
+    struct zt *zt = hc->in->zt;
+    const char *method = h2_stream_method(st), *auth = h2_stream_authority(st);
+    struct ipaddr ip;
+    uint16_t port;
+    (void)s;
+
+    if (method == NULL || strcmp(method, "CONNECT") != 0 || h2_stream_has_path(st)) {
+        reject(st, 400, "not a CONNECT request");
+        return;
+    }
+    if (auth == NULL || authority_parse(auth, strlen(auth), &ip, &port) < 0) {
+        reject(st, 400, "authority is not IP:port");
+        return;
+    }
+    const struct workload *w = zt_local_workload(zt, &ip);
+    if (w == NULL || strcmp(w->uid, hc->local_uid) != 0) {
+        /* The certificate we served belongs to the workload at the connection's address. */
+        reject(st, 400, "authority is not the local workload of this connection");
+        return;
+    }
+    if (zt_is_own_port(zt, port)) {
+        reject(st, 400, "authority targets a ztunnel port");
+        return;
+    }
+    if (zt->draining) {
+        reject(st, 503, "draining");
+        return;
+    }
+
+    struct connect_req *r = xcalloc(1, sizeof(*r));
+    r->zt = zt;
+    r->st = st;
+    r->zc = zconn_new(zt, true);
+    r->zc->mtls = true;
+    r->zc->src_ip = hc->peer_ip;
+    r->zc->src_port = hc->peer_port;
+    r->zc->dst_ip = hc->local_ip;
+    r->zc->dst_port = hc->local_port;
+    r->zc->hbone_ip = ip;
+    r->zc->hbone_port = port;
+    zconn_set(&r->zc->src_identity, hc->chk.peer.uri);
+    const struct workload *src = model_workload_by_ip(zt->model, &hc->peer_ip);
+    if (src != NULL) {
+        zconn_set(&r->zc->src_workload, src->name);
+        zconn_set(&r->zc->src_ns, src->ns);
+    }
+    zconn_set(&r->zc->dst_workload, w->name);
+    zconn_set(&r->zc->dst_ns, w->ns);
+    zconn_set(&r->zc->dst_identity, w->identity);
+
+    struct sock_opts o = {.mark = SOCK_MARK_ZTUNNEL};
+    r->dial = dial_start(zt->loop, &ip, port, NULL, &o, DIAL_TIMEOUT_MS, on_app_dialled, r);
+}
+
+static int
+on_ready(void *arg, struct h2_session *s)
+{
+    struct hbone_conn *hc = arg;
+    (void)s;
+
+    /* Verification already ran inside the handshake; this is a second fence. */
+    if (!hc->chk.have_peer)
+        return -MESH_ETLS;
+    log_debug("HBONE from %s accepted", hc->chk.peer.uri);
+    return 0;
+}
+
+static void
+on_closed(void *arg, struct h2_session *s, int err)
+{
+    struct hbone_conn *hc = arg;
+    struct inbound *in = hc->in;
+    char peer[ADDR_STRLEN];
+
+    if (err == -MESH_ETLS || (!hc->chk.have_peer && err != 0)) {
+        log_warn("HBONE handshake from %s failed: %s", ipport_str(&hc->peer_ip, hc->peer_port, peer),
+                 hc->chk.why ? hc->chk.why : mesh_strerror(err));
+    }
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else
+        in->conns = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
+    in->n_conns--;
+    h2_session_release(s);
+    tls_creds_unref(hc->creds);
+    free(hc->local_uid);
+    free(hc);
+}
+
+static const struct h2_session_cbs server_cbs = {
+    .on_ready = on_ready,
+    .on_request = on_request,
+    .on_closed = on_closed,
+};
+
+static void
+on_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port)
+{
+    struct inbound *in = zt->inbound;
+    struct ipaddr local;
+    uint16_t lport;
+    char a[ADDR_STRLEN];
+
+    if (sock_local(fd, &local, &lport) < 0) {
+        close(fd);
+        return;
+    }
+    const struct workload *w = zt_local_workload(zt, &local);
+    if (w == NULL || w->tunnel != TUNNEL_HBONE) {
+        log_warn("HBONE connection to %s: no local HBONE workload has this address",
+                 ipport_str(&local, lport, a));
+        close(fd);
+        return;
+    }
+    struct tls_creds *creds = certs_get(zt->certs, w);
+    if (creds == NULL) {
+        log_warn("HBONE connection to %s: no certificate for %s", ipport_str(&local, lport, a),
+                 w->identity);
+        close(fd);
+        return;
+    }
+    struct hbone_conn *hc = xcalloc(1, sizeof(*hc));
+    hc->in = in;
+    hc->local_ip = local;
+    hc->local_port = lport;
+    hc->peer_ip = *peer;
+    hc->peer_port = peer_port;
+    hc->local_uid = xstrdup(w->uid);
+    hc->creds = creds;
+    tls_creds_ref(creds);
+    hc->chk.trust_domain = tls_creds_id(creds)->td;
+    SSL *ssl = tls_new_server(creds, &hc->chk);
+    if (ssl == NULL) {
+        close(fd);
+        tls_creds_unref(creds);
+        free(hc->local_uid);
+        free(hc);
+        return;
+    }
+    hc->next = in->conns;
+    if (in->conns)
+        in->conns->prev = hc;
+    in->conns = hc;
+    in->n_conns++;
+    hc->sess = h2_session_new(zt->loop, fd, ssl, true, &server_cbs, hc);
+}
+
+struct inbound *
+inbound_start(struct zt *zt, char *err, size_t errlen)
+{
+    struct inbound *in = xcalloc(1, sizeof(*in));
+
+    in->zt = zt;
+    zt->inbound = in;
+    in->listener = listener_open(zt, "hbone", zt_port(zt, ZT_PORT_HBONE), on_accept, err, errlen);
+    if (in->listener == NULL) {
+        zt->inbound = NULL;
+        free(in);
+        return NULL;
+    }
+    return in;
+}
+
+void
+inbound_drain(struct inbound *in)
+{
+    listener_close(in->listener);
+    in->listener = NULL;
+    for (struct hbone_conn *hc = in->conns; hc != NULL; hc = hc->next)
+        h2_session_shutdown(hc->sess);
+}
+
+size_t
+inbound_n_sessions(const struct inbound *in)
+{
+    return in->n_conns;
+}
+
+void
+inbound_abort(struct inbound *in)
+{
+    listener_close(in->listener);
+    in->listener = NULL;
+    for (struct hbone_conn *hc = in->conns; hc != NULL; hc = hc->next)
+        h2_session_close(hc->sess, -ECONNABORTED);
+}
+
+void
+inbound_free(struct inbound *in)
+{
+    if (in == NULL)
+        return;
+    listener_close(in->listener);
+    /* Sessions still open at exit stay reachable from here; they die with the process. */
+    if (in->n_conns == 0)
+        free(in);
+}

@@ -1,0 +1,82 @@
+/*
+ * listener.c - a data-path listening socket (15001, 15006, 15008) that hands
+ * each accepted, tuned socket to its path.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "ztunnel"
+#include "base/base.h"
+#include "log/log.h"
+#include "net/sock.h"
+#include "ztunnel.h"
+
+#define LISTENER_ACCEPT_BATCH 64
+
+struct listener {
+    struct zt *zt;
+    const char *name;
+    struct loop_io io;
+    int fd;
+    listener_fn *cb;
+};
+
+static void
+on_accept(void *arg, uint32_t events)
+{
+    struct listener *l = arg;
+    struct ipaddr peer;
+    uint16_t port;
+    (void)events;
+
+    for (int i = 0; i < LISTENER_ACCEPT_BATCH; i++) {
+        int fd = sock_accept(l->fd, &peer, &port);
+        if (fd == -EAGAIN)
+            return;
+        if (fd < 0) {
+            /* EMFILE and friends: drop this round, the loop calls again. */
+            log_warn("%s: accept: %s", l->name, strerror(-fd));
+            return;
+        }
+        sock_tune(fd);
+        l->cb(l->zt, fd, &peer, port);
+    }
+}
+
+struct listener *
+listener_open(struct zt *zt, const char *name, uint16_t port, listener_fn *cb, char *err,
+              size_t errlen)
+{
+    struct sock_opts o = {.mark = SOCK_MARK_ZTUNNEL, .reuseport = true};
+    struct listener *l = xcalloc(1, sizeof(*l));
+
+    l->zt = zt;
+    l->name = name;
+    l->cb = cb;
+    l->fd = sock_listen(NULL, port, &o);
+    if (l->fd < 0) {
+        snprintf(err, errlen, "%s: listen on [::]:%u: %s", name, port, strerror(-l->fd));
+        free(l);
+        return NULL;
+    }
+    if (loop_io_start(zt->loop, &l->io, l->fd, EPOLLIN, on_accept, l) < 0) {
+        snprintf(err, errlen, "%s: epoll: %s", name, strerror(errno));
+        close(l->fd);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void
+listener_close(struct listener *l)
+{
+    if (l == NULL)
+        return;
+    loop_io_stop(l->zt->loop, &l->io);
+    close(l->fd);
+    free(l);
+}

@@ -1,0 +1,292 @@
+/*
+ * main.c - ztunnel: flags, start-up, signals and graceful drain.
+ *
+ * Local mode: --local-config FILE --node NAME --ca-dir DIR. The process runs
+ * one event loop; see ARCHITECTURE.md for why and for the ports.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "ztunnel"
+#include "base/base.h"
+#include "config/local_config.h"
+#include "log/log.h"
+#include "ztunnel.h"
+
+#define DRAIN_POLL_MS 50
+
+static struct zt zt;
+static struct loop_io sig_io;
+static struct loop_timer drain_timer;
+static uint64_t drain_deadline_ms;
+static bool drain_forced;
+
+bool
+zt_is_local(const struct zt *z, const struct workload *w)
+{
+    return w->node != NULL && strcmp(w->node, z->opts.node) == 0;
+}
+
+const struct workload *
+zt_local_workload(const struct zt *z, const struct ipaddr *ip)
+{
+    const struct workload *w = model_workload_by_ip(z->model, ip);
+    return w != NULL && zt_is_local(z, w) ? w : NULL;
+}
+
+bool
+zt_is_own_port(const struct zt *z, uint16_t port)
+{
+    return port == zt_port(z, ZT_PORT_OUTBOUND) || port == zt_port(z, ZT_PORT_INBOUND_PLAIN) ||
+           port == zt_port(z, ZT_PORT_HBONE);
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ztunnel --local-config FILE --node NAME --ca-dir DIR [options]\n"
+            "  --local-config FILE     workloads, services and policies (YAML)\n"
+            "  --node NAME             proxy for the workloads of FILE on this node\n"
+            "  --ca-dir DIR            root-cert.pem and root-key.pem to mint certificates\n"
+            "  --drain-timeout SECS    SIGTERM drain deadline (default 5)\n"
+            "  --pool-idle-timeout SECS close pooled HBONE connections idle this long (300)\n"
+            "  --cert-ttl SECS         lifetime of minted certificates (86400)\n"
+            "  --cluster NAME          cluster name for baggage (Kubernetes)\n"
+            "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
+            "  --log-level LEVEL       error, warn, info (default) or debug\n"
+            "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n"
+            "  --port-offset N         add N to every listening port (tests only)\n");
+}
+
+static long
+parse_num(const char *flag, const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
+        fatal("%s: \"%s\" is not a number in [%ld, %ld]", flag, s, min, max);
+    return v;
+}
+
+static void
+parse_flags(int argc, char **argv, struct zt_opts *o)
+{
+    static const struct option opts[] = {
+        {"local-config", required_argument, NULL, 'c'},
+        {"node", required_argument, NULL, 'n'},
+        {"ca-dir", required_argument, NULL, 'a'},
+        {"drain-timeout", required_argument, NULL, 'd'},
+        {"pool-idle-timeout", required_argument, NULL, 'i'},
+        {"cert-ttl", required_argument, NULL, 't'},
+        {"cluster", required_argument, NULL, 'k'},
+        {"allow-x25519", no_argument, NULL, 'x'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, 'f'},
+        {"port-offset", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *env = getenv("LOG_FORMAT");
+    int c, lv;
+
+    o->drain_ms = 5000;
+    o->pool_idle_ms = 300000;
+    o->cert_ttl_s = 86400;
+    o->cluster = "Kubernetes";
+    o->pipe_buf = PIPE_BUF_DEFAULT;
+    o->json_log = env != NULL && strcmp(env, "json") == 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->local_config = optarg;
+            break;
+        case 'n':
+            o->node = optarg;
+            break;
+        case 'a':
+            o->ca_dir = optarg;
+            break;
+        case 'd':
+            o->drain_ms = (uint64_t)parse_num("--drain-timeout", optarg, 0, 3600) * 1000;
+            break;
+        case 'i':
+            o->pool_idle_ms = (uint64_t)parse_num("--pool-idle-timeout", optarg, 1, 86400) * 1000;
+            break;
+        case 't':
+            o->cert_ttl_s = parse_num("--cert-ttl", optarg, 60, 90L * 86400);
+            break;
+        case 'k':
+            o->cluster = optarg;
+            break;
+        case 'x':
+            o->allow_x25519 = true;
+            break;
+        case 'l':
+            if ((lv = log_parse_level(optarg)) < 0)
+                fatal("--log-level: unknown level \"%s\"", optarg);
+            log_set_level((enum log_level)lv);
+            break;
+        case 'f':
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0)
+                fatal("--log-format: expected plain or json, got \"%s\"", optarg);
+            o->json_log = strcmp(optarg, "json") == 0;
+            break;
+        case 'p':
+            o->port_offset = (uint16_t)parse_num("--port-offset", optarg, 0, 40000);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        exit(2);
+    }
+    if (o->local_config == NULL || o->node == NULL || o->ca_dir == NULL) {
+        fprintf(stderr, "ztunnel: --local-config, --node and --ca-dir are required\n");
+        usage(stderr);
+        exit(2);
+    }
+    log_set_json(o->json_log);
+}
+
+static bool
+all_closed(void)
+{
+    return zt.n_conns == 0 && (zt.inbound == NULL || inbound_n_sessions(zt.inbound) == 0) &&
+           pool_n_conns(zt.pool) == 0;
+}
+
+static void
+on_drain_tick(void *arg)
+{
+    (void)arg;
+    uint64_t now = clock_mono_ms();
+
+    if (all_closed()) {
+        log_info("drained, exiting");
+        loop_stop(zt.loop);
+        return;
+    }
+    if (now >= drain_deadline_ms && !drain_forced) {
+        log_warn("drain deadline reached with %zu connections open; closing them", zt.n_conns);
+        drain_forced = true;
+        zconn_abort_all(&zt);
+        inbound_abort(zt.inbound);
+        pool_abort(zt.pool);
+    } else if (now >= drain_deadline_ms + 2000) {
+        log_warn("giving up on %zu connections", zt.n_conns);
+        loop_stop(zt.loop);
+        return;
+    }
+    loop_timer_start(zt.loop, &drain_timer, DRAIN_POLL_MS, on_drain_tick, NULL);
+}
+
+static void
+start_drain(void)
+{
+    if (zt.draining)
+        return;
+    log_info("received SIGTERM: not ready, closing listeners, draining for %" PRIu64 " ms",
+             zt.opts.drain_ms);
+    zt.ready = false;
+    zt.draining = true;
+    listener_close(zt.outbound);
+    listener_close(zt.plain);
+    zt.outbound = zt.plain = NULL;
+    inbound_drain(zt.inbound);
+    pool_drain(zt.pool);
+    drain_deadline_ms = clock_mono_ms() + zt.opts.drain_ms;
+    loop_timer_start(zt.loop, &drain_timer, 0, on_drain_tick, NULL);
+}
+
+static void
+on_signal(void *arg, uint32_t events)
+{
+    struct signalfd_siginfo si;
+    int fd = *(int *)arg;
+    (void)events;
+
+    while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+            start_drain();
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    char err[1024];
+    static int sigfd;
+    sigset_t mask;
+
+    signal(SIGPIPE, SIG_IGN);
+    parse_flags(argc, argv, &zt.opts);
+    if (local_config_load(zt.opts.local_config, &zt.model, err, sizeof(err)) < 0)
+        fatal("invalid local config: %s", err);
+    zt.loop = loop_new();
+    if (zt.loop == NULL)
+        fatal("epoll: %s", strerror(errno));
+    if ((zt.certs = certs_new(&zt, err, sizeof(err))) == NULL)
+        fatal("%s", err);
+    zt.pool = pool_new(&zt);
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd < 0 || loop_io_start(zt.loop, &sig_io, sigfd, EPOLLIN, on_signal, &sigfd) < 0)
+        fatal("signalfd: %s", strerror(errno));
+
+    size_t n_local = 0;
+    for (size_t i = 0; i < zt.model->n_workloads; i++)
+        n_local += zt_is_local(&zt, zt.model->workloads[i]);
+    log_info("local config %s: %zu workloads (%zu on node %s), %zu services", zt.opts.local_config,
+             zt.model->n_workloads, n_local, zt.opts.node, zt.model->n_services);
+    if (zt.model->n_policies > 0)
+        log_warn("%zu policies in the config are not enforced by this version",
+                 zt.model->n_policies);
+    certs_prefetch(zt.certs);
+
+    if (inbound_start(&zt, err, sizeof(err)) == NULL ||
+        (zt.outbound = listener_open(&zt, "outbound", zt_port(&zt, ZT_PORT_OUTBOUND),
+                                     outbound_accept, err, sizeof(err))) == NULL ||
+        (zt.plain = listener_open(&zt, "inbound-plaintext", zt_port(&zt, ZT_PORT_INBOUND_PLAIN),
+                                  passthrough_accept, err, sizeof(err))) == NULL ||
+        admin_start(&zt, err, sizeof(err)) < 0)
+        fatal("%s", err);
+    zt.ready = true;
+    log_info("ready: outbound %u, inbound plaintext %u, HBONE %u, admin 127.0.0.1:%u, "
+             "readiness 127.0.0.1:%u",
+             zt_port(&zt, ZT_PORT_OUTBOUND), zt_port(&zt, ZT_PORT_INBOUND_PLAIN),
+             zt_port(&zt, ZT_PORT_HBONE), zt_port(&zt, ZT_PORT_ADMIN), zt_port(&zt, ZT_PORT_READY));
+
+    int rc = loop_run(zt.loop);
+
+    /* Orderly teardown so sanitizers see no leaks. */
+    admin_stop();
+    listener_close(zt.outbound);
+    listener_close(zt.plain);
+    inbound_free(zt.inbound);
+    loop_io_stop(zt.loop, &sig_io);
+    close(sigfd);
+    pool_free(zt.pool);
+    certs_free(zt.certs);
+    model_unref(zt.model);
+    loop_free(zt.loop);
+    return rc < 0 ? 1 : 0;
+}

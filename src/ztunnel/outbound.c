@@ -1,0 +1,261 @@
+/*
+ * outbound.c - captured outbound connections on port 15001.
+ *
+ * The kernel REDIRECTed the app's connect to us; SO_ORIGINAL_DST gives what
+ * it dialled. We resolve it (reference 3.7): a service VIP picks a healthy
+ * endpoint and its target port, else a workload IP, else the destination is
+ * outside the mesh and we pass the bytes through as plain TCP. HBONE
+ * endpoints get a CONNECT on a pooled mTLS connection to <endpoint>:15008.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#define LOG_SCOPE "outbound"
+#include "base/base.h"
+#include "conn/dial.h"
+#include "conn/tcp_stream.h"
+#include "h2/h2.h"
+#include "log/log.h"
+#include "net/sock.h"
+#include "ztunnel.h"
+
+struct outbound_conn {
+    struct zt *zt;
+    int client_fd;
+    struct zconn *zc;
+    struct dial *dial;
+};
+
+static void
+on_pipe_done(void *arg, const struct pipe_result *res)
+{
+    struct outbound_conn *o = arg;
+    zconn_finish(o->zt, o->zc, res);
+    free(o);
+}
+
+static void
+fail(struct outbound_conn *o, int err, const char *why)
+{
+    struct pipe_result res = {.err = err};
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+    /* Reset, so the app sees a failed connection rather than an empty answer. */
+    setsockopt(o->client_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(o->client_fd);
+    o->zc->error = why;
+    zconn_finish(o->zt, o->zc, &res);
+    free(o);
+}
+
+static void
+start_pipe(struct outbound_conn *o, struct stream *upstream)
+{
+    struct stream *client = tcp_stream_new(o->zt->loop, o->client_fd);
+    if (client == NULL) {
+        stream_close(upstream, true);
+        fail(o, -ENOMEM, "out of memory");
+        return;
+    }
+    /* a = the app (client), b = upstream: a_to_b counts bytes sent to the destination. */
+    o->zc->pipe = pipe_start(o->zt->loop, client, upstream, o->zt->opts.pipe_buf, on_pipe_done, o);
+}
+
+static void
+on_hbone_response(void *arg, struct h2_stream *st, int status)
+{
+    struct outbound_conn *o = arg;
+
+    if (st == NULL || status != 200) {
+        if (st != NULL)
+            stream_close(h2_stream_as_stream(st), true);
+        log_debug("HBONE CONNECT failed: %s",
+                  status < 0 ? mesh_strerror(status) : (status == 503 ? "http status: 503" : "http status"));
+        fail(o, status < 0 ? status : -ECONNREFUSED,
+             status < 0 ? "HBONE connection failed" : "HBONE CONNECT refused by the destination");
+        return;
+    }
+    start_pipe(o, h2_stream_as_stream(st));
+}
+
+static void
+on_plain_dialled(void *arg, int fd)
+{
+    struct outbound_conn *o = arg;
+
+    o->dial = NULL;
+    if (fd < 0) {
+        fail(o, fd, "connection to the destination failed");
+        return;
+    }
+    struct stream *up = tcp_stream_new(o->zt->loop, fd);
+    if (up == NULL) {
+        fail(o, -ENOMEM, "out of memory");
+        return;
+    }
+    start_pipe(o, up);
+}
+
+static void
+random_hex(char *out, size_t bytes)
+{
+    unsigned char b[32];
+    static const char hex[] = "0123456789abcdef";
+
+    RAND_bytes(b, (int)bytes);
+    for (size_t i = 0; i < bytes; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * bytes] = '\0';
+}
+
+/* Builds the W3C baggage describing the source workload (reference 1.5). */
+static void
+make_baggage(const struct zt *zt, const struct workload *w, char *out, size_t len)
+{
+    size_t n = 0;
+    const char *items[][2] = {
+        {"k8s.cluster.name", w->cluster_id ? w->cluster_id : zt->opts.cluster},
+        {"k8s.namespace.name", w->ns},
+        {"k8s.pod.name", w->workload_name ? w->workload_name : w->name},
+        {"service.name", w->canonical_name},
+        {"service.version", w->canonical_revision},
+    };
+    out[0] = '\0';
+    for (size_t i = 0; i < ARRAY_LEN(items); i++) {
+        if (items[i][1] == NULL || items[i][1][0] == '\0')
+            continue;
+        int k = snprintf(out + n, len - n, "%s%s=%s", n ? "," : "", items[i][0], items[i][1]);
+        if (k < 0 || (size_t)k >= len - n) {
+            out[n] = '\0';
+            return;
+        }
+        n += (size_t)k;
+    }
+}
+
+static void
+start_hbone(struct outbound_conn *o, const struct workload *src, const struct workload *dst,
+            const struct ipaddr *dst_ip, uint16_t target_port, const struct service *svc)
+{
+    struct zt *zt = o->zt;
+    struct tls_creds *creds = certs_get(zt->certs, src);
+    char authority[ADDR_STRLEN], client[ADDR_STRLEN], fwd[ADDR_STRLEN + 300];
+    char baggage[1024], trace[64], tid[33], pid[17];
+
+    if (creds == NULL) {
+        fail(o, -MESH_ENOIDENTITY, "no certificate for the source workload");
+        return;
+    }
+    /* Expected server identities: the endpoint's own plus the service's SANs. */
+    const char *ids[1 + 16];
+    size_t n_ids = 0;
+    ids[n_ids++] = dst->identity;
+    for (size_t i = 0; svc != NULL && i < svc->n_sans && n_ids < ARRAY_LEN(ids); i++)
+        ids[n_ids++] = svc->sans[i];
+
+    ipport_str(dst_ip, target_port, authority);
+    ipport_str(&o->zc->src_ip, o->zc->src_port, client);
+    if (svc != NULL)
+        snprintf(fwd, sizeof(fwd), "for=\"%s\";host=%s", client, svc->hostname);
+    else
+        snprintf(fwd, sizeof(fwd), "for=\"%s\"", client);
+    make_baggage(zt, src, baggage, sizeof(baggage));
+    random_hex(tid, 16);
+    random_hex(pid, 8);
+    snprintf(trace, sizeof(trace), "00-%s-%s-00", tid, pid);
+    struct h2_header hdrs[] = {{"baggage", baggage}, {"forwarded", fwd}, {"traceparent", trace}};
+
+    struct pool_target t = {
+        .creds = creds,
+        .dst_ids = ids,
+        .n_dst_ids = n_ids,
+        .src_ip = o->zc->src_ip,
+        .dst_ip = *dst_ip,
+        .dst_port = zt_port(zt, ZT_PORT_HBONE),
+    };
+    o->zc->mtls = true;
+    o->zc->dst_ip = *dst_ip;
+    o->zc->dst_port = t.dst_port;
+    o->zc->hbone_ip = *dst_ip;
+    o->zc->hbone_port = target_port;
+    pool_connect(zt->pool, &t, authority, hdrs, baggage[0] ? 3 : 2, on_hbone_response, o);
+}
+
+void
+outbound_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port)
+{
+    struct ipaddr odst;
+    uint16_t oport;
+    char a[ADDR_STRLEN];
+
+    if (zt->draining || sock_orig_dst(fd, &odst, &oport) < 0) {
+        /* Not a REDIRECTed connection (someone dialled 15001 directly): refuse. */
+        close(fd);
+        return;
+    }
+    struct outbound_conn *o = xcalloc(1, sizeof(*o));
+    o->zt = zt;
+    o->client_fd = fd;
+    o->zc = zconn_new(zt, false);
+    o->zc->src_ip = *peer;
+    o->zc->src_port = peer_port;
+    o->zc->dst_ip = odst;
+    o->zc->dst_port = oport;
+
+    const struct workload *src = zt_local_workload(zt, peer);
+    if (src == NULL) {
+        log_warn("outbound from %s: not a workload of node %s", ipport_str(peer, peer_port, a),
+                 zt->opts.node);
+        fail(o, -MESH_ENOIDENTITY, "unknown source");
+        return;
+    }
+    zconn_set(&o->zc->src_workload, src->name);
+    zconn_set(&o->zc->src_ns, src->ns);
+    zconn_set(&o->zc->src_identity, src->identity);
+
+    if (zt_local_workload(zt, &odst) == src && zt_is_own_port(zt, oport)) {
+        fail(o, -ELOOP, "destination is ztunnel itself");
+        return;
+    }
+
+    /* 1. Service VIP -> endpoint; 2. workload IP; 3. passthrough. */
+    const struct workload *dst = NULL;
+    const struct ipaddr *dst_ip = &odst;
+    uint16_t port = oport;
+    const struct service *svc = model_service_by_vip(zt->model, &odst);
+    if (svc != NULL) {
+        uint32_t seed;
+        RAND_bytes((unsigned char *)&seed, sizeof(seed));
+        zconn_set(&o->zc->dst_service, svc->hostname);
+        dst = model_pick_endpoint(zt->model, svc, oport, odst.family, seed, &port);
+        if (dst == NULL) {
+            fail(o, -EHOSTUNREACH, "no healthy upstream");
+            return;
+        }
+        dst_ip = workload_addr(dst, odst.family);
+    } else {
+        dst = model_workload_by_ip(zt->model, &odst);
+    }
+    if (dst != NULL) {
+        zconn_set(&o->zc->dst_workload, dst->name);
+        zconn_set(&o->zc->dst_ns, dst->ns);
+        zconn_set(&o->zc->dst_identity, dst->identity);
+    }
+    if (dst != NULL && dst->tunnel == TUNNEL_HBONE) {
+        start_hbone(o, src, dst, dst_ip, port, svc);
+        return;
+    }
+    /* Plain TCP: a non-mesh workload or a destination outside the mesh. */
+    o->zc->dst_ip = *dst_ip;
+    o->zc->dst_port = port;
+    struct sock_opts so = {.mark = SOCK_MARK_ZTUNNEL};
+    o->dial = dial_start(zt->loop, dst_ip, port, NULL, &so, DIAL_TIMEOUT_MS, on_plain_dialled, o);
+}

@@ -1,0 +1,98 @@
+/*
+ * passthrough.c - captured plaintext inbound on port 15006.
+ *
+ * A peer outside the mesh (or one without HBONE) connected to a local
+ * workload and the kernel REDIRECTed it here. SO_ORIGINAL_DST gives the real
+ * destination, which must be a workload of this node; there is no peer
+ * identity (policy requiring one will deny these in the policy issue).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "inbound"
+#include "base/base.h"
+#include "conn/dial.h"
+#include "conn/tcp_stream.h"
+#include "log/log.h"
+#include "net/sock.h"
+#include "ztunnel.h"
+
+struct plain_conn {
+    struct zt *zt;
+    int client_fd;
+    struct zconn *zc;
+};
+
+static void
+on_done(void *arg, const struct pipe_result *res)
+{
+    struct plain_conn *p = arg;
+    zconn_finish(p->zt, p->zc, res);
+    free(p);
+}
+
+static void
+on_dialled(void *arg, int fd)
+{
+    struct plain_conn *p = arg;
+    struct zt *zt = p->zt;
+
+    if (fd < 0) {
+        struct pipe_result res = {.err = fd};
+        close(p->client_fd);
+        p->zc->error = "connection to the workload failed";
+        zconn_finish(zt, p->zc, &res);
+        free(p);
+        return;
+    }
+    struct stream *client = tcp_stream_new(zt->loop, p->client_fd);
+    struct stream *app = tcp_stream_new(zt->loop, fd);
+    if (client == NULL || app == NULL) {
+        struct pipe_result res = {.err = -ENOMEM};
+        if (client)
+            stream_close(client, true);
+        if (app)
+            stream_close(app, true);
+        zconn_finish(zt, p->zc, &res);
+        free(p);
+        return;
+    }
+    p->zc->pipe = pipe_start(zt->loop, client, app, zt->opts.pipe_buf, on_done, p);
+}
+
+void
+passthrough_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port)
+{
+    struct ipaddr odst;
+    uint16_t oport;
+
+    if (zt->draining || sock_orig_dst(fd, &odst, &oport) < 0) {
+        close(fd);
+        return;
+    }
+    const struct workload *w = zt_local_workload(zt, &odst);
+    if (w == NULL || zt_is_own_port(zt, oport)) {
+        /* Only local workloads are served here; anything else would be an open relay or a loop. */
+        log_debug("plaintext inbound to a non-local destination refused");
+        close(fd);
+        return;
+    }
+    struct plain_conn *p = xcalloc(1, sizeof(*p));
+    p->zt = zt;
+    p->client_fd = fd;
+    p->zc = zconn_new(zt, true);
+    p->zc->src_ip = *peer;
+    p->zc->src_port = peer_port;
+    p->zc->dst_ip = odst;
+    p->zc->dst_port = oport;
+    zconn_set(&p->zc->dst_workload, w->name);
+    zconn_set(&p->zc->dst_ns, w->ns);
+    const struct workload *src = model_workload_by_ip(zt->model, peer);
+    if (src != NULL) {
+        zconn_set(&p->zc->src_workload, src->name);
+        zconn_set(&p->zc->src_ns, src->ns);
+    }
+    struct sock_opts o = {.mark = SOCK_MARK_ZTUNNEL};
+    dial_start(zt->loop, &odst, oport, NULL, &o, DIAL_TIMEOUT_MS, on_dialled, p);
+}

@@ -1,0 +1,158 @@
+/*
+ * ztunnel.h - the node proxy's shared state and the seams between its files.
+ *
+ *   main.c        flags, start-up, signals, drain
+ *   outbound.c    15001: captured outbound, resolve, HBONE or plain TCP
+ *   inbound.c     15008: HBONE server (mTLS + HTTP/2 CONNECT)
+ *   passthrough.c 15006: captured plaintext inbound
+ *   pool.c        HBONE client connections keyed by identities and addresses
+ *   certs.c       per-identity certificates (minted from a local CA for now)
+ *   conntab.c     live connections, access log at close
+ *   admin.c       15000 config_dump, 15021 readiness
+ */
+#ifndef MESH_ZTUNNEL_H
+#define MESH_ZTUNNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn/pipe.h"
+#include "loop/loop.h"
+#include "model/model.h"
+#include "net/addr.h"
+#include "tls/tls.h"
+
+#define ZT_PORT_OUTBOUND 15001
+#define ZT_PORT_INBOUND_PLAIN 15006
+#define ZT_PORT_HBONE 15008
+#define ZT_PORT_ADMIN 15000
+#define ZT_PORT_READY 15021
+
+struct zt_opts {
+    const char *local_config;
+    const char *node;
+    const char *ca_dir;
+    const char *cluster;       /* for baggage */
+    bool allow_x25519;
+    bool json_log;
+    uint64_t drain_ms;         /* SIGTERM drain deadline */
+    uint64_t pool_idle_ms;     /* close pooled connections idle this long */
+    long cert_ttl_s;           /* minted certificate lifetime */
+    uint16_t port_offset;      /* added to every listening port (tests on one netns) */
+    size_t pipe_buf;           /* per-direction pipe buffer cap */
+};
+
+struct certs;
+struct pool;
+
+/* One proxied connection, from accept to access log. */
+struct zconn {
+    struct zconn *prev, *next;
+    uint64_t id;
+    bool inbound;
+    bool mtls;
+    struct ipaddr src_ip, dst_ip, hbone_ip;
+    uint16_t src_port, dst_port, hbone_port;
+    char *src_workload, *src_ns, *src_identity;
+    char *dst_workload, *dst_ns, *dst_identity, *dst_service;
+    uint64_t start_ms;
+    struct pipe *pipe;
+    const char *error; /* static reason, NULL when clean */
+};
+
+struct zt {
+    struct loop *loop;
+    struct zt_opts opts;
+    struct model *model;
+    struct certs *certs;
+    struct pool *pool;
+    struct zconn *conns;
+    size_t n_conns;
+    uint64_t next_id;
+    bool ready;
+    bool draining;
+    struct inbound *inbound;   /* 15008 */
+    struct listener *outbound; /* 15001 */
+    struct listener *plain;    /* 15006 */
+};
+
+static inline uint16_t
+zt_port(const struct zt *zt, uint16_t port)
+{
+    return (uint16_t)(port + zt->opts.port_offset);
+}
+
+/* True if |w| runs on this node. */
+bool zt_is_local(const struct zt *zt, const struct workload *w);
+/* The local workload owning |ip|, or NULL. */
+const struct workload *zt_local_workload(const struct zt *zt, const struct ipaddr *ip);
+/* True if |port| is one of ztunnel's own data-path ports. */
+bool zt_is_own_port(const struct zt *zt, uint16_t port);
+
+/* conntab.c */
+struct zconn *zconn_new(struct zt *zt, bool inbound);
+/* Sets a string field from a possibly-NULL source. */
+void zconn_set(char **field, const char *value);
+/* Logs the access line, unlinks and frees |c|. */
+void zconn_finish(struct zt *zt, struct zconn *c, const struct pipe_result *res);
+/* Resets every live connection (end of drain). */
+void zconn_abort_all(struct zt *zt);
+
+/* certs.c */
+struct certs *certs_new(struct zt *zt, char *err, size_t errlen);
+void certs_free(struct certs *c);
+/* Credentials for a local workload's identity (minted on first use). NULL on failure. */
+struct tls_creds *certs_get(struct certs *c, const struct workload *w);
+/* Mints certificates for every local HBONE workload. */
+void certs_prefetch(struct certs *c);
+struct json_t;
+/* Appends certificate entries to a JSON array. */
+void certs_dump(struct certs *c, struct json_t *arr);
+
+/* listener.c: a listening socket handing accepted fds to a callback. */
+typedef void listener_fn(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
+struct listener *listener_open(struct zt *zt, const char *name, uint16_t port, listener_fn *cb,
+                               char *err, size_t errlen);
+void listener_close(struct listener *l);
+
+/* inbound.c, outbound.c, passthrough.c */
+struct inbound *inbound_start(struct zt *zt, char *err, size_t errlen);
+/* Closes the listener and sends GOAWAY on every session. */
+void inbound_drain(struct inbound *in);
+size_t inbound_n_sessions(const struct inbound *in);
+/* Closes every session at once (end of drain). */
+void inbound_abort(struct inbound *in);
+void inbound_free(struct inbound *in);
+void outbound_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
+void passthrough_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
+
+/* pool.c */
+struct pool *pool_new(struct zt *zt);
+void pool_free(struct pool *p);
+void pool_drain(struct pool *p);
+/* Closes every pooled connection at once. */
+void pool_abort(struct pool *p);
+size_t pool_n_conns(const struct pool *p);
+
+struct h2_stream;
+struct h2_header;
+/* Called with the opened stream and the response status, or NULL and a negative error. */
+typedef void pool_stream_fn(void *arg, struct h2_stream *st, int status);
+
+struct pool_target {
+    struct tls_creds *creds;         /* source identity */
+    const char *const *dst_ids;      /* acceptable server identities */
+    size_t n_dst_ids;
+    struct ipaddr src_ip;
+    struct ipaddr dst_ip;
+    uint16_t dst_port;
+};
+/* Opens a CONNECT for |authority| on a pooled connection for |t|; |cb| runs later. */
+void pool_connect(struct pool *p, const struct pool_target *t, const char *authority,
+                  const struct h2_header *hdrs, size_t n_hdrs, pool_stream_fn *cb, void *arg);
+
+/* admin.c */
+int admin_start(struct zt *zt, char *err, size_t errlen);
+void admin_stop(void);
+
+#endif

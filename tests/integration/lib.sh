@@ -1,0 +1,215 @@
+# lib.sh - helpers for the network-namespace integration tests.
+#
+# A test sources this file, calls topo_two_nodes, starts what it needs and
+# asserts. Everything it creates (namespaces, processes, files) is removed by
+# the EXIT trap. Addresses come from 198.18.0.0/15 and 2001:db8::/32 only, so
+# nothing can leave the machine. Without root the tests FAIL: CI runs as root.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${MESH_BIN:-$ROOT/build-asan/bin}
+PY=/usr/bin/python3
+TCPTOOL="$PY $ROOT/tests/support/tcptool.py"
+ID=${ID:-$$}
+N1=amt-n1-$ID
+N2=amt-n2-$ID
+WORK=$(mktemp -d /tmp/amesh-it.XXXXXX)
+PIDS=()
+FAILS=0
+PASSES=0
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+say() { printf '# %s\n' "$*"; }
+run() { printf '+ %s\n' "$*"; "$@"; }
+
+pass() { PASSES=$((PASSES + 1)); printf 'ok - %s\n' "$*"; }
+fail() { FAILS=$((FAILS + 1)); printf 'not ok - %s\n' "$*"; }
+check() { # check "description" command...
+    local what=$1; shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+cleanup() {
+    local rc=$?
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    sleep 0.2
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+    ip netns del "$N1" 2>/dev/null || true
+    ip netns del "$N2" 2>/dev/null || true
+    if [ "${KEEP_WORK:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+    exit $rc
+}
+trap cleanup EXIT
+
+require_root() {
+    if [ "$(id -u)" -ne 0 ] || ! ip netns add "amt-probe-$ID" 2>/dev/null; then
+        echo "FAIL: integration tests need root and network namespaces" >&2
+        exit 1
+    fi
+    ip netns del "amt-probe-$ID"
+}
+
+# Waits up to $2 seconds (default 10) for command $1... to succeed.
+wait_for() {
+    local deadline=$(( $(date +%s) + ${WAIT_SECS:-10} ))
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+# Root CA for local mode (EC P-256), the files ztunnel --ca-dir expects.
+make_ca() { # dir [cn]
+    mkdir -p "$1"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$1/root-key.pem" 2>/dev/null
+    openssl req -x509 -new -key "$1/root-key.pem" -days 3650 -subj "/O=amesh-test/CN=${2:-root}" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -out "$1/root-cert.pem" 2>/dev/null
+    chmod 600 "$1/root-key.pem"
+}
+
+# Two node namespaces joined by a veth pair; pod addresses live on the
+# loopback interface of their node and are routed across the link.
+#   n1: veth 198.18.0.1 / 2001:db8::1     pods CLIENT_IP
+#   n2: veth 198.18.0.2 / 2001:db8::2     pods SERVER_IP
+topo_two_nodes() { # family(4|6)
+    FAMILY=${1:-4}
+    ip netns add "$N1"
+    ip netns add "$N2"
+    ip link add v1 netns "$N1" type veth peer name v2 netns "$N2"
+    for ns in "$N1" "$N2"; do
+        ip -n "$ns" link set lo up
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 2>/dev/null || true
+    done
+    ip -n "$N1" link set v1 up
+    ip -n "$N2" link set v2 up
+    if [ "$FAMILY" = 6 ]; then
+        CLIENT_IP=2001:db8:250::20 SERVER_IP=2001:db8:250::10 SERVER2_IP=2001:db8:250::11
+        VIP=2001:db8:19::10
+        ip -n "$N1" addr add 2001:db8::1/64 dev v1 nodad
+        ip -n "$N2" addr add 2001:db8::2/64 dev v2 nodad
+        ip -n "$N1" addr add $CLIENT_IP/128 dev lo nodad
+        ip -n "$N2" addr add $SERVER_IP/128 dev lo nodad
+        ip -n "$N2" addr add $SERVER2_IP/128 dev lo nodad
+        ip -n "$N1" -6 route add default via 2001:db8::2
+        ip -n "$N2" -6 route add default via 2001:db8::1
+        LINK_PEER=2001:db8::2
+    else
+        CLIENT_IP=198.18.250.20 SERVER_IP=198.18.250.10 SERVER2_IP=198.18.250.11
+        VIP=198.19.0.10
+        ip -n "$N1" addr add 198.18.0.1/24 dev v1
+        ip -n "$N2" addr add 198.18.0.2/24 dev v2
+        ip -n "$N1" addr add $CLIENT_IP/32 dev lo
+        ip -n "$N2" addr add $SERVER_IP/32 dev lo
+        ip -n "$N2" addr add $SERVER2_IP/32 dev lo
+        ip -n "$N1" route add default via 198.18.0.2
+        ip -n "$N2" route add default via 198.18.0.1
+        LINK_PEER=198.18.0.2
+    fi
+}
+
+# The mesh config both ztunnels read: a client pod on node-1, an HBONE server
+# pod and a plain (non-mesh) pod on node-2, and service "echo" on VIP:80.
+write_config() { # file
+    cat >"$1" <<YAML
+workloads:
+- uid: Kubernetes//Pod/default/client
+  name: client
+  namespace: default
+  serviceAccount: client
+  addresses: ["$CLIENT_IP"]
+  node: node-1
+  tunnelProtocol: HBONE
+- uid: Kubernetes//Pod/default/server
+  name: server
+  namespace: default
+  serviceAccount: server
+  addresses: ["$SERVER_IP"]
+  node: node-2
+  tunnelProtocol: HBONE
+  canonicalName: echo
+  canonicalRevision: v1
+  services:
+    default/echo.default.svc.cluster.local:
+      ports:
+      - servicePort: 80
+        targetPort: 8080
+- uid: Kubernetes//Pod/default/legacy
+  name: legacy
+  namespace: default
+  addresses: ["$SERVER2_IP"]
+  node: node-2
+  tunnelProtocol: NONE
+services:
+- name: echo
+  namespace: default
+  hostname: echo.default.svc.cluster.local
+  addresses: ["$VIP"]
+  ports:
+  - servicePort: 80
+    targetPort: 8080
+policies: []
+YAML
+}
+
+start_bg() { # logfile command...
+    local log=$1; shift
+    "$@" >"$log" 2>&1 &
+    PIDS+=($!)
+    LAST_PID=$!
+}
+
+start_ztunnel() { # netns node config cadir log [extra flags]
+    local ns=$1 node=$2 cfg=$3 ca=$4 log=$5; shift 5
+    start_bg "$log" ip netns exec "$ns" "$BIN/ztunnel" --local-config "$cfg" --node "$node" \
+        --ca-dir "$ca" "$@"
+    wait_for ip netns exec "$ns" $PY -c "
+import urllib.request,sys
+sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:15021/healthz/ready',timeout=1).status==200 else 1)" \
+        || { echo "ztunnel in $ns did not become ready:"; cat "$log"; return 1; }
+}
+
+# REDIRECT the node's outbound TCP to ztunnel, exempting ztunnel's own sockets (mark 0x539).
+capture_outbound() { # netns
+    local ipt=iptables
+    [ "$FAMILY" = 6 ] && ipt=ip6tables
+    local lo=127.0.0.0/8
+    [ "$FAMILY" = 6 ] && lo=::1/128
+    ip netns exec "$1" $ipt -t nat -A OUTPUT -p tcp ! -d $lo -m mark ! --mark 0x539/0xfff \
+        -j REDIRECT --to-ports 15001
+}
+
+# REDIRECT inbound TCP (except HBONE 15008) to ztunnel's plaintext port 15006.
+capture_inbound() { # netns
+    local ipt=iptables
+    [ "$FAMILY" = 6 ] && ipt=ip6tables
+    ip netns exec "$1" $ipt -t nat -A PREROUTING -p tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff \
+        -j REDIRECT --to-ports 15006
+}
+
+start_server() { # netns ip port log [flags]
+    local ns=$1 ip=$2 port=$3 log=$4; shift 4
+    start_bg "$log" ip netns exec "$ns" $TCPTOOL serve --bind "$ip" --port "$port" "$@"
+    wait_for ip netns exec "$ns" ss -ltn "sport = :$port" | grep -q LISTEN || true
+    wait_for sh -c "ip netns exec $ns ss -Hltn 'sport = :$port' | grep -q ."
+}
+
+hostport() { # ip port
+    case $1 in *:*) echo "[$1]:$2" ;; *) echo "$1:$2" ;; esac
+}
+
+finish() {
+    echo "$PASSES passed, $FAILS failed"
+    [ "$FAILS" -eq 0 ]
+}
+
+# SIGTERM a ztunnel and require a clean exit: status 0 and no sanitizer report.
+stop_ztunnel() { # pid log
+    kill -TERM "$1" 2>/dev/null || return 1
+    local rc=0
+    wait "$1" || rc=$?
+    if [ "$rc" -ne 0 ] || grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error' "$2"; then
+        echo "ztunnel exited with $rc:"; tail -40 "$2"; return 1
+    fi
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages amesh builds, tests and demos with.
+# Idempotent: does nothing when everything is already present.
+set -euo pipefail
+
+pkgs=(
+  cmake ninja-build gcc clang pkg-config
+  libssl-dev libnghttp2-dev libyaml-dev libjansson-dev libcmocka-dev
+  libprotobuf-c-dev protobuf-c-compiler
+  iproute2 iptables tcpdump openssl
+  python3 python3-h2 python3-cryptography
+  haproxy stunnel4 iperf3 wrk
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]} (run as root to install)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# lint.sh - project rules the compiler does not check (style guide 2.11).
+# Fails on: banned functions, // comments, header guards not matching the path,
+# includes of another module's *_internal.h. Warns on files over 800 lines.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+rc=0
+files=$(find src tests fuzz -name '*.[ch]' | sort)
+
+banned='\b(sprintf|vsprintf|strcpy|strcat|gets|atoi|strtok|system)\s*\('
+if grep -n -E "$banned" $files; then
+    echo "lint: banned function (use snprintf, strtol, memcpy with lengths...)"; rc=1
+fi
+if grep -n -E '^\s*//' $files; then
+    echo "lint: use /* */ comments"; rc=1
+fi
+for h in $(echo "$files" | grep '^src/lib/.*\.h$'); do
+    mod=$(basename "$h" .h | tr 'a-z' 'A-Z')
+    grep -q "#ifndef MESH_LIB_${mod}_H" "$h" || { echo "lint: $h: guard should be MESH_LIB_${mod}_H"; rc=1; }
+done
+for f in $files; do
+    n=$(wc -l <"$f")
+    [ "$n" -gt 800 ] && echo "lint: warning: $f has $n lines (aim for < 600)"
+done
+[ $rc -eq 0 ] && echo "lint: ok"
+exit $rc
