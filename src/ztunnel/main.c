@@ -122,7 +122,7 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
             o->pool_idle_ms = (uint64_t)parse_num("--pool-idle-timeout", optarg, 1, 86400) * 1000;
             break;
         case 't':
-            o->cert_ttl_s = parse_num("--cert-ttl", optarg, 60, 90L * 86400);
+            o->cert_ttl_s = parse_num("--cert-ttl", optarg, 10, 90L * 86400);
             break;
         case 'k':
             o->cluster = optarg;
