@@ -1,8 +1,9 @@
 /*
- * h2.c - nghttp2 glue: transport I/O (TLS or cleartext), sessions and CONNECT
- * streams as struct stream.
+ * h2_session.c - an HTTP/2 connection driven by the loop: transport I/O (TLS
+ * or cleartext), the nghttp2 session and its callbacks, PING liveness, and
+ * the session lifecycle.
  *
- * Session states:  HANDSHAKE -> RUNNING -> (GOAWAY) -> DEAD
+ * States:  HANDSHAKE -> RUNNING -> (GOAWAY) -> DEAD
  * Reads feed nghttp2_session_mem_recv(); frames to send are gathered from
  * nghttp2_session_mem_send() into |out| and written in large batches by a
  * deferred flush, so many stream writes in one iteration cost one syscall.
@@ -14,83 +15,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 
 #define LOG_SCOPE "h2"
 #include "base/base.h"
-#include "buf/buf.h"
-#include "h2/h2.h"
+#include "h2/h2_internal.h"
 #include "log/log.h"
 #include "tls/tls.h"
 
-#define H2_OUT_BATCH  (64 * 1024)
-#define H2_OUT_MAX    (H2_OUT_BATCH + H2_MAX_FRAME + 64)
-#define H2_TX_MAX     (256 * 1024)
-#define H2_READ_ROUNDS 16
-#define H2_VALUE_MAX  4096
-
-enum h2_state { H2_HANDSHAKE = 0, H2_RUNNING, H2_DEAD };
-
 static const struct h2_session_cbs no_cbs;
 
-struct h2_session {
-    struct loop *loop;
-    nghttp2_session *ng;
-    SSL *ssl;
-    int fd;
-    bool server;
-    enum h2_state state;
-    int err;
-    int refs;
-    bool goaway_recv;
-    bool goaway_sent;
-    bool ping_outstanding;
-    uint64_t ping_sent_ms;
-    unsigned n_streams;
-    struct buf out;
-    struct loop_io io;
-    struct loop_timer hs_timer;
-    struct loop_timer ping_timer;
-    struct loop_defer flush_defer;
-    struct loop_defer teardown_defer;
-    struct loop_defer free_defer;
-    struct h2_stream *streams; /* every h2_stream not yet freed */
-    const struct h2_session_cbs *cbs;
-    void *arg;
-};
-
-struct h2_stream {
-    struct stream s;           /* must be first */
-    struct h2_session *sess;
-    struct h2_stream *prev, *next;
-    int32_t id;
-    struct buf rx;             /* received, not yet read by the user */
-    struct buf tx;             /* written by the user, not yet framed */
-    bool remote_eof;           /* END_STREAM received */
-    bool local_eof;            /* user shut down writing */
-    bool deferred;             /* nghttp2 is waiting for tx data */
-    bool h2_closed;            /* nghttp2 is done with this stream */
-    bool released;             /* the user closed it */
-    bool want_rd, want_wr;
-    bool responded;            /* server: status sent; client: status received */
-    bool response_pending;     /* client: status to deliver */
-    bool request_pending;      /* server: request to deliver */
-    int status;
-    int err;
-    uint32_t hdr_bytes;
-    unsigned n_hdrs;
-    char *method, *authority, *baggage, *forwarded, *traceparent;
-    bool has_path;
-    h2_response_fn *resp_cb;
-    void *resp_arg;
-    struct loop_defer dispatch_defer;
-    struct loop_defer free_defer;
-};
-
 static void session_flush(void *arg);
+static void session_read(struct h2_session *s);
 static void session_fail(struct h2_session *s, int err);
-static void stream_maybe_free(struct h2_stream *st);
 
 /* ---- transport ---------------------------------------------------------- */
 
@@ -146,288 +83,14 @@ xprt_write(struct h2_session *s, const void *p, size_t len)
     }
 }
 
-/* ---- stream dispatch ---------------------------------------------------- */
-
-static unsigned
-stream_ready_events(const struct h2_stream *st)
-{
-    unsigned ev = 0;
-    bool failed = st->err != 0 || (st->h2_closed && !st->remote_eof);
-
-    if (st->want_rd && (buf_len(&st->rx) > 0 || st->remote_eof || failed))
-        ev |= STREAM_READABLE;
-    if (st->want_wr && (buf_space(&st->tx) > 0 || failed))
-        ev |= STREAM_WRITABLE;
-    return ev;
-}
-
-static void
-stream_dispatch(void *arg)
-{
-    struct h2_stream *st = arg;
-
-    if (st->released)
-        return;
-    if (st->request_pending) {
-        st->request_pending = false;
-        if (st->sess->cbs->on_request != NULL)
-            st->sess->cbs->on_request(st->sess->arg, st->sess, st);
-        return;
-    }
-    if (st->response_pending || (st->resp_cb != NULL && !st->responded && st->err)) {
-        h2_response_fn *cb = st->resp_cb;
-        int status = st->response_pending ? st->status : st->err;
-        st->response_pending = false;
-        st->responded = true;
-        st->resp_cb = NULL;
-        if (cb != NULL)
-            cb(st->resp_arg, st, status);
-        return;
-    }
-    unsigned ev = stream_ready_events(st);
-    if (ev && st->s.on_event != NULL)
-        st->s.on_event(st->s.arg, &st->s, ev);
-}
-
-static void
-stream_kick(struct h2_stream *st)
-{
-    if (st->released)
-        return;
-    if (st->request_pending || st->response_pending || stream_ready_events(st) ||
-        (st->resp_cb != NULL && !st->responded && st->err))
-        loop_defer(st->sess->loop, &st->dispatch_defer, stream_dispatch, st);
-}
-
-static void
-schedule_flush(struct h2_session *s)
+void
+h2_schedule_flush(struct h2_session *s)
 {
     if (s->state == H2_RUNNING)
         loop_defer(s->loop, &s->flush_defer, session_flush, s);
 }
 
-/* ---- stream ops --------------------------------------------------------- */
-
-static ssize_t
-h2s_read(struct stream *x, void *p, size_t len)
-{
-    struct h2_stream *st = (struct h2_stream *)x;
-    size_t n = buf_len(&st->rx);
-
-    if (n == 0) {
-        if (st->remote_eof)
-            return 0;
-        if (st->err)
-            return st->err;
-        if (st->h2_closed)
-            return -ECONNRESET;
-        return -EAGAIN;
-    }
-    if (n > len)
-        n = len;
-    memcpy(p, buf_head(&st->rx), n);
-    buf_consume(&st->rx, n);
-    if (buf_len(&st->rx) == 0)
-        buf_release_if_empty(&st->rx);
-    if (!st->h2_closed && st->sess->state == H2_RUNNING) {
-        nghttp2_session_consume(st->sess->ng, st->id, n);
-        schedule_flush(st->sess);
-    }
-    return (ssize_t)n;
-}
-
-static ssize_t
-h2s_write(struct stream *x, const void *p, size_t len)
-{
-    struct h2_stream *st = (struct h2_stream *)x;
-
-    if (st->err)
-        return st->err;
-    if (st->h2_closed || st->local_eof || st->sess->state != H2_RUNNING)
-        return -EPIPE;
-    size_t n = buf_space(&st->tx);
-    if (n == 0)
-        return -EAGAIN;
-    if (n > len)
-        n = len;
-    CHECK(buf_append(&st->tx, p, n) == 0);
-    if (st->deferred) {
-        st->deferred = false;
-        nghttp2_session_resume_data(st->sess->ng, st->id);
-    }
-    schedule_flush(st->sess);
-    return (ssize_t)n;
-}
-
-static int
-h2s_shutdown_write(struct stream *x)
-{
-    struct h2_stream *st = (struct h2_stream *)x;
-
-    if (st->h2_closed || st->sess->state != H2_RUNNING)
-        return st->remote_eof && st->h2_closed ? 0 : -EPIPE;
-    st->local_eof = true;
-    if (st->deferred) {
-        st->deferred = false;
-        nghttp2_session_resume_data(st->sess->ng, st->id);
-    }
-    schedule_flush(st->sess);
-    return 0;
-}
-
-static void
-h2s_want(struct stream *x, bool rd, bool wr)
-{
-    struct h2_stream *st = (struct h2_stream *)x;
-
-    st->want_rd = rd;
-    st->want_wr = wr;
-    stream_kick(st);
-}
-
-static void
-h2s_close(struct stream *x, bool abort)
-{
-    struct h2_stream *st = (struct h2_stream *)x;
-    struct h2_session *s = st->sess;
-
-    if (st->released)
-        return;
-    st->released = true;
-    st->s.on_event = NULL;
-    st->resp_cb = NULL;
-    if (!st->h2_closed && s->state == H2_RUNNING) {
-        if (abort) {
-            nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
-        } else if (!st->remote_eof) {
-            /* We are done but the peer is not: stop it after what we queued (RFC 9113 8.1). */
-            st->local_eof = true;
-            nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
-        } else {
-            /* Both ends finished: queued data and END_STREAM go out, then nghttp2 closes it. */
-            st->local_eof = true;
-            if (st->deferred) {
-                st->deferred = false;
-                nghttp2_session_resume_data(s->ng, st->id);
-            }
-        }
-        schedule_flush(s);
-    }
-    stream_maybe_free(st);
-}
-
-static const struct stream_ops h2s_ops = {
-    .read = h2s_read,
-    .write = h2s_write,
-    .shutdown_write = h2s_shutdown_write,
-    .want = h2s_want,
-    .close = h2s_close,
-};
-
-static struct h2_stream *
-stream_new(struct h2_session *s, size_t rx_max)
-{
-    struct h2_stream *st = xcalloc(1, sizeof(*st));
-
-    st->s.ops = &h2s_ops;
-    st->sess = s;
-    buf_init(&st->rx, rx_max);
-    buf_init(&st->tx, H2_TX_MAX);
-    st->next = s->streams;
-    if (s->streams)
-        s->streams->prev = st;
-    s->streams = st;
-    s->refs++;
-    s->n_streams++;
-    return st;
-}
-
-static void session_unref(struct h2_session *s);
-
-static void
-stream_free(void *arg)
-{
-    struct h2_stream *st = arg;
-    struct h2_session *s = st->sess;
-
-    buf_cleanup(&st->rx);
-    buf_cleanup(&st->tx);
-    free(st->method);
-    free(st->authority);
-    free(st->baggage);
-    free(st->forwarded);
-    free(st->traceparent);
-    free(st);
-    session_unref(s);
-}
-
-static void
-stream_maybe_free(struct h2_stream *st)
-{
-    struct h2_session *s = st->sess;
-
-    if (!st->released || !st->h2_closed)
-        return;
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        s->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
-    st->prev = st->next = NULL;
-    /* Queued after any pending dispatch of this stream, so it runs last. */
-    loop_defer(s->loop, &st->free_defer, stream_free, st);
-}
-
-/* nghttp2 is done with |st| (closed or session gone). */
-static void
-stream_h2_closed(struct h2_stream *st, int err)
-{
-    struct h2_session *s = st->sess;
-
-    if (st->h2_closed)
-        return;
-    st->h2_closed = true;
-    if (err && !st->err)
-        st->err = err;
-    s->n_streams--;
-    if (s->cbs->on_streams != NULL && s->state == H2_RUNNING)
-        s->cbs->on_streams(s->arg, s); /* must not free anything; see pool.c */
-    stream_kick(st);
-    stream_maybe_free(st);
-}
-
 /* ---- nghttp2 callbacks -------------------------------------------------- */
-
-static ssize_t
-on_data_read(nghttp2_session *ng, int32_t id, uint8_t *p, size_t len, uint32_t *flags,
-             nghttp2_data_source *src, void *user)
-{
-    struct h2_stream *st = src->ptr;
-    size_t n = buf_len(&st->tx);
-    (void)ng;
-    (void)id;
-    (void)user;
-
-    if (n > len)
-        n = len;
-    if (n > 0) {
-        memcpy(p, buf_head(&st->tx), n);
-        buf_consume(&st->tx, n);
-        if (buf_len(&st->tx) == 0)
-            buf_release_if_empty(&st->tx);
-        stream_kick(st);
-    }
-    if (buf_len(&st->tx) == 0 && st->local_eof) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        return (ssize_t)n;
-    }
-    if (n == 0) {
-        st->deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    return (ssize_t)n;
-}
 
 static int
 on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
@@ -436,7 +99,7 @@ on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 
     if (!s->server || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    struct h2_stream *st = stream_new(s, H2_STREAM_WINDOW);
+    struct h2_stream *st = h2_stream_new(s, H2_STREAM_WINDOW);
     st->id = f->hd.stream_id;
     nghttp2_session_set_stream_user_data(ng, st->id, st);
     return 0;
@@ -499,20 +162,20 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
         if (s->server && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
             (f->hd.flags & NGHTTP2_FLAG_END_HEADERS)) {
             st->request_pending = true;
-            stream_kick(st);
+            h2_stream_kick(st);
         } else if (!s->server && f->headers.cat == NGHTTP2_HCAT_RESPONSE && !st->responded) {
             st->response_pending = true;
-            stream_kick(st);
+            h2_stream_kick(st);
         }
         if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             st->remote_eof = true;
-            stream_kick(st);
+            h2_stream_kick(st);
         }
         break;
     case NGHTTP2_DATA:
         if (st != NULL && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             st->remote_eof = true;
-            stream_kick(st);
+            h2_stream_kick(st);
         }
         break;
     case NGHTTP2_PING:
@@ -546,7 +209,7 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
     /* Flow control bounds what the peer may send to the window we advertised. */
     if (buf_append(&st->rx, data, len) < 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    stream_kick(st);
+    h2_stream_kick(st);
     return 0;
 }
 
@@ -563,7 +226,7 @@ on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
     int err = (code == NGHTTP2_NO_ERROR) ? 0 : -ECONNRESET;
     if (!st->remote_eof && err == 0)
         err = -ECONNRESET;
-    stream_h2_closed(st, err);
+    h2_stream_h2_closed(st, err);
     return 0;
 }
 
@@ -646,9 +309,17 @@ on_ping_timer(void *arg)
         nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, NULL);
         s->ping_outstanding = true;
         s->ping_sent_ms = now;
-        schedule_flush(s);
+        h2_schedule_flush(s);
     }
     loop_timer_start(s->loop, &s->ping_timer, H2_PING_INTERVAL_MS, on_ping_timer, s);
+}
+
+static void
+session_read_deferred(void *arg)
+{
+    struct h2_session *s = arg;
+    if (s->state == H2_RUNNING)
+        session_read(s);
 }
 
 static void
@@ -676,6 +347,9 @@ session_read(struct h2_session *s)
         session_flush(s);
         if (want_write)
             update_interest(s, true);
+        /* Records OpenSSL already holds will not wake epoll: come back for them. */
+        if (s->ssl != NULL && SSL_has_pending(s->ssl))
+            loop_defer(s->loop, &s->read_defer, session_read_deferred, s);
     }
 }
 
@@ -744,6 +418,8 @@ handshake(struct h2_session *s)
             return;
         }
         session_flush(s);
+        /* The peer's first frames may have arrived with its last handshake flight. */
+        session_read(s);
         return;
     }
     switch (SSL_get_error(s->ssl, rc)) {
@@ -795,8 +471,8 @@ session_free(void *arg)
     free(s);
 }
 
-static void
-session_unref(struct h2_session *s)
+void
+h2_session_unref(struct h2_session *s)
 {
     if (--s->refs == 0)
         loop_defer(s->loop, &s->free_defer, session_free, s);
@@ -826,11 +502,11 @@ teardown(void *arg)
     s->ng = NULL;
     for (st = s->streams; st != NULL; st = next) {
         next = st->next;
-        stream_h2_closed(st, -ECONNRESET);
+        h2_stream_h2_closed(st, -ECONNRESET);
     }
     if (s->cbs->on_closed != NULL)
         s->cbs->on_closed(s->arg, s, s->err);
-    session_unref(s); /* the transport's own reference */
+    h2_session_unref(s); /* the transport's own reference */
 }
 
 static void
@@ -871,7 +547,7 @@ h2_session_new(struct loop *l, int fd, SSL *ssl, bool server, const struct h2_se
     } else if (start_http2(s) < 0) {
         session_fail(s, -ENOMEM);
     } else {
-        schedule_flush(s);
+        h2_schedule_flush(s);
     }
     return s;
 }
@@ -888,7 +564,7 @@ h2_session_shutdown(struct h2_session *s)
     s->goaway_sent = true;
     nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
                           NGHTTP2_NO_ERROR, NULL, 0);
-    schedule_flush(s);
+    h2_schedule_flush(s);
 }
 
 void
@@ -903,7 +579,7 @@ h2_session_release(struct h2_session *s)
     if (s == NULL)
         return;
     s->cbs = &no_cbs;
-    session_unref(s);
+    h2_session_unref(s);
 }
 
 SSL *
@@ -941,111 +617,3 @@ h2_session_can_open(const struct h2_session *s)
     return s->n_streams < cap && nghttp2_session_get_next_stream_id(s->ng) < (1u << 30);
 }
 
-struct h2_stream *
-h2_session_connect(struct h2_session *s, const char *authority, const struct h2_header *hdrs,
-                   size_t n_hdrs, h2_response_fn *cb, void *arg)
-{
-    nghttp2_nv nva[8];
-    size_t n = 0;
-
-    if (s->state != H2_RUNNING || n_hdrs > ARRAY_LEN(nva) - 2)
-        return NULL;
-#define NV(k, v)                                                                                   \
-    (nghttp2_nv)                                                                                   \
-    {                                                                                              \
-        (uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE                 \
-    }
-    nva[n++] = NV(":method", "CONNECT");
-    nva[n++] = NV(":authority", authority);
-    for (size_t i = 0; i < n_hdrs; i++)
-        nva[n++] = NV(hdrs[i].name, hdrs[i].value);
-
-    struct h2_stream *st = stream_new(s, H2_STREAM_WINDOW);
-    st->resp_cb = cb;
-    st->resp_arg = arg;
-    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = on_data_read};
-    int32_t id = nghttp2_submit_request(s->ng, NULL, nva, n, &dp, st);
-    if (id < 0) {
-        st->h2_closed = true;
-        s->n_streams--;
-        st->released = true;
-        stream_maybe_free(st);
-        return NULL;
-    }
-    st->id = id;
-    schedule_flush(s);
-    return st;
-}
-
-int
-h2_stream_respond(struct h2_stream *st, int status, const struct h2_header *hdrs, size_t n_hdrs,
-                  bool end)
-{
-    struct h2_session *s = st->sess;
-    nghttp2_nv nva[8];
-    char code[8];
-    size_t n = 0;
-
-    if (st->h2_closed || s->state != H2_RUNNING || st->responded || n_hdrs > ARRAY_LEN(nva) - 1)
-        return -EPIPE;
-    snprintf(code, sizeof(code), "%03d", (status < 100 || status > 999) ? 500 : status);
-    nva[n++] = NV(":status", code);
-    for (size_t i = 0; i < n_hdrs; i++)
-        nva[n++] = NV(hdrs[i].name, hdrs[i].value);
-#undef NV
-    st->responded = true;
-    if (end)
-        st->local_eof = true;
-    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = on_data_read};
-    int rv = nghttp2_submit_response(s->ng, st->id, nva, n, end ? NULL : &dp);
-    schedule_flush(s);
-    return rv == 0 ? 0 : -MESH_EPROTO;
-}
-
-const char *
-h2_stream_method(const struct h2_stream *st)
-{
-    return st->method;
-}
-
-const char *
-h2_stream_authority(const struct h2_stream *st)
-{
-    return st->authority;
-}
-
-const char *
-h2_stream_header(const struct h2_stream *st, const char *name)
-{
-    if (strcmp(name, "baggage") == 0)
-        return st->baggage;
-    if (strcmp(name, "forwarded") == 0)
-        return st->forwarded;
-    if (strcmp(name, "traceparent") == 0)
-        return st->traceparent;
-    return NULL;
-}
-
-bool
-h2_stream_has_path(const struct h2_stream *st)
-{
-    return st->has_path;
-}
-
-struct h2_session *
-h2_stream_session(const struct h2_stream *st)
-{
-    return st->sess;
-}
-
-int32_t
-h2_stream_id(const struct h2_stream *st)
-{
-    return st->id;
-}
-
-struct stream *
-h2_stream_as_stream(struct h2_stream *st)
-{
-    return &st->s;
-}

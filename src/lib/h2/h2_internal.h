@@ -1,0 +1,97 @@
+/*
+ * h2_internal.h - state shared by h2_session.c and h2_stream.c; nothing
+ * outside src/lib/h2 includes it.
+ */
+#ifndef MESH_LIB_H2_INTERNAL_H
+#define MESH_LIB_H2_INTERNAL_H
+
+#include <nghttp2/nghttp2.h>
+
+#include "buf/buf.h"
+#include "h2/h2.h"
+
+#define H2_OUT_BATCH   (64 * 1024)
+#define H2_OUT_MAX     (H2_OUT_BATCH + H2_MAX_FRAME + 64)
+#define H2_TX_MAX      (256 * 1024)
+#define H2_READ_ROUNDS 16
+#define H2_VALUE_MAX   4096
+
+enum h2_state { H2_HANDSHAKE = 0, H2_RUNNING, H2_DEAD };
+
+struct h2_session {
+    struct loop *loop;
+    nghttp2_session *ng;
+    SSL *ssl;
+    int fd;
+    bool server;
+    enum h2_state state;
+    int err;
+    int refs;
+    bool goaway_recv;
+    bool goaway_sent;
+    bool ping_outstanding;
+    uint64_t ping_sent_ms;
+    unsigned n_streams;
+    struct buf out;
+    struct loop_io io;
+    struct loop_timer hs_timer;
+    struct loop_timer ping_timer;
+    struct loop_defer flush_defer;
+    struct loop_defer read_defer;
+    struct loop_defer teardown_defer;
+    struct loop_defer free_defer;
+    struct h2_stream *streams; /* every h2_stream not yet freed */
+    const struct h2_session_cbs *cbs;
+    void *arg;
+};
+
+struct h2_stream {
+    struct stream s;           /* must be first */
+    struct h2_session *sess;
+    struct h2_stream *prev, *next;
+    int32_t id;
+    struct buf rx;             /* received, not yet read by the user */
+    struct buf tx;             /* written by the user, not yet framed */
+    bool remote_eof;           /* END_STREAM received */
+    bool local_eof;            /* user shut down writing */
+    bool deferred;             /* nghttp2 is waiting for tx data */
+    bool h2_closed;            /* nghttp2 is done with this stream */
+    bool released;             /* the user closed it */
+    bool want_rd, want_wr;
+    bool responded;            /* server: status sent; client: status received */
+    bool response_pending;     /* client: status to deliver */
+    bool request_pending;      /* server: request to deliver */
+    int status;
+    int err;
+    uint32_t hdr_bytes;
+    unsigned n_hdrs;
+    char *method, *authority, *baggage, *forwarded, *traceparent;
+    bool has_path;
+    h2_response_fn *resp_cb;
+    void *resp_arg;
+    struct loop_defer dispatch_defer;
+    struct loop_defer free_defer;
+};
+
+
+/* h2_session.c */
+void h2_schedule_flush(struct h2_session *s);
+void h2_session_unref(struct h2_session *s);
+
+/* h2_stream.c */
+struct h2_stream *h2_stream_new(struct h2_session *s, size_t rx_max);
+/* Wakes the stream's user (deferred) if something it waits for is ready. */
+void h2_stream_kick(struct h2_stream *st);
+void h2_stream_maybe_free(struct h2_stream *st);
+/* nghttp2 is done with |st| (closed or session gone); |err| 0 when clean. */
+void h2_stream_h2_closed(struct h2_stream *st, int err);
+ssize_t h2_on_data_read(nghttp2_session *ng, int32_t id, uint8_t *p, size_t len, uint32_t *flags,
+                        nghttp2_data_source *src, void *user);
+
+#define H2_NV(k, v)                                                                                \
+    (nghttp2_nv)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE                 \
+    }
+
+#endif
