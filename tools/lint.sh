@@ -19,6 +19,9 @@ for h in $(echo "$files" | grep '^src/lib/.*\.h$'); do
     grep -q "#ifndef MESH_LIB_${mod}_H" "$h" || { echo "lint: $h: guard should be MESH_LIB_${mod}_H"; rc=1; }
 done
 for f in $files; do
+    for inc in $(grep -o '#include "[a-z0-9_]*/[a-z0-9_]*_internal.h"' "$f" | sed 's/.*"\(.*\)"/\1/'); do
+        case "$f" in src/lib/"${inc%%/*}"/*) ;; *) echo "lint: $f includes $inc from another module"; rc=1 ;; esac
+    done
     n=$(wc -l <"$f")
     [ "$n" -gt 800 ] && echo "lint: warning: $f has $n lines (aim for < 600)"
 done
