@@ -32,6 +32,7 @@ struct hbone_conn {
     struct ipaddr local_ip, peer_ip;
     uint16_t local_port, peer_port;
     char *local_uid; /* the workload whose certificate we served */
+    bool ready;      /* the handshake completed */
 };
 
 struct inbound {
@@ -173,6 +174,7 @@ on_ready(void *arg, struct h2_session *s)
     /* Verification already ran inside the handshake; this is a second fence. */
     if (!hc->chk.have_peer)
         return -MESH_ETLS;
+    hc->ready = true;
     log_debug("HBONE from %s accepted", hc->chk.peer.uri);
     return 0;
 }
@@ -184,7 +186,7 @@ on_closed(void *arg, struct h2_session *s, int err)
     struct inbound *in = hc->in;
     char peer[ADDR_STRLEN];
 
-    if (err == -MESH_ETLS || (!hc->chk.have_peer && err != 0)) {
+    if (!hc->ready) {
         log_warn("HBONE handshake from %s failed: %s", ipport_str(&hc->peer_ip, hc->peer_port, peer),
                  hc->chk.why ? hc->chk.why : mesh_strerror(err));
     }

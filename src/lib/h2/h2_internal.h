@@ -57,6 +57,8 @@ struct h2_stream {
     bool deferred;             /* nghttp2 is waiting for tx data */
     bool h2_closed;            /* nghttp2 is done with this stream */
     bool released;             /* the user closed it */
+    bool end_sent;             /* our END_STREAM went out */
+    bool rst_after_end;        /* reset (NO_ERROR) once END_STREAM went out */
     bool want_rd, want_wr;
     bool responded;            /* server: status sent; client: status received */
     bool response_pending;     /* client: status to deliver */

@@ -170,9 +170,22 @@ h2s_close(struct stream *x, bool abort)
         if (abort) {
             nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
         } else if (!st->remote_eof) {
-            /* We are done but the peer is not: stop it after what we queued (RFC 9113 8.1). */
+            /*
+             * We are done but the peer is not: stop it with RST_STREAM(NO_ERROR) once our
+             * END_STREAM is on the wire (RFC 9113 8.1). Resetting earlier would make nghttp2
+             * drop the queued response, and the peer would never see its status.
+             */
             st->local_eof = true;
-            nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+            if (st->end_sent || (s->server && !st->responded)) {
+                nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id,
+                                          st->responded ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+            } else {
+                st->rst_after_end = true;
+                if (st->deferred) {
+                    st->deferred = false;
+                    nghttp2_session_resume_data(s->ng, st->id);
+                }
+            }
         } else {
             /* Both ends finished: queued data and END_STREAM go out, then nghttp2 closes it. */
             st->local_eof = true;

@@ -106,6 +106,13 @@ on_verify(int ok, X509_STORE_CTX *xs)
         return 1;
     X509 *leaf = X509_STORE_CTX_get_current_cert(xs);
     const char *why = NULL;
+    /* X509-SVID: a workload leaf is never a CA and never signs certificates. */
+    bool has_ku = (X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) != 0;
+    if (X509_check_ca(leaf) != 0 ||
+        (has_ku && (X509_get_key_usage(leaf) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)))) {
+        chk->why = "peer certificate is a CA, not a workload identity";
+        goto reject;
+    }
     if (spiffe_from_cert(leaf, &chk->peer, &why) < 0) {
         chk->why = why;
         goto reject;
