@@ -239,6 +239,8 @@ workload_services(struct ctx *c, yaml_node_t *n, struct workload *w)
 
     if (n->type != YAML_MAPPING_NODE)
         return fail(c, n, "services: expected a mapping of \"<namespace>/<hostname>\" to ports");
+    if (w->services != NULL)
+        return fail(c, n, "services: given twice");
     size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
     if (count > CONFIG_MAX_LIST)
         return fail(c, n, "services: more than %d entries", CONFIG_MAX_LIST);

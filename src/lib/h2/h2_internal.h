@@ -14,6 +14,8 @@
 #define H2_OUT_MAX     (H2_OUT_BATCH + H2_MAX_FRAME + 64)
 #define H2_TX_MAX      (256 * 1024)
 #define H2_READ_ROUNDS 16
+#define H2_ENC_MAX     (256 * 1024)
+#define H2_ENC_BATCH   (64 * 1024)
 #define H2_VALUE_MAX   4096
 
 enum h2_state { H2_HANDSHAKE = 0, H2_RUNNING, H2_DEAD };
@@ -32,12 +34,14 @@ struct h2_session {
     bool ping_outstanding;
     uint64_t ping_sent_ms;
     unsigned n_streams;
-    struct buf out;
+    struct buf out;            /* HTTP/2 frames not yet handed to TLS (or the socket) */
+    struct buf enc;            /* TLS records not yet sent */
     struct loop_io io;
     struct loop_timer hs_timer;
     struct loop_timer ping_timer;
     struct loop_defer flush_defer;
     struct loop_defer read_defer;
+    struct loop_defer ready_defer;
     struct loop_defer teardown_defer;
     struct loop_defer free_defer;
     struct h2_stream *streams; /* every h2_stream not yet freed */
@@ -63,6 +67,7 @@ struct h2_stream {
     bool responded;            /* server: status sent; client: status received */
     bool response_pending;     /* client: status to deliver */
     bool request_pending;      /* server: request to deliver */
+    bool delivered;            /* server: handed to on_request */
     int status;
     int err;
     uint32_t hdr_bytes;

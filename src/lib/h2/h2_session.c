@@ -22,6 +22,7 @@
 #include "h2/h2_internal.h"
 #include "log/log.h"
 #include "tls/tls.h"
+#include "tls/tls_bio.h"
 
 static const struct h2_session_cbs no_cbs;
 
@@ -127,9 +128,13 @@ on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size
     if (st->hdr_bytes > limit || ++st->n_hdrs > H2_MAX_HEADERS)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 #define IS(lit) (namelen == sizeof(lit) - 1 && memcmp(name, lit, namelen) == 0)
-    if (f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-        if (IS(":status") && valuelen == 3)
-            st->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+    if (!s->server) {
+        if (IS(":status")) {
+            st->status = -1;
+            if (valuelen == 3 && value[0] >= '1' && value[0] <= '9' && value[1] >= '0' &&
+                value[1] <= '9' && value[2] >= '0' && value[2] <= '9')
+                st->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+        }
         return 0;
     }
     if (IS(":method") && st->method == NULL)
@@ -163,9 +168,15 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
             (f->hd.flags & NGHTTP2_FLAG_END_HEADERS)) {
             st->request_pending = true;
             h2_stream_kick(st);
-        } else if (!s->server && f->headers.cat == NGHTTP2_HCAT_RESPONSE && !st->responded) {
-            st->response_pending = true;
-            h2_stream_kick(st);
+        } else if (!s->server && !st->responded && !st->response_pending &&
+                   (f->headers.cat == NGHTTP2_HCAT_RESPONSE ||
+                    f->headers.cat == NGHTTP2_HCAT_HEADERS)) {
+            if (st->status >= 100 && st->status < 200) {
+                st->status = 0; /* interim (1xx): the final status follows */
+            } else {
+                st->response_pending = true;
+                h2_stream_kick(st);
+            }
         }
         if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             st->remote_eof = true;
@@ -256,18 +267,41 @@ update_interest(struct h2_session *s, bool want_write)
     loop_io_set(s->loop, &s->io, EPOLLIN | (want_write ? EPOLLOUT : 0));
 }
 
-/* Writes |out|; returns 0 when empty, -EAGAIN when blocked, or an error. */
+/*
+ * Hands |out| to the transport: cleartext goes to the socket; with TLS it is
+ * encrypted into |enc|, which is sent only when full, so records leave in
+ * batches. Returns 0 when |out| is empty, -EAGAIN when blocked, or an error.
+ */
 static int
 drain_out(struct h2_session *s)
 {
     while (buf_len(&s->out) > 0) {
         ssize_t n = xprt_write(s, buf_head(&s->out), buf_len(&s->out));
+        if (n == -EAGAIN && s->ssl != NULL) {
+            int rc = tls_bio_send(s->fd, &s->enc);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         if (n < 0)
             return (int)n;
         buf_consume(&s->out, (size_t)n);
+        /* Send in batches of a few records: fewer syscalls, and the peer starts early. */
+        if (s->ssl != NULL && buf_len(&s->enc) >= H2_ENC_BATCH) {
+            int rc = tls_bio_send(s->fd, &s->enc);
+            if (rc < 0)
+                return rc;
+        }
     }
     buf_release_if_empty(&s->out);
     return 0;
+}
+
+/* Sends pending TLS records; 0, -EAGAIN or an error. */
+static int
+send_enc(struct h2_session *s)
+{
+    return s->ssl != NULL ? tls_bio_send(s->fd, &s->enc) : 0;
 }
 
 static void
@@ -280,14 +314,8 @@ session_flush(void *arg)
         return;
     for (;;) {
         rc = drain_out(s);
-        if (rc == -EAGAIN) {
-            update_interest(s, true);
-            return;
-        }
-        if (rc < 0) {
-            session_fail(s, rc);
-            return;
-        }
+        if (rc < 0)
+            break;
         while (buf_len(&s->out) < H2_OUT_BATCH) {
             const uint8_t *p;
             ssize_t n = nghttp2_session_mem_send(s->ng, &p);
@@ -301,6 +329,16 @@ session_flush(void *arg)
         }
         if (buf_len(&s->out) == 0)
             break;
+    }
+    if (rc == 0)
+        rc = send_enc(s);
+    if (rc == -EAGAIN) {
+        update_interest(s, true);
+        return;
+    }
+    if (rc < 0) {
+        session_fail(s, rc);
+        return;
     }
     update_interest(s, false);
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
@@ -418,6 +456,12 @@ static void
 handshake(struct h2_session *s)
 {
     int rc = SSL_do_handshake(s->ssl);
+    int sent = tls_bio_send(s->fd, &s->enc);
+
+    if (sent < 0 && sent != -EAGAIN) {
+        session_fail(s, sent);
+        return;
+    }
 
     if (rc == 1) {
         loop_timer_stop(s->loop, &s->hs_timer);
@@ -441,7 +485,7 @@ handshake(struct h2_session *s)
     }
     switch (SSL_get_error(s->ssl, rc)) {
     case SSL_ERROR_WANT_READ:
-        loop_io_set(s->loop, &s->io, EPOLLIN);
+        loop_io_set(s->loop, &s->io, EPOLLIN | (buf_len(&s->enc) ? EPOLLOUT : 0));
         return;
     case SSL_ERROR_WANT_WRITE:
         loop_io_set(s->loop, &s->io, EPOLLOUT);
@@ -485,6 +529,7 @@ session_free(void *arg)
 {
     struct h2_session *s = arg;
     buf_cleanup(&s->out);
+    buf_cleanup(&s->enc);
     free(s);
 }
 
@@ -506,8 +551,10 @@ teardown(void *arg)
     loop_timer_stop(s->loop, &s->ping_timer);
     if (s->ssl != NULL) {
         /* Best effort close_notify; the socket is non-blocking so this never waits. */
-        if (s->err == 0 && SSL_is_init_finished(s->ssl))
+        if (s->err == 0 && SSL_is_init_finished(s->ssl)) {
             SSL_shutdown(s->ssl);
+            tls_bio_send(s->fd, &s->enc);
+        }
         SSL_free(s->ssl);
         s->ssl = NULL;
     }
@@ -536,6 +583,20 @@ session_fail(struct h2_session *s, int err)
     loop_defer(s->loop, &s->teardown_defer, teardown, s);
 }
 
+static void
+on_cleartext_ready(void *arg)
+{
+    struct h2_session *s = arg;
+
+    if (s->state != H2_RUNNING)
+        return;
+    if (s->cbs->on_ready != NULL && s->cbs->on_ready(s->arg, s) < 0) {
+        session_fail(s, -MESH_EDENIED);
+        return;
+    }
+    session_flush(s);
+}
+
 struct h2_session *
 h2_session_new(struct loop *l, int fd, SSL *ssl, bool server, const struct h2_session_cbs *cbs,
                void *arg)
@@ -550,12 +611,18 @@ h2_session_new(struct loop *l, int fd, SSL *ssl, bool server, const struct h2_se
     s->arg = arg;
     s->refs = 2; /* the owner's and the transport's (dropped at teardown) */
     buf_init(&s->out, H2_OUT_MAX);
+    buf_init(&s->enc, H2_ENC_MAX + TLS_BIO_RECORD_MAX);
     if (loop_io_start(l, &s->io, fd, EPOLLIN | EPOLLOUT, on_io, s) < 0) {
         session_fail(s, -errno);
         return s;
     }
     if (ssl != NULL) {
-        SSL_set_fd(ssl, fd);
+        BIO *bio = tls_bio_new(fd, &s->enc);
+        if (bio == NULL) {
+            session_fail(s, -ENOMEM);
+            return s;
+        }
+        SSL_set_bio(ssl, bio, bio);
         if (server)
             SSL_set_accept_state(ssl);
         else
@@ -564,7 +631,8 @@ h2_session_new(struct loop *l, int fd, SSL *ssl, bool server, const struct h2_se
     } else if (start_http2(s) < 0) {
         session_fail(s, -ENOMEM);
     } else {
-        h2_schedule_flush(s);
+        /* Cleartext: ready at once, announced from the loop like the TLS case. */
+        loop_defer(l, &s->ready_defer, on_cleartext_ready, s);
     }
     return s;
 }

@@ -43,6 +43,7 @@ stream_dispatch(void *arg)
         return;
     if (st->request_pending) {
         st->request_pending = false;
+        st->delivered = true;
         if (st->sess->state == H2_RUNNING && st->sess->cbs->on_request != NULL) {
             st->sess->cbs->on_request(st->sess->arg, st->sess, st);
         } else {
@@ -56,6 +57,8 @@ stream_dispatch(void *arg)
         int status = st->response_pending ? st->status : st->err;
         st->response_pending = false;
         st->responded = true;
+        if (status >= 0 && (status < 200 || status > 599))
+            status = -MESH_EPROTO; /* not a final status: nghttp2 let it through, we do not */
         st->resp_cb = NULL;
         if (cb != NULL)
             cb(st->resp_arg, st, status);
@@ -275,6 +278,11 @@ h2_stream_h2_closed(struct h2_stream *st, int err)
     s->n_streams--;
     if (s->cbs->on_streams != NULL && s->state == H2_RUNNING)
         s->cbs->on_streams(s->arg, s); /* must not free anything; see pool.c */
+    if (s->server && !st->delivered) {
+        /* Reset or broken before its request was complete: no user will ever release it. */
+        st->request_pending = false;
+        st->released = true;
+    }
     h2_stream_kick(st);
     h2_stream_maybe_free(st);
 }

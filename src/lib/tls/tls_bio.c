@@ -1,0 +1,115 @@
+/*
+ * tls_bio.c - recv(2) for reads, a batch buffer plus send(MSG_NOSIGNAL) for writes.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "base/base.h"
+#include "tls/tls_bio.h"
+
+struct tls_bio {
+    int fd;
+    struct buf *out;
+};
+
+static BIO_METHOD *method;
+
+int
+tls_bio_send(int fd, struct buf *out)
+{
+    while (buf_len(out) > 0) {
+        ssize_t n = send(fd, buf_head(out), buf_len(out), MSG_NOSIGNAL);
+        if (n < 0)
+            return errno == EINTR ? 0 : -errno;
+        buf_consume(out, (size_t)n);
+    }
+    buf_release_if_empty(out);
+    return 0;
+}
+
+static int
+bio_write(BIO *b, const char *p, int len)
+{
+    struct tls_bio *t = BIO_get_data(b);
+
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (buf_space(t->out) < (size_t)len) {
+        /* Make room by sending; if the socket is full too, OpenSSL retries later. */
+        int rc = tls_bio_send(t->fd, t->out);
+        if (rc < 0 && rc != -EAGAIN) {
+            errno = -rc;
+            return -1;
+        }
+        if (buf_space(t->out) < (size_t)len) {
+            BIO_set_retry_write(b);
+            return -1;
+        }
+    }
+    CHECK(buf_append(t->out, p, (size_t)len) == 0);
+    return len;
+}
+
+static int
+bio_read(BIO *b, char *p, int len)
+{
+    struct tls_bio *t = BIO_get_data(b);
+
+    BIO_clear_retry_flags(b);
+    ssize_t n = recv(t->fd, p, (size_t)len, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            BIO_set_retry_read(b);
+        return -1;
+    }
+    return (int)n;
+}
+
+static long
+bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    /* Flushing is the session's job (tls_bio_send after each round of SSL calls). */
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int
+bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static int
+bio_destroy(BIO *b)
+{
+    struct tls_bio *t = BIO_get_data(b);
+    OPENSSL_free(t);
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+BIO *
+tls_bio_new(int fd, struct buf *out)
+{
+    if (method == NULL) {
+        method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "amesh socket");
+        if (method == NULL || !BIO_meth_set_write(method, bio_write) ||
+            !BIO_meth_set_read(method, bio_read) || !BIO_meth_set_ctrl(method, bio_ctrl) ||
+            !BIO_meth_set_create(method, bio_create) || !BIO_meth_set_destroy(method, bio_destroy))
+            return NULL;
+    }
+    struct tls_bio *t = OPENSSL_zalloc(sizeof(*t));
+    BIO *b = t ? BIO_new(method) : NULL;
+    if (b == NULL) {
+        OPENSSL_free(t);
+        return NULL;
+    }
+    t->fd = fd;
+    t->out = out;
+    BIO_set_data(b, t);
+    return b;
+}
