@@ -16,6 +16,7 @@
 
 #define LOG_SCOPE "ztunnel"
 #include "base/base.h"
+#include "buf/buf.h"
 #include "config/local_config.h"
 #include "log/log.h"
 #include "ztunnel.h"
@@ -288,5 +289,6 @@ main(int argc, char **argv)
     certs_free(zt.certs);
     model_unref(zt.model);
     loop_free(zt.loop);
+    buf_cache_drop();
     return rc < 0 ? 1 : 0;
 }

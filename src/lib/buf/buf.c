@@ -9,6 +9,73 @@
 
 #define BUF_MIN_ALLOC 4096
 
+/*
+ * Released storage is kept in small per-thread free lists by power-of-two
+ * size, so a busy tunnel that drains and refills its buffers reuses mapped
+ * memory instead of paying malloc, mmap and page faults on every cycle. The
+ * cache is bounded in bytes; past it storage goes back to malloc.
+ */
+#define BUF_CACHE_CLASSES 8 /* 4 KiB .. 512 KiB */
+#define BUF_CACHE_BYTES   (8u << 20)
+
+struct cached {
+    struct cached *next;
+};
+
+static __thread struct cached *cache[BUF_CACHE_CLASSES];
+static __thread size_t cache_bytes;
+
+static int
+size_class(size_t cap)
+{
+    size_t c = BUF_MIN_ALLOC;
+    for (int i = 0; i < BUF_CACHE_CLASSES; i++, c *= 2)
+        if (cap == c)
+            return i;
+    return -1;
+}
+
+static char *
+storage_get(size_t cap)
+{
+    int k = size_class(cap);
+    if (k >= 0 && cache[k] != NULL) {
+        struct cached *c = cache[k];
+        cache[k] = c->next;
+        cache_bytes -= cap;
+        return (char *)c;
+    }
+    return xmalloc(cap);
+}
+
+static void
+storage_put(char *p, size_t cap)
+{
+    int k = size_class(cap);
+    if (p == NULL)
+        return;
+    if (k < 0 || cache_bytes + cap > BUF_CACHE_BYTES) {
+        free(p);
+        return;
+    }
+    struct cached *c = (struct cached *)(void *)p;
+    c->next = cache[k];
+    cache[k] = c;
+    cache_bytes += cap;
+}
+
+void
+buf_cache_drop(void)
+{
+    for (int i = 0; i < BUF_CACHE_CLASSES; i++)
+        while (cache[i] != NULL) {
+            struct cached *c = cache[i];
+            cache[i] = c->next;
+            free(c);
+        }
+    cache_bytes = 0;
+}
+
 void
 buf_init(struct buf *b, size_t max)
 {
@@ -19,7 +86,7 @@ buf_init(struct buf *b, size_t max)
 void
 buf_cleanup(struct buf *b)
 {
-    free(b->data);
+    storage_put(b->data, b->cap);
     b->data = NULL;
     b->off = b->len = b->cap = 0;
 }
@@ -38,12 +105,18 @@ buf_reserve(struct buf *b, size_t want, size_t *room)
         b->off = 0;
     }
     if (b->cap - b->len < want) {
+        /* Power-of-two sizes (unless capped) so storage can be cached and reused. */
         size_t ncap = b->cap ? b->cap : BUF_MIN_ALLOC;
         while (ncap < b->len + want)
             ncap *= 2;
         if (ncap > b->max)
             ncap = b->max;
-        b->data = xrealloc(b->data, ncap);
+        char *n = storage_get(ncap);
+        if (b->len > 0)
+            memcpy(n, b->data + b->off, b->len);
+        storage_put(b->data, b->cap);
+        b->data = n;
+        b->off = 0;
         b->cap = ncap;
     }
     *room = b->cap - b->off - b->len;
@@ -89,7 +162,7 @@ void
 buf_release_if_empty(struct buf *b)
 {
     if (b->len == 0 && b->data != NULL) {
-        free(b->data);
+        storage_put(b->data, b->cap);
         b->data = NULL;
         b->off = b->cap = 0;
     }

@@ -39,6 +39,8 @@ int buf_append(struct buf *b, const void *p, size_t n);
 void buf_consume(struct buf *b, size_t n);
 /* Frees the storage if no data is buffered. */
 void buf_release_if_empty(struct buf *b);
+/* Returns this thread's cache of released storage to malloc (at exit, for leak checkers). */
+void buf_cache_drop(void);
 
 static inline size_t
 buf_len(const struct buf *b)

@@ -16,6 +16,7 @@
 #define H2_READ_ROUNDS 16
 #define H2_ENC_MAX     (256 * 1024)
 #define H2_ENC_BATCH   (64 * 1024)
+#define H2_DIRECT_MIN  4096 /* frames this large skip the |out| copy */
 #define H2_VALUE_MAX   4096
 
 enum h2_state { H2_HANDSHAKE = 0, H2_RUNNING, H2_DEAD };

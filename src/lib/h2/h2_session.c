@@ -268,15 +268,17 @@ update_interest(struct h2_session *s, bool want_write)
 }
 
 /*
- * Hands |out| to the transport: cleartext goes to the socket; with TLS it is
- * encrypted into |enc|, which is sent only when full, so records leave in
- * batches. Returns 0 when |out| is empty, -EAGAIN when blocked, or an error.
+ * Hands |len| bytes to the transport: cleartext goes to the socket; with TLS
+ * they are encrypted into |enc|, which is sent in batches of a few records
+ * (fewer syscalls, and the peer starts early). Stores how much was taken in
+ * |*done|. Returns 0 when all was taken, -EAGAIN when blocked, or an error.
  */
 static int
-drain_out(struct h2_session *s)
+write_some(struct h2_session *s, const uint8_t *p, size_t len, size_t *done)
 {
-    while (buf_len(&s->out) > 0) {
-        ssize_t n = xprt_write(s, buf_head(&s->out), buf_len(&s->out));
+    *done = 0;
+    while (*done < len) {
+        ssize_t n = xprt_write(s, p + *done, len - *done);
         if (n == -EAGAIN && s->ssl != NULL) {
             int rc = tls_bio_send(s->fd, &s->enc);
             if (rc < 0)
@@ -285,16 +287,26 @@ drain_out(struct h2_session *s)
         }
         if (n < 0)
             return (int)n;
-        buf_consume(&s->out, (size_t)n);
-        /* Send in batches of a few records: fewer syscalls, and the peer starts early. */
+        *done += (size_t)n;
         if (s->ssl != NULL && buf_len(&s->enc) >= H2_ENC_BATCH) {
             int rc = tls_bio_send(s->fd, &s->enc);
-            if (rc < 0)
+            if (rc < 0 && rc != -EAGAIN)
                 return rc;
         }
     }
-    buf_release_if_empty(&s->out);
     return 0;
+}
+
+/* Hands |out| to the transport; 0 when empty, -EAGAIN when blocked, or an error. */
+static int
+drain_out(struct h2_session *s)
+{
+    size_t done;
+    int rc = write_some(s, (const uint8_t *)buf_head(&s->out), buf_len(&s->out), &done);
+
+    buf_consume(&s->out, done);
+    buf_release_if_empty(&s->out);
+    return rc;
 }
 
 /* Sends pending TLS records; 0, -EAGAIN or an error. */
@@ -325,6 +337,20 @@ session_flush(void *arg)
             }
             if (n == 0)
                 break;
+            if (buf_len(&s->out) == 0 && n >= H2_DIRECT_MIN) {
+                /* A large DATA frame: encrypt it straight from nghttp2's buffer. */
+                size_t done;
+                rc = write_some(s, p, (size_t)n, &done);
+                if (rc < 0 && rc != -EAGAIN) {
+                    session_fail(s, rc);
+                    return;
+                }
+                if (done < (size_t)n)
+                    CHECK(buf_append(&s->out, p + done, (size_t)n - done) == 0);
+                if (rc == -EAGAIN)
+                    break;
+                continue;
+            }
             CHECK(buf_append(&s->out, p, (size_t)n) == 0);
         }
         if (buf_len(&s->out) == 0)
