@@ -25,6 +25,7 @@ struct cert_entry {
     struct certs *owner;
     char *identity;
     struct tls_creds *creds;
+    long minted_at; /* wall seconds; notBefore is backdated, so not that */
     struct loop_timer renew;
 };
 
@@ -100,9 +101,10 @@ static void on_renew(void *arg);
 static void
 schedule_renew(struct cert_entry *e)
 {
-    long nb = tls_creds_not_before(e->creds), na = tls_creds_not_after(e->creds);
+    long na = tls_creds_not_after(e->creds);
     long now = (long)(clock_wall_ms() / 1000);
-    long at = nb + (na - nb) / 2;
+    /* Half-life counted from when we minted it (notBefore is backdated a minute). */
+    long at = e->minted_at + (na - e->minted_at) / 2;
     uint64_t delay_ms = at > now ? (uint64_t)(at - now) * 1000 : 1000;
     loop_timer_start(e->owner->zt->loop, &e->renew, delay_ms, on_renew, e);
 }
@@ -120,6 +122,7 @@ on_renew(void *arg)
     }
     tls_creds_unref(e->creds);
     e->creds = fresh;
+    e->minted_at = (long)(clock_wall_ms() / 1000);
     schedule_renew(e);
 }
 
@@ -138,6 +141,7 @@ certs_get(struct certs *c, const struct workload *w)
     e->owner = c;
     e->identity = xstrdup(w->identity);
     e->creds = creds;
+    e->minted_at = (long)(clock_wall_ms() / 1000);
     e->next = c->entries;
     c->entries = e;
     schedule_renew(e);

@@ -15,6 +15,7 @@
 #include "ztunnel.h"
 
 #define LISTENER_ACCEPT_BATCH 64
+#define LISTENER_BACKOFF_MS 100
 
 struct listener {
     struct zt *zt;
@@ -22,7 +23,16 @@ struct listener {
     struct loop_io io;
     int fd;
     listener_fn *cb;
+    struct loop_timer backoff;
+    uint64_t last_warn_ms;
 };
+
+static void
+on_backoff_done(void *arg)
+{
+    struct listener *l = arg;
+    loop_io_set(l->zt->loop, &l->io, EPOLLIN);
+}
 
 static void
 on_accept(void *arg, uint32_t events)
@@ -37,8 +47,18 @@ on_accept(void *arg, uint32_t events)
         if (fd == -EAGAIN)
             return;
         if (fd < 0) {
-            /* EMFILE and friends: drop this round, the loop calls again. */
-            log_warn("%s: accept: %s", l->name, strerror(-fd));
+            /*
+             * Out of descriptors or memory: the listener stays readable, so stop watching it
+             * for a moment instead of spinning, and say so at most once a second.
+             */
+            uint64_t now = loop_now_ms(l->zt->loop);
+            if (now - l->last_warn_ms >= 1000) {
+                log_warn("%s: accept: %s; pausing accepts for %d ms", l->name, strerror(-fd),
+                         LISTENER_BACKOFF_MS);
+                l->last_warn_ms = now;
+            }
+            loop_io_set(l->zt->loop, &l->io, 0);
+            loop_timer_start(l->zt->loop, &l->backoff, LISTENER_BACKOFF_MS, on_backoff_done, l);
             return;
         }
         sock_tune(fd);
@@ -77,6 +97,7 @@ listener_close(struct listener *l)
     if (l == NULL)
         return;
     loop_io_stop(l->zt->loop, &l->io);
+    loop_timer_stop(l->zt->loop, &l->backoff);
     close(l->fd);
     free(l);
 }

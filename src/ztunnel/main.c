@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -47,6 +48,17 @@ zt_is_own_port(const struct zt *z, uint16_t port)
 {
     return port == zt_port(z, ZT_PORT_OUTBOUND) || port == zt_port(z, ZT_PORT_INBOUND_PLAIN) ||
            port == zt_port(z, ZT_PORT_HBONE);
+}
+
+/* Each tunnel holds two sockets; take the hard limit (as ztunnel does) rather than 1024. */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 static void
@@ -236,6 +248,7 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     parse_flags(argc, argv, &zt.opts);
+    raise_fd_limit();
     if (local_config_load(zt.opts.local_config, &zt.model, err, sizeof(err)) < 0)
         fatal("invalid local config: %s", err);
     zt.loop = loop_new();

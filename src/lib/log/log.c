@@ -99,6 +99,18 @@ put_json_str(struct line *l, const char *s)
     put(l, "\"", 1);
 }
 
+static bool
+is_json_number(const char *v)
+{
+    if (*v == '-')
+        v++;
+    if (*v < '0' || *v > '9' || (v[0] == '0' && v[1] != '\0'))
+        return false;
+    while (*v >= '0' && *v <= '9')
+        v++;
+    return *v == '\0';
+}
+
 static void
 put_time(struct line *l)
 {
@@ -138,7 +150,8 @@ emit(enum log_level level, const char *scope, const char *message, const struct 
             puts_(&l, ",");
             put_json_str(&l, fields[i].key);
             puts_(&l, ":");
-            if (fields[i].quote)
+            /* JSON: only a plain number may go unquoted; addresses and the like are strings. */
+            if (fields[i].quote || !is_json_number(fields[i].value))
                 put_json_str(&l, fields[i].value);
             else
                 puts_(&l, fields[i].value);
