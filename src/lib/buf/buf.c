@@ -94,29 +94,29 @@ buf_cleanup(struct buf *b)
 char *
 buf_reserve(struct buf *b, size_t want, size_t *room)
 {
-    if (b->len >= b->max)
+    if (b->len >= b->max - b->headroom)
         return NULL;
     if (want == 0)
         want = 1;
-    if (want > b->max - b->len)
-        want = b->max - b->len;
-    if (b->cap - b->off - b->len < want && b->off > 0) {
-        memmove(b->data, b->data + b->off, b->len);
-        b->off = 0;
+    if (want > b->max - b->headroom - b->len)
+        want = b->max - b->headroom - b->len;
+    if (b->cap - b->off - b->len < want && b->off > b->headroom) {
+        memmove(b->data + b->headroom, b->data + b->off, b->len);
+        b->off = b->headroom;
     }
-    if (b->cap - b->len < want) {
+    if (b->cap - b->off - b->len < want) {
         /* Power-of-two sizes (unless capped) so storage can be cached and reused. */
         size_t ncap = b->cap ? b->cap : BUF_MIN_ALLOC;
-        while (ncap < b->len + want)
+        while (ncap < b->headroom + b->len + want)
             ncap *= 2;
         if (ncap > b->max)
             ncap = b->max;
         char *n = storage_get(ncap);
         if (b->len > 0)
-            memcpy(n, b->data + b->off, b->len);
+            memcpy(n + b->headroom, b->data + b->off, b->len);
         storage_put(b->data, b->cap);
         b->data = n;
-        b->off = 0;
+        b->off = b->headroom;
         b->cap = ncap;
     }
     *room = b->cap - b->off - b->len;
@@ -151,11 +151,19 @@ buf_append(struct buf *b, const void *p, size_t n)
 }
 
 void
+buf_set_headroom(struct buf *b, size_t n)
+{
+    CHECK(b->len == 0 && n < b->max);
+    b->headroom = n;
+    b->off = b->data != NULL ? n : 0;
+}
+
+void
 buf_consume(struct buf *b, size_t n)
 {
     CHECK(n <= b->len);
     b->len -= n;
-    b->off = b->len ? b->off + n : 0;
+    b->off = b->len ? b->off + n : (b->data != NULL ? b->headroom : 0);
 }
 
 void

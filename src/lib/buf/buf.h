@@ -18,6 +18,7 @@ struct buf {
     size_t len; /* bytes of unread data */
     size_t cap; /* allocated bytes */
     size_t max; /* hard cap on cap; read-only outside buf.c */
+    size_t headroom; /* bytes kept free in front of the data (buf_set_headroom) */
 };
 
 void buf_init(struct buf *b, size_t max);
@@ -35,6 +36,11 @@ char *buf_reserve(struct buf *b, size_t want, size_t *room);
 void buf_commit(struct buf *b, size_t n);
 /* Appends |n| bytes; returns 0, or -MESH_ELIMIT (|b| unchanged) past the cap. */
 int buf_append(struct buf *b, const void *p, size_t n);
+/*
+ * Makes an empty |b| start |n| bytes into its storage, so a caller can later
+ * write up to |n| bytes just in front of the data (a protocol header).
+ */
+void buf_set_headroom(struct buf *b, size_t n);
 /* Drops |n| bytes from the front. */
 void buf_consume(struct buf *b, size_t n);
 /* Frees the storage if no data is buffered. */
@@ -57,7 +63,7 @@ buf_head(const struct buf *b)
 static inline size_t
 buf_space(const struct buf *b)
 {
-    return b->max - b->len;
+    return b->max - b->headroom - b->len;
 }
 
 #endif

@@ -17,6 +17,8 @@
 #define H2_ENC_MAX     (256 * 1024)
 #define H2_ENC_BATCH   (64 * 1024)
 #define H2_DIRECT_MIN  4096 /* frames this large skip the |out| copy */
+#define H2_FRAME_HEADER 9
+#define H2_RECORD_PAYLOAD (16384 - H2_FRAME_HEADER) /* DATA payload filling one TLS record */
 #define H2_VALUE_MAX   4096
 
 enum h2_state { H2_HANDSHAKE = 0, H2_RUNNING, H2_DEAD };
@@ -93,6 +95,8 @@ void h2_stream_kick(struct h2_stream *st);
 void h2_stream_maybe_free(struct h2_stream *st);
 /* nghttp2 is done with |st| (closed or session gone); |err| 0 when clean. */
 void h2_stream_h2_closed(struct h2_stream *st, int err);
+/* |n| bytes of |st|'s |tx| went out in a DATA frame. */
+void h2_stream_sent(struct h2_stream *st, size_t n);
 ssize_t h2_on_data_read(nghttp2_session *ng, int32_t id, uint8_t *p, size_t len, uint32_t *flags,
                         nghttp2_data_source *src, void *user);
 

@@ -204,6 +204,23 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
     return 0;
 }
 
+/*
+ * DATA payloads of 16384 - 9 bytes: frame header plus payload fill exactly one
+ * TLS record, instead of a full record followed by a 9-byte one.
+ */
+static ssize_t
+on_data_length(nghttp2_session *ng, uint8_t type, int32_t id, int32_t conn_window,
+               int32_t stream_window, uint32_t max_frame, void *user)
+{
+    (void)ng;
+    (void)type;
+    (void)id;
+    (void)conn_window;
+    (void)stream_window;
+    (void)user;
+    return max_frame < H2_RECORD_PAYLOAD ? (ssize_t)max_frame : H2_RECORD_PAYLOAD;
+}
+
 static int
 on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
@@ -307,6 +324,46 @@ drain_out(struct h2_session *s)
     buf_consume(&s->out, done);
     buf_release_if_empty(&s->out);
     return rc;
+}
+
+/*
+ * nghttp2 hands us a DATA frame to send without copying its payload: the 9
+ * header bytes go into the headroom in front of the payload in the stream's
+ * |tx|, so header and payload leave as one TLS record.
+ */
+static int
+on_send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size_t length,
+             nghttp2_data_source *src, void *user)
+{
+    struct h2_session *s = user;
+    struct h2_stream *st = src->ptr;
+    size_t done = 0;
+    int rc = 0;
+    (void)ng;
+    (void)f;
+
+    /* Frames queued before this one go first. */
+    if (buf_len(&s->out) > 0) {
+        rc = drain_out(s);
+        if (rc == -EAGAIN)
+            return NGHTTP2_ERR_WOULDBLOCK;
+        if (rc < 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (st->tx.off >= H2_FRAME_HEADER) {
+        uint8_t *frame = (uint8_t *)st->tx.data + st->tx.off - H2_FRAME_HEADER;
+        memcpy(frame, framehd, H2_FRAME_HEADER);
+        rc = write_some(s, frame, H2_FRAME_HEADER + length, &done);
+        if (rc < 0 && rc != -EAGAIN)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        if (done < H2_FRAME_HEADER + length)
+            CHECK(buf_append(&s->out, frame + done, H2_FRAME_HEADER + length - done) == 0);
+    } else {
+        CHECK(buf_append(&s->out, framehd, H2_FRAME_HEADER) == 0);
+        CHECK(buf_append(&s->out, buf_head(&st->tx), length) == 0);
+    }
+    h2_stream_sent(st, length);
+    return 0;
 }
 
 /* Sends pending TLS records; 0, -EAGAIN or an error. */
@@ -445,6 +502,8 @@ start_http2(struct h2_session *s)
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(cb, on_data_length);
+    nghttp2_session_callbacks_set_send_data_callback(cb, on_send_data);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     nghttp2_option_new(&opt);

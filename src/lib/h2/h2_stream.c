@@ -219,6 +219,7 @@ h2_stream_new(struct h2_session *s, size_t rx_max)
     st->sess = s;
     buf_init(&st->rx, rx_max);
     buf_init(&st->tx, H2_TX_MAX);
+    buf_set_headroom(&st->tx, H2_FRAME_HEADER); /* room to prepend each DATA frame's header */
     st->next = s->streams;
     if (s->streams)
         s->streams->prev = st;
@@ -289,24 +290,21 @@ h2_stream_h2_closed(struct h2_stream *st, int err)
 
 ssize_t
 h2_on_data_read(nghttp2_session *ng, int32_t id, uint8_t *p, size_t len, uint32_t *flags,
-             nghttp2_data_source *src, void *user)
+                nghttp2_data_source *src, void *user)
 {
     struct h2_stream *st = src->ptr;
     size_t n = buf_len(&st->tx);
     (void)ng;
     (void)id;
+    (void)p;
     (void)user;
 
+    /* No copy here: h2_send_data() writes the payload straight from |tx|. */
     if (n > len)
         n = len;
-    if (n > 0) {
-        memcpy(p, buf_head(&st->tx), n);
-        buf_consume(&st->tx, n);
-        if (buf_len(&st->tx) == 0)
-            buf_release_if_empty(&st->tx);
-        h2_stream_kick(st);
-    }
-    if (buf_len(&st->tx) == 0 && st->local_eof) {
+    if (n > 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == buf_len(&st->tx) && st->local_eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         return (ssize_t)n;
     }
@@ -315,6 +313,15 @@ h2_on_data_read(nghttp2_session *ng, int32_t id, uint8_t *p, size_t len, uint32_
         return NGHTTP2_ERR_DEFERRED;
     }
     return (ssize_t)n;
+}
+
+void
+h2_stream_sent(struct h2_stream *st, size_t n)
+{
+    buf_consume(&st->tx, n);
+    if (buf_len(&st->tx) == 0)
+        buf_release_if_empty(&st->tx);
+    h2_stream_kick(st);
 }
 
 struct h2_stream *
