@@ -22,6 +22,7 @@ struct dir {
     uint64_t bytes;
     bool src_eof;
     bool dst_shut;
+    bool dst_blocked; /* the destination refused bytes: wait for it to be writable */
 };
 
 struct pipe {
@@ -43,10 +44,67 @@ dir_ended(const struct dir *d)
     return d->dst_shut;
 }
 
+/*
+ * Zero-copy steps, used while the pipe's own buffer is empty: write straight
+ * from a source that exposes its buffer (peek), or read straight into a
+ * destination that exposes its buffer (reserve). Return 1 on progress, 0 when
+ * blocked (|dst_blocked| says which way), or a negative error.
+ */
+static int
+step_peek(struct dir *d)
+{
+    const void *p = NULL;
+    ssize_t r = d->src->ops->peek(d->src, &p);
+
+    if (r == 0) {
+        d->src_eof = true;
+        return 1;
+    }
+    if (r < 0)
+        return r == -EAGAIN ? 0 : (int)r;
+    ssize_t w = stream_write(d->dst, p, (size_t)r);
+    if (w > 0) {
+        d->src->ops->consume(d->src, (size_t)w);
+        d->bytes += (uint64_t)w;
+        return 1;
+    }
+    if (w == -EAGAIN) {
+        d->dst_blocked = true;
+        return 0;
+    }
+    return w < 0 ? (int)w : -EPIPE;
+}
+
+static int
+step_reserve(struct dir *d)
+{
+    void *p = NULL;
+    ssize_t room = d->dst->ops->reserve(d->dst, &p);
+
+    if (room == -EAGAIN) {
+        d->dst_blocked = true;
+        return 0;
+    }
+    if (room < 0)
+        return (int)room;
+    ssize_t r = stream_read(d->src, p, (size_t)room);
+    if (r > 0) {
+        d->dst->ops->commit(d->dst, (size_t)r);
+        d->bytes += (uint64_t)r;
+        return 1;
+    }
+    if (r == 0) {
+        d->src_eof = true;
+        return 1;
+    }
+    return r == -EAGAIN ? 0 : (int)r;
+}
+
 /* Moves bytes in one direction until blocked; returns 0 or a negative error. */
 static int
 pump(struct dir *d)
 {
+    d->dst_blocked = false;
     for (int round = 0; round < PIPE_ROUNDS; round++) {
         bool progress = false;
         if (buf_len(&d->buf) > 0) {
@@ -55,7 +113,9 @@ pump(struct dir *d)
                 buf_consume(&d->buf, (size_t)w);
                 d->bytes += (uint64_t)w;
                 progress = true;
-            } else if (w != -EAGAIN) {
+            } else if (w == -EAGAIN) {
+                d->dst_blocked = true;
+            } else {
                 return w < 0 ? (int)w : -EPIPE;
             }
         }
@@ -64,6 +124,15 @@ pump(struct dir *d)
             if (rc < 0 && rc != -ENOTCONN)
                 return rc;
             d->dst_shut = true;
+        }
+        if (!d->src_eof && buf_len(&d->buf) == 0 &&
+            (d->src->ops->peek != NULL || d->dst->ops->reserve != NULL)) {
+            int rc = d->src->ops->peek != NULL ? step_peek(d) : step_reserve(d);
+            if (rc < 0)
+                return rc;
+            if (rc > 0)
+                continue;
+            return 0;
         }
         if (!d->src_eof && buf_space(&d->buf) > 0) {
             size_t room;
@@ -136,6 +205,18 @@ on_event(void *arg, struct stream *s, unsigned events)
     pipe_update(p);
 }
 
+/* Read from |d|'s source only when the bytes have somewhere to go. */
+static bool
+want_read(const struct dir *d)
+{
+    if (d->src_eof)
+        return false;
+    if (d->dst_blocked && buf_len(&d->buf) == 0 &&
+        (d->src->ops->peek != NULL || d->dst->ops->reserve != NULL))
+        return false;
+    return buf_space(&d->buf) > 0;
+}
+
 /* Recomputes what each stream should wake us for, and finishes when done. */
 static void
 pipe_update(struct pipe *p)
@@ -144,10 +225,10 @@ pipe_update(struct pipe *p)
         finish(p, 0);
         return;
     }
-    bool a_rd = !p->d[0].src_eof && buf_space(&p->d[0].buf) > 0;
-    bool b_rd = !p->d[1].src_eof && buf_space(&p->d[1].buf) > 0;
-    bool b_wr = buf_len(&p->d[0].buf) > 0;
-    bool a_wr = buf_len(&p->d[1].buf) > 0;
+    bool a_rd = want_read(&p->d[0]);
+    bool b_rd = want_read(&p->d[1]);
+    bool b_wr = buf_len(&p->d[0].buf) > 0 || p->d[0].dst_blocked;
+    bool a_wr = buf_len(&p->d[1].buf) > 0 || p->d[1].dst_blocked;
     stream_want(p->a, a_rd, a_wr);
     stream_want(p->b, b_rd, b_wr);
 }

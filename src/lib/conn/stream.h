@@ -30,6 +30,18 @@ struct stream_ops {
     void (*want)(struct stream *s, bool rd, bool wr);
     /* Releases the stream; |abort| resets it (RST) instead of closing cleanly. */
     void (*close)(struct stream *s, bool abort);
+
+    /*
+     * Optional zero-copy access, used by the pipe when present:
+     * peek:    points |*p| at buffered input; returns its length like read()
+     *          (>0, 0 end of stream, -EAGAIN, <0 error); consume() takes |n| of it.
+     * reserve: points |*p| at free output space; returns its size, -EAGAIN
+     *          when full, or <0; commit() queues |n| bytes written there.
+     */
+    ssize_t (*peek)(struct stream *s, const void **p);
+    void (*consume)(struct stream *s, size_t n);
+    ssize_t (*reserve)(struct stream *s, void **p);
+    void (*commit)(struct stream *s, size_t n);
 };
 
 struct stream {

@@ -82,7 +82,7 @@ h2_stream_kick(struct h2_stream *st)
 /* ---- stream ops --------------------------------------------------------- */
 
 static ssize_t
-h2s_read(struct stream *x, void *p, size_t len)
+h2s_peek(struct stream *x, const void **p)
 {
     struct h2_stream *st = (struct h2_stream *)x;
     size_t n = buf_len(&st->rx);
@@ -96,9 +96,16 @@ h2s_read(struct stream *x, void *p, size_t len)
             return -ECONNRESET;
         return -EAGAIN;
     }
-    if (n > len)
-        n = len;
-    memcpy(p, buf_head(&st->rx), n);
+    *p = buf_head(&st->rx);
+    return (ssize_t)n;
+}
+
+/* The reader took |n| bytes: only now may the peer send that much more. */
+static void
+h2s_consume(struct stream *x, size_t n)
+{
+    struct h2_stream *st = (struct h2_stream *)x;
+
     buf_consume(&st->rx, n);
     if (buf_len(&st->rx) == 0)
         buf_release_if_empty(&st->rx);
@@ -106,30 +113,65 @@ h2s_read(struct stream *x, void *p, size_t len)
         nghttp2_session_consume(st->sess->ng, st->id, n);
         h2_schedule_flush(st->sess);
     }
-    return (ssize_t)n;
 }
 
 static ssize_t
-h2s_write(struct stream *x, const void *p, size_t len)
+h2s_read(struct stream *x, void *p, size_t len)
+{
+    const void *src = NULL;
+    ssize_t n = h2s_peek(x, &src);
+
+    if (n <= 0)
+        return n;
+    if ((size_t)n > len)
+        n = (ssize_t)len;
+    memcpy(p, src, (size_t)n);
+    h2s_consume(x, (size_t)n);
+    return n;
+}
+
+static ssize_t
+h2s_reserve(struct stream *x, void **p)
 {
     struct h2_stream *st = (struct h2_stream *)x;
+    size_t room;
 
     if (st->err)
         return st->err;
     if (st->h2_closed || st->local_eof || st->sess->state != H2_RUNNING)
         return -EPIPE;
-    size_t n = buf_space(&st->tx);
-    if (n == 0)
+    if (buf_space(&st->tx) == 0)
         return -EAGAIN;
-    if (n > len)
-        n = len;
-    CHECK(buf_append(&st->tx, p, n) == 0);
+    *p = buf_reserve(&st->tx, buf_space(&st->tx), &room);
+    return (ssize_t)room;
+}
+
+static void
+h2s_commit(struct stream *x, size_t n)
+{
+    struct h2_stream *st = (struct h2_stream *)x;
+
+    buf_commit(&st->tx, n);
     if (st->deferred) {
         st->deferred = false;
         nghttp2_session_resume_data(st->sess->ng, st->id);
     }
     h2_schedule_flush(st->sess);
-    return (ssize_t)n;
+}
+
+static ssize_t
+h2s_write(struct stream *x, const void *p, size_t len)
+{
+    void *dst = NULL;
+    ssize_t room = h2s_reserve(x, &dst);
+
+    if (room < 0)
+        return room;
+    if ((size_t)room > len)
+        room = (ssize_t)len;
+    memcpy(dst, p, (size_t)room);
+    h2s_commit(x, (size_t)room);
+    return room;
 }
 
 static int
@@ -208,6 +250,10 @@ static const struct stream_ops h2s_ops = {
     .shutdown_write = h2s_shutdown_write,
     .want = h2s_want,
     .close = h2s_close,
+    .peek = h2s_peek,
+    .consume = h2s_consume,
+    .reserve = h2s_reserve,
+    .commit = h2s_commit,
 };
 
 struct h2_stream *
