@@ -15,6 +15,8 @@
 #include "conn/pipe.h"
 
 #define PIPE_ROUNDS 16
+#define PIPE_CHUNK_MIN (4 * 1024)
+#define PIPE_CHUNK_MAX (256 * 1024)
 
 struct dir {
     struct stream *src, *dst;
@@ -23,6 +25,7 @@ struct dir {
     bool src_eof;
     bool dst_shut;
     bool dst_blocked; /* the destination refused bytes: wait for it to be writable */
+    size_t chunk;     /* how much to read at once: grows while reads fill it */
 };
 
 struct pipe {
@@ -42,6 +45,19 @@ static bool
 dir_ended(const struct dir *d)
 {
     return d->dst_shut;
+}
+
+/*
+ * Reads start small, so a quiet tunnel never holds a big buffer, and double
+ * while they come back full (bulk transfers), like ztunnel's dynamic buffers.
+ */
+static void
+adapt_chunk(struct dir *d, size_t offered, ssize_t got)
+{
+    if (got > 0 && (size_t)got == offered && d->chunk < PIPE_CHUNK_MAX)
+        d->chunk *= 2;
+    else if (got > 0 && (size_t)got < offered / 4 && d->chunk > PIPE_CHUNK_MIN)
+        d->chunk /= 2;
 }
 
 /*
@@ -79,7 +95,7 @@ static int
 step_reserve(struct dir *d)
 {
     void *p = NULL;
-    ssize_t room = d->dst->ops->reserve(d->dst, &p);
+    ssize_t room = d->dst->ops->reserve(d->dst, d->chunk, &p);
 
     if (room == -EAGAIN) {
         d->dst_blocked = true;
@@ -87,9 +103,13 @@ step_reserve(struct dir *d)
     }
     if (room < 0)
         return (int)room;
+    if ((size_t)room > d->chunk)
+        room = (ssize_t)d->chunk;
     ssize_t r = stream_read(d->src, p, (size_t)room);
+    adapt_chunk(d, (size_t)room, r);
+    /* Committing 0 lets the destination release space it lent for nothing. */
+    d->dst->ops->commit(d->dst, r > 0 ? (size_t)r : 0);
     if (r > 0) {
-        d->dst->ops->commit(d->dst, (size_t)r);
         d->bytes += (uint64_t)r;
         return 1;
     }
@@ -136,8 +156,11 @@ pump(struct dir *d)
         }
         if (!d->src_eof && buf_space(&d->buf) > 0) {
             size_t room;
-            char *w = buf_reserve(&d->buf, 64 * 1024, &room);
+            char *w = buf_reserve(&d->buf, d->chunk, &room);
+            if (room > d->chunk)
+                room = d->chunk;
             ssize_t r = stream_read(d->src, w, room);
+            adapt_chunk(d, room, r);
             if (r > 0) {
                 buf_commit(&d->buf, (size_t)r);
                 progress = true;
@@ -250,6 +273,7 @@ pipe_start(struct loop *l, struct stream *a, struct stream *b, size_t buf_max, p
     p->d[1].dst = a;
     buf_init(&p->d[0].buf, buf_max);
     buf_init(&p->d[1].buf, buf_max);
+    p->d[0].chunk = p->d[1].chunk = PIPE_CHUNK_MIN;
     stream_set_handler(a, on_event, p);
     stream_set_handler(b, on_event, p);
     pipe_update(p);

@@ -35,12 +35,13 @@ struct stream_ops {
      * Optional zero-copy access, used by the pipe when present:
      * peek:    points |*p| at buffered input; returns its length like read()
      *          (>0, 0 end of stream, -EAGAIN, <0 error); consume() takes |n| of it.
-     * reserve: points |*p| at free output space; returns its size, -EAGAIN
-     *          when full, or <0; commit() queues |n| bytes written there.
+     * reserve: points |*p| at free output space, about |want| bytes; returns
+     *          its size, -EAGAIN when full, or <0; commit() queues |n| bytes
+     *          written there (0: nothing was, the space may be released).
      */
     ssize_t (*peek)(struct stream *s, const void **p);
     void (*consume)(struct stream *s, size_t n);
-    ssize_t (*reserve)(struct stream *s, void **p);
+    ssize_t (*reserve)(struct stream *s, size_t want, void **p);
     void (*commit)(struct stream *s, size_t n);
 };
 

@@ -131,7 +131,7 @@ h2s_read(struct stream *x, void *p, size_t len)
 }
 
 static ssize_t
-h2s_reserve(struct stream *x, void **p)
+h2s_reserve(struct stream *x, size_t want, void **p)
 {
     struct h2_stream *st = (struct h2_stream *)x;
     size_t room;
@@ -142,7 +142,7 @@ h2s_reserve(struct stream *x, void **p)
         return -EPIPE;
     if (buf_space(&st->tx) == 0)
         return -EAGAIN;
-    *p = buf_reserve(&st->tx, buf_space(&st->tx), &room);
+    *p = buf_reserve(&st->tx, want, &room);
     return (ssize_t)room;
 }
 
@@ -151,6 +151,10 @@ h2s_commit(struct stream *x, size_t n)
 {
     struct h2_stream *st = (struct h2_stream *)x;
 
+    if (n == 0) {
+        buf_release_if_empty(&st->tx); /* an idle tunnel holds no buffer */
+        return;
+    }
     buf_commit(&st->tx, n);
     if (st->deferred) {
         st->deferred = false;
@@ -163,7 +167,7 @@ static ssize_t
 h2s_write(struct stream *x, const void *p, size_t len)
 {
     void *dst = NULL;
-    ssize_t room = h2s_reserve(x, &dst);
+    ssize_t room = h2s_reserve(x, len, &dst);
 
     if (room < 0)
         return room;

@@ -1,0 +1,336 @@
+/*
+ * benchtool.c - small load tools for bench/run.sh (built into the run's temp dir).
+ *
+ *   benchtool echo PORT...                 epoll echo server on 0.0.0.0:PORT (many connections)
+ *   benchtool rtt HOST PORT RATE SECS SIZE paced request/response: SIZE bytes out, SIZE bytes
+ *                                          back, RATE per second on one connection (sleeping in
+ *                                          between; RATE 0 = back to back); prints the round-trip
+ *                                          percentiles in microseconds
+ *   benchtool hold HOST PORT N SECS        opens N connections, each sends one byte and waits for
+ *                                          its echo (so the tunnel is really up), prints
+ *                                          "held OK FAILED" and keeps them open until SIGTERM
+ *                                          (or 600 s); SECS bounds the set-up time
+ *
+ * IPv4 only (the bench uses 198.18.0.0/15). Every loop is bounded in time.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static void
+die(const char *what)
+{
+    fprintf(stderr, "benchtool: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long
+arg_long(const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "benchtool: bad number %s\n", s);
+        exit(2);
+    }
+    return v;
+}
+
+static double
+arg_double(const char *s, double lo, double hi)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "benchtool: bad number %s\n", s);
+        exit(2);
+    }
+    return v;
+}
+
+static struct sockaddr_in
+mkaddr(const char *host, const char *port)
+{
+    int p = (int)arg_long(port, 1, 65535);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        fprintf(stderr, "benchtool: bad IPv4 address %s\n", host);
+        exit(2);
+    }
+    return a;
+}
+
+/* ---- echo server ---- */
+
+static void
+write_all_blocking(int fd, const char *p, size_t n)
+{
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0)
+            break;
+        p += w;
+        n -= (size_t)w;
+    }
+    fcntl(fd, F_SETFL, fl);
+}
+
+static int
+cmd_echo(int argc, char **argv)
+{
+    int ep = epoll_create1(0);
+    int nl = argc;
+    int *lfds = calloc((size_t)nl, sizeof(int));
+    if (ep < 0 || lfds == NULL)
+        die("epoll");
+    for (int i = 0; i < nl; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)arg_long(argv[i], 1, 65535))};
+        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0)
+            die("listen");
+        lfds[i] = fd;
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+    static char buf[65536];
+    struct epoll_event evs[256];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait");
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd, is_listener = 0;
+            for (int j = 0; j < nl; j++)
+                is_listener |= (fd == lfds[j]);
+            if (is_listener) {
+                for (int k = 0; k < 256; k++) {
+                    int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK);
+                    if (c < 0)
+                        break;
+                    int one = 1;
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                    struct epoll_event ev = {.events = EPOLLIN, .data.fd = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+                }
+                continue;
+            }
+            ssize_t r = read(fd, buf, sizeof(buf));
+            if (r > 0) {
+                ssize_t w = write(fd, buf, (size_t)r);
+                if (w < 0)
+                    w = 0;
+                if (w < r)
+                    write_all_blocking(fd, buf + w, (size_t)(r - w));
+            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close(fd); /* also removes it from the epoll set */
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- paced round trips ---- */
+
+static int
+cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int
+cmd_rtt(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: benchtool rtt HOST PORT RATE SECS SIZE\n");
+        return 2;
+    }
+    struct sockaddr_in a = mkaddr(argv[0], argv[1]);
+    double rate = arg_double(argv[2], 0, 1e6), secs = arg_double(argv[3], 0.01, 3600);
+    size_t size = (size_t)arg_long(argv[4], 1, 65536);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        die("connect");
+    size_t cap = 1 << 16, count = 0;
+    char *out = malloc(size), *in = malloc(size);
+    double *rtt = malloc(cap * sizeof(double));
+    if (out == NULL || in == NULL || rtt == NULL)
+        die("malloc");
+    memset(out, 'r', size);
+    /* Warm-up for a tenth of the time (not recorded), then measure for SECS. */
+    double period = rate > 0 ? 1.0 / rate : 0, start = now_s(), next = start;
+    double t_meas = start + secs / 10, t_end = t_meas + secs;
+    for (;;) {
+        next += period;
+        if (rate > 0) {
+            struct timespec ts = {.tv_sec = (time_t)next,
+                                  .tv_nsec = (long)((next - (double)(time_t)next) * 1e9)};
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        }
+        double t0 = now_s();
+        if (t0 >= t_end)
+            break;
+        if (write(fd, out, size) != (ssize_t)size)
+            die("write");
+        size_t got = 0;
+        while (got < size) {
+            ssize_t r = read(fd, in + got, size - got);
+            if (r <= 0) {
+                fprintf(stderr, "benchtool rtt: read failed after %zu messages\n", count);
+                return 1;
+            }
+            got += (size_t)r;
+        }
+        if (t0 < t_meas)
+            continue;
+        if (count == cap) {
+            cap *= 2;
+            rtt = realloc(rtt, cap * sizeof(double));
+            if (rtt == NULL)
+                die("realloc");
+        }
+        rtt[count++] = (now_s() - t0) * 1e6;
+    }
+    if (count == 0)
+        return 1;
+    qsort(rtt, count, sizeof(double), cmp_dbl);
+#define PCT(p) rtt[(size_t)((double)(count - 1) * (p) / 100.0)]
+    printf("RESULT n=%zu p50=%.1f p90=%.1f p99=%.1f p999=%.1f max=%.1f\n", count, PCT(50), PCT(90),
+           PCT(99), PCT(99.9), rtt[count - 1]);
+    return 0;
+}
+
+/* ---- hold N tunnels open ---- */
+
+enum { C_CONNECTING = 1, C_WAITING = 2, C_HELD = 3, C_FAILED = 4 };
+
+static int
+cmd_hold(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: benchtool hold HOST PORT N SECS\n");
+        return 2;
+    }
+    struct sockaddr_in a = mkaddr(argv[0], argv[1]);
+    long n = arg_long(argv[2], 1, 1000000);
+    double deadline = now_s() + arg_double(argv[3], 0.1, 3600);
+    const int max_inflight = 128;
+    int *fds = calloc((size_t)n, sizeof(int));
+    char *st = calloc((size_t)n, 1);
+    int ep = epoll_create1(0);
+    if (fds == NULL || st == NULL || ep < 0)
+        die("setup");
+    long next = 0, held = 0, failed = 0, inflight = 0;
+    struct epoll_event evs[256];
+    while (held + failed < n && now_s() < deadline) {
+        while (next < n && inflight < max_inflight) {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            if (fd < 0) {
+                st[next++] = C_FAILED;
+                failed++;
+                continue;
+            }
+            fds[next] = fd;
+            int r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+            if (r < 0 && errno != EINPROGRESS) {
+                close(fd);
+                st[next++] = C_FAILED;
+                failed++;
+                continue;
+            }
+            st[next] = C_CONNECTING;
+            struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)next};
+            epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+            next++;
+            inflight++;
+        }
+        int k = epoll_wait(ep, evs, 256, 100);
+        for (int i = 0; i < k; i++) {
+            long id = (long)evs[i].data.u64;
+            int fd = fds[id];
+            if (st[id] == C_CONNECTING) {
+                int err = 0;
+                socklen_t el = sizeof(err);
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+                if (err == 0 && write(fd, "x", 1) == 1) {
+                    st[id] = C_WAITING;
+                    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)id};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+                    continue;
+                }
+            } else if (st[id] == C_WAITING) {
+                char c;
+                if (read(fd, &c, 1) == 1 && c == 'x') {
+                    st[id] = C_HELD;
+                    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                    held++;
+                    inflight--;
+                    continue;
+                }
+            } else {
+                continue;
+            }
+            epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+            close(fd);
+            st[id] = C_FAILED;
+            failed++;
+            inflight--;
+        }
+    }
+    printf("RESULT held=%ld failed=%ld timedout=%ld\n", held, failed, n - held - failed);
+    fflush(stdout);
+    /* Hold until told to stop; never longer than 10 minutes. */
+    alarm(600);
+    for (;;)
+        pause();
+}
+
+int
+main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc >= 2 && strcmp(argv[1], "echo") == 0 && argc >= 3)
+        return cmd_echo(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "rtt") == 0)
+        return cmd_rtt(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "hold") == 0)
+        return cmd_hold(argc - 2, argv + 2);
+    fprintf(
+        stderr,
+        "usage: benchtool echo PORT... | rtt HOST PORT RATE SECS SIZE | hold HOST PORT N SECS\n");
+    return 2;
+}
