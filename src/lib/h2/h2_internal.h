@@ -15,7 +15,7 @@
 #define H2_TX_MAX      (256 * 1024)
 #define H2_READ_ROUNDS 16
 #define H2_ENC_MAX     (256 * 1024)
-#define H2_ENC_BATCH   (64 * 1024)
+#define H2_ENC_BATCH   (160 * 1024) /* measured best on 2 vCPU: fewer sends, peer still busy */
 #define H2_DIRECT_MIN  4096 /* frames this large skip the |out| copy */
 #define H2_FRAME_HEADER 9
 #define H2_RECORD_PAYLOAD (16384 - H2_FRAME_HEADER) /* DATA payload filling one TLS record */
