@@ -180,6 +180,9 @@ make_ctx(bool server, X509 *cert, EVP_PKEY *key, X509_STORE *roots, const struct
     /* Release record buffers while idle: idle tunnels should cost little memory. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* Read several records per recv(2); the session drains what OpenSSL holds (SSL_has_pending). */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
     if (server)
         SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
     else if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0)
