@@ -137,25 +137,7 @@ Ciphersuites = TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
 EOF
 
 # ---------------------------------------------------------------- mesh config
-cat >"$WORK/mesh.yaml" <<YAML
-workloads:
-- uid: Kubernetes//Pod/default/client
-  name: client
-  namespace: default
-  serviceAccount: client
-  addresses: ["$CLIENT_IP"]
-  node: node-1
-  tunnelProtocol: HBONE
-- uid: Kubernetes//Pod/default/server
-  name: server
-  namespace: default
-  serviceAccount: server
-  addresses: ["$SERVER_IP"]
-  node: node-2
-  tunnelProtocol: HBONE
-services: []
-policies: []
-YAML
+write_config "$WORK/mesh.yaml" # lib.sh: the client and server pods, as in the integration tests
 
 # ---------------------------------------------------------------- origins (node-2)
 P_IPERF=5201 P_HTTP=8080 P_ECHO=9000
