@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
   cmake ninja-build gcc clang pkg-config
   libssl-dev libnghttp2-dev libyaml-dev libjansson-dev libcmocka-dev
-  libprotobuf-c-dev protobuf-c-compiler
+  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf
   iproute2 iptables tcpdump openssl bc procps util-linux
   python3 python3-h2 python3-cryptography
   haproxy stunnel4 iperf3 wrk
