@@ -108,6 +108,26 @@ on_app_dialled(void *arg, int fd)
 }
 
 static void
+on_stream_while_dialling(void *arg, struct stream *x, unsigned events)
+{
+    struct connect_req *r = arg;
+    const void *p;
+    (void)events;
+
+    /* Early data is held for the tunnel; only a failed stream matters here. */
+    ssize_t n = x->ops->peek(x, &p);
+    if (n >= 0 || n == -EAGAIN || r->dial == NULL)
+        return;
+    dial_cancel(r->dial);
+    r->dial = NULL;
+    stream_close(x, true);
+    r->zc->error = "tunnel reset before the workload answered";
+    struct pipe_result res = {.err = (int)n};
+    zconn_finish(r->zt, r->zc, &res);
+    free(r);
+}
+
+static void
 on_request(void *arg, struct h2_session *s, struct h2_stream *st)
 {
     struct hbone_conn *hc = arg;
@@ -163,6 +183,9 @@ on_request(void *arg, struct h2_session *s, struct h2_stream *st)
 
     struct sock_opts o = {.mark = SOCK_MARK_ZTUNNEL};
     r->dial = dial_start(zt->loop, &ip, port, NULL, &o, DIAL_TIMEOUT_MS, on_app_dialled, r);
+    /* Hear about a reset while we dial, so the dial does not outlive its stream. */
+    stream_set_handler(h2_stream_as_stream(st), on_stream_while_dialling, r);
+    stream_want(h2_stream_as_stream(st), true, false);
 }
 
 static int

@@ -24,6 +24,7 @@ struct listener {
     int fd;
     listener_fn *cb;
     struct loop_timer backoff;
+    struct loop_defer free_defer;
     uint64_t last_warn_ms;
 };
 
@@ -91,6 +92,12 @@ listener_open(struct zt *zt, const char *name, uint16_t port, listener_fn *cb, c
     return l;
 }
 
+static void
+listener_free(void *arg)
+{
+    free(arg);
+}
+
 void
 listener_close(struct listener *l)
 {
@@ -99,5 +106,6 @@ listener_close(struct listener *l)
     loop_io_stop(l->zt->loop, &l->io);
     loop_timer_stop(l->zt->loop, &l->backoff);
     close(l->fd);
-    free(l);
+    /* Called from handlers (SIGTERM): an accept event may still be pending in this batch. */
+    loop_defer(l->zt->loop, &l->free_defer, listener_free, l);
 }

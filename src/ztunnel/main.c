@@ -298,6 +298,7 @@ main(int argc, char **argv)
     inbound_free(zt.inbound);
     loop_io_stop(zt.loop, &sig_io);
     close(sigfd);
+    loop_run_deferred(zt.loop); /* releases what the closes above queued */
     pool_free(zt.pool);
     certs_free(zt.certs);
     model_unref(zt.model);

@@ -25,12 +25,14 @@ struct admin_http {
     struct loop_io io;
     int fd;
     unsigned n_clients;
+    struct client *clients;
     admin_handler_fn *handler;
     void *arg;
 };
 
 struct client {
     struct admin_http *a;
+    struct client *prev, *next;
     struct loop_io io;
     struct loop_timer timer;
     struct loop_defer free_defer;
@@ -70,11 +72,19 @@ client_free(void *arg)
 static void
 client_close(struct client *c)
 {
-    loop_io_stop(c->a->loop, &c->io);
-    loop_timer_stop(c->a->loop, &c->timer);
+    struct admin_http *a = c->a;
+
+    loop_io_stop(a->loop, &c->io);
+    loop_timer_stop(a->loop, &c->timer);
     close(c->fd);
-    c->a->n_clients--;
-    loop_defer(c->a->loop, &c->free_defer, client_free, c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    a->n_clients--;
+    loop_defer(a->loop, &c->free_defer, client_free, c);
 }
 
 static void
@@ -181,6 +191,10 @@ on_accept(void *arg, uint32_t events)
             continue;
         }
         a->n_clients++;
+        c->next = a->clients;
+        if (a->clients)
+            a->clients->prev = c;
+        a->clients = c;
         loop_timer_start(a->loop, &c->timer, ADMIN_TIMEOUT_MS, on_timeout, c);
     }
 }
@@ -216,6 +230,9 @@ admin_http_stop(struct admin_http *a)
 {
     if (a == NULL)
         return;
+    while (a->clients != NULL)
+        client_close(a->clients);
+    loop_run_deferred(a->loop); /* the clients' frees, before |a| goes */
     loop_io_stop(a->loop, &a->io);
     close(a->fd);
     free(a);

@@ -26,6 +26,7 @@ struct admin_http;
 struct admin_http *admin_http_start(struct loop *l, const struct ipaddr *ip, uint16_t port,
                                     uint32_t mark, admin_handler_fn *h, void *arg, char *err,
                                     size_t errlen);
+/* Closes the listener and every client; call after the loop stopped (it runs deferred frees). */
 void admin_http_stop(struct admin_http *a);
 
 #endif

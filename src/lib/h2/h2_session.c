@@ -463,12 +463,14 @@ static void
 session_read(struct h2_session *s)
 {
     uint8_t b[16384 + 512];
-    bool want_write = false;
+    bool want_write = false, blocked = false;
 
     for (int i = 0; i < H2_READ_ROUNDS && s->state == H2_RUNNING; i++) {
         ssize_t n = xprt_read(s, b, sizeof(b), &want_write);
-        if (n == -EAGAIN)
+        if (n == -EAGAIN) {
+            blocked = true;
             break;
+        }
         if (n <= 0) {
             session_fail(s, n == 0 ? 0 : (int)n);
             return;
@@ -484,8 +486,12 @@ session_read(struct h2_session *s)
         session_flush(s);
         if (want_write)
             update_interest(s, true);
-        /* Records OpenSSL already holds will not wake epoll: come back for them. */
-        if (s->ssl != NULL && SSL_has_pending(s->ssl))
+        /*
+         * We stopped for fairness with records OpenSSL already holds, which will not wake
+         * epoll: come back for them. Not after EAGAIN: then what it holds is an incomplete
+         * record, and the socket wakes us when the rest arrives.
+         */
+        if (!blocked && s->ssl != NULL && SSL_has_pending(s->ssl))
             loop_defer(s->loop, &s->read_defer, session_read_deferred, s);
     }
 }

@@ -29,7 +29,8 @@ stream_ready_events(const struct h2_stream *st)
 
     if (st->want_rd && (buf_len(&st->rx) > 0 || st->remote_eof || failed))
         ev |= STREAM_READABLE;
-    if (st->want_wr && (buf_space(&st->tx) > 0 || failed))
+    /* A closed stream takes no more bytes: wake the writer so it sees the error. */
+    if (st->want_wr && (buf_space(&st->tx) > 0 || failed || st->h2_closed))
         ev |= STREAM_WRITABLE;
     return ev;
 }
@@ -81,6 +82,23 @@ h2_stream_kick(struct h2_stream *st)
 
 /* ---- stream ops --------------------------------------------------------- */
 
+/*
+ * Returns |n| consumed bytes to the peer's send windows. Once nghttp2 closed the
+ * stream only the connection window is left to credit, and it must be: bytes
+ * never credited shrink the window every other tunnel on the connection shares.
+ */
+static void
+credit(struct h2_stream *st, size_t n)
+{
+    struct h2_session *s = st->sess;
+
+    if (n == 0 || s->state != H2_RUNNING)
+        return;
+    if (st->h2_closed || nghttp2_session_consume(s->ng, st->id, n) != 0)
+        nghttp2_session_consume_connection(s->ng, n);
+    h2_schedule_flush(s);
+}
+
 static ssize_t
 h2s_peek(struct stream *x, const void **p)
 {
@@ -109,10 +127,7 @@ h2s_consume(struct stream *x, size_t n)
     buf_consume(&st->rx, n);
     if (buf_len(&st->rx) == 0)
         buf_release_if_empty(&st->rx);
-    if (!st->h2_closed && st->sess->state == H2_RUNNING) {
-        nghttp2_session_consume(st->sess->ng, st->id, n);
-        h2_schedule_flush(st->sess);
-    }
+    credit(st, n);
 }
 
 static ssize_t
@@ -215,6 +230,10 @@ h2s_close(struct stream *x, bool abort)
     st->released = true;
     st->s.on_event = NULL;
     st->resp_cb = NULL;
+    /* Bytes nobody will read still count against the connection window: give them back. */
+    credit(st, buf_len(&st->rx));
+    buf_consume(&st->rx, buf_len(&st->rx));
+    buf_release_if_empty(&st->rx);
     if (!st->h2_closed && s->state == H2_RUNNING) {
         if (abort) {
             nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);

@@ -61,18 +61,44 @@ loop_stop(struct loop *l)
     l->stop = true;
 }
 
+/*
+ * An fd with no interest is taken out of epoll entirely: level-triggered epoll
+ * reports EPOLLHUP and EPOLLERR whatever the interest, so a back-pressured
+ * socket whose peer hung up would otherwise wake us in a tight loop. Adding it
+ * back reports its current state, so nothing is lost.
+ */
+static int
+io_apply(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = io};
+    int op;
+
+    if (events == 0) {
+        if (!io->registered)
+            return 0;
+        op = EPOLL_CTL_DEL;
+    } else {
+        op = io->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    }
+    if (epoll_ctl(l->epfd, op, io->fd, &ev) < 0)
+        return -errno;
+    io->registered = events != 0;
+    io->events = events;
+    return 0;
+}
+
 int
 loop_io_start(struct loop *l, struct loop_io *io, int fd, uint32_t events, loop_io_fn *cb,
               void *arg)
 {
-    struct epoll_event ev = {.events = events, .data.ptr = io};
-
     io->fd = fd;
-    io->events = events;
+    io->events = 0;
+    io->registered = false;
     io->cb = cb;
     io->arg = arg;
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return -errno;
+    int rc = io_apply(l, io, events);
+    if (rc < 0)
+        return rc;
     io->active = true;
     return 0;
 }
@@ -80,12 +106,9 @@ loop_io_start(struct loop *l, struct loop_io *io, int fd, uint32_t events, loop_
 void
 loop_io_set(struct loop *l, struct loop_io *io, uint32_t events)
 {
-    struct epoll_event ev = {.events = events, .data.ptr = io};
-
-    if (!io->active || io->events == events)
+    if (!io->active || (io->events == events && io->registered == (events != 0)))
         return;
-    io->events = events;
-    CHECK(epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev) == 0);
+    CHECK(io_apply(l, io, events) == 0);
 }
 
 void
@@ -93,7 +116,7 @@ loop_io_stop(struct loop *l, struct loop_io *io)
 {
     if (!io->active)
         return;
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io_apply(l, io, 0);
     io->active = false;
 }
 
@@ -194,6 +217,12 @@ run_deferred(struct loop *l)
         d->queued = false;
         d->cb(d->arg);
     }
+}
+
+void
+loop_run_deferred(struct loop *l)
+{
+    run_deferred(l);
 }
 
 static void

@@ -23,7 +23,8 @@ typedef void loop_defer_fn(void *arg);
 struct loop_io {
     int fd;
     uint32_t events; /* current interest, EPOLLIN | EPOLLOUT */
-    bool active;
+    bool active;     /* between loop_io_start() and loop_io_stop() */
+    bool registered; /* in epoll: only while the interest is not empty */
     loop_io_fn *cb;
     void *arg;
 };
@@ -73,5 +74,7 @@ loop_timer_armed(const struct loop_timer *t)
 
 /* Queues |d| to run after the current batch of handlers; no-op if queued. */
 void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *arg);
+/* Runs deferred calls now; for teardown after loop_run() returned. */
+void loop_run_deferred(struct loop *l);
 
 #endif
