@@ -189,11 +189,11 @@ admin_start(struct zt *zt, char *err, size_t errlen)
     struct ipaddr lo;
 
     ipaddr_parse("127.0.0.1", &lo);
-    admin_srv = admin_http_start(zt->loop, &lo, zt_port(zt, ZT_PORT_ADMIN), SOCK_MARK_ZTUNNEL,
+    admin_srv = admin_http_start(zt->loop, &lo, ZT_PORT_ADMIN, SOCK_MARK_ZTUNNEL,
                                  on_admin, zt, err, errlen);
     if (admin_srv == NULL)
         return -1;
-    ready_srv = admin_http_start(zt->loop, &lo, zt_port(zt, ZT_PORT_READY), SOCK_MARK_ZTUNNEL,
+    ready_srv = admin_http_start(zt->loop, &lo, ZT_PORT_READY, SOCK_MARK_ZTUNNEL,
                                  on_ready, zt, err, errlen);
     return ready_srv ? 0 : -1;
 }

@@ -151,7 +151,7 @@ on_request(void *arg, struct h2_session *s, struct h2_stream *st)
         reject(st, 400, "authority is not the local workload of this connection");
         return;
     }
-    if (zt_is_own_port(zt, port)) {
+    if (zt_is_own_port(port)) {
         reject(st, 400, "authority targets a ztunnel port");
         return;
     }
@@ -291,7 +291,7 @@ inbound_start(struct zt *zt, char *err, size_t errlen)
 
     in->zt = zt;
     zt->inbound = in;
-    in->listener = listener_open(zt, "hbone", zt_port(zt, ZT_PORT_HBONE), on_accept, err, errlen);
+    in->listener = listener_open(zt, "hbone", ZT_PORT_HBONE, on_accept, err, errlen);
     if (in->listener == NULL) {
         zt->inbound = NULL;
         free(in);

@@ -44,10 +44,10 @@ zt_local_workload(const struct zt *z, const struct ipaddr *ip)
 }
 
 bool
-zt_is_own_port(const struct zt *z, uint16_t port)
+zt_is_own_port(uint16_t port)
 {
-    return port == zt_port(z, ZT_PORT_OUTBOUND) || port == zt_port(z, ZT_PORT_INBOUND_PLAIN) ||
-           port == zt_port(z, ZT_PORT_HBONE);
+    return port == ZT_PORT_OUTBOUND || port == ZT_PORT_INBOUND_PLAIN ||
+           port == ZT_PORT_HBONE;
 }
 
 /* Each tunnel holds two sockets; take the hard limit (as ztunnel does) rather than 1024. */
@@ -75,8 +75,7 @@ usage(FILE *f)
             "  --cluster NAME          cluster name for baggage (Kubernetes)\n"
             "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
-            "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n"
-            "  --port-offset N         add N to every listening port (tests only)\n");
+            "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
 }
 
 static long
@@ -104,7 +103,6 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
         {"allow-x25519", no_argument, NULL, 'x'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
-        {"port-offset", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -152,9 +150,6 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
             if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0)
                 fatal("--log-format: expected plain or json, got \"%s\"", optarg);
             o->json_log = strcmp(optarg, "json") == 0;
-            break;
-        case 'p':
-            o->port_offset = (uint16_t)parse_num("--port-offset", optarg, 0, 40000);
             break;
         case 'h':
             usage(stdout);
@@ -277,17 +272,17 @@ main(int argc, char **argv)
     certs_prefetch(zt.certs);
 
     if (inbound_start(&zt, err, sizeof(err)) == NULL ||
-        (zt.outbound = listener_open(&zt, "outbound", zt_port(&zt, ZT_PORT_OUTBOUND),
+        (zt.outbound = listener_open(&zt, "outbound", ZT_PORT_OUTBOUND,
                                      outbound_accept, err, sizeof(err))) == NULL ||
-        (zt.plain = listener_open(&zt, "inbound-plaintext", zt_port(&zt, ZT_PORT_INBOUND_PLAIN),
+        (zt.plain = listener_open(&zt, "inbound-plaintext", ZT_PORT_INBOUND_PLAIN,
                                   passthrough_accept, err, sizeof(err))) == NULL ||
         admin_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
     zt.ready = true;
     log_info("ready: outbound %u, inbound plaintext %u, HBONE %u, admin 127.0.0.1:%u, "
              "readiness 127.0.0.1:%u",
-             zt_port(&zt, ZT_PORT_OUTBOUND), zt_port(&zt, ZT_PORT_INBOUND_PLAIN),
-             zt_port(&zt, ZT_PORT_HBONE), zt_port(&zt, ZT_PORT_ADMIN), zt_port(&zt, ZT_PORT_READY));
+             ZT_PORT_OUTBOUND, ZT_PORT_INBOUND_PLAIN,
+             ZT_PORT_HBONE, ZT_PORT_ADMIN, ZT_PORT_READY);
 
     int rc = loop_run(zt.loop);
 

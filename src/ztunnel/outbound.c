@@ -179,7 +179,7 @@ start_hbone(struct outbound_conn *o, const struct workload *src, const struct wo
         .n_dst_ids = n_ids,
         .src_ip = o->zc->src_ip,
         .dst_ip = *dst_ip,
-        .dst_port = zt_port(zt, ZT_PORT_HBONE),
+        .dst_port = ZT_PORT_HBONE,
     };
     o->zc->mtls = true;
     o->zc->dst_ip = *dst_ip;
@@ -221,7 +221,7 @@ outbound_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_
     zconn_set(&o->zc->src_ns, src->ns);
     zconn_set(&o->zc->src_identity, src->identity);
 
-    if (zt_local_workload(zt, &odst) == src && zt_is_own_port(zt, oport)) {
+    if (zt_local_workload(zt, &odst) == src && zt_is_own_port(oport)) {
         fail(o, -ELOOP, "destination is ztunnel itself");
         return;
     }

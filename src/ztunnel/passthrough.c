@@ -72,7 +72,7 @@ passthrough_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t pe
         return;
     }
     const struct workload *w = zt_local_workload(zt, &odst);
-    if (w == NULL || zt_is_own_port(zt, oport)) {
+    if (w == NULL || zt_is_own_port(oport)) {
         /* Only local workloads are served here; anything else would be an open relay or a loop. */
         log_debug("plaintext inbound to a non-local destination refused");
         close(fd);

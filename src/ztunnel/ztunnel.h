@@ -38,7 +38,6 @@ struct zt_opts {
     uint64_t drain_ms;         /* SIGTERM drain deadline */
     uint64_t pool_idle_ms;     /* close pooled connections idle this long */
     long cert_ttl_s;           /* minted certificate lifetime */
-    uint16_t port_offset;      /* added to every listening port (tests on one netns) */
     size_t pipe_buf;           /* per-direction pipe buffer cap */
 };
 
@@ -76,18 +75,12 @@ struct zt {
     struct listener *plain;    /* 15006 */
 };
 
-static inline uint16_t
-zt_port(const struct zt *zt, uint16_t port)
-{
-    return (uint16_t)(port + zt->opts.port_offset);
-}
-
 /* True if |w| runs on this node. */
 bool zt_is_local(const struct zt *zt, const struct workload *w);
 /* The local workload owning |ip|, or NULL. */
 const struct workload *zt_local_workload(const struct zt *zt, const struct ipaddr *ip);
 /* True if |port| is one of ztunnel's own data-path ports. */
-bool zt_is_own_port(const struct zt *zt, uint16_t port);
+bool zt_is_own_port(uint16_t port);
 
 /* conntab.c */
 struct zconn *zconn_new(struct zt *zt, bool inbound);
