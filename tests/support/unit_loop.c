@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +25,41 @@ unit_socketpair(int fds[2])
         perror("socketpair");
         abort();
     }
+}
+
+void
+unit_tcp_pair(int *a, int *b)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &len) < 0) {
+        perror("unit_tcp_pair: listen");
+        abort();
+    }
+    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*a < 0 || connect(*a, (struct sockaddr *)&sa, len) < 0) {
+        perror("unit_tcp_pair: connect");
+        abort();
+    }
+    *b = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (*b < 0 || fcntl(*a, F_SETFL, O_NONBLOCK) < 0) {
+        perror("unit_tcp_pair: accept");
+        abort();
+    }
+    close(lfd);
+}
+
+double
+unit_cpu_seconds(void)
+{
+    struct rusage u;
+
+    getrusage(RUSAGE_SELF, &u);
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 struct run_ctx {
@@ -70,6 +107,25 @@ void
 unit_run_for(struct loop *l, uint64_t ms)
 {
     unit_run_until(l, NULL, NULL, ms);
+}
+
+static void
+on_idle_done(void *arg)
+{
+    loop_stop(arg);
+}
+
+double
+unit_idle_cpu(struct loop *l, uint64_t ms)
+{
+    struct loop_timer t = {0};
+    double c0 = unit_cpu_seconds();
+
+    loop_timer_start(l, &t, ms, on_idle_done, l);
+    if (loop_run(l) < 0)
+        abort();
+    loop_timer_stop(l, &t);
+    return unit_cpu_seconds() - c0;
 }
 
 size_t

@@ -26,6 +26,18 @@ bool unit_run_until(struct loop *l, unit_cond_fn *cond, void *arg, uint64_t time
 /* Runs |l| for |ms| milliseconds. */
 void unit_run_for(struct loop *l, uint64_t ms);
 
+/* A connected loopback TCP pair, both ends non-blocking; aborts the test on failure. */
+void unit_tcp_pair(int *a, int *b);
+
+/* CPU time (user + system) this process used so far, in seconds. */
+double unit_cpu_seconds(void);
+
+/*
+ * Runs |l| for |ms| milliseconds on one timer (no polling tick) and returns the
+ * CPU seconds the process used meanwhile: an idle loop should use almost none.
+ */
+double unit_idle_cpu(struct loop *l, uint64_t ms);
+
 /* Fills |fd| until it would block; returns the bytes written. */
 size_t unit_fill(int fd);
 
