@@ -17,24 +17,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fuzz_peer.h"
 #include "h2/h2.h"
 #include "loop/loop.h"
 
-#define FUZZ_MAX_ITER  256
-#define FUZZ_IDLE_ITER 4
-
 struct fz {
-    struct loop *loop;
+    struct fuzz_peer p;
     struct h2_session *s;
-    int peer;
-    const uint8_t *in;
-    size_t len, off;
-    struct loop_io peer_io;
-    struct loop_io tick_io;
-    int tick[2];
-    int iter, idle;
-    bool progress;
-    bool closed;
     struct h2_stream *st, *st2;
     int responses;
     int status;
@@ -44,48 +33,13 @@ struct fz {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
-on_peer(void *arg, uint32_t events)
-{
-    struct fz *f = arg;
-    char b[65536];
-
-    if (events & EPOLLOUT) {
-        while (f->off < f->len) {
-            ssize_t n = send(f->peer, f->in + f->off, f->len - f->off, MSG_NOSIGNAL);
-            if (n <= 0)
-                break;
-            f->off += (size_t)n;
-            f->progress = true;
-        }
-    }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        if (read(f->peer, b, sizeof(b)) > 0)
-            f->progress = true;
-    }
-    loop_io_set(f->loop, &f->peer_io, EPOLLIN | (f->off < f->len ? EPOLLOUT : 0));
-}
-
-static void
-on_tick(void *arg, uint32_t events)
-{
-    struct fz *f = arg;
-    (void)events;
-
-    f->iter++;
-    f->idle = f->progress ? 0 : f->idle + 1;
-    f->progress = false;
-    if (f->iter >= FUZZ_MAX_ITER || f->closed || (f->off == f->len && f->idle >= FUZZ_IDLE_ITER))
-        loop_stop(f->loop);
-}
-
-static void
 on_stream_event(void *arg, struct stream *x, unsigned events)
 {
     struct fz *f = arg;
     char b[16384];
     ssize_t n;
 
-    f->progress = true;
+    f->p.progress = true;
     if (events & STREAM_READABLE) {
         while ((n = stream_read(x, b, sizeof(b))) > 0)
             ;
@@ -109,7 +63,7 @@ on_response(void *arg, struct h2_stream *st, int status)
     if (++f->responses != 1)
         abort(); /* the response callback runs at most once */
     f->status = status;
-    f->progress = true;
+    f->p.progress = true;
     if (status != 200)
         return;
     if (stream_write(x, "GET / HTTP/1.1\r\n\r\n", 18) > 0)
@@ -127,7 +81,7 @@ on_closed(void *arg, struct h2_session *s, int err)
     struct fz *f = arg;
     (void)s;
     (void)err;
-    f->closed = true;
+    f->p.done = true;
 }
 
 static const struct h2_session_cbs cbs = {
@@ -138,30 +92,20 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fz f;
-    int sv[2];
     static const struct h2_header hdrs[] = {
         {"baggage", "k8s.namespace.name=default"},
         {"forwarded", "for=198.18.0.1"},
     };
 
     memset(&f, 0, sizeof(f));
-    f.in = data;
-    f.len = size;
-    f.loop = loop_new();
-    if (f.loop == NULL ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0 ||
-        pipe2(f.tick, O_NONBLOCK | O_CLOEXEC) < 0)
-        abort();
-    f.peer = sv[0];
-    f.s = h2_session_new(f.loop, sv[1], NULL, false, &cbs, &f);
+    fuzz_peer_init(&f.p, data, size, NULL);
+    f.s = h2_session_new(f.p.loop, f.p.session_fd, NULL, false, &cbs, &f);
     if (!h2_session_can_open(f.s))
         abort();
     f.st = h2_session_connect(f.s, "198.18.0.10:8080", hdrs, 2, on_response, &f);
     if (f.st == NULL)
         abort();
-    loop_io_start(f.loop, &f.peer_io, f.peer, EPOLLIN | EPOLLOUT, on_peer, &f);
-    loop_io_start(f.loop, &f.tick_io, f.tick[1], EPOLLOUT, on_tick, &f);
-    loop_run(f.loop);
+    fuzz_peer_run(&f.p);
 
     /* h2.h: the callback gets the response status or a negative error, never 0. */
     if (f.responses == 1 && (f.status == 0 || f.status > 999)) {
@@ -173,14 +117,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         stream_close(h2_stream_as_stream(f.st2), true);
     h2_session_close(f.s, 0);
     h2_session_release(f.s);
-    f.closed = true;
-    loop_run(f.loop);
-
-    loop_io_stop(f.loop, &f.peer_io);
-    loop_io_stop(f.loop, &f.tick_io);
-    close(f.peer);
-    close(f.tick[0]);
-    close(f.tick[1]);
-    loop_free(f.loop);
+    fuzz_peer_finish(&f.p);
     return 0;
 }

@@ -57,7 +57,8 @@ buf_len(const struct buf *b)
 static inline const char *
 buf_head(const struct buf *b)
 {
-    return b->data + b->off;
+    /* No storage yet: a valid pointer to nothing (NULL + 0 is undefined behaviour). */
+    return b->data != NULL ? b->data + b->off : "";
 }
 
 static inline size_t
