@@ -140,7 +140,10 @@ struct pool_target {
     struct ipaddr dst_ip;
     uint16_t dst_port;
 };
-/* Opens a CONNECT for |authority| on a pooled connection for |t|; |cb| runs later. */
+/*
+ * Opens a CONNECT for |authority| on a pooled connection for |t|. |cb| runs exactly
+ * once: later with the response, or before this returns if no connection can be started.
+ */
 void pool_connect(struct pool *p, const struct pool_target *t, const char *authority,
                   const struct h2_header *hdrs, size_t n_hdrs, pool_stream_fn *cb, void *arg);
 
