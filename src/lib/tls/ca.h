@@ -32,6 +32,13 @@ EVP_PKEY *ca_new_key(void);
 X509 *ca_issue(const struct ca *ca, EVP_PKEY *pub, const char *uri, long start_offset,
                long valid_secs);
 
+/*
+ * Like ca_issue() with a SubjectAltName list in OpenSSL's config syntax, e.g.
+ * "URI:spiffe://td/ns/x/sa/y,DNS:name" (a server name for the control plane).
+ */
+X509 *ca_issue_sans(const struct ca *ca, EVP_PKEY *pub, const char *sans, long start_offset,
+                    long valid_secs);
+
 /* Writes the root (and key if |key_path|) as PEM; returns 0 or -errno. */
 int ca_save(const struct ca *ca, const char *cert_path, const char *key_path);
 
