@@ -233,8 +233,9 @@ static const struct h2_session_cbs server_cbs = {
 };
 
 static void
-on_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port)
+on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
 {
+    struct zt *zt = arg;
     struct inbound *in = zt->inbound;
     struct ipaddr local;
     uint16_t lport;
@@ -291,7 +292,8 @@ inbound_start(struct zt *zt, char *err, size_t errlen)
 
     in->zt = zt;
     zt->inbound = in;
-    in->listener = listener_open(zt, "hbone", ZT_PORT_HBONE, on_accept, err, errlen);
+    in->listener = listener_open(zt->loop, "hbone", NULL, ZT_PORT_HBONE, &zt_listen_opts, on_accept,
+                                 zt, err, errlen);
     if (in->listener == NULL) {
         zt->inbound = NULL;
         free(in);

@@ -24,6 +24,8 @@
 
 #define DRAIN_POLL_MS 50
 
+const struct sock_opts zt_listen_opts = {.mark = SOCK_MARK_ZTUNNEL, .reuseport = true};
+
 static struct zt zt;
 static struct loop_io sig_io;
 static struct loop_timer drain_timer;
@@ -272,10 +274,12 @@ main(int argc, char **argv)
     certs_prefetch(zt.certs);
 
     if (inbound_start(&zt, err, sizeof(err)) == NULL ||
-        (zt.outbound = listener_open(&zt, "outbound", ZT_PORT_OUTBOUND,
-                                     outbound_accept, err, sizeof(err))) == NULL ||
-        (zt.plain = listener_open(&zt, "inbound-plaintext", ZT_PORT_INBOUND_PLAIN,
-                                  passthrough_accept, err, sizeof(err))) == NULL ||
+        (zt.outbound = listener_open(zt.loop, "outbound", NULL, ZT_PORT_OUTBOUND,
+                                     &zt_listen_opts, outbound_accept, &zt, err,
+                                     sizeof(err))) == NULL ||
+        (zt.plain = listener_open(zt.loop, "inbound-plaintext", NULL, ZT_PORT_INBOUND_PLAIN,
+                                  &zt_listen_opts, passthrough_accept, &zt, err,
+                                  sizeof(err))) == NULL ||
         admin_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
     zt.ready = true;

@@ -190,8 +190,9 @@ start_hbone(struct outbound_conn *o, const struct workload *src, const struct wo
 }
 
 void
-outbound_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port)
+outbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
 {
+    struct zt *zt = arg;
     struct ipaddr odst;
     uint16_t oport;
     char a[ADDR_STRLEN];

@@ -62,8 +62,9 @@ on_dialled(void *arg, int fd)
 }
 
 void
-passthrough_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port)
+passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
 {
+    struct zt *zt = arg;
     struct ipaddr odst;
     uint16_t oport;
 

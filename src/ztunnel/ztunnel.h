@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conn/listener.h"
 #include "conn/pipe.h"
 #include "loop/loop.h"
 #include "model/model.h"
@@ -75,6 +76,9 @@ struct zt {
     struct listener *plain;    /* 15006 */
 };
 
+/* Data-path listeners: ztunnel's mark (so redirection skips them), hand-over between processes. */
+extern const struct sock_opts zt_listen_opts;
+
 /* True if |w| runs on this node. */
 bool zt_is_local(const struct zt *zt, const struct workload *w);
 /* The local workload owning |ip|, or NULL. */
@@ -102,11 +106,6 @@ struct json_t;
 /* Appends certificate entries to a JSON array. */
 void certs_dump(struct certs *c, struct json_t *arr);
 
-/* listener.c: a listening socket handing accepted fds to a callback. */
-typedef void listener_fn(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
-struct listener *listener_open(struct zt *zt, const char *name, uint16_t port, listener_fn *cb,
-                               char *err, size_t errlen);
-void listener_close(struct listener *l);
 
 /* inbound.c, outbound.c, passthrough.c */
 struct inbound *inbound_start(struct zt *zt, char *err, size_t errlen);
@@ -116,8 +115,8 @@ size_t inbound_n_sessions(const struct inbound *in);
 /* Closes every session at once (end of drain). */
 void inbound_abort(struct inbound *in);
 void inbound_free(struct inbound *in);
-void outbound_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
-void passthrough_accept(struct zt *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
+void outbound_accept(void *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
+void passthrough_accept(void *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
 
 /* pool.c */
 struct pool *pool_new(struct zt *zt);

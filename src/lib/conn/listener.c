@@ -1,6 +1,6 @@
 /*
- * listener.c - a data-path listening socket (15001, 15006, 15008) that hands
- * each accepted, tuned socket to its path.
+ * listener.c - a listening socket that hands each accepted, tuned socket to
+ * its owner, and backs off instead of spinning when accept(2) fails.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,17 +8,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LOG_SCOPE "ztunnel"
+#define LOG_SCOPE "listener"
 #include "base/base.h"
+#include "conn/listener.h"
 #include "log/log.h"
 #include "net/sock.h"
-#include "ztunnel.h"
 
 #define LISTENER_ACCEPT_BATCH 64
 #define LISTENER_BACKOFF_MS 100
 
 struct listener {
-    struct zt *zt;
+    struct loop *loop;
+    void *arg;
     const char *name;
     struct loop_io io;
     int fd;
@@ -32,7 +33,7 @@ static void
 on_backoff_done(void *arg)
 {
     struct listener *l = arg;
-    loop_io_set(l->zt->loop, &l->io, EPOLLIN);
+    loop_io_set(l->loop, &l->io, EPOLLIN);
 }
 
 static void
@@ -52,38 +53,40 @@ on_accept(void *arg, uint32_t events)
              * Out of descriptors or memory: the listener stays readable, so stop watching it
              * for a moment instead of spinning, and say so at most once a second.
              */
-            uint64_t now = loop_now_ms(l->zt->loop);
+            uint64_t now = loop_now_ms(l->loop);
             if (now - l->last_warn_ms >= 1000) {
                 log_warn("%s: accept: %s; pausing accepts for %d ms", l->name, strerror(-fd),
                          LISTENER_BACKOFF_MS);
                 l->last_warn_ms = now;
             }
-            loop_io_set(l->zt->loop, &l->io, 0);
-            loop_timer_start(l->zt->loop, &l->backoff, LISTENER_BACKOFF_MS, on_backoff_done, l);
+            loop_io_set(l->loop, &l->io, 0);
+            loop_timer_start(l->loop, &l->backoff, LISTENER_BACKOFF_MS, on_backoff_done, l);
             return;
         }
         sock_tune(fd);
-        l->cb(l->zt, fd, &peer, port);
+        l->cb(l->arg, fd, &peer, port);
     }
 }
 
 struct listener *
-listener_open(struct zt *zt, const char *name, uint16_t port, listener_fn *cb, char *err,
-              size_t errlen)
+listener_open(struct loop *loop, const char *name, const struct ipaddr *ip, uint16_t port,
+              const struct sock_opts *o, listener_fn *cb, void *arg, char *err, size_t errlen)
 {
-    struct sock_opts o = {.mark = SOCK_MARK_ZTUNNEL, .reuseport = true};
     struct listener *l = xcalloc(1, sizeof(*l));
+    char s[ADDR_STRLEN];
 
-    l->zt = zt;
+    l->loop = loop;
+    l->arg = arg;
     l->name = name;
     l->cb = cb;
-    l->fd = sock_listen(NULL, port, &o);
+    l->fd = sock_listen(ip, port, o);
     if (l->fd < 0) {
-        snprintf(err, errlen, "%s: listen on [::]:%u: %s", name, port, strerror(-l->fd));
+        snprintf(err, errlen, "%s: listen on [%s]:%u: %s", name, ip ? ipaddr_str(ip, s) : "::",
+                 port, strerror(-l->fd));
         free(l);
         return NULL;
     }
-    if (loop_io_start(zt->loop, &l->io, l->fd, EPOLLIN, on_accept, l) < 0) {
+    if (loop_io_start(loop, &l->io, l->fd, EPOLLIN, on_accept, l) < 0) {
         snprintf(err, errlen, "%s: epoll: %s", name, strerror(errno));
         close(l->fd);
         free(l);
@@ -103,9 +106,9 @@ listener_close(struct listener *l)
 {
     if (l == NULL)
         return;
-    loop_io_stop(l->zt->loop, &l->io);
-    loop_timer_stop(l->zt->loop, &l->backoff);
+    loop_io_stop(l->loop, &l->io);
+    loop_timer_stop(l->loop, &l->backoff);
     close(l->fd);
     /* Called from handlers (SIGTERM): an accept event may still be pending in this batch. */
-    loop_defer(l->zt->loop, &l->free_defer, listener_free, l);
+    loop_defer(l->loop, &l->free_defer, listener_free, l);
 }
