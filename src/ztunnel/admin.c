@@ -132,6 +132,11 @@ config_dump(struct zt *zt)
     json_object_set_new(root, "services", ss);
     json_object_set_new(root, "policies", json_array());
     json_object_set_new(root, "certificates", cs);
+    if (zt->xds != NULL) {
+        json_t *x = json_object();
+        xds_dump(zt->xds, x);
+        json_object_set_new(root, "xds", x);
+    }
     json_object_set_new(root, "connections", connections_json(zt));
     json_object_set_new(root, "config",
                         json_pack("{s:s, s:s, s:b}", "node", zt->opts.node, "mode", "local",

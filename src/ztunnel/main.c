@@ -1,8 +1,10 @@
 /*
  * main.c - ztunnel: flags, start-up, signals and graceful drain.
  *
- * Local mode: --local-config FILE --node NAME --ca-dir DIR. The process runs
- * one event loop; see ARCHITECTURE.md for why and for the ports.
+ * Local mode: --local-config FILE --node NAME --ca-dir DIR.
+ * Control-plane mode: --xds-address HOST:PORT [--ca-address HOST:PORT]
+ * --root-cert FILE --token FILE --node NAME (config and certificates from meshd).
+ * The process runs one event loop; see ARCHITECTURE.md for why and for the ports.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +22,7 @@
 #include "buf/buf.h"
 #include "config/local_config.h"
 #include "log/log.h"
+#include "tls/tls_cp.h"
 #include "ztunnel.h"
 
 #define DRAIN_POLL_MS 50
@@ -52,6 +55,28 @@ zt_is_own_port(uint16_t port)
            port == ZT_PORT_HBONE;
 }
 
+int
+zt_bearer(const struct zt *z, char *out, size_t outlen, char *why, size_t whylen)
+{
+    char tok[TOKEN_FILE_MAX + 1];
+    FILE *f = fopen(z->opts.token_file, "r");
+    if (f == NULL) {
+        snprintf(why, whylen, "token %s: %s", z->opts.token_file, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(tok, 1, TOKEN_FILE_MAX, f);
+    fclose(f);
+    tok[n] = '\0';
+    while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
+        tok[--n] = '\0';
+    if (n == 0 || strpbrk(tok, "\r\n") != NULL) {
+        snprintf(why, whylen, "token %s is empty or not one line", z->opts.token_file);
+        return -1;
+    }
+    snprintf(out, outlen, "Bearer %s", tok);
+    return 0;
+}
+
 /* Each tunnel holds two sockets; take the hard limit (as ztunnel does) rather than 1024. */
 static void
 raise_fd_limit(void)
@@ -67,13 +92,20 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-            "usage: ztunnel --local-config FILE --node NAME --ca-dir DIR [options]\n"
-            "  --local-config FILE     workloads, services and policies (YAML)\n"
-            "  --node NAME             proxy for the workloads of FILE on this node\n"
+            "usage: ztunnel --xds-address IP:PORT --root-cert FILE --token FILE --node NAME [options]\n"
+            "       ztunnel --local-config FILE --ca-dir DIR --node NAME [options]\n"
+            "  --xds-address IP:PORT   meshd's xDS (TLS); config comes from there\n"
+            "  --ca-address IP:PORT    meshd's CA (default: the xDS address)\n"
+            "  --root-cert FILE        roots that meshd's certificate must chain to\n"
+            "  --token FILE            this node's credential (meshd token --node NAME)\n"
+            "  --xds-hostname NAME     name meshd's certificate must carry\n"
+            "                          (default " TLS_CP_DEFAULT_NAME ")\n"
+            "  --local-config FILE     workloads, services and policies (YAML), no meshd\n"
             "  --ca-dir DIR            root-cert.pem and root-key.pem to mint certificates\n"
+            "  --node NAME             the node whose workloads this ztunnel serves\n"
             "  --drain-timeout SECS    SIGTERM drain deadline (default 5)\n"
             "  --pool-idle-timeout SECS close pooled HBONE connections idle this long (300)\n"
-            "  --cert-ttl SECS         lifetime of minted certificates (86400)\n"
+            "  --cert-ttl SECS         certificate lifetime to mint or ask for (86400)\n"
             "  --cluster NAME          cluster name for baggage (Kubernetes)\n"
             "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
@@ -96,6 +128,11 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
 {
     static const struct option opts[] = {
         {"local-config", required_argument, NULL, 'c'},
+        {"xds-address", required_argument, NULL, 'X'},
+        {"ca-address", required_argument, NULL, 'C'},
+        {"root-cert", required_argument, NULL, 'R'},
+        {"token", required_argument, NULL, 'T'},
+        {"xds-hostname", required_argument, NULL, 'H'},
         {"node", required_argument, NULL, 'n'},
         {"ca-dir", required_argument, NULL, 'a'},
         {"drain-timeout", required_argument, NULL, 'd'},
@@ -109,12 +146,14 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
         {NULL, 0, NULL, 0},
     };
     const char *env = getenv("LOG_FORMAT");
+    bool ca_set = false;
     int c, lv;
 
     o->drain_ms = 5000;
     o->pool_idle_ms = 300000;
     o->cert_ttl_s = 86400;
     o->cluster = "Kubernetes";
+    o->cp_name = TLS_CP_DEFAULT_NAME;
     o->pipe_buf = PIPE_BUF_DEFAULT;
     o->json_log = env != NULL && strcmp(env, "json") == 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -124,6 +163,25 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
             break;
         case 'n':
             o->node = optarg;
+            break;
+        case 'X':
+            if (authority_parse(optarg, strlen(optarg), &o->xds_ip, &o->xds_port) < 0)
+                fatal("--xds-address: \"%s\" is not IP:PORT or [IPv6]:PORT", optarg);
+            o->xds = true;
+            break;
+        case 'C':
+            if (authority_parse(optarg, strlen(optarg), &o->ca_ip, &o->ca_port) < 0)
+                fatal("--ca-address: \"%s\" is not IP:PORT or [IPv6]:PORT", optarg);
+            ca_set = true;
+            break;
+        case 'R':
+            o->root_cert = optarg;
+            break;
+        case 'T':
+            o->token_file = optarg;
+            break;
+        case 'H':
+            o->cp_name = optarg;
             break;
         case 'a':
             o->ca_dir = optarg;
@@ -165,8 +223,23 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
         usage(stderr);
         exit(2);
     }
-    if (o->local_config == NULL || o->node == NULL || o->ca_dir == NULL) {
-        fprintf(stderr, "ztunnel: --local-config, --node and --ca-dir are required\n");
+    if (o->xds) {
+        if (o->root_cert == NULL || o->token_file == NULL || o->node == NULL) {
+            fprintf(stderr, "ztunnel: --xds-address needs --root-cert, --token and --node\n");
+            usage(stderr);
+            exit(2);
+        }
+        if (o->local_config != NULL || o->ca_dir != NULL) {
+            fprintf(stderr, "ztunnel: --xds-address and --local-config/--ca-dir exclude each other\n");
+            exit(2);
+        }
+        if (!ca_set) {
+            o->ca_ip = o->xds_ip;
+            o->ca_port = o->xds_port;
+        }
+    } else if (o->local_config == NULL || o->node == NULL || o->ca_dir == NULL) {
+        fprintf(stderr, "ztunnel: --local-config, --node and --ca-dir are required "
+                        "(or --xds-address, --root-cert, --token and --node)\n");
         usage(stderr);
         exit(2);
     }
@@ -246,8 +319,14 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     parse_flags(argc, argv, &zt.opts);
     raise_fd_limit();
-    if (local_config_load(zt.opts.local_config, &zt.model, err, sizeof(err)) < 0)
+    if (zt.opts.xds) {
+        zt.model = model_new();
+        if ((zt.cp_ctx = tls_cp_client_ctx(zt.opts.root_cert, zt.opts.cp_name, err,
+                                           sizeof(err))) == NULL)
+            fatal("%s", err);
+    } else if (local_config_load(zt.opts.local_config, &zt.model, err, sizeof(err)) < 0) {
         fatal("invalid local config: %s", err);
+    }
     zt.loop = loop_new();
     if (zt.loop == NULL)
         fatal("epoll: %s", strerror(errno));
@@ -263,15 +342,20 @@ main(int argc, char **argv)
     if (sigfd < 0 || loop_io_start(zt.loop, &sig_io, sigfd, EPOLLIN, on_signal, &sigfd) < 0)
         fatal("signalfd: %s", strerror(errno));
 
-    size_t n_local = 0;
-    for (size_t i = 0; i < zt.model->n_workloads; i++)
-        n_local += zt_is_local(&zt, zt.model->workloads[i]);
-    log_info("local config %s: %zu workloads (%zu on node %s), %zu services", zt.opts.local_config,
-             zt.model->n_workloads, n_local, zt.opts.node, zt.model->n_services);
-    if (zt.model->n_policies > 0)
-        log_warn("%zu policies in the config are not enforced by this version",
-                 zt.model->n_policies);
-    certs_prefetch(zt.certs);
+    if (!zt.opts.xds) {
+        size_t n_local = 0;
+        for (size_t i = 0; i < zt.model->n_workloads; i++)
+            n_local += zt_is_local(&zt, zt.model->workloads[i]);
+        log_info("local config %s: %zu workloads (%zu on node %s), %zu services",
+                 zt.opts.local_config, zt.model->n_workloads, n_local, zt.opts.node,
+                 zt.model->n_services);
+        if (zt.model->n_policies > 0)
+            log_warn("%zu policies in the config are not enforced by this version",
+                     zt.model->n_policies);
+        certs_sync(zt.certs);
+    } else if ((zt.xds = xds_start(&zt, err, sizeof(err))) == NULL) {
+        fatal("%s", err);
+    }
 
     if (inbound_start(&zt, err, sizeof(err)) == NULL ||
         (zt.outbound = listener_open(zt.loop, "outbound", NULL, ZT_PORT_OUTBOUND,
@@ -282,8 +366,9 @@ main(int argc, char **argv)
                                   sizeof(err))) == NULL ||
         admin_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
-    zt.ready = true;
-    log_info("ready: outbound %u, inbound plaintext %u, HBONE %u, admin 127.0.0.1:%u, "
+    /* With meshd, ready once every watched type arrived (xds.c). */
+    zt.ready = !zt.opts.xds;
+    log_info("listening: outbound %u, inbound plaintext %u, HBONE %u, admin 127.0.0.1:%u, "
              "readiness 127.0.0.1:%u",
              ZT_PORT_OUTBOUND, ZT_PORT_INBOUND_PLAIN,
              ZT_PORT_HBONE, ZT_PORT_ADMIN, ZT_PORT_READY);
@@ -298,8 +383,12 @@ main(int argc, char **argv)
     loop_io_stop(zt.loop, &sig_io);
     close(sigfd);
     loop_run_deferred(zt.loop); /* releases what the closes above queued */
+    xds_stop(zt.xds);
+    loop_run_deferred(zt.loop);
     pool_free(zt.pool);
     certs_free(zt.certs);
+    loop_run_deferred(zt.loop);
+    SSL_CTX_free(zt.cp_ctx);
     model_unref(zt.model);
     loop_free(zt.loop);
     buf_cache_drop();

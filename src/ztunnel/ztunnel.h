@@ -6,7 +6,8 @@
  *   inbound.c     15008: HBONE server (mTLS + HTTP/2 CONNECT)
  *   passthrough.c 15006: captured plaintext inbound
  *   pool.c        HBONE client connections keyed by identities and addresses
- *   certs.c       per-identity certificates (minted from a local CA for now)
+ *   certs.c       per-identity certificates (meshd's CA, or minted from a local CA)
+ *   xds.c         config from meshd (delta xDS) into the model
  *   conntab.c     live connections, access log at close
  *   admin.c       15000 config_dump, 15021 readiness
  */
@@ -29,10 +30,19 @@
 #define ZT_PORT_ADMIN 15000
 #define ZT_PORT_READY 15021
 
+#define TOKEN_FILE_MAX 4096
+
 struct zt_opts {
     const char *local_config;
     const char *node;
     const char *ca_dir;
+    /* Control-plane mode: meshd's xDS and CA (TLS, token), instead of the two above. */
+    bool xds;
+    struct ipaddr xds_ip, ca_ip;
+    uint16_t xds_port, ca_port;
+    const char *root_cert;
+    const char *token_file;
+    const char *cp_name; /* the name meshd's certificate must carry */
     const char *cluster;       /* for baggage */
     bool allow_x25519;
     bool json_log;
@@ -44,6 +54,7 @@ struct zt_opts {
 
 struct certs;
 struct pool;
+struct zt_xds;
 
 /* One proxied connection, from accept to access log. */
 struct zconn {
@@ -66,6 +77,8 @@ struct zt {
     struct model *model;
     struct certs *certs;
     struct pool *pool;
+    struct zt_xds *xds;        /* control-plane mode */
+    SSL_CTX *cp_ctx;           /* TLS to meshd */
     struct zconn *conns;
     size_t n_conns;
     uint64_t next_id;
@@ -100,12 +113,23 @@ struct certs *certs_new(struct zt *zt, char *err, size_t errlen);
 void certs_free(struct certs *c);
 /* Credentials for a local workload's identity (minted on first use). NULL on failure. */
 struct tls_creds *certs_get(struct certs *c, const struct workload *w);
-/* Mints certificates for every local HBONE workload. */
-void certs_prefetch(struct certs *c);
+/*
+ * Follows the model: fetches (or mints) certificates for every local HBONE
+ * workload's identity and forgets those no local workload uses any more.
+ */
+void certs_sync(struct certs *c);
 struct json_t;
 /* Appends certificate entries to a JSON array. */
 void certs_dump(struct certs *c, struct json_t *arr);
 
+
+/* xds.c */
+struct zt_xds *xds_start(struct zt *zt, char *err, size_t errlen);
+void xds_stop(struct zt_xds *x);
+void xds_dump(const struct zt_xds *x, struct json_t *obj);
+
+/* main.c: "Bearer <token>" from --token, read afresh (tokens rotate). Returns 0 or -1 with |why|. */
+int zt_bearer(const struct zt *zt, char *out, size_t outlen, char *why, size_t whylen);
 
 /* inbound.c, outbound.c, passthrough.c */
 struct inbound *inbound_start(struct zt *zt, char *err, size_t errlen);

@@ -94,7 +94,7 @@ topo_two_nodes() { # family(4|6)
         ip -n "$N2" addr add $SERVER2_IP/128 dev lo nodad
         ip -n "$N1" -6 route add default via 2001:db8::2
         ip -n "$N2" -6 route add default via 2001:db8::1
-        LINK_PEER=2001:db8::2
+        LINK_PEER=2001:db8::2 LINK_SELF=2001:db8::1
     else
         CLIENT_IP=198.18.250.20 SERVER_IP=198.18.250.10 SERVER2_IP=198.18.250.11
         VIP=198.19.0.10
@@ -105,7 +105,7 @@ topo_two_nodes() { # family(4|6)
         ip -n "$N2" addr add $SERVER2_IP/32 dev lo
         ip -n "$N1" route add default via 198.18.0.2
         ip -n "$N2" route add default via 198.18.0.1
-        LINK_PEER=198.18.0.2
+        LINK_PEER=198.18.0.2 LINK_SELF=198.18.0.1
     fi
 }
 
@@ -212,4 +212,117 @@ stop_ztunnel() { # pid log
     if [ "$rc" -ne 0 ] || grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error' "$2"; then
         echo "ztunnel exited with $rc:"; tail -40 "$2"; return 1
     fi
+}
+
+# ---- control plane (meshd) ------------------------------------------------
+
+# The same mesh as write_config, as the Kubernetes YAML meshd reads: namespace
+# default enrolled (ambient), client pod on node-1, server pod (app=echo) and a
+# pod of the non-enrolled namespace legacy on node-2, Service echo on VIP:80.
+write_k8s_config() { # dir
+    mkdir -p "$1"
+    cat >"$1/namespaces.yaml" <<YAML
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels:
+    istio.io/dataplane-mode: ambient
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: legacy
+YAML
+    cat >"$1/pods.yaml" <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: default, uid: 0c11e7e0-0001, labels: {app: client}}
+spec:
+  serviceAccountName: client
+  nodeName: node-1
+  containers: [{name: main, image: none}]
+status:
+  phase: Running
+  conditions: [{type: Ready, status: "True"}]
+  podIPs: [{ip: "$CLIENT_IP"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: server, namespace: default, uid: 0c11e7e0-0002, labels: {app: echo, version: v1}}
+spec:
+  serviceAccountName: server
+  nodeName: node-2
+  containers: [{name: main, image: none, ports: [{name: http, containerPort: 8080}]}]
+status:
+  phase: Running
+  conditions: [{type: Ready, status: "True"}]
+  podIPs: [{ip: "$SERVER_IP"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: legacy, namespace: legacy, uid: 0c11e7e0-0003}
+spec:
+  nodeName: node-2
+  containers: [{name: main, image: none}]
+status:
+  phase: Running
+  conditions: [{type: Ready, status: "True"}]
+  podIPs: [{ip: "$SERVER2_IP"}]
+YAML
+    cat >"$1/services.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: default}
+spec:
+  selector: {app: echo}
+  clusterIP: "$VIP"
+  clusterIPs: ["$VIP"]
+  ports: [{name: http, port: 80, targetPort: 8080}]
+YAML
+}
+
+# meshd in node-1's namespace on its link address; state and tokens under $WORK.
+MESHD_ADDR=
+start_meshd() { # configdir statedir log [extra flags]
+    local cfg=$1 state=$2 log=$3; shift 3
+    MESHD_ADDR=$(hostport "$LINK_SELF" 15012)
+    start_bg "$log" ip netns exec "$N1" "$BIN/meshd" --config-dir "$cfg" --state-dir "$state" \
+        --listen "$MESHD_ADDR" --monitoring 127.0.0.1:15014 "$@"
+    MESHD_PID=$LAST_PID
+    wait_for ip netns exec "$N1" $PY -c "
+import urllib.request,sys
+sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:15014/ready',timeout=1).status==200 else 1)" \
+        || { echo "meshd did not become ready:"; cat "$log"; return 1; }
+}
+
+# SIGTERM meshd and require a clean exit.
+stop_meshd() { # pid log
+    stop_ztunnel "$@"
+}
+
+# A ztunnel fed by meshd: node token minted into $WORK/token-<node>.
+start_ztunnel_xds() { # netns node statedir log [extra flags]
+    local ns=$1 node=$2 state=$3 log=$4; shift 4
+    "$BIN/meshd" token --state-dir "$state" --node "$node" >"$WORK/token-$node"
+    start_bg "$log" ip netns exec "$ns" "$BIN/ztunnel" --xds-address "$MESHD_ADDR" \
+        --root-cert "$state/root-cert.pem" --token "$WORK/token-$node" --node "$node" "$@"
+    wait_for ip netns exec "$ns" $PY -c "
+import urllib.request,sys
+sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:15021/healthz/ready',timeout=1).status==200 else 1)" \
+        || { echo "ztunnel in $ns did not become ready:"; cat "$log"; return 1; }
+}
+
+# Prints a ztunnel's config_dump (JSON).
+config_dump() { # netns
+    ip netns exec "$1" $PY -c "
+import urllib.request,sys
+sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:15000/config_dump',timeout=2).read().decode())"
+}
+
+# wait_for with its own deadline: wait_secs SECS command...
+wait_secs() {
+    local WAIT_SECS=$1
+    shift
+    wait_for "$@"
 }

@@ -1,12 +1,14 @@
 /*
  * h2.h - HTTP/2 sessions carrying HBONE CONNECT tunnels, over TLS (or plain
- * TCP for tests and fuzzing), driven by the loop.
+ * TCP for tests and fuzzing), driven by the loop. They also carry ordinary
+ * requests with bodies and trailers, which is what gRPC (lib/rpc) needs.
  *
  * A session owns its socket and SSL. Each CONNECT is an h2_stream that is also
  * a struct stream (stream.h), so a pipe can move bytes between it and a TCP
- * socket. Flow control is manual: received bytes are acknowledged to the peer
- * only when the stream's reader consumes them, so a slow reader slows the
- * sender instead of growing our buffers.
+ * socket; a request's body goes through the same interface. Flow control is
+ * manual: received bytes are acknowledged to the peer only when the stream's
+ * reader consumes them, so a slow reader slows the sender instead of growing
+ * our buffers.
  *
  * Settings are ztunnel's (reference 1.6): stream window 4 MiB, connection
  * window 16 MiB, max frame 1 MiB, header list 16 KiB (client) / 64 KiB
@@ -40,6 +42,8 @@
 #define H2_PING_INTERVAL_MS   10000
 #define H2_PING_TIMEOUT_MS    20000
 #define H2_HANDSHAKE_TIMEOUT_MS 10000
+#define H2_REQUEST_MAX_HEADERS 32 /* extra headers of one h2_session_request() */
+#define H2_MAX_TRAILERS        16 /* fields of one h2_stream_send_trailers() */
 
 struct h2_session;
 struct h2_stream;
@@ -78,6 +82,7 @@ void h2_session_close(struct h2_session *s, int err);
 void h2_session_release(struct h2_session *s);
 
 SSL *h2_session_ssl(const struct h2_session *s);
+struct loop *h2_session_loop(const struct h2_session *s);
 bool h2_session_is_ready(const struct h2_session *s);
 bool h2_session_is_closed(const struct h2_session *s);
 /* Streams currently open (not yet closed by HTTP/2). */
@@ -90,16 +95,45 @@ struct h2_stream *h2_session_connect(struct h2_session *s, const char *authority
                                      const struct h2_header *hdrs, size_t n_hdrs,
                                      h2_response_fn *cb, void *arg);
 
+/*
+ * Client: opens a request (:scheme https) for |path| with |method|, |authority|
+ * (required) and at most H2_REQUEST_MAX_HEADERS extra headers (lower-case
+ * names). The body is written through the stream interface and ended with
+ * stream_shutdown_write() (END_STREAM); |cb| gets the final status, after
+ * which the response headers are readable with h2_stream_header(), the body
+ * through the stream, and, once it reads EOF, the trailers with
+ * h2_stream_trailer(). NULL on failure.
+ */
+struct h2_stream *h2_session_request(struct h2_session *s, const char *method, const char *path,
+                                     const char *authority, const struct h2_header *hdrs,
+                                     size_t n_hdrs, h2_response_fn *cb, void *arg);
+
 /* Server: request pseudo-headers and headers of |st| (NULL if absent). */
 const char *h2_stream_method(const struct h2_stream *st);
 const char *h2_stream_authority(const struct h2_stream *st);
-/* A regular request header by lower-case name, first value. */
+const char *h2_stream_path(const struct h2_stream *st);
+/*
+ * A header by lower-case name, first value; NULL if absent. Server: a request
+ * header (every one for requests with :path; baggage, forwarded and
+ * traceparent for classic CONNECT). Client: a response header of a stream
+ * opened by h2_session_request() (none are kept for CONNECT tunnels).
+ * Values longer than the header list caps never get this far.
+ */
 const char *h2_stream_header(const struct h2_stream *st, const char *name);
+/* Client, h2_session_request() streams: a trailer field, first value; NULL if absent. */
+const char *h2_stream_trailer(const struct h2_stream *st, const char *name);
 /* True if the request had :scheme or :path (not classic CONNECT). */
 bool h2_stream_has_path(const struct h2_stream *st);
 /* Server: answers |st|; |end| ends the stream (error statuses). Returns 0 or <0. */
 int h2_stream_respond(struct h2_stream *st, int status, const struct h2_header *hdrs,
                       size_t n_hdrs, bool end);
+/*
+ * Ends the sending side of |st| with |n| (1..H2_MAX_TRAILERS) trailer fields,
+ * sent after everything already written (server: after h2_stream_respond()
+ * without |end|). Further writes fail. Returns 0, -EINVAL for a bad |n|, or
+ * -EPIPE if the stream cannot send any more.
+ */
+int h2_stream_send_trailers(struct h2_stream *st, const struct h2_header *hdrs, size_t n);
 struct h2_session *h2_stream_session(const struct h2_stream *st);
 int32_t h2_stream_id(const struct h2_stream *st);
 

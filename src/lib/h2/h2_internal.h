@@ -23,6 +23,17 @@
 
 enum h2_state { H2_HANDSHAKE = 0, H2_RUNNING, H2_DEAD };
 
+/*
+ * Header fields kept whole, as "name\0value\0" pairs: request headers of
+ * requests with a :path, response headers and trailers of h2_session_request()
+ * streams, trailers waiting to be sent. CONNECT tunnels keep none of these.
+ */
+struct h2_fields {
+    char *data;
+    size_t len, cap;
+    unsigned n;
+};
+
 struct h2_session {
     struct loop *loop;
     nghttp2_session *ng;
@@ -77,6 +88,14 @@ struct h2_stream {
     unsigned n_hdrs;
     char *method, *authority, *baggage, *forwarded, *traceparent;
     bool has_path;
+    bool keep_fields;          /* not a CONNECT tunnel: every header goes to |fields| */
+    bool final_seen;           /* client: the final response headers arrived */
+    bool in_trailers;          /* client: the header block being received is trailers */
+    char *path;                /* server: :path */
+    struct h2_fields fields;   /* server: request headers; client: response headers */
+    struct h2_fields trailers; /* client: trailers received */
+    /* Trailers to send once |tx| is out (h2_stream_send_trailers). */
+    struct h2_fields trailers_out;
     h2_response_fn *resp_cb;
     void *resp_arg;
     struct loop_defer dispatch_defer;
@@ -90,6 +109,9 @@ void h2_session_unref(struct h2_session *s);
 
 /* h2_stream.c */
 struct h2_stream *h2_stream_new(struct h2_session *s, size_t rx_max);
+/* Client: submits a request with headers |nva| and a body read from |tx|; NULL on failure. */
+struct h2_stream *h2_stream_submit(struct h2_session *s, const nghttp2_nv *nva, size_t n,
+                                   h2_response_fn *cb, void *arg);
 /* Wakes the stream's user (deferred) if something it waits for is ready. */
 void h2_stream_kick(struct h2_stream *st);
 void h2_stream_maybe_free(struct h2_stream *st);
@@ -99,6 +121,16 @@ void h2_stream_h2_closed(struct h2_stream *st, int err);
 void h2_stream_sent(struct h2_stream *st, size_t n);
 ssize_t h2_on_data_read(nghttp2_session *ng, int32_t id, uint8_t *p, size_t len, uint32_t *flags,
                         nghttp2_data_source *src, void *user);
+
+/* h2_msg.c */
+void h2_fields_add(struct h2_fields *f, const uint8_t *name, size_t namelen, const uint8_t *value,
+                   size_t valuelen);
+const char *h2_fields_find(const struct h2_fields *f, const char *name);
+/* Forgets the fields and keeps the storage. */
+void h2_fields_clear(struct h2_fields *f);
+void h2_fields_cleanup(struct h2_fields *f);
+/* From the data read callback at the end of |tx|: queues |st|'s trailers; 0 or an nghttp2 error. */
+int h2_stream_submit_trailers(nghttp2_session *ng, struct h2_stream *st);
 
 #define H2_NV(k, v)                                                                                \
     (nghttp2_nv)                                                                                   \

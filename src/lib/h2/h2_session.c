@@ -98,7 +98,19 @@ on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct h2_session *s = user;
 
-    if (!s->server || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (!s->server) {
+        /* A header block after the final response is trailers, with caps of its own. */
+        struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+        if (st != NULL && st->keep_fields && st->final_seen) {
+            st->in_trailers = true;
+            st->hdr_bytes = 0;
+            st->n_hdrs = 0;
+        }
+        return 0;
+    }
+    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     struct h2_stream *st = h2_stream_new(s, H2_STREAM_WINDOW);
     st->id = f->hd.stream_id;
@@ -129,20 +141,31 @@ on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 #define IS(lit) (namelen == sizeof(lit) - 1 && memcmp(name, lit, namelen) == 0)
     if (!s->server) {
-        if (IS(":status")) {
+        if (st->in_trailers)
+            h2_fields_add(&st->trailers, name, namelen, value, valuelen);
+        else if (IS(":status")) {
             st->status = -1;
             if (valuelen == 3 && value[0] >= '1' && value[0] <= '9' && value[1] >= '0' &&
                 value[1] <= '9' && value[2] >= '0' && value[2] <= '9')
                 st->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
-        }
+        } else if (st->keep_fields && namelen > 0 && name[0] != ':')
+            h2_fields_add(&st->fields, name, namelen, value, valuelen);
         return 0;
     }
+    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* request trailers: nothing here reads them */
     if (IS(":method") && st->method == NULL)
         st->method = dup_value(value, valuelen);
     else if (IS(":authority") && st->authority == NULL)
         st->authority = dup_value(value, valuelen);
-    else if (IS(":path") || IS(":scheme") || IS(":protocol"))
+    else if (IS(":path") || IS(":scheme") || IS(":protocol")) {
+        /* Pseudo-headers come first (nghttp2 checks), so this is known before any header. */
         st->has_path = true;
+        st->keep_fields = true;
+        if (IS(":path") && st->path == NULL)
+            st->path = dup_value(value, valuelen);
+    } else if (st->keep_fields && namelen > 0 && name[0] != ':')
+        h2_fields_add(&st->fields, name, namelen, value, valuelen);
     else if (IS("baggage") && st->baggage == NULL)
         st->baggage = dup_value(value, valuelen);
     else if (IS("forwarded") && st->forwarded == NULL)
@@ -173,7 +196,9 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
                     f->headers.cat == NGHTTP2_HCAT_HEADERS)) {
             if (st->status >= 100 && st->status < 200) {
                 st->status = 0; /* interim (1xx): the final status follows */
+                h2_fields_clear(&st->fields);
             } else {
+                st->final_seen = true;
                 st->response_pending = true;
                 h2_stream_kick(st);
             }
@@ -762,6 +787,12 @@ SSL *
 h2_session_ssl(const struct h2_session *s)
 {
     return s->ssl;
+}
+
+struct loop *
+h2_session_loop(const struct h2_session *s)
+{
+    return s->loop;
 }
 
 bool

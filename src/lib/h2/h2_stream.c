@@ -312,6 +312,10 @@ stream_free(void *arg)
     free(st->baggage);
     free(st->forwarded);
     free(st->traceparent);
+    free(st->path);
+    h2_fields_cleanup(&st->fields);
+    h2_fields_cleanup(&st->trailers);
+    h2_fields_cleanup(&st->trailers_out);
     free(st);
     h2_session_unref(s);
 }
@@ -375,6 +379,12 @@ h2_on_data_read(nghttp2_session *ng, int32_t id, uint8_t *p, size_t len, uint32_
         *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (n == buf_len(&st->tx) && st->local_eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->trailers_out.n > 0) {
+            /* The trailers carry END_STREAM; nghttp2 sends them after this frame. */
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            if (h2_stream_submit_trailers(ng, st) != 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -406,7 +416,13 @@ h2_session_connect(struct h2_session *s, const char *authority, const struct h2_
     nva[n++] = H2_NV(":authority", authority);
     for (size_t i = 0; i < n_hdrs; i++)
         nva[n++] = H2_NV(hdrs[i].name, hdrs[i].value);
+    return h2_stream_submit(s, nva, n, cb, arg);
+}
 
+struct h2_stream *
+h2_stream_submit(struct h2_session *s, const nghttp2_nv *nva, size_t n, h2_response_fn *cb,
+                 void *arg)
+{
     struct h2_stream *st = h2_stream_new(s, H2_STREAM_WINDOW);
     st->resp_cb = cb;
     st->resp_arg = arg;
@@ -461,8 +477,16 @@ h2_stream_authority(const struct h2_stream *st)
 }
 
 const char *
+h2_stream_path(const struct h2_stream *st)
+{
+    return st->path;
+}
+
+const char *
 h2_stream_header(const struct h2_stream *st, const char *name)
 {
+    if (st->keep_fields)
+        return h2_fields_find(&st->fields, name);
     if (strcmp(name, "baggage") == 0)
         return st->baggage;
     if (strcmp(name, "forwarded") == 0)

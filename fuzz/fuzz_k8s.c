@@ -1,0 +1,52 @@
+/*
+ * fuzz_k8s.c - Kubernetes YAML into the k8s store, then the conversion to
+ * xDS resources. The input is loaded as two files (so every object is also a
+ * duplicate), converted, then half of it replaces the first file (the
+ * last-good-state paths), the other file goes, and it is converted again;
+ * every resource built must decode.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "k8s/k8s.h"
+#include "workload.pb-c.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+convert(const struct k8s_store *st, const struct k8s_build_opts *o, struct k8s_diags *d)
+{
+    struct mesh_resources r;
+
+    k8s_build_resources(st, o, &r, d);
+    for (size_t i = 0; i < r.n; i++) {
+        Istio__Workload__Address *a =
+            istio__workload__address__unpack(NULL, r.v[i].len, r.v[i].data);
+        if (a == NULL)
+            abort();
+        istio__workload__address__free_unpacked(a, NULL);
+    }
+    mesh_resources_free(&r);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const struct k8s_build_opts o = {.trust_domain = "example.org", .network = "n1"};
+    struct k8s_store *st = k8s_store_new();
+    struct k8s_diags d = {0};
+    const char *text = (const char *)data;
+
+    k8s_store_load_buf(st, "b.yaml", text, size, &d);
+    k8s_store_load_buf(st, "a.yaml", text, size, &d);
+    convert(st, NULL, &d);
+    k8s_store_load_buf(st, "b.yaml", text, size / 2, &d);
+    k8s_store_remove_file(st, "a.yaml");
+    convert(st, &o, &d);
+    k8s_store_diags(st, &d);
+    for (size_t i = 0; i < d.n; i++)
+        free(k8s_diag_str(&d.v[i]));
+    k8s_diags_clear(&d);
+    k8s_store_free(st);
+    return 0;
+}

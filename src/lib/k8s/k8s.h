@@ -1,0 +1,206 @@
+/*
+ * k8s.h - Kubernetes-style YAML in, Istio workload API out (what istiod does).
+ *
+ * A store holds the objects read from a set of files (meshd --config-dir):
+ * Namespace, ServiceAccount, Pod and Service are decoded for conversion;
+ * AuthorizationPolicy, PeerAuthentication (security.istio.io), Gateway,
+ * HTTPRoute (gateway.networking.k8s.io) and VirtualService
+ * (networking.istio.io) are validated lightly and kept as JSON with line
+ * numbers for the modules that convert them. Other kinds get a warning.
+ *
+ * Errors never throw away good state: a file that does not parse keeps what it
+ * loaded before, an invalid object keeps its previous version (same kind,
+ * namespace and name), and when two files define the same object the one whose
+ * path sorts first wins. Every problem is a diagnostic with file and line.
+ *
+ * k8s_build_resources() turns the store into the xDS resources istiod would
+ * serve: type.googleapis.com/istio.workload.Address (one Workload per running
+ * pod with an IP, one Service per non-ExternalName Service).
+ */
+#ifndef MESH_LIB_K8S_H
+#define MESH_LIB_K8S_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* Caps on what one file controls. */
+#define K8S_MAX_FILE_BYTES (8 * 1024 * 1024)
+#define K8S_MAX_OBJECTS    10000     /* documents and List items per file */
+#define K8S_MAX_NODES      (1 << 19) /* YAML values per file, aliases expanded */
+#define K8S_MAX_DEPTH      64        /* nesting of mappings and sequences */
+#define K8S_MAX_STRING     (256 * 1024)
+#define K8S_MAX_LABELS     256  /* labels, annotations or selector entries per object */
+#define K8S_MAX_PORTS      1024 /* ports per Service, per container, containers per pod */
+#define K8S_MAX_IPS        16   /* pod IPs, cluster IPs */
+#define K8S_MAX_FILES      4096 /* per directory */
+
+#define K8S_TYPE_ADDRESS "type.googleapis.com/istio.workload.Address"
+
+/* ---- Diagnostics ---- */
+
+enum k8s_severity {
+    K8S_ERROR = 0,
+    K8S_WARNING,
+};
+
+struct k8s_diag {
+    char *file;
+    int line;     /* 1-based; 0 when the whole file is meant */
+    int severity; /* enum k8s_severity */
+    char *code;   /* Istio analyzer code such as "IST0101", or NULL */
+    char *msg;
+};
+
+struct k8s_diags {
+    struct k8s_diag *v;
+    size_t n;
+};
+
+/* Frees every entry; |d| is then empty and reusable. */
+void k8s_diags_clear(struct k8s_diags *d);
+/* Number of entries of |severity|. */
+size_t k8s_diags_count(const struct k8s_diags *d, int severity);
+/* "file:line: error: msg [code]" in a fresh heap string. */
+char *k8s_diag_str(const struct k8s_diag *g);
+
+/* ---- Store ---- */
+
+enum k8s_kind {
+    K8S_NAMESPACE = 0,
+    K8S_SERVICE_ACCOUNT,
+    K8S_POD,
+    K8S_SERVICE,
+    K8S_AUTHORIZATION_POLICY,
+    K8S_PEER_AUTHENTICATION,
+    K8S_GATEWAY,
+    K8S_HTTP_ROUTE,
+    K8S_VIRTUAL_SERVICE,
+    K8S_KIND_COUNT,
+};
+
+struct k8s_store;
+struct k8s_obj;
+
+struct k8s_store *k8s_store_new(void);
+void k8s_store_free(struct k8s_store *st);
+
+/*
+ * Re-reads |path| and replaces what came from it, following the rules at the
+ * top of this file. Appends what this load found to |d|. Returns 0, or
+ * -MESH_ECONFIG when |d| got an error (valid objects are still applied), or
+ * -errno when the file cannot be read (nothing changes).
+ */
+int k8s_store_load_file(struct k8s_store *st, const char *path, struct k8s_diags *d);
+/* The same for |len| bytes known as |name| (tests, fuzzing, stdin). */
+int k8s_store_load_buf(struct k8s_store *st, const char *name, const char *data, size_t len,
+                       struct k8s_diags *d);
+/* Forgets everything that came from |path|. */
+void k8s_store_remove_file(struct k8s_store *st, const char *path);
+/*
+ * Loads every regular file of |dir| (not recursive; names starting with '.'
+ * and editor leftovers "*~", "*.swp", "*.swx", "#*#" are skipped) in name
+ * order, and forgets files of |dir| loaded before that are gone. Unchanged
+ * files are not parsed again; their standing diagnostics are appended to |d|
+ * again. Returns 0, -MESH_ECONFIG if any file has an error, or -errno when
+ * |dir| cannot be listed (nothing changes).
+ */
+int k8s_store_sync_dir(struct k8s_store *st, const char *dir, struct k8s_diags *d);
+
+/* Increases whenever the objects in the store, and so the resources built from them, may differ. */
+uint64_t k8s_store_generation(const struct k8s_store *st);
+
+/*
+ * Appends the diagnostics currently standing for the whole store to |out|:
+ * each file's from its last load, duplicates between files and the warnings
+ * k8s_build_resources() gives, re-derived, sorted by file and line. For
+ * `meshctl analyze` and meshd's log.
+ */
+void k8s_store_diags(const struct k8s_store *st, struct k8s_diags *out);
+
+/*
+ * Node restriction for the CA (reference 4.2): does a pod that has not
+ * terminated (phase neither Succeeded nor Failed) on |node| run as
+ * service account |sa| in namespace |ns|?
+ */
+bool k8s_sa_on_node(const struct k8s_store *st, const char *node, const char *ns, const char *sa);
+
+/* What the CA needs of the pod a caller claims to be. Pointers are borrowed from the store. */
+struct k8s_pod_info {
+    const char *uid;             /* metadata.uid, "" when absent */
+    const char *service_account; /* defaulted to "default" */
+    const char *node;            /* spec.nodeName, "" when unscheduled */
+    bool terminated;             /* phase Succeeded or Failed */
+};
+/* Returns false when no pod |ns|/|name| is in the store. */
+bool k8s_pod_info(const struct k8s_store *st, const char *ns, const char *name,
+                  struct k8s_pod_info *out);
+
+/*
+ * Objects in effect (duplicates removed), per kind, sorted by namespace then
+ * name. Valid until the next load, remove or sync on |st|.
+ */
+size_t k8s_store_count(const struct k8s_store *st, enum k8s_kind kind);
+const struct k8s_obj *k8s_store_at(const struct k8s_store *st, enum k8s_kind kind, size_t i);
+/* |ns| is ignored ("" is fine) for Namespace. Returns NULL when absent. */
+const struct k8s_obj *k8s_store_find(const struct k8s_store *st, enum k8s_kind kind, const char *ns,
+                                     const char *name);
+
+enum k8s_kind k8s_obj_kind(const struct k8s_obj *o);
+const char *k8s_obj_namespace(const struct k8s_obj *o); /* "" for Namespace */
+const char *k8s_obj_name(const struct k8s_obj *o);
+const char *k8s_obj_file(const struct k8s_obj *o);
+int k8s_obj_line(const struct k8s_obj *o);
+/* Returns NULL when absent. */
+const char *k8s_obj_label(const struct k8s_obj *o, const char *key);
+/* The whole object as read (YAML turned into JSON values); read-only. */
+const json_t *k8s_obj_json(const struct k8s_obj *o);
+/*
+ * Source lines inside the object, for messages about its fields:
+ * k8s_obj_line_of() gives the line of value |v| (an object, array, string or
+ * number of k8s_obj_json()), k8s_obj_key_line() the line where |key| of
+ * object |parent| is written. Both return the object's line when unknown.
+ */
+int k8s_obj_line_of(const struct k8s_obj *o, const json_t *v);
+int k8s_obj_key_line(const struct k8s_obj *o, const json_t *parent, const char *key);
+
+const char *k8s_kind_name(enum k8s_kind kind);
+
+/* ---- Conversion ---- */
+
+struct mesh_resource {
+    char *name;           /* Workload: uid; Service: "<ns>/<hostname>" */
+    const char *type_url; /* static */
+    uint8_t *data;        /* the packed message (istio.workload.Address) */
+    size_t len;
+    char version[17]; /* hex of a 64-bit hash of data */
+};
+
+struct mesh_resources {
+    struct mesh_resource *v; /* sorted by (type_url, name) */
+    size_t n;
+};
+
+struct k8s_build_opts {
+    const char *cluster_id;    /* NULL: "Kubernetes" */
+    const char *trust_domain;  /* NULL: "cluster.local" (then not sent, as istiod) */
+    const char *domain_suffix; /* NULL: "cluster.local" */
+    const char *network;       /* NULL: "" (the default network) */
+};
+
+/*
+ * Builds every resource for the objects in effect in |st| into |out| (which
+ * is overwritten). |o| may be NULL for the defaults. What istiod drops
+ * silently (a named targetPort a selected pod does not have) is appended to
+ * |d| as warnings; k8s_store_diags() reports the same. Returns 0.
+ */
+int k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
+                        struct mesh_resources *out, struct k8s_diags *d);
+void mesh_resources_free(struct mesh_resources *r);
+/* Returns the resource called |name| of |type_url|, or NULL. */
+const struct mesh_resource *mesh_resources_find(const struct mesh_resources *r,
+                                                const char *type_url, const char *name);
+
+#endif

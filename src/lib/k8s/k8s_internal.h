@@ -1,0 +1,333 @@
+/*
+ * k8s_internal.h - what the k8s module's files share: decoded objects, the
+ * YAML reader, field decoding helpers, diagnostics and the build context.
+ *
+ *   k8s_yaml.c     YAML bytes -> JSON documents with a line map
+ *   k8s_decode.c   apiVersion/kind/metadata, Namespace, ServiceAccount, stored kinds
+ *   k8s_pod.c      Pod fields            k8s_service.c  Service fields
+ *   k8s_json.c     typed field getters with file:line errors, name/label rules
+ *   k8s_store.c    files, last-good-state rules, objects in effect
+ *   k8s_query.c    lookups over the objects in effect, object accessors
+ *   k8s_files.c    reading files and directories
+ *   k8s_build.c    resources, versions    k8s_workload.c Workload per pod
+ *   k8s_diag.c     diagnostics, hashing
+ */
+#ifndef MESH_LIB_K8S_INTERNAL_H
+#define MESH_LIB_K8S_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "k8s/k8s.h"
+#include "workload.pb-c.h"
+
+/* ---- Diagnostics and hashing (k8s_diag.c) ---- */
+
+void k8s_diag_add(struct k8s_diags *d, const char *file, int line, int severity, const char *code,
+                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void k8s_diag_vadd(struct k8s_diags *d, const char *file, int line, int severity, const char *code,
+                   const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+/* Appends copies of |src|'s entries to |dst|. */
+void k8s_diags_append(struct k8s_diags *dst, const struct k8s_diags *src);
+/* Stable sort by file, then line. */
+void k8s_diags_sort(struct k8s_diags *d);
+
+#define K8S_HASH_INIT 0xcbf29ce484222325ULL
+/* FNV-1a, 64 bits: change detection and resource versions, not security. */
+uint64_t k8s_hash(uint64_t h, const void *p, size_t n);
+
+/* ---- Line map (k8s_yaml.c) ---- */
+
+/*
+ * Where each JSON value of a document was written. Values are keyed by
+ * pointer; object members also by (object, key) because true, false and null
+ * are shared singletons in jansson. Refcounted: List items share one map.
+ */
+struct k8s_lines;
+struct k8s_lines *k8s_lines_ref(struct k8s_lines *l);
+void k8s_lines_unref(struct k8s_lines *l);
+/* Returns 0 when unknown. */
+int k8s_lines_get(const struct k8s_lines *l, const void *v, const char *key);
+
+struct k8s_doc {
+    json_t *json; /* owned */
+    int line;
+    struct k8s_lines *lines; /* owned reference */
+};
+
+struct k8s_docs {
+    struct k8s_doc *v;
+    size_t n;
+};
+
+/*
+ * Reads every document of |len| bytes named |file|. Empty documents are
+ * dropped. On a YAML error, or when a cap is exceeded, appends one error to
+ * |d| and returns -MESH_ECONFIG with |out| empty.
+ */
+int k8s_yaml_parse(const char *file, const char *data, size_t len, struct k8s_docs *out,
+                   struct k8s_diags *d);
+void k8s_docs_free(struct k8s_docs *docs);
+
+/* ---- Decoded objects ---- */
+
+struct k8s_kv {
+    char *k;
+    char *v;
+};
+
+struct k8s_owner {
+    char *kind;
+    char *name;
+    bool controller;
+};
+
+struct k8s_meta {
+    char *ns; /* "" for Namespace */
+    char *name;
+    char *uid;             /* "" when absent */
+    char *generate_name;   /* "" when absent */
+    bool deleting;         /* deletionTimestamp set */
+    struct k8s_kv *labels; /* sorted by key */
+    size_t n_labels;
+    struct k8s_kv *annotations; /* sorted by key */
+    size_t n_annotations;
+    struct k8s_owner *owners;
+    size_t n_owners;
+};
+
+struct k8s_ip {
+    uint8_t len; /* 4 or 16 */
+    uint8_t b[16];
+};
+
+/* A container port a named targetPort can resolve to. */
+struct k8s_cport {
+    char *name; /* "" when unnamed */
+    uint16_t port;
+    bool tcp;
+};
+
+struct k8s_pod {
+    char *service_account; /* defaulted to "default", as the API server does */
+    char *node;            /* "" when unscheduled */
+    bool host_network;
+    bool ready;         /* condition Ready is "True" */
+    bool terminal;      /* phase Succeeded or Failed */
+    struct k8s_ip *ips; /* status.podIPs, else status.podIP */
+    size_t n_ips;
+    struct k8s_cport *ports; /* containers, then restartable init containers */
+    size_t n_ports;
+};
+
+struct k8s_sport {
+    char *name; /* "" when unnamed */
+    uint16_t port;
+    uint16_t target_port; /* 0 when the target is named */
+    char *target_name;    /* NULL unless the target is named */
+    char *app_protocol;   /* NULL when absent */
+    bool udp;
+};
+
+struct k8s_service {
+    bool external_name;
+    bool itp_local;             /* internalTrafficPolicy: Local */
+    bool publish_not_ready;     /* publishNotReadyAddresses */
+    char *traffic_distribution; /* NULL when absent */
+    int ip_families;            /* Istio__Workload__IPFamilies */
+    struct k8s_kv *selector;    /* sorted by key */
+    size_t n_selector;
+    struct k8s_sport *ports;
+    size_t n_ports;
+    struct k8s_ip *vips; /* clusterIPs, else clusterIP; none when headless */
+    size_t n_vips;
+};
+
+struct k8s_obj {
+    enum k8s_kind kind;
+    char *file;
+    int line;
+    struct k8s_meta meta;
+    json_t *json;            /* owned reference */
+    struct k8s_lines *lines; /* owned reference */
+    uint64_t hash;           /* of the JSON content: detects changes */
+    union {
+        struct k8s_pod pod;
+        struct k8s_service svc;
+    } u;
+};
+
+void k8s_obj_free(struct k8s_obj *o);
+/* Returns the value of |key| in a sorted key/value array, or NULL. */
+const char *k8s_kv_get(const struct k8s_kv *kv, size_t n, const char *key);
+
+/* ---- Decoding (k8s_decode.c, k8s_pod.c, k8s_service.c, k8s_json.c) ---- */
+
+struct k8s_dctx {
+    const char *file;
+    struct k8s_diags *d;
+    const struct k8s_lines *lines;
+    int line; /* the object's line: the fallback */
+};
+
+/* What a document said it is, as far as it got. */
+struct k8s_ident {
+    bool known; /* kind, namespace and name were all valid */
+    enum k8s_kind kind;
+    char *ns;
+    char *name;
+};
+
+enum k8s_decode_rc {
+    K8S_DECODED = 0,
+    K8S_SKIPPED = 1, /* not ours (unknown kind): a warning was added */
+};
+
+/*
+ * Decodes one object written at |line|. Returns K8S_DECODED with *out set,
+ * K8S_SKIPPED, or -MESH_ECONFIG with an error added and |id| telling which
+ * object it was meant to be (the caller frees id->ns and id->name).
+ */
+int k8s_decode(struct k8s_dctx *c, json_t *json, int line, struct k8s_lines *lines,
+               struct k8s_obj **out, struct k8s_ident *id);
+/* Kind-specific parts; |spec| and |status| may be NULL. */
+int k8s_decode_pod(struct k8s_dctx *c, const json_t *json, struct k8s_pod *p);
+int k8s_decode_service(struct k8s_dctx *c, const json_t *json, struct k8s_service *s);
+void k8s_pod_cleanup(struct k8s_pod *p);
+void k8s_service_cleanup(struct k8s_service *s);
+
+/* Adds an error at |line| and returns -MESH_ECONFIG. */
+int k8s_fail(struct k8s_dctx *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void k8s_warn(struct k8s_dctx *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int k8s_key_line(const struct k8s_dctx *c, const json_t *parent, const char *key);
+int k8s_val_line(const struct k8s_dctx *c, const json_t *v);
+
+/*
+ * Field getters for member |key| of |parent|. |path| names |parent| in
+ * messages ("spec.ports[2]"; "" for the object itself), which then say
+ * "spec.ports[2].port: ...". A missing member or an explicit null leaves *out
+ * NULL (false, 0) and returns 0; a wrong type or a value over a cap is an error.
+ */
+int k8s_get_str(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path,
+                const char **out);
+int k8s_get_bool(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path,
+                 bool *out);
+int k8s_get_obj(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path,
+                const json_t **out);
+int k8s_get_arr(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path,
+                size_t max, const json_t **out);
+/* An integer 1-65535 (JSON numbers with an integral value count). */
+int k8s_get_port(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path,
+                 uint16_t *out);
+/* Checks |v| is 1-65535; |line| is where it was written, |what| names it in full. */
+int k8s_port_value(struct k8s_dctx *c, const json_t *v, int line, const char *what, uint16_t *out);
+
+enum k8s_map_rule {
+    K8S_MAP_LABELS = 0,  /* label keys and values */
+    K8S_MAP_ANNOTATIONS, /* label-style keys, any values */
+};
+/* A string-to-string map, sorted by key into *out. */
+int k8s_get_strmap(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path,
+                   enum k8s_map_rule rule, struct k8s_kv **out, size_t *n_out);
+void k8s_kv_free(struct k8s_kv *kv, size_t n);
+
+/* Parses a textual IPv4 or IPv6 address (no zone, no brackets). Returns 0 or -EINVAL. */
+int k8s_parse_ip(const char *s, struct k8s_ip *ip);
+/* RFC 1123 label (<= 63, [a-z0-9-], alphanumeric ends); |dns1035| also wants a letter first. */
+bool k8s_dns_label(const char *s, bool dns1035);
+/* RFC 1123 subdomain (<= 253, dot-separated labels). */
+bool k8s_dns_subdomain(const char *s);
+/* IANA service name, as a named port (<= 15, [a-z0-9-], a letter, no "--"). */
+bool k8s_port_name(const char *s);
+
+/* ---- Store internals (k8s_store.c) for k8s_files.c, k8s_query.c and the builder ---- */
+
+/* Written only by k8s_store.c; the other files read the view (eff) through k8s_query.c. */
+struct k8s_file {
+    char *path;
+    struct k8s_obj **objs; /* in document order */
+    size_t n_objs;
+    struct k8s_diags diags; /* from the last load */
+    uint64_t data_hash;     /* of the bytes last loaded */
+    size_t data_len;
+};
+
+struct k8s_store {
+    struct k8s_file **files; /* sorted by path */
+    size_t n_files;
+    uint64_t generation;
+    struct k8s_obj **eff[K8S_KIND_COUNT]; /* in effect, sorted by (ns, name) */
+    size_t n_eff[K8S_KIND_COUNT];
+    struct k8s_diags dups; /* duplicates between files */
+    bool stale;            /* files changed since the view was derived */
+};
+
+/* Is |o| the object |kind| |ns|/|name|? */
+bool k8s_same_ident(const struct k8s_obj *o, enum k8s_kind kind, const char *ns, const char *name);
+
+/*
+ * k8s_store_load_buf() and k8s_store_remove_file() with the re-derivation of
+ * the objects in effect deferred unless |commit|: a directory sync loads
+ * every file, then commits once. Diagnostics about duplicates between files
+ * are only known after a commit.
+ */
+int k8s_store_load(struct k8s_store *st, const char *name, const char *data, size_t len,
+                   struct k8s_diags *d, bool commit);
+void k8s_store_forget(struct k8s_store *st, const char *path, bool commit);
+void k8s_store_commit(struct k8s_store *st);
+/* Appends the duplicate diagnostics of |path| (NULL: of every file) to |out|. */
+void k8s_store_dups(const struct k8s_store *st, const char *path, struct k8s_diags *out);
+bool k8s_store_has_dups(const struct k8s_store *st, const char *path);
+/* The path of the |i|th file in path order, or NULL past the end. */
+const char *k8s_store_file_path(const struct k8s_store *st, size_t i);
+/* Records that |path| could not be read: its objects stay, the error stands until a good read. */
+void k8s_store_file_error(struct k8s_store *st, const char *path, const char *msg);
+
+/* The objects in effect of |kind| in namespace |ns|: [*begin, *end). */
+void k8s_store_ns_range(const struct k8s_store *st, enum k8s_kind kind, const char *ns,
+                        size_t *begin, size_t *end);
+
+/* ---- Building (k8s_build.c, k8s_workload.c) ---- */
+
+/* Allocations for one message, freed together once it is packed. */
+struct k8s_arena {
+    void **v;
+    size_t n;
+};
+
+void *k8s_arena_alloc(struct k8s_arena *a, size_t size);
+char *k8s_arena_printf(struct k8s_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void k8s_arena_free(struct k8s_arena *a);
+
+struct k8s_build_ctx {
+    const struct k8s_store *st;
+    const char *cluster_id;
+    const char *trust_domain; /* NULL when cluster.local: then not sent */
+    const char *domain_suffix;
+    const char *network;
+    struct k8s_diags *d;
+};
+
+/* "<name>.<ns>.svc.<domain_suffix>" in |a|. */
+char *k8s_service_hostname(struct k8s_arena *a, const struct k8s_build_ctx *b,
+                           const struct k8s_obj *svc);
+/*
+ * Fills |w| for |pod| (which has IPs and is not terminal) with memory from
+ * |a|. Pointers into the store are borrowed.
+ */
+void k8s_build_workload(const struct k8s_build_ctx *b, struct k8s_arena *a,
+                        const struct k8s_obj *pod, Istio__Workload__Workload *w);
+/*
+ * Warns about what the conversion drops silently, as istiod does: a named
+ * targetPort a selected pod has no TCP container port for.
+ */
+void k8s_check_ports(const struct k8s_store *st, struct k8s_diags *out);
+
+#endif

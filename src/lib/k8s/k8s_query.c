@@ -1,0 +1,152 @@
+/*
+ * k8s_query.c - read access to the objects in effect: per kind in
+ * (namespace, name) order, lookups, the CA's node restriction and the object
+ * accessors. Everything here reads the view k8s_store.c derives.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "k8s/k8s_internal.h"
+
+size_t
+k8s_store_count(const struct k8s_store *st, enum k8s_kind kind)
+{
+    return kind < K8S_KIND_COUNT ? st->n_eff[kind] : 0;
+}
+
+const struct k8s_obj *
+k8s_store_at(const struct k8s_store *st, enum k8s_kind kind, size_t i)
+{
+    return kind < K8S_KIND_COUNT && i < st->n_eff[kind] ? st->eff[kind][i] : NULL;
+}
+
+/* First index in eff[kind] whose (ns, name) is not below (|ns|, |name|); NULL name = "". */
+static size_t
+lower_bound(const struct k8s_store *st, enum k8s_kind kind, const char *ns, const char *name)
+{
+    size_t lo = 0, hi = st->n_eff[kind];
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct k8s_obj *o = st->eff[kind][mid];
+        int c = strcmp(o->meta.ns, ns);
+        if (c == 0 && name != NULL)
+            c = strcmp(o->meta.name, name);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+const struct k8s_obj *
+k8s_store_find(const struct k8s_store *st, enum k8s_kind kind, const char *ns, const char *name)
+{
+    if (kind >= K8S_KIND_COUNT)
+        return NULL;
+    if (kind == K8S_NAMESPACE)
+        ns = "";
+    size_t i = lower_bound(st, kind, ns, name);
+    if (i < st->n_eff[kind] && k8s_same_ident(st->eff[kind][i], kind, ns, name))
+        return st->eff[kind][i];
+    return NULL;
+}
+
+void
+k8s_store_ns_range(const struct k8s_store *st, enum k8s_kind kind, const char *ns, size_t *begin,
+                   size_t *end)
+{
+    size_t i = lower_bound(st, kind, ns, NULL);
+
+    *begin = i;
+    while (i < st->n_eff[kind] && strcmp(st->eff[kind][i]->meta.ns, ns) == 0)
+        i++;
+    *end = i;
+}
+
+bool
+k8s_sa_on_node(const struct k8s_store *st, const char *node, const char *ns, const char *sa)
+{
+    size_t b, e;
+
+    if (node == NULL || node[0] == '\0')
+        return false;
+    k8s_store_ns_range(st, K8S_POD, ns, &b, &e);
+    for (size_t i = b; i < e; i++) {
+        const struct k8s_pod *p = &st->eff[K8S_POD][i]->u.pod;
+        if (!p->terminal && strcmp(p->node, node) == 0 && strcmp(p->service_account, sa) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool
+k8s_pod_info(const struct k8s_store *st, const char *ns, const char *name, struct k8s_pod_info *out)
+{
+    const struct k8s_obj *o = k8s_store_find(st, K8S_POD, ns, name);
+
+    if (o == NULL)
+        return false;
+    out->uid = o->meta.uid;
+    out->service_account = o->u.pod.service_account;
+    out->node = o->u.pod.node;
+    out->terminated = o->u.pod.terminal;
+    return true;
+}
+
+enum k8s_kind
+k8s_obj_kind(const struct k8s_obj *o)
+{
+    return o->kind;
+}
+
+const char *
+k8s_obj_namespace(const struct k8s_obj *o)
+{
+    return o->meta.ns;
+}
+
+const char *
+k8s_obj_name(const struct k8s_obj *o)
+{
+    return o->meta.name;
+}
+
+const char *
+k8s_obj_file(const struct k8s_obj *o)
+{
+    return o->file;
+}
+
+int
+k8s_obj_line(const struct k8s_obj *o)
+{
+    return o->line;
+}
+
+const char *
+k8s_obj_label(const struct k8s_obj *o, const char *key)
+{
+    return k8s_kv_get(o->meta.labels, o->meta.n_labels, key);
+}
+
+const json_t *
+k8s_obj_json(const struct k8s_obj *o)
+{
+    return o->json;
+}
+
+int
+k8s_obj_line_of(const struct k8s_obj *o, const json_t *v)
+{
+    int line = k8s_lines_get(o->lines, v, NULL);
+    return line ? line : o->line;
+}
+
+int
+k8s_obj_key_line(const struct k8s_obj *o, const json_t *parent, const char *key)
+{
+    int line = k8s_lines_get(o->lines, parent, key);
+    return line ? line : k8s_obj_line_of(o, parent);
+}

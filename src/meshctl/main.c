@@ -1,0 +1,76 @@
+/*
+ * main.c - meshctl: inspect and operate an amesh mesh.
+ *
+ * A table of {name, entry, summary} in the WireGuard tools style; each
+ * subcommand parses its own flags and returns the process exit code.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "meshctl.h"
+
+static int help_main(int argc, char **argv);
+
+static const struct command {
+    const char *name;
+    meshctl_cmd_fn *fn;
+    void (*usage)(FILE *f);
+    const char *summary;
+} commands[] = {
+    {"ztunnel-config", ztunnel_config_main, ztunnel_config_usage,
+     "show a ztunnel's workloads, services, certificates, policies, connections"},
+    {"help", help_main, NULL, "show this help, or a command's (meshctl help COMMAND)"},
+};
+
+static const struct command *
+find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "Usage: meshctl COMMAND [ARGS...]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'meshctl help COMMAND' or 'meshctl COMMAND --help' for a command's flags.\n");
+}
+
+static int
+help_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stdout);
+        return 0;
+    }
+    const struct command *c = find(argv[1]);
+    if (c == NULL || c->usage == NULL) {
+        fprintf(stderr, "meshctl: no help for \"%s\"; see 'meshctl help'\n", argv[1]);
+        return MESHCTL_EXIT_USAGE;
+    }
+    c->usage(stdout);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return MESHCTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    const struct command *c = find(argv[1]);
+    if (c == NULL) {
+        fprintf(stderr, "meshctl: unknown command \"%s\"; see 'meshctl help'\n", argv[1]);
+        return MESHCTL_EXIT_USAGE;
+    }
+    return c->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,78 @@
+/*
+ * meshctl.h - the mesh's command-line tool: subcommands and the helpers they share.
+ *
+ *   main.c            the subcommand table, help
+ *   ztunnel_config.c  ztunnel-config: flags, fetching and parsing the dump, -o json|yaml
+ *   zc_tables.c       workloads, services, policies, connections tables
+ *   zc_certs.c        certificates table (serials, validity, PEM fallback)
+ *   admin_get.c       a tiny blocking HTTP/1.1 GET with timeouts and a size cap
+ *   node_netns.c      --node: enter the network namespace of a node's ztunnel
+ *   tabwriter.c       aligned columns (Go tabwriter style)
+ *   json_yaml.c       JSON -> YAML rendering
+ */
+#ifndef MESH_MESHCTL_H
+#define MESH_MESHCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <jansson.h>
+
+/* Exit codes: 0 ok, 1 the operation failed, 2 bad usage. */
+#define MESHCTL_EXIT_FAIL  1
+#define MESHCTL_EXIT_USAGE 2
+
+/* main.c: a subcommand's entry; argv[0] is the subcommand name. */
+typedef int meshctl_cmd_fn(int argc, char **argv);
+meshctl_cmd_fn ztunnel_config_main;
+void ztunnel_config_usage(FILE *f);
+
+/* admin_get.c */
+#define ADMIN_DEFAULT_ADDR "127.0.0.1:15000"
+#define ADMIN_TIMEOUT_MS   10000
+#define ADMIN_MAX_RESPONSE (256u * 1024 * 1024) /* a 10,000-pod dump is ~20 MiB */
+#define ADMIN_MAX_HEAD     (64 * 1024)
+/*
+ * GETs |path| from |hostport| ("host:port", "[v6]:port", or "host" for port
+ * 15000). The whole exchange is bounded by |timeout_ms| and the body by
+ * ADMIN_MAX_RESPONSE. On success *body is a NUL-terminated heap copy of
+ * *len bytes. Returns 0, or -1 with |err| set.
+ */
+int admin_get(const char *hostport, const char *path, int timeout_ms, char **body, size_t *len,
+              char *err, size_t errlen);
+
+/* node_netns.c: moves this process into node |node|'s network namespace. Returns 0 or -1. */
+int node_enter_netns(const char *node, char *err, size_t errlen);
+
+/* tabwriter.c: rows of cells printed with columns aligned, |pad| spaces between them. */
+struct table;
+struct table *table_new(size_t n_cols, const char *const *header);
+/* Adds a row of n_cols cells (copied; NULL prints as ""; control characters as '?'). */
+void table_add(struct table *t, const char *const *cells);
+void table_print(struct table *t, FILE *f, size_t pad);
+void table_free(struct table *t);
+
+/* json_yaml.c: writes |v| as a YAML document, keys sorted. */
+void json_print_yaml(FILE *f, const json_t *v);
+
+/* ztunnel_config.c: shared with the table files. */
+struct zc_opts {
+    const char *ns; /* -n filter, NULL = all */
+    time_t now;     /* for certificate validity */
+};
+/* The values of section |key| of the dump (an array, or an object's values); new reference. */
+json_t *zc_section(const json_t *dump, const char *key);
+/* A string member, or |dflt| when absent or not a string. */
+const char *zc_str(const json_t *o, const char *key, const char *dflt);
+
+void zc_print_workloads(FILE *f, const json_t *dump, const struct zc_opts *o);
+void zc_print_services(FILE *f, const json_t *dump, const struct zc_opts *o);
+void zc_print_policies(FILE *f, const json_t *dump, const struct zc_opts *o);
+void zc_print_connections(FILE *f, const json_t *dump, const struct zc_opts *o);
+void zc_print_certificates(FILE *f, const json_t *dump, const struct zc_opts *o);
+
+#define ZC_PAD 2 /* spaces between table columns */
+
+#endif

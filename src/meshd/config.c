@@ -1,0 +1,269 @@
+/*
+ * config.c - the config directory: read it, follow it with inotify, turn it
+ * into an xDS snapshot, and keep serving the last good state when a file or
+ * resource is broken (the k8s store keeps what was valid; we only report).
+ *
+ * Changes are debounced: the first event arms a timer and everything that
+ * arrives before it fires goes into one reload and at most one push.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "config"
+#include "base/base.h"
+#include "k8s/k8s.h"
+#include "log/log.h"
+#include "meshd.h"
+#include "xds/xds.h"
+
+/* A safety net for events inotify cannot give (the directory replaced, a queue overflow). */
+#define CONFIG_RESYNC_MS 30000
+
+struct meshd_config {
+    struct meshd *d;
+    struct k8s_store *store;
+    struct xds_snapshot *snap;
+    uint64_t built_gen;
+    int ifd;
+    int wd;
+    struct loop_io io;
+    struct loop_timer debounce;
+    struct loop_timer resync;
+    char **standing; /* diagnostics standing after the last reload, rendered */
+    size_t n_standing;
+};
+
+static void
+watch_dir(struct meshd_config *c)
+{
+    c->wd = inotify_add_watch(c->ifd, c->d->opts.config_dir,
+                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+                                  IN_CREATE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+    if (c->wd < 0)
+        log_warn("cannot watch %s: %s; polling every %d s", c->d->opts.config_dir,
+                 strerror(errno), CONFIG_RESYNC_MS / 1000);
+}
+
+static bool
+was_standing(const struct meshd_config *c, const char *s)
+{
+    for (size_t i = 0; i < c->n_standing; i++)
+        if (strcmp(c->standing[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* Logs diagnostics that are new since the last reload; keeps the standing set. */
+static void
+report(struct meshd_config *c)
+{
+    struct k8s_diags all = {0};
+    k8s_store_diags(c->store, &all);
+    char **now = xcalloc(all.n ? all.n : 1, sizeof(*now));
+    size_t errors = 0;
+    for (size_t i = 0; i < all.n; i++) {
+        now[i] = k8s_diag_str(&all.v[i]);
+        if (all.v[i].severity == K8S_ERROR)
+            errors++;
+        if (!was_standing(c, now[i])) {
+            if (all.v[i].severity == K8S_ERROR) {
+                log_error("%s", now[i]);
+                c->d->stats.config_errors_total++;
+            } else {
+                log_warn("%s", now[i]);
+            }
+        }
+    }
+    for (size_t i = 0; i < c->n_standing; i++)
+        free(c->standing[i]);
+    free(c->standing);
+    c->standing = now;
+    c->n_standing = all.n;
+    c->d->stats.config_errors_now = errors;
+    k8s_diags_clear(&all);
+}
+
+static struct xds_snapshot *
+build_snapshot(struct meshd_config *c)
+{
+    struct mesh_resources res = {0};
+    struct k8s_diags diags = {0};
+    struct k8s_build_opts o = {
+        .cluster_id = c->d->opts.cluster_id,
+        .trust_domain = c->d->opts.trust_domain,
+    };
+    k8s_build_resources(c->store, &o, &res, &diags);
+    k8s_diags_clear(&diags); /* conversion warnings are part of k8s_store_diags() */
+    struct xds_resource *v = xcalloc(res.n ? res.n : 1, sizeof(*v));
+    for (size_t i = 0; i < res.n; i++) {
+        struct mesh_resource *r = &res.v[i];
+        v[i].type_url = xstrdup(r->type_url);
+        v[i].name = r->name;
+        v[i].bytes = r->data;
+        v[i].len = r->len;
+        v[i].version = xstrdup(r->version);
+        r->name = NULL;
+        r->data = NULL;
+    }
+    size_t n = res.n;
+    mesh_resources_free(&res);
+    return xds_snapshot_new(v, n);
+}
+
+static void
+reload(struct meshd_config *c)
+{
+    struct k8s_diags diags = {0};
+    uint64_t t0 = clock_mono_ms();
+    int rc = k8s_store_sync_dir(c->store, c->d->opts.config_dir, &diags);
+    k8s_diags_clear(&diags);
+    c->d->stats.config_reloads++;
+    if (rc < 0 && rc != -MESH_ECONFIG) {
+        log_error("%s: %s; serving the last good config", c->d->opts.config_dir,
+                  mesh_strerror(rc));
+        return;
+    }
+    report(c);
+    uint64_t gen = k8s_store_generation(c->store);
+    if (c->snap != NULL && gen == c->built_gen)
+        return;
+    struct xds_snapshot *snap = build_snapshot(c);
+    if (snap == NULL) {
+        log_error("cannot build a snapshot from %s; serving the last good one",
+                  c->d->opts.config_dir);
+        return;
+    }
+    c->built_gen = gen;
+    if (c->snap != NULL &&
+        strcmp(xds_snapshot_version(c->snap), xds_snapshot_version(snap)) == 0) {
+        xds_snapshot_unref(snap);
+        return;
+    }
+    xds_snapshot_unref(c->snap);
+    c->snap = snap;
+    log_info("config: %zu resources, version %s (%" PRIu64 " ms)", xds_snapshot_len(snap),
+             xds_snapshot_version(snap), clock_mono_ms() - t0);
+    if (c->d->server != NULL)
+        server_snapshot_changed(c->d->server);
+}
+
+static void
+on_debounce(void *arg)
+{
+    reload(arg);
+}
+
+static void
+on_resync(void *arg)
+{
+    struct meshd_config *c = arg;
+    if (c->wd < 0)
+        watch_dir(c);
+    reload(c);
+    loop_timer_start(c->d->loop, &c->resync, CONFIG_RESYNC_MS, on_resync, c);
+}
+
+static void
+on_inotify(void *arg, uint32_t events)
+{
+    struct meshd_config *c = arg;
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    (void)events;
+
+    while ((n = read(c->ifd, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+                /* The directory itself went away or was replaced: watch again at resync. */
+                inotify_rm_watch(c->ifd, c->wd);
+                c->wd = -1;
+            }
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    if (!loop_timer_armed(&c->debounce))
+        loop_timer_start(c->d->loop, &c->debounce, c->d->opts.debounce_ms, on_debounce, c);
+}
+
+struct meshd_config *
+config_start(struct meshd *d, char *err, size_t errlen)
+{
+    struct meshd_config *c = xcalloc(1, sizeof(*c));
+
+    c->d = d;
+    c->store = k8s_store_new();
+    c->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (c->ifd < 0 || loop_io_start(d->loop, &c->io, c->ifd, EPOLLIN, on_inotify, c) < 0) {
+        snprintf(err, errlen, "inotify: %s", strerror(errno));
+        goto fail;
+    }
+    watch_dir(c);
+    if (c->wd < 0 && errno == ENOENT) {
+        snprintf(err, errlen, "--config-dir %s: %s", d->opts.config_dir, strerror(errno));
+        goto fail;
+    }
+    reload(c);
+    if (c->snap == NULL) {
+        snprintf(err, errlen, "--config-dir %s: cannot be read", d->opts.config_dir);
+        goto fail;
+    }
+    loop_timer_start(d->loop, &c->resync, CONFIG_RESYNC_MS, on_resync, c);
+    return c;
+fail:
+    config_stop(c);
+    return NULL;
+}
+
+void
+config_stop(struct meshd_config *c)
+{
+    if (c == NULL)
+        return;
+    loop_timer_stop(c->d->loop, &c->debounce);
+    loop_timer_stop(c->d->loop, &c->resync);
+    if (c->ifd >= 0) {
+        loop_io_stop(c->d->loop, &c->io);
+        close(c->ifd);
+    }
+    for (size_t i = 0; i < c->n_standing; i++)
+        free(c->standing[i]);
+    free(c->standing);
+    xds_snapshot_unref(c->snap);
+    k8s_store_free(c->store);
+    free(c);
+}
+
+struct xds_snapshot *
+config_snapshot(const struct meshd_config *c)
+{
+    return c->snap;
+}
+
+const struct k8s_store *
+config_store(const struct meshd_config *c)
+{
+    return c->store;
+}
+
+char *
+config_errors_text(const struct meshd_config *c)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < c->n_standing; i++)
+        len += strlen(c->standing[i]) + 1;
+    char *out = xmalloc(len), *p = out;
+    for (size_t i = 0; i < c->n_standing; i++) {
+        size_t n = strlen(c->standing[i]);
+        memcpy(p, c->standing[i], n);
+        p[n] = '\n';
+        p += n + 1;
+    }
+    *p = '\0';
+    return out;
+}

@@ -1,0 +1,260 @@
+/*
+ * main.c - meshd, the control plane: config directory -> model -> delta xDS,
+ * and the CA, on 15012; metrics and readiness on 15014.
+ *
+ *   meshd --config-dir DIR --state-dir DIR [--listen ADDR]
+ *   meshd token --state-dir DIR --node NAME [--ttl SECS]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "meshd"
+#include "base/base.h"
+#include "log/log.h"
+#include "meshd.h"
+#include "net/addr.h"
+
+#define TOKEN_DEFAULT_TTL (365L * 86400)
+
+static struct meshd d;
+static struct loop_io sig_io;
+static struct loop_timer serving_timer;
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: meshd --config-dir DIR --state-dir DIR [options]\n"
+            "       meshd token --state-dir DIR --node NAME [--ttl SECS]\n"
+            "  --config-dir DIR        Kubernetes-style YAML, followed live (inotify)\n"
+            "  --state-dir DIR         mesh root (created on first start) and token key\n"
+            "  --listen ADDR           xDS and CA, TLS (default [::]:15012)\n"
+            "  --monitoring ADDR       metrics and readiness (default [::]:15014)\n"
+            "  --trust-domain TD       (default cluster.local)\n"
+            "  --cluster ID            cluster id in workload uids (default Kubernetes)\n"
+            "  --cert-ttl SECS         default workload certificate lifetime (86400)\n"
+            "  --max-cert-ttl SECS     longest lifetime a proxy may ask for (7776000)\n"
+            "  --debounce-ms MS        wait for config changes to settle (100)\n"
+            "  --log-level LEVEL       error, warn, info (default) or debug\n"
+            "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
+}
+
+static long
+parse_num(const char *flag, const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
+        fatal("%s: \"%s\" is not a number in [%ld, %ld]", flag, s, min, max);
+    return v;
+}
+
+static void
+parse_addr(const char *flag, const char *s, struct ipaddr *ip, uint16_t *port)
+{
+    if (authority_parse(s, strlen(s), ip, port) < 0)
+        fatal("%s: \"%s\" is not IP:PORT or [IPv6]:PORT", flag, s);
+}
+
+static int
+cmd_token(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"state-dir", required_argument, NULL, 's'},
+        {"node", required_argument, NULL, 'n'},
+        {"ttl", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *state = NULL, *node = NULL;
+    long ttl = TOKEN_DEFAULT_TTL;
+    char err[1024], tok[TOKEN_MAX_LEN];
+    uint8_t key[TOKEN_KEY_LEN];
+    struct ca *ca;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': state = optarg; break;
+        case 'n': node = optarg; break;
+        case 't': ttl = parse_num("--ttl", optarg, 60, 10L * 365 * 86400); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (state == NULL || node == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!token_node_valid(node))
+        fatal("--node: \"%s\" is not a node name (lower-case letters, digits, '-', '.')", node);
+    if (meshd_state_open(state, &ca, key, err, sizeof(err)) < 0)
+        fatal("%s", err);
+    ca_free(ca);
+    if (token_mint(key, node, (int64_t)(clock_wall_ms() / 1000) + ttl, tok, sizeof(tok)) < 0)
+        fatal("cannot mint a token for %s", node);
+    printf("%s\n", tok);
+    return 0;
+}
+
+static void
+parse_flags(int argc, char **argv, struct meshd_opts *o)
+{
+    static const struct option opts[] = {
+        {"config-dir", required_argument, NULL, 'c'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"listen", required_argument, NULL, 'L'},
+        {"monitoring", required_argument, NULL, 'M'},
+        {"trust-domain", required_argument, NULL, 'T'},
+        {"cluster", required_argument, NULL, 'k'},
+        {"cert-ttl", required_argument, NULL, 't'},
+        {"max-cert-ttl", required_argument, NULL, 'm'},
+        {"debounce-ms", required_argument, NULL, 'D'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *env = getenv("LOG_FORMAT");
+    int c, lv;
+
+    parse_addr("--listen", "[::]:15012", &o->listen_ip, &o->listen_port);
+    parse_addr("--monitoring", "[::]:15014", &o->monitor_ip, &o->monitor_port);
+    o->trust_domain = "cluster.local";
+    o->cluster_id = "Kubernetes";
+    o->cert_ttl = 86400;
+    o->max_cert_ttl = 90L * 86400;
+    o->debounce_ms = 100;
+    log_set_json(env != NULL && strcmp(env, "json") == 0);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->config_dir = optarg; break;
+        case 's': o->state_dir = optarg; break;
+        case 'L': parse_addr("--listen", optarg, &o->listen_ip, &o->listen_port); break;
+        case 'M': parse_addr("--monitoring", optarg, &o->monitor_ip, &o->monitor_port); break;
+        case 'T': o->trust_domain = optarg; break;
+        case 'k': o->cluster_id = optarg; break;
+        case 't': o->cert_ttl = parse_num("--cert-ttl", optarg, 60, 90L * 86400); break;
+        case 'm': o->max_cert_ttl = parse_num("--max-cert-ttl", optarg, 60, 90L * 86400); break;
+        case 'D': o->debounce_ms = (uint64_t)parse_num("--debounce-ms", optarg, 0, 5000); break;
+        case 'l':
+            if ((lv = log_parse_level(optarg)) < 0)
+                fatal("--log-level: unknown level \"%s\"", optarg);
+            log_set_level((enum log_level)lv);
+            break;
+        case 'f':
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0)
+                fatal("--log-format: \"%s\" is not plain or json", optarg);
+            log_set_json(strcmp(optarg, "json") == 0);
+            break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        fatal("unexpected argument \"%s\"", argv[optind]);
+    }
+    if (o->config_dir == NULL || o->state_dir == NULL) {
+        usage(stderr);
+        fatal("--config-dir and --state-dir are required");
+    }
+    if (o->cert_ttl > o->max_cert_ttl)
+        fatal("--cert-ttl %ld is above --max-cert-ttl %ld", o->cert_ttl, o->max_cert_ttl);
+}
+
+/* The serving certificate is renewed at half-life; connections keep the context they began with. */
+static void
+on_serving_renew(void *arg)
+{
+    (void)arg;
+    long na;
+    SSL_CTX *fresh = meshd_serving_ctx(d.ca, d.opts.trust_domain, MESHD_SERVING_LIFETIME, &na);
+    if (fresh == NULL) {
+        log_error("cannot renew the serving certificate; retrying in 60 s");
+        loop_timer_start(d.loop, &serving_timer, 60000, on_serving_renew, NULL);
+        return;
+    }
+    SSL_CTX_free(d.serving);
+    d.serving = fresh;
+    d.serving_not_after = na;
+    log_info("renewed the serving certificate");
+    loop_timer_start(d.loop, &serving_timer, (uint64_t)MESHD_SERVING_LIFETIME / 2 * 1000,
+                     on_serving_renew, NULL);
+}
+
+static void
+on_signal(void *arg, uint32_t events)
+{
+    struct signalfd_siginfo si;
+    (void)arg;
+    (void)events;
+    while (read(sig_io.fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            log_info("signal %u: stopping", si.ssi_signo);
+            loop_stop(d.loop);
+        }
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    char err[1024];
+    sigset_t set;
+
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return cmd_token(argc - 1, argv + 1);
+    parse_flags(argc, argv, &d.opts);
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+
+    d.loop = loop_new();
+    d.start_ms = clock_wall_ms();
+    if (meshd_state_open(d.opts.state_dir, &d.ca, d.token_key, err, sizeof(err)) < 0)
+        fatal("%s", err);
+    d.serving = meshd_serving_ctx(d.ca, d.opts.trust_domain, MESHD_SERVING_LIFETIME,
+                                  &d.serving_not_after);
+    if (d.serving == NULL)
+        fatal("cannot issue the serving certificate");
+    loop_timer_start(d.loop, &serving_timer, (uint64_t)MESHD_SERVING_LIFETIME / 2 * 1000,
+                     on_serving_renew, NULL);
+    if ((d.config = config_start(&d, err, sizeof(err))) == NULL)
+        fatal("%s", err);
+    if ((d.server = server_start(&d, err, sizeof(err))) == NULL ||
+        monitor_start(&d, err, sizeof(err)) < 0)
+        fatal("%s", err);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0 || loop_io_start(d.loop, &sig_io, sfd, EPOLLIN, on_signal, NULL) < 0)
+        fatal("signalfd: %s", strerror(errno));
+    d.ready = true;
+    char ip[ADDR_STRLEN];
+    log_info("ready: xDS and CA on [%s]:%u, monitoring on %u, config %s, state %s",
+             ipaddr_str(&d.opts.listen_ip, ip), d.opts.listen_port, d.opts.monitor_port,
+             d.opts.config_dir, d.opts.state_dir);
+    loop_run(d.loop);
+
+    loop_io_stop(d.loop, &sig_io);
+    close(sfd);
+    loop_timer_stop(d.loop, &serving_timer);
+    server_stop(d.server);
+    monitor_stop();
+    config_stop(d.config);
+    loop_run_deferred(d.loop);
+    SSL_CTX_free(d.serving);
+    ca_free(d.ca);
+    loop_free(d.loop);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,106 @@
+/*
+ * meshd.h - the control plane's shared state and the seams between its files.
+ *
+ *   main.c     flags, `meshd token`, start-up, signals
+ *   state.c    state directory: mesh root, token key, serving certificate
+ *   config.c   the config directory: inotify, debounce, last good state, snapshots
+ *   server.c   15012: TLS, HTTP/2, gRPC dispatch and node authentication
+ *   ca.c       CreateCertificate calls
+ *   xds.c      DeltaAggregatedResources streams and pushes
+ *   monitor.c  15014: Prometheus metrics and readiness
+ */
+#ifndef MESH_MESHD_H
+#define MESH_MESHD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "casvc/token.h"
+#include "loop/loop.h"
+#include "net/addr.h"
+#include "tls/ca.h"
+
+#define MESHD_PORT_GRPC 15012
+#define MESHD_PORT_MONITOR 15014
+#define MESHD_SERVING_LIFETIME (30L * 86400)
+
+struct meshd_opts {
+    const char *config_dir;
+    const char *state_dir;
+    struct ipaddr listen_ip;
+    uint16_t listen_port;
+    struct ipaddr monitor_ip;
+    uint16_t monitor_port;
+    const char *trust_domain;
+    const char *cluster_id;
+    long cert_ttl;     /* default workload certificate lifetime */
+    long max_cert_ttl; /* cap on what a proxy may ask for */
+    uint64_t debounce_ms;
+};
+
+/* Counters for /metrics; names follow istiod's where it has one. */
+struct meshd_stats {
+    uint64_t xds_pushes;          /* responses sent */
+    uint64_t xds_push_bytes;
+    uint64_t xds_resources_sent;
+    uint64_t xds_acks, xds_nacks;
+    uint64_t xds_streams_total;
+    uint64_t xds_auth_failures;
+    uint64_t ca_requests, ca_signed, ca_refused, ca_auth_failures;
+    uint64_t config_reloads, config_errors_total;
+    uint64_t config_errors_now; /* diagnostics standing after the last reload */
+    /* push latency: push -> ACK, histogram buckets in ms */
+    uint64_t push_latency_le[8];
+    uint64_t push_latency_count;
+    double push_latency_sum_s;
+};
+
+struct meshd_config;
+struct meshd_server;
+struct xds_snapshot;
+struct k8s_store;
+
+struct meshd {
+    struct loop *loop;
+    struct meshd_opts opts;
+    struct ca *ca;
+    uint8_t token_key[TOKEN_KEY_LEN];
+    SSL_CTX *serving;          /* current 15012 context; replaced before it expires */
+    long serving_not_after;
+    struct meshd_config *config;
+    struct meshd_server *server;
+    struct meshd_stats stats;
+    uint64_t start_ms;
+    bool ready;                 /* the config dir was read once */
+};
+
+/* state.c */
+int meshd_state_open(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN], char *err,
+                     size_t errlen);
+SSL_CTX *meshd_serving_ctx(const struct ca *ca, const char *trust_domain, long valid_secs,
+                           long *not_after);
+
+/* config.c: reads the config dir now, then follows it. */
+struct meshd_config *config_start(struct meshd *d, char *err, size_t errlen);
+void config_stop(struct meshd_config *c);
+/* The snapshot being served (borrowed) and the store it came from. */
+struct xds_snapshot *config_snapshot(const struct meshd_config *c);
+const struct k8s_store *config_store(const struct meshd_config *c);
+/* Diagnostics now standing, rendered one per line (for logs and /debug/config_errors). */
+char *config_errors_text(const struct meshd_config *c);
+
+/* server.c */
+struct meshd_server *server_start(struct meshd *d, char *err, size_t errlen);
+void server_stop(struct meshd_server *s);
+/* A new snapshot is being served: push it to every stream. */
+void server_snapshot_changed(struct meshd_server *s);
+unsigned server_n_xds_streams(const struct meshd_server *s);
+
+/* monitor.c */
+int monitor_start(struct meshd *d, char *err, size_t errlen);
+void monitor_stop(void);
+void monitor_observe_push_latency(struct meshd *d, uint64_t ms);
+
+#endif

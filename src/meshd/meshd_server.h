@@ -1,0 +1,31 @@
+/*
+ * meshd_server.h - what server.c shares with the call handlers ca.c and xds.c.
+ */
+#ifndef MESH_MESHD_SERVER_H
+#define MESH_MESHD_SERVER_H
+
+#include "h2/h2.h"
+#include "meshd.h"
+
+struct mconn;
+struct xds_conn;
+struct ca_call;
+
+struct meshd_server {
+    struct meshd *d;
+    struct listener *l;
+    struct mconn *conns;
+    struct xds_conn *streams;
+    unsigned n_streams;
+    struct ca_call *ca_calls;
+};
+
+/* ca.c: one CreateCertificate call from authenticated |node|. */
+void ca_call_start(struct meshd_server *srv, struct h2_stream *st, const char *node);
+void ca_calls_close(struct meshd_server *srv);
+
+/* xds.c: one DeltaAggregatedResources stream from authenticated |node|. */
+void xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node);
+void xds_streams_close(struct meshd_server *srv);
+
+#endif

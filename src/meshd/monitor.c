@@ -1,0 +1,173 @@
+/*
+ * monitor.c - 15014: Prometheus metrics (/metrics) and readiness (/ready), as
+ * istiod serves them on its monitoring port. Metric names are istiod's where
+ * it has one, so existing dashboards find them; the rest are meshd_*.
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "meshd"
+#include "admin/admin_http.h"
+#include "base/base.h"
+#include "log/log.h"
+#include "meshd.h"
+
+static struct admin_http *srv;
+
+/* Upper bounds of the push latency buckets, milliseconds (matches meshd_stats). */
+static const uint64_t latency_le_ms[8] = {1, 5, 10, 50, 100, 500, 1000, 5000};
+
+void
+monitor_observe_push_latency(struct meshd *d, uint64_t ms)
+{
+    for (size_t i = 0; i < 8; i++)
+        if (ms <= latency_le_ms[i])
+            d->stats.push_latency_le[i]++;
+    d->stats.push_latency_count++;
+    d->stats.push_latency_sum_s += (double)ms / 1000.0;
+}
+
+static long
+rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static int
+open_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    int n = 0;
+    if (dir == NULL)
+        return -1;
+    while (readdir(dir) != NULL)
+        n++;
+    closedir(dir);
+    return n - 3; /* ".", ".." and the directory itself */
+}
+
+static void
+metric(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static char *
+render(struct meshd *d)
+{
+    char *p = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&p, &len);
+    const struct meshd_stats *s = &d->stats;
+    struct rusage ru;
+
+    metric(f, "pilot_xds", "gauge", "Number of proxies connected over xDS.");
+    fprintf(f, "pilot_xds{version=\"amesh\"} %u\n", server_n_xds_streams(d->server));
+    metric(f, "pilot_xds_pushes", "counter", "xDS responses pushed, by type.");
+    fprintf(f, "pilot_xds_pushes{type=\"wds\"} %" PRIu64 "\n", s->xds_pushes);
+    metric(f, "meshd_xds_push_bytes_total", "counter", "Bytes of xDS responses pushed.");
+    fprintf(f, "meshd_xds_push_bytes_total %" PRIu64 "\n", s->xds_push_bytes);
+    metric(f, "meshd_xds_resources_sent_total", "counter", "Resources sent in xDS responses.");
+    fprintf(f, "meshd_xds_resources_sent_total %" PRIu64 "\n", s->xds_resources_sent);
+    metric(f, "meshd_xds_acks_total", "counter", "xDS responses acknowledged.");
+    fprintf(f, "meshd_xds_acks_total %" PRIu64 "\n", s->xds_acks);
+    metric(f, "pilot_total_xds_rejects", "counter", "xDS responses rejected (NACK) by proxies.");
+    fprintf(f, "pilot_total_xds_rejects{type=\"wds\"} %" PRIu64 "\n", s->xds_nacks);
+    metric(f, "meshd_xds_streams_total", "counter", "xDS streams accepted since start.");
+    fprintf(f, "meshd_xds_streams_total %" PRIu64 "\n", s->xds_streams_total);
+    metric(f, "meshd_xds_auth_failures_total", "counter",
+           "xDS streams refused for a missing or invalid node credential.");
+    fprintf(f, "meshd_xds_auth_failures_total %" PRIu64 "\n", s->xds_auth_failures);
+
+    metric(f, "pilot_proxy_convergence_time", "histogram",
+           "Seconds from a push to the proxy's acknowledgement.");
+    for (size_t i = 0; i < 8; i++)
+        fprintf(f, "pilot_proxy_convergence_time_bucket{le=\"%g\"} %" PRIu64 "\n",
+                (double)latency_le_ms[i] / 1000.0, s->push_latency_le[i]);
+    fprintf(f, "pilot_proxy_convergence_time_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+            s->push_latency_count);
+    fprintf(f, "pilot_proxy_convergence_time_sum %.6f\n", s->push_latency_sum_s);
+    fprintf(f, "pilot_proxy_convergence_time_count %" PRIu64 "\n", s->push_latency_count);
+
+    metric(f, "citadel_server_csr_count", "counter", "Certificate signing requests received.");
+    fprintf(f, "citadel_server_csr_count %" PRIu64 "\n", s->ca_requests);
+    metric(f, "citadel_server_success_cert_issuance_count", "counter", "Certificates issued.");
+    fprintf(f, "citadel_server_success_cert_issuance_count %" PRIu64 "\n", s->ca_signed);
+    metric(f, "citadel_server_authentication_failure_count", "counter",
+           "CA requests without a valid node credential.");
+    fprintf(f, "citadel_server_authentication_failure_count %" PRIu64 "\n", s->ca_auth_failures);
+    metric(f, "meshd_ca_refusals_total", "counter",
+           "CA requests refused after authentication (node restriction, bad CSR).");
+    fprintf(f, "meshd_ca_refusals_total %" PRIu64 "\n", s->ca_refused);
+
+    metric(f, "meshd_config_reloads_total", "counter", "Config directory reloads.");
+    fprintf(f, "meshd_config_reloads_total %" PRIu64 "\n", s->config_reloads);
+    metric(f, "meshd_config_errors", "gauge",
+           "Config errors standing now (files or resources not applied).");
+    fprintf(f, "meshd_config_errors %" PRIu64 "\n", s->config_errors_now);
+    metric(f, "meshd_config_errors_total", "counter", "Config errors reported since start.");
+    fprintf(f, "meshd_config_errors_total %" PRIu64 "\n", s->config_errors_total);
+
+    metric(f, "istiod_uptime_seconds", "gauge", "Seconds since meshd started.");
+    fprintf(f, "istiod_uptime_seconds %.3f\n", (double)(clock_wall_ms() - d->start_ms) / 1000.0);
+    getrusage(RUSAGE_SELF, &ru);
+    metric(f, "process_cpu_seconds_total", "counter", "User and system CPU seconds.");
+    fprintf(f, "process_cpu_seconds_total %.3f\n",
+            (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    metric(f, "process_resident_memory_bytes", "gauge", "Resident memory in bytes.");
+    fprintf(f, "process_resident_memory_bytes %ld\n", rss_bytes());
+    metric(f, "process_open_fds", "gauge", "Open file descriptors.");
+    fprintf(f, "process_open_fds %d\n", open_fds());
+    fclose(f);
+    return p;
+}
+
+static void
+on_request(void *arg, const struct http1_req *req, struct admin_resp *r)
+{
+    struct meshd *d = arg;
+
+    if (strcmp(req->method, "GET") != 0) {
+        r->status = 405;
+        return;
+    }
+    if (strcmp(req->path, "/metrics") == 0 || strcmp(req->path, "/stats/prometheus") == 0) {
+        r->status = 200;
+        r->content_type = "text/plain; version=0.0.4";
+        r->body = render(d);
+    } else if (strcmp(req->path, "/ready") == 0) {
+        r->status = d->ready ? 200 : 503;
+        r->body = xstrdup(d->ready ? "ready\n" : "not ready\n");
+    } else if (strcmp(req->path, "/debug/config_errors") == 0) {
+        r->status = 200;
+        r->body = config_errors_text(d->config);
+    }
+}
+
+int
+monitor_start(struct meshd *d, char *err, size_t errlen)
+{
+    srv = admin_http_start(d->loop, &d->opts.monitor_ip, d->opts.monitor_port, 0, on_request, d,
+                           err, errlen);
+    return srv ? 0 : -1;
+}
+
+void
+monitor_stop(void)
+{
+    admin_http_stop(srv);
+    srv = NULL;
+}

@@ -1,0 +1,149 @@
+/*
+ * server.c - 15012: TLS and HTTP/2 for xDS and the CA, one listener, gRPC
+ * calls dispatched by path after the caller's node credential checks out.
+ *
+ * Every call must carry "authorization: Bearer <node token>" (reference 4.2);
+ * a call without a valid one is refused before any of its messages is read.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "server"
+#include "base/base.h"
+#include "casvc/casvc.h"
+#include "conn/listener.h"
+#include "grpc/grpc.h"
+#include "h2/h2.h"
+#include "log/log.h"
+#include "meshd_server.h"
+#include "rpc/rpc.h"
+#include "xds/xds.h"
+
+#define GRPC_STATUS_UNIMPLEMENTED 12
+
+struct mconn {
+    struct mconn *prev, *next;
+    struct meshd_server *srv;
+    struct h2_session *sess;
+    struct ipaddr peer;
+    uint16_t peer_port;
+};
+
+static void
+on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
+{
+    struct mconn *mc = arg;
+    struct meshd_server *srv = mc->srv;
+    const char *path = h2_stream_path(st);
+    char node[TOKEN_NODE_MAX + 1], a[ADDR_STRLEN + 8];
+    const char *why = "no authorization header";
+    (void)sess;
+
+    if (!rpc_is_grpc(st) || path == NULL) {
+        h2_stream_respond(st, 415, NULL, 0, true);
+        return;
+    }
+    bool is_ca = strcmp(path, CASVC_METHOD) == 0;
+    bool is_xds = strcmp(path, XDS_DELTA_ADS_PATH) == 0;
+    if (!is_ca && !is_xds) {
+        rpc_refuse(st, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
+        return;
+    }
+    const char *auth = h2_stream_header(st, "authorization");
+    int rc = -1;
+    if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
+        rc = token_verify(srv->d->token_key, auth + 7, strlen(auth + 7),
+                          (int64_t)(clock_wall_ms() / 1000), node, &why);
+    else if (auth != NULL)
+        why = "authorization is not a bearer token";
+    if (rc < 0) {
+        if (is_ca)
+            srv->d->stats.ca_auth_failures++;
+        else
+            srv->d->stats.xds_auth_failures++;
+        log_warn("%s from %s refused: %s", is_ca ? "CA call" : "xDS stream",
+                 ipport_str(&mc->peer, mc->peer_port, a), why);
+        rpc_refuse(st, GRPC_STATUS_UNAUTHENTICATED, "authentication failure");
+        return;
+    }
+    if (is_ca)
+        ca_call_start(srv, st, node);
+    else
+        xds_stream_start(srv, st, node);
+}
+
+static void
+on_closed(void *arg, struct h2_session *s, int err)
+{
+    struct mconn *mc = arg;
+    struct meshd_server *srv = mc->srv;
+    (void)err;
+    if (mc->prev)
+        mc->prev->next = mc->next;
+    else
+        srv->conns = mc->next;
+    if (mc->next)
+        mc->next->prev = mc->prev;
+    h2_session_release(s);
+    free(mc);
+}
+
+static const struct h2_session_cbs cbs = {
+    .on_request = on_request,
+    .on_closed = on_closed,
+};
+
+static void
+on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
+{
+    struct meshd_server *srv = arg;
+    SSL *ssl = SSL_new(srv->d->serving);
+    if (ssl == NULL) {
+        close(fd);
+        return;
+    }
+    struct mconn *mc = xcalloc(1, sizeof(*mc));
+    mc->srv = srv;
+    mc->peer = *peer;
+    mc->peer_port = peer_port;
+    mc->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = mc;
+    srv->conns = mc;
+    mc->sess = h2_session_new(srv->d->loop, fd, ssl, true, &cbs, mc);
+}
+
+struct meshd_server *
+server_start(struct meshd *d, char *err, size_t errlen)
+{
+    struct meshd_server *srv = xcalloc(1, sizeof(*srv));
+    struct sock_opts o = {0};
+    srv->d = d;
+    srv->l = listener_open(d->loop, "xds+ca", &d->opts.listen_ip, d->opts.listen_port, &o,
+                           on_accept, srv, err, errlen);
+    if (srv->l == NULL) {
+        free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void
+server_stop(struct meshd_server *srv)
+{
+    if (srv == NULL)
+        return;
+    listener_close(srv->l);
+    xds_streams_close(srv);
+    ca_calls_close(srv);
+    while (srv->conns != NULL) {
+        struct mconn *mc = srv->conns;
+        srv->conns = mc->next;
+        h2_session_close(mc->sess, 0);
+        h2_session_release(mc->sess);
+        free(mc);
+    }
+    free(srv);
+}

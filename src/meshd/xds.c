@@ -1,0 +1,211 @@
+/*
+ * xds.c - DeltaAggregatedResources streams: each is a lib/xds server state
+ * fed with the proxy's requests and with every new snapshot; what it produces
+ * goes out on the call in order. One log line per push at debug level.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_SCOPE "xds"
+#include "base/base.h"
+#include "grpc/grpc.h"
+#include "log/log.h"
+#include "meshd_server.h"
+#include "rpc/rpc.h"
+#include "xds/xds.h"
+#include "xds/xds_server.h"
+
+/* A proxy's whole view of 10,000 pods is a few MiB; allow large requests from big clusters too. */
+#define XDS_MAX_REQUEST ((size_t)16 << 20)
+
+struct xds_conn {
+    struct xds_conn *prev, *next;
+    struct meshd_server *srv;
+    struct rpc_call *call;
+    struct xds_server_stream *xs;
+    char node[TOKEN_NODE_MAX + 1];
+    bool ended;
+};
+
+static const char *
+peer_name(const struct xds_conn *c)
+{
+    const char *id = xds_server_stream_node_id(c->xs);
+    return id ? id : c->node;
+}
+
+static void
+on_event(void *arg, const struct xds_server_event *ev)
+{
+    struct xds_conn *c = arg;
+    struct meshd *d = c->srv->d;
+
+    switch (ev->kind) {
+    case XDS_SERVER_EV_NODE: {
+        const char *nn = xds_server_stream_node_meta(c->xs, "NODE_NAME");
+        if (nn != NULL && strcmp(nn, c->node) != 0)
+            log_warn("xDS stream of node %s says NODE_NAME %s; its credential wins", c->node, nn);
+        log_info("xDS stream from %s (node %s)", peer_name(c), c->node);
+        break;
+    }
+    case XDS_SERVER_EV_ACK:
+        d->stats.xds_acks++;
+        monitor_observe_push_latency(d, ev->latency_ms);
+        log_debug("push %s to %s acknowledged after %" PRIu64 " ms", ev->nonce, peer_name(c),
+                  ev->latency_ms);
+        break;
+    case XDS_SERVER_EV_NACK:
+        d->stats.xds_nacks++;
+        for (size_t i = 0; i < ev->n_rejected; i++)
+            log_warn("%s rejected %s version %s: %s", peer_name(c), ev->rejected[i].name,
+                     ev->rejected[i].version, ev->message ? ev->message : "");
+        if (ev->n_rejected == 0)
+            log_warn("%s rejected push %s: %s", peer_name(c), ev->nonce,
+                     ev->message ? ev->message : "");
+        break;
+    case XDS_SERVER_EV_UNKNOWN_TYPE:
+        log_info("%s asked for %s, which meshd does not serve", peer_name(c), ev->type_url);
+        break;
+    case XDS_SERVER_EV_OVERSIZED:
+        log_warn("resource %s is larger than one response; sent alone", ev->name);
+        break;
+    case XDS_SERVER_EV_STALE_NONCE:
+        break;
+    }
+}
+
+/* Sends what the stream produced. Returns false when the call cannot take it (then ended). */
+static bool
+send_out(struct xds_conn *c, struct xds_out *out)
+{
+    struct meshd *d = c->srv->d;
+    for (size_t i = 0; i < out->n; i++) {
+        const struct xds_msg *m = &out->v[i];
+        if (rpc_call_send(c->call, m->data, m->len) < 0) {
+            log_warn("%s is not reading its pushes; closing its stream", peer_name(c));
+            rpc_call_finish(c->call, GRPC_STATUS_UNAVAILABLE, "push backlog");
+            c->ended = true;
+            return false;
+        }
+        d->stats.xds_pushes++;
+        d->stats.xds_push_bytes += m->len;
+        d->stats.xds_resources_sent += m->n_resources;
+        log_debug("push to %s: %zu resources, %zu removed, %zu bytes", peer_name(c),
+                  m->n_resources, m->n_removed, m->len);
+    }
+    return true;
+}
+
+static int
+on_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
+{
+    struct xds_conn *c = arg;
+    struct xds_out out;
+    (void)call;
+    if (c->ended)
+        return 0;
+    xds_out_init(&out);
+    int rc = xds_server_stream_on_request(c->xs, msg, len, &out);
+    if (rc < 0) {
+        log_warn("bad xDS request from %s: %s", peer_name(c), mesh_strerror(rc));
+        rpc_call_finish(c->call, GRPC_STATUS_INVALID_ARGUMENT, "invalid DeltaDiscoveryRequest");
+        c->ended = true;
+    } else {
+        send_out(c, &out);
+    }
+    xds_out_cleanup(&out);
+    return 0;
+}
+
+static void
+conn_free(struct xds_conn *c)
+{
+    struct meshd_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->streams = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->n_streams--;
+    xds_server_stream_free(c->xs);
+    free(c);
+}
+
+static void
+on_end(void *arg, struct rpc_call *call, int status, const char *message)
+{
+    struct xds_conn *c = arg;
+    log_info("xDS stream from %s ended: status %d%s%s", peer_name(c), status,
+             message ? " " : "", message ? message : "");
+    if (status == GRPC_STATUS_OK && !c->ended)
+        rpc_call_finish(call, GRPC_STATUS_OK, NULL); /* the proxy half-closed: so do we */
+    rpc_call_free(call);
+    conn_free(c);
+}
+
+static const struct rpc_call_cbs cbs = {
+    .on_message = on_message,
+    .on_end = on_end,
+};
+
+void
+xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node)
+{
+    struct xds_conn *c = xcalloc(1, sizeof(*c));
+    struct xds_server_config cfg = {.on_event = on_event, .arg = c};
+    struct xds_out out;
+
+    c->srv = srv;
+    snprintf(c->node, sizeof(c->node), "%s", node);
+    c->xs = xds_server_stream_new(&cfg);
+    c->call = rpc_call_accept(st, XDS_MAX_REQUEST, &cbs, c);
+    if (c->call == NULL) {
+        xds_server_stream_free(c->xs);
+        free(c);
+        return;
+    }
+    /* The current snapshot answers the first requests; nothing is subscribed yet. */
+    xds_out_init(&out);
+    xds_server_stream_push(c->xs, config_snapshot(srv->d->config), &out);
+    xds_out_cleanup(&out);
+    c->next = srv->streams;
+    if (srv->streams)
+        srv->streams->prev = c;
+    srv->streams = c;
+    srv->n_streams++;
+    srv->d->stats.xds_streams_total++;
+}
+
+void
+server_snapshot_changed(struct meshd_server *srv)
+{
+    struct xds_snapshot *snap = config_snapshot(srv->d->config);
+    for (struct xds_conn *c = srv->streams; c != NULL; c = c->next) {
+        struct xds_out out;
+        if (c->ended)
+            continue;
+        xds_out_init(&out);
+        xds_server_stream_push(c->xs, snap, &out);
+        send_out(c, &out);
+        xds_out_cleanup(&out);
+    }
+}
+
+unsigned
+server_n_xds_streams(const struct meshd_server *srv)
+{
+    return srv ? srv->n_streams : 0;
+}
+
+void
+xds_streams_close(struct meshd_server *srv)
+{
+    while (srv->streams != NULL) {
+        struct xds_conn *c = srv->streams;
+        rpc_call_free(c->call);
+        conn_free(c);
+    }
+}
