@@ -48,6 +48,18 @@ set_str(json_t *o, const char *k, const char *v)
         json_object_set_new(o, k, json_string(v));
 }
 
+/* Istio's GatewayAddress as ztunnel's dump shows it: "<ns>/<hostname>" or "<network>/<ip>". */
+static json_t *
+gateway_json(const struct gateway_addr *g)
+{
+    char ip[ADDR_STRLEN], dest[ADDR_STRLEN + 600];
+    if (g->hostname != NULL)
+        snprintf(dest, sizeof(dest), "%s/%s", g->ns ? g->ns : "", g->hostname);
+    else
+        snprintf(dest, sizeof(dest), "%s/%s", g->network ? g->network : "", ipaddr_str(&g->ip, ip));
+    return json_pack("{s:s, s:i}", "destination", dest, "hboneMtlsPort", g->hbone_mtls_port);
+}
+
 static json_t *
 workload_json(const struct workload *w)
 {
@@ -78,6 +90,14 @@ workload_json(const struct workload *w)
         json_array_append_new(pols, json_string(w->authz_policies[i]));
     json_object_set_new(o, "authorizationPolicies", pols);
     set_str(o, "identity", w->identity);
+    if (w->waypoint != NULL)
+        json_object_set_new(o, "waypoint", gateway_json(w->waypoint));
+    if (w->network_gateway != NULL)
+        json_object_set_new(o, "networkGateway", gateway_json(w->network_gateway));
+    if (w->network_mode == NETWORK_MODE_HOST)
+        set_str(o, "networkMode", "HostNetwork");
+    if (w->native_tunnel)
+        json_object_set_new(o, "nativeTunnel", json_true());
     return o;
 }
 
@@ -94,6 +114,8 @@ service_json(const struct service *s)
     for (size_t i = 0; i < s->n_sans; i++)
         json_array_append_new(sans, json_string(s->sans[i]));
     json_object_set_new(o, "subjectAltNames", sans);
+    if (s->waypoint != NULL)
+        json_object_set_new(o, "waypoint", gateway_json(s->waypoint));
     return o;
 }
 
@@ -101,16 +123,22 @@ static json_t *
 connections_json(struct zt *zt)
 {
     json_t *a = json_array();
-    char src[ADDR_STRLEN], dst[ADDR_STRLEN];
+    char src[ADDR_STRLEN], dst[ADDR_STRLEN], actual[ADDR_STRLEN];
     for (const struct zconn *c = zt->conns; c != NULL; c = c->next) {
         uint64_t ab = 0, ba = 0;
         if (c->pipe)
             pipe_counts(c->pipe, &ab, &ba);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I}", "direction",
-                              c->inbound ? "inbound" : "outbound", "src",
+        /* Outbound HBONE: dst is the target the tunnel asks for, actualDst the peer's 15008. */
+        bool tunnel_out = c->mtls && !c->inbound && c->hbone_port != 0;
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "direction",
+                              c->inbound ? "inbound" : "outbound", "protocol",
+                              c->mtls ? "HBONE" : "TCP", "src",
                               ipport_str(&c->src_ip, c->src_port, src), "dst",
-                              ipport_str(&c->dst_ip, c->dst_port, dst), "bytesSent",
-                              (json_int_t)ab, "bytesRecv", (json_int_t)ba);
+                              tunnel_out ? ipport_str(&c->hbone_ip, c->hbone_port, dst)
+                                         : ipport_str(&c->dst_ip, c->dst_port, dst),
+                              "bytesSent", (json_int_t)ab, "bytesRecv", (json_int_t)ba);
+        if (tunnel_out)
+            set_str(o, "actualDst", ipport_str(&c->dst_ip, c->dst_port, actual));
         set_str(o, "srcIdentity", c->mtls ? c->src_identity : NULL);
         set_str(o, "dstIdentity", c->mtls ? c->dst_identity : NULL);
         json_array_append_new(a, o);
@@ -139,7 +167,8 @@ config_dump(struct zt *zt)
     }
     json_object_set_new(root, "connections", connections_json(zt));
     json_object_set_new(root, "config",
-                        json_pack("{s:s, s:s, s:b}", "node", zt->opts.node, "mode", "local",
+                        json_pack("{s:s, s:s, s:b}", "node", zt->opts.node, "mode",
+                                  zt->opts.xds ? "xds" : "local",
                                   "ready", zt->ready));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 #include <openssl/bn.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #define LOG_SCOPE "certs"
@@ -45,6 +46,7 @@ struct cert_entry {
     struct certs *owner;
     char *identity;
     struct tls_creds *creds; /* NULL until the first certificate arrives */
+    STACK_OF(X509) *roots;   /* the trust bundle that came with it (for the dump) */
     long minted_at;          /* local mode: wall seconds (notBefore is backdated) */
     struct loop_timer timer; /* renewal, or retry after a failure */
     uint64_t backoff_ms;
@@ -136,6 +138,17 @@ mint(struct certs *c, const char *identity)
     return creds;
 }
 
+/* The local CA's root as a one-element bundle. */
+static STACK_OF(X509) *
+local_roots(struct certs *c)
+{
+    STACK_OF(X509) *s = sk_X509_new_null();
+    X509 *root = ca_root(c->ca);
+    if (s != NULL && X509_up_ref(root) && !sk_X509_push(s, root))
+        X509_free(root);
+    return s;
+}
+
 /* ---- scheduling ---------------------------------------------------------- */
 
 static void on_timer(void *arg);
@@ -175,10 +188,12 @@ schedule_retry(struct cert_entry *e, const char *why)
 }
 
 static void
-install(struct cert_entry *e, struct tls_creds *fresh)
+install(struct cert_entry *e, struct tls_creds *fresh, STACK_OF(X509) *roots)
 {
     tls_creds_unref(e->creds);
     e->creds = fresh;
+    sk_X509_pop_free(e->roots, X509_free);
+    e->roots = roots;
     e->minted_at = now_s();
     e->backoff_ms = 0;
     e->last_error[0] = '\0';
@@ -198,7 +213,7 @@ on_timer(void *arg)
             loop_timer_start(c->zt->loop, &e->timer, 500, on_timer, e);
             return;
         }
-        install(e, fresh);
+        install(e, fresh, local_roots(c));
         return;
     }
     start_fetch(e, false);
@@ -206,7 +221,8 @@ on_timer(void *arg)
 
 /* ---- control-plane mode: CreateCertificate calls ------------------------- */
 
-static void fetch_done(struct fetch *f, struct tls_creds *creds, const char *why);
+static void fetch_done(struct fetch *f, struct tls_creds *creds, STACK_OF(X509) *roots,
+                       const char *why);
 
 static void
 dequeue_next(struct certs *c)
@@ -262,19 +278,20 @@ on_ca_end(void *arg, struct rpc_call *call, int status, const char *message)
     if (status != GRPC_STATUS_OK || f->resp == NULL) {
         snprintf(why, sizeof(why), "CA answered status %d%s%s", status, message ? ": " : "",
                  message ? message : "");
-        fetch_done(f, NULL, why);
+        fetch_done(f, NULL, NULL, why);
         return;
     }
     if (f->entry == NULL) {
-        fetch_done(f, NULL, NULL);
+        fetch_done(f, NULL, NULL, NULL);
         return;
     }
     struct tls_opts o = {.allow_x25519 = f->owner->zt->opts.allow_x25519};
-    struct tls_creds *creds =
-        casvc_response(f->resp, f->resp_len, f->entry->identity, f->key, &o, why, sizeof(why));
+    STACK_OF(X509) *roots = NULL;
+    struct tls_creds *creds = casvc_response(f->resp, f->resp_len, f->entry->identity, f->key,
+                                             &o, &roots, why, sizeof(why));
     if (creds != NULL)
         f->key = NULL; /* now owned by the credentials */
-    fetch_done(f, creds, creds ? NULL : why);
+    fetch_done(f, creds, roots, creds ? NULL : why);
 }
 
 static const struct rpc_call_cbs ca_cbs = {
@@ -290,11 +307,11 @@ on_channel(void *arg, struct h2_session *s, int err)
 
     if (s == NULL) {
         snprintf(why, sizeof(why), "CA unreachable: %s", mesh_strerror(err));
-        fetch_done(f, NULL, why);
+        fetch_done(f, NULL, NULL, why);
         return;
     }
     if (zt_bearer(f->owner->zt, auth, sizeof(auth), why, sizeof(why)) < 0) {
-        fetch_done(f, NULL, why);
+        fetch_done(f, NULL, NULL, why);
         return;
     }
     struct h2_header md[] = {
@@ -304,11 +321,11 @@ on_channel(void *arg, struct h2_session *s, int err)
     f->call = rpc_call_start(s, CASVC_METHOD, f->owner->zt->opts.cp_name, md, 2,
                              CASVC_MAX_RESPONSE, &ca_cbs, f);
     if (f->call == NULL) {
-        fetch_done(f, NULL, "cannot open a call to the CA");
+        fetch_done(f, NULL, NULL, "cannot open a call to the CA");
         return;
     }
     if (rpc_call_send(f->call, f->req, f->req_len) < 0) {
-        fetch_done(f, NULL, "cannot send the request");
+        fetch_done(f, NULL, NULL, "cannot send the request");
         return;
     }
     rpc_call_close_send(f->call);
@@ -317,7 +334,7 @@ on_channel(void *arg, struct h2_session *s, int err)
 static void
 on_deadline(void *arg)
 {
-    fetch_done(arg, NULL, "CA did not answer in time");
+    fetch_done(arg, NULL, NULL, "CA did not answer in time");
 }
 
 static void
@@ -341,7 +358,7 @@ fetch_free(struct fetch *f)
 }
 
 static void
-fetch_done(struct fetch *f, struct tls_creds *creds, const char *why)
+fetch_done(struct fetch *f, struct tls_creds *creds, STACK_OF(X509) *roots, const char *why)
 {
     struct certs *c = f->owner;
     struct cert_entry *e = f->entry;
@@ -352,12 +369,13 @@ fetch_done(struct fetch *f, struct tls_creds *creds, const char *why)
         if (creds != NULL) {
             log_info("certificate for %s from the CA, valid until %ld", e->identity,
                      tls_creds_not_after(creds));
-            install(e, creds);
+            install(e, creds, roots);
         } else {
             schedule_retry(e, why);
         }
     } else {
         tls_creds_unref(creds);
+        sk_X509_pop_free(roots, X509_free);
     }
     fetch_free(f);
     dequeue_next(c);
@@ -404,7 +422,7 @@ start_fetch(struct cert_entry *e, bool urgent)
     c->fetches = f;
     c->n_in_flight++;
     if (casvc_request(e->identity, c->zt->opts.cert_ttl_s, &f->key, &f->req, &f->req_len) < 0) {
-        fetch_done(f, NULL, "cannot build a CSR");
+        fetch_done(f, NULL, NULL, "cannot build a CSR");
         return;
     }
     loop_timer_start(c->zt->loop, &f->deadline, CERTS_CALL_TIMEOUT_MS, on_deadline, f);
@@ -450,6 +468,7 @@ forget(struct certs *c, struct cert_entry *e)
     if (e->next)
         e->next->prev = e->prev;
     tls_creds_unref(e->creds);
+    sk_X509_pop_free(e->roots, X509_free);
     free(e->identity);
     free(e);
 }
@@ -481,7 +500,7 @@ want(struct certs *c, const char *identity, bool urgent)
     if (c->ca != NULL) {
         struct tls_creds *creds = mint(c, identity);
         if (creds != NULL)
-            install(e, creds);
+            install(e, creds, local_roots(c));
         return e;
     }
     /* Urgent: skip a pending back-off, a connection is waiting. */
@@ -522,42 +541,55 @@ certs_sync(struct certs *c)
 
 /* ---- config_dump --------------------------------------------------------- */
 
+/* One certificate as Istio's ztunnel dumps it: PEM, decimal serial, validity in RFC 3339. */
 static json_t *
-time_str(long t)
+cert_json(X509 *x)
 {
-    char b[32];
-    time_t tt = (time_t)t;
+    char from[32], to[32];
     struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(b);
+    time_t t;
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *dec = bn ? BN_bn2dec(bn) : NULL;
+    BIO *b = BIO_new(BIO_s_mem());
+    char *pem = NULL;
+    long n = 0;
+
+    if (b != NULL && PEM_write_bio_X509(b, x))
+        n = BIO_get_mem_data(b, &pem);
+    t = (time_t)tls_asn1_time_to_epoch(X509_get0_notBefore(x));
+    gmtime_r(&t, &tm);
+    strftime(from, sizeof(from), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    t = (time_t)tls_asn1_time_to_epoch(X509_get0_notAfter(x));
+    gmtime_r(&t, &tm);
+    strftime(to, sizeof(to), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *o = json_pack("{s:s%, s:s, s:s, s:s}", "pem", pem ? pem : "", (size_t)(pem ? n : 0),
+                          "serialNumber", dec ? dec : "", "validFrom", from, "expirationTime", to);
+    BIO_free(b);
+    OPENSSL_free(dec);
+    BN_free(bn);
+    return o;
 }
 
 void
 certs_dump(struct certs *c, json_t *arr)
 {
     for (struct cert_entry *e = c->entries; e != NULL; e = e->next) {
+        json_t *chain = json_array(), *roots = json_array();
+        char state[200];
         if (e->creds == NULL) {
-            char state[200];
             snprintf(state, sizeof(state), "%s%s",
                      e->last_error[0] ? "Unavailable: " : "Initializing", e->last_error);
-            json_array_append_new(arr, json_pack("{s:s, s:s, s:[]}", "identity", e->identity,
-                                                 "state", state, "certChain"));
-            continue;
+        } else {
+            long now = now_s();
+            bool valid =
+                now >= tls_creds_not_before(e->creds) && now < tls_creds_not_after(e->creds);
+            snprintf(state, sizeof(state), "%s", valid ? "Available" : "Expired");
+            json_array_append_new(chain, cert_json(tls_creds_cert(e->creds)));
+            for (int i = 0; e->roots != NULL && i < sk_X509_num(e->roots); i++)
+                json_array_append_new(roots, cert_json(sk_X509_value(e->roots, i)));
         }
-        X509 *x = tls_creds_cert(e->creds);
-        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-        char *hex = bn ? BN_bn2hex(bn) : NULL;
-        long now = now_s();
-        bool valid = now >= tls_creds_not_before(e->creds) && now < tls_creds_not_after(e->creds);
-        json_t *leaf = json_pack("{s:s, s:s, s:o, s:o, s:s}", "identity", e->identity, "serialNumber",
-                                 hex ? hex : "", "notBefore",
-                                 time_str(tls_creds_not_before(e->creds)), "notAfter",
-                                 time_str(tls_creds_not_after(e->creds)), "state",
-                                 valid ? "Available" : "Expired");
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:[o]}", "identity", e->identity, "state",
-                                             valid ? "Available" : "Expired", "certChain", leaf));
-        OPENSSL_free(hex);
-        BN_free(bn);
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:o, s:o}", "identity", e->identity,
+                                             "state", state, "certChain", chain, "rootCerts",
+                                             roots));
     }
 }

@@ -50,6 +50,18 @@ assert ids==['$SRC_ID'], ids
 assert d['xds']['synced'] is True
 "
 
+# meshctl reads the live dump the way istioctl reads ztunnel's.
+ip netns exec "$N2" "$BIN/meshctl" ztunnel-config workloads >"$WORK/mc-workloads.txt" 2>&1 || true
+ip netns exec "$N2" "$BIN/meshctl" ztunnel-config certificates >"$WORK/mc-certs.txt" 2>&1 || true
+cat "$WORK/mc-workloads.txt" "$WORK/mc-certs.txt"
+check "meshctl ztunnel-config workloads: istioctl's columns, server on HBONE" sh -c "
+head -1 '$WORK/mc-workloads.txt' | grep -Eq '^NAMESPACE +POD NAME +ADDRESS +NODE +WAYPOINT +PROTOCOL' &&
+grep -Eq '^default +server +$SERVER_IP +node-2 +None +HBONE' '$WORK/mc-workloads.txt' &&
+grep -Eq '^legacy +legacy +$SERVER2_IP +node-2 +None +TCP' '$WORK/mc-workloads.txt'"
+check "meshctl ztunnel-config certificates: leaf and root from meshd's CA, valid" sh -c "
+grep -Eq 'spiffe://cluster.local/ns/default/sa/server +Leaf +Available +true' '$WORK/mc-certs.txt' &&
+grep -Eq 'Root +Available +true' '$WORK/mc-certs.txt'"
+
 # ---- live changes: each must reach node-2's ztunnel within one second ----
 # seen <description> <python expression over d (the dump)>: polls for 1 s, then fails.
 seen() {

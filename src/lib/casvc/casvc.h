@@ -69,9 +69,11 @@ int casvc_request(const char *identity, long ttl, EVP_PKEY **key, uint8_t **req,
  * SPIFFE identity and |key|'s public half, chain to a root in the response,
  * and be valid now. The trust bundle is the response's roots. Returns new
  * credentials (taking ownership of |key| only on success) or NULL with |err|.
+ * With |roots| not NULL, the roots are also handed back (caller frees with
+ * sk_X509_pop_free(.., X509_free)) for reporting.
  */
 struct tls_creds *casvc_response(const uint8_t *resp, size_t len, const char *identity,
-                                 EVP_PKEY *key, const struct tls_opts *o, char *err,
-                                 size_t errlen);
+                                 EVP_PKEY *key, const struct tls_opts *o,
+                                 STACK_OF(X509) **roots, char *err, size_t errlen);
 
 #endif

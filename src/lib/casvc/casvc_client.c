@@ -72,7 +72,7 @@ read_pems(const char *text, STACK_OF(X509) *out)
 
 struct tls_creds *
 casvc_response(const uint8_t *resp, size_t len, const char *identity, EVP_PKEY *key,
-               const struct tls_opts *o, char *err, size_t errlen)
+               const struct tls_opts *o, STACK_OF(X509) **roots_out, char *err, size_t errlen)
 {
     Istio__V1__Auth__IstioCertificateResponse *r = NULL;
     STACK_OF(X509) *leafs = sk_X509_new_null(), *mid = sk_X509_new_null(),
@@ -138,6 +138,10 @@ casvc_response(const uint8_t *resp, size_t len, const char *identity, EVP_PKEY *
         snprintf(err, errlen, "credentials rejected by TLS");
     else
         EVP_PKEY_free(key); /* the credentials hold the caller's reference now */
+    if (creds != NULL && roots_out != NULL) {
+        *roots_out = roots;
+        roots = NULL;
+    }
 out:
     X509_STORE_CTX_free(vctx);
     X509_STORE_free(store);

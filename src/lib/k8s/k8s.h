@@ -89,9 +89,10 @@ void k8s_store_free(struct k8s_store *st);
 
 /*
  * Re-reads |path| and replaces what came from it, following the rules at the
- * top of this file. Appends what this load found to |d|. Returns 0, or
- * -MESH_ECONFIG when |d| got an error (valid objects are still applied), or
- * -errno when the file cannot be read (nothing changes).
+ * top of this file. Appends what this load found to |d| (NULL: not wanted).
+ * Returns 0, or -MESH_ECONFIG when there was an error (valid objects are
+ * still applied), or -errno when the file cannot be read (its objects stay;
+ * the error stands until a good read).
  */
 int k8s_store_load_file(struct k8s_store *st, const char *path, struct k8s_diags *d);
 /* The same for |len| bytes known as |name| (tests, fuzzing, stdin). */

@@ -118,9 +118,14 @@ test_sign_and_accept(void **state)
     X509_free(root);
     istio__v1__auth__istio_certificate_response__free_unpacked(r, NULL);
 
-    struct tls_creds *c = casvc_response(resp, rlen, ID_CLIENT, key, NULL, err, sizeof(err));
+    STACK_OF(X509) *roots = NULL;
+    struct tls_creds *c = casvc_response(resp, rlen, ID_CLIENT, key, NULL, &roots, err, sizeof(err));
     assert_non_null(c);
     assert_string_equal(tls_creds_id(c)->uri, ID_CLIENT);
+    /* The trust bundle handed back is the CA's root. */
+    assert_int_equal(sk_X509_num(roots), 1);
+    assert_int_equal(X509_cmp(sk_X509_value(roots, 0), ca_root(ca)), 0);
+    sk_X509_pop_free(roots, X509_free);
     long life = tls_creds_not_after(c) - tls_creds_not_before(c);
     assert_true(life >= 3600 && life <= 3600 + 120);
     tls_creds_unref(c);
@@ -276,10 +281,10 @@ test_client_checks(void **state)
     assert_int_equal(casvc_request(ID_CLIENT, 0, &key, &req, &len), 0);
     assert_int_equal(casvc_sign(ca, &policy, "node-1", req, len, &resp, &rlen, &res), 0);
     /* Wrong identity expected, another key. */
-    assert_null(casvc_response(resp, rlen, ID_ADMIN, key, NULL, err, sizeof(err)));
+    assert_null(casvc_response(resp, rlen, ID_ADMIN, key, NULL, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "asked for"));
     key2 = ca_new_key();
-    assert_null(casvc_response(resp, rlen, ID_CLIENT, key2, NULL, err, sizeof(err)));
+    assert_null(casvc_response(resp, rlen, ID_CLIENT, key2, NULL, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "another key"));
     /* A chain whose root is not the signer. */
     Istio__V1__Auth__IstioCertificateResponse *r =
@@ -295,7 +300,7 @@ test_client_checks(void **state)
     size_t blen = istio__v1__auth__istio_certificate_response__get_packed_size(r);
     uint8_t *bad = malloc(blen);
     istio__v1__auth__istio_certificate_response__pack(r, bad);
-    assert_null(casvc_response(bad, blen, ID_CLIENT, key, NULL, err, sizeof(err)));
+    assert_null(casvc_response(bad, blen, ID_CLIENT, key, NULL, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "does not verify"));
     r->cert_chain[1] = keep;
     free(swapped);
@@ -305,14 +310,14 @@ test_client_checks(void **state)
     blen = istio__v1__auth__istio_certificate_response__get_packed_size(r);
     bad = malloc(blen);
     istio__v1__auth__istio_certificate_response__pack(r, bad);
-    assert_null(casvc_response(bad, blen, ID_CLIENT, key, NULL, err, sizeof(err)));
+    assert_null(casvc_response(bad, blen, ID_CLIENT, key, NULL, NULL, err, sizeof(err)));
     r->n_cert_chain = 2;
     free(bad);
     istio__v1__auth__istio_certificate_response__free_unpacked(r, NULL);
-    assert_null(casvc_response((const uint8_t *)"\x0a\x03" "abc", 5, ID_CLIENT, key, NULL, err,
-                               sizeof(err)));
+    assert_null(casvc_response((const uint8_t *)"\x0a\x03" "abc", 5, ID_CLIENT, key, NULL, NULL,
+                               err, sizeof(err)));
     /* The key survives every refusal and is still good for the real answer. */
-    struct tls_creds *c = casvc_response(resp, rlen, ID_CLIENT, key, NULL, err, sizeof(err));
+    struct tls_creds *c = casvc_response(resp, rlen, ID_CLIENT, key, NULL, NULL, err, sizeof(err));
     assert_non_null(c);
     tls_creds_unref(c);
     EVP_PKEY_free(key2);
