@@ -17,6 +17,7 @@ struct meshd_server {
     struct mconn *conns;
     struct xds_conn *streams;
     unsigned n_streams;
+    struct loop_timer stuck_timer; /* xds.c: closes streams that stopped answering */
     struct ca_call *ca_calls;
 };
 
@@ -27,5 +28,7 @@ void ca_calls_close(struct meshd_server *srv);
 /* xds.c: one DeltaAggregatedResources stream from authenticated |node|. */
 void xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node);
 void xds_streams_close(struct meshd_server *srv);
+/* Starts the periodic check for proxies that stopped acknowledging pushes. */
+void xds_streams_watch(struct meshd_server *srv);
 
 #endif

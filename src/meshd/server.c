@@ -127,6 +127,7 @@ server_start(struct meshd *d, char *err, size_t errlen)
         free(srv);
         return NULL;
     }
+    xds_streams_watch(srv);
     return srv;
 }
 

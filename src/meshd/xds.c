@@ -17,6 +17,14 @@
 #include "xds/xds.h"
 #include "xds/xds_server.h"
 
+/*
+ * A proxy that leaves a push unanswered this long holds back every later push
+ * of that type (one in flight per type): its stream is closed, so it
+ * reconnects and resyncs with initial_resource_versions.
+ */
+#define XDS_ACK_TIMEOUT_MS 60000
+#define XDS_STUCK_CHECK_MS 5000
+
 /* A proxy's whole view of 10,000 pods is a few MiB; allow large requests from big clusters too. */
 #define XDS_MAX_REQUEST ((size_t)16 << 20)
 
@@ -200,9 +208,45 @@ server_n_xds_streams(const struct meshd_server *srv)
     return srv ? srv->n_streams : 0;
 }
 
+static bool
+stuck(const struct xds_conn *c, uint64_t now)
+{
+    struct xds_server_type_status st;
+    size_t n = xds_server_stream_n_types(c->xs);
+    for (size_t i = 0; i < n; i++) {
+        xds_server_stream_type_status(c->xs, i, &st);
+        if (st.n_in_flight > 0 && st.in_flight_ms != 0 && now - st.in_flight_ms > XDS_ACK_TIMEOUT_MS)
+            return true;
+    }
+    return false;
+}
+
+static void
+on_stuck_check(void *arg)
+{
+    struct meshd_server *srv = arg;
+    uint64_t now = clock_mono_ms();
+    for (struct xds_conn *c = srv->streams; c != NULL; c = c->next) {
+        if (c->ended || !stuck(c, now))
+            continue;
+        log_warn("%s has not acknowledged a push for %d s; closing its stream", peer_name(c),
+                 XDS_ACK_TIMEOUT_MS / 1000);
+        rpc_call_finish(c->call, GRPC_STATUS_UNAVAILABLE, "push not acknowledged");
+        c->ended = true;
+    }
+    loop_timer_start(srv->d->loop, &srv->stuck_timer, XDS_STUCK_CHECK_MS, on_stuck_check, srv);
+}
+
+void
+xds_streams_watch(struct meshd_server *srv)
+{
+    loop_timer_start(srv->d->loop, &srv->stuck_timer, XDS_STUCK_CHECK_MS, on_stuck_check, srv);
+}
+
 void
 xds_streams_close(struct meshd_server *srv)
 {
+    loop_timer_stop(srv->d->loop, &srv->stuck_timer);
     while (srv->streams != NULL) {
         struct xds_conn *c = srv->streams;
         rpc_call_free(c->call);
