@@ -11,9 +11,11 @@
 # Nothing is asserted: goals are reported as met / not met.
 #
 # Environment: BENCH_SECS (default 6) per measurement, BENCH_HOLD (default 10000) tunnels
-# for the memory test, BENCH_ONLY="direct amesh ..." and BENCH_STEPS="mem bulk rps cps rtt"
+# for the memory test, BENCH_ONLY="direct amesh ..." and BENCH_STEPS="mem bulk rps cps rtt cp"
 # to run a subset, KEEP_WORK=1 to keep the work dir (logs), BENCH_HOOK=FILE sourced after the
-# steps with the topology still up (for investigations).
+# steps with the topology still up (for investigations). Step "cp" (the control plane, meshd
+# with simulated ztunnels) is bench/cp.sh, run in its own namespace; alone it needs none of
+# the topology below.
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -28,8 +30,10 @@ SECS=${BENCH_SECS:-6}
 HOLD_N=${BENCH_HOLD:-10000}
 [ "$HOLD_N" -ge 2000 ] || { echo "bench: BENCH_HOLD must be at least 2000 (the ramp starts at 1,000)" >&2; exit 2; }
 IMPLS=(${BENCH_ONLY:-direct amesh haproxy stunnel})
-STEPS=" ${BENCH_STEPS:-mem bulk rps cps rtt} "
+STEPS=" ${BENCH_STEPS:-mem bulk rps cps rtt cp} "
 step() { [[ $STEPS == *" $1 "* ]]; }
+# shellcheck disable=SC2086
+[ "$(echo $STEPS)" != cp ] || exec "$BENCH/cp.sh" "$BUILD" # writes results/partial.*
 START_TS=$(date +%s)
 
 export MESH_BIN=$BUILD/bin
@@ -498,6 +502,17 @@ if step rtt; then
     for i in "${IMPLS[@]}"; do usable "$i" && rtt_run pp "$i" 0; done
 fi
 
+# ---------------------------------------------------------------- control plane
+# bench/cp.sh: meshd with 100 simulated ztunnels at 1,000 and 10,000 pods, in a namespace of
+# its own; its "cp.*" lines join the results and cp_report.py adds its table to the report.
+if step cp; then
+    if ! "$BENCH/cp.sh" "$BUILD" "$WORK/cp.txt" || [ ! -s "$WORK/cp.txt" ]; then
+        echo "bench: the control-plane step failed"
+        rec broken.cp "bench/cp.sh failed"
+    fi
+    [ ! -s "$WORK/cp.txt" ] || cat "$WORK/cp.txt" >>"$RES"
+fi
+
 # shellcheck disable=SC1090
 if [ -n "${BENCH_HOOK:-}" ]; then . "$BENCH_HOOK"; fi
 
@@ -514,4 +529,5 @@ OUTNAME=latest
 [ -z "${BENCH_ONLY:-}${BENCH_STEPS:-}" ] || OUTNAME=partial # a subset never replaces the full run
 cp "$RES" "$BENCH/results/$OUTNAME.txt"
 /usr/bin/python3 "$BENCH/tools/report.py" "$RES" "$BENCH/results/$OUTNAME.md"
+/usr/bin/python3 "$BENCH/tools/cp_report.py" "$RES" "$BENCH/results/$OUTNAME.md" --append
 echo "(raw numbers: bench/results/$OUTNAME.txt; report: bench/results/$OUTNAME.md)"

@@ -162,6 +162,9 @@ schedule_renew(struct cert_entry *e)
     /* Half-life (reference 4.4); minted ones count from minting, their notBefore is backdated. */
     long from = e->owner->ca != NULL ? e->minted_at : nb;
     long at = from + (na - from) / 2;
+    /* A CA that backdates a lot puts half-life in the past: then halve what is left instead. */
+    if (at <= now)
+        at = now + (na - now) / 2;
     uint64_t delay_ms = at > now ? (uint64_t)(at - now) * 1000 : 1000;
     loop_timer_start(e->owner->zt->loop, &e->timer, delay_ms, on_timer, e);
 }

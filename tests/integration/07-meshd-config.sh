@@ -107,8 +107,15 @@ seen "a deleted service disappears" "'other.default.svc.cluster.local' not in S"
 
 sed -i 's#istio.io/dataplane-mode: ambient#istio.io/dataplane-mode: none#' "$CFG/namespaces.yaml"
 seen "un-enrolling the namespace turns its pods to plain TCP" "W['server']['tunnelProtocol']!='HBONE'"
+certs_node2() {
+    config_dump "$N2" | $PY -c "import json,sys; print(' '.join(sorted(c['identity'] for c in json.load(sys.stdin)['certificates'])))"
+}
+no_certs() { [ -z "$(certs_node2)" ]; }
+check "node-2 forgets the server's certificate once no local workload uses it" wait_secs 2 no_certs
 sed -i 's#istio.io/dataplane-mode: none#istio.io/dataplane-mode: ambient#' "$CFG/namespaces.yaml"
 seen "re-enrolling turns them back to HBONE" "W['server']['tunnelProtocol']=='HBONE'"
+has_cert() { [ "$(certs_node2)" = "$DST_ID" ]; }
+check "and fetches it again from meshd's CA" wait_secs 3 has_cert
 
 # ---- broken input changes nothing served ----
 before=$(config_dump "$N2" | $PY -c "import json,sys; d=json.load(sys.stdin); print(sorted((w['uid'],w['tunnelProtocol']) for w in d['workloads']), sorted(s['hostname'] for s in d['services']))")

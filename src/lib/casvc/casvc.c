@@ -17,8 +17,12 @@
 #include "grpc/grpc.h"
 #include "tls/csr.h"
 
-/* Peers' clocks may run a little behind ours: start validity a minute early. */
-#define CASVC_BACKDATE 60L
+/*
+ * Peers' clocks may run a little behind ours: start validity a little early,
+ * a minute at most and a quarter of the lifetime for short ones, so the
+ * half-life (counted from notBefore) stays in the future.
+ */
+#define CASVC_BACKDATE_MAX 60L
 
 static const char *
 metadata_string(const Google__Protobuf__Struct *md, const char *key)
@@ -141,7 +145,8 @@ casvc_sign(const struct ca *ca, const struct casvc_policy *p, const char *node,
     if (ttl > p->max_ttl)
         ttl = p->max_ttl;
     res->ttl = ttl;
-    if ((leaf = ca_issue(ca, pub, csr_id.uri, -CASVC_BACKDATE, ttl + CASVC_BACKDATE)) == NULL) {
+    long backdate = ttl / 4 < CASVC_BACKDATE_MAX ? ttl / 4 : CASVC_BACKDATE_MAX;
+    if ((leaf = ca_issue(ca, pub, csr_id.uri, -backdate, ttl + backdate)) == NULL) {
         status = refuse(res, GRPC_STATUS_UNAVAILABLE, "signing failed");
         goto out;
     }

@@ -80,7 +80,7 @@ static int
 load_path(struct k8s_store *st, const char *path, struct k8s_diags *d, bool commit)
 {
     char *data;
-    size_t len;
+    size_t len = 0;
     int rc = read_file(path, &data, &len);
 
     if (rc < 0) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <openssl/pem.h>
@@ -128,6 +129,20 @@ test_sign_and_accept(void **state)
     sk_X509_pop_free(roots, X509_free);
     long life = tls_creds_not_after(c) - tls_creds_not_before(c);
     assert_true(life >= 3600 && life <= 3600 + 120);
+    tls_creds_unref(c);
+    free(req);
+    free(resp);
+
+    /* A short lifetime is backdated by a quarter at most, so half-life stays ahead. */
+    assert_int_equal(casvc_request(ID_CLIENT, 60, &key, &req, &len), 0);
+    assert_int_equal(casvc_sign(ca, &policy, "node-1", req, len, &resp, &rlen, &res),
+                     GRPC_STATUS_OK);
+    c = casvc_response(resp, rlen, ID_CLIENT, key, NULL, NULL, err, sizeof(err));
+    assert_non_null(c);
+    long now = (long)time(NULL);
+    long half = tls_creds_not_before(c) + (tls_creds_not_after(c) - tls_creds_not_before(c)) / 2;
+    assert_true(now - tls_creds_not_before(c) <= 16);
+    assert_true(half - now >= 20);
     tls_creds_unref(c);
     free(req);
     free(resp);
