@@ -19,6 +19,8 @@ static const struct command {
 } commands[] = {
     {"ztunnel-config", ztunnel_config_main, ztunnel_config_usage,
      "show a ztunnel's workloads, services, certificates, policies, connections"},
+    {"analyze", analyze_main, analyze_usage,
+     "check Kubernetes YAML as meshd reads it (file:line for every problem)"},
     {"help", help_main, NULL, "show this help, or a command's (meshctl help COMMAND)"},
 };
 

@@ -2,6 +2,7 @@
  * meshctl.h - the mesh's command-line tool: subcommands and the helpers they share.
  *
  *   main.c            the subcommand table, help
+ *   analyze.c         analyze: offline lint with meshd's own parser (lib/k8s)
  *   ztunnel_config.c  ztunnel-config: flags, fetching and parsing the dump, -o json|yaml
  *   zc_tables.c       workloads, services, policies, connections tables
  *   zc_certs.c        certificates table (serials, validity, PEM fallback)
@@ -28,6 +29,8 @@
 typedef int meshctl_cmd_fn(int argc, char **argv);
 meshctl_cmd_fn ztunnel_config_main;
 void ztunnel_config_usage(FILE *f);
+meshctl_cmd_fn analyze_main; /* analyze.c */
+void analyze_usage(FILE *f);
 
 /* admin_get.c */
 #define ADMIN_DEFAULT_ADDR "127.0.0.1:15000"
