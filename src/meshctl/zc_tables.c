@@ -148,7 +148,7 @@ protocol(const json_t *w)
 void
 zc_print_workloads(FILE *f, const json_t *dump, const struct zc_opts *o)
 {
-    static const char *const header[] = {"NAMESPACE", "POD NAME", "ADDRESS",
+    static const char *const header[] = {"NAMESPACE", "POD NAME", "IP",
                                          "NODE",      "WAYPOINT", "PROTOCOL"};
     json_t *ws = zc_section(dump, "workloads"), *ss = zc_section(dump, "services"), *w;
     json_t *wix = waypoint_index(ss);

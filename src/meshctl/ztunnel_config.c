@@ -46,7 +46,7 @@ ztunnel_config_usage(FILE *f)
             "Shows what a ztunnel knows, read from its admin /config_dump.\n"
             "\n"
             "Types:\n"
-            "  workloads     NAMESPACE POD NAME ADDRESS NODE WAYPOINT PROTOCOL\n"
+            "  workloads     NAMESPACE POD NAME IP NODE WAYPOINT PROTOCOL\n"
             "  services      NAMESPACE SERVICE NAME SERVICE VIP WAYPOINT ENDPOINTS\n"
             "  policies      NAMESPACE POLICY NAME ACTION SCOPE\n"
             "  certificates  one row per certificate of each identity's chain\n"

@@ -55,7 +55,7 @@ ip netns exec "$N2" "$BIN/meshctl" ztunnel-config workloads >"$WORK/mc-workloads
 ip netns exec "$N2" "$BIN/meshctl" ztunnel-config certificates >"$WORK/mc-certs.txt" 2>&1 || true
 cat "$WORK/mc-workloads.txt" "$WORK/mc-certs.txt"
 check "meshctl ztunnel-config workloads: istioctl's columns, server on HBONE" sh -c "
-head -1 '$WORK/mc-workloads.txt' | grep -Eq '^NAMESPACE +POD NAME +ADDRESS +NODE +WAYPOINT +PROTOCOL' &&
+head -1 '$WORK/mc-workloads.txt' | grep -Eq '^NAMESPACE +POD NAME +IP +NODE +WAYPOINT +PROTOCOL' &&
 grep -Eq '^default +server +$SERVER_IP +node-2 +None +HBONE' '$WORK/mc-workloads.txt' &&
 grep -Eq '^legacy +legacy +$SERVER2_IP +node-2 +None +TCP' '$WORK/mc-workloads.txt'"
 check "meshctl ztunnel-config certificates: leaf and root from meshd's CA, valid" sh -c "
