@@ -333,6 +333,16 @@ names = sorted(r['name'] for r in d['resources'])
 sys.exit(0 if names == ['Kubernetes//Pod/default/client', 'default/echo.default.svc.cluster.local']
          and d['removed'] == ['Kubernetes//Pod/default/gone'] else 1)\""
 
+# NACK (reference 3.1): the rejected resource is reported and not resent in a loop.
+cpc xds --token "$WORK/token-node-2" --node-name node-2 --summary "$WORK/xds-nack.json" \
+    --nack-address --linger 1.5 && ok=1 || ok=0
+check_show "$OUT" "xDS NACK: reported by meshd, no Address response sent again" sh -c "
+    [ $ok = 1 ] && $PY -c \"
+import json, sys
+d = json.load(open('$WORK/xds-nack.json'))
+sys.exit(0 if d['nacked'] and d['address_responses_after'] == 0 else 1)\" &&
+    grep -q 'rejected .* version .*: .*rejected by the test' '$MLOG'"
+
 XDS_AUTH_BEFORE=$(grep -c 'xDS stream from .* refused' "$MLOG" || true)
 cpc xds --no-token --node-name node-2 --expect-status 16 && ok=1 || ok=0
 check_show "$OUT" "xDS without a credential: UNAUTHENTICATED, no resources" [ $ok = 1 ]
@@ -354,9 +364,11 @@ check "/metrics: meshd_ca_refusals_total $REFUSED" metric_is meshd_ca_refusals_t
 check "/metrics: citadel_server_csr_count $((SUCCESS + REFUSED))" \
     metric_is citadel_server_csr_count "$((SUCCESS + REFUSED))"
 check "/metrics: meshd_xds_auth_failures_total 1" metric_is meshd_xds_auth_failures_total 1
+check "/metrics: pilot_total_xds_rejects counts the NACK" \
+    metric_is 'pilot_total_xds_rejects{type="wds"}' 1
 grep -E '^(meshd_xds|pilot_xds)' "$WORK/metrics.txt" >"$WORK/metrics-xds.txt" || true
-check_show "$WORK/metrics-xds.txt" "/metrics: two xDS streams accepted, none connected now, pushes ACKed" sh -c "
-    grep -q -x 'meshd_xds_streams_total 2' '$WORK/metrics.txt' &&
+check_show "$WORK/metrics-xds.txt" "/metrics: three xDS streams accepted, none connected now, pushes ACKed" sh -c "
+    grep -q -x 'meshd_xds_streams_total 3' '$WORK/metrics.txt' &&
     grep -q -x 'pilot_xds{version=\"amesh\"} 0' '$WORK/metrics.txt' &&
     awk '\$1 == \"meshd_xds_acks_total\" && \$2 >= 1 {f=1} END {exit !f}' '$WORK/metrics.txt'"
 

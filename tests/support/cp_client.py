@@ -575,6 +575,8 @@ def cmd_xds(args, pb):
     summary = None
     authz = None
     close_status = None
+    nacked = []
+    after = 0
     try:
         conn = Conn(tls_connect(args, dl), dl, args)
         call = conn.start_call(XDS_PATH, read_token(args))
@@ -598,6 +600,11 @@ def cmd_xds(args, pb):
                 ack = disc.DeltaDiscoveryRequest()
                 ack.type_url = resp.type_url
                 ack.response_nonce = resp.nonce
+                if args.nack_address and resp.type_url == TYPE_ADDRESS and resp.resources:
+                    # Reject the first resource, as ztunnel words it: "<name>: <reason>".
+                    ack.error_detail.code = 3
+                    ack.error_detail.message = "%s: rejected by the test" % resp.resources[0].name
+                    nacked.append(resp.resources[0].name)
                 conn.send(call, ack.SerializeToString())
                 if resp.type_url == TYPE_ADDRESS and summary is None:
                     summary = summarize_address(pb, resp)
@@ -614,6 +621,11 @@ def cmd_xds(args, pb):
             end = time.monotonic() + min(args.linger, max(0.0, conn.end_left()))
             while time.monotonic() < end and not call.ended:
                 conn.read_some(max(0.0, end - time.monotonic()))
+            # Address responses that came after ours were handled (a NACK must not cause a resend).
+            for raw in call.messages[seen:]:
+                resp = disc.DeltaDiscoveryResponse()
+                resp.ParseFromString(raw)
+                after += resp.type_url == TYPE_ADDRESS
             if not call.ended:
                 conn.half_close(call)
                 conn.wait(lambda: call.ended, "the server's end of stream")
@@ -637,6 +649,8 @@ def cmd_xds(args, pb):
         doc.update(summary)
     if authz is not None:
         doc["authorization"] = authz
+    doc["nacked"] = nacked
+    doc["address_responses_after"] = after
     log(json.dumps(doc, indent=2, sort_keys=True))
     if args.summary:
         with open(args.summary, "w") as f:
@@ -707,6 +721,8 @@ def main():
     x.add_argument("--expect-workload", action="append", metavar="NAME", help="workload name or uid")
     x.add_argument("--expect-service", action="append", metavar="HOSTNAME")
     x.add_argument("--summary", help="also write the JSON summary to this file")
+    x.add_argument("--nack-address", action="store_true",
+                   help="NACK the first Address response, naming its first resource")
     x.add_argument("--linger", type=float, default=0.3,
                    help="seconds to keep the stream open after the ACK")
     args = ap.parse_args()
