@@ -201,6 +201,7 @@ install(struct cert_entry *e, struct tls_creds *fresh, STACK_OF(X509) *roots)
     e->backoff_ms = 0;
     e->last_error[0] = '\0';
     schedule_renew(e);
+    zt_wake(e->owner->zt); /* connections held for this certificate */
 }
 
 static void

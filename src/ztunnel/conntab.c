@@ -92,7 +92,25 @@ zconn_finish(struct zt *zt, struct zconn *c, const struct pipe_result *res)
     free(c->dst_ns);
     free(c->dst_identity);
     free(c->dst_service);
+    zpod_unref(c->pod);
     free(c);
+}
+
+void
+zconn_set_pod(struct zconn *c, struct zpod *pod)
+{
+    zpod_unref(c->pod);
+    c->pod = pod ? zpod_ref(pod) : NULL;
+}
+
+void
+zconn_abort_pod(struct zt *zt, struct zpod *pod)
+{
+    for (struct zconn *c = zt->conns; c != NULL; c = c->next)
+        if (c->pod == pod && c->pipe != NULL) {
+            c->error = "pod deleted";
+            pipe_abort(c->pipe, -ECONNABORTED);
+        }
 }
 
 void

@@ -32,14 +32,24 @@ struct hbone_conn {
     struct ipaddr local_ip, peer_ip;
     uint16_t local_port, peer_port;
     char *local_uid; /* the workload whose certificate we served */
+    struct zpod *pod; /* the scope it arrived in (referenced) */
     bool ready;      /* the handshake completed */
 };
 
 struct inbound {
     struct zt *zt;
-    struct listener *listener;
     struct hbone_conn *conns;
     size_t n_conns;
+};
+
+/* An accepted socket waiting for its workload or certificate before the handshake. */
+struct held_accept {
+    struct zpod *pod; /* referenced */
+    int fd;
+    struct ipaddr local, peer;
+    uint16_t local_port, peer_port;
+    uint64_t deadline_ms;
+    struct zwait wait;
 };
 
 /* One CONNECT being set up: the app is dialled before we answer. */
@@ -181,8 +191,15 @@ on_request(void *arg, struct h2_session *s, struct h2_stream *st)
     zconn_set(&r->zc->dst_ns, w->ns);
     zconn_set(&r->zc->dst_identity, w->identity);
 
-    struct sock_opts o = {.mark = SOCK_MARK_ZTUNNEL};
-    r->dial = dial_start(zt->loop, &ip, port, NULL, &o, DIAL_TIMEOUT_MS, on_app_dialled, r);
+    /* In a pod, the app sees the client's own address (IP_TRANSPARENT; reference 2.4). */
+    struct sock_opts o = hc->pod->dial;
+    const struct ipaddr *from = NULL;
+    if (hc->pod->netns_fd >= 0) {
+        o.transparent = true;
+        from = &hc->peer_ip;
+    }
+    zconn_set_pod(r->zc, hc->pod);
+    r->dial = dial_start(zt->loop, &ip, port, from, &o, DIAL_TIMEOUT_MS, on_app_dialled, r);
     /* Hear about a reset while we dial, so the dial does not outlive its stream. */
     stream_set_handler(h2_stream_as_stream(st), on_stream_while_dialling, r);
     stream_want(h2_stream_as_stream(st), true, false);
@@ -222,6 +239,7 @@ on_closed(void *arg, struct h2_session *s, int err)
     in->n_conns--;
     h2_session_release(s);
     tls_creds_unref(hc->creds);
+    zpod_unref(hc->pod);
     free(hc->local_uid);
     free(hc);
 }
@@ -232,40 +250,22 @@ static const struct h2_session_cbs server_cbs = {
     .on_closed = on_closed,
 };
 
+/* Starts the handshake with |w|'s certificate |creds|. Takes |fd|. */
 static void
-on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
+start_session(struct zpod *pod, int fd, const struct ipaddr *local, uint16_t lport,
+              const struct ipaddr *peer, uint16_t peer_port, const struct workload *w,
+              struct tls_creds *creds)
 {
-    struct zt *zt = arg;
+    struct zt *zt = pod->zt;
     struct inbound *in = zt->inbound;
-    struct ipaddr local;
-    uint16_t lport;
-    char a[ADDR_STRLEN];
-
-    if (sock_local(fd, &local, &lport) < 0) {
-        close(fd);
-        return;
-    }
-    const struct workload *w = zt_local_workload(zt, &local);
-    if (w == NULL || w->tunnel != TUNNEL_HBONE) {
-        log_warn("HBONE connection to %s: no local HBONE workload has this address",
-                 ipport_str(&local, lport, a));
-        close(fd);
-        return;
-    }
-    struct tls_creds *creds = certs_get(zt->certs, w);
-    if (creds == NULL) {
-        log_warn("HBONE connection to %s: no certificate for %s", ipport_str(&local, lport, a),
-                 w->identity);
-        close(fd);
-        return;
-    }
     struct hbone_conn *hc = xcalloc(1, sizeof(*hc));
     hc->in = in;
-    hc->local_ip = local;
+    hc->local_ip = *local;
     hc->local_port = lport;
     hc->peer_ip = *peer;
     hc->peer_port = peer_port;
     hc->local_uid = xstrdup(w->uid);
+    hc->pod = zpod_ref(pod);
     hc->creds = creds;
     tls_creds_ref(creds);
     hc->chk.trust_domain = tls_creds_id(creds)->td;
@@ -273,6 +273,7 @@ on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
     if (ssl == NULL) {
         close(fd);
         tls_creds_unref(creds);
+        zpod_unref(hc->pod);
         free(hc->local_uid);
         free(hc);
         return;
@@ -285,28 +286,93 @@ on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
     hc->sess = h2_session_new(zt->loop, fd, ssl, true, &server_cbs, hc);
 }
 
+static void try_accept(struct held_accept *h);
+
+static void
+on_held(void *arg, bool expired)
+{
+    struct held_accept *h = arg;
+    char a[ADDR_STRLEN];
+    if (expired) {
+        log_warn("HBONE connection to %s: workload or certificate not known in time",
+                 ipport_str(&h->local, h->local_port, a));
+        close(h->fd);
+        zpod_unref(h->pod);
+        free(h);
+        return;
+    }
+    try_accept(h);
+}
+
+/*
+ * The certificate served is that of the workload the connection arrived for
+ * (its local address, or in-pod mode the pod). Until both are known the
+ * connection waits (bounded), so a pod that was just enrolled is not refused.
+ */
+static void
+try_accept(struct held_accept *h)
+{
+    struct zt *zt = h->pod->zt;
+    char a[ADDR_STRLEN];
+
+    const struct workload *w = zpod_workload(h->pod, &h->local);
+    struct tls_creds *creds = NULL;
+    if (w != NULL && w->tunnel == TUNNEL_HBONE)
+        creds = certs_get(zt->certs, w);
+    if (creds != NULL && !zt->draining) {
+        start_session(h->pod, h->fd, &h->local, h->local_port, &h->peer, h->peer_port, w, creds);
+        zpod_unref(h->pod);
+        free(h);
+        return;
+    }
+    if (!zt->draining && !h->pod->gone && loop_now_ms(zt->loop) < h->deadline_ms &&
+        (h->pod->netns_fd >= 0 || (w != NULL && w->tunnel == TUNNEL_HBONE))) {
+        zwait_start(zt, &h->wait, h->deadline_ms, on_held, h);
+        return;
+    }
+    if (w == NULL || w->tunnel != TUNNEL_HBONE)
+        log_warn("HBONE connection to %s: no local HBONE workload has this address",
+                 ipport_str(&h->local, h->local_port, a));
+    else
+        log_warn("HBONE connection to %s: no certificate for %s",
+                 ipport_str(&h->local, h->local_port, a), w->identity);
+    close(h->fd);
+    zpod_unref(h->pod);
+    free(h);
+}
+
+void
+inbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
+{
+    struct zpod *pod = arg;
+    struct zt *zt = pod->zt;
+    struct held_accept *h = xcalloc(1, sizeof(*h));
+
+    if (sock_local(fd, &h->local, &h->local_port) < 0) {
+        close(fd);
+        free(h);
+        return;
+    }
+    h->pod = zpod_ref(pod);
+    h->fd = fd;
+    h->peer = *peer;
+    h->peer_port = peer_port;
+    h->deadline_ms = loop_now_ms(zt->loop) + ZT_HOLD_MS;
+    try_accept(h);
+}
+
 struct inbound *
-inbound_start(struct zt *zt, char *err, size_t errlen)
+inbound_start(struct zt *zt)
 {
     struct inbound *in = xcalloc(1, sizeof(*in));
-
     in->zt = zt;
     zt->inbound = in;
-    in->listener = listener_open(zt->loop, "hbone", NULL, ZT_PORT_HBONE, &zt_listen_opts, on_accept,
-                                 zt, err, errlen);
-    if (in->listener == NULL) {
-        zt->inbound = NULL;
-        free(in);
-        return NULL;
-    }
     return in;
 }
 
 void
 inbound_drain(struct inbound *in)
 {
-    listener_close(in->listener);
-    in->listener = NULL;
     for (struct hbone_conn *hc = in->conns; hc != NULL; hc = hc->next)
         h2_session_shutdown(hc->sess);
 }
@@ -320,8 +386,6 @@ inbound_n_sessions(const struct inbound *in)
 void
 inbound_abort(struct inbound *in)
 {
-    listener_close(in->listener);
-    in->listener = NULL;
     for (struct hbone_conn *hc = in->conns; hc != NULL; hc = hc->next)
         h2_session_close(hc->sess, -ECONNABORTED);
 }
@@ -331,7 +395,6 @@ inbound_free(struct inbound *in)
 {
     if (in == NULL)
         return;
-    listener_close(in->listener);
     /* Sessions still open at exit stay reachable from here; they die with the process. */
     if (in->n_conns == 0)
         free(in);

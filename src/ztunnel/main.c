@@ -287,9 +287,8 @@ start_drain(void)
              zt.opts.drain_ms);
     zt.ready = false;
     zt.draining = true;
-    listener_close(zt.outbound);
-    listener_close(zt.plain);
-    zt.outbound = zt.plain = NULL;
+    zt_close_listeners(&zt);
+    zt_expire_waiters(&zt); /* connections held for a workload or certificate give up */
     inbound_drain(zt.inbound);
     pool_drain(zt.pool);
     drain_deadline_ms = clock_mono_ms() + zt.opts.drain_ms;
@@ -357,14 +356,9 @@ main(int argc, char **argv)
         fatal("%s", err);
     }
 
-    if (inbound_start(&zt, err, sizeof(err)) == NULL ||
-        (zt.outbound = listener_open(zt.loop, "outbound", NULL, ZT_PORT_OUTBOUND,
-                                     &zt_listen_opts, outbound_accept, &zt, err,
-                                     sizeof(err))) == NULL ||
-        (zt.plain = listener_open(zt.loop, "inbound-plaintext", NULL, ZT_PORT_INBOUND_PLAIN,
-                                  &zt_listen_opts, passthrough_accept, &zt, err,
-                                  sizeof(err))) == NULL ||
-        admin_start(&zt, err, sizeof(err)) < 0)
+    inbound_start(&zt);
+    zt.node_scope = zpod_new(&zt, NULL, NULL, NULL, NULL, -1);
+    if (zpod_listen(zt.node_scope, err, sizeof(err)) < 0 || admin_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
     /* With meshd, ready once every watched type arrived (xds.c). */
     zt.ready = !zt.opts.xds;
@@ -377,8 +371,8 @@ main(int argc, char **argv)
 
     /* Orderly teardown so sanitizers see no leaks. */
     admin_stop();
-    listener_close(zt.outbound);
-    listener_close(zt.plain);
+    zt_close_listeners(&zt);
+    zt_expire_waiters(&zt);
     inbound_free(zt.inbound);
     loop_io_stop(zt.loop, &sig_io);
     close(sigfd);
@@ -387,6 +381,9 @@ main(int argc, char **argv)
     loop_run_deferred(zt.loop);
     pool_free(zt.pool);
     certs_free(zt.certs);
+    zpod_unref(zt.node_scope);
+    while (zt.pods != NULL)
+        zpod_delete(zt.pods);
     loop_run_deferred(zt.loop);
     SSL_CTX_free(zt.cp_ctx);
     model_unref(zt.model);

@@ -27,9 +27,14 @@
 
 struct outbound_conn {
     struct zt *zt;
+    struct zpod *pod; /* the scope it was accepted in (the zconn holds the reference) */
     int client_fd;
     struct zconn *zc;
     struct dial *dial;
+    struct ipaddr odst;
+    uint16_t oport;
+    uint64_t deadline_ms; /* how long it may wait for its workload or certificate */
+    struct zwait wait;
 };
 
 static void
@@ -46,6 +51,7 @@ fail(struct outbound_conn *o, int err, const char *why)
     struct pipe_result res = {.err = err};
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
+    zwait_cancel(&o->wait);
     /* Reset, so the app sees a failed connection rather than an empty answer. */
     setsockopt(o->client_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close(o->client_fd);
@@ -143,17 +149,13 @@ make_baggage(const struct zt *zt, const struct workload *w, char *out, size_t le
 
 static void
 start_hbone(struct outbound_conn *o, const struct workload *src, const struct workload *dst,
-            const struct ipaddr *dst_ip, uint16_t target_port, const struct service *svc)
+            const struct ipaddr *dst_ip, uint16_t target_port, const struct service *svc,
+            struct tls_creds *creds)
 {
     struct zt *zt = o->zt;
-    struct tls_creds *creds = certs_get(zt->certs, src);
     char authority[ADDR_STRLEN], client[ADDR_STRLEN], fwd[ADDR_STRLEN + 300];
     char baggage[1024], trace[64], tid[33], pid[17];
 
-    if (creds == NULL) {
-        fail(o, -MESH_ENOIDENTITY, "no certificate for the source workload");
-        return;
-    }
     /* Expected server identities: the endpoint's own plus the service's SANs. */
     const char *ids[1 + 16];
     size_t n_ids = 0;
@@ -180,6 +182,7 @@ start_hbone(struct outbound_conn *o, const struct workload *src, const struct wo
         .src_ip = o->zc->src_ip,
         .dst_ip = *dst_ip,
         .dst_port = ZT_PORT_HBONE,
+        .dial = &o->pod->dial,
     };
     o->zc->mtls = true;
     o->zc->dst_ip = *dst_ip;
@@ -189,32 +192,46 @@ start_hbone(struct outbound_conn *o, const struct workload *src, const struct wo
     pool_connect(zt->pool, &t, authority, hdrs, baggage[0] ? 3 : 2, on_hbone_response, o);
 }
 
-void
-outbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
-{
-    struct zt *zt = arg;
-    struct ipaddr odst;
-    uint16_t oport;
-    char a[ADDR_STRLEN];
+static void route(struct outbound_conn *o);
 
-    if (zt->draining || sock_orig_dst(fd, &odst, &oport) < 0) {
-        /* Not a REDIRECTed connection (someone dialled 15001 directly): refuse. */
-        close(fd);
+static void
+on_wait(void *arg, bool expired)
+{
+    struct outbound_conn *o = arg;
+    if (expired) {
+        fail(o, -MESH_ENOIDENTITY, "source workload or its certificate not known in time");
         return;
     }
-    struct outbound_conn *o = xcalloc(1, sizeof(*o));
-    o->zt = zt;
-    o->client_fd = fd;
-    o->zc = zconn_new(zt, false);
-    o->zc->src_ip = *peer;
-    o->zc->src_port = peer_port;
-    o->zc->dst_ip = odst;
-    o->zc->dst_port = oport;
+    route(o);
+}
 
-    const struct workload *src = zt_local_workload(zt, peer);
+/* Parks |o| until the model or a certificate changes; false once its deadline passed. */
+static bool
+hold(struct outbound_conn *o)
+{
+    if (loop_now_ms(o->zt->loop) >= o->deadline_ms)
+        return false;
+    zwait_start(o->zt, &o->wait, o->deadline_ms, on_wait, o);
+    return true;
+}
+
+/* Resolves the original destination (reference 3.7) and connects; may hold first. */
+static void
+route(struct outbound_conn *o)
+{
+    struct zt *zt = o->zt;
+    const struct ipaddr *peer = &o->zc->src_ip;
+    const struct ipaddr odst = o->odst;
+    uint16_t oport = o->oport;
+    char a[ADDR_STRLEN];
+
+    const struct workload *src = zpod_workload(o->pod, peer);
     if (src == NULL) {
-        log_warn("outbound from %s: not a workload of node %s", ipport_str(peer, peer_port, a),
-                 zt->opts.node);
+        /* In-pod mode the pod is ours for sure: its workload may simply not be here yet. */
+        if (o->pod->netns_fd >= 0 && hold(o))
+            return;
+        log_warn("outbound from %s: not a workload of node %s",
+                 ipport_str(peer, o->zc->src_port, a), zt->opts.node);
         fail(o, -MESH_ENOIDENTITY, "unknown source");
         return;
     }
@@ -251,12 +268,50 @@ outbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port
         zconn_set(&o->zc->dst_identity, dst->identity);
     }
     if (dst != NULL && dst->tunnel == TUNNEL_HBONE) {
-        start_hbone(o, src, dst, dst_ip, port, svc);
+        struct tls_creds *creds = certs_get(zt->certs, src);
+        if (creds == NULL) {
+            /* certs_get() asked the CA; the answer wakes us. */
+            if (hold(o))
+                return;
+            fail(o, -MESH_ENOIDENTITY, "no certificate for the source workload");
+            return;
+        }
+        struct ipaddr ip = *dst_ip;
+        start_hbone(o, src, dst, &ip, port, svc, creds);
         return;
     }
     /* Plain TCP: a non-mesh workload or a destination outside the mesh. */
     o->zc->dst_ip = *dst_ip;
     o->zc->dst_port = port;
-    struct sock_opts so = {.mark = SOCK_MARK_ZTUNNEL};
-    o->dial = dial_start(zt->loop, dst_ip, port, NULL, &so, DIAL_TIMEOUT_MS, on_plain_dialled, o);
+    o->dial = dial_start(zt->loop, dst_ip, port, NULL, &o->pod->dial, DIAL_TIMEOUT_MS,
+                         on_plain_dialled, o);
+}
+
+void
+outbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
+{
+    struct zpod *pod = arg;
+    struct zt *zt = pod->zt;
+    struct ipaddr odst;
+    uint16_t oport;
+
+    if (zt->draining || sock_orig_dst(fd, &odst, &oport) < 0) {
+        /* Not a REDIRECTed connection (someone dialled 15001 directly): refuse. */
+        close(fd);
+        return;
+    }
+    struct outbound_conn *o = xcalloc(1, sizeof(*o));
+    o->zt = zt;
+    o->pod = pod;
+    o->client_fd = fd;
+    o->odst = odst;
+    o->oport = oport;
+    o->deadline_ms = loop_now_ms(zt->loop) + ZT_HOLD_MS;
+    o->zc = zconn_new(zt, false);
+    zconn_set_pod(o->zc, pod);
+    o->zc->src_ip = *peer;
+    o->zc->src_port = peer_port;
+    o->zc->dst_ip = odst;
+    o->zc->dst_port = oport;
+    route(o);
 }

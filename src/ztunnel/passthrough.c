@@ -64,7 +64,8 @@ on_dialled(void *arg, int fd)
 void
 passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
 {
-    struct zt *zt = arg;
+    struct zpod *pod = arg;
+    struct zt *zt = pod->zt;
     struct ipaddr odst;
     uint16_t oport;
 
@@ -72,9 +73,13 @@ passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_p
         close(fd);
         return;
     }
+    /*
+     * Only this node's workloads are served here; anything else would be an open relay or a
+     * loop. In a pod's namespace the REDIRECT only ever catches traffic for that pod, which
+     * may be served before its workload arrives from xDS.
+     */
     const struct workload *w = zt_local_workload(zt, &odst);
-    if (w == NULL || zt_is_own_port(oport)) {
-        /* Only local workloads are served here; anything else would be an open relay or a loop. */
+    if ((w == NULL && pod->netns_fd < 0) || zt_is_own_port(oport)) {
         log_debug("plaintext inbound to a non-local destination refused");
         close(fd);
         return;
@@ -83,17 +88,29 @@ passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_p
     p->zt = zt;
     p->client_fd = fd;
     p->zc = zconn_new(zt, true);
+    zconn_set_pod(p->zc, pod);
     p->zc->src_ip = *peer;
     p->zc->src_port = peer_port;
     p->zc->dst_ip = odst;
     p->zc->dst_port = oport;
-    zconn_set(&p->zc->dst_workload, w->name);
-    zconn_set(&p->zc->dst_ns, w->ns);
+    if (w != NULL) {
+        zconn_set(&p->zc->dst_workload, w->name);
+        zconn_set(&p->zc->dst_ns, w->ns);
+    } else if (pod->name != NULL) {
+        zconn_set(&p->zc->dst_workload, pod->name);
+        zconn_set(&p->zc->dst_ns, pod->ns);
+    }
     const struct workload *src = model_workload_by_ip(zt->model, peer);
     if (src != NULL) {
         zconn_set(&p->zc->src_workload, src->name);
         zconn_set(&p->zc->src_ns, src->ns);
     }
-    struct sock_opts o = {.mark = SOCK_MARK_ZTUNNEL};
-    dial_start(zt->loop, &odst, oport, NULL, &o, DIAL_TIMEOUT_MS, on_dialled, p);
+    /* In a pod, the app sees the client's own address (IP_TRANSPARENT; reference 2.4). */
+    struct sock_opts o = pod->dial;
+    const struct ipaddr *from = NULL;
+    if (pod->netns_fd >= 0) {
+        o.transparent = true;
+        from = peer;
+    }
+    dial_start(zt->loop, &odst, oport, from, &o, DIAL_TIMEOUT_MS, on_dialled, p);
 }

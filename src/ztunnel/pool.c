@@ -190,10 +190,11 @@ static struct pool_conn *
 conn_new(struct pool *p, const struct pool_target *t, char *key, int *err)
 {
     struct sock_opts o = {.mark = SOCK_MARK_ZTUNNEL};
-    int fd = sock_connect(&t->dst_ip, t->dst_port, &t->src_ip, &o);
+    const struct sock_opts *so = t->dial != NULL ? t->dial : &o;
+    int fd = sock_connect(&t->dst_ip, t->dst_port, &t->src_ip, so);
 
     if (fd == -EADDRNOTAVAIL || fd == -EINVAL) /* source address not local here: let the kernel pick */
-        fd = sock_connect(&t->dst_ip, t->dst_port, NULL, &o);
+        fd = sock_connect(&t->dst_ip, t->dst_port, NULL, so);
     if (fd < 0) {
         *err = fd;
         return NULL;

@@ -209,6 +209,7 @@ on_batch_end(void *arg, const char *type_url)
     model_unref(zt->model);
     zt->model = m;
     certs_sync(zt->certs);
+    zt_wake(zt); /* connections held for a workload that may just have arrived */
     log_debug("xDS: model now %zu workloads, %zu services", m->n_workloads, m->n_services);
 }
 

@@ -8,6 +8,8 @@
  *   pool.c        HBONE client connections keyed by identities and addresses
  *   certs.c       per-identity certificates (meshd's CA, or minted from a local CA)
  *   xds.c         config from meshd (delta xDS) into the model
+ *   pods.c        where listeners live: the node's namespace, or each enrolled pod's (in-pod mode)
+ *   wait.c        connections held until the workload or certificate they need is known
  *   conntab.c     live connections, access log at close
  *   admin.c       15000 config_dump, 15021 readiness
  */
@@ -55,6 +57,26 @@ struct zt_opts {
 struct certs;
 struct pool;
 struct zt_xds;
+struct zwait;
+
+/*
+ * A scope of data-path listeners (15001, 15006, 15008): the node's own network
+ * namespace (node mode), or one enrolled pod's (in-pod mode: sockets are made
+ * inside the pod's namespace, so the pod's own IP is the source and
+ * destination of its traffic). Connections hold a reference, so a deleted
+ * pod's namespace stays usable until its last connection is gone.
+ */
+struct zpod {
+    struct zpod *prev, *next;
+    struct zt *zt;
+    int refs;
+    char *uid, *name, *ns, *sa; /* in-pod mode: the pod as the node agent named it */
+    int netns_fd;               /* -1: ztunnel's own namespace */
+    uint64_t netns_ino;
+    struct sock_opts dial;      /* upstream sockets: mark 0x539, in the pod's namespace */
+    struct listener *outbound, *plain, *hbone;
+    bool gone;                  /* deleted by the node agent */
+};
 
 /* One proxied connection, from accept to access log. */
 struct zconn {
@@ -68,6 +90,7 @@ struct zconn {
     char *dst_workload, *dst_ns, *dst_identity, *dst_service;
     uint64_t start_ms;
     struct pipe *pipe;
+    struct zpod *pod;  /* the scope it was accepted in (referenced) */
     const char *error; /* static reason, NULL when clean */
 };
 
@@ -84,9 +107,12 @@ struct zt {
     uint64_t next_id;
     bool ready;
     bool draining;
-    struct inbound *inbound;   /* 15008 */
-    struct listener *outbound; /* 15001 */
-    struct listener *plain;    /* 15006 */
+    struct inbound *inbound;   /* HBONE sessions accepted on 15008 */
+    struct zpod *node_scope;   /* node mode: listeners in ztunnel's own namespace */
+    struct zpod *pods;         /* in-pod mode: one scope per enrolled pod */
+    size_t n_pods;
+    struct zwait *waiters;     /* wait.c */
+    uint64_t wake_gen;
 };
 
 /* Data-path listeners: ztunnel's mark (so redirection skips them), hand-over between processes. */
@@ -99,14 +125,58 @@ const struct workload *zt_local_workload(const struct zt *zt, const struct ipadd
 /* True if |port| is one of ztunnel's own data-path ports. */
 bool zt_is_own_port(uint16_t port);
 
+/* pods.c */
+struct zpod *zpod_new(struct zt *zt, const char *uid, const char *name, const char *ns,
+                      const char *sa, int netns_fd);
+struct zpod *zpod_ref(struct zpod *p);
+void zpod_unref(struct zpod *p);
+/* Opens the scope's three listeners. Returns 0 or -1 with |err|. */
+int zpod_listen(struct zpod *p, char *err, size_t errlen);
+void zpod_close_listeners(struct zpod *p);
+/* Every scope's listeners (SIGTERM). */
+void zt_close_listeners(struct zt *zt);
+/*
+ * The workload this scope serves: in-pod mode, the model's workload with the
+ * pod's name, namespace and service account (as Istio matches ZDS to xDS);
+ * node mode, the local workload owning |ip|. NULL when not (yet) known.
+ */
+const struct workload *zpod_workload(const struct zpod *p, const struct ipaddr *ip);
+struct zpod *zt_pod_by_uid(struct zt *zt, const char *uid);
+/* The pod was deleted: its listeners close and its connections are reset. */
+void zpod_delete(struct zpod *p);
+
+/* wait.c: hold a connection until the model or a certificate changes, or a deadline. */
+typedef void zwait_fn(void *arg, bool expired);
+struct zwait {
+    struct zwait *prev, *next;
+    struct zt *zt;
+    zwait_fn *fn;
+    void *arg;
+    uint64_t deadline_ms; /* loop clock */
+    uint64_t gen;         /* the wake-up generation it parked in */
+    struct loop_timer timer;
+    bool queued;
+};
+#define ZT_HOLD_MS 5000 /* how long a connection waits for its workload or certificate */
+/* Calls |fn| at the next wake-up (model or certificate change) or at |deadline_ms| (expired). */
+void zwait_start(struct zt *zt, struct zwait *w, uint64_t deadline_ms, zwait_fn *fn, void *arg);
+void zwait_cancel(struct zwait *w);
+/* Something a waiter may need arrived: every waiter runs once. */
+void zt_wake(struct zt *zt);
+/* Every waiter gives up now (drain, exit). */
+void zt_expire_waiters(struct zt *zt);
+
 /* conntab.c */
 struct zconn *zconn_new(struct zt *zt, bool inbound);
 /* Sets a string field from a possibly-NULL source. */
 void zconn_set(char **field, const char *value);
 /* Logs the access line, unlinks and frees |c|. */
 void zconn_finish(struct zt *zt, struct zconn *c, const struct pipe_result *res);
-/* Resets every live connection (end of drain). */
+/* Resets every live connection (end of drain), or those of one scope (|pod| not NULL). */
 void zconn_abort_all(struct zt *zt);
+void zconn_abort_pod(struct zt *zt, struct zpod *pod);
+/* Records the scope a connection came through (takes a reference). */
+void zconn_set_pod(struct zconn *c, struct zpod *pod);
 
 /* certs.c */
 struct certs *certs_new(struct zt *zt, char *err, size_t errlen);
@@ -131,16 +201,17 @@ void xds_dump(const struct zt_xds *x, struct json_t *obj);
 /* main.c: "Bearer <token>" from --token, read afresh (tokens rotate). Returns 0 or -1 with |why|. */
 int zt_bearer(const struct zt *zt, char *out, size_t outlen, char *why, size_t whylen);
 
-/* inbound.c, outbound.c, passthrough.c */
-struct inbound *inbound_start(struct zt *zt, char *err, size_t errlen);
-/* Closes the listener and sends GOAWAY on every session. */
+/* inbound.c, outbound.c, passthrough.c: listener callbacks take the scope (struct zpod *). */
+struct inbound *inbound_start(struct zt *zt);
+void inbound_accept(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port);
+/* Sends GOAWAY on every session. */
 void inbound_drain(struct inbound *in);
 size_t inbound_n_sessions(const struct inbound *in);
 /* Closes every session at once (end of drain). */
 void inbound_abort(struct inbound *in);
 void inbound_free(struct inbound *in);
-void outbound_accept(void *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
-void passthrough_accept(void *zt, int fd, const struct ipaddr *peer, uint16_t peer_port);
+void outbound_accept(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port);
+void passthrough_accept(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port);
 
 /* pool.c */
 struct pool *pool_new(struct zt *zt);
@@ -162,6 +233,7 @@ struct pool_target {
     struct ipaddr src_ip;
     struct ipaddr dst_ip;
     uint16_t dst_port;
+    const struct sock_opts *dial;    /* how to make the socket (the source pod's namespace) */
 };
 /*
  * Opens a CONNECT for |authority| on a pooled connection for |t|. |cb| runs exactly

@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "net/sock.h"
 
 /* From linux/netfilter_ipv4.h and netfilter_ipv6/ip6_tables.h, which clash with netinet/in.h. */
@@ -18,6 +20,31 @@
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
 #endif
+
+/*
+ * socket(2) in another network namespace: a socket stays in the namespace it
+ * was created in, so the thread enters the pod's namespace for the call only.
+ * The thread's own namespace is opened once; failing to return to it would
+ * leave every later socket in the wrong place, so that aborts.
+ */
+static int
+socket_in(int family, const struct sock_opts *o)
+{
+    static __thread int self_ns = -1;
+    int type = SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+
+    if (o == NULL || !o->in_netns)
+        return socket(family, type, 0);
+    if (self_ns < 0 && (self_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno;
+    if (setns(o->netns_fd, CLONE_NEWNET) < 0)
+        return -errno;
+    int fd = socket(family, type, 0);
+    int saved = errno;
+    CHECK(setns(self_ns, CLONE_NEWNET) == 0);
+    errno = saved;
+    return fd;
+}
 
 static int
 apply_opts(int fd, int family, const struct sock_opts *o)
@@ -49,7 +76,7 @@ sock_listen(const struct ipaddr *ip, uint16_t port, const struct sock_opts *o)
     if (ip == NULL)
         ip = &any6;
     socklen_t len = ipport_to_sockaddr(ip, port, &ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket_in(ss.ss_family, o);
     if (fd < 0)
         return -errno;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -75,7 +102,7 @@ sock_connect(const struct ipaddr *dst, uint16_t dport, const struct ipaddr *src,
     int rc, one = 1;
 
     socklen_t len = ipport_to_sockaddr(dst, dport, &ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket_in(ss.ss_family, o);
     if (fd < 0)
         return -errno;
     if ((rc = apply_opts(fd, ss.ss_family, o)) < 0)

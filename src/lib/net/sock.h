@@ -17,6 +17,8 @@ struct sock_opts {
     uint32_t mark;      /* SO_MARK; 0 = none */
     bool reuseport;     /* SO_REUSEPORT, for hand-over between processes */
     bool transparent;   /* IP_TRANSPARENT, to bind a non-local source */
+    bool in_netns;      /* create the socket in the network namespace |netns_fd| */
+    int netns_fd;       /* (in-pod mode: a pod's namespace, from the node agent) */
 };
 
 /*

@@ -1,0 +1,161 @@
+/*
+ * pods.c - listener scopes: ztunnel's own namespace (node mode) or one per
+ * enrolled pod (in-pod mode, reference 2.3).
+ *
+ * In-pod mode binds 15001, 15006 and 15008 inside each pod's network
+ * namespace (the node agent handed us its fd), with mark 0x539 so the pod's
+ * redirection rules skip our own sockets, and SO_REUSEPORT so a new ztunnel
+ * can bind next to an old one during an upgrade. Upstream sockets are made
+ * in the same namespace, so traffic leaves the pod with the pod's own IP.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "pods"
+#include "base/base.h"
+#include "log/log.h"
+#include "ztunnel.h"
+
+struct zpod *
+zpod_new(struct zt *zt, const char *uid, const char *name, const char *ns, const char *sa,
+         int netns_fd)
+{
+    struct zpod *p = xcalloc(1, sizeof(*p));
+    struct stat st;
+
+    p->zt = zt;
+    p->refs = 1;
+    p->netns_fd = netns_fd;
+    p->uid = uid ? xstrdup(uid) : NULL;
+    p->name = name ? xstrdup(name) : NULL;
+    p->ns = ns ? xstrdup(ns) : NULL;
+    p->sa = sa ? xstrdup(sa) : NULL;
+    p->dial.mark = SOCK_MARK_ZTUNNEL;
+    if (netns_fd >= 0) {
+        p->dial.in_netns = true;
+        p->dial.netns_fd = netns_fd;
+        if (fstat(netns_fd, &st) == 0)
+            p->netns_ino = (uint64_t)st.st_ino;
+    }
+    return p;
+}
+
+struct zpod *
+zpod_ref(struct zpod *p)
+{
+    p->refs++;
+    return p;
+}
+
+void
+zpod_unref(struct zpod *p)
+{
+    if (p == NULL || --p->refs > 0)
+        return;
+    zpod_close_listeners(p);
+    if (p->netns_fd >= 0)
+        close(p->netns_fd);
+    free(p->uid);
+    free(p->name);
+    free(p->ns);
+    free(p->sa);
+    free(p);
+}
+
+int
+zpod_listen(struct zpod *p, char *err, size_t errlen)
+{
+    struct zt *zt = p->zt;
+    struct sock_opts o = zt_listen_opts;
+    if (p->netns_fd >= 0) {
+        o.in_netns = true;
+        o.netns_fd = p->netns_fd;
+    }
+    p->outbound = listener_open(zt->loop, "outbound", NULL, ZT_PORT_OUTBOUND, &o, outbound_accept,
+                                p, err, errlen);
+    if (p->outbound != NULL)
+        p->plain = listener_open(zt->loop, "inbound-plaintext", NULL, ZT_PORT_INBOUND_PLAIN, &o,
+                                 passthrough_accept, p, err, errlen);
+    if (p->plain != NULL)
+        p->hbone = listener_open(zt->loop, "hbone", NULL, ZT_PORT_HBONE, &o, inbound_accept, p,
+                                 err, errlen);
+    if (p->hbone == NULL) {
+        zpod_close_listeners(p);
+        return -1;
+    }
+    return 0;
+}
+
+void
+zpod_close_listeners(struct zpod *p)
+{
+    listener_close(p->outbound);
+    listener_close(p->plain);
+    listener_close(p->hbone);
+    p->outbound = p->plain = p->hbone = NULL;
+}
+
+void
+zt_close_listeners(struct zt *zt)
+{
+    if (zt->node_scope != NULL)
+        zpod_close_listeners(zt->node_scope);
+    for (struct zpod *p = zt->pods; p != NULL; p = p->next)
+        zpod_close_listeners(p);
+}
+
+const struct workload *
+zpod_workload(const struct zpod *p, const struct ipaddr *ip)
+{
+    const struct model *m = p->zt->model;
+    char uid[1024];
+
+    if (p->netns_fd < 0)
+        return ip != NULL ? zt_local_workload(p->zt, ip) : NULL;
+    /* Istio matches ZDS to xDS by name, namespace and service account; the uid is the fast path. */
+    snprintf(uid, sizeof(uid), "%s//Pod/%s/%s", p->zt->opts.cluster, p->ns, p->name);
+    const struct workload *w = model_workload_by_uid(m, uid);
+    if (w != NULL && strcmp(w->service_account, p->sa[0] ? p->sa : "default") == 0)
+        return w;
+    for (size_t i = 0; i < m->n_workloads; i++) {
+        w = m->workloads[i];
+        if (strcmp(w->name, p->name) == 0 && strcmp(w->ns, p->ns) == 0 &&
+            strcmp(w->service_account, p->sa[0] ? p->sa : "default") == 0)
+            return w;
+    }
+    return NULL;
+}
+
+struct zpod *
+zt_pod_by_uid(struct zt *zt, const char *uid)
+{
+    for (struct zpod *p = zt->pods; p != NULL; p = p->next)
+        if (strcmp(p->uid, uid) == 0)
+            return p;
+    return NULL;
+}
+
+void
+zpod_delete(struct zpod *p)
+{
+    struct zt *zt = p->zt;
+    if (p->gone)
+        return;
+    p->gone = true;
+    zpod_close_listeners(p);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        zt->pods = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+    zt->n_pods--;
+    /* The pod is gone: its sockets cannot even say goodbye (reference 2.3). */
+    zconn_abort_pod(zt, p);
+    zpod_unref(p);
+}
