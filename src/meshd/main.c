@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -205,6 +206,17 @@ on_signal(void *arg, uint32_t events)
     }
 }
 
+/* One descriptor per connected proxy: take the hard limit rather than 1024. */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -215,6 +227,7 @@ main(int argc, char **argv)
         return cmd_token(argc - 1, argv + 1);
     parse_flags(argc, argv, &d.opts);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);

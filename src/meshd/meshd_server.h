@@ -15,6 +15,8 @@ struct meshd_server {
     struct meshd *d;
     struct listener *l;
     struct mconn *conns;
+    unsigned n_conns;
+    uint64_t log_window_ms, log_lines, log_suppressed; /* refusal log rate limit */
     struct xds_conn *streams;
     unsigned n_streams;
     struct loop_timer stuck_timer; /* xds.c: closes streams that stopped answering */
@@ -27,6 +29,9 @@ void ca_calls_close(struct meshd_server *srv);
 
 /* xds.c: one DeltaAggregatedResources stream from authenticated |node|. */
 void xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node);
+/* Live xDS streams on session |sess| (if not NULL) of node |node| (if not NULL). */
+unsigned xds_streams_count(const struct meshd_server *srv, const struct h2_session *sess,
+                           const char *node);
 void xds_streams_close(struct meshd_server *srv);
 /* Starts the periodic check for proxies that stopped acknowledging pushes. */
 void xds_streams_watch(struct meshd_server *srv);

@@ -5,6 +5,8 @@
  * Every call must carry "authorization: Bearer <node token>" (reference 4.2);
  * a call without a valid one is refused before any of its messages is read.
  */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,18 @@
 #include "xds/xds.h"
 
 #define GRPC_STATUS_UNIMPLEMENTED 12
+#define GRPC_STATUS_RESOURCE_EXHAUSTED 8
+
+/*
+ * Caps on what a peer may hold. Authentication is per call, so a connection
+ * that never makes an authenticated call is closed after a while; the totals
+ * keep file descriptors for the proxies that do.
+ */
+#define MESHD_MAX_CONNS 8192
+#define MESHD_MAX_CONNS_PER_IP 64
+#define MESHD_AUTH_DEADLINE_MS 10000
+#define MESHD_MAX_XDS_PER_CONN 2 /* ztunnel opens one */
+#define MESHD_MAX_XDS_PER_NODE 4 /* an upgrade runs two ztunnels for a while */
 
 struct mconn {
     struct mconn *prev, *next;
@@ -29,7 +43,29 @@ struct mconn {
     struct h2_session *sess;
     struct ipaddr peer;
     uint16_t peer_port;
+    bool authed; /* made at least one authenticated call */
+    struct loop_timer auth_deadline;
 };
+
+/* At most a few refusal lines per second, so refused peers cannot flood the log. */
+static bool
+log_budget(struct meshd_server *srv)
+{
+    uint64_t now = loop_now_ms(srv->d->loop);
+    if (now - srv->log_window_ms >= 1000) {
+        if (srv->log_suppressed > 0)
+            log_warn("%" PRIu64 " more refusals not logged in the last second", srv->log_suppressed);
+        srv->log_window_ms = now;
+        srv->log_lines = 0;
+        srv->log_suppressed = 0;
+    }
+    if (srv->log_lines < 10) {
+        srv->log_lines++;
+        return true;
+    }
+    srv->log_suppressed++;
+    return false;
+}
 
 static void
 on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
@@ -63,15 +99,29 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
             srv->d->stats.ca_auth_failures++;
         else
             srv->d->stats.xds_auth_failures++;
-        log_warn("%s from %s refused: %s", is_ca ? "CA call" : "xDS stream",
-                 ipport_str(&mc->peer, mc->peer_port, a), why);
+        if (log_budget(srv))
+            log_warn("%s from %s refused: %s", is_ca ? "CA call" : "xDS stream",
+                     ipport_str(&mc->peer, mc->peer_port, a), why);
         rpc_refuse(st, GRPC_STATUS_UNAUTHENTICATED, "authentication failure");
         return;
     }
-    if (is_ca)
+    if (!mc->authed) {
+        mc->authed = true;
+        loop_timer_stop(srv->d->loop, &mc->auth_deadline);
+    }
+    if (is_ca) {
         ca_call_start(srv, st, node);
-    else
-        xds_stream_start(srv, st, node);
+        return;
+    }
+    if (xds_streams_count(srv, sess, NULL) >= MESHD_MAX_XDS_PER_CONN ||
+        xds_streams_count(srv, NULL, node) >= MESHD_MAX_XDS_PER_NODE) {
+        if (log_budget(srv))
+            log_warn("xDS stream from node %s (%s) refused: too many streams", node,
+                     ipport_str(&mc->peer, mc->peer_port, a));
+        rpc_refuse(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many streams");
+        return;
+    }
+    xds_stream_start(srv, st, node);
 }
 
 static void
@@ -80,6 +130,8 @@ on_closed(void *arg, struct h2_session *s, int err)
     struct mconn *mc = arg;
     struct meshd_server *srv = mc->srv;
     (void)err;
+    loop_timer_stop(srv->d->loop, &mc->auth_deadline);
+    srv->n_conns--;
     if (mc->prev)
         mc->prev->next = mc->next;
     else
@@ -96,9 +148,29 @@ static const struct h2_session_cbs cbs = {
 };
 
 static void
+on_auth_deadline(void *arg)
+{
+    struct mconn *mc = arg;
+    /* Connected but never authenticated: the slot goes to someone who will. */
+    h2_session_close(mc->sess, -ETIMEDOUT);
+}
+
+static void
 on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
 {
     struct meshd_server *srv = arg;
+    char a[ADDR_STRLEN];
+    unsigned same_ip = 0;
+
+    for (struct mconn *c = srv->conns; c != NULL; c = c->next)
+        same_ip += ipaddr_eq(&c->peer, peer);
+    if (srv->n_conns >= MESHD_MAX_CONNS || same_ip >= MESHD_MAX_CONNS_PER_IP) {
+        if (log_budget(srv))
+            log_warn("connection from %s refused: %u from that address, %u in all",
+                     ipaddr_str(peer, a), same_ip, srv->n_conns);
+        close(fd);
+        return;
+    }
     SSL *ssl = SSL_new(srv->d->serving);
     if (ssl == NULL) {
         close(fd);
@@ -112,7 +184,10 @@ on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
     if (srv->conns)
         srv->conns->prev = mc;
     srv->conns = mc;
+    srv->n_conns++;
     mc->sess = h2_session_new(srv->d->loop, fd, ssl, true, &cbs, mc);
+    loop_timer_start(srv->d->loop, &mc->auth_deadline, MESHD_AUTH_DEADLINE_MS, on_auth_deadline,
+                     mc);
 }
 
 struct meshd_server *
@@ -142,6 +217,7 @@ server_stop(struct meshd_server *srv)
     while (srv->conns != NULL) {
         struct mconn *mc = srv->conns;
         srv->conns = mc->next;
+        loop_timer_stop(srv->d->loop, &mc->auth_deadline);
         h2_session_close(mc->sess, 0);
         h2_session_release(mc->sess);
         free(mc);

@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <sys/file.h>
 
 #define LOG_SCOPE "meshd"
 #include "base/base.h"
@@ -47,6 +49,9 @@ read_token_key(const char *path, uint8_t key[TOKEN_KEY_LEN], char *err, size_t e
         close(fd);
         return 0;
     }
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 077) != 0)
+        log_warn("%s is readable by group or others (mode %03o)", path, st.st_mode & 0777);
     if (fd < 0 || read(fd, key, TOKEN_KEY_LEN) != TOKEN_KEY_LEN) {
         snprintf(err, errlen, "%s: %s", path, fd < 0 ? strerror(errno) : "short key");
         if (fd >= 0)
@@ -57,17 +62,71 @@ read_token_key(const char *path, uint8_t key[TOKEN_KEY_LEN], char *err, size_t e
     return 0;
 }
 
+/*
+ * Writes |path| whole or not at all: a new file (O_EXCL, no symlink followed)
+ * with |mode|, synced, then renamed into place. A crash leaves either nothing
+ * or a complete file, never half a key.
+ */
+static int
+write_atomic(const char *path, mode_t mode, X509 *cert, EVP_PKEY *pkey)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -errno;
+    FILE *f = fdopen(fd, "w");
+    if (f == NULL) {
+        close(fd);
+        unlink(tmp);
+        return -errno;
+    }
+    int ok = cert ? PEM_write_X509(f, cert) : PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0 || !ok || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int state_open_locked(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN],
+                             char *err, size_t errlen);
+
 int
 meshd_state_open(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN], char *err,
                  size_t errlen)
 {
-    char cert[4096], pkey[4096], tkey[4096], why[512];
     struct stat st;
 
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: %s", dir, strerror(errno));
         return -1;
     }
+    /* meshd and `meshd token` may start together on a fresh directory: one creates, the other waits. */
+    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock < 0 || flock(lock, LOCK_EX) < 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        if (lock >= 0)
+            close(lock);
+        return -1;
+    }
+    if (fstat(lock, &st) == 0 && (st.st_mode & 022) != 0)
+        log_warn("state directory %s is writable by group or others (mode %03o)", dir,
+                 st.st_mode & 0777);
+    int rc = state_open_locked(dir, ca, key, err, errlen);
+    close(lock); /* releases the lock */
+    return rc;
+}
+
+static int
+state_open_locked(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN], char *err,
+                  size_t errlen)
+{
+    char cert[4096], pkey[4096], tkey[4096], why[512];
+    struct stat st;
+
     snprintf(cert, sizeof(cert), "%s/root-cert.pem", dir);
     snprintf(pkey, sizeof(pkey), "%s/root-key.pem", dir);
     snprintf(tkey, sizeof(tkey), "%s/token-key", dir);
@@ -84,14 +143,16 @@ meshd_state_open(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN], ch
             log_warn("%s is readable by group or others (mode %03o)", pkey, st.st_mode & 0777);
     } else {
         *ca = ca_generate("amesh root", ROOT_LIFETIME);
-        int rc = *ca ? ca_save(*ca, cert, pkey) : -ENOMEM;
+        /* The key first: a certificate without its key would block every later start. */
+        int rc = *ca ? write_atomic(pkey, 0600, NULL, ca_key(*ca)) : -ENOMEM;
+        if (rc == 0)
+            rc = write_atomic(cert, 0644, ca_root(*ca), NULL);
         if (rc < 0) {
             snprintf(err, errlen, "%s: cannot create the mesh root: %s", dir, strerror(-rc));
             ca_free(*ca);
             *ca = NULL;
             return -1;
         }
-        chmod(pkey, 0600);
         log_info("created mesh root in %s", dir);
     }
     if (read_token_key(tkey, key, err, errlen) < 0) {

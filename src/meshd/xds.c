@@ -25,16 +25,22 @@
 #define XDS_ACK_TIMEOUT_MS 60000
 #define XDS_STUCK_CHECK_MS 5000
 
-/* A proxy's whole view of 10,000 pods is a few MiB; allow large requests from big clusters too. */
-#define XDS_MAX_REQUEST ((size_t)16 << 20)
+/*
+ * A request is small (ACKs, subscriptions); the largest is a reconnect's
+ * initial_resource_versions, ~100 bytes per resource: 4 MiB holds 40,000.
+ */
+#define XDS_MAX_REQUEST ((size_t)4 << 20)
+#define XDS_MAX_NAMES ((size_t)1 << 17) /* names per list in a request and held per type */
 
 struct xds_conn {
     struct xds_conn *prev, *next;
     struct meshd_server *srv;
     struct rpc_call *call;
+    const struct h2_session *sess; /* for counting streams per connection only */
     struct xds_server_stream *xs;
     char node[TOKEN_NODE_MAX + 1];
     bool ended;
+    bool push_pending; /* a snapshot arrived while output was still queued */
 };
 
 static const char *
@@ -64,15 +70,18 @@ on_event(void *arg, const struct xds_server_event *ev)
         log_debug("push %s to %s acknowledged after %" PRIu64 " ms", ev->nonce, peer_name(c),
                   ev->latency_ms);
         break;
-    case XDS_SERVER_EV_NACK:
+    case XDS_SERVER_EV_NACK: {
+        /* One line per NACK however many resources it names: a peer sets its size. */
+        char first[300] = "";
         d->stats.xds_nacks++;
-        for (size_t i = 0; i < ev->n_rejected; i++)
-            log_warn("%s rejected %s version %s: %s", peer_name(c), ev->rejected[i].name,
-                     ev->rejected[i].version, ev->message ? ev->message : "");
-        if (ev->n_rejected == 0)
-            log_warn("%s rejected push %s: %s", peer_name(c), ev->nonce,
-                     ev->message ? ev->message : "");
+        if (ev->n_rejected > 0)
+            snprintf(first, sizeof(first), " (first %.200s version %.20s)", ev->rejected[0].name,
+                     ev->rejected[0].version);
+        log_warn("%s rejected %zu resources of push %.64s%s: %.300s", peer_name(c),
+                 ev->n_rejected, ev->nonce ? ev->nonce : "", first,
+                 ev->message ? ev->message : "");
         break;
+    }
     case XDS_SERVER_EV_UNKNOWN_TYPE:
         log_info("%s asked for %s, which meshd does not serve", peer_name(c), ev->type_url);
         break;
@@ -104,6 +113,31 @@ send_out(struct xds_conn *c, struct xds_out *out)
                   m->n_resources, m->n_removed, m->len);
     }
     return true;
+}
+
+static void
+push(struct xds_conn *c)
+{
+    struct xds_out out;
+    /* Back-pressure: a proxy that is not reading gets nothing more queued, only coalesced. */
+    if (rpc_call_queued(c->call) > 0) {
+        c->push_pending = true;
+        return;
+    }
+    c->push_pending = false;
+    xds_out_init(&out);
+    xds_server_stream_push(c->xs, config_snapshot(c->srv->d->config), &out);
+    send_out(c, &out);
+    xds_out_cleanup(&out);
+}
+
+static void
+on_drained(void *arg, struct rpc_call *call)
+{
+    struct xds_conn *c = arg;
+    (void)call;
+    if (c->push_pending && !c->ended)
+        push(c);
 }
 
 static int
@@ -157,16 +191,18 @@ on_end(void *arg, struct rpc_call *call, int status, const char *message)
 static const struct rpc_call_cbs cbs = {
     .on_message = on_message,
     .on_end = on_end,
+    .on_drained = on_drained,
 };
 
 void
 xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node)
 {
     struct xds_conn *c = xcalloc(1, sizeof(*c));
-    struct xds_server_config cfg = {.on_event = on_event, .arg = c};
+    struct xds_server_config cfg = {.on_event = on_event, .arg = c, .max_names = XDS_MAX_NAMES};
     struct xds_out out;
 
     c->srv = srv;
+    c->sess = h2_stream_session(st);
     snprintf(c->node, sizeof(c->node), "%s", node);
     c->xs = xds_server_stream_new(&cfg);
     c->call = rpc_call_accept(st, XDS_MAX_REQUEST, &cbs, c);
@@ -191,15 +227,21 @@ void
 server_snapshot_changed(struct meshd_server *srv)
 {
     struct xds_snapshot *snap = config_snapshot(srv->d->config);
-    for (struct xds_conn *c = srv->streams; c != NULL; c = c->next) {
-        struct xds_out out;
-        if (c->ended)
-            continue;
-        xds_out_init(&out);
-        xds_server_stream_push(c->xs, snap, &out);
-        send_out(c, &out);
-        xds_out_cleanup(&out);
-    }
+    (void)snap;
+    for (struct xds_conn *c = srv->streams; c != NULL; c = c->next)
+        if (!c->ended)
+            push(c);
+}
+
+unsigned
+xds_streams_count(const struct meshd_server *srv, const struct h2_session *sess, const char *node)
+{
+    unsigned n = 0;
+    for (const struct xds_conn *c = srv->streams; c != NULL; c = c->next)
+        if (!c->ended && (sess == NULL || c->sess == sess) &&
+            (node == NULL || strcmp(c->node, node) == 0))
+            n++;
+    return n;
 }
 
 unsigned
@@ -226,13 +268,18 @@ on_stuck_check(void *arg)
 {
     struct meshd_server *srv = arg;
     uint64_t now = clock_mono_ms();
-    for (struct xds_conn *c = srv->streams; c != NULL; c = c->next) {
-        if (c->ended || !stuck(c, now))
+    for (struct xds_conn *c = srv->streams, *next; c != NULL; c = next) {
+        next = c->next;
+        if (!stuck(c, now))
             continue;
-        log_warn("%s has not acknowledged a push for %d s; closing its stream", peer_name(c),
+        /*
+         * Reset, not finish: trailers would queue behind the output it is not
+         * reading and free nothing. It reconnects and resyncs.
+         */
+        log_warn("%s has not acknowledged a push for %d s; resetting its stream", peer_name(c),
                  XDS_ACK_TIMEOUT_MS / 1000);
-        rpc_call_finish(c->call, GRPC_STATUS_UNAVAILABLE, "push not acknowledged");
-        c->ended = true;
+        rpc_call_free(c->call);
+        conn_free(c);
     }
     loop_timer_start(srv->d->loop, &srv->stuck_timer, XDS_STUCK_CHECK_MS, on_stuck_check, srv);
 }

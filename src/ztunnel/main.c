@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -59,10 +60,17 @@ int
 zt_bearer(const struct zt *z, char *out, size_t outlen, char *why, size_t whylen)
 {
     char tok[TOKEN_FILE_MAX + 1];
+    static bool warned;
+    struct stat st;
     FILE *f = fopen(z->opts.token_file, "r");
     if (f == NULL) {
         snprintf(why, whylen, "token %s: %s", z->opts.token_file, strerror(errno));
         return -1;
+    }
+    if (!warned && fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0) {
+        log_warn("token %s is readable by group or others (mode %03o): it lets anyone get this "
+                 "node's certificates", z->opts.token_file, st.st_mode & 0777);
+        warned = true;
     }
     size_t n = fread(tok, 1, TOKEN_FILE_MAX, f);
     fclose(f);

@@ -372,6 +372,30 @@ check_show "$WORK/metrics-xds.txt" "/metrics: three xDS streams accepted, none c
     grep -q -x 'pilot_xds{version=\"amesh\"} 0' '$WORK/metrics.txt' &&
     awk '\$1 == \"meshd_xds_acks_total\" && \$2 >= 1 {f=1} END {exit !f}' '$WORK/metrics.txt'"
 
+# A connection that never makes an authenticated call does not keep its slot (10 s).
+check "an idle unauthenticated connection is closed after about 10 s" \
+    ip netns exec "$N2" $PY - "$STATE/root-cert.pem" <<'EOF'
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+ctx.check_hostname = False
+ctx.set_alpn_protocols(["h2"])
+s = ctx.wrap_socket(socket.create_connection(("198.18.0.1", 15012), timeout=5))
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+start = time.monotonic()
+s.settimeout(1)
+while time.monotonic() - start < 20:
+    try:
+        b = s.recv(4096)
+    except socket.timeout:
+        continue
+    except (ssl.SSLError, OSError):
+        break
+    if not b:
+        break
+took = time.monotonic() - start
+print("# closed after %.1f s" % took)
+sys.exit(0 if 8 <= took <= 15 else 1)
+EOF
 check "meshd exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$MESHD_PID" "$MLOG"
 check "meshd logged no sanitizer report" sh -c "! grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error' '$MLOG'"
 finish

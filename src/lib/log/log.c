@@ -78,6 +78,26 @@ puts_(struct line *l, const char *s)
     put(l, s, strlen(s));
 }
 
+/*
+ * A message in the plain format: control characters (a peer's string may
+ * carry a newline or a tab) are written as \xNN, so one call is one line and
+ * nobody can forge another.
+ */
+static void
+put_message(struct line *l, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != 0x7f) {
+            put(l, s, 1);
+        } else {
+            char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            put(l, e, 4);
+        }
+    }
+}
+
 static void
 put_json_str(struct line *l, const char *s)
 {
@@ -164,7 +184,7 @@ emit(enum log_level level, const char *scope, const char *message, const struct 
         puts_(&l, "\t");
         puts_(&l, scope);
         puts_(&l, "\t");
-        puts_(&l, message);
+        put_message(&l, message);
         const char *sep = "\t";
         for (size_t i = 0; i < n; i++) {
             if (fields[i].value == NULL)
@@ -176,7 +196,7 @@ emit(enum log_level level, const char *scope, const char *message, const struct 
             if (fields[i].quote)
                 put_json_str(&l, fields[i].value);
             else
-                puts_(&l, fields[i].value);
+                put_message(&l, fields[i].value);
         }
     }
     l.b[l.n++] = '\n';

@@ -14,6 +14,7 @@
 
 #include "base/base.h"
 #include "tls/ca.h"
+#include "tls/spiffe.h"
 
 struct ca {
     X509 *cert;
@@ -119,13 +120,16 @@ set_serial(X509 *cert)
     return ok ? 0 : -1;
 }
 
-X509 *
-ca_issue_sans(const struct ca *ca, EVP_PKEY *pub, const char *sans, long start_offset,
-              long valid_secs)
+/*
+ * A leaf with the usual extensions and, if |sans| is not NULL, that SAN list,
+ * signed. With NULL it comes back unsigned for the caller to finish.
+ */
+static X509 *
+leaf_new(const struct ca *ca, EVP_PKEY *pub, const char *sans, long start_offset, long valid_secs)
 {
     X509 *cert = X509_new();
 
-    if (cert == NULL || strlen(sans) > 2048)
+    if (cert == NULL || (sans != NULL && strlen(sans) > 2048))
         goto fail;
     if (!X509_set_version(cert, 2) || set_serial(cert) < 0 ||
         !X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) ||
@@ -136,11 +140,13 @@ ca_issue_sans(const struct ca *ca, EVP_PKEY *pub, const char *sans, long start_o
     if (add_ext(cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
         add_ext(cert, ca->cert, NID_key_usage, "critical,digitalSignature,keyEncipherment") < 0 ||
         add_ext(cert, ca->cert, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
-        add_ext(cert, ca->cert, NID_subject_alt_name, sans) < 0)
+        (sans != NULL && add_ext(cert, ca->cert, NID_subject_alt_name, sans) < 0))
         goto fail;
     /* Optional: a root made elsewhere may carry no key identifier to point at. */
     if (add_ext(cert, ca->cert, NID_authority_key_identifier, "keyid") < 0)
         ERR_clear_error();
+    if (sans == NULL)
+        return cert; /* unsigned: the caller adds the SAN and signs */
     /* An empty subject requires the SAN to be critical (RFC 5280 4.2.1.6). */
     int idx = X509_get_ext_by_NID(cert, NID_subject_alt_name, -1);
     X509_EXTENSION_set_critical(X509_get_ext(cert, idx), 1);
@@ -154,14 +160,50 @@ fail:
 }
 
 X509 *
+ca_issue_sans(const struct ca *ca, EVP_PKEY *pub, const char *sans, long start_offset,
+              long valid_secs)
+{
+    return sans != NULL ? leaf_new(ca, pub, sans, start_offset, valid_secs) : NULL;
+}
+
+X509 *
 ca_issue(const struct ca *ca, EVP_PKEY *pub, const char *uri, long start_offset, long valid_secs)
 {
-    char san[600];
+    struct spiffe_id id;
+    X509 *cert = NULL;
+    GENERAL_NAMES *names = NULL;
+    GENERAL_NAME *gn = NULL;
+    ASN1_IA5STRING *ia5 = NULL;
 
-    if (strlen(uri) > 512)
+    /*
+     * The URI goes into the SAN as one IA5String, not through OpenSSL's
+     * config syntax ("URI:...,DNS:..."), so nothing in it can add a name.
+     */
+    if (spiffe_parse(uri, strlen(uri), &id) < 0)
         return NULL;
-    snprintf(san, sizeof(san), "URI:%s", uri);
-    return ca_issue_sans(ca, pub, san, start_offset, valid_secs);
+    if ((cert = leaf_new(ca, pub, NULL, start_offset, valid_secs)) == NULL)
+        return NULL;
+    if ((names = GENERAL_NAMES_new()) == NULL || (gn = GENERAL_NAME_new()) == NULL ||
+        (ia5 = ASN1_IA5STRING_new()) == NULL || !ASN1_STRING_set(ia5, uri, (int)strlen(uri)))
+        goto fail;
+    GENERAL_NAME_set0_value(gn, GEN_URI, ia5);
+    ia5 = NULL;
+    if (!sk_GENERAL_NAME_push(names, gn))
+        goto fail;
+    gn = NULL;
+    /* An empty subject requires the SAN to be critical (RFC 5280 4.2.1.6). */
+    if (!X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 1, X509V3_ADD_DEFAULT) ||
+        X509_sign(cert, ca->key, EVP_sha256()) == 0)
+        goto fail;
+    GENERAL_NAMES_free(names);
+    return cert;
+fail:
+    ERR_clear_error();
+    ASN1_IA5STRING_free(ia5);
+    GENERAL_NAME_free(gn);
+    GENERAL_NAMES_free(names);
+    X509_free(cert);
+    return NULL;
 }
 
 struct ca *

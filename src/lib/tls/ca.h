@@ -35,6 +35,8 @@ X509 *ca_issue(const struct ca *ca, EVP_PKEY *pub, const char *uri, long start_o
 /*
  * Like ca_issue() with a SubjectAltName list in OpenSSL's config syntax, e.g.
  * "URI:spiffe://td/ns/x/sa/y,DNS:name" (a server name for the control plane).
+ * Only for names the caller itself chose: peer input could add names with a
+ * ','. ca_issue() puts a requested identity in as one value instead.
  */
 X509 *ca_issue_sans(const struct ca *ca, EVP_PKEY *pub, const char *sans, long start_offset,
                     long valid_secs);

@@ -2,6 +2,7 @@
  * spiffe.c - SPIFFE ID parsing and extraction from X.509 URI SANs.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,15 +10,22 @@
 
 #include "tls/spiffe.h"
 
+/*
+ * The SPIFFE ID specification's character sets: a trust domain is lower-case
+ * letters, digits, '.', '-' and '_'; a path segment also allows upper case.
+ * Nothing else may pass: an identity ends up in certificates and logs, and a
+ * ',' or ':' would let it smuggle more into either.
+ */
 static int
-copy_seg(char *dst, size_t cap, const char *s, size_t n)
+copy_seg(char *dst, size_t cap, const char *s, size_t n, int trust_domain)
 {
     if (n == 0 || n >= cap)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        /* Path segments of a SPIFFE ID: no NUL, no controls, no '/', no spaces. */
-        if (c <= 0x20 || c == 0x7f || c == '/')
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+                  c == '_' || (!trust_domain && c >= 'A' && c <= 'Z');
+        if (!ok)
             return -EINVAL;
     }
     memcpy(dst, s, n);
@@ -55,9 +63,9 @@ spiffe_parse(const char *s, size_t len, struct spiffe_id *id)
     if (seglen[1] != 2 || memcmp(seg[1], "ns", 2) != 0 || seglen[3] != 2 ||
         memcmp(seg[3], "sa", 2) != 0)
         return -EINVAL;
-    if (copy_seg(id->td, sizeof(id->td), seg[0], seglen[0]) < 0 ||
-        copy_seg(id->ns, sizeof(id->ns), seg[2], seglen[2]) < 0 ||
-        copy_seg(id->sa, sizeof(id->sa), seg[4], seglen[4]) < 0)
+    if (copy_seg(id->td, sizeof(id->td), seg[0], seglen[0], 1) < 0 ||
+        copy_seg(id->ns, sizeof(id->ns), seg[2], seglen[2], 0) < 0 ||
+        copy_seg(id->sa, sizeof(id->sa), seg[4], seglen[4], 0) < 0)
         return -EINVAL;
     memcpy(id->uri, s, len);
     id->uri[len] = '\0';

@@ -104,6 +104,21 @@ test_plain_line(void **state)
                               "why=\"line1\\u000aline2\\u0009tab\\u0001\"\n");
 }
 
+/* A peer's string with a newline cannot forge a second line (a node id, a NACK message). */
+static void
+test_plain_no_forged_lines(void **state)
+{
+    struct capture c;
+    (void)state;
+
+    capture_start(&c);
+    log_msg(LOG_WARN, "xds", "stream from %s",
+            "ztunnel\n2026-01-01T00:00:00Z\tinfo\tca\tCA: signed spiffe://x for node n");
+    const char *out = capture_end(&c);
+    assert_int_equal(count_char(out, '\n'), 1);
+    assert_non_null(strstr(out, "stream from ztunnel\\x0a2026-01-01T00:00:00Z\\x09info"));
+}
+
 static void
 test_plain_msg(void **state)
 {
@@ -246,6 +261,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_plain_line, setup),
         cmocka_unit_test_setup(test_plain_msg, setup),
+        cmocka_unit_test_setup(test_plain_no_forged_lines, setup),
         cmocka_unit_test_setup(test_json_fields_round_trip, setup),
         cmocka_unit_test_setup(test_json_msg, setup),
         cmocka_unit_test_setup(test_long_message_one_line, setup),

@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include <openssl/x509v3.h>
+
 #include "tls/ca.h"
 #include "tls/spiffe.h"
 
@@ -29,6 +31,14 @@ static const struct {
     {"spiffe://td/ns/a b/sa/c", 0, 0},
     {"spiffe://td/ns/a\0evil/sa/b", 26, 0}, /* CVE-2025-66220 class: embedded NUL */
     {"spiffe://td/ns/a/sa/b\0evil", 26, 0},
+    /* The specification's character sets only: nothing that could add a SAN or a log line. */
+    {"spiffe://cluster.local/ns/a/sa/b,DNS:istiod.istio-system.svc", 0, 0},
+    {"spiffe://cluster.local/ns/a:b/sa/c", 0, 0},
+    {"spiffe://cluster.local/ns/a@b/sa/c", 0, 0},
+    {"spiffe://cluster.local/ns/a%2Cb/sa/c", 0, 0},
+    {"spiffe://td/ns/a\nb/sa/c", 0, 0},
+    {"spiffe://Cluster.local/ns/a/sa/b", 0, 0}, /* trust domains are lower case */
+    {"spiffe://cluster.local/ns/My_App-1.x/sa/Svc_2", 0, 1},
 };
 
 static void
@@ -77,6 +87,31 @@ test_from_minted_cert(void **state)
     ca_free(ca);
 }
 
+/* A requested identity becomes exactly one URI SAN; nothing in it can add a name. */
+static void
+test_issue_one_uri(void **state)
+{
+    (void)state;
+    struct ca *ca = ca_generate("test", 3600);
+    EVP_PKEY *key = ca_new_key();
+    assert_null(ca_issue(ca, key, "spiffe://cluster.local/ns/a/sa/b,DNS:istiod.istio-system.svc",
+                         0, 3600));
+    assert_null(ca_issue(ca, key, "https://example.com/x", 0, 3600));
+    X509 *cert = ca_issue(ca, key, "spiffe://cluster.local/ns/a/sa/b", 0, 3600);
+    assert_non_null(cert);
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    assert_int_equal(sk_GENERAL_NAME_num(names), 1);
+    assert_int_equal(sk_GENERAL_NAME_value(names, 0)->type, GEN_URI);
+    GENERAL_NAMES_free(names);
+    int idx = X509_get_ext_by_NID(cert, NID_subject_alt_name, -1);
+    assert_true(X509_EXTENSION_get_critical(X509_get_ext(cert, idx)));
+    assert_int_equal(X509_check_host(cert, "istiod.istio-system.svc", 0, 0, NULL), 0);
+    assert_int_equal(X509_verify(cert, ca_key(ca)), 1);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    ca_free(ca);
+}
+
 int
 main(void)
 {
@@ -84,6 +119,7 @@ main(void)
         cmocka_unit_test(test_parse_table),
         cmocka_unit_test(test_parts),
         cmocka_unit_test(test_from_minted_cert),
+        cmocka_unit_test(test_issue_one_uri),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

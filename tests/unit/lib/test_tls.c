@@ -437,7 +437,7 @@ test_non_spiffe_san_rejected(void **state)
 
     struct tls_creds *cc = unit_creds_simple(ca1, TD, "default", "client");
     EVP_PKEY *key = ca_new_key();
-    X509 *cert = ca_issue(ca1, key, "https://cluster.local/ns/default/sa/server", -60, 3600);
+    X509 *cert = ca_issue_sans(ca1, key, "URI:https://cluster.local/ns/default/sa/server", -60, 3600);
     assert_non_null(cert);
     assert_int_equal(spiffe_make(TD, "default", "server", &id), 0);
     struct tls_creds *sc = tls_creds_new(&id, cert, key, tls_store_from_cert(ca_root(ca1)), NULL);
