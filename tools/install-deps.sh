@@ -8,6 +8,7 @@ pkgs=(
   libssl-dev libnghttp2-dev libyaml-dev libjansson-dev libcmocka-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf
   iproute2 iptables tcpdump openssl bc procps util-linux
+  curl
   python3 python3-h2 python3-cryptography
   haproxy stunnel4 iperf3 wrk
 )

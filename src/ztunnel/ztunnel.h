@@ -9,6 +9,7 @@
  *   certs.c       per-identity certificates (meshd's CA, or minted from a local CA)
  *   xds.c         config from meshd (delta xDS) into the model
  *   pods.c        where listeners live: the node's namespace, or each enrolled pod's (in-pod mode)
+ *   inpod.c       in-pod mode: pods and their namespaces from the node agent (ZDS)
  *   wait.c        connections held until the workload or certificate they need is known
  *   conntab.c     live connections, access log at close
  *   admin.c       15000 config_dump, 15021 readiness
@@ -45,6 +46,7 @@ struct zt_opts {
     const char *root_cert;
     const char *token_file;
     const char *cp_name; /* the name meshd's certificate must carry */
+    const char *zds_socket; /* in-pod mode: the node agent's ZDS socket */
     const char *cluster;       /* for baggage */
     bool allow_x25519;
     bool json_log;
@@ -57,6 +59,7 @@ struct zt_opts {
 struct certs;
 struct pool;
 struct zt_xds;
+struct zt_inpod;
 struct zwait;
 
 /*
@@ -76,6 +79,7 @@ struct zpod {
     struct sock_opts dial;      /* upstream sockets: mark 0x539, in the pod's namespace */
     struct listener *outbound, *plain, *hbone;
     bool gone;                  /* deleted by the node agent */
+    uint64_t seen_gen;          /* inpod.c: the ZDS snapshot that last named it */
 };
 
 /* One proxied connection, from accept to access log. */
@@ -107,6 +111,9 @@ struct zt {
     uint64_t next_id;
     bool ready;
     bool draining;
+    bool xds_synced;           /* every watched type arrived (or local mode) */
+    bool zds_synced;           /* in-pod mode: the node agent's first snapshot arrived */
+    struct zt_inpod *inpod;
     struct inbound *inbound;   /* HBONE sessions accepted on 15008 */
     struct zpod *node_scope;   /* node mode: listeners in ztunnel's own namespace */
     struct zpod *pods;         /* in-pod mode: one scope per enrolled pod */
@@ -142,7 +149,7 @@ void zt_close_listeners(struct zt *zt);
  */
 const struct workload *zpod_workload(const struct zpod *p, const struct ipaddr *ip);
 struct zpod *zt_pod_by_uid(struct zt *zt, const char *uid);
-/* The pod was deleted: its listeners close and its connections are reset. */
+/* The pod left (deleted or un-enrolled): its listeners close, its connections drain. */
 void zpod_delete(struct zpod *p);
 
 /* wait.c: hold a connection until the model or a certificate changes, or a deadline. */
@@ -192,6 +199,12 @@ struct json_t;
 /* Appends certificate entries to a JSON array. */
 void certs_dump(struct certs *c, struct json_t *arr);
 
+
+/* inpod.c */
+struct zt_inpod *inpod_start(struct zt *zt, char *err, size_t errlen);
+void inpod_stop(struct zt_inpod *ip);
+/* Ready = config synced and, in in-pod mode, the node agent's snapshot applied. */
+void zt_update_ready(struct zt *zt);
 
 /* xds.c */
 struct zt_xds *xds_start(struct zt *zt, char *err, size_t errlen);

@@ -37,6 +37,7 @@ cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
     ip netns del "$N1" 2>/dev/null || true
     ip netns del "$N2" 2>/dev/null || true
+    for p in "${POD_NETNS[@]:-}"; do [ -n "$p" ] && ip netns del "$p" 2>/dev/null || true; done
     if [ "${KEEP_WORK:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
     exit $rc
 }
@@ -325,4 +326,24 @@ wait_secs() {
     local WAIT_SECS=$1
     shift
     wait_for "$@"
+}
+
+# ---- pods as network namespaces (in-pod mode) ------------------------------
+
+# A pod namespace hanging off a node namespace by a veth pair: the pod has
+# IP/24 on eth0 and a default route via GW (the node's end of the pair), as a
+# CNI would set it up. The node forwards. Removed by the EXIT trap.
+POD_NETNS=()
+add_pod() { # node-netns pod-netns pod-ip gw-ip
+    local node=$1 pod=$2 ip=$3 gw=$4 host=v${RANDOM}
+    ip netns add "$pod"
+    POD_NETNS+=("$pod")
+    ip link add "$host" netns "$node" type veth peer name eth0 netns "$pod"
+    ip -n "$pod" link set lo up
+    ip -n "$pod" link set eth0 up
+    ip -n "$pod" addr add "$ip/24" dev eth0
+    ip -n "$pod" route add default via "$gw"
+    ip -n "$node" link set "$host" up
+    ip -n "$node" addr add "$gw/24" dev "$host" 2>/dev/null || true
+    ip netns exec "$node" sysctl -qw net.ipv4.ip_forward=1
 }

@@ -203,7 +203,8 @@ struct admin_http *
 admin_http_start(struct loop *l, const struct ipaddr *ip, uint16_t port, uint32_t mark,
                  admin_handler_fn *h, void *arg, char *err, size_t errlen)
 {
-    struct sock_opts o = {.mark = mark};
+    /* SO_REUSEPORT: during an upgrade the new process binds next to the old one. */
+    struct sock_opts o = {.mark = mark, .reuseport = true};
     struct admin_http *a = xcalloc(1, sizeof(*a));
     char addr[ADDR_STRLEN];
 

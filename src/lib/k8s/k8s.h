@@ -128,13 +128,31 @@ void k8s_store_diags(const struct k8s_store *st, struct k8s_diags *out);
  */
 bool k8s_sa_on_node(const struct k8s_store *st, const char *node, const char *ns, const char *sa);
 
-/* What the CA needs of the pod a caller claims to be. Pointers are borrowed from the store. */
+/* What the CA and the node agent need of a pod. Pointers are borrowed from the store. */
 struct k8s_pod_info {
     const char *uid;             /* metadata.uid, "" when absent */
     const char *service_account; /* defaulted to "default" */
     const char *node;            /* spec.nodeName, "" when unscheduled */
     bool terminated;             /* phase Succeeded or Failed */
+    bool has_ipv6;               /* one of its IPs is IPv6 */
+    bool enrolled;               /* istio-cni's rule: ambient by namespace or pod label (below) */
 };
+
+/*
+ * The local cluster records where a pod's network namespace is (what a CNI
+ * plugin learns from the kubelet) in this annotation: a path such as
+ * /run/netns/<name>.
+ */
+#define K8S_ANNOTATION_NETNS "amesh.io/netns"
+
+/*
+ * istio-cni's enrollment rule (PodRedirectionEnabled): label
+ * istio.io/dataplane-mode=ambient on the pod or its namespace, not "none" on
+ * the pod, no sidecar, not host network.
+ */
+bool k8s_pod_enrolled(const struct k8s_store *st, const struct k8s_obj *pod);
+/* A metadata.annotations value, or NULL. */
+const char *k8s_obj_annotation(const struct k8s_obj *o, const char *key);
 /* Returns false when no pod |ns|/|name| is in the store. */
 bool k8s_pod_info(const struct k8s_store *st, const char *ns, const char *name,
                   struct k8s_pod_info *out);

@@ -92,7 +92,17 @@ k8s_pod_info(const struct k8s_store *st, const char *ns, const char *name, struc
     out->service_account = o->u.pod.service_account;
     out->node = o->u.pod.node;
     out->terminated = o->u.pod.terminal;
+    out->has_ipv6 = false;
+    for (size_t i = 0; i < o->u.pod.n_ips; i++)
+        out->has_ipv6 |= o->u.pod.ips[i].len == 16;
+    out->enrolled = k8s_pod_enrolled(st, o);
     return true;
+}
+
+const char *
+k8s_obj_annotation(const struct k8s_obj *o, const char *key)
+{
+    return k8s_kv_get(o->meta.annotations, o->meta.n_annotations, key);
 }
 
 enum k8s_kind

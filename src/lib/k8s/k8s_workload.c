@@ -39,10 +39,10 @@ eq(const char *a, const char *b)
 }
 
 /* istio-cni's PodRedirectionEnabled: namespace or pod label, sidecar and host network opt out. */
-static bool
-redirection_enabled(const struct k8s_build_ctx *b, const struct k8s_obj *pod)
+bool
+k8s_pod_enrolled(const struct k8s_store *st, const struct k8s_obj *pod)
 {
-    const struct k8s_obj *ns = k8s_store_find(b->st, K8S_NAMESPACE, "", pod->meta.ns);
+    const struct k8s_obj *ns = k8s_store_find(st, K8S_NAMESPACE, "", pod->meta.ns);
     const char *pod_mode = label(pod, "istio.io/dataplane-mode");
     const char *ns_mode = ns ? label(ns, "istio.io/dataplane-mode") : NULL;
 
@@ -74,7 +74,7 @@ static void
 tunnel(const struct k8s_build_ctx *b, const struct k8s_obj *pod, Istio__Workload__Workload *w)
 {
     if (eq(annotation(pod, "ambient.istio.io/redirection"), "enabled") ||
-        redirection_enabled(b, pod))
+        k8s_pod_enrolled(b->st, pod))
         w->tunnel_protocol = ISTIO__WORKLOAD__TUNNEL_PROTOCOL__HBONE;
     if (speaks_http_tunnel(pod)) {
         w->tunnel_protocol = ISTIO__WORKLOAD__TUNNEL_PROTOCOL__HBONE;

@@ -1,0 +1,273 @@
+/*
+ * enroll.c - enrollment, reconciled: after every config change the set of
+ * pods that should be in the mesh (enrolled, on this node, running, with a
+ * known network namespace) is compared with the pods that are. New ones get
+ * the in-pod redirection rules, then are handed to ztunnel over ZDS (in that
+ * order, so ztunnel never serves a pod whose traffic is not captured yet);
+ * pods that left get their rules removed (if the pod still exists) and a
+ * ZDS delete. Running processes in the pods are never touched.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "cni"
+#include "base/base.h"
+#include "dirwatch/dirwatch.h"
+#include "inpod/inpod.h"
+#include "k8s/k8s.h"
+#include "log/log.h"
+#include "mesh_cni.h"
+#include "zds/zds_server.h"
+
+/* A pod in the mesh, as we put it there. */
+struct member {
+    struct member *next;
+    char *key;   /* "<ns>/<name>" */
+    char *uid;   /* what ztunnel knows it by */
+    char *netns; /* the path we opened */
+    uint64_t ino;
+    bool ipv6;
+    bool seen; /* still wanted in this round */
+};
+
+struct cni {
+    struct loop *loop;
+    struct cni_opts o;
+    struct k8s_store *store;
+    struct dirwatch *watch;
+    struct zds_server *zds;
+    struct member *members;
+    size_t n_members;
+};
+
+static struct member *
+find(struct cni *c, const char *key)
+{
+    for (struct member *m = c->members; m != NULL; m = m->next)
+        if (strcmp(m->key, key) == 0)
+            return m;
+    return NULL;
+}
+
+static void
+member_free(struct member *m)
+{
+    free(m->key);
+    free(m->uid);
+    free(m->netns);
+    free(m);
+}
+
+/* Rules out, ztunnel told. The namespace may be gone already (pod deleted): then only ZDS. */
+static void
+leave(struct cni *c, struct member *m, const char *why)
+{
+    char err[1024];
+    struct inpod_opts io = {.ipv6 = m->ipv6};
+    int fd = open(m->netns, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+
+    zds_server_del(c->zds, m->uid);
+    if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_ino == m->ino) {
+        if (inpod_remove(fd, &io, err, sizeof(err)) < 0)
+            log_error("%s: removing the redirection rules: %s", m->key, err);
+    }
+    if (fd >= 0)
+        close(fd);
+    log_info("%s left the mesh (%s)", m->key, why);
+}
+
+static void
+join(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, const char *key,
+     const char *netns)
+{
+    char err[1024];
+    struct stat st;
+    struct inpod_opts io = {.ipv6 = pi->has_ipv6};
+    int fd = open(netns, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        log_warn("%s: network namespace %s: %s; will retry", key, netns, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (inpod_apply(fd, &io, err, sizeof(err)) < 0) {
+        log_error("%s: installing the redirection rules: %s", key, err);
+        close(fd);
+        return;
+    }
+    struct member *m = xcalloc(1, sizeof(*m));
+    m->key = xstrdup(key);
+    /* ztunnel matches by name, namespace and service account; the uid only has to be unique. */
+    m->uid = xstrdup(pi->uid[0] ? pi->uid : key);
+    m->netns = xstrdup(netns);
+    m->ino = (uint64_t)st.st_ino;
+    m->ipv6 = pi->has_ipv6;
+    m->seen = true;
+    int rc = zds_server_add(c->zds, m->uid, k8s_obj_name(pod), k8s_obj_namespace(pod),
+                            pi->service_account, fd);
+    close(fd); /* the server keeps its own duplicate */
+    if (rc < 0)
+        log_error("%s: handing the pod to ztunnel: %s", key, mesh_strerror(rc));
+    m->next = c->members;
+    c->members = m;
+    c->n_members++;
+    log_info("%s joined the mesh: rules in %s, handed to ztunnel%s", key, netns,
+             zds_server_has_client(c->zds) ? "" : " (when one connects)");
+}
+
+/* For the log: did the pod go, or only its enrollment? */
+static bool
+find_pod_gone(struct cni *c, const struct member *m)
+{
+    char ns[300];
+    const char *slash = strchr(m->key, '/');
+    if (slash == NULL || (size_t)(slash - m->key) >= sizeof(ns))
+        return true;
+    memcpy(ns, m->key, (size_t)(slash - m->key));
+    ns[slash - m->key] = '\0';
+    return k8s_store_find(c->store, K8S_POD, ns, slash + 1) == NULL;
+}
+
+static void
+reconcile(struct cni *c)
+{
+    struct k8s_diags d = {0};
+    char key[600];
+
+    int rc = k8s_store_sync_dir(c->store, c->o.config_dir, &d);
+    k8s_diags_clear(&d);
+    if (rc < 0 && rc != -MESH_ECONFIG) {
+        log_error("%s: %s; keeping the mesh as it is", c->o.config_dir, mesh_strerror(rc));
+        return;
+    }
+    for (struct member *m = c->members; m != NULL; m = m->next)
+        m->seen = false;
+    size_t n = k8s_store_count(c->store, K8S_POD);
+    for (size_t i = 0; i < n; i++) {
+        const struct k8s_obj *pod = k8s_store_at(c->store, K8S_POD, i);
+        struct k8s_pod_info pi;
+        const char *netns = k8s_obj_annotation(pod, K8S_ANNOTATION_NETNS);
+        if (netns == NULL ||
+            !k8s_pod_info(c->store, k8s_obj_namespace(pod), k8s_obj_name(pod), &pi) ||
+            strcmp(pi.node, c->o.node) != 0 || pi.terminated || !pi.enrolled)
+            continue;
+        snprintf(key, sizeof(key), "%s/%s", k8s_obj_namespace(pod), k8s_obj_name(pod));
+        struct member *m = find(c, key);
+        if (m != NULL && strcmp(m->netns, netns) == 0) {
+            m->seen = true;
+            continue;
+        }
+        if (m != NULL) {
+            /* The same pod in another namespace (re-created): out of the old one first. */
+            leave(c, m, "new network namespace");
+            m->seen = false;
+            m->key[0] = '\0';
+        }
+        join(c, pod, &pi, key, netns);
+    }
+    for (struct member **pp = &c->members; *pp != NULL;) {
+        struct member *m = *pp;
+        if (m->seen) {
+            pp = &m->next;
+            continue;
+        }
+        if (m->key[0] != '\0')
+            leave(c, m, find_pod_gone(c, m) ? "pod deleted" : "un-enrolled");
+        *pp = m->next;
+        c->n_members--;
+        member_free(m);
+    }
+}
+
+static void
+on_change(void *arg)
+{
+    reconcile(arg);
+}
+
+static void
+on_connected(void *arg, uint64_t client, size_t n)
+{
+    struct cni *c = arg;
+    log_info("ztunnel connected (%zu now); sending %zu pods", n, c->n_members);
+    (void)client;
+}
+
+static void
+on_disconnected(void *arg, uint64_t client, size_t n, int err)
+{
+    (void)arg;
+    (void)client;
+    log_info("ztunnel disconnected (%s); %zu connected", mesh_strerror(err), n);
+}
+
+static void
+on_ack(void *arg, uint64_t client, enum zds_req_kind kind, const char *uid, const char *error)
+{
+    (void)arg;
+    (void)client;
+    (void)kind;
+    if (error != NULL && error[0] != '\0')
+        log_warn("ztunnel refused pod %s: %s", uid ? uid : "-", error);
+}
+
+static const struct zds_server_cbs zcbs = {
+    .on_connected = on_connected,
+    .on_disconnected = on_disconnected,
+    .on_ack = on_ack,
+};
+
+struct cni *
+cni_start(struct loop *l, const struct cni_opts *o, char *err, size_t errlen)
+{
+    struct cni *c = xcalloc(1, sizeof(*c));
+    char why[512];
+
+    c->loop = l;
+    c->o = *o;
+    c->store = k8s_store_new();
+    c->zds = zds_server_start(l, o->zds_socket, NULL, &zcbs, c, why, sizeof(why));
+    if (c->zds == NULL) {
+        snprintf(err, errlen, "--zds-socket %s: %s", o->zds_socket, why);
+        goto fail;
+    }
+    c->watch = dirwatch_start(l, o->config_dir, o->debounce_ms, on_change, c, why, sizeof(why));
+    if (c->watch == NULL) {
+        snprintf(err, errlen, "--config-dir: %s", why);
+        goto fail;
+    }
+    reconcile(c);
+    return c;
+fail:
+    cni_stop(c);
+    return NULL;
+}
+
+void
+cni_stop(struct cni *c)
+{
+    if (c == NULL)
+        return;
+    dirwatch_stop(c->watch);
+    zds_server_stop(c->zds);
+    while (c->members != NULL) {
+        struct member *m = c->members;
+        c->members = m->next;
+        member_free(m);
+    }
+    k8s_store_free(c->store);
+    free(c);
+}
+
+size_t
+cni_n_enrolled(const struct cni *c)
+{
+    return c->n_members;
+}

@@ -1,0 +1,121 @@
+/*
+ * main.c - mesh-cni, the node agent (istio-cni's counterpart).
+ *
+ *   mesh-cni --zds-socket PATH --config-dir DIR --node NAME
+ *
+ * It listens on PATH for ztunnels (ZDS, reference 2.3), reads the same
+ * Kubernetes YAML as meshd and follows it, and for each enrolled pod of NAME
+ * installs the in-pod redirection rules and hands the pod's network
+ * namespace to ztunnel.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "cni"
+#include "base/base.h"
+#include "log/log.h"
+#include "mesh_cni.h"
+
+static struct loop *loop;
+static struct loop_io sig_io;
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: mesh-cni --zds-socket PATH --config-dir DIR --node NAME [options]\n"
+               "  --zds-socket PATH       where ztunnels connect (unix SOCK_SEQPACKET)\n"
+               "  --config-dir DIR        Kubernetes YAML, as meshd reads it (followed live)\n"
+               "  --node NAME             enroll the pods of this node\n"
+               "  --debounce-ms MS        wait for config changes to settle (100)\n"
+               "  --log-level LEVEL       error, warn, info (default) or debug\n"
+               "  --log-format FORMAT     plain (default) or json\n");
+}
+
+static void
+on_signal(void *arg, uint32_t events)
+{
+    struct signalfd_siginfo si;
+    (void)arg;
+    (void)events;
+    while (read(sig_io.fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            log_info("signal %u: stopping (the rules stay in the pods)", si.ssi_signo);
+            loop_stop(loop);
+        }
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"zds-socket", required_argument, NULL, 'z'},
+        {"config-dir", required_argument, NULL, 'c'},
+        {"node", required_argument, NULL, 'n'},
+        {"debounce-ms", required_argument, NULL, 'D'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cni_opts o = {.debounce_ms = 100};
+    char err[1024], *end;
+    sigset_t set;
+    int ch, lv;
+
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'z': o.zds_socket = optarg; break;
+        case 'c': o.config_dir = optarg; break;
+        case 'n': o.node = optarg; break;
+        case 'D':
+            errno = 0;
+            o.debounce_ms = (unsigned)strtoul(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || errno != 0 || o.debounce_ms > 5000)
+                fatal("--debounce-ms: \"%s\" is not a number in [0, 5000]", optarg);
+            break;
+        case 'l':
+            if ((lv = log_parse_level(optarg)) < 0)
+                fatal("--log-level: unknown level \"%s\"", optarg);
+            log_set_level((enum log_level)lv);
+            break;
+        case 'f':
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0)
+                fatal("--log-format: \"%s\" is not plain or json", optarg);
+            log_set_json(strcmp(optarg, "json") == 0);
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc || o.zds_socket == NULL || o.config_dir == NULL || o.node == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    loop = loop_new();
+    struct cni *c = cni_start(loop, &o, err, sizeof(err));
+    if (c == NULL)
+        fatal("%s", err);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0 || loop_io_start(loop, &sig_io, sfd, EPOLLIN, on_signal, NULL) < 0)
+        fatal("signalfd: %s", strerror(errno));
+    log_info("ready: node %s, %zu pods in the mesh, ZDS on %s", o.node, cni_n_enrolled(c),
+             o.zds_socket);
+    loop_run(loop);
+    loop_io_stop(loop, &sig_io);
+    close(sfd);
+    cni_stop(c);
+    loop_run_deferred(loop);
+    loop_free(loop);
+    return 0;
+}

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# In-pod mode end to end: pods are network namespaces behind their node's
+# namespace; meshd serves config and certificates; on each node mesh-cni
+# follows enrollment (a namespace label in the config directory), installs the
+# redirection rules inside the pod's namespace and hands the pod to the
+# node's ztunnel over ZDS; ztunnel listens inside the pod.
+#
+#   node-1 (n1): meshd, mesh-cni, ztunnel      pod client 198.18.1.10 (gw 198.18.1.1)
+#   node-2 (n2): mesh-cni, ztunnel             pod server 198.18.2.10 (gw 198.18.2.1)
+#
+# Before enrollment the client talks to the server in plaintext; after it, the
+# same pods (never restarted) talk over HBONE, a connection opened before the
+# change keeps working, and the server still sees the client's own address.
+. "$(dirname "$0")/lib.sh"
+require_root
+topo_two_nodes 4
+PC=amt-pc-$ID PS=amt-ps-$ID
+add_pod "$N1" "$PC" 198.18.1.10 198.18.1.1
+add_pod "$N2" "$PS" 198.18.2.10 198.18.2.1
+CIP=198.18.1.10 SIP=198.18.2.10 VIP=198.19.0.10
+CFG=$WORK/config STATE=$WORK/state
+mkdir -p "$CFG"
+cat >"$CFG/demo.yaml" <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo, labels: {istio.io/dataplane-mode: none}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+  namespace: demo
+  uid: 00000000-0000-0000-0000-00000000c11e
+  annotations: {amesh.io/netns: /run/netns/$PC}
+spec: {serviceAccountName: client, nodeName: node-1, containers: [{name: c, image: x}]}
+status: {phase: Running, conditions: [{type: Ready, status: "True"}], podIPs: [{ip: $CIP}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: server
+  namespace: demo
+  uid: 00000000-0000-0000-0000-0000000005e7
+  labels: {app: echo}
+  annotations: {amesh.io/netns: /run/netns/$PS}
+spec:
+  serviceAccountName: server
+  nodeName: node-2
+  containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}]}]
+status: {phase: Running, conditions: [{type: Ready, status: "True"}], podIPs: [{ip: $SIP}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: demo}
+spec: {selector: {app: echo}, clusterIP: $VIP, ports: [{port: 80, targetPort: 8081}]}
+YAML
+
+start_meshd "$CFG" "$STATE" "$WORK/meshd.log"
+start_bg "$WORK/cni1.log" ip netns exec "$N1" "$BIN/mesh-cni" --zds-socket "$WORK/zds1.sock" \
+    --config-dir "$CFG" --node node-1
+CNI1=$LAST_PID
+start_bg "$WORK/cni2.log" ip netns exec "$N2" "$BIN/mesh-cni" --zds-socket "$WORK/zds2.sock" \
+    --config-dir "$CFG" --node node-2
+CNI2=$LAST_PID
+wait_for test -S "$WORK/zds1.sock"
+wait_for test -S "$WORK/zds2.sock"
+start_ztunnel_xds "$N1" node-1 "$STATE" "$WORK/zt1.log" --zds-socket "$WORK/zds1.sock"
+ZT1=$LAST_PID
+start_ztunnel_xds "$N2" node-2 "$STATE" "$WORK/zt2.log" --zds-socket "$WORK/zds2.sock"
+ZT2=$LAST_PID
+start_bg "$WORK/server.log" ip netns exec "$PS" $TCPTOOL serve --bind "$SIP" --port 8080 --banner server
+start_bg "$WORK/server2.log" ip netns exec "$PS" $TCPTOOL serve --bind "$SIP" --port 8081
+wait_for sh -c "ip netns exec $PS ss -Hltn 'sport = :8080' | grep -q ."
+wait_for sh -c "ip netns exec $PS ss -Hltn 'sport = :8081' | grep -q ."
+
+no_rules() { ! ip netns exec "$1" iptables-save | grep -q ISTIO_; }
+no_rules_both() { no_rules "$PC" && no_rules "$PS"; }
+check "not enrolled: no redirection rules in the pods" no_rules_both
+# first_line: the server's banner names the peer it sees.
+banner() { ip netns exec "$PC" $PY -c "
+import socket,sys
+s=socket.create_connection(('$1',$2),timeout=5); s.sendall(b'x'); s.shutdown(socket.SHUT_WR)
+print(s.makefile().readline().strip())"; }
+sees_client() { [ "$(banner "$SIP" 8080)" = "server $CIP" ]; }
+check "plaintext before enrollment; the server sees the client's address" sees_client
+
+# A connection opened before enrollment, probed every 100 ms throughout.
+start_bg "$WORK/probe.json" ip netns exec "$PC" $PY "$ROOT/tests/support/lifecycle_probe.py" \
+    --connect "$SIP:8081" --interval 0.1 --duration 8 --ready-file "$WORK/probe.ready"
+PROBE=$LAST_PID
+wait_for test -f "$WORK/probe.ready"
+
+# Enroll the namespace: one label, no pod restarted.
+sed -i 's#istio.io/dataplane-mode: none#istio.io/dataplane-mode: ambient#' "$CFG/demo.yaml"
+enrolled() { ip netns exec "$PC" iptables-save | grep -q ISTIO_OUTPUT &&
+             ip netns exec "$PS" iptables-save | grep -q ISTIO_PRERT &&
+             grep -q 'pod demo/client .* enrolled' "$WORK/zt1.log" &&
+             grep -q 'pod demo/server .* enrolled' "$WORK/zt2.log"; }
+check "enrolling the namespace installs rules and hands both pods to their ztunnel" wait_secs 5 enrolled
+NORM="$PY $ROOT/tests/support/inpod_save.py"
+ip netns exec "$PC" iptables-save | $NORM --ours >"$WORK/rules.txt"
+$NORM --ours <"$ROOT/tests/unit/inpod/ipv4.rules" >"$WORK/golden.txt"
+check "the rules in the enrolled pod match the golden file" cmp -s "$WORK/golden.txt" "$WORK/rules.txt"
+check "the pod's policy route for the return path is in place" \
+    sh -c "ip -n $PC rule | grep -q 'fwmark 0x111/0xfff lookup 100' && ip -n $PC route show table 100 | grep -q 'local default dev lo'"
+hbone_ready() { grep -q 'certificate for spiffe://cluster.local/ns/demo/sa/server from the CA' "$WORK/zt2.log"; }
+wait_secs 5 hbone_ready || true
+
+# The connection opened before enrollment stays direct (as it was) until it ends.
+wait "$PROBE" || true
+check "the connection opened before enrollment kept working" $PY -c "
+import json; r=json.load(open('$WORK/probe.json')); assert r['end_reason']=='done' and r['ok']>40, r"
+
+start_bg "$WORK/tcpdump.log" ip netns exec "$N2" tcpdump -Z root --immediate-mode -i v2 -n -U -w "$WORK/link.pcap" tcp
+TCPDUMP=$LAST_PID
+sleep 1
+MARKER="inpod-marker-$RANDOM$RANDOM"
+check "enrolled: the client reaches the server by pod IP" \
+    ip netns exec "$PC" $TCPTOOL echo --connect "$SIP:8081" --message "$MARKER"
+check "enrolled: and by service VIP" ip netns exec "$PC" $TCPTOOL echo --connect "$VIP:80" --message "$MARKER-vip"
+check "the server still sees the client's own address" sees_client
+sleep 0.5
+kill -INT "$TCPDUMP"; wait "$TCPDUMP" 2>/dev/null || true
+tcpdump -n -r "$WORK/link.pcap" 2>/dev/null >"$WORK/link.txt"
+check "between the nodes only HBONE (15008) and the control plane (15012)" \
+    sh -c "test -s '$WORK/link.txt' && ! grep -v -E '\\.(15008|15012)[ :]' '$WORK/link.txt' | grep -q ."
+check "the payload never crosses in clear" \
+    sh -c "! tcpdump -n -A -r '$WORK/link.pcap' 2>/dev/null | grep -q '$MARKER'"
+sleep 0.3
+check "access logs name both SPIFFE identities" sh -c "
+grep -q 'src.identity=\"spiffe://cluster.local/ns/demo/sa/client\".*dst.identity=\"spiffe://cluster.local/ns/demo/sa/server\".*direction=\"inbound\"' '$WORK/zt2.log' &&
+grep -q 'src.identity=\"spiffe://cluster.local/ns/demo/sa/client\".*direction=\"outbound\"' '$WORK/zt1.log'"
+
+# Un-enroll: rules out, plaintext again, the pods untouched.
+sed -i 's#istio.io/dataplane-mode: ambient#istio.io/dataplane-mode: none#' "$CFG/demo.yaml"
+unenrolled() { no_rules "$PC" && no_rules "$PS" && grep -q 'pod demo/client removed' "$WORK/zt1.log"; }
+check "un-enrolling removes the rules and the pods from ztunnel" wait_secs 5 unenrolled
+check "the pod's policy route is gone too" sh -c "! ip -n $PC rule | grep -q 'lookup 100'"
+check "plaintext again after un-enrolling" ip netns exec "$PC" $TCPTOOL echo --connect "$SIP:8081"
+
+check "node-1 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT1" "$WORK/zt1.log"
+check "node-2 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT2" "$WORK/zt2.log"
+check "mesh-cni (node-1) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI1" "$WORK/cni1.log"
+check "mesh-cni (node-2) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI2" "$WORK/cni2.log"
+check "meshd exits 0 on SIGTERM, sanitizers clean" stop_meshd "$MESHD_PID" "$WORK/meshd.log"
+finish
