@@ -71,6 +71,15 @@ zpod_listen(struct zpod *p, char *err, size_t errlen)
 {
     struct zt *zt = p->zt;
     struct sock_opts o = zt_listen_opts;
+    /*
+     * During an upgrade two ztunnels share these ports (SO_REUSEPORT). When the
+     * old one closes its listeners, connections still in their accept queues
+     * would be reset; with tcp_migrate_req the kernel hands them to the new one.
+     */
+    int rc = netns_sysctl(p->netns_fd, "/proc/sys/net/ipv4/tcp_migrate_req", "1");
+    if (rc < 0)
+        log_debug("tcp_migrate_req: %s (connections queued at an upgrade may be reset)",
+                  mesh_strerror(rc));
     if (p->netns_fd >= 0) {
         o.in_netns = true;
         o.netns_fd = p->netns_fd;

@@ -13,65 +13,7 @@
 # change keeps working, and the server still sees the client's own address.
 . "$(dirname "$0")/lib.sh"
 require_root
-topo_two_nodes 4
-PC=amt-pc-$ID PS=amt-ps-$ID
-add_pod "$N1" "$PC" 198.18.1.10 198.18.1.1
-add_pod "$N2" "$PS" 198.18.2.10 198.18.2.1
-CIP=198.18.1.10 SIP=198.18.2.10 VIP=198.19.0.10
-CFG=$WORK/config STATE=$WORK/state
-mkdir -p "$CFG"
-cat >"$CFG/demo.yaml" <<YAML
-apiVersion: v1
-kind: Namespace
-metadata: {name: demo, labels: {istio.io/dataplane-mode: none}}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: client
-  namespace: demo
-  uid: 00000000-0000-0000-0000-00000000c11e
-  annotations: {amesh.io/netns: /run/netns/$PC}
-spec: {serviceAccountName: client, nodeName: node-1, containers: [{name: c, image: x}]}
-status: {phase: Running, conditions: [{type: Ready, status: "True"}], podIPs: [{ip: $CIP}]}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: server
-  namespace: demo
-  uid: 00000000-0000-0000-0000-0000000005e7
-  labels: {app: echo}
-  annotations: {amesh.io/netns: /run/netns/$PS}
-spec:
-  serviceAccountName: server
-  nodeName: node-2
-  containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}]}]
-status: {phase: Running, conditions: [{type: Ready, status: "True"}], podIPs: [{ip: $SIP}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: demo}
-spec: {selector: {app: echo}, clusterIP: $VIP, ports: [{port: 80, targetPort: 8081}]}
-YAML
-
-start_meshd "$CFG" "$STATE" "$WORK/meshd.log"
-start_bg "$WORK/cni1.log" ip netns exec "$N1" "$BIN/mesh-cni" --zds-socket "$WORK/zds1.sock" \
-    --config-dir "$CFG" --node node-1
-CNI1=$LAST_PID
-start_bg "$WORK/cni2.log" ip netns exec "$N2" "$BIN/mesh-cni" --zds-socket "$WORK/zds2.sock" \
-    --config-dir "$CFG" --node node-2
-CNI2=$LAST_PID
-wait_for test -S "$WORK/zds1.sock"
-wait_for test -S "$WORK/zds2.sock"
-start_ztunnel_xds "$N1" node-1 "$STATE" "$WORK/zt1.log" --zds-socket "$WORK/zds1.sock"
-ZT1=$LAST_PID
-start_ztunnel_xds "$N2" node-2 "$STATE" "$WORK/zt2.log" --zds-socket "$WORK/zds2.sock"
-ZT2=$LAST_PID
-start_bg "$WORK/server.log" ip netns exec "$PS" $TCPTOOL serve --bind "$SIP" --port 8080 --banner server
-start_bg "$WORK/server2.log" ip netns exec "$PS" $TCPTOOL serve --bind "$SIP" --port 8081
-wait_for sh -c "ip netns exec $PS ss -Hltn 'sport = :8080' | grep -q ."
-wait_for sh -c "ip netns exec $PS ss -Hltn 'sport = :8081' | grep -q ."
+inpod_two_nodes none
 
 no_rules() { ! ip netns exec "$1" iptables-save | grep -q ISTIO_; }
 no_rules_both() { no_rules "$PC" && no_rules "$PS"; }

@@ -347,3 +347,70 @@ add_pod() { # node-netns pod-netns pod-ip gw-ip
     ip -n "$node" addr add "$gw/24" dev "$host" 2>/dev/null || true
     ip netns exec "$node" sysctl -qw net.ipv4.ip_forward=1
 }
+
+# Two nodes in in-pod mode, as 11-inpod-mesh.sh describes: meshd in node-1,
+# mesh-cni and ztunnel (--zds-socket) on both, pod client (PC, CIP) on node-1,
+# pod server (PS, SIP; echo servers on 8080 with a banner and 8081 plain) on
+# node-2, service echo on VIP:80 -> 8081. $1: the namespace's dataplane mode.
+inpod_two_nodes() { # mode
+topo_two_nodes 4
+PC=amt-pc-$ID PS=amt-ps-$ID
+add_pod "$N1" "$PC" 198.18.1.10 198.18.1.1
+add_pod "$N2" "$PS" 198.18.2.10 198.18.2.1
+CIP=198.18.1.10 SIP=198.18.2.10 VIP=198.19.0.10
+CFG=$WORK/config STATE=$WORK/state
+mkdir -p "$CFG"
+cat >"$CFG/demo.yaml" <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo, labels: {istio.io/dataplane-mode: $1}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+  namespace: demo
+  uid: 00000000-0000-0000-0000-00000000c11e
+  annotations: {amesh.io/netns: /run/netns/$PC}
+spec: {serviceAccountName: client, nodeName: node-1, containers: [{name: c, image: x}]}
+status: {phase: Running, conditions: [{type: Ready, status: "True"}], podIPs: [{ip: $CIP}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: server
+  namespace: demo
+  uid: 00000000-0000-0000-0000-0000000005e7
+  labels: {app: echo}
+  annotations: {amesh.io/netns: /run/netns/$PS}
+spec:
+  serviceAccountName: server
+  nodeName: node-2
+  containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}]}]
+status: {phase: Running, conditions: [{type: Ready, status: "True"}], podIPs: [{ip: $SIP}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: demo}
+spec: {selector: {app: echo}, clusterIP: $VIP, ports: [{port: 80, targetPort: 8081}]}
+YAML
+
+start_meshd "$CFG" "$STATE" "$WORK/meshd.log"
+start_bg "$WORK/cni1.log" ip netns exec "$N1" "$BIN/mesh-cni" --zds-socket "$WORK/zds1.sock" \
+    --config-dir "$CFG" --node node-1
+CNI1=$LAST_PID
+start_bg "$WORK/cni2.log" ip netns exec "$N2" "$BIN/mesh-cni" --zds-socket "$WORK/zds2.sock" \
+    --config-dir "$CFG" --node node-2
+CNI2=$LAST_PID
+wait_for test -S "$WORK/zds1.sock"
+wait_for test -S "$WORK/zds2.sock"
+start_ztunnel_xds "$N1" node-1 "$STATE" "$WORK/zt1.log" --zds-socket "$WORK/zds1.sock"
+ZT1=$LAST_PID
+start_ztunnel_xds "$N2" node-2 "$STATE" "$WORK/zt2.log" --zds-socket "$WORK/zds2.sock"
+ZT2=$LAST_PID
+start_bg "$WORK/server.log" ip netns exec "$PS" $TCPTOOL serve --bind "$SIP" --port 8080 --banner server
+start_bg "$WORK/server2.log" ip netns exec "$PS" $TCPTOOL serve --bind "$SIP" --port 8081
+wait_for sh -c "ip netns exec $PS ss -Hltn 'sport = :8080' | grep -q ."
+wait_for sh -c "ip netns exec $PS ss -Hltn 'sport = :8081' | grep -q ."
+
+}

@@ -46,6 +46,34 @@ socket_in(int family, const struct sock_opts *o)
     return fd;
 }
 
+int
+netns_sysctl(int netns_fd, const char *path, const char *value)
+{
+    struct sock_opts o = {.in_netns = netns_fd >= 0, .netns_fd = netns_fd};
+    static __thread int self_ns = -1;
+    int fd, err = 0;
+
+    /* /proc/sys/net belongs to the namespace of whoever opens the file. */
+    if (!o.in_netns) {
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    } else {
+        if (self_ns < 0 && (self_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
+            return -errno;
+        if (setns(netns_fd, CLONE_NEWNET) < 0)
+            return -errno;
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        err = errno;
+        CHECK(setns(self_ns, CLONE_NEWNET) == 0);
+    }
+    if (fd < 0)
+        return -(err ? err : errno);
+    size_t n = strlen(value);
+    ssize_t w = write(fd, value, n);
+    err = w == (ssize_t)n ? 0 : -(w < 0 ? errno : EIO);
+    close(fd);
+    return err;
+}
+
 static int
 apply_opts(int fd, int family, const struct sock_opts *o)
 {

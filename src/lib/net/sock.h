@@ -37,6 +37,12 @@ int sock_connect(const struct ipaddr *dst, uint16_t dport, const struct ipaddr *
 /* After EPOLLOUT on a connecting fd: 0 when connected, else -errno. */
 int sock_connect_result(int fd);
 
+/*
+ * Writes |value| to the sysctl file |path| (under /proc/sys/net) of the
+ * network namespace |netns_fd| (-1: the caller's). Returns 0 or -errno.
+ */
+int netns_sysctl(int netns_fd, const char *path, const char *value);
+
 /* accept4() non-blocking and close-on-exec; returns fd or -errno. */
 int sock_accept(int lfd, struct ipaddr *peer, uint16_t *peer_port);
 

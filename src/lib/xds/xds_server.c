@@ -183,10 +183,16 @@ request_check(const struct xds_server_stream *s, const pb_request *req)
     if (t == NULL && s->n_types >= s->max_types)
         return -MESH_ELIMIT;
     /* Duplicates count twice: a cheap upper bound on the names the type will track. */
-    size_t held = t ? t->entries.n : 0;
+    size_t held = t ? srv_type_n_names(t) : 0;
     if (held + req->n_resource_names_subscribe + req->n_initial_resource_versions > s->max_names)
         return -MESH_ELIMIT;
     return 0;
+}
+
+struct srv_entry *
+srv_entry_get(const struct srv_type *t, const char *name)
+{
+    return xds_map_get(&t->entries, name);
 }
 
 struct srv_entry *
@@ -198,12 +204,50 @@ srv_entry_get_or_add(struct srv_type *t, const char *name)
         size_t len = strlen(name);
         e = xcalloc(1, sizeof(*e) + len + 1);
         memcpy(e->name, name, len + 1);
+        if (t->based) {
+            size_t k = xds_snapshot_find_in(t->synced, t->base_first, t->base_n, name);
+            if (k != SIZE_MAX) {
+                e->held = xstrdup(xds_snapshot_at(t->synced, k)->version);
+                e->shadows = true;
+                t->n_shadows++;
+            }
+        }
         xds_map_put(&t->entries, e->name, e);
     }
     return e;
 }
 
-/* Drops every name neither wildcard nor a subscription covers (wildcard just ended). */
+void
+srv_entry_del(struct srv_type *t, struct srv_entry *e)
+{
+    if (e->shadows)
+        t->n_shadows--;
+    xds_map_del(&t->entries, e->name);
+    srv_entry_free(e);
+}
+
+size_t
+srv_type_n_names(const struct srv_type *t)
+{
+    return t->entries.n + (t->based ? t->base_n - t->n_shadows : 0);
+}
+
+size_t
+srv_type_n_held(const struct srv_type *t)
+{
+    size_t n = t->based ? t->base_n - t->n_shadows : 0, i = 0;
+    const char *key;
+    void *val;
+
+    while (xds_map_next(&t->entries, &i, &key, &val))
+        n += ((const struct srv_entry *)val)->held != NULL;
+    return n;
+}
+
+/*
+ * Drops every name neither wildcard nor a subscription covers (wildcard just
+ * ended): the implicit ones and unsubscribed entries.
+ */
 static void
 forget_unwanted(struct srv_type *t)
 {
@@ -212,14 +256,17 @@ forget_unwanted(struct srv_type *t)
     const char *key;
     void *val;
 
-    drop = xcalloc(t->entries.n, sizeof(*drop));
+    t->based = false;
+    t->n_shadows = 0;
+    drop = xcalloc(t->entries.n ? t->entries.n : 1, sizeof(*drop));
     while (xds_map_next(&t->entries, &i, &key, &val)) {
         struct srv_entry *e = val;
+        e->shadows = false;
         if (!e->subscribed)
             drop[n++] = e;
     }
     for (size_t k = 0; k < n; k++)
-        srv_entry_free(xds_map_del(&t->entries, drop[k]->name));
+        srv_entry_del(t, drop[k]);
     free(drop);
 }
 
@@ -261,12 +308,12 @@ subscriptions(struct srv_type *t, const pb_request *req, bool first)
             }
             continue;
         }
-        struct srv_entry *e = xds_map_get(&t->entries, name);
-        if (e == NULL || !e->subscribed)
+        struct srv_entry *e = srv_entry_get(t, name);
+        if (e == NULL || !e->subscribed) /* implicit names are never subscribed */
             continue;
         e->subscribed = false;
         if (!t->wildcard)
-            srv_entry_free(xds_map_del(&t->entries, name));
+            srv_entry_del(t, e);
         changed = true;
     }
     t->dirty |= changed;
@@ -382,9 +429,6 @@ xds_server_stream_type_status(const struct xds_server_stream *s, size_t i,
                               struct xds_server_type_status *st)
 {
     const struct srv_type *t;
-    const char *key;
-    void *val;
-    size_t k = 0;
 
     CHECK(i < s->n_types);
     t = s->types[i];
@@ -392,8 +436,7 @@ xds_server_stream_type_status(const struct xds_server_stream *s, size_t i,
     st->type_url = t->type_url;
     st->served = t->served;
     st->wildcard = t->wildcard;
-    while (xds_map_next(&t->entries, &k, &key, &val))
-        st->n_held += ((const struct srv_entry *)val)->held != NULL;
+    st->n_held = srv_type_n_held(t);
     st->n_in_flight = t->n_flights;
     st->in_flight_ms = t->n_flights ? t->push_ms : 0;
     st->acked_version = t->acked_version;

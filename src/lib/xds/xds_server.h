@@ -6,6 +6,13 @@
  * DeltaDiscoveryResponses it produces. The stream remembers, per type and
  * name, which version the client holds, so it sends only what changed.
  *
+ * Cost: a wildcard type remembers "holds snapshot S" plus the names where the
+ * client differs from S (rejected or other versions, explicit subscriptions),
+ * so a client that took every push keeps no per-name state, and its next push
+ * is the diff from S to the new snapshot, computed once and shared by every
+ * stream (O(changed resources) per stream). Names subscribed explicitly cost
+ * a lookup each per push.
+ *
  * Rules (Envoy's delta protocol, as istiod applies it to ztunnel):
  * - The first request of the stream must carry node.id.
  * - Per type, the first request with an empty subscribe list is a wildcard

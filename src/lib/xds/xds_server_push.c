@@ -6,6 +6,12 @@
  * max_response_bytes, and records each response as a flight until the client
  * answers its nonce. The stream's held versions are updated when a response
  * is built (a NACK rolls them back), so the next push starts from them.
+ *
+ * Cost: names held implicitly (a wildcard type based on the snapshot of its
+ * last push) are compared through the snapshot diff, computed once for all
+ * streams; explicit entries are merged with the new snapshot (galloping
+ * search, so a few entries cost a few lookups and many cost one pass). A
+ * client that took every push pushes in O(changed resources).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,33 +28,51 @@ typedef Envoy__Service__Discovery__V3__DeltaDiscoveryResponse pb_response;
 
 #define NACK_MESSAGE_KEEP  4096      /* bytes of the last NACK message kept for reports */
 #define NACK_MESSAGE_PARSE (1 << 20) /* bytes of a NACK message searched for names */
+#define NONE               SIZE_MAX
 
-/* What one push sends: changed resources, then removed names (sorted). */
+/* A resource to send: |e| the explicit entry, or NULL with |prev| the base version (or NULL). */
+struct plan_send {
+    const struct xds_resource *res;
+    struct srv_entry *e;
+    const char *prev;
+};
+
+/* A name to remove: |e| the explicit entry, or NULL with |name| in the base. */
+struct plan_rm {
+    const char *name;
+    struct srv_entry *e;
+};
+
+/* What one push sends: changed resources, then removed names, each in name order. */
 struct plan {
-    const struct xds_resource **sends;
+    struct plan_send *sends;
     size_t n_sends, cap_sends;
-    struct srv_entry **removals;
+    struct plan_rm *removals;
     size_t n_removals, cap_removals;
+    /* The explicit entries by name, with the index of each name in the new range or NONE. */
+    struct srv_entry **ord;
+    size_t *hit;
+    size_t n_ord;
 };
 
 static void
-plan_send(struct plan *p, const struct xds_resource *r)
+plan_send(struct plan *p, const struct xds_resource *r, struct srv_entry *e, const char *prev)
 {
     if (p->n_sends == p->cap_sends) {
         p->cap_sends = p->cap_sends ? p->cap_sends * 2 : 16;
         p->sends = xrealloc(p->sends, p->cap_sends * sizeof(*p->sends));
     }
-    p->sends[p->n_sends++] = r;
+    p->sends[p->n_sends++] = (struct plan_send){.res = r, .e = e, .prev = prev};
 }
 
 static void
-plan_remove(struct plan *p, struct srv_entry *e)
+plan_remove(struct plan *p, const char *name, struct srv_entry *e)
 {
     if (p->n_removals == p->cap_removals) {
         p->cap_removals = p->cap_removals ? p->cap_removals * 2 : 16;
         p->removals = xrealloc(p->removals, p->cap_removals * sizeof(*p->removals));
     }
-    p->removals[p->n_removals++] = e;
+    p->removals[p->n_removals++] = (struct plan_rm){.name = name, .e = e};
 }
 
 static int
@@ -64,35 +88,132 @@ wanted(const struct srv_type *t, const struct srv_entry *e)
     return t->wildcard || (e != NULL && e->subscribed);
 }
 
-static void
-plan_build(const struct xds_server_stream *s, const struct srv_type *t, struct plan *p)
+/*
+ * The first index in [*pos, end) of |s| whose name is >= |name|, or |end|;
+ * *pos moves there. For names asked in increasing order: exponential then
+ * binary search, O(log distance) each.
+ */
+static size_t
+gallop(const struct xds_snapshot *s, size_t *pos, size_t end, const char *name)
 {
-    size_t first, n, i = 0;
+    size_t lo = *pos, step = 1;
+
+    while (lo < end) {
+        size_t probe = end - lo > step ? lo + step - 1 : end - 1;
+        if (strcmp(xds_snapshot_at(s, probe)->name, name) >= 0) {
+            size_t hi = probe;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(xds_snapshot_at(s, mid)->name, name) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            break;
+        }
+        lo = probe + 1;
+        step *= 2;
+    }
+    *pos = lo;
+    return lo;
+}
+
+/* Explicit entry |e| against the new version |r| (NULL: absent), by the rules of xds_server.h. */
+static void
+plan_entry(const struct srv_type *t, struct plan *p, struct srv_entry *e,
+           const struct xds_resource *r)
+{
+    if (!wanted(t, e))
+        return;
+    if (r != NULL) {
+        /* Held already, or rejected at this very version: nothing to send. */
+        if ((!e->unsure && xds_streq(e->held, r->version)) || xds_streq(e->nacked, r->version))
+            return;
+        plan_send(p, r, e, NULL);
+        return;
+    }
+    if (e->held != NULL || e->nacked != NULL || (e->subscribed && !e->told_absent))
+        plan_remove(p, e->name, e);
+}
+
+/*
+ * Plans the push of |t| from what it holds (based on |base| if t->based) to
+ * t->synced, whose range of the type is [first, first + n).
+ */
+static void
+plan_build(struct srv_type *t, struct xds_snapshot *base, size_t first, size_t n, struct plan *p)
+{
+    struct xds_snapshot *snap = t->synced;
+    const struct xds_diff *diff = NULL;
+    bool diff_owned = false;
+    size_t i = 0, n_imp = 0, pos = first, end = first + n, j = 0;
     const char *key;
     void *val;
 
     memset(p, 0, sizeof(*p));
-    xds_snapshot_type_range(s->snap, t->type_url, &first, &n);
-    for (size_t k = first; k < first + n; k++) {
-        const struct xds_resource *r = xds_snapshot_at(s->snap, k);
-        const struct srv_entry *e = xds_map_get(&t->entries, r->name);
-        if (!wanted(t, e))
-            continue;
-        /* Held already, or rejected at this very version: nothing to send. */
-        if (e != NULL &&
-            ((!e->unsure && xds_streq(e->held, r->version)) || xds_streq(e->nacked, r->version)))
-            continue;
-        plan_send(p, r);
+    p->ord = xcalloc(t->entries.n ? t->entries.n : 1, sizeof(*p->ord));
+    while (xds_map_next(&t->entries, &i, &key, &val))
+        p->ord[p->n_ord++] = val;
+    if (p->n_ord > 1)
+        qsort(p->ord, p->n_ord, sizeof(*p->ord), cmp_entry_name);
+    p->hit = xcalloc(p->n_ord ? p->n_ord : 1, sizeof(*p->hit));
+
+    /*
+     * Names without an entry, wanted only under wildcard: held at the base
+     * version when based (so the diff is what changed), else not held at all
+     * (everything in the range is new to the client).
+     */
+    size_t d_first = 0;
+    if (t->wildcard && t->based && base != snap) {
+        diff = xds_snapshot_diff(snap, base, &diff_owned);
+        xds_diff_type_range(diff, base, snap, t->type_url, &d_first, &n_imp);
+    } else if (t->wildcard && !t->based) {
+        n_imp = n;
     }
-    while (xds_map_next(&t->entries, &i, &key, &val)) {
-        struct srv_entry *e = val;
-        if (!wanted(t, e) || xds_snapshot_find(s->snap, t->type_url, e->name) != NULL)
+
+    i = 0;
+    while (i < n_imp || j < p->n_ord) {
+        const struct xds_resource *to = NULL;
+        const char *from_name = NULL, *from_version = NULL;
+        if (i < n_imp && diff != NULL) {
+            const struct xds_diff_item *it = &diff->v[d_first + i];
+            to = it->to != NONE ? xds_snapshot_at(snap, it->to) : NULL;
+            if (it->from != NONE) {
+                from_name = xds_snapshot_at(base, it->from)->name;
+                from_version = xds_snapshot_at(base, it->from)->version;
+            }
+        } else if (i < n_imp) {
+            to = xds_snapshot_at(snap, first + i);
+        }
+        int c;
+        if (i == n_imp)
+            c = 1;
+        else if (j == p->n_ord)
+            c = -1;
+        else
+            c = strcmp(to ? to->name : from_name, p->ord[j]->name);
+        if (c < 0) {
+            if (to != NULL)
+                plan_send(p, to, NULL, from_version);
+            else
+                plan_remove(p, from_name, NULL);
+            i++;
             continue;
-        if (e->held != NULL || e->nacked != NULL || (e->subscribed && !e->told_absent))
-            plan_remove(p, e);
+        }
+        /* An explicit entry (overriding the implicit name when c == 0). */
+        struct srv_entry *e = p->ord[j];
+        size_t k = gallop(snap, &pos, end, e->name);
+        const struct xds_resource *r = NULL;
+        if (k < end && strcmp(xds_snapshot_at(snap, k)->name, e->name) == 0)
+            r = xds_snapshot_at(snap, k);
+        p->hit[j] = r != NULL ? k : NONE;
+        plan_entry(t, p, e, r);
+        j++;
+        if (c == 0)
+            i++;
     }
-    if (p->n_removals > 1)
-        qsort(p->removals, p->n_removals, sizeof(*p->removals), cmp_entry_name);
+    if (diff_owned)
+        xds_diff_free((struct xds_diff *)diff);
 }
 
 static void
@@ -100,6 +221,8 @@ plan_free(struct plan *p)
 {
     free(p->sends);
     free(p->removals);
+    free(p->ord);
+    free(p->hit);
 }
 
 static size_t
@@ -126,8 +249,8 @@ field_len(size_t len)
  * removals) and updates the held versions accordingly.
  */
 static struct srv_flight *
-flight_add(struct xds_server_stream *s, struct srv_type *t, const struct plan *p, size_t start,
-           size_t end)
+flight_add(struct xds_server_stream *s, struct srv_type *t, const struct plan *p,
+           struct xds_snapshot *base, size_t start, size_t end)
 {
     t->flights = xrealloc(t->flights, (t->n_flights + 1) * sizeof(*t->flights));
     struct srv_flight *f = &t->flights[t->n_flights++];
@@ -137,20 +260,31 @@ flight_add(struct xds_server_stream *s, struct srv_type *t, const struct plan *p
     f->sent_ms = srv_now(s);
     f->n_items = end - start;
     f->items = xcalloc(f->n_items, sizeof(*f->items));
+    f->base = base != NULL ? xds_snapshot_ref(base) : NULL;
     for (size_t k = start; k < end; k++) {
         struct srv_item *it = &f->items[k - start];
         if (k < p->n_sends) {
-            const struct xds_resource *r = p->sends[k];
-            struct srv_entry *e = srv_entry_get_or_add(t, r->name);
-            it->res = r;
-            it->prev = e->held;
-            e->held = xstrdup(r->version);
+            const struct plan_send *ps = &p->sends[k];
+            struct srv_entry *e = ps->e;
+            it->res = ps->res;
+            if (e == NULL) {
+                /* Implicit: held at the base version before, at this one after the rebase. */
+                it->str = ps->prev;
+                continue;
+            }
+            it->str = it->own = e->held;
+            e->held = xstrdup(ps->res->version);
             e->told_absent = false;
             e->unsure = false;
             continue;
         }
-        struct srv_entry *e = p->removals[k - p->n_sends];
-        it->name = xstrdup(e->name);
+        const struct plan_rm *pr = &p->removals[k - p->n_sends];
+        struct srv_entry *e = pr->e;
+        if (e == NULL) {
+            it->str = pr->name; /* implicit, in the base: no entry after the rebase */
+            continue;
+        }
+        it->str = it->own = xstrdup(e->name);
         free(e->held);
         free(e->nacked);
         e->held = e->nacked = NULL;
@@ -158,7 +292,7 @@ flight_add(struct xds_server_stream *s, struct srv_type *t, const struct plan *p
         e->unsure = false;
         /* A wildcard-only name the client no longer has needs no entry. */
         if (!e->subscribed)
-            srv_entry_free(xds_map_del(&t->entries, it->name));
+            e->gone = true;
     }
     return f;
 }
@@ -175,7 +309,7 @@ emit(struct xds_server_stream *s, const struct srv_type *t, const struct srv_fli
     if (n_removed > 0) {
         removed = xcalloc(n_removed, sizeof(*removed));
         for (size_t k = 0; k < n_removed; k++)
-            removed[k] = f->items[n_sends + k].name;
+            removed[k] = (char *)f->items[n_sends + k].str;
     }
     resp.system_version_info = (char *)xds_snapshot_version(t->synced);
     resp.type_url = t->type_url;
@@ -212,7 +346,7 @@ oversized(const struct xds_server_stream *s, const struct srv_type *t, const cha
 /* Splits the plan into responses under the size cap and emits them. */
 static size_t
 send_plan(struct xds_server_stream *s, struct srv_type *t, const struct plan *p,
-          struct xds_out *out)
+          struct xds_snapshot *base, struct xds_out *out)
 {
     size_t n_sends = p->n_sends, total = n_sends + p->n_removals, k = 0, emitted = 0;
     pb_resource *res = xcalloc(n_sends, sizeof(*res));
@@ -223,7 +357,7 @@ send_plan(struct xds_server_stream *s, struct srv_type *t, const struct plan *p,
     size_t overhead = 64 + strlen(t->type_url) + XDS_MAX_NONCE_LEN + XDS_VERSION_LEN;
 
     for (size_t i = 0; i < n_sends; i++) {
-        const struct xds_resource *r = p->sends[i];
+        const struct xds_resource *r = p->sends[i].res;
         google__protobuf__any__init(&any[i]);
         any[i].type_url = r->type_url;
         any[i].value.data = r->bytes;
@@ -236,7 +370,7 @@ send_plan(struct xds_server_stream *s, struct srv_type *t, const struct plan *p,
         sizes[i] = field_len(envoy__service__discovery__v3__resource__get_packed_size(&res[i]));
     }
     for (size_t i = 0; i < p->n_removals; i++)
-        sizes[n_sends + i] = field_len(strlen(p->removals[i]->name));
+        sizes[n_sends + i] = field_len(strlen(p->removals[i].name));
 
     do {
         size_t start = k, size = overhead;
@@ -244,12 +378,13 @@ send_plan(struct xds_server_stream *s, struct srv_type *t, const struct plan *p,
             if (k > start && size + sizes[k] > s->max_response_bytes)
                 break;
             if (k == start && size + sizes[k] > s->max_response_bytes)
-                oversized(s, t, k < n_sends ? p->sends[k]->name : p->removals[k - n_sends]->name);
+                oversized(s, t,
+                          k < n_sends ? p->sends[k].res->name : p->removals[k - n_sends].name);
             size += sizes[k++];
         }
         /* Resource structs of this response: the sends within [start, k). */
         size_t s_end = k < n_sends ? k : n_sends, s_start = start < n_sends ? start : n_sends;
-        struct srv_flight *f = flight_add(s, t, p, start, k);
+        struct srv_flight *f = flight_add(s, t, p, base, start, k);
         emit(s, t, f, rp + s_start, s_end - s_start, out);
         emitted++;
     } while (k < total);
@@ -261,40 +396,80 @@ send_plan(struct xds_server_stream *s, struct srv_type *t, const struct plan *p,
     return emitted;
 }
 
+/* Whether explicit entry |e| says no more than the implicit state at |r|'s version. */
+static bool
+entry_is_implicit(const struct srv_entry *e, const struct xds_resource *r)
+{
+    return xds_streq(e->held, r->version) && e->nacked == NULL && !e->subscribed &&
+           !e->told_absent && !e->unsure;
+}
+
+/*
+ * After a push from |t|'s old base to t->synced was recorded: bases the type
+ * on t->synced (when wildcard), frees entries the push made useless (removed
+ * wildcard-only names, names now held exactly at the new version) and marks
+ * those overriding a name of the new range.
+ */
+static void
+rebase(struct srv_type *t, const struct plan *p, size_t first, size_t n)
+{
+    t->based = t->wildcard;
+    t->base_first = first;
+    t->base_n = n;
+    t->n_shadows = 0;
+    for (size_t j = 0; j < p->n_ord; j++) {
+        struct srv_entry *e = p->ord[j];
+        size_t k = p->hit[j];
+        e->shadows = t->based && k != NONE;
+        if (e->gone || (e->shadows && entry_is_implicit(e, xds_snapshot_at(t->synced, k)))) {
+            e->shadows = false;
+            srv_entry_del(t, e);
+            continue;
+        }
+        t->n_shadows += e->shadows;
+    }
+}
+
 size_t
 srv_type_sync(struct xds_server_stream *s, struct srv_type *t, struct xds_out *out)
 {
     struct plan p;
+    size_t first, n;
 
     if (!t->served || s->snap == NULL || t->n_flights > 0)
         return 0;
     if (!t->initial_pending && !t->dirty && t->synced == s->snap)
         return 0;
-    xds_snapshot_unref(t->synced);
+    /* The old snapshot stays alive while flights borrow its strings. */
+    struct xds_snapshot *base = t->synced;
     t->synced = xds_snapshot_ref(s->snap);
     t->dirty = false;
-    plan_build(s, t, &p);
+    xds_snapshot_type_range(t->synced, t->type_url, &first, &n);
+    plan_build(t, base, first, n, &p);
     if (p.n_sends + p.n_removals == 0 && !t->initial_pending) {
+        rebase(t, &p, first, n);
         plan_free(&p);
+        xds_snapshot_unref(base);
         return 0;
     }
     t->initial_pending = false;
     t->push_nacked = false;
     t->push_ms = srv_now(s);
-    size_t n = send_plan(s, t, &p, out);
+    size_t emitted = send_plan(s, t, &p, t->based ? base : NULL, out);
+    rebase(t, &p, first, n);
     plan_free(&p);
+    xds_snapshot_unref(base);
     s->stats.pushes++;
-    return n;
+    return emitted;
 }
 
 static void
 flight_cleanup(struct srv_flight *f)
 {
-    for (size_t i = 0; i < f->n_items; i++) {
-        free(f->items[i].name);
-        free(f->items[i].prev);
-    }
+    for (size_t i = 0; i < f->n_items; i++)
+        free(f->items[i].own);
     free(f->items);
+    xds_snapshot_unref(f->base);
 }
 
 /*
@@ -352,14 +527,21 @@ nack_rejected(const struct srv_flight *f, const char *message, bool *all)
 static void
 reject_item(struct srv_type *t, struct srv_item *it, bool unsure)
 {
-    struct srv_entry *e = xds_map_get(&t->entries, it->res->name);
+    struct srv_entry *e = srv_entry_get(t, it->res->name);
 
+    /* Held implicitly at this version: it needs an entry now. */
+    if (e == NULL && t->based &&
+        xds_snapshot_find_in(t->synced, t->base_first, t->base_n, it->res->name) != NONE)
+        e = srv_entry_get_or_add(t, it->res->name);
     if (e == NULL)
         return; /* unsubscribed meanwhile */
     if (xds_streq(e->held, it->res->version)) {
         free(e->held);
-        e->held = it->prev;
-        it->prev = NULL;
+        if (it->own != NULL)
+            e->held = it->own;
+        else
+            e->held = it->str != NULL ? xstrdup(it->str) : NULL;
+        it->str = it->own = NULL;
     }
     free(e->nacked);
     e->nacked = xstrdup(it->res->version);
@@ -370,9 +552,9 @@ reject_item(struct srv_type *t, struct srv_item *it, bool unsure)
 static void
 accept_item(struct srv_type *t, const struct srv_item *it)
 {
-    struct srv_entry *e = xds_map_get(&t->entries, it->res->name);
+    struct srv_entry *e = srv_entry_get(t, it->res->name);
 
-    /* The client took a version: an older rejection no longer matters. */
+    /* The client took a version: an older rejection no longer matters (implicit: none). */
     if (e != NULL && xds_streq(e->held, it->res->version)) {
         free(e->nacked);
         e->nacked = NULL;
