@@ -45,6 +45,24 @@ $NORM --ours <"$ROOT/tests/unit/inpod/ipv4.rules" >"$WORK/golden.txt"
 check "the rules in the enrolled pod match the golden file" cmp -s "$WORK/golden.txt" "$WORK/rules.txt"
 check "the pod's policy route for the return path is in place" \
     sh -c "ip -n $PC rule | grep -q 'fwmark 0x111/0xfff lookup 100' && ip -n $PC route show table 100 | grep -q 'local default dev lo'"
+# ZDS interop with a peer not built from amesh code (Python socket + SCM_RIGHTS + protobuf).
+ZDSPROBE="$PY $ROOT/tests/support/zds_probe.py"
+check "a Python ZDS client gets mesh-cni's snapshot: the client pod with its netns" \
+    ip netns exec "$N1" $ZDSPROBE as-ztunnel "$WORK/zds1.sock" --expect demo/client --netns "/run/netns/$PC"
+start_bg "$WORK/zds-agent.log" ip netns exec "$N2" $ZDSPROBE as-agent "$WORK/py-agent.sock" \
+    --netns "/run/netns/$PS" --uid py-server --name server --namespace demo --sa server
+AGENT=$LAST_PID
+wait_for test -S "$WORK/py-agent.sock"
+start_bg "$WORK/zt-py.log" ip netns exec "$N2" "$BIN/ztunnel" --xds-address "$MESHD_ADDR" \
+    --root-cert "$STATE/root-cert.pem" --token "$WORK/token-node-2" --node node-2 \
+    --zds-socket "$WORK/py-agent.sock"
+ZTPY=$LAST_PID
+agent_done() { wait "$AGENT"; }
+check "ztunnel completes Hello, Add and SnapshotSent with a Python node agent" agent_done
+cat "$WORK/zds-agent.log"
+check "that ztunnel took the pod from it" grep -q 'pod demo/server (py-server) enrolled' "$WORK/zt-py.log"
+check "and exits 0 on SIGTERM" stop_ztunnel "$ZTPY" "$WORK/zt-py.log"
+
 hbone_ready() { grep -q 'certificate for spiffe://cluster.local/ns/demo/sa/server from the CA' "$WORK/zt2.log"; }
 wait_secs 5 hbone_ready || true
 
