@@ -1,91 +1,93 @@
 #!/usr/bin/env bash
-# demo.sh - the control plane and two nodes, narrated. Run by `make demo` (as root).
+# demo.sh - ambient mesh on a local cluster, narrated. Run by `make demo` (as root).
 #
-# It builds two "nodes" out of network namespaces, starts meshd (config from a
-# directory of Kubernetes YAML, CA, delta xDS) and one ztunnel per node fed by
-# it, then shows a TCP exchange in plaintext, enrolls the namespace by editing
-# one label in the config directory, and shows the same exchange carried in an
-# mTLS HBONE tunnel with certificates from meshd's CA. Everything it makes is
-# removed at the end.
+# meshctl builds a two-node cluster out of network namespaces (meshd, and on
+# each node mesh-cni and ztunnel), deploys the sample apps, and shows: curl
+# between pods in plaintext; the namespace enrolled with one label; the same
+# curl riding HBONE (mTLS to 15008) with certificates from meshd's CA, while
+# no pod restarts. It ends by uninstalling, leaving the machine as it was.
 set -euo pipefail
 BUILD=${1:-build}
-export MESH_BIN=$(cd "$(dirname "$0")/.." && pwd)/$BUILD/bin
-export ASAN_OPTIONS= UBSAN_OPTIONS=
-. "$(dirname "$0")/../tests/integration/lib.sh"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$ROOT/$BUILD/bin
+PY=/usr/bin/python3
+export PATH=$BIN:$PATH
+# A private cluster directory: the demo never touches a cluster of yours in /run/amesh.
+export MESH_CLUSTER_DIR=$(mktemp -d /tmp/amesh-demo.XXXXXX)/cluster
+CAPS=()
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { printf '# %s\n' "$*"; }
 show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
-MESHCTL=$MESH_BIN/meshctl
+cleanup() {
+    local rc=$?
+    for p in "${CAPS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    if [ -d "$MESH_CLUSTER_DIR" ]; then
+        step "Uninstall: everything the cluster made goes away"
+        meshctl uninstall || rc=1
+    fi
+    rm -rf "$(dirname "$MESH_CLUSTER_DIR")"
+    exit $rc
+}
+trap cleanup EXIT
+[ "$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
 
-require_root
-step "1. Two nodes as network namespaces, joined by a veth link"
-topo_two_nodes 4
-say "node-1 ($N1): client pod $CLIENT_IP      node-2 ($N2): server pod $SERVER_IP, service echo on $VIP:80"
-CFG=$WORK/config STATE=$WORK/state
-write_k8s_config "$CFG"
-# Start with the namespace not enrolled: the demo enrolls it live in step 5.
-sed -i 's#istio.io/dataplane-mode: ambient#istio.io/dataplane-mode: none#' "$CFG/namespaces.yaml"
-say "The config directory meshd reads (Kubernetes YAML):"
-show ls "$CFG"
-show cat "$CFG/namespaces.yaml"
-show "$MESHCTL" analyze -f "$CFG"
+netns_of() { # pod -> its network namespace (what mesh-cni reads from the pod's annotation)
+    meshctl get pods -n demo -o json | $PY -c "
+import json,sys
+for i in json.load(sys.stdin)['items']:
+    if i['metadata']['name'].startswith('$1'):
+        print(i['metadata']['annotations']['amesh.io/netns'].rsplit('/',1)[1]); break"
+}
+capture() { # netns pcap: tcpdump on the pod's eth0 (all it sends and receives)
+    ip netns exec "$1" tcpdump -Z root --immediate-mode -i eth0 -n -U -w "$2" tcp >/dev/null 2>&1 &
+    CAPS+=($!)
+    sleep 1
+}
+stop_capture() { sleep 0.5; kill -INT "${CAPS[-1]}"; wait "${CAPS[-1]}" 2>/dev/null || true; unset 'CAPS[-1]'; }
 
-step "2. meshd, the control plane: creates its CA root, serves xDS and the CA on 15012"
-capture_outbound "$N1" # node-1's outbound TCP goes to its ztunnel (ztunnel's own sockets are exempt)
-start_meshd "$CFG" "$STATE" "$WORK/meshd.log"
-show ls -l "$STATE"
-say "Each node's ztunnel gets a credential that is good for its own node only:"
-show "$MESH_BIN/meshd" token --state-dir "$STATE" --node node-1
+step "1. A local cluster: two nodes, meshd, and on each node mesh-cni and ztunnel"
+show meshctl install --nodes 2
 
-step "3. One ztunnel per node, config and certificates from meshd"
-start_ztunnel_xds "$N1" node-1 "$STATE" "$WORK/zt1.log"
-ZT1=$LAST_PID
-start_ztunnel_xds "$N2" node-2 "$STATE" "$WORK/zt2.log"
-ZT2=$LAST_PID
-say "ztunnel on node-2, as istioctl would show it:"
-show ip netns exec "$N2" "$MESHCTL" ztunnel-config workloads
+step "2. The sample apps: echo (two versions) and a curl pod, in namespace demo"
+show meshctl apply -f "$ROOT/samples/echo.yaml" -f "$ROOT/samples/curl.yaml"
+ready() { [ "$(meshctl get pods -n demo | grep -c Running)" -ge 3 ] &&
+          [ "$(meshctl ztunnel-config workloads --node node-1 | grep -c '^demo ')" -ge 3 ]; }
+for _ in $(seq 100); do ready && break; sleep 0.1; done
+show meshctl get pods -n demo -o wide
+show meshctl ztunnel-config workloads --node node-1
 
-step "4. An echo server on node-2; the namespace is not enrolled yet, so traffic is plaintext"
-start_server "$N2" "$SERVER_IP" 8080 "$WORK/server.log"
-start_bg "$WORK/cap1.log" ip netns exec "$N2" tcpdump -Z root --immediate-mode -i v2 -n -U -w "$WORK/plain.pcap" tcp
-CAP=$LAST_PID; sleep 1
-show ip netns exec "$N1" $TCPTOOL echo --bind "$CLIENT_IP" --connect "$SERVER_IP:8080" --message "secret-plaintext-payload" || true
-sleep 0.5; kill -INT $CAP; wait $CAP 2>/dev/null || true
-say "What an observer on the link sees: the payload in clear text"
-tcpdump -n -A -r "$WORK/plain.pcap" 2>/dev/null | grep -a -m2 'secret-plaintext-payload' || true
+step "3. Not in the mesh yet: curl talks to echo in plaintext"
+CURL_NS=$(netns_of curl)
+W=$(dirname "$MESH_CLUSTER_DIR")
+capture "$CURL_NS" "$W/plain.pcap"
+show meshctl exec -n demo deploy/curl -- curl -s http://echo/hello
+stop_capture
+say "What the wire next to the curl pod carries: the HTTP text"
+tcpdump -n -A -r "$W/plain.pcap" 2>/dev/null | grep -a -m3 -E 'GET /hello|pod=echo' || true
 
-step "5. Enroll the namespace: one label in the config directory; meshd pushes it within a second"
-show sed -i 's#istio.io/dataplane-mode: none#istio.io/dataplane-mode: ambient#' "$CFG/namespaces.yaml"
-hbone() { ip netns exec "$N2" "$MESHCTL" ztunnel-config workloads | grep -Eq '^default +server .* HBONE'; }
-wait_secs 5 hbone || say "UNEXPECTED: the change did not arrive"
-show ip netns exec "$N2" "$MESHCTL" ztunnel-config workloads
-say "node-2 fetched a certificate for its own workload from meshd's CA:"
-show ip netns exec "$N2" "$MESHCTL" ztunnel-config certificates
-
-step "6. The same request, now carried over HBONE (mTLS + HTTP/2 CONNECT to :15008)"
-start_bg "$WORK/cap2.log" ip netns exec "$N2" tcpdump -Z root --immediate-mode -i v2 -n -U -w "$WORK/mesh.pcap" tcp
-CAP=$LAST_PID; sleep 1
-show ip netns exec "$N1" $TCPTOOL echo --bind "$CLIENT_IP" --connect "$SERVER_IP:8080" --message "secret-plaintext-payload"
-show ip netns exec "$N1" $TCPTOOL echo --bind "$CLIENT_IP" --connect "$VIP:80" --message "via the service VIP"
-sleep 0.5; kill -INT $CAP; wait $CAP 2>/dev/null || true
-say "The link now carries only TLS to port 15008 (and node-2's xDS/CA connection to 15012):"
-tcpdump -n -r "$WORK/mesh.pcap" 2>/dev/null | grep -v '\.15012[: ]' | head -6
-if tcpdump -n -A -r "$WORK/mesh.pcap" 2>/dev/null | grep -q 'secret-plaintext-payload'; then
-    say "UNEXPECTED: payload visible"; exit 1
-fi
-say "...and the payload appears nowhere in the capture."
-
-step "7. The access logs name both SPIFFE identities"
-grep 'connection complete' "$WORK/zt1.log" | grep 'spiffe' | head -2
-grep 'connection complete' "$WORK/zt2.log" | grep 'spiffe' | head -2
-
-step "8. A broken config file changes nothing that is served"
-show sh -c "printf 'kind: Pod\nmetadata: {name: oops\n' >'$CFG/typo.yaml'"
+step "4. Enroll the namespace: one label, no pod restarted"
+show meshctl label ns demo istio.io/dataplane-mode=ambient
+hbone() { meshctl ztunnel-config workloads --node node-1 | grep -Eq '^demo +curl.* HBONE'; }
+for _ in $(seq 50); do hbone && break; sleep 0.1; done
+show meshctl ztunnel-config workloads --node node-1
 sleep 1
-show "$MESHCTL" analyze -f "$CFG" || true
-show ip netns exec "$N1" $TCPTOOL echo --bind "$CLIENT_IP" --connect "$VIP:80" --message "still served"
-show ip netns exec "$N1" sh -c "$PY -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:15014/metrics').read().decode())\" | grep -E '^(pilot_xds|meshd_config_errors|citadel_server_success)'"
 
-step "9. Graceful shutdown: SIGTERM drains and exits 0"
-kill -TERM $ZT1 $ZT2 $MESHD_PID; wait $ZT1; wait $ZT2; wait $MESHD_PID
-say "meshd and both ztunnels exited cleanly; removing namespaces"
+step "5. The same curl now rides HBONE: mutual TLS to port 15008"
+capture "$CURL_NS" "$W/mesh.pcap"
+show meshctl exec -n demo deploy/curl -- curl -s http://echo/hello
+show meshctl exec -n demo deploy/curl -- curl -s http://echo.demo.svc.cluster.local/hello
+stop_capture
+say "The wire now carries only TLS to 15008:"
+tcpdump -n -r "$W/mesh.pcap" 2>/dev/null | head -4
+if tcpdump -n -A -r "$W/mesh.pcap" 2>/dev/null | grep -q 'GET /hello'; then
+    say "UNEXPECTED: HTTP visible"; exit 1
+fi
+say "...and no HTTP text anywhere in the capture. The server still sees the client's own IP."
+say "ztunnel's access log names both SPIFFE identities:"
+meshctl logs ztunnel --node node-1 | grep 'connection complete' | grep 'sa/curl' | tail -1
+show meshctl ztunnel-config certificates --node node-1
+
+step "6. No pod was restarted"
+show meshctl get pods -n demo
+say "(RESTARTS 0: enrollment changed the pods' network namespaces, not their processes)"

@@ -21,6 +21,16 @@ static const struct command {
      "show a ztunnel's workloads, services, certificates, policies, connections"},
     {"analyze", analyze_main, analyze_usage,
      "check Kubernetes YAML as meshd reads it (file:line for every problem)"},
+    {"install", install_main, install_usage,
+     "create the local cluster: nodes, meshd, ztunnel and mesh-cni per node"},
+    {"uninstall", uninstall_main, uninstall_usage,
+     "remove the local cluster and everything it made"},
+    {"apply", apply_main, apply_usage, "create or update objects from Kubernetes YAML (-f)"},
+    {"delete", delete_main, delete_usage, "delete objects (-f FILE, or KIND NAME...)"},
+    {"get", get_main, get_usage, "list pods, services, namespaces, deployments, ..."},
+    {"label", label_main, label_usage, "set or remove labels (e.g. enroll a namespace)"},
+    {"exec", exec_main, exec_usage, "run a command in a pod's network namespace"},
+    {"logs", logs_main, logs_usage, "print the logs of a pod, ztunnel, mesh-cni or meshd"},
     {"help", help_main, NULL, "show this help, or a command's (meshctl help COMMAND)"},
 };
 
@@ -69,6 +79,8 @@ main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "__pod-run") == 0) /* a pod's supervisor, started by apply */
+        return pod_run_main(argc - 1, argv + 1);
     const struct command *c = find(argv[1]);
     if (c == NULL) {
         fprintf(stderr, "meshctl: unknown command \"%s\"; see 'meshctl help'\n", argv[1]);

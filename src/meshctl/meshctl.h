@@ -2,6 +2,7 @@
  * meshctl.h - the mesh's command-line tool: subcommands and the helpers they share.
  *
  *   main.c            the subcommand table, help
+ *   cluster*.c, kube_proxy.c   the local cluster (install, apply, get, exec...; cluster.h)
  *   analyze.c         analyze: offline lint with meshd's own parser (lib/k8s)
  *   ztunnel_config.c  ztunnel-config: flags, fetching and parsing the dump, -o json|yaml
  *   zc_tables.c       workloads, services, policies, connections tables
@@ -31,6 +32,20 @@ meshctl_cmd_fn ztunnel_config_main;
 void ztunnel_config_usage(FILE *f);
 meshctl_cmd_fn analyze_main; /* analyze.c */
 void analyze_usage(FILE *f);
+/* The local cluster (cluster.h). */
+meshctl_cmd_fn install_main, uninstall_main; /* cluster_install.c */
+void install_usage(FILE *f);
+void uninstall_usage(FILE *f);
+meshctl_cmd_fn apply_main, delete_main; /* cluster_apply.c */
+void apply_usage(FILE *f);
+void delete_usage(FILE *f);
+meshctl_cmd_fn get_main; /* cluster_get.c */
+void get_usage(FILE *f);
+meshctl_cmd_fn label_main, exec_main, logs_main; /* cluster_cmds.c */
+void label_usage(FILE *f);
+void exec_usage(FILE *f);
+void logs_usage(FILE *f);
+meshctl_cmd_fn pod_run_main; /* cluster_podrun.c: meshctl __pod-run (hidden) */
 
 /* admin_get.c */
 #define ADMIN_DEFAULT_ADDR "127.0.0.1:15000"

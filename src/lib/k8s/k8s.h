@@ -16,6 +16,7 @@
  * k8s_build_resources() turns the store into the xDS resources istiod would
  * serve: type.googleapis.com/istio.workload.Address (one Workload per running
  * pod with an IP, one Service per non-ExternalName Service).
+
  */
 #ifndef MESH_LIB_K8S_H
 #define MESH_LIB_K8S_H
@@ -186,6 +187,35 @@ int k8s_obj_line_of(const struct k8s_obj *o, const json_t *v);
 int k8s_obj_key_line(const struct k8s_obj *o, const json_t *parent, const char *key);
 
 const char *k8s_kind_name(enum k8s_kind kind);
+
+/* ---- Reading manifests (also for tools such as meshctl apply) ---- */
+
+struct k8s_lines; /* where each value was written */
+
+struct k8s_doc {
+    json_t *json; /* owned */
+    int line;
+    struct k8s_lines *lines; /* owned reference */
+};
+
+struct k8s_docs {
+    struct k8s_doc *v;
+    size_t n;
+};
+
+/*
+ * Reads every document of |len| bytes named |file|. Empty documents are
+ * dropped. On a YAML error, or when a cap is exceeded, appends one error to
+ * |d| and returns -MESH_ECONFIG with |out| empty.
+ */
+int k8s_yaml_parse(const char *file, const char *data, size_t len, struct k8s_docs *out,
+                   struct k8s_diags *d);
+void k8s_docs_free(struct k8s_docs *docs);
+
+/* RFC 1123 label (<= 63, [a-z0-9-], alphanumeric ends); |dns1035| also wants a letter first. */
+bool k8s_dns_label(const char *s, bool dns1035);
+/* RFC 1123 subdomain (<= 253, dot-separated labels). */
+bool k8s_dns_subdomain(const char *s);
 
 /* ---- Conversion ---- */
 

@@ -53,25 +53,7 @@ void k8s_lines_unref(struct k8s_lines *l);
 /* Returns 0 when unknown. */
 int k8s_lines_get(const struct k8s_lines *l, const void *v, const char *key);
 
-struct k8s_doc {
-    json_t *json; /* owned */
-    int line;
-    struct k8s_lines *lines; /* owned reference */
-};
-
-struct k8s_docs {
-    struct k8s_doc *v;
-    size_t n;
-};
-
-/*
- * Reads every document of |len| bytes named |file|. Empty documents are
- * dropped. On a YAML error, or when a cap is exceeded, appends one error to
- * |d| and returns -MESH_ECONFIG with |out| empty.
- */
-int k8s_yaml_parse(const char *file, const char *data, size_t len, struct k8s_docs *out,
-                   struct k8s_diags *d);
-void k8s_docs_free(struct k8s_docs *docs);
+/* struct k8s_doc, k8s_yaml_parse(), k8s_docs_free(): public, in k8s.h. */
 
 /* ---- Decoded objects ---- */
 
@@ -239,10 +221,7 @@ void k8s_kv_free(struct k8s_kv *kv, size_t n);
 
 /* Parses a textual IPv4 or IPv6 address (no zone, no brackets). Returns 0 or -EINVAL. */
 int k8s_parse_ip(const char *s, struct k8s_ip *ip);
-/* RFC 1123 label (<= 63, [a-z0-9-], alphanumeric ends); |dns1035| also wants a letter first. */
-bool k8s_dns_label(const char *s, bool dns1035);
-/* RFC 1123 subdomain (<= 253, dot-separated labels). */
-bool k8s_dns_subdomain(const char *s);
+/* k8s_dns_label(), k8s_dns_subdomain(): public, in k8s.h. */
 /* IANA service name, as a named port (<= 15, [a-z0-9-], a letter, no "--"). */
 bool k8s_port_name(const char *s);
 
