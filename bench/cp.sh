@@ -140,7 +140,7 @@ for P in "${SIZES[@]}"; do
     rec "$k.config_bytes" "$(cat "$CFG"/*.yaml | wc -c)"
     t0=$(date +%s%N)
     WAIT_SECS=120 start_meshd "$CFG" "$STATE" "$WORK/meshd-$P.log" --log-level info \
-        --debounce-ms "$DEBOUNCE"
+        --debounce-ms "$DEBOUNCE" --max-conns-per-ip 0
     t1=$(date +%s%N)
     rec "$k.start_ms" $(((t1 - t0) / 1000000))
     [ "$(cat "/proc/$MESHD_PID/comm")" = meshd ] || { echo "cp: pid $MESHD_PID is not meshd" >&2; exit 1; }

@@ -11,6 +11,7 @@ pkgs=(
   curl
   python3 python3-h2 python3-cryptography
   haproxy stunnel4 iperf3 wrk
+  prometheus # promtool check metrics on ztunnel's scrape (test 14); its service is not needed
 )
 
 missing=()

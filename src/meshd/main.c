@@ -43,6 +43,7 @@ usage(FILE *f)
             "  --cert-ttl SECS         default workload certificate lifetime (86400)\n"
             "  --max-cert-ttl SECS     longest lifetime a proxy may ask for (7776000)\n"
             "  --debounce-ms MS        wait for config changes to settle (100)\n"
+            "  --max-conns-per-ip N    connections from one address, 0 = no limit (64)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
 }
@@ -119,6 +120,7 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         {"cert-ttl", required_argument, NULL, 't'},
         {"max-cert-ttl", required_argument, NULL, 'm'},
         {"debounce-ms", required_argument, NULL, 'D'},
+        {"max-conns-per-ip", required_argument, NULL, 'P'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
@@ -134,6 +136,7 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
     o->cert_ttl = 86400;
     o->max_cert_ttl = 90L * 86400;
     o->debounce_ms = 100;
+    o->max_conns_per_ip = 64;
     log_set_json(env != NULL && strcmp(env, "json") == 0);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -146,6 +149,9 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         case 't': o->cert_ttl = parse_num("--cert-ttl", optarg, 60, 90L * 86400); break;
         case 'm': o->max_cert_ttl = parse_num("--max-cert-ttl", optarg, 60, 90L * 86400); break;
         case 'D': o->debounce_ms = (uint64_t)parse_num("--debounce-ms", optarg, 0, 5000); break;
+        case 'P':
+            o->max_conns_per_ip = (unsigned)parse_num("--max-conns-per-ip", optarg, 0, 1000000);
+            break;
         case 'l':
             if ((lv = log_parse_level(optarg)) < 0)
                 fatal("--log-level: unknown level \"%s\"", optarg);

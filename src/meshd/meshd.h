@@ -38,6 +38,7 @@ struct meshd_opts {
     long cert_ttl;     /* default workload certificate lifetime */
     long max_cert_ttl; /* cap on what a proxy may ask for */
     uint64_t debounce_ms;
+    unsigned max_conns_per_ip; /* 0: no limit (a benchmark simulating many nodes from one address) */
 };
 
 /* Counters for /metrics; names follow istiod's where it has one. */

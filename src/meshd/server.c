@@ -32,7 +32,6 @@
  * keep file descriptors for the proxies that do.
  */
 #define MESHD_MAX_CONNS 8192
-#define MESHD_MAX_CONNS_PER_IP 64
 #define MESHD_AUTH_DEADLINE_MS 10000
 #define MESHD_MAX_XDS_PER_CONN 2 /* ztunnel opens one */
 #define MESHD_MAX_XDS_PER_NODE 4 /* an upgrade runs two ztunnels for a while */
@@ -164,7 +163,8 @@ on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
 
     for (struct mconn *c = srv->conns; c != NULL; c = c->next)
         same_ip += ipaddr_eq(&c->peer, peer);
-    if (srv->n_conns >= MESHD_MAX_CONNS || same_ip >= MESHD_MAX_CONNS_PER_IP) {
+    if (srv->n_conns >= MESHD_MAX_CONNS ||
+        (srv->d->opts.max_conns_per_ip > 0 && same_ip >= srv->d->opts.max_conns_per_ip)) {
         if (log_budget(srv))
             log_warn("connection from %s refused: %u from that address, %u in all",
                      ipaddr_str(peer, a), same_ip, srv->n_conns);

@@ -78,6 +78,7 @@ void
 zconn_finish(struct zt *zt, struct zconn *c, const struct pipe_result *res)
 {
     access_log(zt, c, res);
+    zt_metrics_conn_end(zt, c, res);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -92,6 +93,7 @@ zconn_finish(struct zt *zt, struct zconn *c, const struct pipe_result *res)
     free(c->dst_ns);
     free(c->dst_identity);
     free(c->dst_service);
+    free(c->dst_uid);
     zpod_unref(c->pod);
     free(c);
 }
@@ -101,6 +103,12 @@ zconn_set_pod(struct zconn *c, struct zpod *pod)
 {
     zpod_unref(c->pod);
     c->pod = pod ? zpod_ref(pod) : NULL;
+}
+
+void
+zconn_set_flag(struct zconn *c, const char *flag)
+{
+    c->flag = flag;
 }
 
 void

@@ -190,6 +190,21 @@ on_request(void *arg, struct h2_session *s, struct h2_stream *st)
     zconn_set(&r->zc->dst_workload, w->name);
     zconn_set(&r->zc->dst_ns, w->ns);
     zconn_set(&r->zc->dst_identity, w->identity);
+    zconn_set(&r->zc->dst_uid, w->uid);
+
+    /* Authorization against the real target (reference 5.1); a denied CONNECT gets 401. */
+    char reason[600], why[700];
+    if (!zt_authorize(zt, w, hc->chk.peer.uri, &hc->peer_ip, &ip, port, reason, sizeof(reason))) {
+        snprintf(why, sizeof(why), "connection closed due to policy rejection: %s", reason);
+        reject(st, 401, why);
+        zconn_set_flag(r->zc, "DENY");
+        r->zc->error = "connection closed due to policy rejection";
+        log_info("%s", why);
+        struct pipe_result res = {.err = -MESH_EDENIED};
+        zconn_finish(zt, r->zc, &res);
+        free(r);
+        return;
+    }
 
     /* In a pod, the app sees the client's own address (IP_TRANSPARENT; reference 2.4). */
     struct sock_opts o = hc->pod->dial;

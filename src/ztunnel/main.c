@@ -23,6 +23,7 @@
 #include "buf/buf.h"
 #include "config/local_config.h"
 #include "log/log.h"
+#include "policy/policy.h"
 #include "tls/tls_cp.h"
 #include "ztunnel.h"
 
@@ -370,9 +371,12 @@ main(int argc, char **argv)
         log_info("local config %s: %zu workloads (%zu on node %s), %zu services",
                  zt.opts.local_config, zt.model->n_workloads, n_local, zt.opts.node,
                  zt.model->n_services);
-        if (zt.model->n_policies > 0)
-            log_warn("%zu policies in the config are not enforced by this version",
-                     zt.model->n_policies);
+        struct policy_set *ps;
+        if (local_config_load_policies(zt.opts.local_config, &ps, err, sizeof(err)) < 0)
+            fatal("invalid local config: %s", err);
+        if (policy_set_count(ps) > 0)
+            log_info("%zu authorization policies", policy_set_count(ps));
+        zt_set_policies(&zt, ps);
         certs_sync(zt.certs);
     } else if ((zt.xds = xds_start(&zt, err, sizeof(err))) == NULL) {
         fatal("%s", err);
@@ -390,6 +394,8 @@ main(int argc, char **argv)
     }
     if (admin_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
+    if (zt_metrics_start(&zt, err, sizeof(err)) < 0)
+        fatal("%s", err);
     /* With meshd, ready once every watched type arrived (xds.c); in-pod, once ZDS synced. */
     zt.xds_synced = !zt.opts.xds;
     zt_update_ready(&zt);
@@ -402,6 +408,7 @@ main(int argc, char **argv)
 
     /* Orderly teardown so sanitizers see no leaks. */
     admin_stop();
+    zt_metrics_stop();
     zt_close_listeners(&zt);
     inpod_stop(zt.inpod);
     zt_expire_waiters(&zt);
@@ -414,6 +421,7 @@ main(int argc, char **argv)
     pool_free(zt.pool);
     certs_free(zt.certs);
     zpod_unref(zt.node_scope);
+    policy_set_unref(zt.policies);
     while (zt.pods != NULL)
         zpod_delete(zt.pods);
     loop_run_deferred(zt.loop);

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define LOG_SCOPE "inbound"
@@ -104,6 +105,23 @@ passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_p
     if (src != NULL) {
         zconn_set(&p->zc->src_workload, src->name);
         zconn_set(&p->zc->src_ns, src->ns);
+    }
+    /* Plaintext has no identity: policies that require one deny it (reference 5.1). */
+    char reason[600];
+    if (w != NULL) {
+        zconn_set(&p->zc->dst_uid, w->uid);
+        if (!zt_authorize(zt, w, NULL, peer, &odst, oport, reason, sizeof(reason))) {
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            log_info("connection closed due to policy rejection: %s", reason);
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            close(fd);
+            zconn_set_flag(p->zc, "DENY");
+            p->zc->error = "connection closed due to policy rejection";
+            struct pipe_result res = {.err = -MESH_EDENIED};
+            zconn_finish(zt, p->zc, &res);
+            free(p);
+            return;
+        }
     }
     /* In a pod, the app sees the client's own address (IP_TRANSPARENT; reference 2.4). */
     struct sock_opts o = pod->dial;

@@ -19,6 +19,7 @@
 #include "channel/channel.h"
 #include "log/log.h"
 #include "model/model_store.h"
+#include "policy/policy.h"
 #include "rpc/rpc.h"
 #include "xds/xds.h"
 #include "xds/xds_client.h"
@@ -35,7 +36,8 @@ struct zt_xds {
     struct rpc_call *call;
     struct xds_client *client;
     struct model_store *store;
-    size_t n_authorizations;
+    struct policy_set *policies; /* as the pushes left it */
+    bool policies_changed;
     uint64_t backoff_ms;
     struct loop_timer retry;
     bool synced_once;
@@ -88,6 +90,7 @@ on_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
     (void)call;
 
     xds_out_init(&out);
+    zt_metrics_xds_response(len);
     int rc = xds_client_on_response(x->client, msg, len, &out);
     if (rc < 0) {
         xds_out_cleanup(&out);
@@ -115,6 +118,7 @@ on_end(void *arg, struct rpc_call *call, int status, const char *message)
     char why[300];
     rpc_call_free(call);
     x->call = NULL;
+    zt_metrics_xds_end(status == GRPC_STATUS_OK ? "Complete" : "Error");
     snprintf(why, sizeof(why), "stream ended with status %d%s%s", status, message ? ": " : "",
              message ? message : "");
     reconnect_later(x, status == GRPC_STATUS_OK, why);
@@ -132,6 +136,7 @@ on_session(void *arg, struct h2_session *s, int err)
     char why[200], auth[TOKEN_FILE_MAX + 16];
 
     if (s == NULL) {
+        zt_metrics_xds_end("ConnectionError");
         snprintf(why, sizeof(why), "meshd unreachable: %s", mesh_strerror(err));
         reconnect_later(x, false, why);
         return;
@@ -178,8 +183,14 @@ on_apply(void *arg, const char *type_url, const char *name, const char *version,
             return x->reject;
         return NULL;
     }
-    /* Authorization: enforced with the policy work; counted so the dump shows it arrived. */
-    x->n_authorizations++;
+    struct policy *p;
+    if (policy_decode(bytes, len, &p, x->reject, sizeof(x->reject)) < 0)
+        return x->reject;
+    if (x->policies == NULL)
+        x->policies = policy_set_new();
+    policy_set_remove(x->policies, name);
+    policy_set_add(x->policies, p); /* takes our reference */
+    x->policies_changed = true;
     return NULL;
 }
 
@@ -187,10 +198,11 @@ static const char *
 on_remove(void *arg, const char *type_url, const char *name)
 {
     struct zt_xds *x = arg;
-    if (strcmp(type_url, XDS_TYPE_ADDRESS) == 0)
+    if (strcmp(type_url, XDS_TYPE_ADDRESS) == 0) {
         model_store_remove(x->store, name);
-    else if (x->n_authorizations > 0)
-        x->n_authorizations--;
+    } else if (x->policies != NULL && policy_set_remove(x->policies, name)) {
+        x->policies_changed = true;
+    }
     return NULL;
 }
 
@@ -199,6 +211,16 @@ on_batch_end(void *arg, const char *type_url)
 {
     struct zt_xds *x = arg;
     struct zt *zt = x->zt;
+    zt_metrics_xds_message(type_url);
+    if (strcmp(type_url, XDS_TYPE_AUTHORIZATION) == 0) {
+        if (x->policies_changed) {
+            x->policies_changed = false;
+            /* Readers get their own snapshot; this set keeps changing with later pushes. */
+            zt_set_policies(zt, policy_set_clone(x->policies));
+            log_debug("xDS: %zu authorization policies", policy_set_count(x->policies));
+        }
+        return;
+    }
     if (strcmp(type_url, XDS_TYPE_ADDRESS) != 0)
         return;
     struct model *m = model_store_snapshot(x->store);
@@ -268,6 +290,7 @@ xds_stop(struct zt_xds *x)
     channel_free(x->chan);
     xds_client_free(x->client);
     model_store_free(x->store);
+    policy_set_unref(x->policies);
     free(x);
 }
 
@@ -278,7 +301,8 @@ xds_dump(const struct zt_xds *x, struct json_t *obj)
     json_object_set_new(obj, "connected", json_boolean(x->call != NULL));
     json_object_set_new(obj, "synced", json_boolean(xds_client_ready(x->client)));
     json_object_set_new(obj, "addresses", json_integer((json_int_t)xds_client_count(x->client, XDS_TYPE_ADDRESS)));
-    json_object_set_new(obj, "authorizations", json_integer((json_int_t)x->n_authorizations));
+    json_object_set_new(obj, "authorizations",
+                        json_integer((json_int_t)(x->policies ? policy_set_count(x->policies) : 0)));
     json_object_set_new(obj, "connects", json_integer((json_int_t)s->connects));
     json_object_set_new(obj, "responses", json_integer((json_int_t)s->responses));
     json_object_set_new(obj, "applied", json_integer((json_int_t)s->applied));

@@ -12,7 +12,9 @@
  *   inpod.c       in-pod mode: pods and their namespaces from the node agent (ZDS)
  *   wait.c        connections held until the workload or certificate they need is known
  *   conntab.c     live connections, access log at close
+ *   authz.c       L4 authorization of inbound connections, live re-evaluation
  *   admin.c       15000 config_dump, 15021 readiness
+ *   metrics.c     15020 Prometheus metrics (Istio's names and labels)
  */
 #ifndef MESH_ZTUNNEL_H
 #define MESH_ZTUNNEL_H
@@ -32,6 +34,7 @@
 #define ZT_PORT_HBONE 15008
 #define ZT_PORT_ADMIN 15000
 #define ZT_PORT_READY 15021
+#define ZT_PORT_METRICS 15020
 
 #define TOKEN_FILE_MAX 4096
 
@@ -61,6 +64,7 @@ struct pool;
 struct zt_xds;
 struct zt_inpod;
 struct zwait;
+struct policy_set;
 
 /*
  * A scope of data-path listeners (15001, 15006, 15008): the node's own network
@@ -92,10 +96,13 @@ struct zconn {
     uint16_t src_port, dst_port, hbone_port;
     char *src_workload, *src_ns, *src_identity;
     char *dst_workload, *dst_ns, *dst_identity, *dst_service;
+    char *dst_uid;     /* inbound: the local workload (policy re-evaluation) */
     uint64_t start_ms;
     struct pipe *pipe;
     struct zpod *pod;  /* the scope it was accepted in (referenced) */
     const char *error; /* static reason, NULL when clean */
+    const char *flag;  /* response_flags (static), see zconn_set_flag() */
+    struct zconn_metrics *metrics; /* metrics.c */
 };
 
 struct zt {
@@ -114,6 +121,7 @@ struct zt {
     bool xds_synced;           /* every watched type arrived (or local mode) */
     bool zds_synced;           /* in-pod mode: the node agent's first snapshot arrived */
     struct zt_inpod *inpod;
+    struct policy_set *policies; /* authorization policies in force (NULL: none) */
     struct inbound *inbound;   /* HBONE sessions accepted on 15008 */
     struct zpod *node_scope;   /* node mode: listeners in ztunnel's own namespace */
     struct zpod *pods;         /* in-pod mode: one scope per enrolled pod */
@@ -184,6 +192,12 @@ void zconn_abort_all(struct zt *zt);
 void zconn_abort_pod(struct zt *zt, struct zpod *pod);
 /* Records the scope a connection came through (takes a reference). */
 void zconn_set_pod(struct zconn *c, struct zpod *pod);
+/*
+ * Sets the response_flags the metrics report when |c| closes (a static string:
+ * "DENY", "CONNECT", ... as reference 6.1). Unset, a clean end is "-" and an
+ * error is derived from its code (metrics.c).
+ */
+void zconn_set_flag(struct zconn *c, const char *flag);
 
 /* certs.c */
 struct certs *certs_new(struct zt *zt, char *err, size_t errlen);
@@ -199,6 +213,17 @@ struct json_t;
 /* Appends certificate entries to a JSON array. */
 void certs_dump(struct certs *c, struct json_t *arr);
 
+
+/* authz.c */
+/*
+ * May |peer_uri| (NULL: no identity, plaintext) from |src_ip| reach |dst| at
+ * |dst_ip|:|dst_port|? On false |reason| says which policy decided.
+ */
+bool zt_authorize(const struct zt *zt, const struct workload *dst, const char *peer_uri,
+                  const struct ipaddr *src_ip, const struct ipaddr *dst_ip, uint16_t dst_port,
+                  char *reason, size_t reason_len);
+/* Installs |set| (takes the reference) and closes open inbound connections it denies. */
+void zt_set_policies(struct zt *zt, struct policy_set *set);
 
 /* inpod.c */
 struct zt_inpod *inpod_start(struct zt *zt, char *err, size_t errlen);
@@ -258,5 +283,15 @@ void pool_connect(struct pool *p, const struct pool_target *t, const char *autho
 /* admin.c */
 int admin_start(struct zt *zt, char *err, size_t errlen);
 void admin_stop(void);
+
+/* metrics.c: 15020 on [::]. Hooks do nothing before start and after stop. */
+int zt_metrics_start(struct zt *zt, char *err, size_t errlen);
+void zt_metrics_stop(void);
+/* From zconn_finish(): opened (if not yet), bytes, closed and failed. */
+void zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *res);
+/* xds.c: a response of |len| bytes is being decoded; it was of |type_url|; the stream ended. */
+void zt_metrics_xds_response(size_t len);
+void zt_metrics_xds_message(const char *type_url);
+void zt_metrics_xds_end(const char *reason);
 
 #endif

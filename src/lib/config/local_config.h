@@ -24,4 +24,15 @@ int local_config_parse(const char *data, size_t len, const char *name, struct mo
 /* Reads and parses |path|. */
 int local_config_load(const char *path, struct model **out, char *err, size_t errlen);
 
+struct policy_set;
+/*
+ * The `policies:` list (istio.security.Authorization in proto3 JSON form) as
+ * a policy set, from |len| bytes named |name| or from |path|. Returns 0 with
+ * *out set (maybe empty), or <0 with |err| naming the entry.
+ */
+int local_config_policies(const char *data, size_t len, const char *name, struct policy_set **out,
+                          char *err, size_t errlen);
+int local_config_load_policies(const char *path, struct policy_set **out, char *err,
+                               size_t errlen);
+
 #endif

@@ -16,7 +16,13 @@
  * k8s_build_resources() turns the store into the xDS resources istiod would
  * serve: type.googleapis.com/istio.workload.Address (one Workload per running
  * pod with an IP, one Service per non-ExternalName Service).
-
+ *
+ * Building is incremental: the store remembers, per object, the packed
+ * resource and what it was made from, and packs again only what a change
+ * reaches (the object, its Namespace, the Services selecting a pod, the
+ * options), with output identical to a build from scratch. So the readers
+ * k8s_build_resources() and k8s_store_diags() update state inside the store
+ * although they take it const: one store is for one thread at a time.
  */
 #ifndef MESH_LIB_K8S_H
 #define MESH_LIB_K8S_H

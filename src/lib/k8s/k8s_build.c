@@ -4,7 +4,10 @@
  * (k8s_workload.c), packed, named as istiod names them and versioned by a hash
  * of their bytes, so a rebuild changes the version of exactly the resources
  * whose bytes changed. Everything that could vary in order without meaning
- * (maps, resource order) is sorted.
+ * (maps, resource order) is sorted. The packed bytes are kept per object (its
+ * memo) and reused while the object and what it was built from are unchanged;
+ * the sorted name order is kept too and patched (k8s_internal.h, "Incremental
+ * building").
  *
  * Services follow istiod's pilot/pkg/serviceregistry/ambient/services.go
  * constructService; app protocols pkg/config/kube ConvertProtocol.
@@ -212,30 +215,181 @@ build_service(const struct k8s_build_ctx *b, struct k8s_arena *a, const struct k
     s->canonical = true;
 }
 
-static void
-add_resource(struct mesh_resources *out, char *name, const Istio__Workload__Address *addr)
-{
-    struct mesh_resource *r;
+/* ---- Memos: the packed resource per object, reused while its inputs are unchanged ---- */
 
-    if (out->n % 64 == 0)
-        out->v = xrealloc(out->v, (out->n + 64) * sizeof(*out->v));
-    r = &out->v[out->n++];
-    memset(r, 0, sizeof(*r));
-    r->name = xstrdup(name);
-    r->type_url = K8S_TYPE_ADDRESS;
-    r->len = istio__workload__address__get_packed_size(addr);
-    r->data = xmalloc(r->len);
-    istio__workload__address__pack(addr, r->data);
-    snprintf(r->version, sizeof(r->version), "%016" PRIx64,
-             k8s_hash(K8S_HASH_INIT, r->data, r->len));
+struct k8s_memo *
+k8s_memo_get(struct k8s_obj *o)
+{
+    if (o->memo == NULL)
+        o->memo = xcalloc(1, sizeof(*o->memo));
+    return o->memo;
 }
 
-static int
-cmp_resource(const void *x, const void *y)
+void
+k8s_memo_free(struct k8s_memo *m)
 {
-    const struct mesh_resource *a = x, *b = y;
-    int c = strcmp(a->type_url, b->type_url);
-    return c ? c : strcmp(a->name, b->name);
+    if (m == NULL)
+        return;
+    free(m->sel);
+    free(m->sel_gens);
+    free(m->name);
+    free(m->data);
+    free(m);
+}
+
+static bool
+memo_fresh(const struct k8s_memo *m, uint64_t opts, uint64_t ns_gen)
+{
+    return m->built && m->b_opts == opts && m->b_ns_gen == ns_gen;
+}
+
+static void
+memo_pack(struct k8s_memo *m, const char *name, const Istio__Workload__Address *addr, uint64_t opts,
+          uint64_t ns_gen)
+{
+    if (m->name == NULL || strcmp(m->name, name) != 0) {
+        free(m->name);
+        m->name = xstrdup(name);
+        m->ord_epoch = 0; /* another name: its place in the order is not known */
+    }
+    free(m->data);
+    m->len = istio__workload__address__get_packed_size(addr);
+    m->data = xmalloc(m->len);
+    istio__workload__address__pack(addr, m->data);
+    snprintf(m->version, sizeof(m->version), "%016" PRIx64,
+             k8s_hash(K8S_HASH_INIT, m->data, m->len));
+    m->built = true;
+    m->b_opts = opts;
+    m->b_ns_gen = ns_gen;
+}
+
+static bool
+str_eq(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* The options' epoch: a new one whenever they differ from the last build's. */
+static uint64_t
+opts_epoch(struct k8s_view *v, const struct k8s_build_ctx *b)
+{
+    const char *now[ARRAY_LEN(v->opts)] = {b->cluster_id, b->trust_domain, b->domain_suffix,
+                                           b->network};
+    bool same = v->opts_epoch != 0;
+
+    for (size_t i = 0; same && i < ARRAY_LEN(now); i++)
+        same = str_eq(v->opts[i], now[i]);
+    if (!same) {
+        for (size_t i = 0; i < ARRAY_LEN(now); i++) {
+            free(v->opts[i]);
+            v->opts[i] = now[i] ? xstrdup(now[i]) : NULL;
+        }
+        v->opts_epoch++;
+    }
+    return v->opts_epoch;
+}
+
+/* The gen of Namespace |ns|, 0 when there is none. */
+static uint64_t
+ns_gen(const struct k8s_store *st, const char *ns)
+{
+    const struct k8s_obj *o = k8s_store_find(st, K8S_NAMESPACE, "", ns);
+    return o ? o->gen : 0;
+}
+
+/* ---- The resources in name order ---- */
+
+static int
+cmp_memo_name(const void *x, const void *y)
+{
+    const struct k8s_memo *const *a = x, *const *b = y;
+    return strcmp((*a)->name, (*b)->name);
+}
+
+/* Position of |name| in the order, or SIZE_MAX. */
+static size_t
+order_find(const struct k8s_order *o, const char *name)
+{
+    size_t lo = 0, hi = o->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(o->names[mid], name);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return SIZE_MAX;
+}
+
+/*
+ * Puts the |n| memos into |sorted| in name order: each finds its place in the
+ * last build's order (remembered, else by binary search); when names came or
+ * went, the survivors are merged with the sorted newcomers. O(n) when the set
+ * of names did not change.
+ */
+static void
+order_memos(struct k8s_view *v, struct k8s_memo **memos, size_t n, struct k8s_memo **sorted)
+{
+    struct k8s_order *o = &v->order;
+    struct k8s_memo **at = xcalloc(o->n + 1, sizeof(*at)); /* old position -> its memo now */
+    struct k8s_memo **fresh = xcalloc(n + 1, sizeof(*fresh));
+    size_t n_fresh = 0, claimed = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct k8s_memo *m = memos[i];
+        size_t pos = m->ord_epoch == o->epoch && m->ord < o->n ? m->ord : order_find(o, m->name);
+        if (pos == SIZE_MAX || at[pos] != NULL) {
+            fresh[n_fresh++] = m;
+            continue;
+        }
+        at[pos] = m;
+        claimed++;
+    }
+    if (n_fresh == 0 && claimed == o->n) {
+        for (size_t i = 0; i < o->n; i++) {
+            at[i]->ord = i;
+            at[i]->ord_epoch = o->epoch;
+            sorted[i] = at[i];
+        }
+        free(at);
+        free(fresh);
+        return;
+    }
+    if (n_fresh > 1)
+        qsort(fresh, n_fresh, sizeof(*fresh), cmp_memo_name);
+    char **names = xcalloc(n + 1, sizeof(*names));
+    size_t k = 0, f = 0;
+    for (size_t i = 0;; i++) {
+        /* Newcomers that sort before the next survivor; the rest at the end. */
+        while (f < n_fresh &&
+               (i == o->n || (at[i] != NULL && strcmp(fresh[f]->name, at[i]->name) < 0))) {
+            names[k] = xstrdup(fresh[f]->name);
+            sorted[k++] = fresh[f++];
+        }
+        if (i == o->n)
+            break;
+        if (at[i] == NULL) {
+            free(o->names[i]); /* gone */
+            continue;
+        }
+        names[k] = o->names[i];
+        sorted[k++] = at[i];
+    }
+    CHECK(k == n);
+    free(o->names);
+    o->names = names;
+    o->n = n;
+    o->epoch++;
+    for (size_t i = 0; i < n; i++) {
+        sorted[i]->ord = i;
+        sorted[i]->ord_epoch = o->epoch;
+    }
+    free(at);
+    free(fresh);
 }
 
 int
@@ -244,6 +398,8 @@ k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
 {
     static const struct k8s_build_opts defaults = {0};
     struct k8s_build_ctx b = {.st = st, .d = d};
+    struct k8s_view *v = st->view;
+    uint64_t g = 0;
 
     if (o == NULL)
         o = &defaults;
@@ -255,38 +411,74 @@ k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
         strcmp(o->trust_domain, "cluster.local") != 0)
         b.trust_domain = o->trust_domain;
     memset(out, 0, sizeof(*out));
+    k8s_view_update(st);
+    uint64_t opts = opts_epoch(v, &b);
 
-    for (size_t i = 0; i < k8s_store_count(st, K8S_SERVICE); i++) {
-        const struct k8s_obj *svc = k8s_store_at(st, K8S_SERVICE, i);
-        struct k8s_arena a = {0};
-        Istio__Workload__Service s;
-        Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
+    struct k8s_memo **memos =
+        xcalloc(st->n_eff[K8S_SERVICE] + st->n_eff[K8S_POD] + 1, sizeof(*memos));
+    size_t n = 0;
+    for (size_t i = 0, end = 0; i < st->n_eff[K8S_SERVICE]; i++) {
+        struct k8s_obj *svc = st->eff[K8S_SERVICE][i];
+        if (i == end) { /* a namespace begins */
+            end = i + k8s_ns_run(st, K8S_SERVICE, i);
+            g = ns_gen(st, svc->meta.ns);
+        }
         /* ExternalName Services are left to DNS, as istiod does. */
         if (svc->u.svc.external_name)
             continue;
-        build_service(&b, &a, svc, &s);
-        addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
-        addr.service = &s;
-        add_resource(out, k8s_arena_printf(&a, "%s/%s", s.namespace_, s.hostname), &addr);
-        k8s_arena_free(&a);
+        struct k8s_memo *m = k8s_memo_get(svc);
+        if (!memo_fresh(m, opts, g)) {
+            struct k8s_arena a = {0};
+            Istio__Workload__Service s;
+            Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
+            build_service(&b, &a, svc, &s);
+            addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
+            addr.service = &s;
+            memo_pack(m, k8s_arena_printf(&a, "%s/%s", s.namespace_, s.hostname), &addr, opts, g);
+            k8s_arena_free(&a);
+        }
+        memos[n++] = m;
     }
-    for (size_t i = 0; i < k8s_store_count(st, K8S_POD); i++) {
-        const struct k8s_obj *pod = k8s_store_at(st, K8S_POD, i);
-        struct k8s_arena a = {0};
-        Istio__Workload__Workload w;
-        Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
+    for (size_t i = 0, end = 0; i < st->n_eff[K8S_POD]; i++) {
+        struct k8s_obj *pod = st->eff[K8S_POD][i];
+        if (i == end) {
+            end = i + k8s_ns_run(st, K8S_POD, i);
+            g = ns_gen(st, pod->meta.ns);
+        }
         /* Finished pods and pods without an address are not workloads (CheckPodTerminal,
          * getPodIPs). */
         if (pod->u.pod.terminal || pod->u.pod.n_ips == 0)
             continue;
-        k8s_build_workload(&b, &a, pod, &w);
-        addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_WORKLOAD;
-        addr.workload = &w;
-        add_resource(out, w.uid, &addr);
-        k8s_arena_free(&a);
+        struct k8s_memo *m = pod->memo; /* made, with the selection, by k8s_view_update() */
+        if (!memo_fresh(m, opts, g)) {
+            struct k8s_arena a = {0};
+            Istio__Workload__Workload w;
+            Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
+            k8s_build_workload(&b, &a, pod, &w);
+            addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_WORKLOAD;
+            addr.workload = &w;
+            memo_pack(m, w.uid, &addr, opts, g);
+            k8s_arena_free(&a);
+        }
+        memos[n++] = m;
     }
-    if (out->n > 1)
-        qsort(out->v, out->n, sizeof(*out->v), cmp_resource);
+    struct k8s_memo **sorted = xcalloc(n + 1, sizeof(*sorted));
+    order_memos(v, memos, n, sorted);
+    if (n > 0)
+        out->v = xcalloc(n, sizeof(*out->v));
+    for (size_t i = 0; i < n; i++) {
+        const struct k8s_memo *m = sorted[i];
+        struct mesh_resource *r = &out->v[i];
+        r->name = xstrdup(m->name);
+        r->type_url = K8S_TYPE_ADDRESS;
+        r->data = xmalloc(m->len);
+        memcpy(r->data, m->data, m->len);
+        r->len = m->len;
+        memcpy(r->version, m->version, sizeof(r->version));
+    }
+    out->n = n;
+    free(sorted);
+    free(memos);
     k8s_check_ports(st, d);
     return 0;
 }
@@ -303,6 +495,14 @@ mesh_resources_free(struct mesh_resources *r)
     free(r->v);
     r->v = NULL;
     r->n = 0;
+}
+
+static int
+cmp_resource(const void *x, const void *y)
+{
+    const struct mesh_resource *a = x, *b = y;
+    int c = strcmp(a->type_url, b->type_url);
+    return c ? c : strcmp(a->name, b->name);
 }
 
 const struct mesh_resource *

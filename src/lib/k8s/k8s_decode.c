@@ -67,6 +67,7 @@ k8s_obj_free(struct k8s_obj *o)
     else if (o->kind == K8S_SERVICE)
         k8s_service_cleanup(&o->u.svc);
     meta_cleanup(&o->meta);
+    k8s_memo_free(o->memo);
     json_decref(o->json);
     k8s_lines_unref(o->lines);
     free(o->file);

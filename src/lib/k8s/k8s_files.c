@@ -17,9 +17,15 @@
 #include "base/base.h"
 #include "k8s/k8s_internal.h"
 
-/* Reads |path| into a heap buffer. Returns 0, -errno, or -MESH_ELIMIT past the cap. */
+/* A read buffer, reused for every file of a directory. */
+struct rbuf {
+    char *p;
+    size_t cap;
+};
+
+/* Reads |path| into |rb|. Returns 0, -errno, or -MESH_ELIMIT past the cap. */
 static int
-read_file(const char *path, char **out, size_t *len)
+read_file(const char *path, struct rbuf *rb, size_t *len)
 {
     struct stat sb;
     size_t cap, n = 0;
@@ -28,7 +34,6 @@ read_file(const char *path, char **out, size_t *len)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     int rc = 0;
 
-    *out = NULL;
     if (fd < 0)
         return -errno;
     if (fstat(fd, &sb) < 0) {
@@ -43,33 +48,36 @@ read_file(const char *path, char **out, size_t *len)
         rc = -MESH_ELIMIT;
         goto out;
     }
-    /* One more than the cap, so a file that grew since fstat() is still caught. */
-    cap = (size_t)sb.st_size + 1;
-    buf = xmalloc(cap);
+    /* One more than the size, so a file that grew since fstat() is still read to its end. */
+    if (rb->cap < (size_t)sb.st_size + 1) {
+        rb->cap = (size_t)sb.st_size + 1;
+        rb->p = xrealloc(rb->p, rb->cap);
+    }
+    cap = rb->cap;
+    buf = rb->p;
     for (;;) {
         if (n == cap) {
+            /* One more than the cap, so a file over it is caught. */
             if (cap > K8S_MAX_FILE_BYTES) {
-                free(buf);
                 rc = -MESH_ELIMIT;
                 goto out;
             }
             cap =
                 cap * 2 > (size_t)K8S_MAX_FILE_BYTES + 1 ? (size_t)K8S_MAX_FILE_BYTES + 1 : cap * 2;
-            buf = xrealloc(buf, cap);
+            buf = rb->p = xrealloc(rb->p, cap);
+            rb->cap = cap;
         }
         ssize_t r = read(fd, buf + n, cap - n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
             rc = -errno;
-            free(buf);
             goto out;
         }
         if (r == 0)
             break;
         n += (size_t)r;
     }
-    *out = buf;
     *len = n;
 out:
     close(fd);
@@ -77,11 +85,10 @@ out:
 }
 
 static int
-load_path(struct k8s_store *st, const char *path, struct k8s_diags *d, bool commit)
+load_path(struct k8s_store *st, const char *path, struct k8s_diags *d, bool commit, struct rbuf *rb)
 {
-    char *data;
     size_t len = 0;
-    int rc = read_file(path, &data, &len);
+    int rc = read_file(path, rb, &len);
 
     if (rc < 0) {
         char *msg = rc == -MESH_ELIMIT ? xasprintf("larger than %d bytes", K8S_MAX_FILE_BYTES)
@@ -94,15 +101,17 @@ load_path(struct k8s_store *st, const char *path, struct k8s_diags *d, bool comm
             k8s_store_commit(st);
         return rc == -MESH_ELIMIT ? -MESH_ECONFIG : rc;
     }
-    rc = k8s_store_load(st, path, data, len, d, commit);
-    free(data);
-    return rc;
+    return k8s_store_load(st, path, rb->p, len, d, commit);
 }
 
 int
 k8s_store_load_file(struct k8s_store *st, const char *path, struct k8s_diags *d)
 {
-    return load_path(st, path, d, true);
+    struct rbuf rb = {0};
+    int rc = load_path(st, path, d, true, &rb);
+
+    free(rb.p);
+    return rc;
 }
 
 static bool
@@ -164,6 +173,7 @@ k8s_store_sync_dir(struct k8s_store *st, const char *dir, struct k8s_diags *d)
 {
     size_t dlen = strlen(dir);
     char **names;
+    struct rbuf rb = {0};
     int rc = 0;
 
     while (dlen > 1 && dir[dlen - 1] == '/')
@@ -183,17 +193,26 @@ k8s_store_sync_dir(struct k8s_store *st, const char *dir, struct k8s_diags *d)
         if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
             free(names[i]);
             names[i] = NULL;
-        } else if (load_path(st, path, d, false) < 0) {
+        } else if (load_path(st, path, d, false, &rb) < 0) {
             rc = -MESH_ECONFIG;
         }
         free(path);
     }
-    /* Forget what was loaded from this directory before and is gone now. */
-    for (size_t i = 0; k8s_store_file_path(st, i) != NULL;) {
+    free(rb.p);
+    /*
+     * Forget what was loaded from this directory before and is gone now. The
+     * store's paths and |names| are both in strcmp order, and within the
+     * directory a path sorts as its name: one merged walk.
+     */
+    for (size_t i = 0, j = 0; k8s_store_file_path(st, i) != NULL;) {
         const char *path = k8s_store_file_path(st, i);
         bool keep = !in_dir(path, prefix, plen);
-        for (int j = 0; !keep && j < n; j++)
-            keep = names[j] != NULL && strcmp(path + plen, names[j]) == 0;
+        int c = 1;
+        while (!keep && j < (size_t)n &&
+               (names[j] == NULL || (c = strcmp(names[j], path + plen)) < 0))
+            j++;
+        if (!keep)
+            keep = j < (size_t)n && c == 0;
         if (keep) {
             i++;
             continue;

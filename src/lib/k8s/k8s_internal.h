@@ -6,10 +6,12 @@
  *   k8s_decode.c   apiVersion/kind/metadata, Namespace, ServiceAccount, stored kinds
  *   k8s_pod.c      Pod fields            k8s_service.c  Service fields
  *   k8s_json.c     typed field getters with file:line errors, name/label rules
- *   k8s_store.c    files, last-good-state rules, objects in effect
+ *   k8s_store.c    files, last-good-state rules, objects in effect (re-derived from the
+ *                  files that changed), object gens
  *   k8s_query.c    lookups over the objects in effect, object accessors
  *   k8s_files.c    reading files and directories
- *   k8s_build.c    resources, versions    k8s_workload.c Workload per pod
+ *   k8s_build.c    resources, versions, memos of packed resources, the name order
+ *   k8s_workload.c Workload per pod; which Services select which pods (the view)
  *   k8s_diag.c     diagnostics, hashing
  */
 #ifndef MESH_LIB_K8S_INTERNAL_H
@@ -39,6 +41,8 @@ void k8s_diags_sort(struct k8s_diags *d);
 #define K8S_HASH_INIT 0xcbf29ce484222325ULL
 /* FNV-1a, 64 bits: change detection and resource versions, not security. */
 uint64_t k8s_hash(uint64_t h, const void *p, size_t n);
+/* A faster 64-bit hash of |n| bytes for detecting changed files; not persistent. */
+uint64_t k8s_hash_bytes(const void *p, size_t n);
 
 /* ---- Line map (k8s_yaml.c) ---- */
 
@@ -129,6 +133,8 @@ struct k8s_service {
     size_t n_vips;
 };
 
+struct k8s_memo;
+
 struct k8s_obj {
     enum k8s_kind kind;
     char *file;
@@ -137,6 +143,14 @@ struct k8s_obj {
     json_t *json;            /* owned reference */
     struct k8s_lines *lines; /* owned reference */
     uint64_t hash;           /* of the JSON content: detects changes */
+    /*
+     * Unique per (identity, content) in a store: a reload of the same file that
+     * leaves an object's JSON equal keeps its gen (and memo); any other new
+     * object gets a fresh one. Resources built from objects whose gens did not
+     * change need not be built again.
+     */
+    uint64_t gen;
+    struct k8s_memo *memo; /* what the builder remembers (k8s_build.c); NULL until built */
     union {
         struct k8s_pod pod;
         struct k8s_service svc;
@@ -235,16 +249,36 @@ struct k8s_file {
     struct k8s_diags diags; /* from the last load */
     uint64_t data_hash;     /* of the bytes last loaded */
     size_t data_len;
+    bool dirty; /* objs changed since the objects in effect were derived */
+    bool gone;  /* forgotten: freed once they have been re-derived */
 };
+
+struct k8s_ref; /* k8s_store.c */
+
+struct k8s_view;
 
 struct k8s_store {
     struct k8s_file **files; /* sorted by path */
     size_t n_files;
     uint64_t generation;
+    uint64_t last_gen;                    /* the last k8s_obj.gen given out */
     struct k8s_obj **eff[K8S_KIND_COUNT]; /* in effect, sorted by (ns, name) */
     size_t n_eff[K8S_KIND_COUNT];
+    /* Every object, duplicates too, sorted by (ns, name, file path, position): re-derived
+     * from the dirty and gone files only. */
+    struct k8s_ref *all[K8S_KIND_COUNT];
+    size_t n_all[K8S_KIND_COUNT];
+    struct k8s_file **gone; /* forgotten since the last derivation */
+    size_t n_gone;
     struct k8s_diags dups; /* duplicates between files */
     bool stale;            /* files changed since the view was derived */
+    uint64_t eff_version;  /* counts re-derivations of eff */
+    /*
+     * What selection and building derived from eff, kept between calls: owned,
+     * and updated by the (const) readers k8s_store_diags() and
+     * k8s_build_resources(), which is why a store is not for concurrent use.
+     */
+    struct k8s_view *view;
 };
 
 /* Is |o| the object |kind| |ns|/|name|? */
@@ -274,6 +308,94 @@ void k8s_store_ns_range(const struct k8s_store *st, enum k8s_kind kind, const ch
 
 /* ---- Building (k8s_build.c, k8s_workload.c) ---- */
 
+/*
+ * Incremental building. k8s_build_resources() and k8s_check_ports() work
+ * from a view derived from the objects in effect and kept between calls:
+ *
+ *   - per namespace, its Services (their gens) and an index of their
+ *     selectors: each Service is filed under the selector entry (key=value)
+ *     fewest of the namespace's Services share, so the Services selecting a
+ *     pod are found by looking up the pod's own labels;
+ *   - per pod (in its memo), the Services that select it, recomputed only
+ *     when the pod or its namespace's Services changed;
+ *   - per pod and Service (memo), the packed resource with what it was built
+ *     from (the object's gen in the memo, its Namespace's gen, the selecting
+ *     Services' gens, the options), reused while all of that is unchanged;
+ *   - the resource names in sorted order, patched when the set changes.
+ *
+ * Output is byte-identical to building everything from scratch
+ * (test_k8s_diff checks this over random edits).
+ */
+
+/* One namespace's Services and their selector index (k8s_workload.c). */
+struct k8s_nsview {
+    char *ns;
+    size_t begin;   /* its first Service in eff[K8S_SERVICE] */
+    size_t n;       /* its Services */
+    uint64_t *gens; /* theirs, in order: any change gives a new epoch */
+    uint64_t epoch; /* >= 2, unique in the store */
+    /* (key, value) hash -> chain of Service offsets (from begin) filed under it */
+    uint64_t *slot_hash;
+    uint32_t *slot_head; /* 1 + offset; 0 = free slot */
+    size_t cap;          /* power of two */
+    uint32_t *next;      /* per offset: 1 + next offset in its chain, 0 = end */
+};
+
+/* Sorted names of the last build's resources. */
+struct k8s_order {
+    char **names; /* owned */
+    size_t n;
+    uint64_t epoch; /* changes when names are added or removed */
+};
+
+struct k8s_view {
+    uint64_t eff_version;  /* of the store when derived */
+    uint64_t last_epoch;   /* the last nsview epoch given out (K8S_EPOCH_NO_SERVICES at first) */
+    struct k8s_nsview *ns; /* sorted by ns */
+    size_t n_ns;
+    size_t *warn; /* positions in eff[K8S_POD] of the pods whose memo has port_warn */
+    size_t n_warn;
+    char *opts[4]; /* the options of the last build; changes give a new opts_epoch */
+    uint64_t opts_epoch;
+    struct k8s_order order;
+};
+
+/* The selection epoch of a namespace without Services, where pods select none (also
+ * what a fresh view starts counting from: every namespace view has a larger one). */
+#define K8S_EPOCH_NO_SERVICES 1
+
+struct k8s_memo {
+    /* Pods: the Services selecting this pod, as of sel_epoch (0: never computed). */
+    uint64_t sel_epoch;
+    uint32_t *sel;      /* offsets in the namespace's Services, ascending */
+    uint64_t *sel_gens; /* their gens */
+    size_t n_sel;
+    bool port_warn; /* one of them has a named targetPort this pod lacks */
+    /* The packed resource, valid when built and made with b_opts and b_ns_gen. */
+    bool built;
+    uint64_t b_opts;
+    uint64_t b_ns_gen; /* of the object's Namespace, 0 when there is none */
+    char *name;
+    uint8_t *data;
+    size_t len;
+    char version[17];
+    size_t ord; /* position in the view's order, valid when ord_epoch matches */
+    uint64_t ord_epoch;
+};
+
+void k8s_memo_free(struct k8s_memo *m);
+struct k8s_memo *k8s_memo_get(struct k8s_obj *o);
+void k8s_view_free(struct k8s_view *v);
+/* Brings the namespaces' indexes and the pods' selections up to date with eff. */
+void k8s_view_update(const struct k8s_store *st);
+/* How many objects of eff[kind] from |i| on are in eff[kind][i]'s namespace. */
+size_t k8s_ns_run(const struct k8s_store *st, enum k8s_kind kind, size_t i);
+/* The Service at |off| in |nv|. */
+struct k8s_obj *k8s_nsview_service(const struct k8s_store *st, const struct k8s_nsview *nv,
+                                   uint32_t off);
+/* The namespace view of |ns|, or NULL when it has no Services. */
+const struct k8s_nsview *k8s_view_ns(const struct k8s_view *v, const char *ns);
+
 /* Allocations for one message, freed together once it is packed. */
 struct k8s_arena {
     void **v;
@@ -299,7 +421,8 @@ char *k8s_service_hostname(struct k8s_arena *a, const struct k8s_build_ctx *b,
                            const struct k8s_obj *svc);
 /*
  * Fills |w| for |pod| (which has IPs and is not terminal) with memory from
- * |a|. Pointers into the store are borrowed.
+ * |a|; its services are those of the pod's memo (k8s_view_update() first).
+ * Pointers into the store are borrowed.
  */
 void k8s_build_workload(const struct k8s_build_ctx *b, struct k8s_arena *a,
                         const struct k8s_obj *pod, Istio__Workload__Workload *w);

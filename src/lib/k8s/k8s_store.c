@@ -78,7 +78,11 @@ file_get(struct k8s_store *st, const char *path, bool create)
 struct k8s_store *
 k8s_store_new(void)
 {
-    return xcalloc(1, sizeof(struct k8s_store));
+    struct k8s_store *st = xcalloc(1, sizeof(struct k8s_store));
+
+    st->view = xcalloc(1, sizeof(*st->view));
+    st->view->last_epoch = K8S_EPOCH_NO_SERVICES; /* namespace views' epochs come after it */
+    return st;
 }
 
 void
@@ -89,58 +93,123 @@ k8s_store_free(struct k8s_store *st)
     for (size_t i = 0; i < st->n_files; i++)
         file_free(st->files[i]);
     free(st->files);
-    for (int k = 0; k < K8S_KIND_COUNT; k++)
+    for (size_t i = 0; i < st->n_gone; i++)
+        file_free(st->gone[i]);
+    free(st->gone);
+    for (int k = 0; k < K8S_KIND_COUNT; k++) {
         free(st->eff[k]);
+        free(st->all[k]);
+    }
     k8s_diags_clear(&st->dups);
+    k8s_view_free(st->view);
     free(st);
 }
 
 /* ---- Objects in effect ---- */
 
-struct ref {
+struct k8s_ref {
     struct k8s_obj *o;
-    size_t file; /* index in path order */
+    struct k8s_file *file;
     size_t pos;  /* index in the file */
+    uint64_t id; /* hash of (ns, name): equal for duplicates, so only equal ones are compared */
 };
 
+/* (ns, name), then the file whose path sorts first, then the first in the file. */
 static int
 cmp_ref(const void *a, const void *b)
 {
-    const struct ref *x = a, *y = b;
+    const struct k8s_ref *x = a, *y = b;
     int c = strcmp(x->o->meta.ns, y->o->meta.ns);
 
     if (c == 0)
         c = strcmp(x->o->meta.name, y->o->meta.name);
-    if (c == 0)
-        c = x->file < y->file ? -1 : x->file > y->file;
+    if (c == 0 && x->file != y->file)
+        c = strcmp(x->file->path, y->file->path);
     if (c == 0)
         c = x->pos < y->pos ? -1 : x->pos > y->pos;
     return c;
 }
 
+/* First index in [lo, hi) of |v| whose ref sorts after |r|. */
+static size_t
+upper_bound(const struct k8s_ref *v, size_t lo, size_t hi, const struct k8s_ref *r)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp_ref(&v[mid], r) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * Re-derives the sorted list of every object of |kind| from the files that
+ * changed: the refs of the others stay in order (their objects and positions
+ * are what they were), those of dirty files are sorted and merged in, those
+ * of dirty and gone files' previous objects dropped without looking at the
+ * objects, which are freed already.
+ */
+static void
+rederive_all(struct k8s_store *st, enum k8s_kind kind)
+{
+    struct k8s_ref *old = st->all[kind], *add = NULL;
+    size_t m = 0, n_add = 0;
+
+    for (size_t i = 0; i < st->n_all[kind]; i++)
+        if (!old[i].file->dirty && !old[i].file->gone)
+            old[m++] = old[i];
+    for (size_t i = 0; i < st->n_files; i++) {
+        struct k8s_file *f = st->files[i];
+        if (!f->dirty)
+            continue;
+        for (size_t j = 0; j < f->n_objs; j++) {
+            if (f->objs[j]->kind != kind)
+                continue;
+            if (n_add % 64 == 0)
+                add = xrealloc(add, (n_add + 64) * sizeof(*add));
+            const struct k8s_obj *o = f->objs[j];
+            uint64_t id = k8s_hash(K8S_HASH_INIT, o->meta.ns, strlen(o->meta.ns) + 1);
+            id = k8s_hash(id, o->meta.name, strlen(o->meta.name) + 1);
+            add[n_add++] = (struct k8s_ref){f->objs[j], f, j, id};
+        }
+    }
+    if (n_add > 1)
+        qsort(add, n_add, sizeof(*add), cmp_ref);
+    struct k8s_ref *all = xcalloc(m + n_add + 1, sizeof(*all));
+    size_t i = 0, k = 0;
+    for (size_t a = 0; a < n_add; a++) {
+        size_t j = upper_bound(old, i, m, &add[a]);
+        while (i < j)
+            all[k++] = old[i++];
+        all[k++] = add[a];
+    }
+    while (i < m)
+        all[k++] = old[i++];
+    free(old);
+    free(add);
+    st->all[kind] = all;
+    st->n_all[kind] = m + n_add;
+}
+
 static void
 rebuild(struct k8s_store *st)
 {
-    size_t total = 0;
-
     k8s_diags_clear(&st->dups);
-    for (size_t i = 0; i < st->n_files; i++)
-        total += st->files[i]->n_objs;
-    struct ref *refs = xcalloc(total + 1, sizeof(*refs));
     for (int k = 0; k < K8S_KIND_COUNT; k++) {
-        size_t n = 0;
-        for (size_t i = 0; i < st->n_files; i++)
-            for (size_t j = 0; j < st->files[i]->n_objs; j++)
-                if (st->files[i]->objs[j]->kind == (enum k8s_kind)k)
-                    refs[n++] = (struct ref){st->files[i]->objs[j], i, j};
-        qsort(refs, n, sizeof(*refs), cmp_ref);
+        rederive_all(st, (enum k8s_kind)k);
+        const struct k8s_ref *refs = st->all[k];
+        size_t n = st->n_all[k];
         free(st->eff[k]);
         st->eff[k] = xcalloc(n + 1, sizeof(*st->eff[k]));
         st->n_eff[k] = 0;
+        const struct k8s_ref *first = NULL; /* of the last identity: the one in effect */
         for (size_t i = 0; i < n; i++) {
             struct k8s_obj *o = refs[i].o;
-            struct k8s_obj *prev = st->n_eff[k] ? st->eff[k][st->n_eff[k] - 1] : NULL;
-            if (prev != NULL && k8s_same_ident(prev, o->kind, o->meta.ns, o->meta.name)) {
+            struct k8s_obj *prev = first ? first->o : NULL;
+            if (prev != NULL && first->id == refs[i].id &&
+                k8s_same_ident(prev, o->kind, o->meta.ns, o->meta.name)) {
                 k8s_diag_add(&st->dups, o->file, o->line, K8S_ERROR, NULL,
                              "%s %s%s%s is already defined at %s:%d; this one is ignored",
                              k8s_kind_name(o->kind), o->meta.ns, o->meta.ns[0] ? "/" : "",
@@ -148,10 +217,18 @@ rebuild(struct k8s_store *st)
                 continue;
             }
             st->eff[k][st->n_eff[k]++] = o;
+            first = &refs[i];
         }
     }
-    free(refs);
+    for (size_t i = 0; i < st->n_files; i++)
+        st->files[i]->dirty = false;
+    for (size_t i = 0; i < st->n_gone; i++)
+        file_free(st->gone[i]);
+    free(st->gone);
+    st->gone = NULL;
+    st->n_gone = 0;
     st->stale = false;
+    st->eff_version++;
 }
 
 /* ---- Loading ---- */
@@ -332,14 +409,39 @@ k8s_store_dups(const struct k8s_store *st, const char *path, struct k8s_diags *o
 void
 k8s_store_commit(struct k8s_store *st)
 {
-    rebuild(st);
+    if (st->stale)
+        rebuild(st);
+}
+
+/*
+ * Gives the newly decoded objects of |l| their gen: that of the object this
+ * file defined before under the same identity when the content is equal
+ * (with what was built from it), else a new one.
+ */
+static void
+assign_gens(struct k8s_store *st, struct load *l)
+{
+    for (size_t i = 0; i < l->n_objs; i++) {
+        struct k8s_obj *o = l->objs[i];
+        if (o->gen != 0)
+            continue; /* an old version kept */
+        size_t j = index_find(&l->old, l->f->objs, o->kind, o->meta.ns, o->meta.name);
+        struct k8s_obj *old = j != SIZE_MAX ? l->f->objs[j] : NULL;
+        if (old != NULL && old->hash == o->hash && json_equal(old->json, o->json)) {
+            o->gen = old->gen;
+            o->memo = old->memo;
+            old->memo = NULL;
+        } else {
+            o->gen = ++st->last_gen;
+        }
+    }
 }
 
 int
 k8s_store_load(struct k8s_store *st, const char *name, const char *data, size_t len,
                struct k8s_diags *d, bool commit)
 {
-    uint64_t data_hash = k8s_hash(K8S_HASH_INIT, data, len);
+    uint64_t data_hash = k8s_hash_bytes(data, len);
     struct k8s_file *f = file_get(st, name, true);
     struct load l = {.c = {.file = f->path, .d = &f->diags}, .f = f};
     struct k8s_docs docs;
@@ -370,6 +472,7 @@ k8s_store_load(struct k8s_store *st, const char *name, const char *data, size_t 
     index_init(&l.now, items < K8S_MAX_OBJECTS ? items : K8S_MAX_OBJECTS);
     load_docs(&l, &docs);
     k8s_docs_free(&docs);
+    assign_gens(st, &l);
     free(l.old.slot);
     free(l.now.slot);
     for (size_t i = 0; i < f->n_objs; i++)
@@ -381,6 +484,7 @@ k8s_store_load(struct k8s_store *st, const char *name, const char *data, size_t 
         st->generation++;
     /* Object pointers changed even when the content did not: the view is stale. */
     st->stale = true;
+    f->dirty = true;
     k8s_diags_append(d, &f->diags);
 out:
     if (k8s_diags_count(&f->diags, K8S_ERROR) > 0)
@@ -418,9 +522,13 @@ k8s_store_forget(struct k8s_store *st, const char *path, bool commit)
     size_t i = file_index(st, path, &found);
 
     if (found) {
-        if (st->files[i]->n_objs > 0)
+        struct k8s_file *f = st->files[i];
+        if (f->n_objs > 0)
             st->generation++;
-        file_free(st->files[i]);
+        /* Freed once the objects in effect no longer refer to it. */
+        f->gone = true;
+        st->gone = xrealloc(st->gone, (st->n_gone + 1) * sizeof(*st->gone));
+        st->gone[st->n_gone++] = f;
         memmove(&st->files[i], &st->files[i + 1], (st->n_files - i - 1) * sizeof(*st->files));
         st->n_files--;
         st->stale = true;

@@ -229,19 +229,347 @@ port_list(struct k8s_arena *a, const struct k8s_obj *svc, const struct k8s_obj *
     return pl;
 }
 
+/* ---- Which Services select which pods ---- */
+
+/* A selector entry or label as one hash: the index's key. */
+static uint64_t
+kv_hash(const char *k, const char *v)
+{
+    uint64_t h = k8s_hash(K8S_HASH_INIT, k, strlen(k) + 1);
+    return k8s_hash(h, v, strlen(v) + 1);
+}
+
+/* Can |svc| select anything? */
+static bool
+indexable(const struct k8s_obj *svc)
+{
+    return !svc->u.svc.external_name && svc->u.svc.n_selector > 0;
+}
+
+static void
+nsview_clear_index(struct k8s_nsview *nv)
+{
+    free(nv->slot_hash);
+    free(nv->slot_head);
+    free(nv->next);
+    nv->slot_hash = NULL;
+    nv->slot_head = NULL;
+    nv->next = NULL;
+    nv->cap = 0;
+}
+
+static void
+nsview_free(struct k8s_nsview *nv)
+{
+    nsview_clear_index(nv);
+    free(nv->gens);
+    free(nv->ns);
+}
+
+/* Slot of |h| in a table of |cap| (power of two): where it is or where it would go. */
+static size_t
+slot_of(const uint64_t *hashes, const uint32_t *used, size_t cap, uint64_t h)
+{
+    size_t j = (size_t)(h ^ (h >> 29)) & (cap - 1);
+
+    while (used[j] != 0 && hashes[j] != h)
+        j = (j + 1) & (cap - 1);
+    return j;
+}
+
+/*
+ * Files every Service of |nv| that can select under one of its selector
+ * entries: the one the fewest of the namespace's Services use, so that a
+ * pod's labels lead to few candidates.
+ */
+static void
+nsview_index(const struct k8s_store *st, struct k8s_nsview *nv)
+{
+    size_t entries = 0, cap = 16;
+
+    nsview_clear_index(nv);
+    for (size_t i = 0; i < nv->n; i++) {
+        const struct k8s_obj *svc = k8s_nsview_service(st, nv, (uint32_t)i);
+        if (indexable(svc))
+            entries += svc->u.svc.n_selector;
+    }
+    while (cap < entries * 2 + 2)
+        cap *= 2;
+    /* Pass 1: how many Services use each entry. */
+    uint64_t *hashes = xcalloc(cap, sizeof(*hashes));
+    uint32_t *count = xcalloc(cap, sizeof(*count));
+    uint64_t *chosen = xcalloc(nv->n + 1, sizeof(*chosen));
+    for (size_t i = 0; i < nv->n; i++) {
+        const struct k8s_obj *svc = k8s_nsview_service(st, nv, (uint32_t)i);
+        if (!indexable(svc))
+            continue;
+        for (size_t k = 0; k < svc->u.svc.n_selector; k++) {
+            uint64_t h = kv_hash(svc->u.svc.selector[k].k, svc->u.svc.selector[k].v);
+            size_t j = slot_of(hashes, count, cap, h);
+            hashes[j] = h;
+            count[j]++;
+        }
+    }
+    /* Pass 2: each Service's least shared entry. */
+    for (size_t i = 0; i < nv->n; i++) {
+        const struct k8s_obj *svc = k8s_nsview_service(st, nv, (uint32_t)i);
+        uint32_t best = UINT32_MAX;
+        if (!indexable(svc))
+            continue;
+        for (size_t k = 0; k < svc->u.svc.n_selector; k++) {
+            uint64_t h = kv_hash(svc->u.svc.selector[k].k, svc->u.svc.selector[k].v);
+            uint32_t c = count[slot_of(hashes, count, cap, h)];
+            if (c < best) {
+                best = c;
+                chosen[i] = h;
+            }
+        }
+    }
+    /* Pass 3: the index proper, with only the chosen entries. */
+    nv->cap = cap;
+    nv->slot_hash = hashes;
+    nv->slot_head = count;
+    memset(hashes, 0, cap * sizeof(*hashes));
+    memset(count, 0, cap * sizeof(*count));
+    nv->next = xcalloc(nv->n + 1, sizeof(*nv->next));
+    for (size_t i = nv->n; i-- > 0;) {
+        if (!indexable(k8s_nsview_service(st, nv, (uint32_t)i)))
+            continue;
+        size_t j = slot_of(nv->slot_hash, nv->slot_head, cap, chosen[i]);
+        nv->slot_hash[j] = chosen[i];
+        nv->next[i] = nv->slot_head[j];
+        nv->slot_head[j] = (uint32_t)i + 1;
+    }
+    free(chosen);
+}
+
+struct k8s_obj *
+k8s_nsview_service(const struct k8s_store *st, const struct k8s_nsview *nv, uint32_t off)
+{
+    return st->eff[K8S_SERVICE][nv->begin + off];
+}
+
+const struct k8s_nsview *
+k8s_view_ns(const struct k8s_view *v, const char *ns)
+{
+    size_t lo = 0, hi = v->n_ns;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(v->ns[mid].ns, ns);
+        if (c == 0)
+            return &v->ns[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void
+k8s_view_free(struct k8s_view *v)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < v->n_ns; i++)
+        nsview_free(&v->ns[i]);
+    free(v->ns);
+    free(v->warn);
+    for (size_t i = 0; i < ARRAY_LEN(v->opts); i++)
+        free(v->opts[i]);
+    for (size_t i = 0; i < v->order.n; i++)
+        free(v->order.names[i]);
+    free(v->order.names);
+    free(v);
+}
+
+size_t
+k8s_ns_run(const struct k8s_store *st, enum k8s_kind kind, size_t i)
+{
+    struct k8s_obj *const *v = st->eff[kind];
+    const char *ns = v[i]->meta.ns;
+    size_t n = st->n_eff[kind], lo = i, hi = i + 1, step = 1;
+
+    /* Galloping, then binary search: O(log run) comparisons, not one per object. */
+    while (hi < n && strcmp(v[hi]->meta.ns, ns) == 0) {
+        lo = hi;
+        step *= 2;
+        hi = lo + step;
+    }
+    if (hi > n)
+        hi = n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(v[mid]->meta.ns, ns) == 0)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return hi - i;
+}
+
+/* Re-derives the namespace views from the Services in effect, keeping those that did not change. */
+static void
+update_namespaces(const struct k8s_store *st, struct k8s_view *v)
+{
+    size_t n_svc = st->n_eff[K8S_SERVICE], n_new = 0, old = 0;
+    struct k8s_nsview *nvs = NULL;
+
+    for (size_t i = 0; i < n_svc;) {
+        size_t n = k8s_ns_run(st, K8S_SERVICE, i);
+        const char *ns = st->eff[K8S_SERVICE][i]->meta.ns;
+        struct k8s_nsview nv = {0};
+        int c = 1;
+        /* Both lists are sorted by namespace: views of namespaces without Services now go. */
+        while (old < v->n_ns && (c = strcmp(v->ns[old].ns, ns)) < 0)
+            nsview_free(&v->ns[old++]);
+        if (old < v->n_ns && c == 0)
+            nv = v->ns[old++];
+        else
+            nv.ns = xstrdup(ns);
+        bool same = nv.n == n;
+        for (size_t k = 0; same && k < n; k++)
+            same = nv.gens[k] == st->eff[K8S_SERVICE][i + k]->gen;
+        nv.begin = i;
+        if (!same) {
+            nv.n = n;
+            nv.gens = xrealloc(nv.gens, n * sizeof(*nv.gens));
+            for (size_t k = 0; k < n; k++)
+                nv.gens[k] = st->eff[K8S_SERVICE][i + k]->gen;
+            nv.epoch = ++v->last_epoch;
+            nsview_index(st, &nv);
+        }
+        if (n_new % 16 == 0)
+            nvs = xrealloc(nvs, (n_new + 16) * sizeof(*nvs));
+        nvs[n_new++] = nv;
+        i += n;
+    }
+    while (old < v->n_ns)
+        nsview_free(&v->ns[old++]);
+    free(v->ns);
+    v->ns = nvs;
+    v->n_ns = n_new;
+}
+
+static int
+cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static bool
+lacks_port(const struct k8s_obj *svc, const struct k8s_obj *pod)
+{
+    for (size_t k = 0; k < svc->u.svc.n_ports; k++) {
+        const struct k8s_sport *sp = &svc->u.svc.ports[k];
+        if (sp->target_name != NULL && find_port(&pod->u.pod, sp->target_name) == NULL)
+            return true;
+    }
+    return false;
+}
+
+/* Finds the Services of |nv| (NULL: none) that select |pod| and records them in its memo. */
+static void
+select_services(const struct k8s_store *st, const struct k8s_nsview *nv, struct k8s_obj *pod,
+                struct k8s_memo *m)
+{
+    uint32_t *sel = NULL;
+    size_t n = 0, cap = 0;
+
+    for (size_t i = 0; nv != NULL && i < pod->meta.n_labels; i++) {
+        uint64_t h = kv_hash(pod->meta.labels[i].k, pod->meta.labels[i].v);
+        size_t j = slot_of(nv->slot_hash, nv->slot_head, nv->cap, h);
+        for (uint32_t e = nv->slot_head[j]; e != 0; e = nv->next[e - 1]) {
+            if (!selects(k8s_nsview_service(st, nv, e - 1), pod))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 4;
+                sel = xrealloc(sel, cap * sizeof(*sel));
+            }
+            sel[n++] = e - 1;
+        }
+    }
+    /* In the namespace's order, as istiod's and check_ports' walks go; no repeats. */
+    if (n > 1)
+        qsort(sel, n, sizeof(*sel), cmp_u32);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || sel[u - 1] != sel[i])
+            sel[u++] = sel[i];
+    n = u;
+    bool same = n == m->n_sel;
+    for (size_t i = 0; same && i < n; i++)
+        same = m->sel_gens[i] == k8s_nsview_service(st, nv, sel[i])->gen;
+    if (!same) {
+        /* Other Services (or other versions of them): the resource must be built again. */
+        m->built = false;
+        m->sel_gens = xrealloc(m->sel_gens, (n + 1) * sizeof(*m->sel_gens));
+        for (size_t i = 0; i < n; i++)
+            m->sel_gens[i] = k8s_nsview_service(st, nv, sel[i])->gen;
+    }
+    free(m->sel);
+    m->sel = sel;
+    m->n_sel = n;
+    m->port_warn = false;
+    for (size_t i = 0; i < n && !m->port_warn; i++)
+        m->port_warn = lacks_port(k8s_nsview_service(st, nv, sel[i]), pod);
+    m->sel_epoch = nv != NULL ? nv->epoch : K8S_EPOCH_NO_SERVICES;
+}
+
+/* Pods that are workloads: not finished, with an address (CheckPodTerminal, getPodIPs). */
+static bool
+is_workload(const struct k8s_obj *pod)
+{
+    return !pod->u.pod.terminal && pod->u.pod.n_ips > 0;
+}
+
+void
+k8s_view_update(const struct k8s_store *st)
+{
+    struct k8s_view *v = st->view;
+    size_t n_pod = st->n_eff[K8S_POD], nsi = 0;
+
+    if (v->eff_version == st->eff_version)
+        return;
+    update_namespaces(st, v);
+    v->n_warn = 0;
+    for (size_t i = 0; i < n_pod;) {
+        size_t n = k8s_ns_run(st, K8S_POD, i);
+        const char *ns = st->eff[K8S_POD][i]->meta.ns;
+        int c = 1;
+        while (nsi < v->n_ns && (c = strcmp(v->ns[nsi].ns, ns)) < 0)
+            nsi++;
+        const struct k8s_nsview *nv = nsi < v->n_ns && c == 0 ? &v->ns[nsi] : NULL;
+        uint64_t epoch = nv != NULL ? nv->epoch : K8S_EPOCH_NO_SERVICES;
+        for (size_t k = i; k < i + n; k++) {
+            struct k8s_obj *pod = st->eff[K8S_POD][k];
+            if (!is_workload(pod))
+                continue;
+            struct k8s_memo *m = k8s_memo_get(pod);
+            if (m->sel_epoch != epoch)
+                select_services(st, nv, pod, m);
+            if (m->port_warn) {
+                if (v->n_warn % 16 == 0)
+                    v->warn = xrealloc(v->warn, (v->n_warn + 16) * sizeof(*v->warn));
+                v->warn[v->n_warn++] = k;
+            }
+        }
+        i += n;
+    }
+    v->eff_version = st->eff_version;
+}
+
 void
 k8s_check_ports(const struct k8s_store *st, struct k8s_diags *out)
 {
-    for (size_t i = 0; i < k8s_store_count(st, K8S_POD); i++) {
-        const struct k8s_obj *pod = k8s_store_at(st, K8S_POD, i);
-        size_t begin, end;
-        if (pod->u.pod.terminal || pod->u.pod.n_ips == 0)
-            continue;
-        k8s_store_ns_range(st, K8S_SERVICE, pod->meta.ns, &begin, &end);
-        for (size_t j = begin; j < end; j++) {
-            const struct k8s_obj *svc = k8s_store_at(st, K8S_SERVICE, j);
-            if (svc->u.svc.external_name || !selects(svc, pod))
-                continue;
+    k8s_view_update(st);
+    for (size_t i = 0; i < st->view->n_warn; i++) {
+        const struct k8s_obj *pod = st->eff[K8S_POD][st->view->warn[i]];
+        const struct k8s_nsview *nv = k8s_view_ns(st->view, pod->meta.ns);
+        for (size_t j = 0; j < pod->memo->n_sel; j++) {
+            const struct k8s_obj *svc = k8s_nsview_service(st, nv, pod->memo->sel[j]);
             for (size_t k = 0; k < svc->u.svc.n_ports; k++) {
                 const struct k8s_sport *sp = &svc->u.svc.ports[k];
                 if (sp->target_name == NULL || find_port(&pod->u.pod, sp->target_name) != NULL)
@@ -263,18 +591,18 @@ cmp_entry(const void *x, const void *y)
     return strcmp((*a)->key, (*b)->key);
 }
 
+/* The services map: every selecting Service with its ports for this pod. */
 static void
 services(const struct k8s_build_ctx *b, struct k8s_arena *a, const struct k8s_obj *pod,
          Istio__Workload__Workload *w)
 {
-    size_t begin, end;
+    const struct k8s_memo *m = pod->memo;
+    const struct k8s_nsview *nv = k8s_view_ns(b->st->view, pod->meta.ns);
 
-    k8s_store_ns_range(b->st, K8S_SERVICE, pod->meta.ns, &begin, &end);
-    w->services = k8s_arena_alloc(a, (end - begin + 1) * sizeof(*w->services));
-    for (size_t i = begin; i < end; i++) {
-        const struct k8s_obj *svc = k8s_store_at(b->st, K8S_SERVICE, i);
-        if (svc->u.svc.external_name || !selects(svc, pod))
-            continue;
+    CHECK(m != NULL && m->sel_epoch == (nv != NULL ? nv->epoch : K8S_EPOCH_NO_SERVICES));
+    w->services = k8s_arena_alloc(a, (m->n_sel + 1) * sizeof(*w->services));
+    for (size_t i = 0; i < m->n_sel; i++) {
+        const struct k8s_obj *svc = k8s_nsview_service(b->st, nv, m->sel[i]);
         Istio__Workload__Workload__ServicesEntry *e = k8s_arena_alloc(a, sizeof(*e));
         istio__workload__workload__services_entry__init(e);
         e->key = k8s_arena_printf(a, "%s/%s", svc->meta.ns, k8s_service_hostname(a, b, svc));

@@ -1,0 +1,515 @@
+/*
+ * metrics.c - 15020: Prometheus metrics (/metrics, /stats/prometheus) with
+ * Istio ztunnel's names and labels (reference 6.1), on [::] like ztunnel.
+ *
+ * Traffic: istio_tcp_connections_{opened,closed,failed}_total and
+ * istio_tcp_{received,sent}_bytes_total, labelled with CommonTrafficLabels:
+ * reporter "source" for outbound and "destination" for inbound, the two
+ * workloads (workload name, canonical service and revision, namespace, app,
+ * version, cluster) from the model, the destination service, the principals
+ * (source_principal only from the mTLS identity actually used: ours when we
+ * dial HBONE, the peer's certificate when we accept it), "tcp",
+ * response_flags and connection_security_policy ("mutual_tls" for HBONE).
+ *
+ * When things are counted: a connection is "opened" once its tunnel is
+ * established (the first scrape that sees its pipe) or when it ends,
+ * whichever comes first; outbound connections whose source is not a workload of
+ * ours are refused before that and never counted (ztunnel's early deny).
+ * Bytes are counted under the labels it opened with: at each scrape what the
+ * pipe moved since the last one, the rest at close, so at close the totals
+ * equal the access log's (received = request direction = bytes_sent of the
+ * access line, sent = response direction). Closed and failed carry the final
+ * response_flags: the one set with zconn_set_flag(), else "-" for a clean end
+ * and, for an error, DENY / TLS_FAILURE / IDENTITY_ERROR by error code or
+ * CONNECT (as ztunnel defaults). Every flag other than "-" is a failure.
+ *
+ * Also: istio_build, process_* (CPU, memory, fds, start time) and the xDS
+ * client's terminations and messages. Each traffic family keeps at most
+ * ZT_METRICS_MAX_SERIES label sets (lib/metrics counts the overflow).
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "admin/admin_http.h"
+#include "base/base.h"
+#include "metrics/metrics.h"
+#include "net/sock.h"
+#include "ztunnel.h"
+
+#ifndef MESH_VERSION
+#define MESH_VERSION "0.1.0"
+#endif
+#define ZT_METRICS_MAX_SERIES 5000 /* per traffic family: about 6 MB of text at most */
+#define ZT_METRICS_MAX_XDS    64   /* per xDS family (type URLs, reasons) */
+
+enum {
+    L_REPORTER,
+    L_SRC_WORKLOAD,
+    L_SRC_CANONICAL_SERVICE,
+    L_SRC_CANONICAL_REVISION,
+    L_SRC_NAMESPACE,
+    L_SRC_PRINCIPAL,
+    L_SRC_APP,
+    L_SRC_VERSION,
+    L_SRC_CLUSTER,
+    L_DST_SERVICE,
+    L_DST_SERVICE_NAMESPACE,
+    L_DST_SERVICE_NAME,
+    L_DST_WORKLOAD,
+    L_DST_CANONICAL_SERVICE,
+    L_DST_CANONICAL_REVISION,
+    L_DST_NAMESPACE,
+    L_DST_PRINCIPAL,
+    L_DST_APP,
+    L_DST_VERSION,
+    L_DST_CLUSTER,
+    L_PROTOCOL,
+    L_FLAGS,
+    L_SECURITY,
+    N_TRAFFIC_LABELS
+};
+
+/* ztunnel's CommonTrafficLabels, in its order. */
+static const char *const traffic_labels[N_TRAFFIC_LABELS] = {
+    "reporter",
+    "source_workload",
+    "source_canonical_service",
+    "source_canonical_revision",
+    "source_workload_namespace",
+    "source_principal",
+    "source_app",
+    "source_version",
+    "source_cluster",
+    "destination_service",
+    "destination_service_namespace",
+    "destination_service_name",
+    "destination_workload",
+    "destination_canonical_service",
+    "destination_canonical_revision",
+    "destination_workload_namespace",
+    "destination_principal",
+    "destination_app",
+    "destination_version",
+    "destination_cluster",
+    "request_protocol",
+    "response_flags",
+    "connection_security_policy",
+};
+
+/* Per connection, from its opening to its end. */
+struct zconn_metrics {
+    struct metric_series *opened, *sent, *recv; /* NULL: lost to the cap */
+    uint64_t seen_ab, seen_ba;                  /* bytes already counted */
+    bool skip;                                  /* refused before routing: not counted */
+};
+
+static struct {
+    struct metrics *reg;
+    struct admin_http *srv;
+    struct zt *zt;
+    double start_time_s;
+    size_t xds_pending_len; /* the response being decoded */
+    struct metric *opened, *closed, *failed, *recv, *sent;
+    struct metric *build, *cpu, *rss, *vsize, *fds, *max_fds, *start_time;
+    struct metric *xds_terminations, *xds_messages, *xds_bytes;
+} M;
+
+static const char *
+or_unknown(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : "unknown";
+}
+
+/* The eight labels of one side; both sides have the same layout from *_WORKLOAD. */
+_Static_assert(L_DST_CLUSTER - L_DST_WORKLOAD == L_SRC_CLUSTER - L_SRC_WORKLOAD &&
+                   L_DST_PRINCIPAL - L_DST_WORKLOAD == L_SRC_PRINCIPAL - L_SRC_WORKLOAD,
+               "source and destination labels differ in layout");
+
+static void
+workload_labels(const struct zt *zt, const struct workload *w, const char *ns_fallback,
+                const char **v, bool src)
+{
+    const char **s = v + (src ? L_SRC_WORKLOAD : L_DST_WORKLOAD);
+    const char *cluster = w == NULL ? NULL : w->cluster_id ? w->cluster_id : zt->opts.cluster;
+
+    s[0] = or_unknown(w ? w->workload_name : NULL);
+    s[L_SRC_CANONICAL_SERVICE - L_SRC_WORKLOAD] = or_unknown(w ? w->canonical_name : NULL);
+    s[L_SRC_CANONICAL_REVISION - L_SRC_WORKLOAD] = or_unknown(w ? w->canonical_revision : NULL);
+    s[L_SRC_NAMESPACE - L_SRC_WORKLOAD] = or_unknown(w ? w->ns : ns_fallback);
+    s[L_SRC_APP - L_SRC_WORKLOAD] = or_unknown(w ? w->canonical_name : NULL);
+    s[L_SRC_VERSION - L_SRC_WORKLOAD] = or_unknown(w ? w->canonical_revision : NULL);
+    s[L_SRC_CLUSTER - L_SRC_WORKLOAD] = or_unknown(cluster);
+}
+
+/* Outbound: the service the app dialled (its hostname is on the connection). */
+static const struct service *
+outbound_service(const struct zt *zt, const struct workload *dst, const char *hostname)
+{
+    const struct model *m = zt->model;
+
+    for (size_t i = 0; dst != NULL && i < dst->n_services; i++) {
+        const char *slash = strchr(dst->services[i].key, '/');
+        if (slash != NULL && strcmp(slash + 1, hostname) == 0)
+            return model_service_by_key(m, dst->services[i].key);
+    }
+    for (size_t i = 0; dst == NULL && i < m->n_services; i++)
+        if (strcmp(m->services[i]->hostname, hostname) == 0)
+            return m->services[i];
+    return NULL;
+}
+
+/* Inbound: the first service of |dst| with a port mapping to |port| (ztunnel's guess). */
+static const struct service *
+inbound_service(const struct zt *zt, const struct workload *dst, uint16_t port)
+{
+    for (size_t i = 0; dst != NULL && i < dst->n_services; i++) {
+        const struct service *svc = model_service_by_key(zt->model, dst->services[i].key);
+        for (size_t j = 0; svc != NULL && j < svc->n_ports; j++)
+            if (model_endpoint_port(dst, svc, svc->ports[j].service_port) == port)
+                return svc;
+    }
+    return NULL;
+}
+
+/*
+ * Fills |v| for |c| from the model as it is now. Returns false for an
+ * outbound connection without a source workload (refused before routing).
+ */
+static bool
+traffic_labels_of(const struct zt *zt, const struct zconn *c, const char **v)
+{
+    const struct model *m = zt->model;
+    const struct workload *src = NULL, *dst = NULL;
+    const struct service *svc = NULL;
+
+    if (!c->inbound) {
+        if (c->src_workload == NULL)
+            return false;
+        src = c->pod ? zpod_workload(c->pod, &c->src_ip) : zt_local_workload(zt, &c->src_ip);
+        if (c->dst_workload != NULL)
+            dst = model_workload_by_ip(m, c->mtls ? &c->hbone_ip : &c->dst_ip);
+        if (c->dst_service != NULL)
+            svc = outbound_service(zt, dst, c->dst_service);
+    } else {
+        bool tunnel = c->hbone_ip.family != 0;
+        const struct ipaddr *ip = tunnel ? &c->hbone_ip : &c->dst_ip;
+        if (c->src_workload != NULL)
+            src = model_workload_by_ip(m, &c->src_ip);
+        dst = model_workload_by_ip(m, ip);
+        if (dst == NULL && c->pod != NULL && c->pod->netns_fd >= 0)
+            dst = zpod_workload(c->pod, ip);
+        svc = inbound_service(zt, dst, tunnel ? c->hbone_port : c->dst_port);
+    }
+    v[L_REPORTER] = c->inbound ? "destination" : "source";
+    workload_labels(zt, src, c->src_ns, v, true);
+    workload_labels(zt, dst, c->dst_ns, v, false);
+    /* The identity the tunnel really used: ours outbound, the peer's certificate inbound. */
+    v[L_SRC_PRINCIPAL] = or_unknown(c->mtls ? c->src_identity : NULL);
+    v[L_DST_PRINCIPAL] = or_unknown(dst ? dst->identity : NULL);
+    v[L_DST_SERVICE] = or_unknown(svc ? svc->hostname : c->inbound ? NULL : c->dst_service);
+    v[L_DST_SERVICE_NAMESPACE] = or_unknown(svc ? svc->ns : NULL);
+    v[L_DST_SERVICE_NAME] = or_unknown(svc ? svc->name : NULL);
+    v[L_PROTOCOL] = "tcp";
+    v[L_FLAGS] = "-";
+    v[L_SECURITY] = c->mtls ? "mutual_tls" : "unknown";
+    return true;
+}
+
+/* Counts |c| as opened, once. */
+static struct zconn_metrics *
+conn_open(struct zt *zt, struct zconn *c)
+{
+    const char *v[N_TRAFFIC_LABELS];
+
+    if (c->metrics != NULL)
+        return c->metrics;
+    struct zconn_metrics *cm = xcalloc(1, sizeof(*cm));
+    c->metrics = cm;
+    if (!traffic_labels_of(zt, c, v)) {
+        cm->skip = true;
+        return cm;
+    }
+    cm->opened = metric_series(M.opened, v);
+    cm->recv = metric_series(M.recv, v);
+    cm->sent = metric_series(M.sent, v);
+    metric_series_add(cm->opened, 1);
+    return cm;
+}
+
+static void
+count_bytes(struct zconn_metrics *cm, uint64_t ab, uint64_t ba)
+{
+    if (ab > cm->seen_ab) {
+        metric_series_add(cm->recv, (double)(ab - cm->seen_ab));
+        cm->seen_ab = ab;
+    }
+    if (ba > cm->seen_ba) {
+        metric_series_add(cm->sent, (double)(ba - cm->seen_ba));
+        cm->seen_ba = ba;
+    }
+}
+
+static const char *
+end_flag(const struct zconn *c, const struct pipe_result *res)
+{
+    int err = res ? res->err : 0;
+
+    if (c->flag != NULL)
+        return c->flag;
+    if (c->error == NULL && err == 0)
+        return "-";
+    switch (-err) {
+    case MESH_EDENIED:
+        return "DENY";
+    case MESH_ETLS:
+        return "TLS_FAILURE";
+    case MESH_ENOIDENTITY:
+        return "IDENTITY_ERROR";
+    default:
+        return "CONNECT";
+    }
+}
+
+void
+zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *res)
+{
+    const char *v[N_TRAFFIC_LABELS];
+
+    if (M.reg == NULL)
+        return;
+    struct zconn_metrics *cm = conn_open(zt, c);
+    c->metrics = NULL;
+    if (!cm->skip) {
+        count_bytes(cm, res ? res->a_to_b : 0, res ? res->b_to_a : 0);
+        const struct metric_series *s = cm->opened ? cm->opened : cm->recv ? cm->recv : cm->sent;
+        if (s != NULL)
+            memcpy(v, metric_series_labels(s), sizeof(v));
+        else
+            traffic_labels_of(zt, c, v);
+        v[L_FLAGS] = end_flag(c, res);
+        metric_add(M.closed, v, 1);
+        if (strcmp(v[L_FLAGS], "-") != 0)
+            metric_add(M.failed, v, 1);
+    }
+    free(cm);
+}
+
+/* ---- xDS (hooks in xds.c) ------------------------------------------------ */
+
+void
+zt_metrics_xds_response(size_t len)
+{
+    M.xds_pending_len = len;
+}
+
+void
+zt_metrics_xds_message(const char *type_url)
+{
+    if (M.reg == NULL)
+        return;
+    metric_add(M.xds_messages, &type_url, 1);
+    metric_add(M.xds_bytes, &type_url, (double)M.xds_pending_len);
+    M.xds_pending_len = 0;
+}
+
+void
+zt_metrics_xds_end(const char *reason)
+{
+    if (M.reg != NULL)
+        metric_add(M.xds_terminations, &reason, 1);
+}
+
+/* ---- process ------------------------------------------------------------- */
+
+static void
+statm(double *vsize, double *rss)
+{
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+            pages = res = 0;
+        fclose(f);
+    }
+    *vsize = (double)pages * (double)sysconf(_SC_PAGESIZE);
+    *rss = (double)res * (double)sysconf(_SC_PAGESIZE);
+}
+
+static double
+open_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    int n = 0;
+    if (dir == NULL)
+        return 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(dir);
+    return n - 1; /* the directory's own fd */
+}
+
+/* Seconds since the epoch when the process started: /proc/self/stat's starttime + btime. */
+static double
+process_start_time(void)
+{
+    char buf[1024];
+    unsigned long long ticks = 0, btime = 0;
+    double fallback = (double)clock_wall_ms() / 1000.0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    /* starttime is field 22; field 3 is the first after the command's ')'. */
+    for (int field = 2; p != NULL && field < 22; field++)
+        p = strchr(p + 1, ' ');
+    if (p == NULL || sscanf(p, " %llu", &ticks) != 1)
+        return fallback;
+    f = fopen("/proc/stat", "r");
+    while (f != NULL && fgets(buf, sizeof(buf), f) != NULL)
+        if (sscanf(buf, "btime %llu", &btime) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (btime == 0 || hz <= 0)
+        return fallback;
+    return (double)btime + (double)ticks / (double)hz;
+}
+
+static void
+collect(struct zt *zt)
+{
+    struct rusage ru;
+    struct rlimit rl;
+    double vsize, rss;
+
+    /* Tunnels established since the last scrape count as opened; bytes moved so far. */
+    for (struct zconn *c = zt->conns; c != NULL; c = c->next) {
+        if (c->pipe == NULL)
+            continue;
+        struct zconn_metrics *cm = conn_open(zt, c);
+        uint64_t ab, ba;
+        pipe_counts(c->pipe, &ab, &ba);
+        if (!cm->skip)
+            count_bytes(cm, ab, ba);
+    }
+    getrusage(RUSAGE_SELF, &ru);
+    metric_set(M.cpu, NULL,
+               (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                   (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    statm(&vsize, &rss);
+    metric_set(M.rss, NULL, rss);
+    metric_set(M.vsize, NULL, vsize);
+    metric_set(M.fds, NULL, open_fds());
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        metric_set(M.max_fds, NULL,
+                   rl.rlim_cur == RLIM_INFINITY ? (double)INT64_MAX : (double)rl.rlim_cur);
+    metric_set(M.start_time, NULL, M.start_time_s);
+}
+
+static void
+on_request(void *arg, const struct http1_req *req, struct admin_resp *r)
+{
+    struct zt *zt = arg;
+
+    if (strcmp(req->path, "/metrics") != 0 && strcmp(req->path, "/stats/prometheus") != 0)
+        return;
+    if (strcmp(req->method, "GET") != 0) {
+        r->status = 405;
+        return;
+    }
+    collect(zt);
+    r->status = 200;
+    r->content_type = METRICS_CONTENT_TYPE;
+    r->body = metrics_render(M.reg);
+}
+
+static struct metric *
+traffic(const char *name, const char *help)
+{
+    return metrics_add(M.reg, METRIC_COUNTER, name, help, traffic_labels, N_TRAFFIC_LABELS,
+                       ZT_METRICS_MAX_SERIES);
+}
+
+static struct metric *
+single(enum metric_type type, const char *name, const char *help)
+{
+    return metrics_add(M.reg, type, name, help, NULL, 0, 0);
+}
+
+static void
+register_all(void)
+{
+    static const char *const build_labels[] = {"component", "tag"};
+    static const char *const reason[] = {"reason"};
+    static const char *const url[] = {"url"};
+
+    M.reg = metrics_new();
+    M.opened =
+        traffic("istio_tcp_connections_opened_total", "The total number of TCP connections opened");
+    M.closed =
+        traffic("istio_tcp_connections_closed_total", "The total number of TCP connections closed");
+    M.failed = traffic("istio_tcp_connections_failed_total",
+                       "The total number of TCP connections that failed to establish or ended "
+                       "with an error (unstable)");
+    M.recv = traffic("istio_tcp_received_bytes_total",
+                     "The size of total bytes received during request in case of a TCP connection");
+    M.sent = traffic("istio_tcp_sent_bytes_total",
+                     "The size of total bytes sent during response in case of a TCP connection");
+    M.build = metrics_add(M.reg, METRIC_GAUGE, "istio_build", "Istio component build info",
+                          build_labels, 2, 1);
+    metric_set(M.build, (const char *const[]){"ztunnel", MESH_VERSION}, 1);
+    M.xds_terminations =
+        metrics_add(M.reg, METRIC_COUNTER, "istio_xds_connection_terminations_total",
+                    "The total number of completed connections to xds server (unstable)", reason, 1,
+                    ZT_METRICS_MAX_XDS);
+    M.xds_messages =
+        metrics_add(M.reg, METRIC_COUNTER, "istio_xds_message_total",
+                    "Total number of messages received (unstable)", url, 1, ZT_METRICS_MAX_XDS);
+    M.xds_bytes =
+        metrics_add(M.reg, METRIC_COUNTER, "istio_xds_message_bytes_total",
+                    "Total number of bytes received (unstable)", url, 1, ZT_METRICS_MAX_XDS);
+    M.cpu = single(METRIC_COUNTER, "process_cpu_seconds_total",
+                   "Total user and system CPU time spent in seconds.");
+    M.rss = single(METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes.");
+    M.vsize = single(METRIC_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes.");
+    M.fds = single(METRIC_GAUGE, "process_open_fds", "Number of open file descriptors.");
+    M.max_fds = single(METRIC_GAUGE, "process_max_fds", "Maximum number of open file descriptors.");
+    M.start_time = single(METRIC_GAUGE, "process_start_time_seconds",
+                          "Start time of the process since unix epoch in seconds.");
+}
+
+int
+zt_metrics_start(struct zt *zt, char *err, size_t errlen)
+{
+    struct ipaddr any;
+
+    register_all();
+    M.zt = zt;
+    M.start_time_s = process_start_time();
+    /* All addresses of the namespace, as Istio's ztunnel (Prometheus scrapes the pod IP). */
+    ipaddr_parse("::", &any);
+    M.srv = admin_http_start(zt->loop, &any, ZT_PORT_METRICS, SOCK_MARK_ZTUNNEL, on_request, zt,
+                             err, errlen);
+    return M.srv ? 0 : -1;
+}
+
+void
+zt_metrics_stop(void)
+{
+    admin_http_stop(M.srv);
+    M.srv = NULL;
+    /* Connections still open are not counted any more; their per-connection state goes. */
+    for (struct zconn *c = M.zt ? M.zt->conns : NULL; c != NULL; c = c->next) {
+        free(c->metrics);
+        c->metrics = NULL;
+    }
+    metrics_free(M.reg);
+    memset(&M, 0, sizeof(M));
+}

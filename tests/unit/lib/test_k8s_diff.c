@@ -1,0 +1,876 @@
+/*
+ * test_k8s_diff.c - differential test of incremental building. A store that
+ * follows a directory through random edits, synced and built after each step
+ * as meshd does (so object gens, memos, selections, namespace indexes and the
+ * name order are reused and patched), must give at every checkpoint the same
+ * resources, byte for byte and version for version, and the same
+ * diagnostics as a fresh store loaded from the same files; the services map
+ * of every workload and the named-port warnings are also checked against a
+ * naive walk over every Service (the conversion as it was before it had
+ * indexes). A second test checks that a one-pod change at a larger size
+ * really takes the fast path: only that pod's resource is built again.
+ *
+ * MESH_K8S_DIFF_SEED=<n> runs one seed (printed on failure); the default
+ * runs a few fixed ones.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/base.h"
+#include "k8s/k8s.h"
+#include "k8s/k8s_internal.h"
+#include "workload.pb-c.h"
+
+/* ---- Randomness (xorshift64*, reproducible from the seed) ---- */
+
+static uint64_t rng_state;
+
+static uint32_t
+rnd(uint32_t n)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1DULL) >> 32) % n;
+}
+
+static bool
+chance(uint32_t percent)
+{
+    return rnd(100) < percent;
+}
+
+/* ---- Text buffer ---- */
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        assert_true(n >= 0);
+        if (b->p != NULL && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = (b->cap + (size_t)n + 1) * 2;
+        b->p = xrealloc(b->p, b->cap);
+        if (b->len == 0)
+            b->p[0] = '\0';
+    }
+}
+
+/* ---- The model: objects described by a seed (the content) and a minor tweak ---- */
+
+enum mkind { M_NS, M_SVC, M_POD };
+
+#define N_FILES  16
+#define MAX_OBJS 4096
+
+/* Names chosen so that (ns, name) order and resource-name order disagree. */
+static const char *const ns_names[] = {"n", "n-a", "n-a-b", "m", "z0"};
+#define N_NS 5
+
+struct mobj {
+    enum mkind kind;
+    int ns; /* index in ns_names (a Namespace's own name) */
+    char name[32];
+    int file;      /* -1: deleted */
+    int dup_file;  /* -1, or a second definition in that file */
+    uint32_t seed; /* everything but the tweak */
+    uint32_t minor;
+    uint32_t dup_seed;
+    bool invalid; /* written invalid until the next checkpoint: the old version is kept */
+};
+
+struct model {
+    struct mobj o[MAX_OBJS];
+    size_t n;
+    int header[N_FILES]; /* comment lines at the top: moves every object, changes no JSON */
+    bool present[N_FILES];
+    bool broken[N_FILES]; /* a YAML syntax error until the next checkpoint */
+    char *written[N_FILES];
+    char dir[64];
+    int next_id;
+};
+
+static const char *
+ns_of(const struct mobj *o)
+{
+    return ns_names[o->ns];
+}
+
+static void
+render_ns(struct sbuf *b, const struct mobj *o, uint32_t seed)
+{
+    uint64_t save = rng_state;
+
+    rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
+    sb_printf(b, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: \"%s\"\n", ns_names[o->ns]);
+    switch (o->minor % 3) {
+    case 0:
+        sb_printf(b, "  labels: {istio.io/dataplane-mode: ambient}\n");
+        break;
+    case 1:
+        sb_printf(b, "  labels: {team: x%u}\n", rnd(2));
+        break;
+    default:
+        break;
+    }
+    if (chance(30))
+        sb_printf(b, "  annotations: {networking.istio.io/traffic-distribution: %s}\n",
+                  chance(50) ? "PreferClose" : "PreferSameNode");
+    rng_state = save;
+}
+
+static void
+render_svc(struct sbuf *b, const struct mobj *o, uint32_t seed)
+{
+    static const char *const targets[] = {"8080", "http", "grpc", "metrics", "admin", "9090"};
+    static const char *const pnames[] = {"http", "grpc-web", "tcp-db", "", "https", "redis"};
+    uint64_t save = rng_state;
+
+    rng_state = seed * 0x9E3779B97F4A7C15ULL + 2;
+    sb_printf(b, "apiVersion: v1\nkind: Service\nmetadata:\n  name: \"%s\"\n  namespace: \"%s\"\n",
+              o->name, ns_of(o));
+    if (chance(10))
+        sb_printf(b, "  annotations: {networking.istio.io/traffic-distribution: PreferClose}\n");
+    sb_printf(b, "spec:\n");
+    if (chance(8))
+        sb_printf(b, "  type: ExternalName\n  externalName: x.example.com\n");
+    if (!chance(8)) {
+        sb_printf(b, "  selector: {");
+        const char *sep = "";
+        if (chance(85)) {
+            sb_printf(b, "%sapp: a%u", sep, rnd(4));
+            sep = ", ";
+        }
+        if (chance(35)) {
+            sb_printf(b, "%stier: t%u", sep, rnd(3));
+            sep = ", ";
+        }
+        if (chance(15)) {
+            sb_printf(b, "%steam: x%u", sep, rnd(2));
+            sep = ", ";
+        }
+        if (o->minor % 2)
+            sb_printf(b, "%sversion: v%u", sep, o->minor % 3);
+        sb_printf(b, "}\n");
+    }
+    if (chance(10))
+        sb_printf(b, "  clusterIP: None\n");
+    else
+        sb_printf(b, "  clusterIP: 10.96.%u.%u\n", rnd(200), 1 + rnd(250));
+    if (chance(10))
+        sb_printf(b, "  publishNotReadyAddresses: true\n");
+    if (chance(10))
+        sb_printf(b, "  internalTrafficPolicy: Local\n");
+    if (chance(5))
+        sb_printf(b, "  trafficDistribution: PreferClose\n");
+    uint32_t np = rnd(4);
+    if (np > 0) {
+        sb_printf(b, "  ports:\n");
+        for (uint32_t i = 0; i < np; i++) {
+            const char *t = targets[(rnd(ARRAY_LEN(targets)) + o->minor / 2) % ARRAY_LEN(targets)];
+            bool named = t[0] < '0' || t[0] > '9';
+            const char *pn = pnames[rnd(ARRAY_LEN(pnames))];
+            sb_printf(b, "  - {name: \"%s%u\", port: %u, targetPort: %s%s%s%s}\n", pn[0] ? pn : "p",
+                      i, 80 + i, named ? "\"" : "", t, named ? "\"" : "",
+                      chance(5) ? ", protocol: UDP" : "");
+        }
+    }
+    rng_state = save;
+}
+
+static void
+render_pod(struct sbuf *b, const struct mobj *o, uint32_t seed, int id, bool invalid)
+{
+    uint64_t save = rng_state;
+
+    rng_state = seed * 0x9E3779B97F4A7C15ULL + 3;
+    sb_printf(b, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: \"%s\"\n  namespace: \"%s\"\n",
+              o->name, ns_of(o));
+    sb_printf(b, "  labels: {version: v%u", o->minor % 4);
+    if (chance(90))
+        sb_printf(b, ", app: a%u", rnd(4));
+    if (chance(50))
+        sb_printf(b, ", tier: t%u", rnd(3));
+    if (chance(30))
+        sb_printf(b, ", team: x%u", rnd(2));
+    if (chance(5))
+        sb_printf(b, ", istio.io/dataplane-mode: %s", chance(50) ? "none" : "ambient");
+    if (chance(5))
+        sb_printf(b, ", networking.istio.io/tunnel: http");
+    if (chance(20))
+        sb_printf(b, ", pod-template-hash: h%u", rnd(3));
+    sb_printf(b, "}\n");
+    if (chance(8))
+        sb_printf(b, "  annotations: {ambient.istio.io/redirection: enabled}\n");
+    if (chance(20))
+        sb_printf(b,
+                  "  generateName: %s-\n  ownerReferences: [{kind: ReplicaSet, name: rs-h%u, "
+                  "controller: true}]\n",
+                  o->name, rnd(3));
+    sb_printf(b, "spec:\n  nodeName: node-%u\n", rnd(4));
+    if (chance(70))
+        sb_printf(b, "  serviceAccountName: sa-%u\n", rnd(3));
+    if (chance(5))
+        sb_printf(b, "  hostNetwork: true\n");
+    sb_printf(b, "  containers:\n  - name: main\n    ports:\n");
+    if (invalid)
+        sb_printf(b, "    - {containerPort: 70000}\n");
+    sb_printf(b, "    - {containerPort: 7000}\n");
+    if (chance(60))
+        sb_printf(b, "    - {name: http, containerPort: 8080}\n");
+    if (chance(40))
+        sb_printf(b, "    - {name: grpc, containerPort: 9090%s}\n",
+                  chance(20) ? ", protocol: UDP" : "");
+    if (chance(30))
+        sb_printf(b, "    - {name: metrics, containerPort: 9100}\n");
+    uint32_t phase = rnd(100);
+    sb_printf(b, "status:\n  phase: %s\n",
+              phase < 85   ? "Running"
+              : phase < 95 ? "Succeeded"
+                           : "Pending");
+    sb_printf(b, "  conditions: [{type: Ready, status: \"%s\"}]\n", chance(85) ? "True" : "False");
+    if (!chance(8)) {
+        sb_printf(b, "  podIPs: [{ip: \"10.%d.%d.%d\"}", o->ns, id / 250, 1 + id % 250);
+        if (chance(10))
+            sb_printf(b, ", {ip: \"fd00::%x\"}", (unsigned)id + 1);
+        sb_printf(b, "]\n");
+    }
+    rng_state = save;
+}
+
+static void
+render_obj(struct sbuf *b, const struct mobj *o, uint32_t seed, bool allow_invalid)
+{
+    switch (o->kind) {
+    case M_NS:
+        render_ns(b, o, seed);
+        break;
+    case M_SVC:
+        render_svc(b, o, seed);
+        break;
+    case M_POD:
+        render_pod(b, o, seed, (int)(seed % 60000), allow_invalid && o->invalid);
+        break;
+    }
+    sb_printf(b, "---\n");
+}
+
+/* The text of file |f|: its objects in model order, and the duplicates it holds. */
+static char *
+render_file(const struct model *m, int f, bool allow_errors)
+{
+    struct sbuf b = {0};
+
+    sb_printf(&b, "%s", ""); /* never NULL, even for an empty file */
+    for (int i = 0; i < m->header[f]; i++)
+        sb_printf(&b, "# header line %d\n", i);
+    for (size_t i = 0; i < m->n; i++) {
+        const struct mobj *o = &m->o[i];
+        if (o->file == f)
+            render_obj(&b, o, o->seed, allow_errors);
+        if (o->file >= 0 && o->dup_file == f)
+            render_obj(&b, o, o->dup_seed, false);
+    }
+    if (allow_errors && m->broken[f])
+        sb_printf(&b, "apiVersion: v1\nkind: [\n");
+    return b.p;
+}
+
+static void
+file_path(const struct model *m, int f, char *out, size_t len)
+{
+    snprintf(out, len, "%s/f%d.yaml", m->dir, f);
+}
+
+/* Writes what changed; returns nothing, the store finds out by syncing. */
+static void
+write_files(struct model *m, bool allow_errors)
+{
+    char path[128];
+
+    for (int f = 0; f < N_FILES; f++) {
+        file_path(m, f, path, sizeof(path));
+        if (!m->present[f]) {
+            if (m->written[f] != NULL) {
+                assert_int_equal(unlink(path), 0);
+                free(m->written[f]);
+                m->written[f] = NULL;
+            }
+            continue;
+        }
+        char *text = render_file(m, f, allow_errors);
+        if (m->written[f] != NULL && strcmp(m->written[f], text) == 0) {
+            free(text);
+            continue;
+        }
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
+        assert_int_equal(fclose(fp), 0);
+        free(m->written[f]);
+        m->written[f] = text;
+    }
+}
+
+static struct mobj *
+add_obj(struct model *m, enum mkind kind, int ns)
+{
+    assert_true(m->n < MAX_OBJS);
+    struct mobj *o = &m->o[m->n++];
+    int id = m->next_id++;
+
+    memset(o, 0, sizeof(*o));
+    o->kind = kind;
+    o->ns = ns;
+    o->file = (int)rnd(N_FILES);
+    o->dup_file = -1;
+    o->seed = 1 + rnd(1u << 30);
+    o->minor = rnd(6);
+    if (kind == M_POD)
+        snprintf(o->name, sizeof(o->name), chance(80) ? "p-%d" : "p-%d-x", id);
+    else if (kind == M_SVC)
+        snprintf(o->name, sizeof(o->name), chance(70) ? "s-%d" : "s-%d-%d", id % 97, id);
+    else
+        snprintf(o->name, sizeof(o->name), "%s", ns_names[ns]);
+    /* Two Services may end up with one name: then one file defines both (a duplicate). */
+    return o;
+}
+
+/* A live object of |kind| (any kind when |kind| < 0), or NULL. */
+static struct mobj *
+pick(struct model *m, int kind)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        struct mobj *o = &m->o[rnd((uint32_t)m->n)];
+        if (o->file >= 0 && (kind < 0 || (int)o->kind == kind))
+            return o;
+    }
+    return NULL;
+}
+
+static void
+model_init(struct model *m, size_t pods, size_t services)
+{
+    memset(m, 0, sizeof(*m));
+    snprintf(m->dir, sizeof(m->dir), "/tmp/test_k8s_diff.XXXXXX");
+    assert_non_null(mkdtemp(m->dir));
+    for (int f = 0; f < N_FILES; f++)
+        m->present[f] = true;
+    /* "z0" has no Namespace object. */
+    for (int ns = 0; ns < N_NS - 1; ns++)
+        add_obj(m, M_NS, ns)->file = 0;
+    for (size_t i = 0; i < services; i++)
+        add_obj(m, M_SVC, (int)rnd(N_NS));
+    for (size_t i = 0; i < pods; i++)
+        add_obj(m, M_POD, (int)rnd(N_NS));
+}
+
+static void
+model_free(struct model *m)
+{
+    char path[128];
+
+    for (int f = 0; f < N_FILES; f++) {
+        if (m->written[f] != NULL) {
+            file_path(m, f, path, sizeof(path));
+            unlink(path);
+        }
+        free(m->written[f]);
+    }
+    rmdir(m->dir);
+}
+
+/* One random edit: a label, a selector, content, objects and files coming and going,
+ * duplicates, reformatting, errors. */
+static void
+edit(struct model *m)
+{
+    uint32_t r = rnd(100);
+    struct mobj *o;
+
+    if (r < 30 && (o = pick(m, M_POD)) != NULL) {
+        o->minor++;
+    } else if (r < 38 && (o = pick(m, M_POD)) != NULL) {
+        o->seed = 1 + rnd(1u << 30);
+    } else if (r < 43 && (o = pick(m, M_SVC)) != NULL) {
+        o->minor++;
+    } else if (r < 47 && (o = pick(m, M_SVC)) != NULL) {
+        o->seed = 1 + rnd(1u << 30);
+    } else if (r < 50 && (o = pick(m, M_NS)) != NULL) {
+        if (chance(80))
+            o->minor++;
+        else
+            o->seed = 1 + rnd(1u << 30);
+    } else if (r < 56) {
+        add_obj(m, M_POD, (int)rnd(N_NS));
+    } else if (r < 60 && (o = pick(m, M_POD)) != NULL) {
+        o->file = -1;
+    } else if (r < 62) {
+        add_obj(m, M_SVC, (int)rnd(N_NS));
+    } else if (r < 64 && (o = pick(m, M_SVC)) != NULL) {
+        o->file = -1;
+    } else if (r < 65) {
+        /* A Namespace object comes or goes. */
+        int ns = (int)rnd(N_NS);
+        struct mobj *found = NULL;
+        for (size_t i = 0; i < m->n; i++)
+            if (m->o[i].kind == M_NS && m->o[i].ns == ns && m->o[i].file >= 0)
+                found = &m->o[i];
+        if (found != NULL)
+            found->file = -1;
+        else
+            add_obj(m, M_NS, ns);
+    } else if (r < 71 && (o = pick(m, -1)) != NULL) {
+        o->file = (int)rnd(N_FILES);
+    } else if (r < 77 && (o = pick(m, -1)) != NULL) {
+        if (o->dup_file >= 0 && chance(50)) {
+            o->dup_file = -1;
+        } else {
+            o->dup_file = (int)rnd(N_FILES);
+            o->dup_seed = chance(50) ? o->seed : 1 + rnd(1u << 30);
+        }
+    } else if (r < 82) {
+        m->header[rnd(N_FILES)] = (int)rnd(4);
+    } else if (r < 84) {
+        int f = (int)rnd(N_FILES);
+        m->present[f] = !m->present[f];
+    } else if (r < 88) {
+        m->broken[rnd(N_FILES)] = true;
+    } else if (r < 92 && (o = pick(m, M_POD)) != NULL) {
+        o->invalid = true;
+        o->minor++; /* what the file says changes, the store keeps the version before */
+    }
+    /* else: nothing changes (a sync and build that must find nothing to do) */
+}
+
+/* ---- Building and comparing ---- */
+
+static const struct k8s_build_opts opt_sets[] = {
+    {0},
+    {.cluster_id = "n-a", .domain_suffix = "example.org", .network = "net1"},
+    {.trust_domain = "td.example"},
+};
+
+static void
+build(const struct k8s_store *st, const struct k8s_build_opts *o, struct mesh_resources *r,
+      struct k8s_diags *d)
+{
+    assert_int_equal(k8s_build_resources(st, o, r, d), 0);
+}
+
+static void
+assert_same_diags(const struct k8s_diags *a, const struct k8s_diags *b, const char *what)
+{
+    if (a->n != b->n)
+        fail_msg("%s: %zu diagnostics against %zu", what, a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        char *x = k8s_diag_str(&a->v[i]), *y = k8s_diag_str(&b->v[i]);
+        if (strcmp(x, y) != 0)
+            fail_msg("%s: diagnostic %zu:\n  %s\n  %s", what, i, x, y);
+        free(x);
+        free(y);
+    }
+}
+
+static void
+assert_same_resources(const struct mesh_resources *a, const struct mesh_resources *b)
+{
+    for (size_t i = 0; a->n != b->n && i < a->n && i < b->n; i++)
+        if (strcmp(a->v[i].name, b->v[i].name) != 0)
+            fail_msg("%zu resources against %zu from scratch; first difference: %s against %s",
+                     a->n, b->n, a->v[i].name, b->v[i].name);
+    if (a->n != b->n)
+        fail_msg("%zu resources against %zu from scratch", a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        const struct mesh_resource *x = &a->v[i], *y = &b->v[i];
+        if (strcmp(x->name, y->name) != 0)
+            fail_msg("resource %zu: %s against %s from scratch", i, x->name, y->name);
+        assert_string_equal(x->type_url, y->type_url);
+        if (x->len != y->len || memcmp(x->data, y->data, x->len) != 0)
+            fail_msg("resource %s: bytes differ from scratch", x->name);
+        assert_string_equal(x->version, y->version);
+        if (i > 0)
+            assert_true(strcmp(a->v[i - 1].name, x->name) < 0);
+    }
+}
+
+static bool
+naive_selects(const struct k8s_obj *svc, const struct k8s_obj *pod)
+{
+    const struct k8s_service *s = &svc->u.svc;
+
+    if (s->external_name || s->n_selector == 0 || strcmp(svc->meta.ns, pod->meta.ns) != 0)
+        return false;
+    for (size_t i = 0; i < s->n_selector; i++) {
+        const char *v = k8s_obj_label(pod, s->selector[i].k);
+        if (v == NULL || strcmp(v, s->selector[i].v) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool
+has_tcp_port(const struct k8s_obj *pod, const char *name)
+{
+    for (size_t i = 0; i < pod->u.pod.n_ports; i++)
+        if (pod->u.pod.ports[i].tcp && strcmp(pod->u.pod.ports[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Every workload's services map against every Service of the store, and the
+ * named-port warnings as the conversion gave them before it had indexes.
+ * Returns how many (pod, Service) pairs matched.
+ */
+static size_t
+check_naive(const struct k8s_store *st, const struct k8s_build_opts *o,
+            const struct mesh_resources *r, const struct k8s_diags *build_diags)
+{
+    const char *suffix = o->domain_suffix ? o->domain_suffix : "cluster.local";
+    const char *cluster = o->cluster_id ? o->cluster_id : "Kubernetes";
+    size_t n_warn = 0, pairs = 0;
+
+    for (size_t i = 0; i < k8s_store_count(st, K8S_POD); i++) {
+        const struct k8s_obj *pod = k8s_store_at(st, K8S_POD, i);
+        if (pod->u.pod.terminal || pod->u.pod.n_ips == 0)
+            continue;
+        char *uid = xasprintf("%s//Pod/%s/%s", cluster, pod->meta.ns, pod->meta.name);
+        const struct mesh_resource *res = mesh_resources_find(r, K8S_TYPE_ADDRESS, uid);
+        assert_non_null(res);
+        Istio__Workload__Address *a = istio__workload__address__unpack(NULL, res->len, res->data);
+        assert_non_null(a);
+        const Istio__Workload__Workload *w = a->workload;
+        size_t want = 0;
+        for (size_t j = 0; j < k8s_store_count(st, K8S_SERVICE); j++) {
+            const struct k8s_obj *svc = k8s_store_at(st, K8S_SERVICE, j);
+            if (!naive_selects(svc, pod))
+                continue;
+            char *key =
+                xasprintf("%s/%s.%s.svc.%s", svc->meta.ns, svc->meta.name, svc->meta.ns, suffix);
+            bool found = false;
+            for (size_t k = 0; k < w->n_services; k++)
+                found |= strcmp(w->services[k]->key, key) == 0;
+            if (!found)
+                fail_msg("%s: no services entry %s", uid, key);
+            free(key);
+            want++;
+            for (size_t k = 0; k < svc->u.svc.n_ports; k++) {
+                const char *t = svc->u.svc.ports[k].target_name;
+                if (t == NULL || has_tcp_port(pod, t))
+                    continue;
+                /* The same warning, in the same order. */
+                assert_true(n_warn < build_diags->n);
+                char *msg = xasprintf("Pod %s/%s has no TCP container port named \"%s\" "
+                                      "(targetPort of Service %s port %u); that port is not "
+                                      "mapped to this pod",
+                                      pod->meta.ns, pod->meta.name, t, svc->meta.name,
+                                      svc->u.svc.ports[k].port);
+                assert_string_equal(build_diags->v[n_warn].msg, msg);
+                assert_string_equal(build_diags->v[n_warn].file, pod->file);
+                assert_int_equal(build_diags->v[n_warn].line, pod->line);
+                n_warn++;
+                free(msg);
+            }
+        }
+        if (w->n_services != want)
+            fail_msg("%s: %zu services entries, %zu selecting Services", uid, w->n_services, want);
+        pairs += want;
+        istio__workload__address__free_unpacked(a, NULL);
+        free(uid);
+    }
+    assert_int_equal(n_warn, build_diags->n);
+    return pairs;
+}
+
+/* A fresh store with every file of the model, loaded in a random order. */
+static struct k8s_store *
+from_scratch(const struct model *m)
+{
+    struct k8s_store *st = k8s_store_new();
+    int order[N_FILES];
+    char path[128];
+
+    for (int f = 0; f < N_FILES; f++)
+        order[f] = f;
+    for (int f = N_FILES - 1; f > 0; f--) {
+        int j = (int)rnd((uint32_t)f + 1), t = order[f];
+        order[f] = order[j];
+        order[j] = t;
+    }
+    for (int i = 0; i < N_FILES; i++) {
+        int f = order[i];
+        if (m->written[f] == NULL)
+            continue;
+        file_path(m, f, path, sizeof(path));
+        k8s_store_load_buf(st, path, m->written[f], strlen(m->written[f]), NULL);
+    }
+    return st;
+}
+
+/* What the comparisons covered, summed over checkpoints. */
+static struct {
+    size_t resources, warnings, dups;
+} st_stats;
+
+static void
+checkpoint(struct model *m, struct k8s_store *st, const struct k8s_build_opts *o, size_t *pairs)
+{
+    struct k8s_diags d1 = {0}, d2 = {0}, s1 = {0}, s2 = {0};
+    struct mesh_resources r1, r2;
+
+    /* Errors fixed: now the files alone say what the store holds. */
+    for (int f = 0; f < N_FILES; f++)
+        m->broken[f] = false;
+    for (size_t i = 0; i < m->n; i++)
+        m->o[i].invalid = false;
+    write_files(m, false);
+    k8s_store_sync_dir(st, m->dir, NULL);
+    build(st, o, &r1, &d1);
+    k8s_store_diags(st, &s1);
+
+    struct k8s_store *ref = from_scratch(m);
+    build(ref, o, &r2, &d2);
+    k8s_store_diags(ref, &s2);
+    /* The generator writes valid objects only; duplicates are the one error on purpose. */
+    for (size_t i = 0; i < s2.n; i++)
+        if (s2.v[i].severity == K8S_ERROR && strstr(s2.v[i].msg, "already defined") == NULL)
+            fail_msg("generator: %s", k8s_diag_str(&s2.v[i]));
+    st_stats.resources += r2.n;
+    st_stats.warnings += d2.n;
+    st_stats.dups += s2.n - d2.n;
+    assert_same_resources(&r1, &r2);
+    assert_same_diags(&d1, &d2, "build warnings");
+    assert_same_diags(&s1, &s2, "store diagnostics");
+    *pairs += check_naive(ref, o, &r2, &d2);
+
+    mesh_resources_free(&r1);
+    mesh_resources_free(&r2);
+    k8s_diags_clear(&d1);
+    k8s_diags_clear(&d2);
+    k8s_diags_clear(&s1);
+    k8s_diags_clear(&s2);
+    k8s_store_free(ref);
+}
+
+static void
+run_seed(uint64_t seed)
+{
+    struct model *m = xcalloc(1, sizeof(*m));
+    struct k8s_store *st = k8s_store_new();
+    const struct k8s_build_opts *o = &opt_sets[0];
+    size_t pairs = 0, checkpoints = 0;
+
+    rng_state = seed * 0x9E3779B97F4A7C15ULL + 7;
+    model_init(m, 300, 45);
+    for (int step = 0; step < 200; step++) {
+        int edits = 1 + (int)rnd(3);
+        for (int e = 0; e < edits; e++)
+            edit(m);
+        if (chance(3))
+            o = &opt_sets[rnd(ARRAY_LEN(opt_sets))];
+        write_files(m, true);
+        /* meshd's order: sync, diagnostics, build; sometimes only some of it. */
+        k8s_store_sync_dir(st, m->dir, NULL);
+        if (chance(60)) {
+            struct k8s_diags s = {0};
+            k8s_store_diags(st, &s);
+            k8s_diags_clear(&s);
+        }
+        if (chance(80)) {
+            struct mesh_resources r;
+            build(st, o, &r, NULL);
+            mesh_resources_free(&r);
+        }
+        if (step % 10 == 9) {
+            checkpoint(m, st, o, &pairs);
+            checkpoints++;
+        }
+    }
+    /* The comparison saw Services selecting pods, not only empty maps. */
+    print_message("seed %llu: %zu checkpoints, %zu resources, %zu selections, %zu port warnings, "
+                  "%zu other diagnostics compared\n",
+                  (unsigned long long)seed, checkpoints, st_stats.resources, pairs,
+                  st_stats.warnings, st_stats.dups);
+    assert_true(pairs > checkpoints * 50);
+    assert_true(st_stats.warnings > 0 && st_stats.dups > 0);
+    memset(&st_stats, 0, sizeof(st_stats));
+    k8s_store_free(st);
+    model_free(m);
+    free(m);
+}
+
+static void
+test_random_edits(void **state)
+{
+    const char *env = getenv("MESH_K8S_DIFF_SEED");
+    (void)state;
+
+    if (env != NULL) {
+        run_seed(strtoull(env, NULL, 10));
+        return;
+    }
+    for (uint64_t seed = 1; seed <= 3; seed++)
+        run_seed(seed);
+}
+
+/* ---- The fast path is taken ---- */
+
+static char *
+bench_pods(int pods, int version_of_p0)
+{
+    struct sbuf b = {0};
+
+    sb_printf(&b, "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-0, labels: "
+                  "{istio.io/dataplane-mode: ambient}}\n---\n");
+    for (int i = 0; i < pods; i++)
+        sb_printf(&b,
+                  "apiVersion: v1\nkind: Pod\nmetadata: {name: p-%d, namespace: ns-0, labels: "
+                  "{app: s-%d, version: v%d}}\nspec: {containers: [{name: main, ports: [{name: "
+                  "http, containerPort: 8080}]}]}\nstatus: {phase: Running, podIPs: [{ip: "
+                  "\"10.0.%d.%d\"}]}\n---\n",
+                  i, i / 10, i == 0 ? version_of_p0 : 1, i / 250, 1 + i % 250);
+    for (int j = 0; j < pods / 10; j++)
+        sb_printf(&b,
+                  "apiVersion: v1\nkind: Service\nmetadata: {name: s-%d, namespace: ns-0}\nspec: "
+                  "{selector: {app: s-%d}, clusterIP: \"10.96.%d.%d\", ports: [{port: 80, "
+                  "targetPort: http}]}\n---\n",
+                  j, j, j / 250, 1 + j % 250);
+    return b.p;
+}
+
+/* One pod's label changes in a file of 2,000 pods: only its resource is built again. */
+static void
+test_one_pod_fast_path(void **state)
+{
+    enum { PODS = 2000 };
+    struct k8s_store *st = k8s_store_new();
+    struct mesh_resources r1, r2;
+    (void)state;
+
+    char *text = bench_pods(PODS, 1);
+    assert_int_equal(k8s_store_load_buf(st, "all.yaml", text, strlen(text), NULL), 0);
+    free(text);
+    build(st, NULL, &r1, NULL);
+    assert_int_equal(r1.n, PODS + PODS / 10);
+    /* The packed bytes each object's memo holds now. */
+    const uint8_t **before = xcalloc(PODS + PODS / 10, sizeof(*before));
+    for (size_t i = 0; i < PODS; i++)
+        before[i] = st->eff[K8S_POD][i]->memo->data;
+    for (size_t i = 0; i < PODS / 10; i++)
+        before[PODS + i] = st->eff[K8S_SERVICE][i]->memo->data;
+
+    /* The whole file is parsed again; equal objects keep their gens and memos. */
+    text = bench_pods(PODS, 2);
+    assert_int_equal(k8s_store_load_buf(st, "all.yaml", text, strlen(text), NULL), 0);
+    free(text);
+    build(st, NULL, &r2, NULL);
+    size_t rebuilt = 0, changed = 0;
+    for (size_t i = 0; i < PODS; i++) {
+        const struct k8s_obj *pod = st->eff[K8S_POD][i];
+        if (pod->memo->data != before[i]) {
+            rebuilt++;
+            assert_string_equal(pod->meta.name, "p-0");
+        }
+    }
+    for (size_t i = 0; i < PODS / 10; i++)
+        assert_ptr_equal(st->eff[K8S_SERVICE][i]->memo->data, before[PODS + i]);
+    assert_int_equal(rebuilt, 1);
+    for (size_t i = 0; i < r1.n; i++) {
+        assert_string_equal(r1.v[i].name, r2.v[i].name);
+        changed += strcmp(r1.v[i].version, r2.v[i].version) != 0;
+    }
+    assert_int_equal(changed, 1);
+    assert_non_null(mesh_resources_find(&r2, K8S_TYPE_ADDRESS, "Kubernetes//Pod/ns-0/p-0"));
+    free(before);
+    mesh_resources_free(&r1);
+    mesh_resources_free(&r2);
+    k8s_store_free(st);
+}
+
+/* Builds |st| and a fresh store loaded with |files| and checks they agree. */
+static void
+assert_as_fresh(const struct k8s_store *st, const char *const *files, size_t n)
+{
+    struct k8s_store *ref = k8s_store_new();
+    struct mesh_resources r1, r2;
+    struct k8s_diags d1 = {0}, d2 = {0};
+
+    for (size_t i = 0; i < n; i++)
+        k8s_store_load_buf(ref, files[2 * i], files[2 * i + 1], strlen(files[2 * i + 1]), NULL);
+    build(st, NULL, &r1, &d1);
+    build(ref, NULL, &r2, &d2);
+    assert_same_resources(&r1, &r2);
+    assert_same_diags(&d1, &d2, "build warnings");
+    mesh_resources_free(&r1);
+    mesh_resources_free(&r2);
+    k8s_diags_clear(&d1);
+    k8s_diags_clear(&d2);
+    k8s_store_free(ref);
+}
+
+/*
+ * Edges the random edits rarely reach: the first Service of a store that had
+ * none, the last one going, a namespace whose Services all go and come back.
+ */
+static void
+test_services_come_and_go(void **state)
+{
+    static const char pods[] =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a, labels: {app: x}}\n"
+        "status: {podIP: 10.0.0.1}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: q, namespace: b, labels: {app: x}}\n"
+        "status: {podIP: 10.0.0.2}\n";
+    static const char svc_a[] = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: a}\n"
+                                "spec: {selector: {app: x}, ports: [{port: 80}]}\n";
+    static const char svc_b[] = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: b}\n"
+                                "spec: {selector: {app: x}, ports: [{port: 80}]}\n";
+    const char *const only_pods[] = {"pods.yaml", pods};
+    const char *const with_a[] = {"pods.yaml", pods, "svc.yaml", svc_a};
+    const char *const with_b[] = {"pods.yaml", pods, "svc.yaml", svc_b};
+    struct k8s_store *st = k8s_store_new();
+    (void)state;
+
+    k8s_store_load_buf(st, "pods.yaml", pods, strlen(pods), NULL);
+    assert_as_fresh(st, only_pods, 1);
+    k8s_store_load_buf(st, "svc.yaml", svc_a, strlen(svc_a), NULL);
+    assert_as_fresh(st, with_a, 2);
+    k8s_store_load_buf(st, "svc.yaml", svc_b, strlen(svc_b), NULL);
+    assert_as_fresh(st, with_b, 2);
+    k8s_store_remove_file(st, "svc.yaml");
+    assert_as_fresh(st, only_pods, 1);
+    k8s_store_load_buf(st, "svc.yaml", svc_a, strlen(svc_a), NULL);
+    assert_as_fresh(st, with_a, 2);
+    k8s_store_free(st);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_edits),
+        cmocka_unit_test(test_one_pod_fast_path),
+        cmocka_unit_test(test_services_come_and_go),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
