@@ -17,6 +17,7 @@
 #include "base/base.h"
 #include "log/log.h"
 #include "net/sock.h"
+#include "policy/policy.h"
 #include "ztunnel.h"
 
 static struct admin_http *admin_srv, *ready_srv;
@@ -158,7 +159,10 @@ config_dump(struct zt *zt)
     certs_dump(zt->certs, cs);
     json_object_set_new(root, "workloads", ws);
     json_object_set_new(root, "services", ss);
-    json_object_set_new(root, "policies", json_array());
+    json_t *ps = json_array();
+    for (size_t i = 0; zt->policies != NULL && i < policy_set_count(zt->policies); i++)
+        json_array_append_new(ps, policy_to_json(policy_set_at(zt->policies, i)));
+    json_object_set_new(root, "policies", ps);
     json_object_set_new(root, "certificates", cs);
     if (zt->xds != NULL) {
         json_t *x = json_object();

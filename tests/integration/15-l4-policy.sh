@@ -73,6 +73,15 @@ check "plaintext without identity is refused by a principal ALLOW" \
     sh -c "! ip netns exec $N1 sh -c 'iptables -t nat -F OUTPUT; $TCPTOOL echo --connect $(hostport "$SERVER_IP" 8080) --timeout 5'"
 check "and logged as a policy rejection" \
     grep -q 'direction="inbound".*error="connection closed due to policy rejection"' "$WORK/zt2.log"
+check "config_dump lists the policies in force" ip netns exec "$N2" $PY -c "
+import json,urllib.request
+d=json.load(urllib.request.urlopen('http://127.0.0.1:15000/config_dump',timeout=2))
+names=sorted((p['namespace'],p['name'],p['action']) for p in d['policies'])
+assert names==[('default','allow-client','ALLOW'),('default','deny-9090','DENY')], names
+"
+ip netns exec "$N2" "$BIN/meshctl" ztunnel-config policies >"$WORK/mc-policies.txt" 2>&1 || true
+cat "$WORK/mc-policies.txt"
+check "meshctl ztunnel-config policies shows them" grep -q 'deny-9090' "$WORK/mc-policies.txt"
 check "node-1 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT1" "$WORK/zt1.log"
 check "node-2 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT2" "$WORK/zt2.log"
 finish
