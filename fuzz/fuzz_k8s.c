@@ -7,7 +7,9 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "authorization.pb-c.h"
 #include "k8s/k8s.h"
 #include "workload.pb-c.h"
 
@@ -20,6 +22,14 @@ convert(const struct k8s_store *st, const struct k8s_build_opts *o, struct k8s_d
 
     k8s_build_resources(st, o, &r, d);
     for (size_t i = 0; i < r.n; i++) {
+        if (strcmp(r.v[i].type_url, K8S_TYPE_AUTHORIZATION) == 0) {
+            Istio__Security__Authorization *z =
+                istio__security__authorization__unpack(NULL, r.v[i].len, r.v[i].data);
+            if (z == NULL)
+                abort();
+            istio__security__authorization__free_unpacked(z, NULL);
+            continue;
+        }
         Istio__Workload__Address *a =
             istio__workload__address__unpack(NULL, r.v[i].len, r.v[i].data);
         if (a == NULL)

@@ -177,7 +177,9 @@ capture_outbound() { # netns
     [ "$FAMILY" = 6 ] && ipt=ip6tables
     local lo=127.0.0.0/8
     [ "$FAMILY" = 6 ] && lo=::1/128
-    ip netns exec "$1" $ipt -t nat -A OUTPUT -p tcp ! -d $lo -m mark ! --mark 0x539/0xfff \
+    # --syn: only new connections; one conntrack first meets mid-stream (it predates the
+    # rule, e.g. ztunnel's own control-plane connection) is left alone.
+    ip netns exec "$1" $ipt -t nat -A OUTPUT -p tcp --syn ! -d $lo -m mark ! --mark 0x539/0xfff \
         -j REDIRECT --to-ports 15001
 }
 
@@ -185,7 +187,7 @@ capture_outbound() { # netns
 capture_inbound() { # netns
     local ipt=iptables
     [ "$FAMILY" = 6 ] && ipt=ip6tables
-    ip netns exec "$1" $ipt -t nat -A PREROUTING -p tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff \
+    ip netns exec "$1" $ipt -t nat -A PREROUTING -p tcp --syn ! --dport 15008 -m mark ! --mark 0x539/0xfff \
         -j REDIRECT --to-ports 15006
 }
 

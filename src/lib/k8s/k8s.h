@@ -3,7 +3,8 @@
  *
  * A store holds the objects read from a set of files (meshd --config-dir):
  * Namespace, ServiceAccount, Pod and Service are decoded for conversion;
- * AuthorizationPolicy, PeerAuthentication (security.istio.io), Gateway,
+ * AuthorizationPolicy and PeerAuthentication (security.istio.io) are
+ * validated as Istio's webhook does and converted for ztunnel; Gateway,
  * HTTPRoute (gateway.networking.k8s.io) and VirtualService
  * (networking.istio.io) are validated lightly and kept as JSON with line
  * numbers for the modules that convert them. Other kinds get a warning.
@@ -15,7 +16,9 @@
  *
  * k8s_build_resources() turns the store into the xDS resources istiod would
  * serve: type.googleapis.com/istio.workload.Address (one Workload per running
- * pod with an IP, one Service per non-ExternalName Service).
+ * pod with an IP, one Service per non-ExternalName Service) and
+ * type.googleapis.com/istio.security.Authorization (AuthorizationPolicy and
+ * PeerAuthentication converted for ztunnel, k8s_authz.c).
  *
  * Building is incremental: the store remembers, per object, the packed
  * resource and what it was made from, and packs again only what a change
@@ -44,13 +47,18 @@
 #define K8S_MAX_IPS        16   /* pod IPs, cluster IPs */
 #define K8S_MAX_FILES      4096 /* per directory */
 
-#define K8S_TYPE_ADDRESS "type.googleapis.com/istio.workload.Address"
+#define K8S_TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
+#define K8S_TYPE_AUTHORIZATION "type.googleapis.com/istio.security.Authorization"
+
+/* Istio's root namespace: mesh-wide policies live here (meshConfig.rootNamespace). */
+#define K8S_ROOT_NAMESPACE "istio-system"
 
 /* ---- Diagnostics ---- */
 
 enum k8s_severity {
     K8S_ERROR = 0,
     K8S_WARNING,
+    K8S_INFO, /* worth knowing, nothing wrong (e.g. a policy left to the waypoint) */
 };
 
 struct k8s_diag {
@@ -226,9 +234,9 @@ bool k8s_dns_subdomain(const char *s);
 /* ---- Conversion ---- */
 
 struct mesh_resource {
-    char *name;           /* Workload: uid; Service: "<ns>/<hostname>" */
+    char *name;           /* Workload: uid; Service, Authorization: "<ns>/<name or hostname>" */
     const char *type_url; /* static */
-    uint8_t *data;        /* the packed message (istio.workload.Address) */
+    uint8_t *data;        /* packed istio.workload.Address or istio.security.Authorization */
     size_t len;
     char version[17]; /* hex of a 64-bit hash of data */
 };

@@ -10,7 +10,9 @@
  * building").
  *
  * Services follow istiod's pilot/pkg/serviceregistry/ambient/services.go
- * constructService; app protocols pkg/config/kube ConvertProtocol.
+ * constructService; app protocols pkg/config/kube ConvertProtocol. The
+ * Authorization resources come first (their type URL sorts first) and are
+ * made in k8s_authz*.c.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -232,6 +234,9 @@ k8s_memo_free(struct k8s_memo *m)
         return;
     free(m->sel);
     free(m->sel_gens);
+    for (size_t i = 0; i < m->n_pols; i++)
+        free(m->pols[i]);
+    free(m->pols);
     free(m->name);
     free(m->data);
     free(m);
@@ -464,11 +469,23 @@ k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
     }
     struct k8s_memo **sorted = xcalloc(n + 1, sizeof(*sorted));
     order_memos(v, memos, n, sorted);
-    if (n > 0)
-        out->v = xcalloc(n, sizeof(*out->v));
+    /* Authorization before Address: the order of the type URLs. */
+    const struct k8s_authz_cache *az = k8s_authz_resources(st);
+    if (n + az->n_res > 0)
+        out->v = xcalloc(n + az->n_res, sizeof(*out->v));
+    for (size_t i = 0; i < az->n_res; i++) {
+        const struct mesh_resource *s = &az->res[i];
+        struct mesh_resource *r = &out->v[i];
+        r->name = xstrdup(s->name);
+        r->type_url = s->type_url;
+        r->data = xmalloc(s->len + 1);
+        memcpy(r->data, s->data, s->len);
+        r->len = s->len;
+        memcpy(r->version, s->version, sizeof(r->version));
+    }
     for (size_t i = 0; i < n; i++) {
         const struct k8s_memo *m = sorted[i];
-        struct mesh_resource *r = &out->v[i];
+        struct mesh_resource *r = &out->v[az->n_res + i];
         r->name = xstrdup(m->name);
         r->type_url = K8S_TYPE_ADDRESS;
         r->data = xmalloc(m->len);
@@ -476,10 +493,11 @@ k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
         r->len = m->len;
         memcpy(r->version, m->version, sizeof(r->version));
     }
-    out->n = n;
+    out->n = az->n_res + n;
     free(sorted);
     free(memos);
     k8s_check_ports(st, d);
+    k8s_authz_diags(st, d);
     return 0;
 }
 

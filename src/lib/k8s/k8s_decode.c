@@ -1,10 +1,13 @@
 /*
  * k8s_decode.c - recognises an object by apiVersion and kind, decodes its
  * metadata, and hands Pods and Services to their decoders. Namespaces and
- * ServiceAccounts need nothing more; the Istio and Gateway API kinds are kept
- * as JSON for the policy and routing modules, checked only for the shape
- * every object has. Unknown fields are ignored, as the API server would
- * prune them; fields we read must have the right type.
+ * ServiceAccounts need nothing more; AuthorizationPolicy and
+ * PeerAuthentication are validated as Istio's webhook does (k8s_authz*.c,
+ * where unknown spec fields are refused, as kubectl's strict validation does);
+ * the other Istio and Gateway API kinds are kept as JSON for the routing
+ * modules, checked only for the shape every object has. Elsewhere unknown
+ * fields are ignored, as the API server would prune them; fields we read must
+ * have the right type.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +69,10 @@ k8s_obj_free(struct k8s_obj *o)
         k8s_pod_cleanup(&o->u.pod);
     else if (o->kind == K8S_SERVICE)
         k8s_service_cleanup(&o->u.svc);
+    else if (o->kind == K8S_AUTHORIZATION_POLICY)
+        k8s_ap_cleanup(&o->u.ap);
+    else if (o->kind == K8S_PEER_AUTHENTICATION)
+        k8s_pa_cleanup(&o->u.pa);
     meta_cleanup(&o->meta);
     k8s_memo_free(o->memo);
     json_decref(o->json);
@@ -231,6 +238,12 @@ k8s_decode(struct k8s_dctx *c, json_t *json, int line, struct k8s_lines *lines,
         break;
     case K8S_SERVICE:
         rc = k8s_decode_service(c, json, &o->u.svc);
+        break;
+    case K8S_AUTHORIZATION_POLICY:
+        rc = k8s_decode_authz(c, json, &o->meta, &o->u.ap);
+        break;
+    case K8S_PEER_AUTHENTICATION:
+        rc = k8s_decode_peerauthn(c, json, &o->meta, &o->u.pa);
         break;
     case K8S_NAMESPACE:
     case K8S_SERVICE_ACCOUNT:

@@ -91,7 +91,9 @@ k8s_diags_count(const struct k8s_diags *d, int severity)
 char *
 k8s_diag_str(const struct k8s_diag *g)
 {
-    const char *sev = g->severity == K8S_ERROR ? "error" : "warning";
+    const char *sev = g->severity == K8S_ERROR     ? "error"
+                      : g->severity == K8S_WARNING ? "warning"
+                                                   : "info";
 
     if (g->code != NULL)
         return xasprintf("%s:%d: %s: %s [%s]", g->file, g->line, sev, g->msg, g->code);

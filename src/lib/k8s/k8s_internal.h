@@ -12,6 +12,9 @@
  *   k8s_files.c    reading files and directories
  *   k8s_build.c    resources, versions, memos of packed resources, the name order
  *   k8s_workload.c Workload per pod; which Services select which pods (the view)
+ *   k8s_authz.c    AuthorizationPolicy: validation and conversion to istio.security.Authorization
+ *   k8s_authz_pa.c PeerAuthentication: validation, effective mode, converted policies
+ *   k8s_authz_sel.c which policies each workload lists, policy epochs, the Authorization resources
  *   k8s_diag.c     diagnostics, hashing
  */
 #ifndef MESH_LIB_K8S_INTERNAL_H
@@ -24,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "authorization.pb-c.h"
 #include "k8s/k8s.h"
 #include "workload.pb-c.h"
 
@@ -133,6 +137,44 @@ struct k8s_service {
     size_t n_vips;
 };
 
+/* An AuthorizationPolicy, converted when decoded (it depends on nothing else; k8s_authz.c). */
+struct k8s_ap {
+    bool sent;             /* a resource is served (not targetRefs, AUDIT or CUSTOM) */
+    bool selector;         /* spec.selector given: WORKLOAD_SELECTOR scope */
+    bool match_labels;     /* spec.selector.matchLabels given (even empty): workloads list it */
+    struct k8s_kv *labels; /* matchLabels, sorted by key */
+    size_t n_labels;
+    uint8_t *data; /* the packed istio.security.Authorization when sent */
+    size_t len;
+    char version[17];
+    struct k8s_diags diags; /* warnings and notes of the conversion, reported while in effect */
+};
+
+enum k8s_mtls {
+    K8S_MTLS_UNSET = 0,
+    K8S_MTLS_DISABLE,
+    K8S_MTLS_PERMISSIVE,
+    K8S_MTLS_STRICT,
+};
+
+struct k8s_port_mtls {
+    uint32_t port;
+    enum k8s_mtls mode;
+    int line; /* where the port is written */
+};
+
+/* A PeerAuthentication (k8s_authz_pa.c). */
+struct k8s_pa {
+    enum k8s_mtls mode;    /* spec.mtls.mode */
+    bool selector;         /* spec.selector given (non-null) */
+    struct k8s_kv *labels; /* its matchLabels, sorted by key */
+    size_t n_labels;
+    struct k8s_port_mtls *ports; /* spec.portLevelMtls, by port */
+    size_t n_ports;
+    int64_t created;        /* metadata.creationTimestamp in seconds; INT64_MIN when absent */
+    struct k8s_diags diags; /* warnings that depend on this object alone */
+};
+
 struct k8s_memo;
 
 struct k8s_obj {
@@ -154,6 +196,8 @@ struct k8s_obj {
     union {
         struct k8s_pod pod;
         struct k8s_service svc;
+        struct k8s_ap ap;
+        struct k8s_pa pa;
     } u;
 };
 
@@ -195,6 +239,17 @@ int k8s_decode_pod(struct k8s_dctx *c, const json_t *json, struct k8s_pod *p);
 int k8s_decode_service(struct k8s_dctx *c, const json_t *json, struct k8s_service *s);
 void k8s_pod_cleanup(struct k8s_pod *p);
 void k8s_service_cleanup(struct k8s_service *s);
+/*
+ * AuthorizationPolicy and PeerAuthentication: validated as Istio's webhook
+ * does (errors make the object invalid: the store keeps its previous
+ * version); an AuthorizationPolicy is also converted (k8s_authz.c).
+ */
+int k8s_decode_authz(struct k8s_dctx *c, const json_t *json, const struct k8s_meta *m,
+                     struct k8s_ap *ap);
+int k8s_decode_peerauthn(struct k8s_dctx *c, const json_t *json, const struct k8s_meta *m,
+                         struct k8s_pa *pa);
+void k8s_ap_cleanup(struct k8s_ap *ap);
+void k8s_pa_cleanup(struct k8s_pa *pa);
 
 /* Adds an error at |line| and returns -MESH_ECONFIG. */
 int k8s_fail(struct k8s_dctx *c, int line, const char *fmt, ...)
@@ -318,6 +373,11 @@ void k8s_store_ns_range(const struct k8s_store *st, enum k8s_kind kind, const ch
  *     pod are found by looking up the pod's own labels;
  *   - per pod (in its memo), the Services that select it, recomputed only
  *     when the pod or its namespace's Services changed;
+ *   - per namespace, a policy epoch that changes with its AuthorizationPolicies
+ *     and PeerAuthentications; per pod (memo), its authorization_policies,
+ *     recomputed only when the epoch of its namespace or of the root namespace
+ *     changed (the resource is built again only if the list differs);
+ *   - the Authorization resources, kept while no policy's gen changes;
  *   - per pod and Service (memo), the packed resource with what it was built
  *     from (the object's gen in the memo, its Namespace's gen, the selecting
  *     Services' gens, the options), reused while all of that is unchanged;
@@ -341,6 +401,28 @@ struct k8s_nsview {
     uint32_t *next;      /* per offset: 1 + next offset in its chain, 0 = end */
 };
 
+/* A namespace's AuthorizationPolicies and PeerAuthentications (their gens) and its policy epoch. */
+struct k8s_polview {
+    char *ns;
+    uint64_t *gens; /* AuthorizationPolicies, then PeerAuthentications, in (ns, name) order */
+    size_t n;
+    uint64_t epoch; /* >= 2, unique in the store; changes whenever gens do */
+};
+
+/*
+ * The Authorization resources of the last build, kept while the policies
+ * (their gens) do not change: AuthorizationPolicies converted, and what
+ * istiod derives from PeerAuthentications.
+ */
+struct k8s_authz_cache {
+    bool valid;
+    uint64_t *gens; /* every AuthorizationPolicy's, then every PeerAuthentication's */
+    size_t n_gens;
+    struct mesh_resource *res; /* sorted by name */
+    size_t n_res;
+    struct k8s_diags diags; /* PeerAuthentication warnings that depend on other objects */
+};
+
 /* Sorted names of the last build's resources. */
 struct k8s_order {
     char **names; /* owned */
@@ -358,6 +440,9 @@ struct k8s_view {
     char *opts[4]; /* the options of the last build; changes give a new opts_epoch */
     uint64_t opts_epoch;
     struct k8s_order order;
+    struct k8s_polview *pol; /* namespaces with policies, sorted by ns */
+    size_t n_pol;
+    struct k8s_authz_cache authz;
 };
 
 /* The selection epoch of a namespace without Services, where pods select none (also
@@ -371,6 +456,12 @@ struct k8s_memo {
     uint64_t *sel_gens; /* their gens */
     size_t n_sel;
     bool port_warn; /* one of them has a named targetPort this pod lacks */
+    /* Pods: authorization_policies, as of the policy epochs of the pod's namespace and of
+     * the root namespace (0: never computed). */
+    uint64_t pol_epoch;
+    uint64_t pol_root_epoch;
+    char **pols; /* owned */
+    size_t n_pols;
     /* The packed resource, valid when built and made with b_opts and b_ns_gen. */
     bool built;
     uint64_t b_opts;
@@ -431,5 +522,44 @@ void k8s_build_workload(const struct k8s_build_ctx *b, struct k8s_arena *a,
  * targetPort a selected pod has no TCP container port for.
  */
 void k8s_check_ports(const struct k8s_store *st, struct k8s_diags *out);
+
+/* ---- Authorization (k8s_authz_sel.c, k8s_authz_pa.c) ---- */
+
+/* The policy views of the namespaces, from the objects in effect (called by k8s_view_update()). */
+void k8s_authz_view_update(const struct k8s_store *st);
+/* The policy epoch of namespace |ns|: K8S_EPOCH_NO_SERVICES when it has no policies. */
+uint64_t k8s_authz_epoch(const struct k8s_view *v, const char *ns);
+/*
+ * Recomputes |pod|'s authorization_policies into its memo for epochs |epoch|
+ * (its namespace) and |root_epoch|; the resource is built again only when the
+ * list changed.
+ */
+void k8s_authz_select(const struct k8s_store *st, const struct k8s_obj *pod, struct k8s_memo *m,
+                      uint64_t epoch, uint64_t root_epoch);
+/*
+ * The Authorization resources for the objects in effect (cached while the
+ * policies are unchanged): a pointer to the view's sorted array.
+ */
+const struct k8s_authz_cache *k8s_authz_resources(const struct k8s_store *st);
+/* Appends the policies' diagnostics (of the objects in effect) to |out|. */
+void k8s_authz_diags(const struct k8s_store *st, struct k8s_diags *out);
+void k8s_authz_view_free(struct k8s_view *v);
+
+/* PeerAuthentication (k8s_authz_pa.c). */
+/*
+ * The PeerAuthentication keys workload |pod| lists (istiod's
+ * convertedSelectorPeerAuthentications): the static STRICT policy and/or its
+ * port-level policy. Appends heap strings to *v (n, cap as in a vector).
+ */
+void k8s_pa_keys(const struct k8s_store *st, const struct k8s_obj *pod, char ***v, size_t *n);
+/*
+ * Appends the resources derived from PeerAuthentications (the static STRICT
+ * policy when there is any, converted port-level policies) to *res, unsorted,
+ * and the warnings that depend on other objects to |d|.
+ */
+void k8s_pa_resources(const struct k8s_store *st, struct mesh_resource **res, size_t *n,
+                      struct k8s_diags *d);
+/* Packs |a| into |r|: named "<namespace>/<name>", of the Authorization type, versioned. */
+void k8s_authz_pack(const Istio__Security__Authorization *a, struct mesh_resource *r);
 
 #endif

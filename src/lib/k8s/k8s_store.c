@@ -575,6 +575,7 @@ k8s_store_diags(const struct k8s_store *st, struct k8s_diags *out)
         k8s_diags_append(&all, &st->files[i]->diags);
     k8s_diags_append(&all, &st->dups);
     k8s_check_ports(st, &all);
+    k8s_authz_diags(st, &all);
     k8s_diags_sort(&all);
     k8s_diags_append(out, &all);
     k8s_diags_clear(&all);

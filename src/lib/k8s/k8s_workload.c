@@ -5,8 +5,9 @@
  *   uid "<cluster>//Pod/<ns>/<name>", addresses from the pod IPs, identity
  *   from the service account, status UNHEALTHY unless Ready and not being
  *   deleted, HOST_NETWORK for host-network pods, telemetry names from the
- *   owner and the canonical labels, and per selecting Service the port map
- *   with named targetPorts resolved against the pod's container ports.
+ *   owner and the canonical labels, per selecting Service the port map
+ *   with named targetPorts resolved against the pod's container ports, and
+ *   the policies that select it (k8s_authz_sel.c).
  *
  * tunnel_protocol: istiod sets HBONE when istio-cni annotated the pod
  * (ambient.istio.io/redirection: enabled). There is no CNI writing
@@ -381,6 +382,7 @@ k8s_view_free(struct k8s_view *v)
     for (size_t i = 0; i < v->order.n; i++)
         free(v->order.names[i]);
     free(v->order.names);
+    k8s_authz_view_free(v);
     free(v);
 }
 
@@ -534,6 +536,8 @@ k8s_view_update(const struct k8s_store *st)
     if (v->eff_version == st->eff_version)
         return;
     update_namespaces(st, v);
+    k8s_authz_view_update(st);
+    uint64_t root_epoch = k8s_authz_epoch(v, K8S_ROOT_NAMESPACE);
     v->n_warn = 0;
     for (size_t i = 0; i < n_pod;) {
         size_t n = k8s_ns_run(st, K8S_POD, i);
@@ -543,6 +547,7 @@ k8s_view_update(const struct k8s_store *st)
             nsi++;
         const struct k8s_nsview *nv = nsi < v->n_ns && c == 0 ? &v->ns[nsi] : NULL;
         uint64_t epoch = nv != NULL ? nv->epoch : K8S_EPOCH_NO_SERVICES;
+        uint64_t pol_epoch = k8s_authz_epoch(v, ns);
         for (size_t k = i; k < i + n; k++) {
             struct k8s_obj *pod = st->eff[K8S_POD][k];
             if (!is_workload(pod))
@@ -550,6 +555,8 @@ k8s_view_update(const struct k8s_store *st)
             struct k8s_memo *m = k8s_memo_get(pod);
             if (m->sel_epoch != epoch)
                 select_services(st, nv, pod, m);
+            if (m->pol_epoch != pol_epoch || m->pol_root_epoch != root_epoch)
+                k8s_authz_select(st, pod, m, pol_epoch, root_epoch);
             if (m->port_warn) {
                 if (v->n_warn % 16 == 0)
                     v->warn = xrealloc(v->warn, (v->n_warn + 16) * sizeof(*v->warn));
@@ -639,6 +646,10 @@ k8s_build_workload(const struct k8s_build_ctx *b, struct k8s_arena *a, const str
     w->workload_name = (char *)(uintptr_t)workload_name(a, pod);
     canonical(pod, w->workload_name, w);
     services(b, a, pod, w);
+    /* The selector policies and PeerAuthentication keys (k8s_authz_sel.c, kept in the memo). */
+    CHECK(pod->memo->pol_epoch != 0);
+    w->authorization_policies = pod->memo->pols;
+    w->n_authorization_policies = pod->memo->n_pols;
     /* Kubernetes has Ready, Serving and Terminating; istiod folds them into one bit. */
     w->status = p->ready && !pod->meta.deleting ? ISTIO__WORKLOAD__WORKLOAD_STATUS__HEALTHY
                                                 : ISTIO__WORKLOAD__WORKLOAD_STATUS__UNHEALTHY;

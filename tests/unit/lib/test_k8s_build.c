@@ -94,11 +94,16 @@ test_workload_fields(void **state)
     (void)state;
 
     build(st, NULL, &r, &d);
-    /* 3 Services (not the ExternalName one), 6 pods (not the pending one nor the finished one). */
-    assert_int_equal(r.n, 9);
+    /* 2 Authorization (the AuthorizationPolicy, the static STRICT policy the PeerAuthentication
+     * brings), then 3 Services (not the ExternalName one), 6 pods (not the pending one nor the
+     * finished one); test_k8s_authz.c covers the policies. */
+    assert_int_equal(r.n, 11);
+    assert_string_equal(r.v[0].name, "istio-system/istio_converted_static_strict");
+    assert_string_equal(r.v[1].name, "shop/allow-web");
     for (size_t i = 0; i + 1 < r.n; i++) {
-        assert_string_equal(r.v[i].type_url, K8S_TYPE_ADDRESS);
-        assert_true(strcmp(r.v[i].name, r.v[i + 1].name) < 0);
+        assert_string_equal(r.v[i].type_url, i < 2 ? K8S_TYPE_AUTHORIZATION : K8S_TYPE_ADDRESS);
+        if (i != 1)
+            assert_true(strcmp(r.v[i].name, r.v[i + 1].name) < 0);
     }
     assert_null(mesh_resources_find(&r, K8S_TYPE_ADDRESS, POD_KEY "shop/pending"));
     assert_null(mesh_resources_find(&r, K8S_TYPE_ADDRESS, POD_KEY "shop/job-done"));
@@ -127,7 +132,10 @@ test_workload_fields(void **state)
     assert_string_equal(w->cluster_id, "Kubernetes");
     assert_int_equal(w->network_mode, ISTIO__WORKLOAD__NETWORK_MODE__STANDARD);
     assert_null(w->waypoint);
-    assert_int_equal(w->n_authorization_policies, 0);
+    /* The selector policy, then the static STRICT policy (namespace-wide STRICT). */
+    assert_int_equal(w->n_authorization_policies, 2);
+    assert_string_equal(w->authorization_policies[0], "shop/allow-web");
+    assert_string_equal(w->authorization_policies[1], "istio-system/istio_converted_static_strict");
 
     /* Every selecting Service, keyed "<ns>/<hostname>", sorted; not the selector-less one. */
     assert_int_equal(w->n_services, 2);

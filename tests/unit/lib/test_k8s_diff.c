@@ -7,8 +7,11 @@
  * diagnostics as a fresh store loaded from the same files; the services map
  * of every workload and the named-port warnings are also checked against a
  * naive walk over every Service (the conversion as it was before it had
- * indexes). A second test checks that a one-pod change at a larger size
- * really takes the fast path: only that pod's resource is built again.
+ * indexes), and every workload's authorization_policies against a naive walk
+ * over every AuthorizationPolicy and PeerAuthentication (random policies with
+ * selectors on the pods' labels, in the root namespace too, come and go). A second test checks that
+ * a one-pod change at a larger size really takes the fast path: only that pod's resource is built
+ * again.
  *
  * MESH_K8S_DIFF_SEED=<n> runs one seed (printed on failure); the default
  * runs a few fixed ones.
@@ -78,14 +81,15 @@ static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, cons
 
 /* ---- The model: objects described by a seed (the content) and a minor tweak ---- */
 
-enum mkind { M_NS, M_SVC, M_POD };
+enum mkind { M_NS, M_SVC, M_POD, M_AP, M_PA };
 
 #define N_FILES  16
 #define MAX_OBJS 4096
 
 /* Names chosen so that (ns, name) order and resource-name order disagree. */
-static const char *const ns_names[] = {"n", "n-a", "n-a-b", "m", "z0"};
-#define N_NS 5
+static const char *const ns_names[] = {"n", "n-a", "n-a-b", "m", "z0", "istio-system"};
+#define N_NS        5 /* for Namespaces, Services and pods; policies use the root namespace too */
+#define N_NS_POLICY 6
 
 struct mobj {
     enum mkind kind;
@@ -259,6 +263,117 @@ render_pod(struct sbuf *b, const struct mobj *o, uint32_t seed, int id, bool inv
 }
 
 static void
+render_ap(struct sbuf *b, const struct mobj *o, uint32_t seed, bool invalid)
+{
+    uint64_t save = rng_state;
+
+    rng_state = seed * 0x9E3779B97F4A7C15ULL + 4;
+    sb_printf(b,
+              "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: "
+              "\"%s\"\n  namespace: \"%s\"\n",
+              o->name, ns_of(o));
+    if (chance(10))
+        sb_printf(b, "  annotations: {istio.io/dry-run: \"%s\"}\n", chance(50) ? "true" : "false");
+    sb_printf(b, "spec:\n");
+    uint32_t sel = rnd(100);
+    if (chance(5)) {
+        sb_printf(b, "  targetRefs: [{kind: Service, name: s-1}]\n");
+    } else if (sel < 30) {
+        /* no selector: NAMESPACE or GLOBAL */
+    } else if (sel < 37) {
+        sb_printf(b, "  selector: {matchLabels: {}}\n");
+    } else if (sel < 40) {
+        sb_printf(b, "  selector: {}\n");
+    } else {
+        /* The minor tweak moves the selector between pods. */
+        sb_printf(b, "  selector: {matchLabels: {app: a%u", (rnd(4) + o->minor) % 4);
+        if (chance(30))
+            sb_printf(b, ", tier: t%u", rnd(3));
+        sb_printf(b, "}}\n");
+    }
+    uint32_t act = rnd(100);
+    bool deny = act >= 55 && act < 95;
+    sb_printf(b, "  action: %s\n", act < 55 ? "ALLOW" : deny ? "DENY" : "AUDIT");
+    uint32_t n = rnd(3);
+    if (deny && n == 0)
+        n = 1;
+    if (n > 0 || invalid || chance(50))
+        sb_printf(b, "  rules:\n");
+    for (uint32_t i = 0; i < n; i++) {
+        bool any = false;
+        if (chance(15)) {
+            sb_printf(b, "  - {}\n");
+            continue;
+        }
+        sb_printf(b, "  - ");
+        if (chance(60)) {
+            uint32_t k = rnd(4);
+            sb_printf(b, "from: [{source: {");
+            if (k == 0)
+                sb_printf(b, "principals: [\"cluster.local/ns/n/sa/sa-%u\"]", rnd(3));
+            else if (k == 1)
+                sb_printf(b, "namespaces: [\"n%s\"]", chance(50) ? "*" : "");
+            else if (k == 2)
+                sb_printf(b, "ipBlocks: [\"10.%u.0.0/16\"]", rnd(5));
+            else
+                sb_printf(b, "serviceAccounts: [sa-%u]", rnd(3));
+            if (chance(10))
+                sb_printf(b, ", requestPrincipals: [\"*\"]");
+            sb_printf(b, "}}]\n");
+            any = true;
+        }
+        if (chance(40)) {
+            sb_printf(b, "%sto: [{operation: {ports: [\"%u\"]%s}}]\n", any ? "    " : "",
+                      80 + rnd(3), chance(15) ? ", methods: [GET]" : "");
+            any = true;
+        }
+        if (!any || chance(20)) {
+            if (chance(20))
+                sb_printf(b, "%swhen: [{key: \"request.headers[x]\", values: [\"1\"]}]\n",
+                          any ? "    " : "");
+            else
+                sb_printf(b, "%swhen: [{key: destination.port, notValues: [\"%u\"]}]\n",
+                          any ? "    " : "", 80 + rnd(3));
+        }
+    }
+    if (invalid)
+        sb_printf(b, "  - from: [{source: {ipBlocks: [10.0.0.0/99]}}]\n");
+    rng_state = save;
+}
+
+static void
+render_pa(struct sbuf *b, const struct mobj *o, uint32_t seed, bool invalid)
+{
+    static const char *const modes[] = {"UNSET", "STRICT", "PERMISSIVE", "DISABLE"};
+    uint64_t save = rng_state;
+
+    rng_state = seed * 0x9E3779B97F4A7C15ULL + 5;
+    sb_printf(b,
+              "apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata:\n  "
+              "name: \"%s\"\n  namespace: \"%s\"\n",
+              o->name, ns_of(o));
+    if (chance(60)) /* few distinct times: ties are broken by (namespace, name) */
+        sb_printf(b, "  creationTimestamp: \"2025-01-0%uT00:00:00Z\"\n", 1 + rnd(3));
+    sb_printf(b, "spec:\n");
+    bool sel = chance(55);
+    if (sel)
+        sb_printf(b, "  selector: {matchLabels: {app: a%u}}\n", (rnd(4) + o->minor) % 4);
+    if (chance(85))
+        sb_printf(b, "  mtls: {mode: %s}\n", modes[(rnd(4) + o->minor / 2) % 4]);
+    if ((sel && chance(50)) || invalid) {
+        sb_printf(b, "  portLevelMtls:\n");
+        if (invalid)
+            sb_printf(b, "    \"0\": {mode: STRICT}\n");
+        for (uint32_t p = 0; p < 3; p++)
+            if (p == 0 || chance(40))
+                sb_printf(b, "    \"%u\": {mode: %s}\n", 8080 + p, modes[rnd(4)]);
+    }
+    if (!sel && !invalid && chance(10))
+        sb_printf(b, "  selector: {}\n");
+    rng_state = save;
+}
+
+static void
 render_obj(struct sbuf *b, const struct mobj *o, uint32_t seed, bool allow_invalid)
 {
     switch (o->kind) {
@@ -270,6 +385,12 @@ render_obj(struct sbuf *b, const struct mobj *o, uint32_t seed, bool allow_inval
         break;
     case M_POD:
         render_pod(b, o, seed, (int)(seed % 60000), allow_invalid && o->invalid);
+        break;
+    case M_AP:
+        render_ap(b, o, seed, allow_invalid && o->invalid);
+        break;
+    case M_PA:
+        render_pa(b, o, seed, allow_invalid && o->invalid);
         break;
     }
     sb_printf(b, "---\n");
@@ -350,6 +471,10 @@ add_obj(struct model *m, enum mkind kind, int ns)
         snprintf(o->name, sizeof(o->name), chance(80) ? "p-%d" : "p-%d-x", id);
     else if (kind == M_SVC)
         snprintf(o->name, sizeof(o->name), chance(70) ? "s-%d" : "s-%d-%d", id % 97, id);
+    else if (kind == M_AP)
+        snprintf(o->name, sizeof(o->name), chance(80) ? "ap-%d" : "ap-%d-x", id % 23);
+    else if (kind == M_PA)
+        snprintf(o->name, sizeof(o->name), "pa-%d", id % 7);
     else
         snprintf(o->name, sizeof(o->name), "%s", ns_names[ns]);
     /* Two Services may end up with one name: then one file defines both (a duplicate). */
@@ -383,6 +508,10 @@ model_init(struct model *m, size_t pods, size_t services)
         add_obj(m, M_SVC, (int)rnd(N_NS));
     for (size_t i = 0; i < pods; i++)
         add_obj(m, M_POD, (int)rnd(N_NS));
+    for (size_t i = 0; i < 12; i++)
+        add_obj(m, M_AP, (int)rnd(N_NS_POLICY));
+    for (size_t i = 0; i < 4; i++)
+        add_obj(m, M_PA, (int)rnd(N_NS_POLICY));
 }
 
 static void
@@ -405,7 +534,7 @@ model_free(struct model *m)
 static void
 edit(struct model *m)
 {
-    uint32_t r = rnd(100);
+    uint32_t r = rnd(110);
     struct mobj *o;
 
     if (r < 30 && (o = pick(m, M_POD)) != NULL) {
@@ -459,6 +588,27 @@ edit(struct model *m)
     } else if (r < 92 && (o = pick(m, M_POD)) != NULL) {
         o->invalid = true;
         o->minor++; /* what the file says changes, the store keeps the version before */
+    } else if (r < 97 && (o = pick(m, M_AP)) != NULL) {
+        if (chance(60))
+            o->minor++; /* another selector */
+        else
+            o->seed = 1 + rnd(1u << 30);
+    } else if (r < 99) {
+        add_obj(m, M_AP, (int)rnd(N_NS_POLICY));
+    } else if (r < 100 && (o = pick(m, M_AP)) != NULL) {
+        o->file = -1;
+    } else if (r < 103 && (o = pick(m, M_PA)) != NULL) {
+        if (chance(60))
+            o->minor++;
+        else
+            o->seed = 1 + rnd(1u << 30);
+    } else if (r < 104) {
+        add_obj(m, M_PA, (int)rnd(N_NS_POLICY));
+    } else if (r < 105 && (o = pick(m, M_PA)) != NULL) {
+        o->file = -1;
+    } else if (r < 107 && (o = pick(m, chance(50) ? M_AP : M_PA)) != NULL) {
+        o->invalid = true;
+        o->minor++;
     }
     /* else: nothing changes (a sync and build that must find nothing to do) */
 }
@@ -509,8 +659,11 @@ assert_same_resources(const struct mesh_resources *a, const struct mesh_resource
         if (x->len != y->len || memcmp(x->data, y->data, x->len) != 0)
             fail_msg("resource %s: bytes differ from scratch", x->name);
         assert_string_equal(x->version, y->version);
-        if (i > 0)
-            assert_true(strcmp(a->v[i - 1].name, x->name) < 0);
+        if (i > 0) {
+            /* (type URL, name) order: Authorization first, then Address. */
+            int c = strcmp(a->v[i - 1].type_url, x->type_url);
+            assert_true(c < 0 || (c == 0 && strcmp(a->v[i - 1].name, x->name) < 0));
+        }
     }
 }
 
@@ -538,18 +691,143 @@ has_tcp_port(const struct k8s_obj *pod, const char *name)
     return false;
 }
 
+static bool
+naive_subset(const struct k8s_kv *sel, size_t n, const struct k8s_obj *pod)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = k8s_obj_label(pod, sel[i].k);
+        if (v == NULL || strcmp(v, sel[i].v) != 0)
+            return false;
+    }
+    return true;
+}
+
+static int
+naive_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static const struct k8s_obj *
+naive_older(const struct k8s_obj *cur, const struct k8s_obj *o)
+{
+    return cur == NULL || o->u.pa.created < cur->u.pa.created ? o : cur;
+}
+
+static bool
+naive_mode(const struct k8s_obj *o, enum k8s_mtls m)
+{
+    return o != NULL && o->u.pa.mode == m;
+}
+
+static bool
+naive_port_mode(const struct k8s_obj *o, enum k8s_mtls a, enum k8s_mtls b)
+{
+    for (size_t i = 0; i < o->u.pa.n_ports; i++)
+        if (o->u.pa.ports[i].mode == a || o->u.pa.ports[i].mode == b)
+            return true;
+    return false;
+}
+
+/*
+ * A workload's authorization_policies by walking every policy of the store:
+ * selector AuthorizationPolicies of its namespace and the root one, sorted,
+ * then istiod's PeerAuthentication keys. Returns how many there are in *out.
+ */
+static size_t
+naive_policies(const struct k8s_store *st, const struct k8s_obj *pod, char **out, size_t cap)
+{
+    const char *root = K8S_ROOT_NAMESPACE, *ns = pod->meta.ns;
+    size_t n = 0;
+
+    for (size_t i = 0; i < k8s_store_count(st, K8S_AUTHORIZATION_POLICY); i++) {
+        const struct k8s_obj *o = k8s_store_at(st, K8S_AUTHORIZATION_POLICY, i);
+        const struct k8s_ap *ap = &o->u.ap;
+        if ((strcmp(o->meta.ns, ns) != 0 && strcmp(o->meta.ns, root) != 0) || !ap->sent ||
+            !ap->match_labels || !naive_subset(ap->labels, ap->n_labels, pod))
+            continue;
+        assert_true(n < cap);
+        out[n++] = xasprintf("%s/%s", o->meta.ns, o->meta.name);
+    }
+    qsort(out, n, sizeof(*out), naive_cmp);
+    const struct k8s_obj *mesh = NULL, *nsp = NULL, *wl = NULL;
+    for (size_t i = 0; i < k8s_store_count(st, K8S_PEER_AUTHENTICATION); i++) {
+        const struct k8s_obj *o = k8s_store_at(st, K8S_PEER_AUTHENTICATION, i);
+        const struct k8s_pa *pa = &o->u.pa;
+        bool in_root = strcmp(o->meta.ns, root) == 0;
+        if (!(in_root && !pa->selector) &&
+            !(strcmp(o->meta.ns, ns) == 0 &&
+              (!pa->selector || naive_subset(pa->labels, pa->n_labels, pod))))
+            continue;
+        if (pa->n_labels == 0) {
+            if (in_root)
+                mesh = naive_older(mesh, o);
+            else
+                nsp = naive_older(nsp, o);
+        } else if (!in_root) {
+            wl = naive_older(wl, o);
+        }
+    }
+    bool strict = naive_mode(mesh, K8S_MTLS_STRICT);
+    if (nsp != NULL && nsp->u.pa.mode != K8S_MTLS_UNSET)
+        strict = naive_mode(nsp, K8S_MTLS_STRICT);
+    bool port_key = false;
+    if (wl != NULL) {
+        enum k8s_mtls mode = wl->u.pa.mode;
+        bool relaxed = mode == K8S_MTLS_PERMISSIVE || mode == K8S_MTLS_DISABLE;
+        if (mode == K8S_MTLS_STRICT)
+            strict = true;
+        if (relaxed)
+            strict = false;
+        if (wl->u.pa.n_ports > 0) {
+            if (mode == K8S_MTLS_STRICT || (mode == K8S_MTLS_UNSET && strict)) {
+                bool exception =
+                    mode == K8S_MTLS_STRICT
+                        ? naive_port_mode(wl, K8S_MTLS_PERMISSIVE, K8S_MTLS_DISABLE)
+                        : naive_port_mode(wl, K8S_MTLS_PERMISSIVE, K8S_MTLS_PERMISSIVE);
+                if (exception) {
+                    port_key = true;
+                    strict = false;
+                }
+            } else if (naive_port_mode(wl, K8S_MTLS_STRICT, K8S_MTLS_STRICT)) {
+                port_key = true;
+            }
+        }
+    }
+    char *keys[2];
+    size_t k = 0;
+    if (strict)
+        keys[k++] = xasprintf("%s/istio_converted_static_strict", root);
+    if (port_key)
+        keys[k++] = xasprintf("%s/converted_peer_authentication_%s", wl->meta.ns, wl->meta.name);
+    if (k == 2)
+        qsort(keys, 2, sizeof(*keys), naive_cmp);
+    for (size_t i = 0; i < k; i++) {
+        assert_true(n < cap);
+        out[n++] = keys[i];
+    }
+    return n;
+}
+
 /*
  * Every workload's services map against every Service of the store, and the
- * named-port warnings as the conversion gave them before it had indexes.
- * Returns how many (pod, Service) pairs matched.
+ * named-port warnings as the conversion gave them before it had indexes;
+ * its authorization_policies against every policy (naive_policies). Returns
+ * how many (pod, Service) pairs matched; adds the policy references to *pols.
  */
 static size_t
 check_naive(const struct k8s_store *st, const struct k8s_build_opts *o,
-            const struct mesh_resources *r, const struct k8s_diags *build_diags)
+            const struct mesh_resources *r, const struct k8s_diags *all_diags, size_t *pols)
 {
     const char *suffix = o->domain_suffix ? o->domain_suffix : "cluster.local";
     const char *cluster = o->cluster_id ? o->cluster_id : "Kubernetes";
     size_t n_warn = 0, pairs = 0;
+    /* The named-port warnings, in order; the policies' warnings are compared elsewhere. */
+    struct k8s_diags port_diags = {0}, *build_diags = &port_diags;
+    for (size_t i = 0; i < all_diags->n; i++)
+        if (strstr(all_diags->v[i].msg, "has no TCP container port named") != NULL)
+            k8s_diag_add(&port_diags, all_diags->v[i].file, all_diags->v[i].line,
+                         all_diags->v[i].severity, all_diags->v[i].code, "%s", all_diags->v[i].msg);
 
     for (size_t i = 0; i < k8s_store_count(st, K8S_POD); i++) {
         const struct k8s_obj *pod = k8s_store_at(st, K8S_POD, i);
@@ -596,10 +874,36 @@ check_naive(const struct k8s_store *st, const struct k8s_build_opts *o,
         if (w->n_services != want)
             fail_msg("%s: %zu services entries, %zu selecting Services", uid, w->n_services, want);
         pairs += want;
+        char *expect[128];
+        size_t n_expect = naive_policies(st, pod, expect, ARRAY_LEN(expect));
+        bool same = n_expect == w->n_authorization_policies;
+        for (size_t k = 0; same && k < n_expect; k++)
+            same = strcmp(expect[k], w->authorization_policies[k]) == 0;
+        if (!same)
+            fail_msg("%s: %zu authorization_policies (%s...), %zu by a naive walk (%s...)", uid,
+                     w->n_authorization_policies,
+                     w->n_authorization_policies ? w->authorization_policies[0] : "", n_expect,
+                     n_expect ? expect[0] : "");
+        *pols += n_expect;
+        for (size_t k = 0; k < n_expect; k++)
+            free(expect[k]);
         istio__workload__address__free_unpacked(a, NULL);
         free(uid);
     }
     assert_int_equal(n_warn, build_diags->n);
+    k8s_diags_clear(&port_diags);
+    /* Every AuthorizationPolicy that is sent has its resource; the static STRICT policy
+     * exists exactly when a PeerAuthentication does. */
+    for (size_t i = 0; i < k8s_store_count(st, K8S_AUTHORIZATION_POLICY); i++) {
+        const struct k8s_obj *ap = k8s_store_at(st, K8S_AUTHORIZATION_POLICY, i);
+        char *name = xasprintf("%s/%s", ap->meta.ns, ap->meta.name);
+        assert_int_equal(mesh_resources_find(r, K8S_TYPE_AUTHORIZATION, name) != NULL,
+                         ap->u.ap.sent);
+        free(name);
+    }
+    assert_int_equal(mesh_resources_find(r, K8S_TYPE_AUTHORIZATION,
+                                         "istio-system/istio_converted_static_strict") != NULL,
+                     k8s_store_count(st, K8S_PEER_AUTHENTICATION) > 0);
     return pairs;
 }
 
@@ -630,7 +934,7 @@ from_scratch(const struct model *m)
 
 /* What the comparisons covered, summed over checkpoints. */
 static struct {
-    size_t resources, warnings, dups;
+    size_t resources, warnings, dups, policies, pol_refs;
 } st_stats;
 
 static void
@@ -659,10 +963,12 @@ checkpoint(struct model *m, struct k8s_store *st, const struct k8s_build_opts *o
     st_stats.resources += r2.n;
     st_stats.warnings += d2.n;
     st_stats.dups += s2.n - d2.n;
+    for (size_t i = 0; i < r2.n; i++)
+        st_stats.policies += strcmp(r2.v[i].type_url, K8S_TYPE_AUTHORIZATION) == 0;
     assert_same_resources(&r1, &r2);
     assert_same_diags(&d1, &d2, "build warnings");
     assert_same_diags(&s1, &s2, "store diagnostics");
-    *pairs += check_naive(ref, o, &r2, &d2);
+    *pairs += check_naive(ref, o, &r2, &d2, &st_stats.pol_refs);
 
     mesh_resources_free(&r1);
     mesh_resources_free(&r2);
@@ -708,11 +1014,12 @@ run_seed(uint64_t seed)
         }
     }
     /* The comparison saw Services selecting pods, not only empty maps. */
-    print_message("seed %llu: %zu checkpoints, %zu resources, %zu selections, %zu port warnings, "
-                  "%zu other diagnostics compared\n",
-                  (unsigned long long)seed, checkpoints, st_stats.resources, pairs,
-                  st_stats.warnings, st_stats.dups);
+    print_message("seed %llu: %zu checkpoints, %zu resources (%zu Authorization), %zu selections, "
+                  "%zu policy references, %zu build warnings, %zu other diagnostics compared\n",
+                  (unsigned long long)seed, checkpoints, st_stats.resources, st_stats.policies,
+                  pairs, st_stats.pol_refs, st_stats.warnings, st_stats.dups);
     assert_true(pairs > checkpoints * 50);
+    assert_true(st_stats.policies > checkpoints * 5 && st_stats.pol_refs > checkpoints * 20);
     assert_true(st_stats.warnings > 0 && st_stats.dups > 0);
     memset(&st_stats, 0, sizeof(st_stats));
     k8s_store_free(st);
