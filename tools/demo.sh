@@ -5,7 +5,8 @@
 # each node mesh-cni and ztunnel), deploys the sample apps, and shows: curl
 # between pods in plaintext; the namespace enrolled with one label; the same
 # curl riding HBONE (mTLS to 15008) with certificates from meshd's CA, while
-# no pod restarts. It ends by uninstalling, leaving the machine as it was.
+# no pod restarts; then an L4 policy admits curl and refuses another client.
+# It ends by uninstalling, leaving the machine as it was.
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,10 +50,10 @@ stop_capture() { sleep 0.5; kill -INT "${CAPS[-1]}"; wait "${CAPS[-1]}" 2>/dev/n
 step "1. A local cluster: two nodes, meshd, and on each node mesh-cni and ztunnel"
 show meshctl install --nodes 2
 
-step "2. The sample apps: echo (two versions) and a curl pod, in namespace demo"
-show meshctl apply -f "$ROOT/samples/echo.yaml" -f "$ROOT/samples/curl.yaml"
-ready() { [ "$(meshctl get pods -n demo | grep -c Running)" -ge 3 ] &&
-          [ "$(meshctl ztunnel-config workloads --node node-1 | grep -c '^demo ')" -ge 3 ]; }
+step "2. The sample apps: echo (two versions), a curl pod and a sleep pod, in namespace demo"
+show meshctl apply -f "$ROOT/samples/echo.yaml" -f "$ROOT/samples/curl.yaml" -f "$ROOT/samples/sleep.yaml"
+ready() { [ "$(meshctl get pods -n demo | grep -c Running)" -ge 4 ] &&
+          [ "$(meshctl ztunnel-config workloads --node node-1 | grep -c '^demo ')" -ge 4 ]; }
 for _ in $(seq 100); do ready && break; sleep 0.1; done
 show meshctl get pods -n demo -o wide
 show meshctl ztunnel-config workloads --node node-1
@@ -88,6 +89,23 @@ say "ztunnel's access log names both SPIFFE identities:"
 meshctl logs ztunnel --node node-1 | grep 'connection complete' | grep 'sa/curl' | tail -1
 show meshctl ztunnel-config certificates --node node-1
 
-step "6. No pod was restarted"
+step "6. L4 authorization: only curl's identity may reach echo"
+show cat "$ROOT/samples/allow-curl.yaml"
+show meshctl apply -f "$ROOT/samples/allow-curl.yaml"
+sleep 1.5
+show meshctl exec -n demo deploy/curl -- curl -s http://echo/hello
+rc=0
+printf '\033[2m$ %s\033[0m\n' "meshctl exec -n demo deploy/sleep -- curl -s http://echo/hello"
+meshctl exec -n demo deploy/sleep -- curl -s http://echo/hello || rc=$?
+say "curl from the sleep pod: exit code $rc (56: the connection was reset, the destination ztunnel refused it)"
+[ "$rc" = 56 ] || { say "UNEXPECTED exit code"; exit 1; }
+say "The refusals counted by the echo pods' ztunnels (istio_tcp_connections_failed_total, DENY):"
+for n in node-1 node-2; do
+    ip netns exec "$(cat "$MESH_CLUSTER_DIR/nodes/$n/netns")" curl -s http://127.0.0.1:15020/metrics |
+        grep '^istio_tcp_connections_failed_total{' | grep 'response_flags="DENY"' |
+        sed -E 's/\{.*(destination_workload="[^"]*").*\}/{\1,response_flags="DENY",...}/' || true
+done
+
+step "7. No pod was restarted"
 show meshctl get pods -n demo
 say "(RESTARTS 0: enrollment changed the pods' network namespaces, not their processes)"
