@@ -59,12 +59,14 @@ access_log(struct zt *zt, const struct zconn *c, const struct pipe_result *res)
         {"src.workload", c->src_workload, true},
         {"src.namespace", c->src_ns, true},
         {"src.identity", c->mtls ? c->src_identity : NULL, true},
+        {"src.cluster", c->src_cluster, true},
         {"dst.addr", dst, false},
         {"dst.hbone_addr", c->hbone_ip.family ? hbone : NULL, false},
         {"dst.service", c->dst_service, true},
         {"dst.workload", c->dst_workload, true},
         {"dst.namespace", c->dst_ns, true},
         {"dst.identity", c->mtls ? c->dst_identity : NULL, true},
+        {"dst.cluster", c->dst_cluster, true},
         {"direction", c->inbound ? "inbound" : "outbound", true},
         {"bytes_sent", sent, false},
         {"bytes_recv", recv, false},
@@ -94,6 +96,8 @@ zconn_finish(struct zt *zt, struct zconn *c, const struct pipe_result *res)
     free(c->dst_identity);
     free(c->dst_service);
     free(c->dst_uid);
+    free(c->src_cluster);
+    free(c->dst_cluster);
     zpod_unref(c->pod);
     free(c);
 }

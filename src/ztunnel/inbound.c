@@ -186,11 +186,13 @@ on_request(void *arg, struct h2_session *s, struct h2_stream *st)
     if (src != NULL) {
         zconn_set(&r->zc->src_workload, src->name);
         zconn_set(&r->zc->src_ns, src->ns);
+        zconn_set(&r->zc->src_cluster, src->cluster_id ? src->cluster_id : zt->opts.cluster);
     }
     zconn_set(&r->zc->dst_workload, w->name);
     zconn_set(&r->zc->dst_ns, w->ns);
     zconn_set(&r->zc->dst_identity, w->identity);
     zconn_set(&r->zc->dst_uid, w->uid);
+    zconn_set(&r->zc->dst_cluster, w->cluster_id ? w->cluster_id : zt->opts.cluster);
 
     /* Authorization against the real target (reference 5.1); a denied CONNECT gets 401. */
     char reason[600], why[700];

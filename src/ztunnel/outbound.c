@@ -237,6 +237,7 @@ route(struct outbound_conn *o)
     }
     zconn_set(&o->zc->src_workload, src->name);
     zconn_set(&o->zc->src_ns, src->ns);
+    zconn_set(&o->zc->src_cluster, src->cluster_id ? src->cluster_id : zt->opts.cluster);
     zconn_set(&o->zc->src_identity, src->identity);
 
     if (zt_local_workload(zt, &odst) == src && zt_is_own_port(oport)) {
@@ -265,6 +266,7 @@ route(struct outbound_conn *o)
     if (dst != NULL) {
         zconn_set(&o->zc->dst_workload, dst->name);
         zconn_set(&o->zc->dst_ns, dst->ns);
+        zconn_set(&o->zc->dst_cluster, dst->cluster_id ? dst->cluster_id : zt->opts.cluster);
         zconn_set(&o->zc->dst_identity, dst->identity);
     }
     if (dst != NULL && dst->tunnel == TUNNEL_HBONE) {

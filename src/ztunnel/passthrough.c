@@ -97,6 +97,7 @@ passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_p
     if (w != NULL) {
         zconn_set(&p->zc->dst_workload, w->name);
         zconn_set(&p->zc->dst_ns, w->ns);
+        zconn_set(&p->zc->dst_cluster, w->cluster_id ? w->cluster_id : zt->opts.cluster);
     } else if (pod->name != NULL) {
         zconn_set(&p->zc->dst_workload, pod->name);
         zconn_set(&p->zc->dst_ns, pod->ns);
@@ -105,6 +106,7 @@ passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_p
     if (src != NULL) {
         zconn_set(&p->zc->src_workload, src->name);
         zconn_set(&p->zc->src_ns, src->ns);
+        zconn_set(&p->zc->src_cluster, src->cluster_id ? src->cluster_id : zt->opts.cluster);
     }
     /* Plaintext has no identity: policies that require one deny it (reference 5.1). */
     char reason[600];

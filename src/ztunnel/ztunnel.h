@@ -97,6 +97,7 @@ struct zconn {
     char *src_workload, *src_ns, *src_identity;
     char *dst_workload, *dst_ns, *dst_identity, *dst_service;
     char *dst_uid;     /* inbound: the local workload (policy re-evaluation) */
+    char *src_cluster, *dst_cluster; /* access log src.cluster / dst.cluster */
     uint64_t start_ms;
     struct pipe *pipe;
     struct zpod *pod;  /* the scope it was accepted in (referenced) */

@@ -60,6 +60,36 @@ d=json.load(open('$W/out'))
 assert any(x['level']=='Error' and x['file'].endswith('invalid.yaml') and x['line']==5 for x in d), d
 " && ok "json lists level, file and line" || bad "json lists level, file and line"
 
+# Policies: a selector that matches nothing, L7 fields ztunnel cannot enforce, an unknown field.
+mkdir -p "$W/pol"
+cp "$W/good/app.yaml" "$W/pol/app.yaml"
+cat >"$W/pol/policies.yaml" <<'YAML'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: nobody, namespace: shop}
+spec:
+  selector:
+    matchLabels: {app: bogus}
+  action: ALLOW
+  rules: [{from: [{source: {principals: ["cluster.local/ns/shop/sa/x"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: http-only, namespace: shop}
+spec:
+  action: ALLOW
+  rules:
+  - to: [{operation: {methods: ["GET"]}}]
+YAML
+expect "policy warnings alone pass" 0 "$MESHCTL" analyze -f "$W/pol"
+grep -q 'policies.yaml:5: warning: .*no matching workloads.*app=bogus.*\[IST0127\]' "$W/out" &&
+    ok "a selector matching no pod: IST0127 at its line" || { bad "a selector matching no pod: IST0127 at its line"; cat "$W/out"; }
+grep -q 'policies.yaml:1[0-9]: warning: .*\[IST0167\]' "$W/out" &&
+    ok "L7-only fields in an ALLOW: IST0167" || { bad "L7-only fields in an ALLOW: IST0167"; cat "$W/out"; }
+printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: typo, namespace: shop}\nspec:\n  actoin: DENY\n' >"$W/pol/typo.yaml"
+expect "an unknown field is an error" 1 "$MESHCTL" analyze -f "$W/pol"
+grep -q 'typo.yaml:5: error' "$W/out" && ok "with file and line" || { bad "with file and line"; cat "$W/out"; }
+
 expect "a missing path is a usage error" 2 "$MESHCTL" analyze -f "$W/nope"
 expect "an unknown flag is a usage error" 2 "$MESHCTL" analyze --frobnicate
 expect "a bad -o is a usage error" 2 "$MESHCTL" analyze -o xml

@@ -252,6 +252,39 @@ k8s_authz_resources(const struct k8s_store *st)
     return c;
 }
 
+/*
+ * istioctl analyze's IST0127 NoMatchingWorkloadsFound: a selector that picks
+ * no pod (in the policy's namespace, or any namespace for the root one).
+ */
+static void
+no_matching_workloads(const struct k8s_store *st, const struct k8s_obj *o, struct k8s_diags *out)
+{
+    const struct k8s_ap *ap = &o->u.ap;
+    bool root = strcmp(o->meta.ns, K8S_ROOT_NAMESPACE) == 0;
+    char labels[512];
+    size_t n = 0;
+
+    if (!ap->sent || !ap->match_labels || ap->n_labels == 0)
+        return;
+    for (size_t i = 0; i < st->n_eff[K8S_POD]; i++) {
+        const struct k8s_obj *pod = st->eff[K8S_POD][i];
+        if ((root || strcmp(pod->meta.ns, o->meta.ns) == 0) && selects(ap, pod))
+            return;
+    }
+    labels[0] = '\0';
+    for (size_t i = 0; i < ap->n_labels && n < sizeof(labels); i++) {
+        int k = snprintf(labels + n, sizeof(labels) - n, "%s%s=%s", i ? "," : "", ap->labels[i].k,
+                         ap->labels[i].v);
+        if (k < 0)
+            break;
+        n += (size_t)k;
+    }
+    const json_t *spec = json_object_get(o->json, "spec");
+    k8s_diag_add(out, o->file, spec ? k8s_obj_key_line(o, spec, "selector") : o->line, K8S_WARNING,
+                 "IST0127", "AuthorizationPolicy %s/%s: no matching workloads for this resource with "
+                 "the following labels: %s", o->meta.ns, o->meta.name, labels);
+}
+
 void
 k8s_authz_diags(const struct k8s_store *st, struct k8s_diags *out)
 {
@@ -259,8 +292,10 @@ k8s_authz_diags(const struct k8s_store *st, struct k8s_diags *out)
 
     if (out == NULL)
         return;
-    for (size_t i = 0; i < st->n_eff[K8S_AUTHORIZATION_POLICY]; i++)
+    for (size_t i = 0; i < st->n_eff[K8S_AUTHORIZATION_POLICY]; i++) {
         k8s_diags_append(out, &st->eff[K8S_AUTHORIZATION_POLICY][i]->u.ap.diags);
+        no_matching_workloads(st, st->eff[K8S_AUTHORIZATION_POLICY][i], out);
+    }
     for (size_t i = 0; i < st->n_eff[K8S_PEER_AUTHENTICATION]; i++)
         k8s_diags_append(out, &st->eff[K8S_PEER_AUTHENTICATION][i]->u.pa.diags);
     k8s_diags_append(out, &c->diags);
