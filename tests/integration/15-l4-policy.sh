@@ -42,11 +42,24 @@ s = s.replace("policies: []", """policies:
   - clauses:
     - matches:
       - destinationPorts: [9090]
+- name: deny-client-8081
+  namespace: default
+  scope: WORKLOAD_SELECTOR
+  action: DENY
+  rules:
+  - clauses:
+    - matches:
+      - principals: [{exact: cluster.local/ns/default/sa/client}]
+        destinationPorts: [8081]
 """)
+# The server workload selects deny-client-8081 (Workload.authorization_policies).
+s = s.replace("""  canonicalName: echo""", """  authorizationPolicies: [default/deny-client-8081]
+  canonicalName: echo""", 1)
 open(p, "w").write(s)
 PY
 start_server "$N2" "$SERVER_IP" 8080 "$WORK/server.log"
 start_server "$N2" "$SERVER_IP" 9090 "$WORK/server9090.log"
+start_server "$N2" "$SERVER_IP" 8081 "$WORK/server8081.log"
 start_ztunnel "$N1" node-1 "$WORK/mesh.yaml" "$WORK/ca" "$WORK/zt1.log"
 ZT1=$LAST_PID
 start_ztunnel "$N2" node-2 "$WORK/mesh.yaml" "$WORK/ca" "$WORK/zt2.log"
@@ -64,6 +77,9 @@ check "the denied connection's access log line says DENY" \
 check "a DENY on the app port wins over the ALLOW (port 9090, allowed principal)" \
     sh -c "! ip netns exec $N1 $TCPTOOL echo --bind $CLIENT_IP --connect $(hostport "$SERVER_IP" 9090) --timeout 5"
 check "the DENY names its policy" grep -q 'explicitly denied by: default/deny-9090' "$WORK/zt2.log"
+check "a selector-scoped DENY listed on the server workload refuses the client on 8081" \
+    sh -c "! ip netns exec $N1 $TCPTOOL echo --bind $CLIENT_IP --connect $(hostport "$SERVER_IP" 8081) --timeout 5"
+check "and names its policy" grep -q 'explicitly denied by: default/deny-client-8081' "$WORK/zt2.log"
 check "nothing reached the app on a refused connection" \
     sh -c "! grep -q . '$WORK/server9090.log' || ! grep -q accepted '$WORK/server9090.log'"
 
@@ -77,7 +93,7 @@ check "config_dump lists the policies in force" ip netns exec "$N2" $PY -c "
 import json,urllib.request
 d=json.load(urllib.request.urlopen('http://127.0.0.1:15000/config_dump',timeout=2))
 names=sorted((p['namespace'],p['name'],p['action']) for p in d['policies'])
-assert names==[('default','allow-client','ALLOW'),('default','deny-9090','DENY')], names
+assert names==[('default','allow-client','ALLOW'),('default','deny-9090','DENY'),('default','deny-client-8081','DENY')], names
 "
 ip netns exec "$N2" "$BIN/meshctl" ztunnel-config policies >"$WORK/mc-policies.txt" 2>&1 || true
 cat "$WORK/mc-policies.txt"
