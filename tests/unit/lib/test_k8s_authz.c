@@ -114,7 +114,7 @@ assert_pols(const struct mesh_resources *r, const char *pod, const char *want)
 static struct policy_set *
 policy_set_of(const struct mesh_resources *r)
 {
-    struct policy *ps[64];
+    struct policy *ps[64] = {0};
     size_t n = 0;
     char err[256];
 
