@@ -64,7 +64,7 @@ main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct cni_opts o = {.debounce_ms = 100};
-    char err[1024], *end;
+    char err[1024];
     sigset_t set;
     int ch, lv;
 
@@ -73,12 +73,7 @@ main(int argc, char **argv)
         case 'z': o.zds_socket = optarg; break;
         case 'c': o.config_dir = optarg; break;
         case 'n': o.node = optarg; break;
-        case 'D':
-            errno = 0;
-            o.debounce_ms = (unsigned)strtoul(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || errno != 0 || o.debounce_ms > 5000)
-                fatal("--debounce-ms: \"%s\" is not a number in [0, 5000]", optarg);
-            break;
+        case 'D': o.debounce_ms = (unsigned)flag_long("--debounce-ms", optarg, 0, 5000); break;
         case 'l':
             if ((lv = log_parse_level(optarg)) < 0)
                 fatal("--log-level: unknown level \"%s\"", optarg);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -48,17 +47,6 @@ usage(FILE *f)
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
 }
 
-static long
-parse_num(const char *flag, const char *s, long min, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
-        fatal("%s: \"%s\" is not a number in [%ld, %ld]", flag, s, min, max);
-    return v;
-}
-
 static void
 parse_addr(const char *flag, const char *s, struct ipaddr *ip, uint16_t *port)
 {
@@ -87,7 +75,7 @@ cmd_token(int argc, char **argv)
         switch (c) {
         case 's': state = optarg; break;
         case 'n': node = optarg; break;
-        case 't': ttl = parse_num("--ttl", optarg, 60, 10L * 365 * 86400); break;
+        case 't': ttl = flag_long("--ttl", optarg, 60, 10L * 365 * 86400); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -146,11 +134,11 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         case 'M': parse_addr("--monitoring", optarg, &o->monitor_ip, &o->monitor_port); break;
         case 'T': o->trust_domain = optarg; break;
         case 'k': o->cluster_id = optarg; break;
-        case 't': o->cert_ttl = parse_num("--cert-ttl", optarg, 60, 90L * 86400); break;
-        case 'm': o->max_cert_ttl = parse_num("--max-cert-ttl", optarg, 60, 90L * 86400); break;
-        case 'D': o->debounce_ms = (uint64_t)parse_num("--debounce-ms", optarg, 0, 5000); break;
+        case 't': o->cert_ttl = flag_long("--cert-ttl", optarg, 60, 90L * 86400); break;
+        case 'm': o->max_cert_ttl = flag_long("--max-cert-ttl", optarg, 60, 90L * 86400); break;
+        case 'D': o->debounce_ms = (uint64_t)flag_long("--debounce-ms", optarg, 0, 5000); break;
         case 'P':
-            o->max_conns_per_ip = (unsigned)parse_num("--max-conns-per-ip", optarg, 0, 1000000);
+            o->max_conns_per_ip = (unsigned)flag_long("--max-conns-per-ip", optarg, 0, 1000000);
             break;
         case 'l':
             if ((lv = log_parse_level(optarg)) < 0)
@@ -212,17 +200,6 @@ on_signal(void *arg, uint32_t events)
     }
 }
 
-/* One descriptor per connected proxy: take the hard limit rather than 1024. */
-static void
-raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 int
 main(int argc, char **argv)
 {
@@ -233,7 +210,7 @@ main(int argc, char **argv)
         return cmd_token(argc - 1, argv + 1);
     parse_flags(argc, argv, &d.opts);
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    mesh_raise_nofile();
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);

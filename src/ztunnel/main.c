@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -92,17 +91,6 @@ zt_bearer(const struct zt *z, char *out, size_t outlen, char *why, size_t whylen
     return 0;
 }
 
-/* Each tunnel holds two sockets; take the hard limit (as ztunnel does) rather than 1024. */
-static void
-raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 static void
 usage(FILE *f)
 {
@@ -127,17 +115,6 @@ usage(FILE *f)
             "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
-}
-
-static long
-parse_num(const char *flag, const char *s, long min, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
-        fatal("%s: \"%s\" is not a number in [%ld, %ld]", flag, s, min, max);
-    return v;
 }
 
 static void
@@ -208,13 +185,13 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
             o->ca_dir = optarg;
             break;
         case 'd':
-            o->drain_ms = (uint64_t)parse_num("--drain-timeout", optarg, 0, 3600) * 1000;
+            o->drain_ms = (uint64_t)flag_long("--drain-timeout", optarg, 0, 3600) * 1000;
             break;
         case 'i':
-            o->pool_idle_ms = (uint64_t)parse_num("--pool-idle-timeout", optarg, 1, 86400) * 1000;
+            o->pool_idle_ms = (uint64_t)flag_long("--pool-idle-timeout", optarg, 1, 86400) * 1000;
             break;
         case 't':
-            o->cert_ttl_s = parse_num("--cert-ttl", optarg, 10, 90L * 86400);
+            o->cert_ttl_s = flag_long("--cert-ttl", optarg, 10, 90L * 86400);
             break;
         case 'k':
             o->cluster = optarg;
@@ -340,7 +317,7 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     parse_flags(argc, argv, &zt.opts);
-    raise_fd_limit();
+    mesh_raise_nofile(); /* each tunnel holds two sockets */
     if (zt.opts.xds) {
         zt.model = model_new();
         if ((zt.cp_ctx = tls_cp_client_ctx(zt.opts.root_cert, zt.opts.cp_name, err,

@@ -46,4 +46,7 @@ void mesh_check_failed(const char *file, int line, const char *what) __attribute
 uint64_t clock_mono_ms(void);
 uint64_t clock_wall_ms(void);
 
+/* Raises the soft RLIMIT_NOFILE to the hard one: proxies hold a descriptor per connection. */
+void mesh_raise_nofile(void);
+
 #endif

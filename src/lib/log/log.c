@@ -2,6 +2,7 @@
  * log.c - formats log lines (plain or JSON) and writes each with one write(2),
  * so lines from concurrent processes sharing stderr do not interleave.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,4 +239,15 @@ fatal(const char *fmt, ...)
     va_end(ap);
     emit(LOG_ERROR, "amesh", msg, NULL, 0);
     exit(1);
+}
+
+long
+flag_long(const char *flag, const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
+        fatal("%s: \"%s\" is not a number in [%ld, %ld]", flag, s, min, max);
+    return v;
 }

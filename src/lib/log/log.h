@@ -54,4 +54,10 @@ void log_fields(enum log_level level, const char *scope, const char *message,
 /* Logs |fmt| and exits 1. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/*
+ * Command lines: the decimal value of |s| for |flag|, which must lie in
+ * [min, max]; anything else is fatal() with a message naming the flag.
+ */
+long flag_long(const char *flag, const char *s, long min, long max);
+
 #endif
