@@ -3,19 +3,17 @@
  * istiod serves them on its monitoring port. Metric names are istiod's where
  * it has one, so existing dashboards find them; the rest are meshd_*.
  */
-#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #define LOG_SCOPE "meshd"
 #include "admin/admin_http.h"
 #include "base/base.h"
 #include "log/log.h"
 #include "meshd.h"
+#include "metrics/process.h"
 
 static struct admin_http *srv;
 
@@ -32,32 +30,6 @@ monitor_observe_push_latency(struct meshd *d, uint64_t ms)
     d->stats.push_latency_sum_s += (double)ms / 1000.0;
 }
 
-static long
-rss_bytes(void)
-{
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return rss * sysconf(_SC_PAGESIZE);
-}
-
-static int
-open_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    int n = 0;
-    if (dir == NULL)
-        return -1;
-    while (readdir(dir) != NULL)
-        n++;
-    closedir(dir);
-    return n - 3; /* ".", ".." and the directory itself */
-}
-
 static void
 metric(FILE *f, const char *name, const char *type, const char *help)
 {
@@ -71,7 +43,7 @@ render(struct meshd *d)
     size_t len = 0;
     FILE *f = open_memstream(&p, &len);
     const struct meshd_stats *s = &d->stats;
-    struct rusage ru;
+    struct process_stats ps;
 
     metric(f, "pilot_xds", "gauge", "Number of proxies connected over xDS.");
     fprintf(f, "pilot_xds{version=\"amesh\"} %u\n", server_n_xds_streams(d->server));
@@ -122,15 +94,13 @@ render(struct meshd *d)
 
     metric(f, "istiod_uptime_seconds", "gauge", "Seconds since meshd started.");
     fprintf(f, "istiod_uptime_seconds %.3f\n", (double)(clock_wall_ms() - d->start_ms) / 1000.0);
-    getrusage(RUSAGE_SELF, &ru);
+    process_stats_read(&ps);
     metric(f, "process_cpu_seconds_total", "counter", "User and system CPU seconds.");
-    fprintf(f, "process_cpu_seconds_total %.3f\n",
-            (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    fprintf(f, "process_cpu_seconds_total %.3f\n", ps.cpu_seconds);
     metric(f, "process_resident_memory_bytes", "gauge", "Resident memory in bytes.");
-    fprintf(f, "process_resident_memory_bytes %ld\n", rss_bytes());
+    fprintf(f, "process_resident_memory_bytes %.0f\n", ps.rss_bytes);
     metric(f, "process_open_fds", "gauge", "Open file descriptors.");
-    fprintf(f, "process_open_fds %d\n", open_fds());
+    fprintf(f, "process_open_fds %.0f\n", ps.open_fds);
     fclose(f);
     return p;
 }

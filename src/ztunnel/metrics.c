@@ -27,16 +27,14 @@
  * client's terminations and messages. Each traffic family keeps at most
  * ZT_METRICS_MAX_SERIES label sets (lib/metrics counts the overflow).
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "admin/admin_http.h"
 #include "base/base.h"
 #include "metrics/metrics.h"
+#include "metrics/process.h"
 #include "net/sock.h"
 #include "ztunnel.h"
 
@@ -111,7 +109,6 @@ static struct {
     struct metrics *reg;
     struct admin_http *srv;
     struct zt *zt;
-    double start_time_s;
     size_t xds_pending_len; /* the response being decoded */
     struct metric *opened, *closed, *failed, *recv, *sent;
     struct metric *build, *cpu, *rss, *vsize, *fds, *max_fds, *start_time;
@@ -323,71 +320,10 @@ zt_metrics_xds_end(const char *reason)
         metric_add(M.xds_terminations, &reason, 1);
 }
 
-/* ---- process ------------------------------------------------------------- */
-
-static void
-statm(double *vsize, double *rss)
-{
-    long pages = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
-            pages = res = 0;
-        fclose(f);
-    }
-    *vsize = (double)pages * (double)sysconf(_SC_PAGESIZE);
-    *rss = (double)res * (double)sysconf(_SC_PAGESIZE);
-}
-
-static double
-open_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    int n = 0;
-    if (dir == NULL)
-        return 0;
-    for (struct dirent *e; (e = readdir(dir)) != NULL;)
-        n += e->d_name[0] != '.';
-    closedir(dir);
-    return n - 1; /* the directory's own fd */
-}
-
-/* Seconds since the epoch when the process started: /proc/self/stat's starttime + btime. */
-static double
-process_start_time(void)
-{
-    char buf[1024];
-    unsigned long long ticks = 0, btime = 0;
-    double fallback = (double)clock_wall_ms() / 1000.0;
-    FILE *f = fopen("/proc/self/stat", "r");
-    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-    if (f != NULL)
-        fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    /* starttime is field 22; field 3 is the first after the command's ')'. */
-    for (int field = 2; p != NULL && field < 22; field++)
-        p = strchr(p + 1, ' ');
-    if (p == NULL || sscanf(p, " %llu", &ticks) != 1)
-        return fallback;
-    f = fopen("/proc/stat", "r");
-    while (f != NULL && fgets(buf, sizeof(buf), f) != NULL)
-        if (sscanf(buf, "btime %llu", &btime) == 1)
-            break;
-    if (f != NULL)
-        fclose(f);
-    long hz = sysconf(_SC_CLK_TCK);
-    if (btime == 0 || hz <= 0)
-        return fallback;
-    return (double)btime + (double)ticks / (double)hz;
-}
-
 static void
 collect(struct zt *zt)
 {
-    struct rusage ru;
-    struct rlimit rl;
-    double vsize, rss;
+    struct process_stats ps;
 
     /* Tunnels established since the last scrape count as opened; bytes moved so far. */
     for (struct zconn *c = zt->conns; c != NULL; c = c->next) {
@@ -399,18 +335,13 @@ collect(struct zt *zt)
         if (!cm->skip)
             count_bytes(cm, ab, ba);
     }
-    getrusage(RUSAGE_SELF, &ru);
-    metric_set(M.cpu, NULL,
-               (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                   (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
-    statm(&vsize, &rss);
-    metric_set(M.rss, NULL, rss);
-    metric_set(M.vsize, NULL, vsize);
-    metric_set(M.fds, NULL, open_fds());
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        metric_set(M.max_fds, NULL,
-                   rl.rlim_cur == RLIM_INFINITY ? (double)INT64_MAX : (double)rl.rlim_cur);
-    metric_set(M.start_time, NULL, M.start_time_s);
+    process_stats_read(&ps);
+    metric_set(M.cpu, NULL, ps.cpu_seconds);
+    metric_set(M.rss, NULL, ps.rss_bytes);
+    metric_set(M.vsize, NULL, ps.vsize_bytes);
+    metric_set(M.fds, NULL, ps.open_fds);
+    metric_set(M.max_fds, NULL, ps.max_fds);
+    metric_set(M.start_time, NULL, ps.start_time);
 }
 
 static void
@@ -492,7 +423,6 @@ zt_metrics_start(struct zt *zt, char *err, size_t errlen)
 
     register_all();
     M.zt = zt;
-    M.start_time_s = process_start_time();
     /* All addresses of the namespace, as Istio's ztunnel (Prometheus scrapes the pod IP). */
     ipaddr_parse("::", &any);
     M.srv = admin_http_start(zt->loop, &any, ZT_PORT_METRICS, SOCK_MARK_ZTUNNEL, on_request, zt,
