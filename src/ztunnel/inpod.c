@@ -28,24 +28,6 @@ struct zt_inpod {
     bool synced_once;
 };
 
-/* The pod leaves the list and stops accepting; its open connections carry on. */
-static void
-retire(struct zpod *p)
-{
-    struct zt *zt = p->zt;
-    zpod_close_listeners(p);
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        zt->pods = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    p->prev = p->next = NULL;
-    p->gone = true;
-    zt->n_pods--;
-    zpod_unref(p);
-}
-
 static void
 on_add(void *arg, const struct zds_workload *w, int netns_fd, char *err, size_t errlen)
 {
@@ -66,7 +48,7 @@ on_add(void *arg, const struct zds_workload *w, int netns_fd, char *err, size_t 
     }
     if (old != NULL) {
         log_info("pod %s/%s has a new network namespace; draining the old one", w->ns, w->name);
-        retire(old);
+        zpod_delete(old); /* its open connections drain */
     }
     struct zpod *p = zpod_new(zt, w->uid, w->name, w->ns, w->sa, netns_fd);
     if (zpod_listen(p, err, errlen) < 0) {

@@ -91,35 +91,6 @@ k8s_ap_cleanup(struct k8s_ap *ap)
 /* ---- JSON access ---- */
 
 /* Member |key|, NULL when absent or null. */
-static const json_t *
-get(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    return v == NULL || json_is_null(v) ? NULL : v;
-}
-
-static const char *
-type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "a mapping";
-    case JSON_ARRAY:
-        return "a list";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 static int
 key_line(const struct apc *x, const json_t *parent, const char *key)
 {
@@ -153,14 +124,14 @@ known_fields(struct apc *x, const json_t *obj, const char *path, const char *con
 static bool
 mapping(struct apc *x, const json_t *parent, const char *key, const char *path, const json_t **out)
 {
-    const json_t *v = get(parent, key);
+    const json_t *v = k8s_json_member(parent, key);
 
     *out = NULL;
     if (v == NULL)
         return true;
     if (!json_is_object(v)) {
         aerr(x, key_line(x, parent, key), "%s.%s: expected a mapping, got %s", path, key,
-             type_name(v));
+             k8s_json_type_name(v));
         return false;
     }
     *out = v;
@@ -172,14 +143,14 @@ static bool
 list(struct apc *x, const json_t *parent, const char *key, const char *path, size_t max,
      const json_t **out)
 {
-    const json_t *v = get(parent, key);
+    const json_t *v = k8s_json_member(parent, key);
 
     *out = NULL;
     if (v == NULL)
         return true;
     if (!json_is_array(v)) {
         aerr(x, key_line(x, parent, key), "%s.%s: expected a list, got %s", path, key,
-             type_name(v));
+             k8s_json_type_name(v));
         return false;
     }
     if (json_array_size(v) > max) {
@@ -208,7 +179,7 @@ strings(struct apc *x, const json_t *parent, const char *key, const char *path, 
         const json_t *e = json_array_get(arr, i);
         int line = val_line(x, e);
         if (!json_is_string(e)) {
-            aerr(x, line, "%s.%s[%zu]: expected a string, got %s%s", path, key, i, type_name(e),
+            aerr(x, line, "%s.%s[%zu]: expected a string, got %s%s", path, key, i, k8s_json_type_name(e),
                  json_is_number(e) || json_is_boolean(e) ? " (quote the value)" : "");
             ok = false;
         } else if (json_string_length(e) == 0) {
@@ -472,7 +443,7 @@ validate_source(struct apc *x, const json_t *src, const char *path, size_t rule,
             check_service_accounts(x, v[i], path, k);
     }
     for (size_t i = 0; custom && i < ARRAY_LEN(custom_refused); i++)
-        if (get(src, custom_refused[i]) != NULL)
+        if (k8s_json_member(src, custom_refused[i]) != NULL)
             aerr(x, key_line(x, src, custom_refused[i]),
                  "%s: From.%c%s is currently not supported with CUSTOM action", path,
                  custom_refused[i][0] - 'a' + 'A', custom_refused[i] + 1);
@@ -520,7 +491,7 @@ validate_peers(struct apc *x, const json_t *rule, const char *rpath, size_t r, c
             continue;
         }
         if (!json_is_object(e)) {
-            aerr(x, val_line(x, e), "%s: expected a mapping, got %s", path, type_name(e));
+            aerr(x, val_line(x, e), "%s: expected a mapping, got %s", path, k8s_json_type_name(e));
             continue;
         }
         known_fields(x, e, path, strcmp(key, "from") == 0 ? from_fields : to_fields);
@@ -553,13 +524,13 @@ validate_when(struct apc *x, const json_t *rule, const char *rpath, bool custom)
         const json_t *e = json_array_get(arr, i), *vals, *nvals;
         snprintf(path, sizeof(path), "%s.when[%zu]", rpath, i);
         if (!json_is_object(e)) {
-            aerr(x, val_line(x, e), "%s: expected a mapping, got %s", path, type_name(e));
+            aerr(x, val_line(x, e), "%s: expected a mapping, got %s", path, k8s_json_type_name(e));
             continue;
         }
         known_fields(x, e, path, fields);
-        const json_t *k = get(e, "key");
+        const json_t *k = k8s_json_member(e, "key");
         if (k != NULL && !json_is_string(k)) {
-            aerr(x, key_line(x, e, "key"), "%s.key: expected a string, got %s", path, type_name(k));
+            aerr(x, key_line(x, e, "key"), "%s.key: expected a string, got %s", path, k8s_json_type_name(k));
             continue;
         }
         const char *key = k ? json_string_value(k) : "";
@@ -602,7 +573,7 @@ validate_rules(struct apc *x, const json_t *rules, bool custom)
             continue;
         }
         if (!json_is_object(r)) {
-            aerr(x, val_line(x, r), "%s: expected a mapping, got %s", path, type_name(r));
+            aerr(x, val_line(x, r), "%s: expected a mapping, got %s", path, k8s_json_type_name(r));
             continue;
         }
         known_fields(x, r, path, fields);
@@ -647,7 +618,7 @@ validate_selector(struct apc *x, const json_t *sel, struct k8s_kv **out, size_t 
         int line = key_line(x, ml, k);
         if (!json_is_string(v) && !json_is_null(v)) {
             aerr(x, line, "spec.selector.matchLabels.%s: expected a string, got %s%s", k,
-                 type_name(v), json_is_number(v) || json_is_boolean(v) ? " (quote the value)" : "");
+                 k8s_json_type_name(v), json_is_number(v) || json_is_boolean(v) ? " (quote the value)" : "");
             continue;
         }
         const char *s = json_is_string(v) ? json_string_value(v) : "";
@@ -686,15 +657,15 @@ validate_target_ref(struct apc *x, const json_t *t, const char *path)
     const char *s[4] = {0};
 
     if (!json_is_object(t)) {
-        aerr(x, val_line(x, t), "%s: expected a mapping, got %s", path, type_name(t));
+        aerr(x, val_line(x, t), "%s: expected a mapping, got %s", path, k8s_json_type_name(t));
         return;
     }
     known_fields(x, t, path, fields);
     for (size_t i = 0; i < 4; i++) {
-        const json_t *v = get(t, fields[i]);
+        const json_t *v = k8s_json_member(t, fields[i]);
         if (v != NULL && !json_is_string(v)) {
             aerr(x, key_line(x, t, fields[i]), "%s.%s: expected a string, got %s", path, fields[i],
-                 type_name(v));
+                 k8s_json_type_name(v));
             return;
         }
         s[i] = v ? json_string_value(v) : "";
@@ -904,10 +875,10 @@ to_match(struct conv *v, const json_t *op)
     Istio__Security__Match *m = new_match(v);
 
     for (size_t i = 0; operation_fields[i] != NULL; i++)
-        if (l7_operation_field(operation_fields[i]) && count(get(op, operation_fields[i])) > 0)
+        if (l7_operation_field(operation_fields[i]) && count(k8s_json_member(op, operation_fields[i])) > 0)
             found_l7(v, operation_fields[i], key_line(v->x, op, operation_fields[i]));
-    ports(v, get(op, "ports"), &m->destination_ports, &m->n_destination_ports);
-    ports(v, get(op, "notPorts"), &m->not_destination_ports, &m->n_not_destination_ports);
+    ports(v, k8s_json_member(op, "ports"), &m->destination_ports, &m->n_destination_ports);
+    ports(v, k8s_json_member(op, "notPorts"), &m->not_destination_ports, &m->n_not_destination_ports);
     return m;
 }
 
@@ -918,16 +889,16 @@ from_match(struct conv *v, const json_t *src)
     Istio__Security__Match *m = new_match(v);
 
     for (size_t i = 0; source_fields[i] != NULL; i++)
-        if (l7_source_field(source_fields[i]) && count(get(src, source_fields[i])) > 0)
+        if (l7_source_field(source_fields[i]) && count(k8s_json_member(src, source_fields[i])) > 0)
             found_l7(v, source_fields[i], key_line(v->x, src, source_fields[i]));
-    ips(v, get(src, "ipBlocks"), &m->source_ips, &m->n_source_ips);
-    ips(v, get(src, "notIpBlocks"), &m->not_source_ips, &m->n_not_source_ips);
-    strs(v, get(src, "namespaces"), &m->namespaces, &m->n_namespaces);
-    strs(v, get(src, "notNamespaces"), &m->not_namespaces, &m->n_not_namespaces);
-    sas(v, get(src, "serviceAccounts"), &m->service_accounts, &m->n_service_accounts);
-    sas(v, get(src, "notServiceAccounts"), &m->not_service_accounts, &m->n_not_service_accounts);
-    strs(v, get(src, "principals"), &m->principals, &m->n_principals);
-    strs(v, get(src, "notPrincipals"), &m->not_principals, &m->n_not_principals);
+    ips(v, k8s_json_member(src, "ipBlocks"), &m->source_ips, &m->n_source_ips);
+    ips(v, k8s_json_member(src, "notIpBlocks"), &m->not_source_ips, &m->n_not_source_ips);
+    strs(v, k8s_json_member(src, "namespaces"), &m->namespaces, &m->n_namespaces);
+    strs(v, k8s_json_member(src, "notNamespaces"), &m->not_namespaces, &m->n_not_namespaces);
+    sas(v, k8s_json_member(src, "serviceAccounts"), &m->service_accounts, &m->n_service_accounts);
+    sas(v, k8s_json_member(src, "notServiceAccounts"), &m->not_service_accounts, &m->n_not_service_accounts);
+    strs(v, k8s_json_member(src, "principals"), &m->principals, &m->n_principals);
+    strs(v, k8s_json_member(src, "notPrincipals"), &m->not_principals, &m->n_not_principals);
     return m;
 }
 
@@ -936,8 +907,8 @@ static Istio__Security__Match *
 when_match(struct conv *v, const json_t *cond)
 {
     Istio__Security__Match *m = new_match(v);
-    const char *key = json_string_value(get(cond, "key"));
-    const json_t *vals = get(cond, "values"), *nvals = get(cond, "notValues");
+    const char *key = json_string_value(k8s_json_member(cond, "key"));
+    const json_t *vals = k8s_json_member(cond, "values"), *nvals = k8s_json_member(cond, "notValues");
 
     if (!l4_when_key(key)) {
         found_l7(v, key, key_line(v->x, cond, "key"));
@@ -964,7 +935,7 @@ when_match(struct conv *v, const json_t *cond)
 static Istio__Security__Rule *
 convert_rule(struct conv *v, const json_t *rule, enum action action)
 {
-    const json_t *to = get(rule, "to"), *from = get(rule, "from"), *when = get(rule, "when");
+    const json_t *to = k8s_json_member(rule, "to"), *from = k8s_json_member(rule, "from"), *when = k8s_json_member(rule, "when");
     Istio__Security__Rule *r = k8s_arena_alloc(v->a, sizeof(*r));
 
     v->n_l7 = 0;
@@ -975,13 +946,13 @@ convert_rule(struct conv *v, const json_t *rule, enum action action)
     if (count(to) > 0) {
         Istio__Security__Clause *c = new_clause(v, count(to));
         for (size_t i = 0; i < count(to); i++)
-            c->matches[c->n_matches++] = to_match(v, get(json_array_get(to, i), "operation"));
+            c->matches[c->n_matches++] = to_match(v, k8s_json_member(json_array_get(to, i), "operation"));
         r->clauses[r->n_clauses++] = c;
     }
     if (count(from) > 0) {
         Istio__Security__Clause *c = new_clause(v, count(from));
         for (size_t i = 0; i < count(from); i++)
-            c->matches[c->n_matches++] = from_match(v, get(json_array_get(from, i), "source"));
+            c->matches[c->n_matches++] = from_match(v, k8s_json_member(json_array_get(from, i), "source"));
         r->clauses[r->n_clauses++] = c;
     }
     for (size_t i = 0; i < count(when); i++) {
@@ -1050,7 +1021,7 @@ convert(struct apc *x, const json_t *spec, enum action action, bool dry_run, int
     struct k8s_arena a = {0};
     struct conv v = {.x = x, .a = &a, .ns = x->m->ns};
     Istio__Security__Authorization pol = ISTIO__SECURITY__AUTHORIZATION__INIT;
-    const json_t *rules = get(spec, "rules");
+    const json_t *rules = k8s_json_member(spec, "rules");
     size_t dropped = 0;
 
     pol.name = x->m->name;
@@ -1150,9 +1121,9 @@ k8s_decode_authz(struct k8s_dctx *c, const json_t *json, const struct k8s_meta *
     enum action action = A_ALLOW;
     int action_line = c->line;
 
-    spec = get(json, "spec");
+    spec = k8s_json_member(json, "spec");
     if (spec != NULL && !json_is_object(spec)) {
-        aerr(&x, key_line(&x, json, "spec"), "spec: expected a mapping, got %s", type_name(spec));
+        aerr(&x, key_line(&x, json, "spec"), "spec: expected a mapping, got %s", k8s_json_type_name(spec));
         return -MESH_ECONFIG;
     }
     json_t *empty = spec == NULL ? json_object() : NULL;
@@ -1162,7 +1133,7 @@ k8s_decode_authz(struct k8s_dctx *c, const json_t *json, const struct k8s_meta *
     int spec_line = empty ? c->line : key_line(&x, json, "spec");
 
     /* action */
-    const json_t *act = get(spec, "action");
+    const json_t *act = k8s_json_member(spec, "action");
     if (act != NULL) {
         static const char *const names[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM"};
         const char *s = json_string_value(act);
@@ -1172,7 +1143,7 @@ k8s_decode_authz(struct k8s_dctx *c, const json_t *json, const struct k8s_meta *
         action_line = key_line(&x, spec, "action");
         if (s == NULL || i == ARRAY_LEN(names))
             aerr(&x, action_line, "spec.action: %s%s%s is not ALLOW, DENY, AUDIT or CUSTOM",
-                 s ? "\"" : "", s ? s : type_name(act), s ? "\"" : "");
+                 s ? "\"" : "", s ? s : k8s_json_type_name(act), s ? "\"" : "");
         else
             action = (enum action)i;
     }
@@ -1207,7 +1178,7 @@ k8s_decode_authz(struct k8s_dctx *c, const json_t *json, const struct k8s_meta *
                  "triggered, add an empty rule `{}` if you want it be triggered for every "
                  "request");
         if (action == A_CUSTOM) {
-            const json_t *pn = provider ? get(provider, "name") : NULL;
+            const json_t *pn = provider ? k8s_json_member(provider, "name") : NULL;
             if (rules == NULL)
                 aerr(&x, action_line,
                      "spec: CUSTOM action without `rules` is meaningless as it will never be "

@@ -65,13 +65,6 @@ perr(struct pac *x, int line, const char *fmt, ...)
     x->errors++;
 }
 
-static const json_t *
-get(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    return v == NULL || json_is_null(v) ? NULL : v;
-}
-
 static void
 known_fields(struct pac *x, const json_t *obj, const char *path, const char *const *known)
 {
@@ -91,7 +84,7 @@ known_fields(struct pac *x, const json_t *obj, const char *path, const char *con
 static const json_t *
 mapping(struct pac *x, const json_t *parent, const char *key, const char *path)
 {
-    const json_t *v = get(parent, key);
+    const json_t *v = k8s_json_member(parent, key);
 
     if (v != NULL && !json_is_object(v)) {
         perr(x, k8s_key_line(x->c, parent, key), "%s%s%s: expected a mapping", path,
@@ -111,7 +104,7 @@ mtls_mode(struct pac *x, const json_t *m, const char *path)
     if (m == NULL)
         return K8S_MTLS_UNSET;
     known_fields(x, m, path, fields);
-    const json_t *v = get(m, "mode");
+    const json_t *v = k8s_json_member(m, "mode");
     if (v == NULL)
         return K8S_MTLS_UNSET;
     for (size_t i = 0; json_is_string(v) && i < ARRAY_LEN(names); i++)
@@ -235,14 +228,14 @@ k8s_decode_peerauthn(struct k8s_dctx *c, const json_t *json, const struct k8s_me
 {
     static const char *const spec_fields[] = {"selector", "mtls", "portLevelMtls", NULL};
     struct pac x = {.c = c};
-    const json_t *meta = get(json, "metadata");
-    const json_t *ts = meta ? get(meta, "creationTimestamp") : NULL;
+    const json_t *meta = k8s_json_member(json, "metadata");
+    const json_t *ts = meta ? k8s_json_member(meta, "creationTimestamp") : NULL;
 
     pa->created = INT64_MIN;
     if (ts != NULL && (!json_is_string(ts) || !parse_time(json_string_value(ts), &pa->created)))
         perr(&x, k8s_key_line(c, meta, "creationTimestamp"),
              "metadata.creationTimestamp: not an RFC 3339 time (such as 2024-05-01T10:00:00Z)");
-    const json_t *spec = get(json, "spec");
+    const json_t *spec = k8s_json_member(json, "spec");
     if (spec != NULL && !json_is_object(spec)) {
         perr(&x, k8s_key_line(c, json, "spec"), "spec: expected a mapping");
         return -MESH_ECONFIG;

@@ -291,6 +291,10 @@ void k8s_kv_free(struct k8s_kv *kv, size_t n);
 /* Parses a textual IPv4 or IPv6 address (no zone, no brackets). Returns 0 or -EINVAL. */
 int k8s_parse_ip(const char *s, struct k8s_ip *ip);
 /* k8s_dns_label(), k8s_dns_subdomain(): public, in k8s.h. */
+/* "a mapping", "a list", "a string"... for messages about |v|'s type. */
+const char *k8s_json_type_name(const json_t *v);
+/* The member |key| of |parent|, or NULL when absent or null. */
+const json_t *k8s_json_member(const json_t *parent, const char *key);
 /* IANA service name, as a named port (<= 15, [a-z0-9-], a letter, no "--"). */
 bool k8s_port_name(const char *s);
 

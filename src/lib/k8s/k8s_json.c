@@ -48,8 +48,8 @@ k8s_key_line(const struct k8s_dctx *c, const json_t *parent, const char *key)
     return line ? line : k8s_val_line(c, parent);
 }
 
-static const char *
-type_name(const json_t *v)
+const char *
+k8s_json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -70,9 +70,8 @@ type_name(const json_t *v)
     }
 }
 
-/* Returns the member or NULL for absent and null members. */
-static const json_t *
-member(const json_t *parent, const char *key)
+const json_t *
+k8s_json_member(const json_t *parent, const char *key)
 {
     const json_t *v = json_object_get(parent, key);
     return v == NULL || json_is_null(v) ? NULL : v;
@@ -97,14 +96,14 @@ wrong_type(struct k8s_dctx *c, int line, const char *what, const char *want, con
     const char *hint = strcmp(want, "a string") == 0 && (json_is_boolean(v) || json_is_number(v))
                            ? " (quote the value to keep it text)"
                            : "";
-    return k8s_fail(c, line, "%s: expected %s, got %s%s", what, want, type_name(v), hint);
+    return k8s_fail(c, line, "%s: expected %s, got %s%s", what, want, k8s_json_type_name(v), hint);
 }
 
 int
 k8s_get_str(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path,
             const char **out)
 {
-    const json_t *v = member(parent, key);
+    const json_t *v = k8s_json_member(parent, key);
     char buf[256];
 
     *out = NULL;
@@ -120,7 +119,7 @@ k8s_get_str(struct k8s_dctx *c, const json_t *parent, const char *key, const cha
 int
 k8s_get_bool(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path, bool *out)
 {
-    const json_t *v = member(parent, key);
+    const json_t *v = k8s_json_member(parent, key);
     char buf[256];
 
     *out = false;
@@ -137,7 +136,7 @@ int
 k8s_get_obj(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path,
             const json_t **out)
 {
-    const json_t *v = member(parent, key);
+    const json_t *v = k8s_json_member(parent, key);
     char buf[256];
 
     *out = NULL;
@@ -154,7 +153,7 @@ int
 k8s_get_arr(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path, size_t max,
             const json_t **out)
 {
-    const json_t *v = member(parent, key);
+    const json_t *v = k8s_json_member(parent, key);
     char buf[256];
 
     *out = NULL;
@@ -179,7 +178,7 @@ k8s_port_value(struct k8s_dctx *c, const json_t *v, int line, const char *what, 
             return k8s_fail(c, line, "%s: \"%s\" is not a port number (1-65535)", what,
                             json_string_value(v));
         return k8s_fail(c, line, "%s: expected a port number (1-65535), got %s", what,
-                        json_is_number(v) ? "one out of range" : type_name(v));
+                        json_is_number(v) ? "one out of range" : k8s_json_type_name(v));
     }
     *out = (uint16_t)f;
     return 0;
@@ -189,7 +188,7 @@ int
 k8s_get_port(struct k8s_dctx *c, const json_t *parent, const char *key, const char *path,
              uint16_t *out)
 {
-    const json_t *v = member(parent, key);
+    const json_t *v = k8s_json_member(parent, key);
     char buf[256];
 
     *out = 0;

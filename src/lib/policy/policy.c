@@ -17,6 +17,7 @@
  * notServiceAccounts all hold for a plaintext peer.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,4 +320,20 @@ policy_matches(const struct policy *p, const struct policy_request *r)
     bool m = pol_match(p, &c);
     pol_ctx_done(&c);
     return m;
+}
+
+int
+pol_vfail(char *err, size_t errlen, const char *what, const char *path, int rc, const char *field,
+          const char *fmt, va_list ap)
+{
+    char msg[256];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    field = field ? field : "";
+    if (path[0] == '\0' && field[0] == '\0')
+        snprintf(err, errlen, "%s: %s", what, msg);
+    else
+        snprintf(err, errlen, "%s: %s%s%s: %s", what, path, path[0] && field[0] ? "." : "", field,
+                 msg);
+    return rc;
 }

@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -130,5 +131,13 @@ int policy_json_to_pb(const struct json_t *j, struct pol_arena *a,
  * repeated field and in total, string lengths, no NUL inside a string.
  */
 int policy_wire_check(const uint8_t *data, size_t len, char *err, size_t errlen);
+
+
+/*
+ * Writes "<what>: <path>.<field>: <msg>" into |err| (|field| NULL or "" for
+ * the object at |path| itself; no path when both are empty). Returns |rc|.
+ */
+int pol_vfail(char *err, size_t errlen, const char *what, const char *path, int rc,
+              const char *field, const char *fmt, va_list ap) __attribute__((format(printf, 7, 0)));
 
 #endif

@@ -35,18 +35,11 @@ static int jfail(struct jctx *c, int rc, const char *field, const char *fmt, ...
 static int
 jfail(struct jctx *c, int rc, const char *field, const char *fmt, ...)
 {
-    char msg[256];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rc = pol_vfail(c->err, c->errlen, c->what, c->path, rc, field, fmt, ap);
     va_end(ap);
-    field = field ? field : "";
-    if (c->path[0] == '\0' && field[0] == '\0')
-        snprintf(c->err, c->errlen, "%s: %s", c->what, msg);
-    else
-        snprintf(c->err, c->errlen, "%s: %s%s%s: %s", c->what, c->path,
-                 c->path[0] && field[0] ? "." : "", field, msg);
     return rc;
 }
 

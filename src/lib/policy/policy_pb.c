@@ -34,18 +34,11 @@ static int wfail(struct wire *w, int rc, const char *field, const char *fmt, ...
 static int
 wfail(struct wire *w, int rc, const char *field, const char *fmt, ...)
 {
-    char msg[256];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rc = pol_vfail(w->err, w->errlen, w->what, w->path, rc, field, fmt, ap);
     va_end(ap);
-    field = field ? field : "";
-    if (w->path[0] == '\0' && field[0] == '\0')
-        snprintf(w->err, w->errlen, "%s: %s", w->what, msg);
-    else
-        snprintf(w->err, w->errlen, "%s: %s%s%s: %s", w->what, w->path,
-                 w->path[0] && field[0] ? "." : "", field, msg);
     return rc;
 }
 
