@@ -8,6 +8,7 @@
  *   zc_tables.c       workloads, services, policies, connections tables
  *   zc_certs.c        certificates table (serials, validity, PEM fallback)
  *   admin_get.c       a tiny blocking HTTP/1.1 GET with timeouts and a size cap
+ *   admin_parse.c     its response reader (head, Content-Length, chunked), fuzzed
  *   node_netns.c      --node: enter the network namespace of a node's ztunnel
  *   tabwriter.c       aligned columns (Go tabwriter style)
  *   json_yaml.c       JSON -> YAML rendering
@@ -21,6 +22,8 @@
 #include <time.h>
 
 #include <jansson.h>
+
+#include "admin_parse.h"
 
 /* Exit codes: 0 ok, 1 the operation failed, 2 bad usage. */
 #define MESHCTL_EXIT_FAIL  1
@@ -50,8 +53,6 @@ meshctl_cmd_fn pod_run_main; /* cluster_podrun.c: meshctl __pod-run (hidden) */
 /* admin_get.c */
 #define ADMIN_DEFAULT_ADDR "127.0.0.1:15000"
 #define ADMIN_TIMEOUT_MS   10000
-#define ADMIN_MAX_RESPONSE (256u * 1024 * 1024) /* a 10,000-pod dump is ~20 MiB */
-#define ADMIN_MAX_HEAD     (64 * 1024)
 /*
  * GETs |path| from |hostport| ("host:port", "[v6]:port", or "host" for port
  * 15000). The whole exchange is bounded by |timeout_ms| and the body by
