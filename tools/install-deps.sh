@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(
   cmake ninja-build gcc clang pkg-config
   libssl-dev libnghttp2-dev libyaml-dev libjansson-dev libcmocka-dev
-  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf
+  # libprotobuf-dev: the well-known .proto files (google/protobuf/*.proto) protoc-c compiles
+  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev python3-protobuf
   iproute2 iptables tcpdump openssl bc procps util-linux
   curl
   python3 python3-h2 python3-cryptography
