@@ -228,6 +228,49 @@ log_msg(enum log_level level, const char *scope, const char *fmt, ...)
     emit(level, scope, msg, NULL, 0);
 }
 
+bool
+log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed)
+{
+    if (rl->passed == 0 || now_ms - rl->window_start_ms >= rl->interval_ms) {
+        rl->window_start_ms = now_ms;
+        rl->passed = 0;
+    }
+    if (rl->passed >= rl->burst) {
+        rl->suppressed++;
+        return false;
+    }
+    rl->passed++;
+    *suppressed = rl->suppressed;
+    rl->suppressed = 0;
+    return true;
+}
+
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+log_msg_rl(struct log_ratelimit *rl, enum log_level level, const char *scope, const char *fmt, ...)
+{
+    uint64_t suppressed;
+    char buf[LOG_LINE_MAX];
+    va_list ap;
+
+    if (!log_enabled(level) || !log_ratelimit_allow(rl, mono_ms(), &suppressed))
+        return;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n >= 0 && suppressed > 0 && (size_t)n < sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - (size_t)n, " (%llu similar suppressed)",
+                 (unsigned long long)suppressed);
+    log_msg(level, scope, "%s", buf);
+}
+
 void
 fatal(const char *fmt, ...)
 {

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -50,6 +51,28 @@ void log_fields(enum log_level level, const char *scope, const char *message,
         if (log_enabled(LOG_DEBUG))                                                                \
             log_msg(LOG_DEBUG, LOG_SCOPE, __VA_ARGS__);                                            \
     } while (0)
+
+/*
+ * Rate limiting for lines a peer can trigger at will (refused connections,
+ * floods): at most |burst| lines per |interval_ms|; the rest are counted and
+ * reported by the next line that passes ("(N similar suppressed)").
+ * One static struct per call site; not thread-safe.
+ */
+struct log_ratelimit {
+    unsigned interval_ms;
+    unsigned burst;
+    uint64_t window_start_ms;
+    unsigned passed;
+    uint64_t suppressed;
+};
+#define LOG_RATELIMIT_INIT(interval, n) {.interval_ms = (interval), .burst = (n)}
+
+/* True if a line may be written at |now_ms|; *|suppressed| gets the count held back since. */
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed);
+void log_msg_rl(struct log_ratelimit *rl, enum log_level level, const char *scope,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define log_warn_rl(rl, ...) log_msg_rl((rl), LOG_WARN, LOG_SCOPE, __VA_ARGS__)
+#define log_info_rl(rl, ...) log_msg_rl((rl), LOG_INFO, LOG_SCOPE, __VA_ARGS__)
 
 /* Logs |fmt| and exits 1. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -255,6 +255,26 @@ test_levels(void **state)
     log_set_level(LOG_INFO);
 }
 
+/* Two lines per second pass; the rest are counted and reported by the next one through. */
+static void
+test_ratelimit_window(void **state)
+{
+    (void)state;
+    struct log_ratelimit rl = LOG_RATELIMIT_INIT(1000, 2);
+    uint64_t sup = 99;
+
+    assert_true(log_ratelimit_allow(&rl, 5000, &sup));
+    assert_int_equal(sup, 0);
+    assert_true(log_ratelimit_allow(&rl, 5001, &sup));
+    for (int i = 0; i < 1000; i++)
+        assert_false(log_ratelimit_allow(&rl, 5002 + (uint64_t)i % 900, &sup));
+    assert_true(log_ratelimit_allow(&rl, 6000, &sup));
+    assert_int_equal(sup, 1000);
+    assert_true(log_ratelimit_allow(&rl, 6001, &sup));
+    assert_int_equal(sup, 0);
+    assert_false(log_ratelimit_allow(&rl, 6002, &sup));
+}
+
 int
 main(void)
 {
@@ -266,6 +286,7 @@ main(void)
         cmocka_unit_test_setup(test_json_msg, setup),
         cmocka_unit_test_setup(test_long_message_one_line, setup),
         cmocka_unit_test_setup(test_levels, setup),
+        cmocka_unit_test(test_ratelimit_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
