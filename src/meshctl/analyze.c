@@ -5,9 +5,11 @@
  *
  *   meshctl analyze [-f FILE|DIR]... [-o text|json]
  *
- * Without -f it reads ./ (as meshd --config-dir .). Exit status: 0 clean or
- * warnings only, 1 when an error stands (a file or resource meshd would not
- * apply), 2 on bad usage or unreadable input.
+ * Without -f it reads ./ (as meshd --config-dir .). Errors, warnings and
+ * infos are counted apart. Exit status, as istioctl analyze with its default
+ * --failure-threshold Error: 0 when no error stands (warnings and infos
+ * alone pass), 1 when one does (a file or resource meshd would not apply),
+ * 2 on bad usage or unreadable input.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,13 +31,14 @@ analyze_usage(FILE *f)
                "  -f, --filename PATH   a file or a directory (not recursive); repeatable;\n"
                "                        default: the current directory\n"
                "  -o, --output FORMAT   text (default) or json\n"
-               "Exit status: 0 no errors, 1 errors found, 2 bad usage or unreadable input.\n");
+               "Exit status: 0 no errors (warnings and infos alone pass), 1 errors found,\n"
+               "2 bad usage or unreadable input.\n");
 }
 
 static const char *
 severity_name(int sev)
 {
-    return sev == K8S_ERROR ? "Error" : "Warning";
+    return sev == K8S_ERROR ? "Error" : sev == K8S_WARNING ? "Warning" : "Info";
 }
 
 int
@@ -96,6 +99,8 @@ analyze_main(int argc, char **argv)
     k8s_store_diags(st, &all);
 
     size_t errors = k8s_diags_count(&all, K8S_ERROR);
+    size_t warnings = k8s_diags_count(&all, K8S_WARNING);
+    size_t infos = k8s_diags_count(&all, K8S_INFO);
     if (json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < all.n; i++) {
@@ -120,7 +125,7 @@ analyze_main(int argc, char **argv)
             printf("%s\n", s);
             free(s);
         }
-        printf("%zu error(s), %zu warning(s)\n", errors, all.n - errors);
+        printf("%zu error(s), %zu warning(s), %zu info(s)\n", errors, warnings, infos);
     }
     rc = errors > 0 ? MESHCTL_EXIT_FAIL : 0;
 out:

@@ -90,6 +90,35 @@ printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {
 expect "an unknown field is an error" 1 "$MESHCTL" analyze -f "$W/pol"
 grep -q 'typo.yaml:5: error' "$W/out" && ok "with file and line" || { bad "with file and line"; cat "$W/out"; }
 
+# Severities are counted apart (an info is not a warning) and only errors fail, as istioctl
+# analyze's default --failure-threshold Error does.
+mkdir -p "$W/info"
+cp "$W/good/app.yaml" "$W/info/app.yaml"
+cat >"$W/info/waypoint.yaml" <<'YAML'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: at-waypoint, namespace: shop}
+spec:
+  targetRefs: [{kind: Service, group: "", name: web}]
+  action: ALLOW
+  rules: [{to: [{operation: {methods: ["GET"]}}]}]
+YAML
+expect "an info alone passes" 0 "$MESHCTL" analyze -f "$W/info"
+grep -q 'waypoint.yaml:5: info: ' "$W/out" && ok "the info is shown" || { bad "the info is shown"; cat "$W/out"; }
+grep -qx '0 error(s), 0 warning(s), 1 info(s)' "$W/out" && ok "and counted as an info, not a warning" ||
+    { bad "and counted as an info, not a warning"; cat "$W/out"; }
+cp "$W/pol/policies.yaml" "$W/info/policies.yaml"
+expect "infos and warnings pass" 0 "$MESHCTL" analyze -f "$W/info"
+grep -qx '0 error(s), 3 warning(s), 1 info(s)' "$W/out" && ok "each counted once" ||
+    { bad "each counted once"; cat "$W/out"; }
+expect "json for infos" 0 "$MESHCTL" analyze -f "$W/info" -o json
+/usr/bin/python3 -c "
+import json
+d=json.load(open('$W/out'))
+lv=sorted(x['level'] for x in d)
+assert lv.count('Info')==1 and lv.count('Warning')==3 and 'Error' not in lv, lv
+" && ok "json level Info" || { bad "json level Info"; cat "$W/out"; }
+
 expect "a missing path is a usage error" 2 "$MESHCTL" analyze -f "$W/nope"
 expect "an unknown flag is a usage error" 2 "$MESHCTL" analyze --frobnicate
 expect "a bad -o is a usage error" 2 "$MESHCTL" analyze -o xml
