@@ -6,6 +6,10 @@
  *
  * Both dump dialects are read: amesh's (addresses, tunnelProtocol) and
  * Istio ztunnel's (workloadIps, protocol, vips, endpoints).
+ *
+ * Which ztunnel: --node, --admin or --file when given; else, as istioctl
+ * picks a ztunnel pod by itself, the first node's in a local cluster
+ * (noted on stderr); else the admin port on this host.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "base/base.h"
+#include "cluster.h"
 #include "meshctl.h"
 
 #define DUMP_MAX_FILE ADMIN_MAX_RESPONSE
@@ -58,8 +63,9 @@ ztunnel_config_usage(FILE *f)
             "  -n, --namespace NS    only objects in namespace NS (json and yaml: workloads,\n"
             "                        services and policies only)\n"
             "      --node N          the ztunnel of node N (joins its network namespace;\n"
-            "                        $MESH_CLUSTER_DIR/nodes/N/netns, else /run/netns/N)\n"
-            "      --admin HOST:PORT the admin address (default %s)\n"
+            "                        $MESH_CLUSTER_DIR/nodes/N/netns, else /run/netns/N);\n"
+            "                        default in a local cluster: node-1 (said on stderr)\n"
+            "      --admin HOST:PORT the admin address (default outside a cluster: %s)\n"
             "      --file DUMP       read a saved config dump instead\n"
             "      --timeout SECS    give up on the admin port after SECS (default %d)\n"
             "  -h, --help            this help\n",
@@ -161,8 +167,28 @@ print_value(const json_t *v, enum output out)
     free(s);
 }
 
+/*
+ * The node whose ztunnel to ask when none is named: the first of the local
+ * cluster in $MESH_CLUSTER_DIR (default /run/amesh). False outside a cluster.
+ */
+static bool
+cluster_default_node(char *out, size_t outlen)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/cluster.json", cluster_dir());
+    json_t *meta = cl_read_json(path);
+    json_int_t nodes = json_integer_value(json_object_get(meta, "nodes"));
+    json_decref(meta);
+    if (nodes < 1 || nodes > CLUSTER_MAX_NODES)
+        return false;
+    cl_node_name(1, out, outlen);
+    return true;
+}
+
 static int
-fetch(const char *file, const char *admin, const char *node, int timeout_ms, json_t **dump)
+fetch(const char *file, const char *admin, const char *node, int timeout_ms, bool guessed,
+      json_t **dump)
 {
     char err[1024], *data = NULL, src[512];
     size_t len = 0;
@@ -177,10 +203,14 @@ fetch(const char *file, const char *admin, const char *node, int timeout_ms, jso
             goto fail;
         snprintf(src, sizeof(src), "%s%s%s", admin, node ? " on node " : "", node ? node : "");
         if (admin_get(admin, "/config_dump", timeout_ms, &data, &len, err, sizeof(err)) < 0) {
-            if (node != NULL) {
-                size_t n = strlen(err);
+            size_t n = strlen(err);
+            if (node != NULL)
                 snprintf(err + n, sizeof(err) - n, " (in node %s's network namespace)", node);
-            }
+            else if (guessed)
+                snprintf(err + n, sizeof(err) - n,
+                         " (no local cluster in %s; name a ztunnel with --node, --admin or "
+                         "--file)",
+                         cluster_dir());
             goto fail;
         }
     }
@@ -298,8 +328,17 @@ ztunnel_config_main(int argc, char **argv)
     if (file != NULL && (node != NULL || admin != NULL))
         return usage_error("%s", "--file reads a saved dump: it excludes --node and --admin");
 
+    char picked[64];
+    bool guessed = file == NULL && admin == NULL && node == NULL;
+    if (guessed && cluster_default_node(picked, sizeof(picked))) {
+        node = picked;
+        fprintf(stderr,
+                "meshctl ztunnel-config: local cluster %s: asking the ztunnel of %s "
+                "(--node picks another)\n",
+                cluster_dir(), node);
+    }
     json_t *dump;
-    if (fetch(file, admin ? admin : ADMIN_DEFAULT_ADDR, node, timeout_ms, &dump) < 0)
+    if (fetch(file, admin ? admin : ADMIN_DEFAULT_ADDR, node, timeout_ms, guessed, &dump) < 0)
         return MESHCTL_EXIT_FAIL;
     o.now = now();
     if (out == OUT_SHORT) {

@@ -104,6 +104,9 @@ check "exec propagates the exit status" exit7
 workloads() { "$M" ztunnel-config workloads --node "$1"; }
 check "not enrolled: ztunnel lists the demo pods as TCP" sh -c "
 [ \$('$M' ztunnel-config workloads --node node-1 | awk '\$1==\"demo\" && \$6==\"TCP\"' | wc -l) -eq 3 ]"
+check "without --node: node-1's ztunnel, said on stderr (as istioctl picks one)" sh -c "
+'$M' ztunnel-config workloads 2>'$WORK/zc.err' | awk '\$1==\"demo\"' | grep -q . &&
+grep -q 'asking the ztunnel of node-1' '$WORK/zc.err'"
 pids_of() { cat "$MESH_CLUSTER_DIR"/pids/pod_demo_*.pid | awk '{print $1}' | sort | tr '\n' ' '; }
 PIDS_BEFORE=$(pids_of)
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """fake_admin.py MODE [FILE] - a one-connection stand-in for ztunnel's admin port.
 
-Prints the port it listens on (127.0.0.1, ephemeral), serves one request,
-then exits. MODE picks how the response is framed or broken:
+Prints the port it listens on (127.0.0.1, ephemeral unless $FAKE_ADMIN_PORT),
+serves one request, then exits. MODE picks how the response is framed or broken:
   clen      Content-Length body (FILE)        chunked   chunked body (FILE)
   close     body ends at close (FILE)         keepalive Content-Length, connection left open
   status503 HTTP 503 with a reason            garbage   not HTTP at all
   hugelen   Content-Length past meshctl's cap hang      accept and never answer
   short     Content-Length larger than the body sent
 """
+import os
 import socket
 import sys
 import time
@@ -16,7 +17,8 @@ import time
 mode = sys.argv[1]
 body = open(sys.argv[2], "rb").read() if len(sys.argv) > 2 else b""
 srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(os.environ.get("FAKE_ADMIN_PORT", "0"))))
 srv.listen(1)
 print(srv.getsockname()[1], flush=True)
 srv.settimeout(30)

@@ -143,6 +143,50 @@ mkdir -p "$TMP/nodes/n1" && echo "a/b" >"$TMP/nodes/n1/netns"
 MESH_CLUSTER_DIR=$TMP fails bad_netns_file 1 'is neither a path nor a netns name' \
     ztunnel-config workloads --node n1
 
+# No --node, --admin or --file: in a local cluster, node-1's ztunnel (said on stderr), as
+# istioctl picks a ztunnel itself; outside one, 127.0.0.1:15000 and an error that says what to do.
+# The "node" is a private network namespace (unshare -n) with a fake admin on 127.0.0.1:15000.
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+    C=$TMP/cluster
+    mkdir -p "$C/nodes/node-1" "$C/nodes/node-2"
+    printf '{"prefix": "amtest", "nodes": 2, "created": 0}\n' >"$C/cluster.json"
+    stop_server
+    coproc FAKE { exec unshare -n sh -c 'ip link set lo up && FAKE_ADMIN_PORT=15000 exec "$0" "$@"' \
+        "$PY" "$HERE/fake_admin.py" clen "$P"; }
+    SERVER=$FAKE_PID
+    read -r PORT <&"${FAKE[0]}"
+    echo "/proc/$SERVER/ns/net" >"$C/nodes/node-1/netns"
+    echo "/proc/$$/ns/net" >"$C/nodes/node-2/netns"
+    MESH_CLUSTER_DIR=$C "$M" ztunnel-config services >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ $rc = 0 ] && diff -u "$GOLD/http_clen.txt" "$TMP/out" >"$TMP/diff"; then
+        ok "cluster_default_node"
+    else
+        not_ok "cluster_default_node (exit $rc)"; cat "$TMP/err" "$TMP/diff" | sed 's/^/#   /'
+    fi
+    grep -q "asking the ztunnel of node-1 (--node picks another)" "$TMP/err" &&
+        ok "cluster_default_node_noted" || { not_ok "cluster_default_node_noted"; sed 's/^/#   /' "$TMP/err"; }
+    stop_server
+    # --node picks another: node-2 is this host's namespace, where nothing listens on 15000
+    # unless a real cluster runs here, so only the message is checked.
+    MESH_CLUSTER_DIR=$C "$M" ztunnel-config services --node node-2 >"$TMP/out" 2>"$TMP/err"
+    if ! grep -q "asking the ztunnel" "$TMP/err" && { [ -s "$TMP/out" ] ||
+        grep -q "in node node-2's network namespace" "$TMP/err"; }; then
+        ok "cluster_explicit_node"
+    else
+        not_ok "cluster_explicit_node"; sed 's/^/#   /' "$TMP/err"
+    fi
+else
+    ok "cluster_default_node # SKIP needs root and unshare"
+fi
+if ! ss -Hltn 'sport = :15000' 2>/dev/null | grep -q .; then
+    MESH_CLUSTER_DIR=$TMP/no-cluster fails no_cluster 1 \
+        'cannot connect to ztunnel admin at 127.0.0.1:15000: .*no local cluster in .*/no-cluster; name a ztunnel with --node, --admin or --file' \
+        ztunnel-config workloads
+else
+    ok "no_cluster # SKIP something listens on 127.0.0.1:15000 here"
+fi
+
 # The admin port over HTTP: framings that must work, and broken servers.
 for mode in clen chunked close keepalive; do
     serve "$mode" "$P"
