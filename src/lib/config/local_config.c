@@ -3,9 +3,14 @@
  * policies) into a model.
  *
  * Keys are the proto3 JSON names of Istio's workload API (camelCase; the
- * proto's snake_case names are accepted too), IPs are text. Every error names
- * the file, the line and the reason; unknown keys are errors so that typos do
- * not silently weaken the configuration.
+ * proto's snake_case names are accepted too), IPs are text. Istio ztunnel's
+ * own local-config spelling (its serde names, as in its
+ * examples/localhost.yaml) is accepted as well, so such a file loads
+ * unchanged: workloadIps for addresses, protocol TCP|HBONE for
+ * tunnelProtocol NONE|HBONE, vips ("network/ip") for a service's addresses,
+ * and ports as a {servicePort: targetPort} map wherever a port list goes.
+ * Every error names the file, the line and the reason; unknown keys are
+ * errors so that typos do not silently weaken the configuration.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -231,7 +236,60 @@ port_list(struct ctx *c, yaml_node_t *n, const char *what, struct port_map **out
     return 0;
 }
 
-/* Workload.services: map "<ns>/<hostname>" -> PortList {ports: [...]} (or a bare list). */
+/* Istio ztunnel's spelling of a port list: a map {servicePort: targetPort, ...}. */
+static int
+port_map(struct ctx *c, yaml_node_t *n, const char *what, struct port_map **out, size_t *n_out)
+{
+    size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start), i = 0;
+    int rc;
+
+    if (count > CONFIG_MAX_LIST)
+        return fail(c, n, "%s: more than %d entries", what, CONFIG_MAX_LIST);
+    c->n_items += count;
+    if (c->n_items > CONFIG_MAX_ITEMS)
+        return fail(c, n, "more than %d items in the file", CONFIG_MAX_ITEMS);
+    if (*out != NULL)
+        return fail(c, n, "%s: given twice", what);
+    *out = xcalloc(count, sizeof(**out));
+    *n_out = count;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+         p++, i++) {
+        if ((rc = u16_field(c, node(c, p->key), what, false, &(*out)[i].service_port)) < 0 ||
+            (rc = u16_field(c, node(c, p->value), "targetPort", true, &(*out)[i].target_port)) < 0)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if ((*out)[j].service_port == (*out)[i].service_port)
+                return fail(c, node(c, p->key), "%s: port %u given twice", what,
+                            (*out)[i].service_port);
+    }
+    return 0;
+}
+
+/* Ports in either spelling: our list of Port, or Istio ztunnel's map. */
+static int
+ports_field(struct ctx *c, yaml_node_t *n, const char *what, struct port_map **out, size_t *n_out)
+{
+    if (n->type == YAML_MAPPING_NODE)
+        return port_map(c, n, what, out, n_out);
+    return port_list(c, n, what, out, n_out);
+}
+
+/* Does mapping |n| have key |key|? */
+static bool
+has_key(struct ctx *c, yaml_node_t *n, const char *key)
+{
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Workload.services: map "<ns>/<hostname>" -> PortList {ports: [...]}, a bare
+ * list of Port, or (Istio ztunnel's spelling) a {servicePort: targetPort} map.
+ */
 static int
 workload_services(struct ctx *c, yaml_node_t *n, struct workload *w)
 {
@@ -256,7 +314,10 @@ workload_services(struct ctx *c, yaml_node_t *n, struct workload *w)
                         k);
         ws->key = xstrdup(k);
         w->n_services++;
-        if (v->type == YAML_MAPPING_NODE) {
+        if (v->type == YAML_MAPPING_NODE && !has_key(c, v, "ports")) {
+            if ((rc = port_map(c, v, "services.ports", &ws->ports, &ws->n_ports)) < 0)
+                return rc;
+        } else if (v->type == YAML_MAPPING_NODE) {
             for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
                  q++) {
                 const char *kk = NULL;
@@ -309,8 +370,10 @@ ignored_workload_key(const char *k)
 static int
 parse_workload(struct ctx *c, yaml_node_t *n, struct workload *w)
 {
-    static const char *const tunnels[] = {"NONE", "HBONE"};
+    /* TCP is Istio ztunnel's name for NONE (its InboundProtocol). */
+    static const char *const tunnels[] = {"NONE", "HBONE", "TCP"};
     static const char *const statuses[] = {"HEALTHY", "UNHEALTHY"};
+    bool have_tunnel = false;
     int rc = 0;
 
     if (n->type != YAML_MAPPING_NODE)
@@ -344,12 +407,16 @@ parse_workload(struct ctx *c, yaml_node_t *n, struct workload *w)
             rc = str_field(c, v, "workloadName", &w->workload_name);
         else if (key_is(k, "clusterId", "cluster_id"))
             rc = str_field(c, v, "clusterId", &w->cluster_id);
-        else if (key_is(k, "addresses", NULL))
-            rc = ip_list(c, v, "addresses", &w->addrs, &w->n_addrs);
-        else if (key_is(k, "tunnelProtocol", "tunnel_protocol")) {
-            int t;
-            rc = enum_field(c, v, "tunnelProtocol", tunnels, ARRAY_LEN(tunnels), &t);
-            w->tunnel = (enum tunnel_protocol)t;
+        else if (key_is(k, "addresses", NULL) || key_is(k, "workloadIps", "workload_ips"))
+            rc = ip_list(c, v, k, &w->addrs, &w->n_addrs);
+        else if (key_is(k, "tunnelProtocol", "tunnel_protocol") || key_is(k, "protocol", NULL)) {
+            int t = 0;
+            if (have_tunnel)
+                rc = fail(c, v, "%s: given twice", k);
+            else
+                rc = enum_field(c, v, k, tunnels, ARRAY_LEN(tunnels), &t);
+            have_tunnel = true;
+            w->tunnel = t == 1 ? TUNNEL_HBONE : TUNNEL_NONE;
         } else if (key_is(k, "status", NULL)) {
             int st;
             rc = enum_field(c, v, "status", statuses, ARRAY_LEN(statuses), &st);
@@ -379,11 +446,31 @@ ignored_service_key(const char *k)
     static const char *const keys[] = {"waypoint",    "loadBalancing",     "load_balancing",
                                        "ipFamilies",  "ip_families",       "extensions",
                                        "canonical",   "ingressUseWaypoint", "ingress_use_waypoint",
-                                       "weightedWaypoints", "weighted_waypoints", "visibility"};
+                                       "weightedWaypoints", "weighted_waypoints", "visibility",
+                                       "loadBalancer" /* Istio ztunnel's name for loadBalancing */};
     for (size_t i = 0; i < ARRAY_LEN(keys); i++)
         if (strcmp(k, keys[i]) == 0)
             return true;
     return false;
+}
+
+/*
+ * Istio ztunnel's Service.endpoints: its local client fills them from each
+ * workload's services, as we do. An empty map is fine; entries would be
+ * ignored, so they are refused rather than silently dropped.
+ */
+static int
+no_endpoints(struct ctx *c, yaml_node_t *v)
+{
+    if ((v->type == YAML_MAPPING_NODE && v->data.mapping.pairs.top == v->data.mapping.pairs.start) ||
+        (v->type == YAML_SEQUENCE_NODE && v->data.sequence.items.top == v->data.sequence.items.start) ||
+        (v->type == YAML_SCALAR_NODE && (strcmp((const char *)v->data.scalar.value, "") == 0 ||
+                                         strcmp((const char *)v->data.scalar.value, "null") == 0 ||
+                                         strcmp((const char *)v->data.scalar.value, "~") == 0)))
+        return 0;
+    return fail(c, v,
+                "endpoints: not read from a local config; list the service under each "
+                "endpoint workload's \"services\" instead");
 }
 
 static int
@@ -404,10 +491,12 @@ parse_service(struct ctx *c, yaml_node_t *n, struct service *s)
             rc = str_field(c, v, "namespace", &s->ns);
         else if (key_is(k, "hostname", NULL))
             rc = str_field(c, v, "hostname", &s->hostname);
-        else if (key_is(k, "addresses", NULL))
-            rc = ip_list(c, v, "addresses", &s->vips, &s->n_vips);
+        else if (key_is(k, "addresses", NULL) || key_is(k, "vips", NULL))
+            rc = ip_list(c, v, k, &s->vips, &s->n_vips);
         else if (key_is(k, "ports", NULL))
-            rc = port_list(c, v, "ports", &s->ports, &s->n_ports);
+            rc = ports_field(c, v, "ports", &s->ports, &s->n_ports);
+        else if (key_is(k, "endpoints", NULL))
+            rc = no_endpoints(c, v);
         else if (key_is(k, "subjectAltNames", "subject_alt_names"))
             rc = str_list(c, v, "subjectAltNames", &s->sans, &s->n_sans);
         else if (!ignored_service_key(k))

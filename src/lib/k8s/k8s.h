@@ -225,6 +225,13 @@ struct k8s_docs {
 int k8s_yaml_parse(const char *file, const char *data, size_t len, struct k8s_docs *out,
                    struct k8s_diags *d);
 void k8s_docs_free(struct k8s_docs *docs);
+/*
+ * Lines in a document read by k8s_yaml_parse(), as k8s_obj_line_of() and
+ * k8s_obj_key_line() give them for stored objects: the line of value |v|, or
+ * where |key| of object |parent| is written; the document's line when unknown.
+ */
+int k8s_doc_line_of(const struct k8s_doc *doc, const json_t *v);
+int k8s_doc_key_line(const struct k8s_doc *doc, const json_t *parent, const char *key);
 
 /* RFC 1123 label (<= 63, [a-z0-9-], alphanumeric ends); |dns1035| also wants a letter first. */
 bool k8s_dns_label(const char *s, bool dns1035);

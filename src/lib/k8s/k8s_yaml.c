@@ -107,6 +107,20 @@ k8s_lines_get(const struct k8s_lines *l, const void *v, const char *key)
     return 0;
 }
 
+int
+k8s_doc_line_of(const struct k8s_doc *doc, const json_t *v)
+{
+    int line = k8s_lines_get(doc->lines, v, NULL);
+    return line ? line : doc->line;
+}
+
+int
+k8s_doc_key_line(const struct k8s_doc *doc, const json_t *parent, const char *key)
+{
+    int line = k8s_lines_get(doc->lines, parent, key);
+    return line ? line : k8s_doc_line_of(doc, parent);
+}
+
 struct k8s_lines *
 k8s_lines_ref(struct k8s_lines *l)
 {
