@@ -99,6 +99,16 @@ void cl_vip_from_index(unsigned idx, char *out, size_t outlen);
 /* The index of a VIP, or -1 when |ip| is not in 198.19.0.0/16 or is .0.0/.0.1. */
 int cl_vip_index(const char *ip);
 
+/*
+ * What the API server does with a Service's ClusterIP, from its |spec| (may
+ * be NULL): none for a headless Service (clusterIP or clusterIPs[0] "None")
+ * or type ExternalName; the address asked for in clusterIP, else in
+ * clusterIPs[0] (copied to |ip|; checked by the caller); else, "" and absent
+ * alike, a fresh one. |ip| is "" unless requested.
+ */
+enum cl_vip_want { CL_VIP_NONE = 0, CL_VIP_ALLOCATE, CL_VIP_REQUESTED };
+enum cl_vip_want cl_service_vip(const json_t *spec, char *ip, size_t iplen);
+
 /* kubectl's AGE column (duration.HumanDuration). */
 void cl_age(long long secs, char *out, size_t outlen);
 

@@ -11,7 +11,9 @@
  * applying the same file again is "unchanged"; labels and annotations merge
  * three ways (live, last applied, new), so a label set with `meshctl label`
  * survives an apply that does not mention it and one removed from the file
- * goes. Services get a ClusterIP from 198.19.0.0/16; a Pod whose spec
+ * goes. Services get a ClusterIP from 198.19.0.0/16 as the API server gives
+ * them (none when headless or ExternalName; "" or no clusterIP: a free one;
+ * clusterIPs[0] when only that is given); a Pod whose spec
  * changed is re-created, a Deployment's pods follow its template.
  */
 #include <errno.h>
@@ -74,17 +76,21 @@ merge_map(json_t *obj, const json_t *live, const json_t *old_applied, const json
     }
 }
 
-/* A free ClusterIP, or the requested one when valid. Returns 0 or -1. */
+/*
+ * A Service's ClusterIP as the API server assigns it (cl_service_vip): none
+ * when headless or ExternalName; the requested one when valid and free;
+ * else the one it had, or a free one. Returns 0 or -1.
+ */
 static int
 cluster_ip(const struct cluster *c, json_t *obj, const json_t *rec, char *err, size_t errlen)
 {
-    const char *want = js(obj, "spec.clusterIP");
     const char *had = js(rec, "object.spec.clusterIP");
-    char ip[32];
+    char want[64], ip[32];
 
-    if (want != NULL && strcmp(want, "None") == 0)
-        return 0; /* headless: no VIP */
-    if (want == NULL && had != NULL) {
+    enum cl_vip_want w = cl_service_vip(json_object_get(obj, "spec"), want, sizeof(want));
+    if (w == CL_VIP_NONE)
+        return 0;
+    if (w == CL_VIP_ALLOCATE && had != NULL && cl_vip_index(had) >= 0) {
         snprintf(ip, sizeof(ip), "%s", had);
     } else {
         json_t *svcs = rec_list(c, kind_by_name("Service"), NULL);
@@ -100,7 +106,7 @@ cluster_ip(const struct cluster *c, json_t *obj, const json_t *rec, char *err, s
         }
         json_decref(svcs);
         int idx = -1;
-        if (want != NULL) {
+        if (w == CL_VIP_REQUESTED) {
             idx = cl_vip_index(want);
             if (idx < 0 || used[idx]) {
                 snprintf(err, errlen, "spec.clusterIP: Invalid value: \"%s\": %s", want,

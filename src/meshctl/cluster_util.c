@@ -204,6 +204,27 @@ cl_vip_index(const char *ip)
     return (int)(v - VIP_FIRST);
 }
 
+enum cl_vip_want
+cl_service_vip(const json_t *spec, char *ip, size_t iplen)
+{
+    const char *type = json_string_value(json_object_get(spec, "type"));
+    const char *one = json_string_value(json_object_get(spec, "clusterIP"));
+    const char *first = json_string_value(json_array_get(json_object_get(spec, "clusterIPs"), 0));
+
+    ip[0] = '\0';
+    if (type != NULL && strcmp(type, "ExternalName") == 0)
+        return CL_VIP_NONE; /* a DNS alias: the API server allocates nothing */
+    /* The API server fills clusterIP from clusterIPs[0] and the other way round. */
+    if (one == NULL || one[0] == '\0')
+        one = first;
+    if (one == NULL || one[0] == '\0')
+        return CL_VIP_ALLOCATE;
+    if (strcmp(one, "None") == 0)
+        return CL_VIP_NONE;
+    snprintf(ip, iplen, "%s", one);
+    return CL_VIP_REQUESTED;
+}
+
 /* ---- Time ---- */
 
 void

@@ -80,6 +80,38 @@ check "three pods Running 1/1 with addresses in their node's subnet" sh -c "
 check "the echo pods are spread over both nodes" [ "$V1_NODE" != "$V2_NODE" ]
 check "the service got a VIP from 198.19.0.0/16" grep -qE '^echo +ClusterIP +198\.19\.[0-9]+\.[0-9]+ ' "$WORK/svc.txt"
 wait_for "$M" exec -n demo deploy/curl -- curl -sf -m 2 http://echo/healthz
+# Services as other projects write them: clusterIP "" or only clusterIPs get one as the API
+# server would; ExternalName and headless get none.
+cat >"$WORK/raw-services.yaml" <<'EOF'
+apiVersion: v1
+kind: Service
+metadata: {name: raw, namespace: demo}
+spec: {clusterIP: "", selector: {app: nothing}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ips-only, namespace: demo}
+spec: {clusterIPs: [198.19.200.7], selector: {app: nothing}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: alias, namespace: demo}
+spec: {type: ExternalName, externalName: example.invalid}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: demo}
+spec: {clusterIP: None, selector: {app: nothing}, ports: [{port: 80}]}
+EOF
+check "apply: Services without a usable clusterIP are accepted" sh -c "
+'$M' apply -f '$WORK/raw-services.yaml' >'$WORK/raw.out' && [ \$(grep -c ' created\$' '$WORK/raw.out') -eq 4 ]"
+"$M" get svc -n demo | tee "$WORK/svc2.txt"
+check "clusterIP \"\" gets a VIP, clusterIPs alone keep theirs, ExternalName and headless none" sh -c "
+grep -qE '^raw +ClusterIP +198\.19\.[0-9]+\.[0-9]+ ' '$WORK/svc2.txt' &&
+grep -qE '^ips-only +ClusterIP +198\.19\.200\.7 ' '$WORK/svc2.txt' &&
+grep -qE '^alias +ExternalName +<none> ' '$WORK/svc2.txt' &&
+grep -qE '^headless +ClusterIP +None ' '$WORK/svc2.txt'"
+"$M" delete -f "$WORK/raw-services.yaml" >/dev/null
 
 ex() { "$M" exec -n demo deploy/curl -- "$@"; }
 # Functions run under pipefail: a grep -q that stops reading would fail its writer (EPIPE).

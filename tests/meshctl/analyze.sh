@@ -119,6 +119,33 @@ lv=sorted(x['level'] for x in d)
 assert lv.count('Info')==1 and lv.count('Warning')==3 and 'Error' not in lv, lv
 " && ok "json level Info" || { bad "json level Info"; cat "$W/out"; }
 
+# A Service with no clusterIP (a raw manifest: no API server here to allocate one) gets no VIP:
+# a warning with amesh's own code AM0001; headless (None) and ExternalName are fine.
+mkdir -p "$W/vip"
+cat >"$W/vip/svc.yaml" <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: raw, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: shop}
+spec: {clusterIP: None, selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: alias, namespace: shop}
+spec: {type: ExternalName, externalName: example.invalid}
+YAML
+expect "a Service without clusterIP is a warning, not an error" 0 "$MESHCTL" analyze -f "$W/vip"
+grep -q 'svc.yaml:4: warning: Service without spec.clusterIP: it gets no VIP.*\[AM0001\]' "$W/out" &&
+    ok "AM0001 at the Service's spec line" || { bad "AM0001 at the Service's spec line"; cat "$W/out"; }
+grep -qx '0 error(s), 1 warning(s), 0 info(s)' "$W/out" && ok "headless and ExternalName do not warn" ||
+    { bad "headless and ExternalName do not warn"; cat "$W/out"; }
+
 expect "a missing path is a usage error" 2 "$MESHCTL" analyze -f "$W/nope"
 expect "an unknown flag is a usage error" 2 "$MESHCTL" analyze --frobnicate
 expect "a bad -o is a usage error" 2 "$MESHCTL" analyze -o xml

@@ -12,6 +12,13 @@
 #include "base/base.h"
 #include "k8s/k8s_internal.h"
 
+/*
+ * amesh's own analyzer code (AM prefix, Istio's IST numbering style): Istio
+ * has none for this, because the API server always fills spec.clusterIP.
+ * Raw manifests read from files have no such server.
+ */
+#define CODE_NO_CLUSTER_IP "AM0001"
+
 void
 k8s_service_cleanup(struct k8s_service *s)
 {
@@ -155,6 +162,35 @@ ip_families(struct k8s_dctx *c, const json_t *spec, struct k8s_service *s)
     return 0;
 }
 
+/* spec.clusterIP or spec.clusterIPs[0] is "None": headless, no VIP on purpose. */
+static bool
+headless(const json_t *spec)
+{
+    const char *one = json_string_value(json_object_get(spec, "clusterIP"));
+    const char *first = json_string_value(json_array_get(json_object_get(spec, "clusterIPs"), 0));
+    return (one != NULL && strcmp(one, "None") == 0) || (first != NULL && strcmp(first, "None") == 0);
+}
+
+/*
+ * A Service that would have a VIP in Kubernetes but has none here: the API
+ * server allocates one when clusterIP is absent or "", a file read as is
+ * has nobody to do that, so the Service is reachable only through its
+ * endpoints' own addresses. Said, not guessed: meshd cannot pick an address
+ * the cluster's DNS and kube-proxy would agree on. ExternalName and headless
+ * Services have no VIP by design.
+ */
+static void
+warn_no_vip(struct k8s_dctx *c, const json_t *json, const json_t *spec, const struct k8s_service *s)
+{
+    if (s->external_name || s->n_vips > 0 || headless(spec))
+        return;
+    k8s_diag_add(c->d, c->file, spec ? k8s_key_line(c, json, "spec") : c->line, K8S_WARNING,
+                 CODE_NO_CLUSTER_IP,
+                 "Service without spec.clusterIP: it gets no VIP, so clients can reach it only "
+                 "by pod address (the Kubernetes API server would allocate one; meshctl apply "
+                 "does). Give spec.clusterIP an address, or \"None\" for a headless Service");
+}
+
 int
 k8s_decode_service(struct k8s_dctx *c, const json_t *json, struct k8s_service *s)
 {
@@ -165,8 +201,10 @@ k8s_decode_service(struct k8s_dctx *c, const json_t *json, struct k8s_service *s
 
     if ((rc = k8s_get_obj(c, json, "spec", "", &spec)) < 0)
         return rc;
-    if (spec == NULL)
+    if (spec == NULL) {
+        warn_no_vip(c, json, NULL, s);
         return 0;
+    }
     if ((rc = k8s_get_str(c, spec, "type", "spec", &type)) < 0 ||
         (rc = k8s_get_str(c, spec, "internalTrafficPolicy", "spec", &itp)) < 0 ||
         (rc = k8s_get_str(c, spec, "trafficDistribution", "spec", &td)) < 0 ||
@@ -178,6 +216,7 @@ k8s_decode_service(struct k8s_dctx *c, const json_t *json, struct k8s_service *s
         (rc = cluster_ips(c, spec, s)) < 0 || (rc = ip_families(c, spec, s)) < 0)
         return rc;
     s->external_name = type != NULL && strcmp(type, "ExternalName") == 0;
+    warn_no_vip(c, json, spec, s);
     s->itp_local = itp != NULL && strcmp(itp, "Local") == 0;
     s->traffic_distribution = td ? xstrdup(td) : NULL;
     if (ports == NULL)

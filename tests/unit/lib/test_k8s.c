@@ -487,7 +487,9 @@ test_duplicates(void **state)
                      -MESH_ECONFIG);
     assert_non_null(
         find_diag(&d, "dir/c.yaml:12: error: Pod default/p is already defined at line 1"));
-    assert_int_equal(d.n, 2); /* and dir/b.yaml's p is the duplicate now */
+    /* and dir/b.yaml's p is the duplicate now; the Service, without clusterIP, gets no VIP */
+    assert_int_equal(d.n, 3);
+    assert_non_null(find_diag(&d, "warning: Service without spec.clusterIP"));
     assert_non_null(
         find_diag(&d, "dir/c.yaml:1: error: Pod default/p is already defined at dir/b.yaml:4"));
     assert_int_equal(k8s_store_count(st, K8S_POD), 2);
@@ -495,6 +497,50 @@ test_duplicates(void **state)
     k8s_diags_clear(&all);
     k8s_diags_clear(&d);
     k8s_store_free(st);
+}
+
+/* A Service that would have a VIP in Kubernetes but has none here is a warning (AM0001). */
+static void
+test_service_without_cluster_ip(void **state)
+{
+    static const struct {
+        const char *spec; /* "" for no spec at all */
+        const char *want; /* expected diagnostic, NULL for none */
+    } cases[] = {
+        {"spec:\n  selector: {app: a}\n  ports: [{port: 80}]\n",
+         "s.yaml:4: warning: Service without spec.clusterIP: it gets no VIP"},
+        {"spec:\n  clusterIP: \"\"\n  ports: [{port: 80}]\n", "s.yaml:4: warning: Service without"},
+        {"", "s.yaml:1: warning: Service without spec.clusterIP"},
+        {"spec:\n  clusterIP: None\n  ports: [{port: 80}]\n", NULL},
+        {"spec:\n  clusterIPs: [None]\n", NULL},
+        {"spec:\n  type: ExternalName\n  externalName: example.invalid\n", NULL},
+        {"spec:\n  clusterIP: 198.19.0.5\n  ports: [{port: 80}]\n", NULL},
+        {"spec:\n  clusterIPs: [198.19.0.6]\n", NULL},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct k8s_store *st = k8s_store_new();
+        struct k8s_diags d = {0}, all = {0};
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n%s",
+                 cases[i].spec);
+        assert_int_equal(load(st, "s.yaml", yaml, &d), 0);
+        assert_int_equal(k8s_store_count(st, K8S_SERVICE), 1);
+        k8s_store_diags(st, &all); /* what meshd logs and meshctl analyze prints */
+        if (cases[i].want == NULL) {
+            if (all.n != 0)
+                fail_msg("case %zu: unexpected diagnostic %s", i, all.v[0].msg);
+        } else {
+            const struct k8s_diag *g = find_diag(&all, cases[i].want);
+            if (g == NULL || all.n != 1)
+                fail_msg("case %zu: %zu diagnostics, none \"%s\"", i, all.n, cases[i].want);
+            assert_int_equal(g->severity, K8S_WARNING);
+            assert_string_equal(g->code, "AM0001");
+        }
+        k8s_diags_clear(&d);
+        k8s_diags_clear(&all);
+        k8s_store_free(st);
+    }
 }
 
 /* Generations move with content, not with bytes that do not change objects. */
@@ -725,6 +771,7 @@ main(void)
         cmocka_unit_test(test_broken_yaml_keeps_objects),
         cmocka_unit_test(test_invalid_object_keeps_previous),
         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_service_without_cluster_ip),
         cmocka_unit_test(test_generation),
         cmocka_unit_test(test_sync_dir),
         cmocka_unit_test(test_file_too_big),

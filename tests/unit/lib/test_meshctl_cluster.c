@@ -118,6 +118,42 @@ test_vip(void **state)
     }
 }
 
+/* What apply does for a Service's ClusterIP, as the API server would. */
+static void
+test_service_vip(void **state)
+{
+    static const struct {
+        const char *spec;
+        enum cl_vip_want want;
+        const char *ip;
+    } cases[] = {
+        {"{}", CL_VIP_ALLOCATE, ""},
+        {"{\"clusterIP\": \"\"}", CL_VIP_ALLOCATE, ""},
+        {"{\"clusterIP\": \"\", \"clusterIPs\": []}", CL_VIP_ALLOCATE, ""},
+        {"{\"type\": \"ClusterIP\"}", CL_VIP_ALLOCATE, ""},
+        {"{\"type\": \"NodePort\"}", CL_VIP_ALLOCATE, ""},
+        {"{\"clusterIP\": \"None\"}", CL_VIP_NONE, ""},
+        {"{\"clusterIPs\": [\"None\"]}", CL_VIP_NONE, ""},
+        {"{\"type\": \"ExternalName\", \"externalName\": \"example.com\"}", CL_VIP_NONE, ""},
+        {"{\"clusterIP\": \"198.19.0.20\"}", CL_VIP_REQUESTED, "198.19.0.20"},
+        {"{\"clusterIPs\": [\"198.19.0.21\"]}", CL_VIP_REQUESTED, "198.19.0.21"},
+        {"{\"clusterIP\": \"\", \"clusterIPs\": [\"198.19.0.22\"]}", CL_VIP_REQUESTED, "198.19.0.22"},
+        {"{\"clusterIP\": \"10.0.0.1\"}", CL_VIP_REQUESTED, "10.0.0.1"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *spec = json_loads(cases[i].spec, 0, NULL);
+        char ip[64] = "";
+        assert_non_null(spec);
+        if (cl_service_vip(spec, ip, sizeof(ip)) != cases[i].want ||
+            strcmp(ip, cases[i].ip) != 0)
+            fail_msg("case %zu (%s): got \"%s\"", i, cases[i].spec, ip);
+        json_decref(spec);
+    }
+    char ip[64] = "x";
+    assert_int_equal(cl_service_vip(NULL, ip, sizeof(ip)), CL_VIP_ALLOCATE);
+}
+
 static void
 test_age(void **state)
 {
@@ -334,6 +370,7 @@ main(void)
         cmocka_unit_test(test_prefix),
         cmocka_unit_test(test_ip_alloc),
         cmocka_unit_test(test_vip),
+        cmocka_unit_test(test_service_vip),
         cmocka_unit_test(test_age),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_kinds),
