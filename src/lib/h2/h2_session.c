@@ -93,6 +93,56 @@ h2_schedule_flush(struct h2_session *s)
 
 /* ---- nghttp2 callbacks -------------------------------------------------- */
 
+/* True if |id| lies in one of the remembered ranges of ids the client skipped. */
+static bool
+id_was_skipped(const struct h2_session *s, uint32_t id)
+{
+    unsigned n = s->n_id_gaps < H2_ID_GAPS ? s->n_id_gaps : H2_ID_GAPS;
+    for (unsigned i = 0; i < n; i++)
+        if (id >= s->id_gaps[i].lo && id <= s->id_gaps[i].hi)
+            return true;
+    return false;
+}
+
+/*
+ * RFC 9113 5.1.1: a new stream's id must be greater than every id the client
+ * used before, and the ids it skipped are closed without ever having existed.
+ * A HEADERS frame on such an id is a connection error PROTOCOL_ERROR. nghttp2
+ * keeps no record of streams it forgot and ignores a HEADERS frame below the
+ * highest id (on purpose: it cannot tell a skipped id from a stream closed
+ * long ago, where frames may legitimately still arrive after our RST_STREAM),
+ * so the skipped ids are tracked here. Ids the client did use are left to
+ * nghttp2 (STREAM_CLOSED or ignored, section 5.1). Only the last H2_ID_GAPS
+ * ranges are remembered, so memory stays fixed; a HEADERS frame in a range
+ * forgotten since is ignored as nghttp2 would, which costs us nothing.
+ * Stream 0 and even ids nghttp2 refuses itself.
+ */
+static int
+on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    struct h2_session *s = user;
+    uint32_t id = (uint32_t)hd->stream_id;
+
+    if (!s->server || hd->type != NGHTTP2_HEADERS || (id & 1) == 0)
+        return 0;
+    if (id >= s->next_peer_id) {
+        if (id > s->next_peer_id) {
+            unsigned slot = s->n_id_gaps++ % H2_ID_GAPS;
+            s->id_gaps[slot].lo = s->next_peer_id;
+            s->id_gaps[slot].hi = id - 2;
+        }
+        s->next_peer_id = id + 2;
+        return 0;
+    }
+    if (!id_was_skipped(s, id) || s->proto_error)
+        return 0;
+    log_debug("HEADERS on stream %u, which the client skipped: PROTOCOL_ERROR", id);
+    s->proto_error = true;
+    if (nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
 static int
 on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
@@ -450,7 +500,7 @@ session_flush(void *arg)
     }
     update_interest(s, false);
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
-        session_fail(s, 0);
+        session_fail(s, s->proto_error ? -MESH_EPROTO : 0);
 }
 
 static void
@@ -529,6 +579,7 @@ start_http2(struct h2_session *s)
     int rv;
 
     nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
@@ -726,6 +777,7 @@ h2_session_new(struct loop *l, int fd, SSL *ssl, bool server, const struct h2_se
     s->cbs = cbs;
     s->arg = arg;
     s->refs = 2; /* the owner's and the transport's (dropped at teardown) */
+    s->next_peer_id = 1;
     buf_init(&s->out, H2_OUT_MAX);
     buf_init(&s->enc, H2_ENC_MAX + TLS_BIO_RECORD_MAX);
     if (loop_io_start(l, &s->io, fd, EPOLLIN | EPOLLOUT, on_io, s) < 0) {
