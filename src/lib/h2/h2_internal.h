@@ -52,7 +52,7 @@ struct h2_session {
     unsigned n_streams;
     /*
      * Server: the next stream id the client may open (RFC 9113 5.1.1), and the
-     * latest ranges of ids it skipped, which are closed for good (a ring).
+     * latest ranges of ids it skipped, which are closed for good (a ring; h2_ids.c).
      */
     uint32_t next_peer_id;
     struct { uint32_t lo, hi; } id_gaps[H2_ID_GAPS];
@@ -130,6 +130,14 @@ void h2_stream_h2_closed(struct h2_stream *st, int err);
 void h2_stream_sent(struct h2_stream *st, size_t n);
 ssize_t h2_on_data_read(nghttp2_session *ng, int32_t id, uint8_t *p, size_t len, uint32_t *flags,
                         nghttp2_data_source *src, void *user);
+
+/* h2_ids.c */
+/*
+ * Server, from the first frame header of a HEADERS frame on odd stream |id|:
+ * records a new stream's id, or returns true if |id| is one the client
+ * skipped (RFC 9113 5.1.1: a connection error PROTOCOL_ERROR).
+ */
+bool h2_ids_bad_new_stream(struct h2_session *s, uint32_t id);
 
 /* h2_msg.c */
 void h2_fields_add(struct h2_fields *f, const uint8_t *name, size_t namelen, const uint8_t *value,

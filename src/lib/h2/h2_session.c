@@ -93,50 +93,19 @@ h2_schedule_flush(struct h2_session *s)
 
 /* ---- nghttp2 callbacks -------------------------------------------------- */
 
-/* True if |id| lies in one of the remembered ranges of ids the client skipped. */
-static bool
-id_was_skipped(const struct h2_session *s, uint32_t id)
-{
-    unsigned n = s->n_id_gaps < H2_ID_GAPS ? s->n_id_gaps : H2_ID_GAPS;
-    for (unsigned i = 0; i < n; i++)
-        if (id >= s->id_gaps[i].lo && id <= s->id_gaps[i].hi)
-            return true;
-    return false;
-}
-
 /*
- * RFC 9113 5.1.1: a new stream's id must be greater than every id the client
- * used before, and the ids it skipped are closed without ever having existed.
- * A HEADERS frame on such an id is a connection error PROTOCOL_ERROR. nghttp2
- * keeps no record of streams it forgot and ignores a HEADERS frame below the
- * highest id (on purpose: it cannot tell a skipped id from a stream closed
- * long ago, where frames may legitimately still arrive after our RST_STREAM),
- * so the skipped ids are tracked here. Ids the client did use are left to
- * nghttp2 (STREAM_CLOSED or ignored, section 5.1). Only the last H2_ID_GAPS
- * ranges are remembered, so memory stays fixed; a HEADERS frame in a range
- * forgotten since is ignored as nghttp2 would, which costs us nothing.
- * Stream 0 and even ids nghttp2 refuses itself.
+ * RFC 9113 5.1.1, which nghttp2 leaves to us for ids below the highest one
+ * (see h2_ids.c): GOAWAY PROTOCOL_ERROR, then the connection closes.
  */
 static int
 on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
 {
     struct h2_session *s = user;
-    uint32_t id = (uint32_t)hd->stream_id;
 
-    if (!s->server || hd->type != NGHTTP2_HEADERS || (id & 1) == 0)
+    if (!s->server || hd->type != NGHTTP2_HEADERS || s->proto_error ||
+        !h2_ids_bad_new_stream(s, (uint32_t)hd->stream_id))
         return 0;
-    if (id >= s->next_peer_id) {
-        if (id > s->next_peer_id) {
-            unsigned slot = s->n_id_gaps++ % H2_ID_GAPS;
-            s->id_gaps[slot].lo = s->next_peer_id;
-            s->id_gaps[slot].hi = id - 2;
-        }
-        s->next_peer_id = id + 2;
-        return 0;
-    }
-    if (!id_was_skipped(s, id) || s->proto_error)
-        return 0;
-    log_debug("HEADERS on stream %u, which the client skipped: PROTOCOL_ERROR", id);
+    log_debug("HEADERS on stream %d, an id the client skipped: PROTOCOL_ERROR", hd->stream_id);
     s->proto_error = true;
     if (nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
