@@ -27,19 +27,19 @@
 #include "h2/h2.h"
 #include "unit_loop.h"
 
-#define F_DATA     0
-#define F_HEADERS  1
-#define F_RST      3
-#define F_SETTINGS 4
-#define F_GOAWAY   7
-#define FL_END_STREAM  0x1
-#define FL_ACK         0x1
-#define FL_END_HEADERS 0x4
+#define F_DATA           0
+#define F_HEADERS        1
+#define F_RST            3
+#define F_SETTINGS       4
+#define F_GOAWAY         7
+#define FL_END_STREAM    0x1
+#define FL_ACK           0x1
+#define FL_END_HEADERS   0x4
 #define E_NO_ERROR       0
 #define E_PROTOCOL_ERROR 1
 #define E_STREAM_CLOSED  5
 #define E_CANCEL         8
-#define MAX_REQ 16
+#define MAX_REQ          16
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -62,7 +62,7 @@ struct seen {
     int goaways;
     uint32_t goaway_code;
     uint32_t goaway_last;
-    int headers;  /* HEADERS frames (responses) */
+    int headers; /* HEADERS frames (responses) */
     int rsts;
     uint32_t rst_code;
 };
@@ -129,9 +129,9 @@ rc_send(struct rc *r, const void *p, size_t n)
 static void
 rc_frame(struct rc *r, uint8_t type, uint8_t flags, uint32_t sid, const uint8_t *p, size_t n)
 {
-    uint8_t hd[9] = {(uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n, type, flags,
-                     (uint8_t)(sid >> 24 & 0x7f), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8),
-                     (uint8_t)sid};
+    uint8_t hd[9] = {
+        (uint8_t)(n >> 16),          (uint8_t)(n >> 8),    (uint8_t)n,          type,        flags,
+        (uint8_t)(sid >> 24 & 0x7f), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8), (uint8_t)sid};
     rc_send(r, hd, sizeof(hd));
     if (n > 0)
         rc_send(r, p, n);
@@ -224,9 +224,10 @@ parse(const struct rc *r, struct seen *s)
             break;
         if (h[3] == F_GOAWAY && len >= 8) {
             s->goaways++;
-            s->goaway_last = (uint32_t)(p[0] & 0x7f) << 24 | (uint32_t)p[1] << 16 |
-                             (uint32_t)p[2] << 8 | p[3];
-            s->goaway_code = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+            s->goaway_last =
+                (uint32_t)(p[0] & 0x7f) << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+            s->goaway_code =
+                (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
         } else if (h[3] == F_HEADERS) {
             s->headers++;
         } else if (h[3] == F_RST && len == 4) {
@@ -292,7 +293,7 @@ test_id_in_older_gap(void **state)
 
     rc_setup(&r);
     rc_connect(&r, 1, 0);
-    rc_connect(&r, 9, 0);  /* skips 3, 5, 7 */
+    rc_connect(&r, 9, 0); /* skips 3, 5, 7 */
     rc_connect(&r, 11, 0);
     rc_connect(&r, 15, 0); /* skips 13 */
     unit_run_for(r.loop, 10);
