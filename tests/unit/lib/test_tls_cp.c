@@ -5,6 +5,7 @@
  * to one group or one suite, handshaking in memory (a BIO pair).
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
