@@ -32,6 +32,7 @@
 #define F_RST            3
 #define F_SETTINGS       4
 #define F_GOAWAY         7
+#define F_CONTINUATION   9
 #define FL_END_STREAM    0x1
 #define FL_ACK           0x1
 #define FL_END_HEADERS   0x4
@@ -412,6 +413,38 @@ test_headers_after_client_reset(void **state)
     rc_teardown(&r);
 }
 
+/*
+ * A header block split into many CONTINUATION frames (empty ones decode to
+ * nothing, so no field cap sees them) must not be followed forever: nghttp2
+ * (CVE-2024-28182, Debian 1.52.0-1+deb12u2 and later) fails the session and
+ * we close the connection. It sends no GOAWAY first (RFC 9113 5.4.1 says
+ * SHOULD): mem_recv returns the error without queueing one.
+ */
+static void
+test_continuation_flood(void **state)
+{
+    struct rc r;
+    struct seen s;
+    uint8_t b[64];
+    size_t n = lit_idx(b, 2, "CONNECT");
+    (void)state;
+
+    rc_setup(&r);
+    rc_frame(&r, F_HEADERS, 0, 1, b, n);
+    for (int i = 0; i < 64 && !r.eof; i++) {
+        rc_frame(&r, F_CONTINUATION, 0, 1, NULL, 0);
+        rc_pump(&r);
+    }
+    bool closed = unit_run_until(r.loop, cond_eof, &r, 1000);
+    parse(&r, &s);
+    if (!closed || (s.goaways > 0 && s.goaway_code == E_NO_ERROR))
+        fail_msg("64 empty CONTINUATION frames: connection %s, %d GOAWAY (code %u); want it "
+                 "closed as an error",
+                 closed ? "closed" : "still open", s.goaways, s.goaway_code);
+    assert_int_equal(r.n_req, 0);
+    rc_teardown(&r);
+}
+
 int
 main(void)
 {
@@ -423,6 +456,7 @@ main(void)
         cmocka_unit_test(test_increasing_ids_with_gaps),
         cmocka_unit_test(test_trailers_after_our_reset),
         cmocka_unit_test(test_headers_after_client_reset),
+        cmocka_unit_test(test_continuation_flood),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
