@@ -725,7 +725,7 @@ main(int argc, char **argv)
 
     b->tmpl_text = slurp(b->tmpl);
     b->loop = loop_new();
-    if ((b->ctx = tls_cp_client_ctx(b->root, TLS_CP_DEFAULT_NAME, err, sizeof(err))) == NULL)
+    if ((b->ctx = tls_cp_client_ctx(b->root, TLS_CP_DEFAULT_NAME, NULL, err, sizeof(err))) == NULL)
         fatal("%s", err);
     b->subs = xcalloc(b->n, sizeof(*b->subs));
     for (unsigned i = 0; i < b->n; i++)

@@ -43,6 +43,7 @@ usage(FILE *f)
             "  --max-cert-ttl SECS     longest lifetime a proxy may ask for (7776000)\n"
             "  --debounce-ms MS        wait for config changes to settle (100)\n"
             "  --max-conns-per-ip N    connections from one address, 0 = no limit (64)\n"
+            "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
 }
@@ -109,6 +110,7 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         {"max-cert-ttl", required_argument, NULL, 'm'},
         {"debounce-ms", required_argument, NULL, 'D'},
         {"max-conns-per-ip", required_argument, NULL, 'P'},
+        {"allow-x25519", no_argument, NULL, 'x'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
@@ -140,6 +142,7 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         case 'P':
             o->max_conns_per_ip = (unsigned)flag_long("--max-conns-per-ip", optarg, 0, 1000000);
             break;
+        case 'x': o->allow_x25519 = true; break;
         case 'l':
             if ((lv = log_parse_level(optarg)) < 0)
                 fatal("--log-level: unknown level \"%s\"", optarg);
@@ -172,7 +175,7 @@ on_serving_renew(void *arg)
 {
     (void)arg;
     long na;
-    SSL_CTX *fresh = meshd_serving_ctx(d.ca, d.opts.trust_domain, MESHD_SERVING_LIFETIME, &na);
+    SSL_CTX *fresh = meshd_serving_ctx(d.ca, &d.opts, MESHD_SERVING_LIFETIME, &na);
     if (fresh == NULL) {
         log_error("cannot renew the serving certificate; retrying in 60 s");
         loop_timer_start(d.loop, &serving_timer, 60000, on_serving_renew, NULL);
@@ -220,7 +223,7 @@ main(int argc, char **argv)
     d.start_ms = clock_wall_ms();
     if (meshd_state_open(d.opts.state_dir, &d.ca, d.token_key, err, sizeof(err)) < 0)
         fatal("%s", err);
-    d.serving = meshd_serving_ctx(d.ca, d.opts.trust_domain, MESHD_SERVING_LIFETIME,
+    d.serving = meshd_serving_ctx(d.ca, &d.opts, MESHD_SERVING_LIFETIME,
                                   &d.serving_not_after);
     if (d.serving == NULL)
         fatal("cannot issue the serving certificate");

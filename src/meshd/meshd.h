@@ -39,6 +39,7 @@ struct meshd_opts {
     long max_cert_ttl; /* cap on what a proxy may ask for */
     uint64_t debounce_ms;
     unsigned max_conns_per_ip; /* 0: no limit (a benchmark simulating many nodes from one address) */
+    bool allow_x25519; /* also offer X25519 on 15012 (not FIPS-approved) */
 };
 
 /* Counters for /metrics; names follow istiod's where it has one. */
@@ -80,7 +81,8 @@ struct meshd {
 /* state.c */
 int meshd_state_open(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN], char *err,
                      size_t errlen);
-SSL_CTX *meshd_serving_ctx(const struct ca *ca, const char *trust_domain, long valid_secs,
+/* The 15012 context: a fresh serving certificate and the TLS policy (o->allow_x25519). */
+SSL_CTX *meshd_serving_ctx(const struct ca *ca, const struct meshd_opts *o, long valid_secs,
                            long *not_after);
 
 /* config.c: reads the config dir now, then follows it. */

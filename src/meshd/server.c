@@ -78,6 +78,8 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
 
     if (!rpc_is_grpc(st) || path == NULL) {
         h2_stream_respond(st, 415, NULL, 0, true);
+        /* Ours once delivered: without this, every such request kept its stream and session. */
+        stream_close(h2_stream_as_stream(st), false);
         return;
     }
     bool is_ca = strcmp(path, CASVC_METHOD) == 0;

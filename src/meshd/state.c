@@ -164,16 +164,17 @@ state_open_locked(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN], c
 }
 
 SSL_CTX *
-meshd_serving_ctx(const struct ca *ca, const char *trust_domain, long valid_secs, long *not_after)
+meshd_serving_ctx(const struct ca *ca, const struct meshd_opts *o, long valid_secs, long *not_after)
 {
+    const struct tls_opts tls = {.allow_x25519 = o->allow_x25519};
     char sans[700];
     EVP_PKEY *key = ca_new_key();
     snprintf(sans, sizeof(sans),
              "URI:spiffe://%s/ns/istio-system/sa/istiod,DNS:" TLS_CP_DEFAULT_NAME
              ",DNS:istiod,DNS:meshd,DNS:localhost",
-             trust_domain);
+             o->trust_domain);
     X509 *cert = key ? ca_issue_sans(ca, key, sans, -60, valid_secs + 60) : NULL;
-    SSL_CTX *ctx = cert ? tls_cp_server_ctx(cert, key) : NULL;
+    SSL_CTX *ctx = cert ? tls_cp_server_ctx(cert, key, &tls) : NULL;
     *not_after = (long)(clock_wall_ms() / 1000) + valid_secs;
     X509_free(cert);
     EVP_PKEY_free(key);

@@ -112,7 +112,8 @@ usage(FILE *f)
             "  --pool-idle-timeout SECS close pooled HBONE connections idle this long (300)\n"
             "  --cert-ttl SECS         certificate lifetime to mint or ask for (86400)\n"
             "  --cluster NAME          cluster name for baggage (Kubernetes)\n"
-            "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
+            "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved),\n"
+            "                          on HBONE and to the control plane\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
 }
@@ -320,7 +321,9 @@ main(int argc, char **argv)
     mesh_raise_nofile(); /* each tunnel holds two sockets */
     if (zt.opts.xds) {
         zt.model = model_new();
-        if ((zt.cp_ctx = tls_cp_client_ctx(zt.opts.root_cert, zt.opts.cp_name, err,
+        /* --allow-x25519 covers the control plane too: one TLS policy for the process. */
+        const struct tls_opts tls = {.allow_x25519 = zt.opts.allow_x25519};
+        if ((zt.cp_ctx = tls_cp_client_ctx(zt.opts.root_cert, zt.opts.cp_name, &tls, err,
                                            sizeof(err))) == NULL)
             fatal("%s", err);
     } else if (local_config_load(zt.opts.local_config, &zt.model, err, sizeof(err)) < 0) {

@@ -118,6 +118,9 @@ def server_seeds():
     s["data_on_idle_stream"] = hello + frame(DATA, 0, 5, b"nobody home")
     s["even_stream_id"] = hello + headers(2, connect_block())
     s["stream_id_regression"] = hello + headers(5, connect_block()) + headers(3, connect_block())
+    # More skipped ranges than the server remembers, then ids in an old and in a recent one.
+    gaps = b"".join(headers(sid, connect_block()) for sid in range(1, 80, 4))
+    s["stream_id_gaps"] = hello + gaps + headers(3, connect_block()) + headers(75, connect_block())
     s["window_overflow"] = hello + headers(1, connect_block()) + frame(
         WINDOW, 0, 1, struct.pack(">I", 0x7FFFFFFF)) + frame(WINDOW, 0, 1, struct.pack(">I", 0x7FFFFFFF))
     s["settings_bad"] = PREFACE + settings((5, 1), (4, 0x80000000))

@@ -20,6 +20,7 @@
 #define H2_FRAME_HEADER 9
 #define H2_RECORD_PAYLOAD (16384 - H2_FRAME_HEADER) /* DATA payload filling one TLS record */
 #define H2_VALUE_MAX   4096
+#define H2_ID_GAPS     8 /* server: ranges of client stream ids skipped, remembered */
 
 enum h2_state { H2_HANDSHAKE = 0, H2_RUNNING, H2_DEAD };
 
@@ -46,8 +47,16 @@ struct h2_session {
     bool goaway_recv;
     bool goaway_sent;
     bool ping_outstanding;
+    bool proto_error;          /* we ended the connection with GOAWAY PROTOCOL_ERROR */
     uint64_t ping_sent_ms;
     unsigned n_streams;
+    /*
+     * Server: the next stream id the client may open (RFC 9113 5.1.1), and the
+     * latest ranges of ids it skipped, which are closed for good (a ring; h2_ids.c).
+     */
+    uint32_t next_peer_id;
+    struct { uint32_t lo, hi; } id_gaps[H2_ID_GAPS];
+    unsigned n_id_gaps;        /* ranges ever recorded; the ring keeps the last H2_ID_GAPS */
     struct buf out;            /* HTTP/2 frames not yet handed to TLS (or the socket) */
     struct buf enc;            /* TLS records not yet sent */
     struct loop_io io;
@@ -121,6 +130,14 @@ void h2_stream_h2_closed(struct h2_stream *st, int err);
 void h2_stream_sent(struct h2_stream *st, size_t n);
 ssize_t h2_on_data_read(nghttp2_session *ng, int32_t id, uint8_t *p, size_t len, uint32_t *flags,
                         nghttp2_data_source *src, void *user);
+
+/* h2_ids.c */
+/*
+ * Server, from the first frame header of a HEADERS frame on odd stream |id|:
+ * records a new stream's id, or returns true if |id| is one the client
+ * skipped (RFC 9113 5.1.1: a connection error PROTOCOL_ERROR).
+ */
+bool h2_ids_bad_new_stream(struct h2_session *s, uint32_t id);
 
 /* h2_msg.c */
 void h2_fields_add(struct h2_fields *f, const uint8_t *name, size_t namelen, const uint8_t *value,

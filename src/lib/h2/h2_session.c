@@ -93,6 +93,25 @@ h2_schedule_flush(struct h2_session *s)
 
 /* ---- nghttp2 callbacks -------------------------------------------------- */
 
+/*
+ * RFC 9113 5.1.1, which nghttp2 leaves to us for ids below the highest one
+ * (see h2_ids.c): GOAWAY PROTOCOL_ERROR, then the connection closes.
+ */
+static int
+on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    struct h2_session *s = user;
+
+    if (!s->server || hd->type != NGHTTP2_HEADERS || s->proto_error ||
+        !h2_ids_bad_new_stream(s, (uint32_t)hd->stream_id))
+        return 0;
+    log_debug("HEADERS on stream %d, an id the client skipped: PROTOCOL_ERROR", hd->stream_id);
+    s->proto_error = true;
+    if (nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
 static int
 on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
@@ -450,7 +469,7 @@ session_flush(void *arg)
     }
     update_interest(s, false);
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
-        session_fail(s, 0);
+        session_fail(s, s->proto_error ? -MESH_EPROTO : 0);
 }
 
 static void
@@ -529,6 +548,7 @@ start_http2(struct h2_session *s)
     int rv;
 
     nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
@@ -726,6 +746,7 @@ h2_session_new(struct loop *l, int fd, SSL *ssl, bool server, const struct h2_se
     s->cbs = cbs;
     s->arg = arg;
     s->refs = 2; /* the owner's and the transport's (dropped at teardown) */
+    s->next_peer_id = 1;
     buf_init(&s->out, H2_OUT_MAX);
     buf_init(&s->enc, H2_ENC_MAX + TLS_BIO_RECORD_MAX);
     if (loop_io_start(l, &s->io, fd, EPOLLIN | EPOLLOUT, on_io, s) < 0) {

@@ -12,10 +12,7 @@
 #include "base/base.h"
 #include "log/log.h"
 #include "tls/tls.h"
-
-#define TLS_CIPHERSUITES "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
-#define TLS_GROUPS_FIPS  "P-256:P-384"
-#define TLS_GROUPS_X25519 "X25519:P-256:P-384"
+#include "tls/tls_policy.h"
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
@@ -160,12 +157,8 @@ make_ctx(bool server, X509 *cert, EVP_PKEY *key, X509_STORE *roots, const struct
 
     if (ctx == NULL)
         return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-    if (!SSL_CTX_set_ciphersuites(ctx, TLS_CIPHERSUITES) ||
-        !SSL_CTX_set1_groups_list(ctx, o->allow_x25519 ? TLS_GROUPS_X25519 : TLS_GROUPS_FIPS) ||
-        !SSL_CTX_use_certificate(ctx, cert) || !SSL_CTX_use_PrivateKey(ctx, key) ||
-        !SSL_CTX_check_private_key(ctx))
+    if (!tls_policy_apply(ctx, o->allow_x25519) || !SSL_CTX_use_certificate(ctx, cert) ||
+        !SSL_CTX_use_PrivateKey(ctx, key) || !SSL_CTX_check_private_key(ctx))
         goto fail;
     X509_STORE_up_ref(roots);
     SSL_CTX_set_cert_store(ctx, roots);

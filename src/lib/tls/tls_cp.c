@@ -9,6 +9,7 @@
 
 #include "tls/tls.h"
 #include "tls/tls_cp.h"
+#include "tls/tls_policy.h"
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
@@ -26,13 +27,17 @@ select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsi
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* The mesh's TLS policy (tls_policy.h), as HBONE has it; NULL if OpenSSL refuses. */
 static SSL_CTX *
-base_ctx(bool server)
+base_ctx(bool server, const struct tls_opts *opts)
 {
     SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (ctx == NULL)
         return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    if (!tls_policy_apply(ctx, opts != NULL && opts->allow_x25519)) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
@@ -40,11 +45,13 @@ base_ctx(bool server)
 }
 
 SSL_CTX *
-tls_cp_server_ctx(X509 *cert, EVP_PKEY *key)
+tls_cp_server_ctx(X509 *cert, EVP_PKEY *key, const struct tls_opts *opts)
 {
-    SSL_CTX *ctx = base_ctx(true);
-    if (ctx == NULL)
+    SSL_CTX *ctx = base_ctx(true, opts);
+    if (ctx == NULL) {
+        tls_log_errors("control-plane server context");
         return NULL;
+    }
     if (!SSL_CTX_use_certificate(ctx, cert) || !SSL_CTX_use_PrivateKey(ctx, key) ||
         !SSL_CTX_check_private_key(ctx)) {
         tls_log_errors("control-plane server context");
@@ -58,11 +65,13 @@ tls_cp_server_ctx(X509 *cert, EVP_PKEY *key)
 }
 
 SSL_CTX *
-tls_cp_client_ctx(const char *root_file, const char *name, char *err, size_t errlen)
+tls_cp_client_ctx(const char *root_file, const char *name, const struct tls_opts *opts, char *err,
+                  size_t errlen)
 {
-    SSL_CTX *ctx = base_ctx(false);
+    SSL_CTX *ctx = base_ctx(false, opts);
     if (ctx == NULL) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "cannot set up a control-plane TLS context");
+        ERR_clear_error();
         return NULL;
     }
     if (SSL_CTX_load_verify_locations(ctx, root_file, NULL) != 1) {
