@@ -17,9 +17,10 @@ metadata field). Transport: tests/support/cp_client.py (TLS 1.3, h2, gRPC).
   pb_deep.py ca  --addr A --root R --token F --identity URI --depth N
   pb_deep.py xds --addr A --root R --token F --depth N
 
-Prints "status: N", "grpc-message: ..." (or "error: ..." when the server went
-away without a status, e.g. because it crashed); with --expect-status the exit
-code is 0 only when the call ended with that gRPC status.
+Prints "status: N" and "grpc-message: ..." per call (and "error: ..." when the
+server went away without a status, e.g. because it crashed); with
+--expect-status the exit code is 0 only when every one of the --repeat calls
+ended with that gRPC status.
 """
 import argparse
 import os
@@ -82,6 +83,7 @@ def main():
         p = sub.add_parser(name)
         cp_client.common(p)
         p.add_argument("--depth", type=int, default=5000, help="nesting levels (Value/ListValue pairs)")
+        p.add_argument("--repeat", type=int, default=1, help="calls, one after the other, on one connection")
         if name == "ca":
             p.add_argument("--identity", required=True)
     args = ap.parse_args()
@@ -92,24 +94,27 @@ def main():
 
     dl = cp_client.Deadline(args.timeout)
     conn = None
-    status = message = None
+    results = []
     try:
         conn = cp_client.Conn(cp_client.tls_connect(args, dl), dl, args)
-        call = conn.start_call(path, cp_client.read_token(args))
-        conn.send(call, msg, end=args.cmd == "ca")
-        conn.wait(lambda: call.ended, "the server's answer")
-        status, message = call.status()
+        for _ in range(args.repeat):  # one call (stream) after the other on one connection
+            call = conn.start_call(path, cp_client.read_token(args))
+            conn.send(call, msg, end=args.cmd == "ca")
+            conn.wait(lambda: call.ended, "the server's answer")
+            results.append(call.status())
     except cp_client.Fail as e:
         cp_client.log("error: %s" % e)
     finally:
         if conn is not None:
             conn.close()
-    cp_client.log("status: %s" % ("none" if status is None else status))
-    cp_client.log("grpc-message: %s" % (message or ""))
+    for status, message in results:
+        cp_client.log("status: %s" % ("none" if status is None else status))
+        cp_client.log("grpc-message: %s" % (message or ""))
+    cp_client.log("calls: %d of %d answered" % (len(results), args.repeat))
     if args.expect_status is None:
         return 0
-    return 0 if status == args.expect_status else 1
-
+    ok = len(results) == args.repeat and all(st == args.expect_status for st, _ in results)
+    return 0 if ok else 1
 
 if __name__ == "__main__":
     sys.exit(main())
