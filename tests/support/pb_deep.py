@@ -47,17 +47,28 @@ def ld(field, payload):
     return varint(field << 3 | 2) + varint(len(payload)) + payload
 
 
-def deep_value(depth):
-    """A google.protobuf.Value |depth| ListValues deep, innermost a null_value."""
-    v = varint(1 << 3 | 0) + varint(0)  # null_value = NULL_VALUE
-    for _ in range(depth):
-        v = ld(6, ld(1, v))
+def value_levels(levels):
+    """A google.protobuf.Value holding exactly |levels| messages (Value, ListValue,
+    Value, ...), the innermost empty: list_value is field 6 of Value, values field 1
+    of ListValue."""
+    v = b""
+    for level in range(levels - 1, 0, -1):  # the parent at |level|: odd Value, even ListValue
+        v = ld(6 if level % 2 == 1 else 1, v)
     return v
 
 
+def deep_value(depth):
+    """A google.protobuf.Value |depth| ListValues deep (2 * depth + 1 messages)."""
+    return value_levels(2 * depth + 1)
+
+
+def struct_with(value):
+    """A Struct {"deep": value} (a map entry: key 1, value 2)."""
+    return ld(1, ld(1, b"deep") + ld(2, value))
+
+
 def deep_struct(depth):
-    """A Struct {"deep": <deep_value(depth)>} (a map entry: key 1, value 2)."""
-    return ld(1, ld(1, b"deep") + ld(2, deep_value(depth)))
+    return struct_with(deep_value(depth))
 
 
 def ca_request(pb, args):
