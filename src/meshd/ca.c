@@ -76,6 +76,13 @@ answer(struct ca_call *c)
         return;
     }
     d->stats.ca_refused++;
+    if (res.malformed) {
+        /* Bytes that do not decode (too deep, cut short...): the sender may know why. */
+        static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10000, 10);
+        log_warn_rl(&rl, "CA: refused node %s: %s", c->node, res.why);
+        rpc_call_finish(c->call, status, res.why);
+        return;
+    }
     /* The caller learns only that it was refused; the log says why. */
     log_warn("CA: refused node %s%s%s: %s", c->node, res.have_id ? " for " : "",
              res.have_id ? res.id.uri : "", res.why);

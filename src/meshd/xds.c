@@ -13,6 +13,7 @@
 #include "grpc/grpc.h"
 #include "log/log.h"
 #include "meshd_server.h"
+#include "pbcheck/pbcheck.h"
 #include "rpc/rpc.h"
 #include "xds/xds.h"
 #include "xds/xds_server.h"
@@ -29,7 +30,7 @@
  * A request is small (ACKs, subscriptions); the largest is a reconnect's
  * initial_resource_versions, ~100 bytes per resource: 4 MiB holds 40,000.
  */
-#define XDS_MAX_REQUEST ((size_t)4 << 20)
+#define XDS_MAX_REQUEST XDS_MAX_REQUEST_BYTES
 #define XDS_MAX_NAMES ((size_t)1 << 17) /* names per list in a request and held per type */
 
 struct xds_conn {
@@ -151,8 +152,15 @@ on_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
     xds_out_init(&out);
     int rc = xds_server_stream_on_request(c->xs, msg, len, &out);
     if (rc < 0) {
-        log_warn("bad xDS request from %s: %s", peer_name(c), mesh_strerror(rc));
-        rpc_call_finish(c->call, GRPC_STATUS_INVALID_ARGUMENT, "invalid DeltaDiscoveryRequest");
+        /* Any node can send these at will: rate-limited, and the reason goes back to it. */
+        static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10000, 10);
+        const char *why = xds_server_stream_error(c->xs);
+        char msg_out[PB_ERR_MAX + 40];
+        snprintf(msg_out, sizeof(msg_out), "invalid DeltaDiscoveryRequest%s%s", *why ? ": " : "",
+                 why);
+        log_warn_rl(&rl, "bad xDS request from %s: %s", peer_name(c),
+                    *why ? why : mesh_strerror(rc));
+        rpc_call_finish(c->call, GRPC_STATUS_INVALID_ARGUMENT, msg_out);
         c->ended = true;
     } else {
         send_out(c, &out);

@@ -93,8 +93,10 @@ on_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
     zt_metrics_xds_response(len);
     int rc = xds_client_on_response(x->client, msg, len, &out);
     if (rc < 0) {
+        static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10000, 5);
         xds_out_cleanup(&out);
-        log_warn("xDS: undecodable response from meshd");
+        log_warn_rl(&rl, "xDS: undecodable response from meshd: %s",
+                    xds_client_last_error(x->client));
         return rc; /* resets the stream; on_end reconnects */
     }
     if (rc == 1)

@@ -15,6 +15,7 @@
 #include "base/base.h"
 #include "casvc/casvc.h"
 #include "grpc/grpc.h"
+#include "pbcheck/pbcheck.h"
 #include "tls/csr.h"
 
 /*
@@ -84,14 +85,18 @@ casvc_sign(const struct ca *ca, const struct casvc_policy *p, const char *node,
     X509 *leaf = NULL;
     struct spiffe_id csr_id;
     const char *why = NULL;
+    char pbwhy[PB_ERR_MAX];
     int status;
 
     memset(res, 0, sizeof(*res));
     *resp = NULL;
     *resp_len = 0;
-    if (len > CASVC_MAX_REQUEST ||
-        (r = istio__v1__auth__istio_certificate_request__unpack(NULL, len, req)) == NULL)
-        return refuse(res, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode");
+    r = pb_unpack_checked(&istio__v1__auth__istio_certificate_request__descriptor, req, len,
+                          CASVC_MAX_REQUEST, pbwhy, sizeof(pbwhy));
+    if (r == NULL) {
+        res->malformed = true;
+        return refuse(res, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode: %s", pbwhy);
+    }
     size_t csr_len = r->csr ? strlen(r->csr) : 0;
     if (csr_len == 0 || csr_len > CSR_MAX_PEM) {
         status = refuse(res, GRPC_STATUS_INVALID_ARGUMENT, "CSR missing or too large");

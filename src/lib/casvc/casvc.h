@@ -42,7 +42,8 @@ struct casvc_result {
     bool have_id;
     long ttl;            /* seconds granted */
     char serial[64];     /* hex serial of the signed leaf */
-    char why[256];       /* refusal reason, for the log only */
+    char why[256];       /* refusal reason, for the log only... */
+    bool malformed;      /* ...unless the request did not decode: then the caller may know */
 };
 
 /*

@@ -14,6 +14,7 @@
 
 #include "base/base.h"
 #include "casvc/casvc.h"
+#include "pbcheck/pbcheck.h"
 #include "tls/csr.h"
 
 int
@@ -82,14 +83,16 @@ casvc_response(const uint8_t *resp, size_t len, const char *identity, EVP_PKEY *
     struct tls_creds *creds = NULL;
     struct spiffe_id id;
     const char *why = NULL;
+    char pbwhy[PB_ERR_MAX];
 
     if (leafs == NULL || mid == NULL || roots == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (len > CASVC_MAX_RESPONSE ||
-        (r = istio__v1__auth__istio_certificate_response__unpack(NULL, len, resp)) == NULL) {
-        snprintf(err, errlen, "response does not decode");
+    r = pb_unpack_checked(&istio__v1__auth__istio_certificate_response__descriptor, resp, len,
+                          CASVC_MAX_RESPONSE, pbwhy, sizeof(pbwhy));
+    if (r == NULL) {
+        snprintf(err, errlen, "response does not decode: %s", pbwhy);
         goto out;
     }
     if (r->n_cert_chain < 2 || r->n_cert_chain > CASVC_MAX_CHAIN) {

@@ -13,6 +13,7 @@
 
 #include "base/base.h"
 #include "model/model_pb.h"
+#include "pbcheck/pbcheck.h"
 #include "workload.pb-c.h"
 
 struct dec {
@@ -369,17 +370,17 @@ int
 model_pb_decode_address(const uint8_t *data, size_t len, struct model_address *out, char *err,
                         size_t errlen)
 {
-    static const uint8_t empty[1];
     struct dec d = {.err = err, .errlen = errlen, .what = "address"};
+    char why[PB_ERR_MAX];
     int rc;
 
     memset(out, 0, sizeof(*out));
     if (len > MODEL_PB_MAX_BYTES)
         return fail(&d, -MESH_ELIMIT, "%zu bytes, more than %d", len, MODEL_PB_MAX_BYTES);
-    Istio__Workload__Address *msg =
-        istio__workload__address__unpack(NULL, len, data != NULL ? data : empty);
+    Istio__Workload__Address *msg = pb_unpack_checked(&istio__workload__address__descriptor, data,
+                                                      len, MODEL_PB_MAX_BYTES, why, sizeof(why));
     if (msg == NULL)
-        return fail(&d, -MESH_EPROTO, "not a valid istio.workload.Address message");
+        return fail(&d, -MESH_EPROTO, "not a valid istio.workload.Address message: %s", why);
     switch (msg->type_case) {
     case ISTIO__WORKLOAD__ADDRESS__TYPE_WORKLOAD:
         rc = decode_workload(&d, msg->workload, &out->workload);

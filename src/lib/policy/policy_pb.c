@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "pbcheck/pbcheck.h"
 #include "policy/policy_internal.h"
 
 enum msg_kind { M_AUTH, M_RULE, M_CLAUSE, M_MATCH, M_STRMATCH, M_ADDR, M_SA };
@@ -303,6 +304,7 @@ int
 policy_decode(const uint8_t *data, size_t len, struct policy **out, char *err, size_t errlen)
 {
     static const uint8_t empty[1];
+    char why[PB_ERR_MAX];
     int rc;
 
     *out = NULL;
@@ -312,9 +314,10 @@ policy_decode(const uint8_t *data, size_t len, struct policy **out, char *err, s
     }
     if ((rc = policy_wire_check(data, len, err, errlen)) < 0)
         return rc;
-    Istio__Security__Authorization *pb = istio__security__authorization__unpack(NULL, len, data);
+    Istio__Security__Authorization *pb = pb_unpack_checked(
+        &istio__security__authorization__descriptor, data, len, POLICY_MAX_BYTES, why, sizeof(why));
     if (pb == NULL) {
-        snprintf(err, errlen, "policy: not a valid istio.security.Authorization message");
+        snprintf(err, errlen, "policy: not a valid istio.security.Authorization message: %s", why);
         return -MESH_EPROTO;
     }
     rc = policy_compile(pb, false, out, err, errlen);

@@ -35,6 +35,9 @@
 #define XDS_MAX_VERSION_LEN  256
 #define XDS_MAX_NODE_ID_LEN  1024
 #define XDS_MAX_NONCE_LEN    64
+/* Whole messages a peer sends (checked again before protobuf-c sees them, lib/pbcheck). */
+#define XDS_MAX_REQUEST_BYTES  ((size_t)4 << 20) /* a request; the largest is a reconnect's list */
+#define XDS_MAX_RESPONSE_BYTES ((size_t)200 << 20) /* a response: Istio ztunnel's own limit */
 
 /* ---- Resources and snapshots ---- */
 

@@ -334,14 +334,20 @@ apply_response(struct xds_client *c, struct cli_type *t, const pb_response *resp
 int
 xds_client_on_response(struct xds_client *c, const uint8_t *msg, size_t len, struct xds_out *out)
 {
+    char why[PB_ERR_MAX];
     pb_response *resp =
-        envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, msg);
+        pb_unpack_checked(&envoy__service__discovery__v3__delta_discovery_response__descriptor, msg,
+                          len, XDS_MAX_RESPONSE_BYTES, why, sizeof(why));
     pb_request ack = ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
     Envoy__Service__Discovery__V3__Status status = ENVOY__SERVICE__DISCOVERY__V3__STATUS__INIT;
     struct rejects rj = {0};
 
-    if (resp == NULL)
+    if (resp == NULL) {
+        /* No nonce or type to NACK: the stream ends (the caller reconnects). */
+        free(c->last_error);
+        c->last_error = xasprintf("response refused: %s", why);
         return -MESH_EPROTO;
+    }
     c->stats.responses++;
     struct cli_type *t = type_find(c, resp->type_url);
     if (t != NULL)

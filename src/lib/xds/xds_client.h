@@ -91,14 +91,16 @@ void xds_client_start(struct xds_client *c, struct xds_out *out);
  * resources are applied in order, then removals; a rejected one keeps its
  * previous version (or absence). A response with more than max_resources
  * entries is NACKed whole, without callbacks. Returns 0 (ACK), 1 (NACK; see
- * xds_client_last_error()), or -MESH_EPROTO if the bytes do not decode, after
- * which the caller should end the stream and reconnect. Callbacks must not
+ * xds_client_last_error()), or -MESH_EPROTO if the bytes do not decode (or
+ * are refused before decoding: too deep, too large, malformed; the reason in
+ * xds_client_last_error()), after which the caller should end the stream and
+ * reconnect. Callbacks must not
  * call back into the client.
  */
 int xds_client_on_response(struct xds_client *c, const uint8_t *msg, size_t len,
                            struct xds_out *out);
 
-/* The error_detail message of the last NACK sent, or NULL. */
+/* The error_detail message of the last NACK sent (or why a response was refused), or NULL. */
 const char *xds_client_last_error(const struct xds_client *c);
 
 /* True once every watched type got a response we ACKed on the current stream. */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pbcheck/pbcheck.h"
 #include "xds/xds.h"
 #include "xds/xds_server.h"
 
@@ -180,6 +181,7 @@ struct xds_server_stream {
     uint64_t nonce_tag; /* random per stream: nonces of other streams never match */
     uint64_t nonce_seq;
     struct xds_server_stats stats;
+    char error[PB_ERR_MAX]; /* why the last request was refused, "" if it was not */
 };
 
 uint64_t srv_now(const struct xds_server_stream *s);

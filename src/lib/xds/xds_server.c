@@ -347,7 +347,8 @@ xds_server_stream_on_request(struct xds_server_stream *s, const uint8_t *msg, si
                              struct xds_out *out)
 {
     pb_request *req =
-        envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, len, msg);
+        pb_unpack_checked(&envoy__service__discovery__v3__delta_discovery_request__descriptor, msg,
+                          len, XDS_MAX_REQUEST_BYTES, s->error, sizeof(s->error));
     int rc;
 
     s->stats.requests++;
@@ -407,6 +408,12 @@ const char *
 xds_server_stream_node_id(const struct xds_server_stream *s)
 {
     return s->node_id;
+}
+
+const char *
+xds_server_stream_error(const struct xds_server_stream *s)
+{
+    return s->error;
 }
 
 const char *

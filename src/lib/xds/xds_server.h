@@ -164,6 +164,12 @@ size_t xds_server_stream_push(struct xds_server_stream *s, struct xds_snapshot *
 
 const struct xds_server_stats *xds_server_stream_stats(const struct xds_server_stream *s);
 
+/*
+ * Why the last request did not decode ("nested deeper than 32 messages ..."),
+ * fit for the peer's grpc-message; "" when it decoded.
+ */
+const char *xds_server_stream_error(const struct xds_server_stream *s);
+
 /* node.id of the first request, or NULL before it. */
 const char *xds_server_stream_node_id(const struct xds_server_stream *s);
 

@@ -16,6 +16,7 @@
 #include "zds.pb-c.h"
 
 #include "base/base.h"
+#include "pbcheck/pbcheck.h"
 #include "zds/zds_msg.h"
 
 typedef Istio__Workload__Zds__WorkloadRequest pb_req;
@@ -403,13 +404,14 @@ req_from_pb(const pb_req *m, const uint8_t *p, size_t len, struct zds_req *r)
 int
 zds_req_decode(const uint8_t *p, size_t len, bool has_fd, struct zds_req *r)
 {
-    static const uint8_t empty[1];
+    char why[PB_ERR_MAX];
     int rc;
 
     if (len > ZDS_MSG_MAX)
         return -MESH_ELIMIT;
     memset(r, 0, sizeof(*r));
-    pb_req *m = istio__workload__zds__workload_request__unpack(NULL, len, len > 0 ? p : empty);
+    pb_req *m = pb_unpack_checked(&istio__workload__zds__workload_request__descriptor, p, len,
+                                  ZDS_MSG_MAX, why, sizeof(why));
     if (m == NULL) {
         rc = legacy_add_decode(p, len, r);
     } else {
@@ -442,12 +444,12 @@ zds_hello_encode(uint8_t *out, size_t cap, size_t *len)
 int
 zds_hello_decode(const uint8_t *p, size_t len)
 {
-    static const uint8_t empty[1];
+    char why[PB_ERR_MAX];
 
     if (len > ZDS_MSG_MAX)
         return -MESH_EPROTO;
-    Istio__Workload__Zds__ZdsHello *h =
-        istio__workload__zds__zds_hello__unpack(NULL, len, len > 0 ? p : empty);
+    Istio__Workload__Zds__ZdsHello *h = pb_unpack_checked(
+        &istio__workload__zds__zds_hello__descriptor, p, len, ZDS_MSG_MAX, why, sizeof(why));
     if (h == NULL)
         return -MESH_EPROTO;
     int rc = h->version == ZDS_VERSION_V1 ? 0 : -MESH_EPROTO;
@@ -475,14 +477,15 @@ zds_ack_encode(const char *error, uint8_t *out, size_t cap, size_t *len)
 int
 zds_ack_decode(const uint8_t *p, size_t len, char *err, size_t errcap)
 {
-    static const uint8_t empty[1];
+    char why[PB_ERR_MAX];
     int rc = -MESH_EPROTO;
 
     CHECK(errcap > 0);
     err[0] = '\0';
     if (len > ZDS_MSG_MAX)
         return -MESH_ELIMIT;
-    pb_resp *m = istio__workload__zds__workload_response__unpack(NULL, len, len > 0 ? p : empty);
+    pb_resp *m = pb_unpack_checked(&istio__workload__zds__workload_response__descriptor, p, len,
+                                   ZDS_MSG_MAX, why, sizeof(why));
     if (m == NULL)
         return -MESH_EPROTO;
     if (m->payload_case == ISTIO__WORKLOAD__ZDS__WORKLOAD_RESPONSE__PAYLOAD_ACK && m->ack != NULL) {

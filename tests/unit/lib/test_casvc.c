@@ -273,7 +273,25 @@ test_refusals(void **state)
     /* Garbage and empty requests. */
     expect_refused(ca, "node-1", (const uint8_t *)"\xff\xff\xff", 3, GRPC_STATUS_INVALID_ARGUMENT,
                    "does not decode");
+    /*
+     * metadata (field 4, a Struct) nested 60 levels: refused before protobuf-c
+     * sees it, and marked malformed so meshd may tell the caller why.
+     */
+    uint8_t deep[6 + 120] = {0x22, 0x7c, 0x0a, 0x7a, 0x12, 0x78};
+    for (size_t i = 0; i < 120; i += 2) {
+        deep[6 + i] = i % 4 == 0 ? 0x32 : 0x0a; /* Value.list_value, ListValue.values */
+        deep[6 + i + 1] = (uint8_t)(120 - i - 2);
+    }
+    expect_refused(ca, "node-1", deep, sizeof(deep), GRPC_STATUS_INVALID_ARGUMENT,
+                   "request does not decode: nested deeper than 32 messages");
+    struct casvc_result res;
+    uint8_t *resp = NULL;
+    size_t rlen = 0;
+    casvc_sign(ca, &policy, "node-1", deep, sizeof(deep), &resp, &rlen, &res);
+    assert_true(res.malformed);
     req = raw_request("", NULL, 0, &len);
+    casvc_sign(ca, &policy, "node-1", req, len, &resp, &rlen, &res);
+    assert_false(res.malformed); /* it decodes; the CSR is what is wrong */
     expect_refused(ca, "node-1", req, len, GRPC_STATUS_INVALID_ARGUMENT, "CSR missing");
     free(req);
     EVP_PKEY_free(p256);

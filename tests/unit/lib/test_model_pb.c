@@ -452,7 +452,8 @@ test_wire_errors(void **state)
 
     assert_int_equal(model_pb_decode_address(junk, sizeof(junk), &a, err, sizeof(err)),
                      -MESH_EPROTO);
-    assert_string_equal(err, "address: not a valid istio.workload.Address message");
+    assert_string_equal(err, "address: not a valid istio.workload.Address message: "
+                             "istio.workload.Address field 1: length 127, remaining 1");
     assert_int_equal(model_pb_decode_address(NULL, 0, &a, err, sizeof(err)), -MESH_EPROTO);
     assert_string_equal(err, "address: neither a workload nor a service");
     uint8_t *big = calloc(1, MODEL_PB_MAX_BYTES + 1);

@@ -148,6 +148,19 @@ test_first_request_needs_node(void **state)
     assert_null(xds_server_stream_node_id(s));
     assert_int_equal(xds_server_stream_on_request(s, (const uint8_t *)"\xff\xff", 2, &out),
                      -MESH_EPROTO);
+    assert_string_equal(xds_server_stream_error(s),
+                        "envoy.service.discovery.v3.DeltaDiscoveryRequest: bad tag at byte 0");
+    /* Node.metadata (a Struct) nested past the limit: refused before protobuf-c sees it. */
+    /* Request{node: {metadata: {fields: {value: <120 bytes>}}}}; the value: 60 levels. */
+    static const uint8_t deep_head[] = {0x0a, 0x7e, 0x1a, 0x7c, 0x0a, 0x7a, 0x12, 0x78};
+    uint8_t deep[sizeof(deep_head) + 120];
+    memcpy(deep, deep_head, sizeof(deep_head));
+    for (size_t i = 0; i < 120; i += 2) { /* Value{list_value (6): ListValue{values (1): ...}} */
+        deep[sizeof(deep_head) + i] = i % 4 == 0 ? 0x32 : 0x0a;
+        deep[sizeof(deep_head) + i + 1] = (uint8_t)(120 - i - 2);
+    }
+    assert_int_equal(xds_server_stream_on_request(s, deep, sizeof(deep), &out), -MESH_EPROTO);
+    assert_non_null(strstr(xds_server_stream_error(s), "nested deeper than 32 messages"));
     assert_int_equal(xds_server_stream_n_types(s), 0);
     assert_int_equal(out.n, 0);
     xds_server_stream_free(s);

@@ -90,6 +90,9 @@ test_client_initial_and_ack(void **state)
     /* Garbage is a protocol error, with nothing sent. */
     assert_int_equal(xds_client_on_response(c, (const uint8_t *)"\x0a\xff", 2, &out), -MESH_EPROTO);
     assert_int_equal(out.n, 0);
+    assert_string_equal(xds_client_last_error(c),
+                        "response refused: envoy.service.discovery.v3.DeltaDiscoveryResponse "
+                        "field 1: bad length");
     assert_int_equal(xds_client_stats(c)->acks, 2);
     xds_client_free(c);
 }
