@@ -70,10 +70,12 @@ passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_p
     struct ipaddr odst;
     uint16_t oport;
 
-    if (zt->draining || sock_orig_dst(fd, &odst, &oport) < 0) {
+    if (zt->draining) {
         close(fd);
         return;
     }
+    if (!zt_accept_orig_dst(pod, fd, "inbound-plaintext", peer, peer_port, &odst, &oport))
+        return;
     /*
      * Only this node's workloads are served here; anything else would be an open relay or a
      * loop. In a pod's namespace the REDIRECT only ever catches traffic for that pod, which

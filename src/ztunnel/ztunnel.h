@@ -11,6 +11,7 @@
  *   pods.c        where listeners live: the node's namespace, or each enrolled pod's (in-pod mode)
  *   inpod.c       in-pod mode: pods and their namespaces from the node agent (ZDS)
  *   wait.c        connections held until the workload or certificate they need is known
+ *   selfcall.c    captured connections that would make ztunnel dial itself
  *   conntab.c     live connections, access log at close
  *   authz.c       L4 authorization of inbound connections, live re-evaluation
  *   admin.c       15000 config_dump, 15021 readiness
@@ -182,6 +183,16 @@ void zt_wake(struct zt *zt);
 /* Every waiter gives up now (drain, exit). */
 void zt_expire_waiters(struct zt *zt);
 
+/*
+ * selfcall.c: the original destination of a connection accepted on |listener|
+ * (15001, 15006) in |pod|. When there is none, or it is ztunnel itself (a
+ * listener of ours, loopback, or the connection was not redirected at all),
+ * |fd| is reset and closed, the refusal counted and logged (rate-limited),
+ * and false is returned.
+ */
+bool zt_accept_orig_dst(struct zpod *pod, int fd, const char *listener, const struct ipaddr *peer,
+                        uint16_t peer_port, struct ipaddr *odst, uint16_t *oport);
+
 /* conntab.c */
 struct zconn *zconn_new(struct zt *zt, bool inbound);
 /* Sets a string field from a possibly-NULL source. */
@@ -294,5 +305,7 @@ void zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_resul
 void zt_metrics_xds_response(size_t len);
 void zt_metrics_xds_message(const char *type_url);
 void zt_metrics_xds_end(const char *reason);
+/* selfcall.c: a connection to ztunnel itself was refused on |listener| for |reason| (static). */
+void zt_metrics_self_refused(const char *listener, const char *reason);
 
 #endif
