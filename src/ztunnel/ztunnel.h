@@ -85,6 +85,7 @@ struct zpod {
     struct listener *outbound, *plain, *hbone;
     bool gone;                  /* deleted by the node agent */
     uint64_t seen_gen;          /* inpod.c: the ZDS snapshot that last named it */
+    size_t n_plain_held;        /* passthrough.c: plaintext inbound held for its workload */
 };
 
 /* One proxied connection, from accept to access log. */
@@ -104,6 +105,7 @@ struct zconn {
     struct zpod *pod;  /* the scope it was accepted in (referenced) */
     const char *error; /* static reason, NULL when clean */
     const char *flag;  /* response_flags (static), see zconn_set_flag() */
+    uint64_t authz_gen; /* inbound: zt->authz_gen when it was authorized (authz.c) */
     struct zconn_metrics *metrics; /* metrics.c */
 };
 
@@ -124,11 +126,13 @@ struct zt {
     bool zds_synced;           /* in-pod mode: the node agent's first snapshot arrived */
     struct zt_inpod *inpod;
     struct policy_set *policies; /* authorization policies in force (NULL: none) */
+    uint64_t authz_gen;        /* bumped when policies or the model change (authz.c) */
     struct inbound *inbound;   /* HBONE sessions accepted on 15008 */
     struct zpod *node_scope;   /* node mode: listeners in ztunnel's own namespace */
     struct zpod *pods;         /* in-pod mode: one scope per enrolled pod */
     size_t n_pods;
-    struct zwait *waiters;     /* wait.c */
+    struct zwait *waiters, *waiters_tail; /* wait.c, in the order they parked */
+    size_t n_waiters;
     uint64_t wake_gen;
 };
 
@@ -175,9 +179,13 @@ struct zwait {
     bool queued;
 };
 #define ZT_HOLD_MS 5000 /* how long a connection waits for its workload or certificate */
+#define ZT_HOLD_MAX 4096 /* connections held at once, all scopes */
+#define ZT_HOLD_MAX_PER_POD 256 /* plaintext inbound held at once for one pod (passthrough.c) */
 /* Calls |fn| at the next wake-up (model or certificate change) or at |deadline_ms| (expired). */
 void zwait_start(struct zt *zt, struct zwait *w, uint64_t deadline_ms, zwait_fn *fn, void *arg);
 void zwait_cancel(struct zwait *w);
+/* False when |w| is not parked yet and ZT_HOLD_MAX waiters already are: refuse, do not hold. */
+bool zwait_room(const struct zt *zt, const struct zwait *w);
 /* Something a waiter may need arrived: every waiter runs once. */
 void zt_wake(struct zt *zt);
 /* Every waiter gives up now (drain, exit). */
@@ -305,6 +313,8 @@ void zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_resul
 void zt_metrics_xds_response(size_t len);
 void zt_metrics_xds_message(const char *type_url);
 void zt_metrics_xds_end(const char *reason);
+/* A connection held for its workload was refused on |listener|: |reason| "expired" or "cap". */
+void zt_metrics_hold_refused(const char *listener, const char *reason);
 /* selfcall.c: a connection to ztunnel itself was refused on |listener| for |reason| (static). */
 void zt_metrics_self_refused(const char *listener, const char *reason);
 
