@@ -85,6 +85,12 @@ on_dialled(void *arg, int fd)
         fail(p, fd, "connection to the workload failed", NULL);
         return;
     }
+    /* Policies or the workload may have changed while we dialled (reference 5.4). */
+    if (!zt_authz_recheck(zt, p->zc)) {
+        close(fd);
+        fail(p, -MESH_EDENIED, "connection closed due to policy change", "DENY");
+        return;
+    }
     struct stream *client = tcp_stream_new(zt->loop, p->client_fd);
     struct stream *app = tcp_stream_new(zt->loop, fd);
     if (client == NULL || app == NULL) {

@@ -244,6 +244,18 @@ bool zt_authorize(const struct zt *zt, const struct workload *dst, const char *p
                   char *reason, size_t reason_len);
 /* Installs |set| (takes the reference) and closes open inbound connections it denies. */
 void zt_set_policies(struct zt *zt, struct policy_set *set);
+/*
+ * The model was replaced (|old| is the previous one, still alive): closes open
+ * inbound connections whose destination workload changed in a way that now
+ * denies them (its namespace or its list of policies).
+ */
+void zt_authz_model_changed(struct zt *zt, const struct model *old);
+/*
+ * |c| (inbound, authorized) finished dialling the app: false if what changed
+ * since it was authorized (policies, its workload) now denies it; the caller
+ * closes it as a policy rejection.
+ */
+bool zt_authz_recheck(struct zt *zt, struct zconn *c);
 
 /* inpod.c */
 struct zt_inpod *inpod_start(struct zt *zt, char *err, size_t errlen);
