@@ -23,6 +23,7 @@ zconn_new(struct zt *zt, bool inbound)
     c->id = ++zt->next_id;
     c->inbound = inbound;
     c->start_ms = loop_now_ms(zt->loop);
+    c->authz_gen = zt->authz_gen; /* authorization follows in the same turn, or sets it again */
     c->next = zt->conns;
     if (zt->conns)
         zt->conns->prev = c;

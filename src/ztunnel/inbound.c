@@ -94,6 +94,17 @@ on_app_dialled(void *arg, int fd)
         free(r);
         return;
     }
+    if (!zt_authz_recheck(zt, r->zc)) {
+        /* Policies or the workload changed while we dialled: as if refused at once. */
+        close(fd);
+        reject(r->st, 401, "connection closed due to policy change");
+        zconn_set_flag(r->zc, "DENY");
+        r->zc->error = "connection closed due to policy change";
+        struct pipe_result res = {.err = -MESH_EDENIED};
+        zconn_finish(zt, r->zc, &res);
+        free(r);
+        return;
+    }
     if (h2_stream_respond(r->st, 200, NULL, 0, false) < 0) {
         /* The tunnel went away while we dialled. */
         close(fd);

@@ -23,8 +23,12 @@
  * and, for an error, DENY / TLS_FAILURE / IDENTITY_ERROR by error code or
  * CONNECT (as ztunnel defaults). Every flag other than "-" is a failure.
  *
- * Also: istio_build, process_* (CPU, memory, fds, start time) and the xDS
- * client's terminations and messages. Each traffic family keeps at most
+ * Also: istio_build, process_* (CPU, memory, fds, start time), the xDS
+ * client's terminations and messages, and amesh_ztunnel_self_connections_
+ * refused_total{listener,reason} (selfcall.c: connections that would have
+ * made ztunnel dial itself) and amesh_ztunnel_held_connections_refused_total
+ * {listener,reason} (held for a workload that did not come: "expired", or
+ * not held because too many were: "cap"). Each traffic family keeps at most
  * ZT_METRICS_MAX_SERIES label sets (lib/metrics counts the overflow).
  */
 #include <stdio.h>
@@ -113,6 +117,7 @@ static struct {
     struct metric *opened, *closed, *failed, *recv, *sent;
     struct metric *build, *cpu, *rss, *vsize, *fds, *max_fds, *start_time;
     struct metric *xds_terminations, *xds_messages, *xds_bytes;
+    struct metric *self_refused, *hold_refused;
 } M;
 
 static const char *
@@ -320,6 +325,20 @@ zt_metrics_xds_end(const char *reason)
         metric_add(M.xds_terminations, &reason, 1);
 }
 
+void
+zt_metrics_hold_refused(const char *listener, const char *reason)
+{
+    if (M.reg != NULL)
+        metric_add(M.hold_refused, (const char *const[]){listener, reason}, 1);
+}
+
+void
+zt_metrics_self_refused(const char *listener, const char *reason)
+{
+    if (M.reg != NULL)
+        metric_add(M.self_refused, (const char *const[]){listener, reason}, 1);
+}
+
 static void
 collect(struct zt *zt)
 {
@@ -380,6 +399,7 @@ register_all(void)
     static const char *const build_labels[] = {"component", "tag"};
     static const char *const reason[] = {"reason"};
     static const char *const url[] = {"url"};
+    static const char *const listener_reason[] = {"listener", "reason"};
 
     M.reg = metrics_new();
     M.opened =
@@ -406,6 +426,16 @@ register_all(void)
     M.xds_bytes =
         metrics_add(M.reg, METRIC_COUNTER, "istio_xds_message_bytes_total",
                     "Total number of bytes received (unstable)", url, 1, ZT_METRICS_MAX_XDS);
+    M.self_refused = metrics_add(
+        M.reg, METRIC_COUNTER, "amesh_ztunnel_self_connections_refused_total",
+        "Captured connections refused because their destination was ztunnel itself or they "
+        "were not redirected",
+        listener_reason, 2, ZT_METRICS_MAX_XDS);
+    M.hold_refused = metrics_add(
+        M.reg, METRIC_COUNTER, "amesh_ztunnel_held_connections_refused_total",
+        "Connections held for a workload (or certificate) that did not come in time (reason "
+        "expired) or refused because too many were held (reason cap)",
+        listener_reason, 2, ZT_METRICS_MAX_XDS);
     M.cpu = single(METRIC_COUNTER, "process_cpu_seconds_total",
                    "Total user and system CPU time spent in seconds.");
     M.rss = single(METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes.");

@@ -199,18 +199,26 @@ on_wait(void *arg, bool expired)
 {
     struct outbound_conn *o = arg;
     if (expired) {
+        zt_metrics_hold_refused("outbound", "expired");
         fail(o, -MESH_ENOIDENTITY, "source workload or its certificate not known in time");
         return;
     }
     route(o);
 }
 
-/* Parks |o| until the model or a certificate changes; false once its deadline passed. */
+/* Parks |o| until the model or a certificate changes; false past its deadline or the cap. */
 static bool
 hold(struct outbound_conn *o)
 {
+    static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10000, 1);
+
     if (loop_now_ms(o->zt->loop) >= o->deadline_ms)
         return false;
+    if (!zwait_room(o->zt, &o->wait)) {
+        zt_metrics_hold_refused("outbound", "cap");
+        log_warn_rl(&rl, "outbound: %zu connections already held: refusing another", o->zt->n_waiters);
+        return false;
+    }
     zwait_start(o->zt, &o->wait, o->deadline_ms, on_wait, o);
     return true;
 }
@@ -297,11 +305,12 @@ outbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port
     struct ipaddr odst;
     uint16_t oport;
 
-    if (zt->draining || sock_orig_dst(fd, &odst, &oport) < 0) {
-        /* Not a REDIRECTed connection (someone dialled 15001 directly): refuse. */
+    if (zt->draining) {
         close(fd);
         return;
     }
+    if (!zt_accept_orig_dst(pod, fd, "outbound", peer, peer_port, &odst, &oport))
+        return;
     struct outbound_conn *o = xcalloc(1, sizeof(*o));
     o->zt = zt;
     o->pod = pod;

@@ -6,6 +6,10 @@
  * Such a connection parks here; every model update and every certificate
  * that arrives wakes all waiters, which look again and either proceed or
  * park again until their deadline.
+ *
+ * Waiters are kept in the order they parked, so a wake-up that re-parks some
+ * of them finds the next one still to run at the head in O(1). Their number
+ * is capped (ZT_HOLD_MAX): past it, callers refuse instead of holding.
  */
 #include <stdlib.h>
 
@@ -23,8 +27,11 @@ unlink_waiter(struct zwait *w)
         w->zt->waiters = w->next;
     if (w->next)
         w->next->prev = w->prev;
+    else
+        w->zt->waiters_tail = w->prev;
     w->prev = w->next = NULL;
     w->queued = false;
+    w->zt->n_waiters--;
 }
 
 static void
@@ -44,14 +51,24 @@ zwait_start(struct zt *zt, struct zwait *w, uint64_t deadline_ms, zwait_fn *fn, 
     w->arg = arg;
     w->deadline_ms = deadline_ms;
     w->gen = zt->wake_gen;
-    w->next = zt->waiters;
-    if (zt->waiters)
-        zt->waiters->prev = w;
-    zt->waiters = w;
+    w->prev = zt->waiters_tail;
+    w->next = NULL;
+    if (zt->waiters_tail)
+        zt->waiters_tail->next = w;
+    else
+        zt->waiters = w;
+    zt->waiters_tail = w;
     w->queued = true;
+    zt->n_waiters++;
     uint64_t now = loop_now_ms(zt->loop);
     loop_timer_start(zt->loop, &w->timer, deadline_ms > now ? deadline_ms - now : 0, on_deadline,
                      w);
+}
+
+bool
+zwait_room(const struct zt *zt, const struct zwait *w)
+{
+    return w->queued || zt->n_waiters < ZT_HOLD_MAX;
 }
 
 void
@@ -68,15 +85,14 @@ zt_wake(struct zt *zt)
 {
     /*
      * Each waiter parked before this wake-up runs once. A callback may park
-     * its waiter again (with the new generation) or end any connection, so
-     * the list is searched afresh after every call instead of being walked.
+     * its waiter again (at the tail, with the new generation) or end any
+     * connection, so the head is looked at afresh after every call instead of
+     * the list being walked; everything parked before is ahead of the rest.
      */
     uint64_t gen = ++zt->wake_gen;
     for (;;) {
         struct zwait *w = zt->waiters;
-        while (w != NULL && w->gen >= gen)
-            w = w->next;
-        if (w == NULL)
+        if (w == NULL || w->gen >= gen)
             return;
         unlink_waiter(w);
         loop_timer_stop(zt->loop, &w->timer);

@@ -231,8 +231,10 @@ on_batch_end(void *arg, const char *type_url)
         return;
     }
     /* Connections copied what they need from the old model; it goes when unreferenced. */
-    model_unref(zt->model);
+    struct model *old = zt->model;
     zt->model = m;
+    zt_authz_model_changed(zt, old); /* a workload's policies may have changed */
+    model_unref(old);
     certs_sync(zt->certs);
     zt_wake(zt); /* connections held for a workload that may just have arrived */
     log_debug("xDS: model now %zu workloads, %zu services", m->n_workloads, m->n_services);

@@ -11,6 +11,7 @@
  *   pods.c        where listeners live: the node's namespace, or each enrolled pod's (in-pod mode)
  *   inpod.c       in-pod mode: pods and their namespaces from the node agent (ZDS)
  *   wait.c        connections held until the workload or certificate they need is known
+ *   selfcall.c    captured connections that would make ztunnel dial itself
  *   conntab.c     live connections, access log at close
  *   authz.c       L4 authorization of inbound connections, live re-evaluation
  *   admin.c       15000 config_dump, 15021 readiness
@@ -84,6 +85,7 @@ struct zpod {
     struct listener *outbound, *plain, *hbone;
     bool gone;                  /* deleted by the node agent */
     uint64_t seen_gen;          /* inpod.c: the ZDS snapshot that last named it */
+    size_t n_plain_held;        /* passthrough.c: plaintext inbound held for its workload */
 };
 
 /* One proxied connection, from accept to access log. */
@@ -103,6 +105,7 @@ struct zconn {
     struct zpod *pod;  /* the scope it was accepted in (referenced) */
     const char *error; /* static reason, NULL when clean */
     const char *flag;  /* response_flags (static), see zconn_set_flag() */
+    uint64_t authz_gen; /* inbound: zt->authz_gen when it was authorized (authz.c) */
     struct zconn_metrics *metrics; /* metrics.c */
 };
 
@@ -123,11 +126,13 @@ struct zt {
     bool zds_synced;           /* in-pod mode: the node agent's first snapshot arrived */
     struct zt_inpod *inpod;
     struct policy_set *policies; /* authorization policies in force (NULL: none) */
+    uint64_t authz_gen;        /* bumped when policies or the model change (authz.c) */
     struct inbound *inbound;   /* HBONE sessions accepted on 15008 */
     struct zpod *node_scope;   /* node mode: listeners in ztunnel's own namespace */
     struct zpod *pods;         /* in-pod mode: one scope per enrolled pod */
     size_t n_pods;
-    struct zwait *waiters;     /* wait.c */
+    struct zwait *waiters, *waiters_tail; /* wait.c, in the order they parked */
+    size_t n_waiters;
     uint64_t wake_gen;
 };
 
@@ -174,13 +179,27 @@ struct zwait {
     bool queued;
 };
 #define ZT_HOLD_MS 5000 /* how long a connection waits for its workload or certificate */
+#define ZT_HOLD_MAX 4096 /* connections held at once, all scopes */
+#define ZT_HOLD_MAX_PER_POD 256 /* plaintext inbound held at once for one pod (passthrough.c) */
 /* Calls |fn| at the next wake-up (model or certificate change) or at |deadline_ms| (expired). */
 void zwait_start(struct zt *zt, struct zwait *w, uint64_t deadline_ms, zwait_fn *fn, void *arg);
 void zwait_cancel(struct zwait *w);
+/* False when |w| is not parked yet and ZT_HOLD_MAX waiters already are: refuse, do not hold. */
+bool zwait_room(const struct zt *zt, const struct zwait *w);
 /* Something a waiter may need arrived: every waiter runs once. */
 void zt_wake(struct zt *zt);
 /* Every waiter gives up now (drain, exit). */
 void zt_expire_waiters(struct zt *zt);
+
+/*
+ * selfcall.c: the original destination of a connection accepted on |listener|
+ * (15001, 15006) in |pod|. When there is none, or it is ztunnel itself (a
+ * listener of ours, loopback, or the connection was not redirected at all),
+ * |fd| is reset and closed, the refusal counted and logged (rate-limited),
+ * and false is returned.
+ */
+bool zt_accept_orig_dst(struct zpod *pod, int fd, const char *listener, const struct ipaddr *peer,
+                        uint16_t peer_port, struct ipaddr *odst, uint16_t *oport);
 
 /* conntab.c */
 struct zconn *zconn_new(struct zt *zt, bool inbound);
@@ -225,6 +244,18 @@ bool zt_authorize(const struct zt *zt, const struct workload *dst, const char *p
                   char *reason, size_t reason_len);
 /* Installs |set| (takes the reference) and closes open inbound connections it denies. */
 void zt_set_policies(struct zt *zt, struct policy_set *set);
+/*
+ * The model was replaced (|old| is the previous one, still alive): closes open
+ * inbound connections whose destination workload changed in a way that now
+ * denies them (its namespace or its list of policies).
+ */
+void zt_authz_model_changed(struct zt *zt, const struct model *old);
+/*
+ * |c| (inbound, authorized) finished dialling the app: false if what changed
+ * since it was authorized (policies, its workload) now denies it; the caller
+ * closes it as a policy rejection.
+ */
+bool zt_authz_recheck(struct zt *zt, struct zconn *c);
 
 /* inpod.c */
 struct zt_inpod *inpod_start(struct zt *zt, char *err, size_t errlen);
@@ -294,5 +325,9 @@ void zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_resul
 void zt_metrics_xds_response(size_t len);
 void zt_metrics_xds_message(const char *type_url);
 void zt_metrics_xds_end(const char *reason);
+/* A connection held for its workload was refused on |listener|: |reason| "expired" or "cap". */
+void zt_metrics_hold_refused(const char *listener, const char *reason);
+/* selfcall.c: a connection to ztunnel itself was refused on |listener| for |reason| (static). */
+void zt_metrics_self_refused(const char *listener, const char *reason);
 
 #endif

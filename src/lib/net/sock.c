@@ -227,6 +227,30 @@ sock_orig_dst(int fd, struct ipaddr *ip, uint16_t *port)
     return 0;
 }
 
+int
+sock_addr_is_local(const struct ipaddr *ip, const struct sock_opts *o)
+{
+    struct sockaddr_storage ss;
+    struct sock_opts where = {.in_netns = o != NULL && o->in_netns,
+                              .netns_fd = o != NULL ? o->netns_fd : -1};
+    int one = 1, rc;
+
+    socklen_t len = ipport_to_sockaddr(ip, 0, &ss);
+    int fd = socket_in(ss.ss_family, &where);
+    if (fd < 0)
+        return -errno;
+    /* Only the address is checked: no ephemeral port is taken for the probe. */
+    setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) == 0)
+        rc = 1;
+    else if (errno == EADDRNOTAVAIL)
+        rc = 0;
+    else
+        rc = errno == EADDRINUSE ? 1 : -errno;
+    close(fd);
+    return rc;
+}
+
 void
 sock_tune(int fd)
 {

@@ -51,6 +51,14 @@ int sock_peer(int fd, struct ipaddr *ip, uint16_t *port);
 /* The pre-REDIRECT destination (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST). */
 int sock_orig_dst(int fd, struct ipaddr *ip, uint16_t *port);
 
+/*
+ * Is |ip| an address of the network namespace |o| names (o NULL or !in_netns:
+ * the caller's)? Answered by binding a throw-away socket to it, which only an
+ * address of the namespace allows (unless ip_nonlocal_bind is set there: then
+ * every address reads as local). Returns 1, 0 or -errno.
+ */
+int sock_addr_is_local(const struct ipaddr *ip, const struct sock_opts *o);
+
 /* TCP_NODELAY and keepalive (idle 180 s, interval 180 s, 9 probes, as ztunnel). */
 void sock_tune(int fd);
 

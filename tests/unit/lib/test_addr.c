@@ -1,4 +1,5 @@
 /* test_addr.c - IP parsing, normalisation and HBONE authorities (table-driven). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include "net/addr.h"
+#include "net/sock.h"
 
 static const struct {
     const char *in;
@@ -82,6 +84,25 @@ test_format(void **state)
     assert_int_not_equal(ipaddr_from_bytes(raw, 3, &ip), 0);
 }
 
+/* selfcall.c's question: is an address one of this namespace's? (bind probe) */
+static void
+test_addr_is_local(void **state)
+{
+    struct ipaddr ip;
+    (void)state;
+    assert_int_equal(ipaddr_parse("127.0.0.1", &ip), 0);
+    assert_int_equal(sock_addr_is_local(&ip, NULL), 1);
+    assert_int_equal(ipaddr_parse("127.0.0.2", &ip), 0); /* all of 127/8 is on lo */
+    assert_int_equal(sock_addr_is_local(&ip, NULL), 1);
+    assert_int_equal(ipaddr_parse("::ffff:127.0.0.1", &ip), 0);
+    assert_int_equal(sock_addr_is_local(&ip, NULL), 1);
+    assert_int_equal(ipaddr_parse("198.19.255.254", &ip), 0); /* assigned nowhere */
+    assert_int_equal(sock_addr_is_local(&ip, NULL), 0);
+    assert_int_equal(ipaddr_parse("2001:db8:ffff::fe", &ip), 0);
+    int rc = sock_addr_is_local(&ip, NULL);
+    assert_true(rc == 0 || rc == -EAFNOSUPPORT); /* no IPv6 at all: not local either */
+}
+
 int
 main(void)
 {
@@ -89,6 +110,7 @@ main(void)
         cmocka_unit_test(test_authority_table),
         cmocka_unit_test(test_authority_embedded_nul),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_addr_is_local),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
