@@ -194,15 +194,13 @@ persist(struct zt_tokens *t)
         t->warned_ro = true;
         return;
     }
+    size_t len = 0;
     for (int i = 0; i < 2; i++)
-        if (t->slot[i].len > 0) {
-            strcat(text, t->slot[i].tok);
-            strcat(text, "\n");
-        }
+        if (t->slot[i].len > 0)
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\n", t->slot[i].tok);
     snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    size_t len = strlen(text);
     bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
     if (fd >= 0)
         close(fd);
