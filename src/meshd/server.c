@@ -107,11 +107,14 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
             srv->d->stats.token_renew_failures++;
         /* The node is named only when the signature held: then it is ours, not the peer's. */
         bool signed_ok = tc.node[0] != '\0' && token_node_valid(tc.node);
-        if (log_budget(srv))
-            log_warn("%s from %s%s%s refused: %s",
-                     is_ca ? "CA call" : is_xds ? "xDS stream" : "token renewal",
-                     signed_ok ? "node " : "", signed_ok ? tc.node : "",
-                     ipport_str(&mc->peer, mc->peer_port, a), why);
+        const char *what = is_ca ? "CA call" : is_xds ? "xDS stream" : "token renewal";
+        ipport_str(&mc->peer, mc->peer_port, a);
+        if (log_budget(srv)) {
+            if (signed_ok)
+                log_warn("%s from node %s (%s) refused: %s", what, tc.node, a, why);
+            else
+                log_warn("%s from %s refused: %s", what, a, why);
+        }
         rpc_refuse(st, GRPC_STATUS_UNAUTHENTICATED, "authentication failure");
         return;
     }

@@ -53,6 +53,7 @@ struct tok_slot {
     uint8_t *resp;
     size_t resp_len;
     uint64_t backoff_ms;
+    bool said_expired; /* logged once per token */
 };
 
 struct zt_tokens {
@@ -91,6 +92,7 @@ adopt(struct tok_slot *s, const char *tok, size_t len, const char *from)
     s->len = len;
     s->renewable = token_parse(tok, len, &s->c, &why) == 0 && s->c.aud == s->aud;
     s->backoff_ms = 0;
+    s->said_expired = false;
     if (s->renewable)
         log_info("%s token for node %s from %s, valid until %" PRId64 " (generation %" PRIu64 ")",
                  token_aud_name(s->aud), s->c.node, from, s->c.expires, s->c.gen);
@@ -367,9 +369,11 @@ on_due(void *arg)
         return;
     int64_t now = (int64_t)(clock_wall_ms() / 1000);
     if (s->c.expires <= now) {
-        log_warn("the %s token expired at %" PRId64 " and cannot be renewed; waiting for a new "
-                 "one in %s (meshd token --node %s)", token_aud_name(s->aud), s->c.expires,
-                 zt->opts.token_file, s->c.node);
+        if (!s->said_expired)
+            log_error("the %s token expired at %" PRId64 " and cannot be renewed; waiting for a "
+                      "new one in %s (meshd token --node %s)", token_aud_name(s->aud), s->c.expires,
+                      zt->opts.token_file, s->c.node);
+        s->said_expired = true;
         loop_timer_start(zt->loop, &s->timer, EXPIRED_POLL_MS, on_due, s);
         return;
     }
