@@ -328,22 +328,23 @@ on_session(void *arg, struct h2_session *sess, int err)
     xds_out_cleanup(&out);
 }
 
+/* The node's xds token: its line of the token file (meshd token writes xds, then ca). */
 static void
 read_token(const struct bench *b, struct sub *s)
 {
-    char path[4096], tok[TOKEN_MAX_LEN + 2];
+    char path[4096], text[TOKEN_FILE_MAX + 1];
+    const char *tok;
+    size_t len;
     snprintf(path, sizeof(path), "%s/%s", b->tokens, s->node);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         fatal("token %s: %s", path, strerror(errno));
-    size_t n = fread(tok, 1, sizeof(tok) - 1, f);
+    size_t n = fread(text, 1, sizeof(text), f);
     fclose(f);
-    tok[n] = '\0';
-    while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
-        tok[--n] = '\0';
-    if (n == 0 || n > TOKEN_MAX_LEN)
-        fatal("token %s is empty or too long", path);
-    snprintf(s->auth, sizeof(s->auth), "Bearer %s", tok);
+    if (n > TOKEN_FILE_MAX || token_file_pick(text, n, TOKEN_AUD_XDS, &tok, &len) < 0 ||
+        len > TOKEN_MAX_LEN)
+        fatal("token %s holds no xds token", path);
+    snprintf(s->auth, sizeof(s->auth), "Bearer %.*s", (int)len, tok);
 }
 
 static void

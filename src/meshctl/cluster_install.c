@@ -236,6 +236,10 @@ write_default_namespace(struct cluster *c)
     return rc;
 }
 
+/*
+ * The node's xds and ca tokens (meshd's default lifetime, 24 h); its ztunnel
+ * renews them and rewrites this file, so a cluster left running keeps working.
+ */
 static int
 mint_token(struct cluster *c, const char *node, char *err, size_t errlen)
 {

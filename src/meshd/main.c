@@ -3,7 +3,7 @@
  * and the CA, on 15012; metrics and readiness on 15014.
  *
  *   meshd --config-dir DIR --state-dir DIR [--listen ADDR]
- *   meshd token --state-dir DIR --node NAME [--ttl SECS]
+ *   meshd token --state-dir DIR --node NAME [--ttl DUR] [--audience xds|ca] [--revoke]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,8 +21,6 @@
 #include "meshd.h"
 #include "net/addr.h"
 
-#define TOKEN_DEFAULT_TTL (365L * 86400)
-
 static struct meshd d;
 static struct loop_io sig_io;
 static struct loop_timer serving_timer;
@@ -32,7 +30,8 @@ usage(FILE *f)
 {
     fprintf(f,
             "usage: meshd --config-dir DIR --state-dir DIR [options]\n"
-            "       meshd token --state-dir DIR --node NAME [--ttl SECS]\n"
+            "       meshd token --state-dir DIR --node NAME [--ttl DUR] [--audience xds|ca]\n"
+            "       meshd token --state-dir DIR --node NAME --revoke   (meshd token --help)\n"
             "  --config-dir DIR        Kubernetes-style YAML, followed live (inotify)\n"
             "  --state-dir DIR         mesh root (created on first start) and token key\n"
             "  --listen ADDR           xDS and CA, TLS (default [::]:15012)\n"
@@ -53,47 +52,6 @@ parse_addr(const char *flag, const char *s, struct ipaddr *ip, uint16_t *port)
 {
     if (authority_parse(s, strlen(s), ip, port) < 0)
         fatal("%s: \"%s\" is not IP:PORT or [IPv6]:PORT", flag, s);
-}
-
-static int
-cmd_token(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"state-dir", required_argument, NULL, 's'},
-        {"node", required_argument, NULL, 'n'},
-        {"ttl", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *state = NULL, *node = NULL;
-    long ttl = TOKEN_DEFAULT_TTL;
-    char err[1024], tok[TOKEN_MAX_LEN];
-    uint8_t key[TOKEN_KEY_LEN];
-    struct ca *ca;
-    int c;
-
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 's': state = optarg; break;
-        case 'n': node = optarg; break;
-        case 't': ttl = flag_long("--ttl", optarg, 60, 10L * 365 * 86400); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (state == NULL || node == NULL || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
-    if (!token_node_valid(node))
-        fatal("--node: \"%s\" is not a node name (lower-case letters, digits, '-', '.')", node);
-    if (meshd_state_open(state, &ca, key, err, sizeof(err)) < 0)
-        fatal("%s", err);
-    ca_free(ca);
-    if (token_mint(key, node, (int64_t)(clock_wall_ms() / 1000) + ttl, tok, sizeof(tok)) < 0)
-        fatal("cannot mint a token for %s", node);
-    printf("%s\n", tok);
-    return 0;
 }
 
 static void
@@ -210,7 +168,7 @@ main(int argc, char **argv)
     sigset_t set;
 
     if (argc > 1 && strcmp(argv[1], "token") == 0)
-        return cmd_token(argc - 1, argv + 1);
+        return meshd_cmd_token(argc - 1, argv + 1);
     parse_flags(argc, argv, &d.opts);
     signal(SIGPIPE, SIG_IGN);
     mesh_raise_nofile();
@@ -229,6 +187,8 @@ main(int argc, char **argv)
         fatal("cannot issue the serving certificate");
     loop_timer_start(d.loop, &serving_timer, (uint64_t)MESHD_SERVING_LIFETIME / 2 * 1000,
                      on_serving_renew, NULL);
+    if (meshd_tokens_start(&d, err, sizeof(err)) < 0)
+        fatal("%s", err);
     if ((d.config = config_start(&d, err, sizeof(err))) == NULL)
         fatal("%s", err);
     if ((d.server = server_start(&d, err, sizeof(err))) == NULL ||
@@ -248,6 +208,7 @@ main(int argc, char **argv)
     close(sfd);
     loop_timer_stop(d.loop, &serving_timer);
     server_stop(d.server);
+    meshd_tokens_stop(&d);
     monitor_stop();
     config_stop(d.config);
     loop_run_deferred(d.loop);

@@ -3,9 +3,11 @@
  *
  *   main.c     flags, `meshd token`, start-up, signals
  *   state.c    state directory: mesh root, token key, serving certificate
+ *   tokens.c   `meshd token` (issue, revoke), the per-node token generations in force
  *   config.c   the config directory: inotify, debounce, last good state, snapshots
  *   server.c   15012: TLS, HTTP/2, gRPC dispatch and node authentication
  *   ca.c       CreateCertificate calls
+ *   renew.c    node-token renewal calls
  *   xds.c      DeltaAggregatedResources streams and pushes
  *   monitor.c  15014: Prometheus metrics and readiness
  */
@@ -18,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "casvc/token.h"
+#include "casvc/token_gens.h"
 #include "loop/loop.h"
 #include "net/addr.h"
 #include "tls/ca.h"
@@ -50,6 +53,8 @@ struct meshd_stats {
     uint64_t xds_acks, xds_nacks;
     uint64_t xds_streams_total;
     uint64_t xds_auth_failures;
+    uint64_t tokens_renewed, token_renew_failures;
+    uint64_t xds_streams_revoked; /* closed because their node's tokens were revoked */
     uint64_t ca_requests, ca_signed, ca_refused, ca_auth_failures;
     uint64_t config_reloads, config_errors_total;
     uint64_t config_errors_now; /* diagnostics standing after the last reload */
@@ -69,6 +74,7 @@ struct meshd {
     struct meshd_opts opts;
     struct ca *ca;
     uint8_t token_key[TOKEN_KEY_LEN];
+    struct token_gens *gens;    /* per-node token generations in force (tokens.c) */
     SSL_CTX *serving;          /* current 15012 context; replaced before it expires */
     long serving_not_after;
     struct meshd_config *config;
@@ -85,6 +91,14 @@ int meshd_state_open(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN]
 SSL_CTX *meshd_serving_ctx(const struct ca *ca, const struct meshd_opts *o, long valid_secs,
                            long *not_after);
 
+/* tokens.c */
+int meshd_cmd_token(int argc, char **argv);
+/* Reads the generation table of state directory |dir| (absent: empty). 0, or -1 with |err|. */
+int meshd_gens_load(const char *dir, struct token_gens **out, char *err, size_t errlen);
+/* Loads the table into |d->gens| and follows the state directory for changes. */
+int meshd_tokens_start(struct meshd *d, char *err, size_t errlen);
+void meshd_tokens_stop(struct meshd *d);
+
 /* config.c: reads the config dir now, then follows it. */
 struct meshd_config *config_start(struct meshd *d, char *err, size_t errlen);
 void config_stop(struct meshd_config *c);
@@ -100,6 +114,8 @@ void server_stop(struct meshd_server *s);
 /* A new snapshot is being served: push it to every stream. */
 void server_snapshot_changed(struct meshd_server *s);
 unsigned server_n_xds_streams(const struct meshd_server *s);
+/* The token generations changed: close the xDS streams of revoked nodes. */
+void server_tokens_revised(struct meshd_server *s);
 
 /* monitor.c */
 int monitor_start(struct meshd *d, char *err, size_t errlen);

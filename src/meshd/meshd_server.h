@@ -10,6 +10,7 @@
 struct mconn;
 struct xds_conn;
 struct ca_call;
+struct renew_call;
 
 struct meshd_server {
     struct meshd *d;
@@ -21,14 +22,23 @@ struct meshd_server {
     unsigned n_streams;
     struct loop_timer stuck_timer; /* xds.c: closes streams that stopped answering */
     struct ca_call *ca_calls;
+    struct renew_call *renew_calls;
 };
 
 /* ca.c: one CreateCertificate call from authenticated |node|. */
 void ca_call_start(struct meshd_server *srv, struct h2_stream *st, const char *node);
 void ca_calls_close(struct meshd_server *srv);
 
-/* xds.c: one DeltaAggregatedResources stream from authenticated |node|. */
-void xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node);
+/* renew.c: one token renewal call, authenticated by the token |tc| describes. */
+void renew_call_start(struct meshd_server *srv, struct h2_stream *st,
+                      const struct token_claims *tc);
+void renew_calls_close(struct meshd_server *srv);
+
+/* xds.c: one DeltaAggregatedResources stream from |node|, authenticated at token generation |gen|. */
+void xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node,
+                      uint64_t gen);
+/* Closes (UNAUTHENTICATED) the streams whose node's generation moved past theirs. */
+void xds_streams_revoke(struct meshd_server *srv);
 /* Live xDS streams on session |sess| (if not NULL) of node |node| (if not NULL). */
 unsigned xds_streams_count(const struct meshd_server *srv, const struct h2_session *sess,
                            const char *node);

@@ -62,6 +62,14 @@ render(struct meshd *d)
     metric(f, "meshd_xds_auth_failures_total", "counter",
            "xDS streams refused for a missing or invalid node credential.");
     fprintf(f, "meshd_xds_auth_failures_total %" PRIu64 "\n", s->xds_auth_failures);
+    metric(f, "meshd_xds_streams_revoked_total", "counter",
+           "xDS streams closed because their node's tokens were revoked.");
+    fprintf(f, "meshd_xds_streams_revoked_total %" PRIu64 "\n", s->xds_streams_revoked);
+    metric(f, "meshd_token_renewals_total", "counter", "Node tokens renewed.");
+    fprintf(f, "meshd_token_renewals_total %" PRIu64 "\n", s->tokens_renewed);
+    metric(f, "meshd_token_renewal_failures_total", "counter",
+           "Token renewals refused (invalid, expired or revoked token).");
+    fprintf(f, "meshd_token_renewal_failures_total %" PRIu64 "\n", s->token_renew_failures);
 
     metric(f, "pilot_proxy_convergence_time", "histogram",
            "Seconds from a push to the proxy's acknowledgement.");

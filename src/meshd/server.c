@@ -2,8 +2,10 @@
  * server.c - 15012: TLS and HTTP/2 for xDS and the CA, one listener, gRPC
  * calls dispatched by path after the caller's node credential checks out.
  *
- * Every call must carry "authorization: Bearer <node token>" (reference 4.2);
- * a call without a valid one is refused before any of its messages is read.
+ * Every call must carry "authorization: Bearer <node token>" (reference 4.2)
+ * for the audience of its method (xds or ca; a renewal takes either and
+ * returns the same one) and the node's current generation; a call without a
+ * valid one is refused before any of its messages is read.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -72,7 +74,8 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
     struct mconn *mc = arg;
     struct meshd_server *srv = mc->srv;
     const char *path = h2_stream_path(st);
-    char node[TOKEN_NODE_MAX + 1], a[ADDR_STRLEN + 8];
+    struct token_claims tc = {0};
+    char a[ADDR_STRLEN + 8];
     const char *why = "no authorization header";
     (void)sess;
 
@@ -84,25 +87,36 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
     }
     bool is_ca = strcmp(path, CASVC_METHOD) == 0;
     bool is_xds = strcmp(path, XDS_DELTA_ADS_PATH) == 0;
-    if (!is_ca && !is_xds) {
+    bool is_renew = strcmp(path, TOKEN_RENEW_METHOD) == 0;
+    if (!is_ca && !is_xds && !is_renew) {
         rpc_refuse(st, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
         return;
     }
     const char *auth = h2_stream_header(st, "authorization");
+    enum token_aud want = is_ca ? TOKEN_AUD_CA : is_xds ? TOKEN_AUD_XDS : TOKEN_AUD_ANY;
     int rc = -1;
     if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
-        rc = token_verify(srv->d->token_key, auth + 7, strlen(auth + 7),
-                          (int64_t)(clock_wall_ms() / 1000), node, &why);
+        rc = token_verify(srv->d->token_key, srv->d->gens, auth + 7, strlen(auth + 7),
+                          (int64_t)(clock_wall_ms() / 1000), want, &tc, &why);
     else if (auth != NULL)
         why = "authorization is not a bearer token";
     if (rc < 0) {
         if (is_ca)
             srv->d->stats.ca_auth_failures++;
-        else
+        else if (is_xds)
             srv->d->stats.xds_auth_failures++;
-        if (log_budget(srv))
-            log_warn("%s from %s refused: %s", is_ca ? "CA call" : "xDS stream",
-                     ipport_str(&mc->peer, mc->peer_port, a), why);
+        else
+            srv->d->stats.token_renew_failures++;
+        /* The node is named only when the signature held: then it is ours, not the peer's. */
+        bool signed_ok = tc.node[0] != '\0' && token_node_valid(tc.node);
+        const char *what = is_ca ? "CA call" : is_xds ? "xDS stream" : "token renewal";
+        ipport_str(&mc->peer, mc->peer_port, a);
+        if (log_budget(srv)) {
+            if (signed_ok)
+                log_warn("%s from node %s (%s) refused: %s", what, tc.node, a, why);
+            else
+                log_warn("%s from %s refused: %s", what, a, why);
+        }
         rpc_refuse(st, GRPC_STATUS_UNAUTHENTICATED, "authentication failure");
         return;
     }
@@ -111,18 +125,22 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
         loop_timer_stop(srv->d->loop, &mc->auth_deadline);
     }
     if (is_ca) {
-        ca_call_start(srv, st, node);
+        ca_call_start(srv, st, tc.node);
+        return;
+    }
+    if (is_renew) {
+        renew_call_start(srv, st, &tc);
         return;
     }
     if (xds_streams_count(srv, sess, NULL) >= MESHD_MAX_XDS_PER_CONN ||
-        xds_streams_count(srv, NULL, node) >= MESHD_MAX_XDS_PER_NODE) {
+        xds_streams_count(srv, NULL, tc.node) >= MESHD_MAX_XDS_PER_NODE) {
         if (log_budget(srv))
-            log_warn("xDS stream from node %s (%s) refused: too many streams", node,
+            log_warn("xDS stream from node %s (%s) refused: too many streams", tc.node,
                      ipport_str(&mc->peer, mc->peer_port, a));
         rpc_refuse(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many streams");
         return;
     }
-    xds_stream_start(srv, st, node);
+    xds_stream_start(srv, st, tc.node, tc.gen);
 }
 
 static void
@@ -216,6 +234,7 @@ server_stop(struct meshd_server *srv)
     listener_close(srv->l);
     xds_streams_close(srv);
     ca_calls_close(srv);
+    renew_calls_close(srv);
     while (srv->conns != NULL) {
         struct mconn *mc = srv->conns;
         srv->conns = mc->next;
@@ -225,4 +244,11 @@ server_stop(struct meshd_server *srv)
         free(mc);
     }
     free(srv);
+}
+
+void
+server_tokens_revised(struct meshd_server *srv)
+{
+    if (srv != NULL)
+        xds_streams_revoke(srv);
 }

@@ -40,6 +40,7 @@ struct xds_conn {
     const struct h2_session *sess; /* for counting streams per connection only */
     struct xds_server_stream *xs;
     char node[TOKEN_NODE_MAX + 1];
+    uint64_t gen; /* of the token that opened it */
     bool ended;
     bool push_pending; /* a snapshot arrived while output was still queued */
 };
@@ -203,7 +204,7 @@ static const struct rpc_call_cbs cbs = {
 };
 
 void
-xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node)
+xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node, uint64_t gen)
 {
     struct xds_conn *c = xcalloc(1, sizeof(*c));
     struct xds_server_config cfg = {.on_event = on_event, .arg = c, .max_names = XDS_MAX_NAMES};
@@ -212,6 +213,7 @@ xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *nod
     c->srv = srv;
     c->sess = h2_stream_session(st);
     snprintf(c->node, sizeof(c->node), "%s", node);
+    c->gen = gen;
     c->xs = xds_server_stream_new(&cfg);
     c->call = rpc_call_accept(st, XDS_MAX_REQUEST, &cbs, c);
     if (c->call == NULL) {
@@ -290,6 +292,27 @@ on_stuck_check(void *arg)
         conn_free(c);
     }
     loop_timer_start(srv->d->loop, &srv->stuck_timer, XDS_STUCK_CHECK_MS, on_stuck_check, srv);
+}
+
+void
+xds_streams_revoke(struct meshd_server *srv)
+{
+    for (struct xds_conn *c = srv->streams, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->gen == token_gens_get(srv->d->gens, c->node))
+            continue;
+        log_warn("closing the xDS stream of %s: node %s's tokens were revoked", peer_name(c),
+                 c->node);
+        srv->d->stats.xds_streams_revoked++;
+        /*
+         * The status goes out, then the call goes; a proxy with pushes still
+         * queued (not reading) is reset instead, so nothing more waits for it.
+         */
+        if (!c->ended && rpc_call_queued(c->call) == 0)
+            rpc_call_finish(c->call, GRPC_STATUS_UNAUTHENTICATED, "node credential revoked");
+        rpc_call_free(c->call);
+        conn_free(c);
+    }
 }
 
 void

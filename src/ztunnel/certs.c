@@ -307,14 +307,14 @@ static void
 on_channel(void *arg, struct h2_session *s, int err)
 {
     struct fetch *f = arg;
-    char why[160], auth[TOKEN_FILE_MAX + 16];
+    char why[160], auth[TOKEN_MAX_LEN + 16];
 
     if (s == NULL) {
         snprintf(why, sizeof(why), "CA unreachable: %s", mesh_strerror(err));
         fetch_done(f, NULL, NULL, why);
         return;
     }
-    if (zt_bearer(f->owner->zt, auth, sizeof(auth), why, sizeof(why)) < 0) {
+    if (zt_bearer(f->owner->zt, TOKEN_AUD_CA, auth, sizeof(auth), why, sizeof(why)) < 0) {
         fetch_done(f, NULL, NULL, why);
         return;
     }
@@ -475,6 +475,12 @@ forget(struct certs *c, struct cert_entry *e)
     sk_X509_pop_free(e->roots, X509_free);
     free(e->identity);
     free(e);
+}
+
+struct channel *
+certs_channel(struct certs *c)
+{
+    return c->chan;
 }
 
 void

@@ -62,35 +62,6 @@ zt_is_own_port(uint16_t port)
            port == ZT_PORT_HBONE;
 }
 
-int
-zt_bearer(const struct zt *z, char *out, size_t outlen, char *why, size_t whylen)
-{
-    char tok[TOKEN_FILE_MAX + 1];
-    static bool warned;
-    struct stat st;
-    FILE *f = fopen(z->opts.token_file, "r");
-    if (f == NULL) {
-        snprintf(why, whylen, "token %s: %s", z->opts.token_file, strerror(errno));
-        return -1;
-    }
-    if (!warned && fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0) {
-        log_warn("token %s is readable by group or others (mode %03o): it lets anyone get this "
-                 "node's certificates", z->opts.token_file, st.st_mode & 0777);
-        warned = true;
-    }
-    size_t n = fread(tok, 1, TOKEN_FILE_MAX, f);
-    fclose(f);
-    tok[n] = '\0';
-    while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
-        tok[--n] = '\0';
-    if (n == 0 || strpbrk(tok, "\r\n") != NULL) {
-        snprintf(why, whylen, "token %s is empty or not one line", z->opts.token_file);
-        return -1;
-    }
-    snprintf(out, outlen, "Bearer %s", tok);
-    return 0;
-}
-
 static void
 usage(FILE *f)
 {
@@ -100,7 +71,8 @@ usage(FILE *f)
             "  --xds-address IP:PORT   meshd's xDS (TLS); config comes from there\n"
             "  --ca-address IP:PORT    meshd's CA (default: the xDS address)\n"
             "  --root-cert FILE        roots that meshd's certificate must chain to\n"
-            "  --token FILE            this node's credential (meshd token --node NAME)\n"
+            "  --token FILE            this node's credentials (meshd token --node NAME), renewed\n"
+            "                          in memory and rewritten in place when writable\n"
             "  --xds-hostname NAME     name meshd's certificate must carry\n"
             "                          (default " TLS_CP_DEFAULT_NAME ")\n"
             "  --local-config FILE     workloads, services and policies (YAML), no meshd\n"
@@ -332,6 +304,8 @@ main(int argc, char **argv)
     zt.loop = loop_new();
     if (zt.loop == NULL)
         fatal("epoll: %s", strerror(errno));
+    if (zt.opts.xds)
+        zt_tokens_new(&zt);
     if ((zt.certs = certs_new(&zt, err, sizeof(err))) == NULL)
         fatal("%s", err);
     zt.pool = pool_new(&zt);
@@ -396,6 +370,7 @@ main(int argc, char **argv)
     loop_io_stop(zt.loop, &sig_io);
     close(sigfd);
     loop_run_deferred(zt.loop); /* releases what the closes above queued */
+    zt_tokens_free(zt.tokens);
     xds_stop(zt.xds);
     loop_run_deferred(zt.loop);
     pool_free(zt.pool);

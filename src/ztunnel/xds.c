@@ -135,7 +135,7 @@ static void
 on_session(void *arg, struct h2_session *s, int err)
 {
     struct zt_xds *x = arg;
-    char why[200], auth[TOKEN_FILE_MAX + 16];
+    char why[200], auth[TOKEN_MAX_LEN + 16];
 
     if (s == NULL) {
         zt_metrics_xds_end("ConnectionError");
@@ -143,7 +143,7 @@ on_session(void *arg, struct h2_session *s, int err)
         reconnect_later(x, false, why);
         return;
     }
-    if (zt_bearer(x->zt, auth, sizeof(auth), why, sizeof(why)) < 0) {
+    if (zt_bearer(x->zt, TOKEN_AUD_XDS, auth, sizeof(auth), why, sizeof(why)) < 0) {
         reconnect_later(x, false, why);
         return;
     }
@@ -164,6 +164,12 @@ on_session(void *arg, struct h2_session *s, int err)
     xds_out_cleanup(&out);
     log_debug("xDS: stream open, %zu addresses retained",
               xds_client_count(x->client, XDS_TYPE_ADDRESS));
+}
+
+struct channel *
+xds_channel(struct zt_xds *x)
+{
+    return x->chan;
 }
 
 static void

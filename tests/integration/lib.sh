@@ -304,10 +304,12 @@ stop_meshd() { # pid log
     stop_ztunnel "$@"
 }
 
-# A ztunnel fed by meshd: node token minted into $WORK/token-<node>.
+# A ztunnel fed by meshd: node tokens (xds and ca, lifetime $TOKEN_TTL or meshd's
+# default) minted into $WORK/token-<node>.
 start_ztunnel_xds() { # netns node statedir log [extra flags]
     local ns=$1 node=$2 state=$3 log=$4; shift 4
-    (umask 077; "$BIN/meshd" token --state-dir "$state" --node "$node" >"$WORK/token-$node")
+    (umask 077; "$BIN/meshd" token --state-dir "$state" --node "$node" ${TOKEN_TTL:+--ttl "$TOKEN_TTL"} \
+        >"$WORK/token-$node")
     start_bg "$log" ip netns exec "$ns" "$BIN/ztunnel" --xds-address "$MESHD_ADDR" \
         --root-cert "$state/root-cert.pem" --token "$WORK/token-$node" --node "$node" "$@"
     wait_for ip netns exec "$ns" $PY -c "

@@ -92,11 +92,16 @@ def load_pb(args):
         import authorization_pb2
     except ImportError:
         authorization_pb2 = None
+    try:
+        import token_pb2
+    except ImportError:
+        token_pb2 = None
     from google.protobuf import struct_pb2
     if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)   # modules are loaded; the files are not needed
     return {"ca": ca_pb2, "discovery": discovery_pb2, "workload": workload_pb2,
-            "authorization": authorization_pb2, "struct": struct_pb2}
+            "authorization": authorization_pb2, "struct": struct_pb2,
+            "token": token_pb2}
 
 
 # ---- TLS + HTTP/2 + gRPC ---------------------------------------------------
@@ -298,14 +303,20 @@ class Conn:
         return self.dl.end - time.monotonic()
 
 
-def read_token(args):
+def read_token(args, aud=None):
+    """The bearer token: from a token file the line for |aud| ("xds", "ca"), as ztunnel
+    picks it, else the file's first line (so a test can send the wrong audience on purpose)."""
     if getattr(args, "no_token", False):
         return None
     if getattr(args, "token_string", None) is not None:
         return args.token_string
     if args.token:
         with open(args.token) as f:
-            return f.read().strip()
+            lines = [l.strip() for l in f.read().splitlines() if l.strip()]
+        for l in lines:
+            if aud and l.startswith("v2:%s:" % aud):
+                return l
+        return lines[0] if lines else ""
     return None
 
 
@@ -383,12 +394,12 @@ def cmd_ca(args, pb):
     log("request: csr=%s identity=%s ttl=%s impersonate=%s token=%s" % (
         args.csr, args.identity, args.ttl or "(default)",
         "none" if args.no_impersonate else (args.impersonate or args.identity),
-        "none" if read_token(args) is None else "yes"))
+        "none" if read_token(args, "ca") is None else "yes"))
 
     conn = None
     try:
         conn = Conn(tls_connect(args, dl), dl, args)
-        call = conn.start_call(CA_PATH, read_token(args))
+        call = conn.start_call(CA_PATH, read_token(args, "ca"))
         conn.send(call, req.SerializeToString(), end=True)
         conn.wait(lambda: call.ended, "the CreateCertificate answer")
     except Fail as e:
@@ -579,7 +590,7 @@ def cmd_xds(args, pb):
     after = 0
     try:
         conn = Conn(tls_connect(args, dl), dl, args)
-        call = conn.start_call(XDS_PATH, read_token(args))
+        call = conn.start_call(XDS_PATH, read_token(args, "xds"))
         for t in (TYPE_ADDRESS, TYPE_AUTHZ):
             q = disc.DeltaDiscoveryRequest()
             q.node.CopyFrom(node_msg(pb, args))
@@ -685,6 +696,48 @@ def cmd_xds(args, pb):
     return 0 if not problems else 1
 
 
+# ---- renew -----------------------------------------------------------------
+
+RENEW_PATH = "/amesh.token.v1.NodeToken/Renew"
+
+
+def cmd_renew(args, pb):
+    """One token renewal: the bearer token (--audience picks the file's line) for a fresh one."""
+    dl = Deadline(args.timeout)
+    conn = None
+    try:
+        conn = Conn(tls_connect(args, dl), dl, args)
+        call = conn.start_call(RENEW_PATH, read_token(args, args.audience))
+        conn.send(call, pb["token"].RenewRequest().SerializeToString(), end=True)
+        conn.wait(lambda: call.ended, "the Renew answer")
+    except Fail as e:
+        log("error: %s" % e)
+        log("status: none")
+        return 1
+    finally:
+        if conn is not None:
+            conn.close()
+    status, message = call.status()
+    log("status: %s" % ("none" if status is None else status))
+    log("grpc-message: %s" % (message or ""))
+    problems = []
+    if call.messages:
+        r = pb["token"].RenewResponse()
+        r.ParseFromString(call.messages[0])
+        log("token: %s" % r.token)
+        if args.save_token:
+            with open(args.save_token, "w") as f:
+                f.write(r.token + "\n")
+    if args.expect_status is not None and status != args.expect_status:
+        problems.append("status %s, expected %d" % (status, args.expect_status))
+    if args.expect_status == 0 and not call.messages:
+        problems.append("no token in the answer")
+    for p in problems:
+        log("problem: %s" % p)
+    log("result: %s" % ("ok" if not problems else "FAILED"))
+    return 0 if not problems else 1
+
+
 # ---- main ------------------------------------------------------------------
 
 def common(p):
@@ -725,10 +778,17 @@ def main():
                    help="NACK the first Address response, naming its first resource")
     x.add_argument("--linger", type=float, default=0.3,
                    help="seconds to keep the stream open after the ACK")
+    r = sub.add_parser("renew", help="one node-token renewal (amesh.token.v1.NodeToken/Renew)")
+    common(r)
+    r.add_argument("--audience", choices=("xds", "ca"), default="xds",
+                   help="which line of the token file to present")
+    r.add_argument("--save-token", help="write the fresh token here")
     args = ap.parse_args()
     pb = load_pb(args)
     if args.cmd == "ca":
         return cmd_ca(args, pb)
+    if args.cmd == "renew":
+        return cmd_renew(args, pb)
     return cmd_xds(args, pb)
 
 

@@ -20,6 +20,7 @@
 #include "base/base.h"
 #include "casvc/casvc.h"
 #include "casvc/token.h"
+#include "casvc/token_gens.h"
 #include "grpc/grpc.h"
 #include "tls/csr.h"
 
@@ -30,31 +31,207 @@ static const uint8_t key_a[TOKEN_KEY_LEN] = {1, 2, 3};
 static const uint8_t key_b[TOKEN_KEY_LEN] = {9, 9, 9};
 
 static void
+mint(const uint8_t *key, enum token_aud aud, const char *node, uint64_t gen, int64_t iss,
+     int64_t exp, char *tok)
+{
+    struct token_claims c = {.aud = aud, .gen = gen, .issued = iss, .expires = exp};
+    snprintf(c.node, sizeof(c.node), "%s", node);
+    assert_int_equal(token_mint(key, &c, tok, TOKEN_MAX_LEN), 0);
+}
+
+static int
+verify(const uint8_t *key, const struct token_gens *g, const char *tok, int64_t now,
+       enum token_aud want, struct token_claims *c, const char **why)
+{
+    return token_verify(key, g, tok, strlen(tok), now, want, c, why);
+}
+
+static void
 test_token_roundtrip(void **state)
 {
-    char tok[TOKEN_MAX_LEN], node[TOKEN_NODE_MAX + 1];
+    char tok[TOKEN_MAX_LEN];
+    struct token_claims c;
     const char *why;
     (void)state;
-    assert_int_equal(token_mint(key_a, "node-1", 2000, tok, sizeof(tok)), 0);
-    assert_int_equal(token_verify(key_a, tok, strlen(tok), 1000, node, &why), 0);
-    assert_string_equal(node, "node-1");
-    /* Expired, other key, tampered node name, truncated, trailing junk. */
-    assert_int_equal(token_verify(key_a, tok, strlen(tok), 2000, node, &why), -MESH_EDENIED);
+    mint(key_a, TOKEN_AUD_XDS, "node-1", 0, 1000, 2000, tok);
+    assert_memory_equal(tok, "v2:xds:node-1:0:1000:2000:", 26);
+    assert_int_equal(strlen(tok), 26 + 64);
+    assert_int_equal(verify(key_a, NULL, tok, 1500, TOKEN_AUD_XDS, &c, &why), 0);
+    assert_null(why);
+    assert_string_equal(c.node, "node-1");
+    assert_int_equal(c.aud, TOKEN_AUD_XDS);
+    assert_int_equal(c.issued, 1000);
+    assert_int_equal(c.expires, 2000);
+    assert_int_equal(verify(key_a, NULL, tok, 1500, TOKEN_AUD_ANY, &c, &why), 0);
+    /* Expired (at the second it names), other key. */
+    assert_int_equal(verify(key_a, NULL, tok, 2000, TOKEN_AUD_XDS, &c, &why), -MESH_EDENIED);
     assert_string_equal(why, "token expired");
-    assert_int_equal(token_verify(key_b, tok, strlen(tok), 1000, node, &why), -MESH_EDENIED);
+    assert_int_equal(verify(key_b, NULL, tok, 1500, TOKEN_AUD_XDS, &c, &why), -MESH_EDENIED);
     assert_string_equal(why, "token signature does not verify");
-    char forged[TOKEN_MAX_LEN + 8];
-    snprintf(forged, sizeof(forged), "v1:node-2%s", tok + strlen("v1:node-1"));
-    assert_int_equal(token_verify(key_a, forged, strlen(forged), 1000, node, &why), -MESH_EDENIED);
-    assert_int_equal(token_verify(key_a, tok, strlen(tok) - 1, 1000, node, &why), -MESH_EDENIED);
+}
+
+static void
+test_token_audience(void **state)
+{
+    char x[TOKEN_MAX_LEN], ca[TOKEN_MAX_LEN], forged[TOKEN_MAX_LEN + 8];
+    struct token_claims c;
+    const char *why;
+    (void)state;
+    mint(key_a, TOKEN_AUD_XDS, "node-1", 0, 1000, 2000, x);
+    mint(key_a, TOKEN_AUD_CA, "node-1", 0, 1000, 2000, ca);
+    assert_int_equal(verify(key_a, NULL, x, 1500, TOKEN_AUD_CA, &c, &why), -MESH_EDENIED);
+    assert_string_equal(why, "token is for xDS, not the CA");
+    assert_int_equal(verify(key_a, NULL, ca, 1500, TOKEN_AUD_XDS, &c, &why), -MESH_EDENIED);
+    assert_string_equal(why, "token is for the CA, not xDS");
+    assert_int_equal(verify(key_a, NULL, ca, 1500, TOKEN_AUD_CA, &c, &why), 0);
+    assert_int_equal(c.aud, TOKEN_AUD_CA);
+    /* The audience is signed: relabelling an xds token as ca breaks the MAC. */
+    snprintf(forged, sizeof(forged), "v2:ca:%s", x + strlen("v2:xds:"));
+    assert_int_equal(verify(key_a, NULL, forged, 1500, TOKEN_AUD_CA, &c, &why), -MESH_EDENIED);
+    assert_string_equal(why, "token signature does not verify");
+    /* An unknown audience is malformed, even signed. */
+    assert_int_equal(token_aud_parse("xdss"), TOKEN_AUD_ANY);
+    struct token_claims bad = {.aud = (enum token_aud)7, .node = "n", .issued = 1, .expires = 2};
+    assert_int_equal(token_mint(key_a, &bad, x, sizeof(x)), -EINVAL);
+}
+
+static void
+test_token_generation(void **state)
+{
+    char g0[TOKEN_MAX_LEN], g1[TOKEN_MAX_LEN], other[TOKEN_MAX_LEN], err[200];
+    struct token_claims c;
+    const char *why;
+    (void)state;
+    struct token_gens *g = token_gens_new();
+    mint(key_a, TOKEN_AUD_CA, "node-1", 0, 1000, 2000, g0);
+    mint(key_a, TOKEN_AUD_CA, "node-2", 0, 1000, 2000, other);
+    assert_int_equal(verify(key_a, g, g0, 1500, TOKEN_AUD_CA, &c, &why), 0);
+    assert_int_equal(token_gens_bump(g, "node-1"), 1);
+    assert_int_equal(verify(key_a, g, g0, 1500, TOKEN_AUD_CA, &c, &why), -MESH_EDENIED);
+    assert_string_equal(why, "token revoked (older generation)");
+    /* node-2 is not touched by node-1's revocation. */
+    assert_int_equal(verify(key_a, g, other, 1500, TOKEN_AUD_CA, &c, &why), 0);
+    mint(key_a, TOKEN_AUD_CA, "node-1", 1, 1000, 2000, g1);
+    assert_int_equal(verify(key_a, g, g1, 1500, TOKEN_AUD_CA, &c, &why), 0);
+    assert_int_equal(c.gen, 1);
+    /* A table that lost the bump (restored from an old backup) does not take a newer token. */
+    assert_int_equal(verify(key_a, NULL, g1, 1500, TOKEN_AUD_CA, &c, &why), -MESH_EDENIED);
+    assert_string_equal(why, "token from a future generation");
+    /* The table round-trips through its file format. */
+    assert_int_equal(token_gens_bump(g, "a-node"), 1);
+    assert_int_equal(token_gens_bump(g, "node-1"), 2);
+    char *text = token_gens_format(g);
+    struct token_gens *h = token_gens_parse(text, strlen(text), err, sizeof(err));
+    assert_non_null(h);
+    assert_int_equal(token_gens_count(h), 2);
+    assert_int_equal(token_gens_get(h, "node-1"), 2);
+    assert_int_equal(token_gens_get(h, "a-node"), 1);
+    assert_int_equal(token_gens_get(h, "node-2"), 0);
+    free(text);
+    token_gens_free(h);
+    token_gens_free(g);
+}
+
+static void
+test_token_gens_file(void **state)
+{
+    char err[200];
+    (void)state;
+    static const struct {
+        const char *text, *err;
+    } bad[] = {
+        {"node-1\n", "line 1: not \"<node> <generation>\""},
+        {"node-1 0\n", "line 1: generation \"0\" is not a positive decimal"},
+        {"node-1 01\n", "line 1: generation \"01\" is not a positive decimal"},
+        {"node-1 -1\n", "line 1: generation \"-1\" is not a positive decimal"},
+        {"node-1  1\n", "line 1: generation \" 1\" is not a positive decimal"},
+        {"# c\nNode 1\n", "line 2: \"Node\" is not a node name"},
+        {"node-1 9223372036854775808\n", "line 1: generation 9223372036854775808 is too large"},
+        {"node-1 99999999999999999999\n", "line 1: not \"<node> <generation>\""},
+        {"b 1\na 2\nb 3\n", "node b is listed twice"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_null(token_gens_parse(bad[i].text, strlen(bad[i].text), err, sizeof(err)));
+        assert_string_equal(err, bad[i].err);
+    }
+    assert_null(token_gens_parse("a 1\0b 2\n", 8, err, sizeof(err)));
+    assert_string_equal(err, "not text");
+    struct token_gens *g = token_gens_parse("# x\n\nnode-1 9223372036854775807", 31, err, sizeof(err));
+    assert_non_null(g);
+    assert_int_equal(token_gens_get(g, "node-1"), INT64_MAX);
+    assert_int_equal(token_gens_bump(g, "node-1"), 0); /* no overflow */
+    assert_int_equal(token_gens_bump(g, "Bad"), 0);
+    token_gens_free(g);
+}
+
+static void
+test_token_malformed(void **state)
+{
+    char tok[TOKEN_MAX_LEN], forged[TOKEN_MAX_LEN + 80], node[TOKEN_NODE_MAX + 2];
+    struct token_claims c;
+    const char *why;
+    (void)state;
+    mint(key_a, TOKEN_AUD_XDS, "node-1", 3, 1000, 2000, tok);
+    size_t n = strlen(tok);
+    /* Tampered fields, each signed over: node, generation, expiry. */
+    const char *swaps[][2] = {{"node-1", "node-2"}, {":3:", ":4:"}, {":2000:", ":9000:"}};
+    for (size_t i = 0; i < 3; i++) {
+        const char *at = strstr(tok, swaps[i][0]);
+        snprintf(forged, sizeof(forged), "%.*s%s%s", (int)(at - tok), tok, swaps[i][1],
+                 at + strlen(swaps[i][0]));
+        assert_int_equal(verify(key_a, NULL, forged, 1500, TOKEN_AUD_ANY, &c, &why), -MESH_EDENIED);
+        assert_string_equal(why, "token signature does not verify");
+    }
+    /* Truncated, trailing junk, an extra field, upper-case MAC, embedded NUL. */
+    assert_int_equal(token_verify(key_a, NULL, tok, n - 1, 1500, 0, &c, &why), -MESH_EDENIED);
     snprintf(forged, sizeof(forged), "%sx", tok);
-    assert_int_equal(token_verify(key_a, forged, strlen(forged), 1000, node, &why), -MESH_EDENIED);
-    /* An embedded NUL does not shorten what is checked. */
-    memcpy(forged, tok, strlen(tok) + 1);
+    assert_int_equal(verify(key_a, NULL, forged, 1500, 0, &c, &why), -MESH_EDENIED);
+    snprintf(forged, sizeof(forged), "v2:xds:x:%s", tok + 7);
+    assert_int_equal(verify(key_a, NULL, forged, 1500, 0, &c, &why), -MESH_EDENIED);
+    assert_string_equal(why, "malformed token");
+    memcpy(forged, tok, n + 1);
+    for (size_t i = n - 64; i < n; i++)
+        if (forged[i] >= 'a')
+            forged[i] = (char)(forged[i] - 32);
+    assert_int_equal(verify(key_a, NULL, forged, 1500, 0, &c, &why), -MESH_EDENIED);
+    memcpy(forged, tok, n + 1);
     forged[4] = '\0';
-    assert_int_equal(token_verify(key_a, forged, strlen(tok), 1000, node, &why), -MESH_EDENIED);
-    assert_int_equal(token_verify(key_a, "", 0, 1000, node, &why), -MESH_EDENIED);
-    assert_int_equal(token_verify(key_a, "Bearer x", 8, 1000, node, &why), -MESH_EDENIED);
+    assert_int_equal(token_verify(key_a, NULL, forged, n, 1500, 0, &c, &why), -MESH_EDENIED);
+    assert_string_equal(why, "malformed token");
+    /* Garbage, empty, a header, a v1 token (refused with a reason that says what to do). */
+    assert_int_equal(token_verify(key_a, NULL, "", 0, 1500, 0, &c, &why), -MESH_EDENIED);
+    assert_int_equal(verify(key_a, NULL, "Bearer x", 1500, 0, &c, &why), -MESH_EDENIED);
+    assert_int_equal(verify(key_a, NULL, "v2::::::", 1500, 0, &c, &why), -MESH_EDENIED);
+    assert_int_equal(verify(key_a, NULL,
+                            "v1:node-1:2000:0000000000000000000000000000000000000000000000000000000000000000",
+                            1500, 0, &c, &why), -MESH_EDENIED);
+    assert_non_null(strstr(why, "v1 token"));
+    /* Length caps: the longest node name fits; anything over TOKEN_MAX_LEN is refused unread. */
+    memset(node, 'a', TOKEN_NODE_MAX);
+    node[TOKEN_NODE_MAX] = '\0';
+    mint(key_a, TOKEN_AUD_XDS, node, INT64_MAX, INT64_MAX - TOKEN_MAX_TTL, INT64_MAX, tok);
+    assert_true(strlen(tok) <= TOKEN_MAX_LEN - 1);
+    assert_int_equal(verify(key_a, NULL, tok, 1500, 0, &c, &why), -MESH_EDENIED); /* gen */
+    assert_string_equal(why, "token from a future generation");
+    char big[TOKEN_MAX_LEN + 2];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "v2:", 3);
+    assert_int_equal(token_verify(key_a, NULL, big, sizeof(big), 1500, 0, &c, &why), -MESH_EDENIED);
+    assert_string_equal(why, "malformed token");
+    /* Lifetime bounds at minting: positive, issued before expiry, at most TOKEN_MAX_TTL. */
+    struct token_claims cl = {.aud = TOKEN_AUD_CA, .node = "n", .issued = 1000, .expires = 1000};
+    assert_int_equal(token_mint(key_a, &cl, tok, sizeof(tok)), -EINVAL);
+    cl.expires = 1000 + TOKEN_MAX_TTL + 1;
+    assert_int_equal(token_mint(key_a, &cl, tok, sizeof(tok)), -EINVAL);
+    cl.expires = 1000 + TOKEN_MAX_TTL;
+    assert_int_equal(token_mint(key_a, &cl, tok, sizeof(tok)), 0);
+    /* token_parse reads the fields without the key, and refuses what verify would not parse. */
+    assert_int_equal(token_parse(tok, strlen(tok), &c, &why), 0);
+    assert_int_equal(c.expires - c.issued, TOKEN_MAX_TTL);
+    assert_int_equal(token_mint(key_a, &cl, tok, 40), -EINVAL); /* no room: nothing written */
+    assert_string_equal(tok, "");
+    assert_int_equal(token_parse("v2:ca:n:0:1000:999:x", 20, &c, &why), -MESH_EDENIED);
 }
 
 static void
@@ -67,8 +244,32 @@ test_token_node_names(void **state)
     assert_false(token_node_valid("-a"));
     assert_false(token_node_valid("a:b"));
     assert_false(token_node_valid("Node"));
-    assert_int_equal(token_mint(key_a, "a:b", 10, tok, sizeof(tok)), -EINVAL);
-    assert_int_equal(token_mint(key_a, "ok", 10, tok, 20), -EINVAL);
+    struct token_claims c = {.aud = TOKEN_AUD_XDS, .node = "a:b", .issued = 1, .expires = 10};
+    assert_int_equal(token_mint(key_a, &c, tok, sizeof(tok)), -EINVAL);
+    snprintf(c.node, sizeof(c.node), "ok");
+    assert_int_equal(token_mint(key_a, &c, tok, 20), -EINVAL);
+}
+
+static void
+test_token_file_pick(void **state)
+{
+    const char *t;
+    size_t n;
+    (void)state;
+    static const char two[] = "v2:xds:n:0:1:2:aa\r\nv2:ca:n:0:1:2:bb\n";
+    assert_int_equal(token_file_pick(two, strlen(two), TOKEN_AUD_CA, &t, &n), 0);
+    assert_int_equal(n, strlen("v2:ca:n:0:1:2:bb"));
+    assert_memory_equal(t, "v2:ca:n:0:1:2:bb", n);
+    assert_int_equal(token_file_pick(two, strlen(two), TOKEN_AUD_XDS, &t, &n), 0);
+    assert_memory_equal(t, "v2:xds:n:0:1:2:aa", n);
+    /* One line of the other audience is not used for this one. */
+    assert_int_equal(token_file_pick(two, 19, TOKEN_AUD_CA, &t, &n), -1);
+    /* One opaque line (a v1 token, a JWT) serves both; meshd judges it. */
+    assert_int_equal(token_file_pick("\nopaque-jwt \n", 13, TOKEN_AUD_CA, &t, &n), 0);
+    assert_memory_equal(t, "opaque-jwt", n);
+    assert_int_equal(token_file_pick("a\nb\n", 4, TOKEN_AUD_CA, &t, &n), -1);
+    assert_int_equal(token_file_pick("", 0, TOKEN_AUD_XDS, &t, &n), -1);
+    assert_int_equal(token_file_pick("v2:xds:\n", 8, TOKEN_AUD_XDS, &t, &n), -1);
 }
 
 /* The authorizer: node-1 runs default/client; nothing else runs anywhere. */
@@ -365,6 +566,11 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token_roundtrip),
+        cmocka_unit_test(test_token_audience),
+        cmocka_unit_test(test_token_generation),
+        cmocka_unit_test(test_token_gens_file),
+        cmocka_unit_test(test_token_malformed),
+        cmocka_unit_test(test_token_file_pick),
         cmocka_unit_test(test_token_node_names),
         cmocka_unit_test(test_sign_and_accept),
         cmocka_unit_test(test_refusals),

@@ -1,0 +1,413 @@
+/*
+ * token.c - this node's credentials for meshd (control-plane mode): one token
+ * per audience (xds, ca) from --token FILE, kept in memory, renewed before
+ * they expire, and taken from the file again whenever it changes.
+ *
+ * Renewal: at half-life each token is exchanged for a fresh one of the same
+ * audience and lifetime (TOKEN_RENEW_METHOD on meshd, over the channel of
+ * that audience), so a running ztunnel never loses its credential. The fresh
+ * tokens are written back to the file (temporary file, rename) when it is
+ * writable, so a restart starts from them; a read-only file (a mounted
+ * secret) is left alone and the renewed tokens live in memory.
+ *
+ * External rotation: before every use and every renewal the file's identity
+ * (inode, size, times) is compared with what was last read or written; when
+ * someone else replaced it (an operator after `meshd token --revoke`, a
+ * projected token), its tokens win over the ones in memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_SCOPE "token"
+#include "base/base.h"
+#include "casvc/token.h"
+#include "channel/channel.h"
+#include "log/log.h"
+#include "rpc/rpc.h"
+#include "token.pb-c.h"
+#include "ztunnel.h"
+
+#define RENEW_DEADLINE_MS 10000
+#define RENEW_RETRY_START_MS 1000
+#define RENEW_RETRY_MAX_MS 60000
+#define EXPIRED_POLL_MS 5000 /* an expired token cannot renew: wait for the file to change */
+#define RENEW_MAX_RESPONSE 1024
+
+struct tok_slot {
+    struct zt_tokens *owner;
+    enum token_aud aud;
+    char tok[TOKEN_MAX_LEN + 1]; /* "" when the file had none for this audience */
+    size_t len;
+    bool renewable; /* a v2 token: |c| holds its fields */
+    struct token_claims c;
+    struct loop_timer timer; /* next renewal, or retry */
+    struct loop_timer deadline;
+    struct channel_waiter wait;
+    struct rpc_call *call;
+    uint8_t *resp;
+    size_t resp_len;
+    uint64_t backoff_ms;
+    bool said_expired; /* logged once per token */
+};
+
+struct zt_tokens {
+    struct zt *zt;
+    struct tok_slot slot[2]; /* xds, ca */
+    struct stat seen;        /* the file as last read or written */
+    bool have_seen;
+    bool warned_mode, warned_ro;
+};
+
+static void schedule(struct tok_slot *s);
+
+static struct tok_slot *
+slot_of(struct zt_tokens *t, enum token_aud aud)
+{
+    return &t->slot[aud == TOKEN_AUD_CA ? 1 : 0];
+}
+
+static bool
+same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Takes |tok| as |s|'s token (when it differs) and plans its renewal. */
+static void
+adopt(struct tok_slot *s, const char *tok, size_t len, const char *from)
+{
+    const char *why;
+    if (len == s->len && memcmp(tok, s->tok, len) == 0)
+        return;
+    memcpy(s->tok, tok, len);
+    s->tok[len] = '\0';
+    s->len = len;
+    s->renewable = token_parse(tok, len, &s->c, &why) == 0 && s->c.aud == s->aud;
+    s->backoff_ms = 0;
+    s->said_expired = false;
+    if (s->renewable)
+        log_info("%s token for node %s from %s, valid until %" PRId64 " (generation %" PRIu64 ")",
+                 token_aud_name(s->aud), s->c.node, from, s->c.expires, s->c.gen);
+    else
+        log_warn("%s token from %s is not one ztunnel can renew (%s); using it as it is",
+                 token_aud_name(s->aud), from, why ? why : "another audience");
+    schedule(s);
+}
+
+/*
+ * Reads the file again if it changed since last read or written. Returns 0,
+ * or -1 with |why| when it cannot be read (the tokens in memory stay).
+ */
+static int
+refresh(struct zt_tokens *t, char *why, size_t whylen)
+{
+    const char *path = t->zt->opts.token_file;
+    char text[TOKEN_FILE_MAX + 1];
+    struct stat st;
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(why, whylen, "token %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (t->have_seen && same_file(&st, &t->seen)) {
+        close(fd);
+        return 0;
+    }
+    if (!t->warned_mode && (st.st_mode & 077) != 0) {
+        log_warn("token %s is readable by group or others (mode %03o): it lets anyone get this "
+                 "node's certificates", path, st.st_mode & 0777);
+        t->warned_mode = true;
+    }
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof(text) && (r = read(fd, text + n, sizeof(text) - n)) > 0)
+        n += (size_t)r;
+    close(fd);
+    if (n > TOKEN_FILE_MAX) {
+        snprintf(why, whylen, "token %s is larger than %d bytes", path, TOKEN_FILE_MAX);
+        return -1;
+    }
+    t->seen = st;
+    t->have_seen = true;
+    bool any = false;
+    for (int i = 0; i < 2; i++) {
+        const char *tok;
+        size_t len;
+        if (token_file_pick(text, n, t->slot[i].aud, &tok, &len) == 0 && len <= TOKEN_MAX_LEN &&
+            memchr(tok, '\r', len) == NULL) {
+            adopt(&t->slot[i], tok, len, path);
+            any = true;
+        }
+    }
+    if (!any) {
+        snprintf(why, whylen, "token %s holds no token ztunnel can use", path);
+        return -1;
+    }
+    return 0;
+}
+
+int
+zt_bearer(struct zt *zt, enum token_aud aud, char *out, size_t outlen, char *why, size_t whylen)
+{
+    struct zt_tokens *t = zt->tokens;
+    struct tok_slot *s = slot_of(t, aud);
+    char rwhy[300];
+    if (refresh(t, rwhy, sizeof(rwhy)) < 0 && s->len == 0) {
+        snprintf(why, whylen, "%s", rwhy);
+        return -1;
+    }
+    if (s->len == 0) {
+        snprintf(why, whylen, "token %s has no %s token", zt->opts.token_file,
+                 token_aud_name(aud));
+        return -1;
+    }
+    snprintf(out, outlen, "Bearer %s", s->tok);
+    return 0;
+}
+
+/* Writes the tokens in memory back to the file, if it is ours to write. */
+static void
+persist(struct zt_tokens *t)
+{
+    const char *path = t->zt->opts.token_file;
+    char tmp[4200], text[2 * (TOKEN_MAX_LEN + 1) + 1] = "", why[300];
+    struct stat st;
+
+    /* Someone replaced the file meanwhile: theirs wins, nothing is overwritten. */
+    if (stat(path, &st) == 0 && t->have_seen && !same_file(&st, &t->seen)) {
+        refresh(t, why, sizeof(why));
+        return;
+    }
+    if (access(path, W_OK) < 0) {
+        if (!t->warned_ro)
+            log_info("token %s is not writable (%s): renewed tokens stay in memory", path,
+                     strerror(errno));
+        t->warned_ro = true;
+        return;
+    }
+    size_t len = 0;
+    for (int i = 0; i < 2; i++)
+        if (t->slot[i].len > 0)
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\n", t->slot[i].tok);
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || rename(tmp, path) < 0) {
+        log_warn("cannot write the renewed tokens to %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return;
+    }
+    if (stat(path, &st) == 0) {
+        t->seen = st;
+        t->have_seen = true;
+    }
+}
+
+/* ---- renewal ------------------------------------------------------------- */
+
+static void on_due(void *arg);
+
+static struct channel *
+channel_of(struct tok_slot *s)
+{
+    struct zt *zt = s->owner->zt;
+    return s->aud == TOKEN_AUD_CA ? certs_channel(zt->certs) : xds_channel(zt->xds);
+}
+
+static void
+call_cleanup(struct tok_slot *s)
+{
+    struct zt *zt = s->owner->zt;
+    loop_timer_stop(zt->loop, &s->deadline);
+    if (s->wait.queued)
+        channel_cancel(channel_of(s), &s->wait);
+    if (s->call != NULL) {
+        rpc_call_free(s->call);
+        s->call = NULL;
+    }
+    free(s->resp);
+    s->resp = NULL;
+    s->resp_len = 0;
+}
+
+/* Plans the next renewal at half-life (now, if that has passed). */
+static void
+schedule(struct tok_slot *s)
+{
+    struct zt *zt = s->owner->zt;
+    loop_timer_stop(zt->loop, &s->timer);
+    if (!s->renewable || s->call != NULL || s->wait.queued)
+        return; /* a renewal in flight reschedules when it ends */
+    int64_t due_ms = (s->c.issued + (s->c.expires - s->c.issued) / 2) * 1000;
+    int64_t now_ms = (int64_t)clock_wall_ms();
+    loop_timer_start(zt->loop, &s->timer, due_ms > now_ms ? (uint64_t)(due_ms - now_ms) : 0,
+                     on_due, s);
+}
+
+static void
+failed(struct tok_slot *s, const char *why)
+{
+    struct zt *zt = s->owner->zt;
+    call_cleanup(s);
+    s->backoff_ms = s->backoff_ms == 0 ? RENEW_RETRY_START_MS : s->backoff_ms * 2;
+    if (s->backoff_ms > RENEW_RETRY_MAX_MS)
+        s->backoff_ms = RENEW_RETRY_MAX_MS;
+    log_warn("cannot renew the %s token: %s; retrying in %" PRIu64 " ms (valid until %" PRId64
+             ")", token_aud_name(s->aud), why, s->backoff_ms, s->c.expires);
+    loop_timer_start(zt->loop, &s->timer, s->backoff_ms, on_due, s);
+}
+
+static int
+on_renew_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
+{
+    struct tok_slot *s = arg;
+    (void)call;
+    if (s->resp != NULL)
+        return -MESH_EPROTO; /* unary: one answer */
+    s->resp = xmalloc(len ? len : 1);
+    memcpy(s->resp, msg, len);
+    s->resp_len = len;
+    return 0;
+}
+
+static void
+on_renew_end(void *arg, struct rpc_call *call, int status, const char *message)
+{
+    struct tok_slot *s = arg;
+    struct token_claims c;
+    const char *why = NULL;
+    char buf[300];
+    (void)call;
+
+    if (status != GRPC_STATUS_OK || s->resp == NULL) {
+        snprintf(buf, sizeof(buf), "meshd answered status %d%s%s", status, message ? ": " : "",
+                 message ? message : "");
+        failed(s, buf);
+        return;
+    }
+    Amesh__Token__V1__RenewResponse *r =
+        amesh__token__v1__renew_response__unpack(NULL, s->resp_len, s->resp);
+    const char *tok = r ? r->token : NULL;
+    size_t len = tok ? strlen(tok) : 0;
+    /* Trust only what was asked for: the same audience and node, living longer. */
+    if (tok == NULL || token_parse(tok, len, &c, &why) < 0 || c.aud != s->aud ||
+        strcmp(c.node, s->c.node) != 0 || c.expires <= s->c.expires) {
+        amesh__token__v1__renew_response__free_unpacked(r, NULL);
+        snprintf(buf, sizeof(buf), "meshd's answer is not a fresh token: %s",
+                 why ? why : "another audience, node or no later expiry");
+        failed(s, buf);
+        return;
+    }
+    call_cleanup(s);
+    adopt(s, tok, len, "meshd (renewed)");
+    amesh__token__v1__renew_response__free_unpacked(r, NULL);
+    persist(s->owner);
+}
+
+static const struct rpc_call_cbs renew_cbs = {
+    .on_message = on_renew_message,
+    .on_end = on_renew_end,
+};
+
+static void
+on_session(void *arg, struct h2_session *sess, int err)
+{
+    struct tok_slot *s = arg;
+    struct zt *zt = s->owner->zt;
+    char auth[TOKEN_MAX_LEN + 16], why[200];
+
+    if (sess == NULL) {
+        snprintf(why, sizeof(why), "meshd unreachable: %s", mesh_strerror(err));
+        failed(s, why);
+        return;
+    }
+    snprintf(auth, sizeof(auth), "Bearer %s", s->tok);
+    struct h2_header md[] = {
+        {"authorization", auth},
+        {"clusterid", zt->opts.cluster},
+    };
+    s->call = rpc_call_start(sess, TOKEN_RENEW_METHOD, zt->opts.cp_name, md, 2,
+                             RENEW_MAX_RESPONSE, &renew_cbs, s);
+    if (s->call == NULL || rpc_call_send(s->call, "", 0) < 0) {
+        failed(s, "cannot open a call to meshd");
+        return;
+    }
+    rpc_call_close_send(s->call);
+}
+
+static void
+on_deadline(void *arg)
+{
+    failed(arg, "meshd did not answer in time");
+}
+
+static void
+on_due(void *arg)
+{
+    struct tok_slot *s = arg;
+    struct zt *zt = s->owner->zt;
+    char why[300];
+
+    /* A fresher token may be in the file (adopt() then plans anew). */
+    if (refresh(s->owner, why, sizeof(why)) < 0)
+        log_warn("%s", why);
+    if (!s->renewable || loop_timer_armed(&s->timer))
+        return;
+    int64_t now = (int64_t)(clock_wall_ms() / 1000);
+    if (s->c.expires <= now) {
+        if (!s->said_expired)
+            log_error("the %s token expired at %" PRId64 " and cannot be renewed; waiting for a "
+                      "new one in %s (meshd token --node %s)", token_aud_name(s->aud), s->c.expires,
+                      zt->opts.token_file, s->c.node);
+        s->said_expired = true;
+        loop_timer_start(zt->loop, &s->timer, EXPIRED_POLL_MS, on_due, s);
+        return;
+    }
+    loop_timer_start(zt->loop, &s->deadline, RENEW_DEADLINE_MS, on_deadline, s);
+    channel_get(channel_of(s), &s->wait, on_session, s);
+}
+
+struct zt_tokens *
+zt_tokens_new(struct zt *zt)
+{
+    struct zt_tokens *t = xcalloc(1, sizeof(*t));
+    char why[300];
+    t->zt = zt;
+    for (int i = 0; i < 2; i++) {
+        t->slot[i].owner = t;
+        t->slot[i].aud = i == 0 ? TOKEN_AUD_XDS : TOKEN_AUD_CA;
+    }
+    zt->tokens = t;
+    /* Unreadable now is not fatal: every use tries again, as the file may appear. */
+    if (refresh(t, why, sizeof(why)) < 0)
+        log_warn("%s", why);
+    return t;
+}
+
+void
+zt_tokens_free(struct zt_tokens *t)
+{
+    if (t == NULL)
+        return;
+    for (int i = 0; i < 2; i++) {
+        struct tok_slot *s = &t->slot[i];
+        loop_timer_stop(t->zt->loop, &s->timer);
+        call_cleanup(s);
+    }
+    t->zt->tokens = NULL;
+    free(t);
+}
