@@ -109,7 +109,7 @@ def main():
     try:
         conn = cp_client.Conn(cp_client.tls_connect(args, dl), dl, args)
         for _ in range(args.repeat):  # one call (stream) after the other on one connection
-            call = conn.start_call(path, cp_client.read_token(args))
+            call = conn.start_call(path, cp_client.read_token(args, args.cmd))
             conn.send(call, msg, end=args.cmd == "ca")
             conn.wait(lambda: call.ended, "the server's answer")
             results.append(call.status())
