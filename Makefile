@@ -6,7 +6,8 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 GEN        := -G Ninja
 
-.PHONY: all deps build asan test unit integration fuzz-replay demo bench clean format lint
+.PHONY: all deps build asan test unit integration fuzz-replay demo bench clean format lint \
+        fresh-check install
 
 all: build
 
@@ -39,6 +40,12 @@ integration: asan
 
 demo: build
 	@tools/demo.sh $(BUILD)
+
+# `make demo` on a minimal Debian 12 root made from this machine's apt sources: fails when
+# a package the project needs is missing from tools/install-deps.sh (root; see the script).
+fresh-check:
+	@tools/install-deps.sh fresh-check
+	@tools/fresh-check.sh
 
 bench: build
 	@bench/run.sh $(BUILD)
