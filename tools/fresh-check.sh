@@ -108,8 +108,23 @@ WORKDIR=$(mktemp -d /var/tmp/amesh-fresh-check.XXXXXX)
 R=$WORKDIR/root
 
 mounted_under() { grep -F " $WORKDIR/" /proc/self/mountinfo || true; }
+procs_in_root() { # pids whose root directory is in the throw-away root
+    find /proc/[0-9]*/root -maxdepth 0 \( -lname "$R" -o -lname "$R/*" \) 2>/dev/null |
+        cut -d/ -f3
+}
+CHILD=
 cleanup() {
     local rc=$?
+    # Killing unshare kills its child (--kill-child), PID 1 of the namespace, and with it
+    # every process in there; wait (bounded) until the kernel has reaped them all. SIGKILL:
+    # unshare --fork blocks SIGTERM and SIGINT while its child runs.
+    if [ -n "$CHILD" ]; then kill -KILL "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
+    for _ in $(seq 100); do [ -z "$(procs_in_root)" ] && break; sleep 0.1; done
+    if [ -n "$(procs_in_root)" ]; then
+        say "processes still in the root: $(procs_in_root | tr '\n' ' ')- killing them"
+        procs_in_root | xargs -r kill -9 2>/dev/null || true
+        sleep 0.5
+    fi
     # The namespaces' ends took every process and mount with them; check, never assume:
     # removing a root with the host's /dev bound into it would remove the host's /dev.
     if [ -n "$(mounted_under)" ]; then
@@ -139,12 +154,12 @@ mkdir -p "$R/src/amesh"
     tar -c --null -T - -f -) | tar -x -f - -C "$R/src/amesh"
 say "root ready in $(elapsed "$t0"): $R ($(du -sm "$R" | cut -f1) MB)"
 
-# Runs $2 in the root: a new mount and PID namespace (and $1 = net: a new network
+# Runs $2 in the root (in a subshell: it execs): a new mount and PID namespace (and $1 = net: a new network
 # namespace), with /proc, /sys, /dev, a private /run and the .deb cache mounted.
 in_root() { # net|host command
     local net=() lo=:
     if [ "$1" = net ]; then net=(--net); lo='ip link set lo up'; fi
-    unshare --mount --propagation private --pid --fork --kill-child "${net[@]}" \
+    exec unshare --mount --propagation private --pid --fork --kill-child "${net[@]}" \
         /bin/bash -euo pipefail -c '
         R=$1 CACHE=$2 LO=$3; shift 3
         $LO
@@ -159,14 +174,25 @@ in_root() { # net|host command
         "${CLEAN_ENV[@]}" /bin/bash -c "cd /src/amesh && $2"
 }
 
+# in_root in the background, so that a signal to this script is handled at once (bash
+# runs traps only between foreground commands) and cleanup can end the namespaces.
+run_root() {
+    in_root "$@" &
+    CHILD=$!
+    local rc=0
+    wait "$CHILD" || rc=$?
+    CHILD=
+    return $rc
+}
+
 # ---- 3. install: tools/install-deps.sh, with the network ------------------------------
 t0=$(date +%s)
 say "install: tools/install-deps.sh in the fresh root"
-in_root host tools/install-deps.sh || die "tools/install-deps.sh failed in the fresh root"
+run_root host tools/install-deps.sh || die "tools/install-deps.sh failed in the fresh root"
 say "install: done in $(elapsed "$t0")"
 
 # ---- 4. demo: `make demo`, in its own network namespace -------------------------------
 t0=$(date +%s)
 say "demo: $CMD (own network namespace, no network)"
-in_root net "$CMD" || die "'$CMD' failed on a fresh Debian 12 root with only what tools/install-deps.sh installs"
+run_root net "$CMD" || die "'$CMD' failed on a fresh Debian 12 root with only what tools/install-deps.sh installs"
 say "demo: done in $(elapsed "$t0")"
