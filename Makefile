@@ -3,6 +3,8 @@
 # both install missing Debian packages first (tools/install-deps.sh).
 
 BUILD      ?= build
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 ASAN_BUILD ?= build-asan
 GEN        := -G Ninja
 
@@ -37,6 +39,11 @@ fuzz-replay: asan
 
 integration: asan
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -L integration
+
+# The programs into $(DESTDIR)$(PREFIX)/bin (and the samples, see CMakeLists.txt). Or use
+# them in place: export PATH=$$PWD/build/bin:$$PATH
+install: build
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 
 demo: build
 	@tools/demo.sh $(BUILD)
