@@ -101,7 +101,9 @@ else
     mv "$base.tmp" "$base"
     say "base root: built in $(elapsed "$t0")"
 fi
-flock -u 8
+# .deb files no run has used for 30 days (superseded versions) go.
+find "$CACHE/archives" -maxdepth 1 -name '*.deb' -atime +30 -delete
+exec 8>&-
 
 # ---- 2. a throw-away root with the checkout -------------------------------------------
 WORKDIR=$(mktemp -d /var/tmp/amesh-fresh-check.XXXXXX)
