@@ -35,7 +35,8 @@ if [ -z "${AMESH_IT_INNER:-}" ]; then
     before_shared=$(ls_shared)
     PRIVTMP=$(mktemp -d /tmp/amesh-run.XXXXXX)
     CG=
-    if root=$(cgroup2_root) && [ -n "$root" ] && [ -w "$root" ]; then
+    # AMESH_IT_NO_CGROUP=1: the session-only fallback (to try it where cgroup v2 exists).
+    if [ -z "${AMESH_IT_NO_CGROUP:-}" ] && root=$(cgroup2_root) && [ -n "$root" ] && [ -w "$root" ]; then
         # Cgroups of wrappers that died (e.g. SIGKILLed by ctest's timeout): end them.
         for old in "$root"/amesh-it-*; do
             [ -d "$old" ] || continue
