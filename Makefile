@@ -3,10 +3,13 @@
 # both install missing Debian packages first (tools/install-deps.sh).
 
 BUILD      ?= build
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 ASAN_BUILD ?= build-asan
 GEN        := -G Ninja
 
-.PHONY: all deps build asan test unit integration fuzz-replay demo bench clean format lint
+.PHONY: all deps build asan test unit integration fuzz-replay demo bench clean format lint \
+        fresh-check install
 
 all: build
 
@@ -37,8 +40,19 @@ fuzz-replay: asan
 integration: asan
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -L integration
 
+# The programs into $(DESTDIR)$(PREFIX)/bin (and the samples, see CMakeLists.txt). Or use
+# them in place: export PATH=$$PWD/build/bin:$$PATH
+install: build
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
 demo: build
 	@tools/demo.sh $(BUILD)
+
+# `make demo` on a minimal Debian 12 root made from this machine's apt sources: fails when
+# a package the project needs is missing from tools/install-deps.sh (root; see the script).
+fresh-check:
+	@tools/install-deps.sh fresh-check
+	@tools/fresh-check.sh
 
 bench: build
 	@bench/run.sh $(BUILD)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages amesh builds, tests and demos with.
 # Idempotent: does nothing when everything is already present.
+#   tools/install-deps.sh               what `make demo` / `make test` need
+#   tools/install-deps.sh fresh-check   also what `make fresh-check` needs on the host
 set -euo pipefail
 
 pkgs=(
@@ -14,6 +16,13 @@ pkgs=(
   haproxy stunnel4 iperf3 wrk
   prometheus # promtool check metrics on ztunnel's scrape (test 14); its service is not needed
 )
+case "${1:-}" in
+  "") ;;
+  # mmdebstrap builds the minimal Debian 12 root of tools/fresh-check.sh (not needed
+  # inside that root, nor by a user's `make demo`).
+  fresh-check) pkgs+=(mmdebstrap) ;;
+  *) echo "usage: $0 [fresh-check]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -29,7 +29,7 @@ SNAT4=198.18.7.127 SNAT6=2001:db8:7::127   # probe SNAT addresses (override of I
 
 inpod_cleanup() {
     local rc=$?
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    kill_pids # lib.sh: the probes run under innode/inpod, children of start_bg's subshells
     ip netns del "$POD" 2>/dev/null || true
     ip netns del "$NODE" 2>/dev/null || true
     (exit $rc)

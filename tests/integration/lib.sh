@@ -13,7 +13,7 @@ TCPTOOL="$PY $ROOT/tests/support/tcptool.py"
 ID=${ID:-$$}
 N1=amt-n1-$ID
 N2=amt-n2-$ID
-WORK=$(mktemp -d /tmp/amesh-it.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/amesh-it.XXXXXX") # run.sh gives each test its own TMPDIR
 PIDS=()
 FAILS=0
 PASSES=0
@@ -30,11 +30,30 @@ check() { # check "description" command...
     if "$@"; then pass "$what"; else fail "$what"; fi
 }
 
+# The pids given and all their descendants. start_bg of a shell function (or of a
+# pipeline) makes $! a subshell whose children are the real workload: killing only the
+# subshell leaves them running.
+pid_tree() { # pid...
+    local p
+    for p in "$@"; do
+        [ -n "$p" ] || continue
+        echo "$p"
+        pid_tree $(pgrep -P "$p" || true)
+    done
+}
+# SIGTERM the processes of $PIDS and their descendants, SIGKILL what is left after 0.2 s.
+kill_pids() {
+    local all
+    all=$(pid_tree "${PIDS[@]:-}")
+    [ -n "$all" ] || return 0
+    kill $all 2>/dev/null || true
+    sleep 0.2
+    kill -9 $all 2>/dev/null || true
+}
+
 cleanup() {
     local rc=$?
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    sleep 0.2
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+    kill_pids
     ip netns del "$N1" 2>/dev/null || true
     ip netns del "$N2" 2>/dev/null || true
     for p in "${POD_NETNS[@]:-}"; do [ -n "$p" ] && ip netns del "$p" 2>/dev/null || true; done
