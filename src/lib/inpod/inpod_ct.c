@@ -19,7 +19,7 @@
  *      without an entry (conntrack starts in a namespace only once a rule
  *      needs it) gets one, established, marked.
  *
- * See inpod_internal.h; what remains is written in ARCHITECTURE.md.
+ * See inpod_ct.h; what remains open is written in ARCHITECTURE.md (in-pod mode).
  */
 #include <arpa/inet.h>
 #include <errno.h>
