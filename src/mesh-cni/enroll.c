@@ -31,7 +31,6 @@ struct member {
     char *uid;   /* what ztunnel knows it by */
     char *netns; /* the path we opened */
     uint64_t ino;
-    bool ipv6;
     bool seen; /* still wanted in this round */
 };
 
@@ -68,7 +67,7 @@ static void
 leave(struct cni *c, struct member *m, const char *why)
 {
     char err[1024];
-    struct inpod_opts io = {.ipv6 = m->ipv6};
+    struct inpod_opts io = {0};
     int fd = open(m->netns, O_RDONLY | O_CLOEXEC);
     struct stat st;
 
@@ -88,7 +87,7 @@ join(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, co
 {
     char err[1024];
     struct stat st;
-    struct inpod_opts io = {.ipv6 = pi->has_ipv6};
+    struct inpod_opts io = {0};
     int fd = open(netns, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0 || fstat(fd, &st) < 0) {
@@ -99,6 +98,9 @@ join(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, co
     }
     if (inpod_apply(fd, &io, err, sizeof(err)) < 0) {
         log_error("%s: installing the redirection rules: %s", key, err);
+        /* Not half in: a pod whose traffic goes to a ztunnel that does not serve it is cut off. */
+        if (inpod_remove(fd, &io, err, sizeof(err)) < 0)
+            log_error("%s: removing what was installed: %s", key, err);
         close(fd);
         return;
     }
@@ -108,7 +110,6 @@ join(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, co
     m->uid = xstrdup(pi->uid[0] ? pi->uid : key);
     m->netns = xstrdup(netns);
     m->ino = (uint64_t)st.st_ino;
-    m->ipv6 = pi->has_ipv6;
     m->seen = true;
     int rc = zds_server_add(c->zds, m->uid, k8s_obj_name(pod), k8s_obj_namespace(pod),
                             pi->service_account, fd);

@@ -3,7 +3,10 @@
  *
  *   inpod_tool apply|remove NETNS [options]   NETNS: a name under /run/netns, or a path
  *   inpod_tool rules 4|6 [options]            prints inpod_rules()
- *   options: --dns --ipv6 --probe-v4 A --probe-v6 A --timeout MS --bin-dir DIR
+ *   inpod_tool conntrack NETNS                prints the pod's TCP conntrack entries that
+ *                                             carry our mark bits: "0x1000 SRC:P DST:P"
+ *   options: --dns --probe-v4 A --probe-v6 A --timeout MS --bin-dir DIR --debug
+ *   (apply and remove always cover both families)
  *
  * Exits 0, or 1 with the error on stderr.
  */
@@ -14,14 +17,50 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "inpod/inpod.h"
+#include "inpod/inpod_ct.h"
 #include "log/log.h"
 
 static void __attribute__((noreturn)) usage(void)
 {
-    fprintf(stderr, "usage: inpod_tool apply|remove NETNS | rules 4|6  [--dns] [--ipv6] "
+    fprintf(stderr, "usage: inpod_tool apply|remove NETNS | rules 4|6  [--dns] "
                     "[--probe-v4 A] [--probe-v6 A] [--timeout MS] [--bin-dir DIR] [--debug]\n");
     exit(2);
+}
+
+static void
+end_str(const struct inpod_flow *f, bool second, char *out, size_t len)
+{
+    char a[INET6_ADDRSTRLEN];
+
+    inet_ntop(f->family, second ? f->b : f->a, a, sizeof(a));
+    snprintf(out, len, f->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
+             second ? f->pb : f->pa);
+}
+
+static int
+print_conntrack(int fd, char *err, size_t errlen)
+{
+    struct inpod_ct *e;
+    size_t n;
+    int rc = inpod_ct_list(fd, &e, &n, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        char src[64], dst[64];
+        uint32_t ours = e[i].mark & (INPOD_CT_EXISTING | INPOD_CT_NEW);
+        if (e[i].proto != IPPROTO_TCP || ours == 0)
+            continue;
+        end_str(&e[i].orig, false, src, sizeof(src));
+        end_str(&e[i].orig, true, dst, sizeof(dst));
+        printf("0x%x %s %s\n", ours, src, dst);
+    }
+    free(e);
+    return 0;
 }
 
 int
@@ -37,8 +76,6 @@ main(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--dns") == 0)
             o.dns_capture = true;
-        else if (strcmp(a, "--ipv6") == 0)
-            o.ipv6 = true;
         else if (strcmp(a, "--debug") == 0)
             log_set_level(LOG_DEBUG);
         else if (i + 1 >= argc)
@@ -64,7 +101,8 @@ main(int argc, char **argv)
         free(t);
         return 0;
     }
-    if (strcmp(argv[1], "apply") != 0 && strcmp(argv[1], "remove") != 0)
+    if (strcmp(argv[1], "apply") != 0 && strcmp(argv[1], "remove") != 0 &&
+        strcmp(argv[1], "conntrack") != 0)
         usage();
     if (strchr(argv[2], '/') != NULL)
         snprintf(path, sizeof(path), "%s", argv[2]);
@@ -75,7 +113,9 @@ main(int argc, char **argv)
         fprintf(stderr, "inpod_tool: %s: %s\n", path, strerror(errno));
         return 1;
     }
-    if (strcmp(argv[1], "apply") == 0)
+    if (strcmp(argv[1], "conntrack") == 0) {
+        rc = print_conntrack(fd, err, sizeof(err));
+    } else if (strcmp(argv[1], "apply") == 0)
         rc = inpod_apply(fd, &o, err, sizeof(err));
     else
         rc = inpod_remove(fd, &o, err, sizeof(err));

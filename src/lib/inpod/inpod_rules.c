@@ -13,7 +13,7 @@
 #include "inpod/inpod.h"
 #include "inpod/inpod_internal.h"
 
-#define RULE_MAX  24
+#define RULE_MAX  32
 #define TABLE_MAX 16
 
 /*
@@ -113,6 +113,7 @@ build(enum inpod_family f, const struct inpod_opts *o, struct ruleset *rs)
     static const struct inpod_opts defaults;
     char probe[INET6_ADDRSTRLEN];
     const char *lo, *plen, *mark = "0x539/0xfff", *conn = "0x111/0xfff";
+    char existing[32], fresh[32];
 
     if (o == NULL)
         o = &defaults;
@@ -127,6 +128,8 @@ build(enum inpod_family f, const struct inpod_opts *o, struct ruleset *rs)
         lo = "127.0.0.1/32";
         plen = "/32";
     }
+    snprintf(existing, sizeof(existing), "0x%x/0x%x", INPOD_CT_EXISTING, INPOD_CT_EXISTING);
+    snprintf(fresh, sizeof(fresh), "0x%x/0x%x", INPOD_CT_NEW, INPOD_CT_NEW);
     rs->n = 0;
     add(rs, "mangle", "PREROUTING", "-j %s", INPOD_CHAIN_PRERT);
     add(rs, "mangle", "OUTPUT", "-j %s", INPOD_CHAIN_OUTPUT);
@@ -137,18 +140,34 @@ build(enum inpod_family f, const struct inpod_opts *o, struct ruleset *rs)
     }
     add(rs, "nat", "PREROUTING", "-j %s", INPOD_CHAIN_PRERT);
 
+    /*
+     * Not in Istio's rules: the connections open at enrollment stay direct, and
+     * nothing else slips past. The nat table sees only a connection's first
+     * packet; for a connection older than the rules that packet comes without
+     * SYN, and redirecting it would reset the connection (istio/istio#48876).
+     * inpod_apply() gives those connections' conntrack entries mark 0x1000,
+     * which nat accepts. Any other first packet without SYN (a raw ACK, sent
+     * to make an entry that a connect() from the same port would then reuse
+     * un-NATed) is dropped before it makes one. Entries started here are
+     * tagged 0x2000, so a later inpod_apply() knows them from leftovers.
+     */
+    add(rs, "mangle", INPOD_CHAIN_PRERT,
+        "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! "
+        "--mark %s -j DROP",
+        existing);
+    add(rs, "mangle", INPOD_CHAIN_PRERT,
+        "-p tcp -m conntrack --ctstate NEW -j CONNMARK --set-xmark %s", fresh);
+    add(rs, "mangle", INPOD_CHAIN_OUTPUT,
+        "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! "
+        "--mark %s -j DROP",
+        existing);
+    add(rs, "mangle", INPOD_CHAIN_OUTPUT,
+        "-p tcp -m conntrack --ctstate NEW -j CONNMARK --set-xmark %s", fresh);
+    add(rs, "nat", INPOD_CHAIN_PRERT, "-m connmark --mark %s -j ACCEPT", existing);
+    add(rs, "nat", INPOD_CHAIN_OUTPUT, "-m connmark --mark %s -j ACCEPT", existing);
     /* ztunnel's packets into the pod mark their connection, so replies find their way back. */
     add(rs, "mangle", INPOD_CHAIN_PRERT, "-m mark --mark %s -j CONNMARK --set-xmark %s", mark,
         conn);
-    /*
-     * Connections that existed before the rules (enrollment of a running pod)
-     * are left alone: the nat table only sees a connection's first packet, and
-     * for those conntrack first meets them mid-stream, without SYN. Redirecting
-     * that packet would reset the connection (istio/istio#48876); accepting it
-     * keeps the connection direct until it ends. Not in Istio's rules.
-     */
-    add(rs, "nat", INPOD_CHAIN_PRERT, "-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT");
-    add(rs, "nat", INPOD_CHAIN_OUTPUT, "-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT");
     /* Kubelet probes, SNATed to the probe address on the node, are not captured. */
     add(rs, "nat", INPOD_CHAIN_PRERT, "-s %s%s -p tcp -m tcp -j ACCEPT", probe, plen);
     add(rs, "nat", INPOD_CHAIN_OUTPUT, "-d %s%s -p tcp -m tcp -j ACCEPT", probe, plen);
