@@ -232,8 +232,8 @@ hs_guard_admit(struct hs_guard *g, const struct ipaddr *peer, hs_end_fn *end, vo
                     ipaddr_str(peer, b));
         ticket_end(old, HS_END_EVICTED);
     }
-    if (s == NULL)
-        s = source_get(g, peer, true);
+    /* Again: the evicted ticket may have been this address's last, and its entry gone. */
+    s = source_get(g, peer, true);
     struct hs_ticket *t = xcalloc(1, sizeof(*t));
     t->g = g;
     t->src = s;
