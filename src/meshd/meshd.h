@@ -116,6 +116,9 @@ void server_snapshot_changed(struct meshd_server *s);
 unsigned server_n_xds_streams(const struct meshd_server *s);
 /* The token generations changed: close the xDS streams of revoked nodes. */
 void server_tokens_revised(struct meshd_server *s);
+struct hs_guard_stats;
+/* Pending TLS handshakes on 15012 and their outcomes (metrics). */
+const struct hs_guard_stats *server_handshake_stats(const struct meshd_server *s);
 
 /* monitor.c */
 int monitor_start(struct meshd *d, char *err, size_t errlen);

@@ -17,6 +17,7 @@ struct meshd_server {
     struct listener *l;
     struct mconn *conns;
     unsigned n_conns;
+    struct hs_guard *guard; /* pending TLS handshakes (lib/conn/hs_guard.h) */
     uint64_t log_window_ms, log_lines, log_suppressed; /* refusal log rate limit */
     struct xds_conn *streams;
     unsigned n_streams;

@@ -11,6 +11,7 @@
 #define LOG_SCOPE "meshd"
 #include "admin/admin_http.h"
 #include "base/base.h"
+#include "conn/hs_guard.h"
 #include "log/log.h"
 #include "meshd.h"
 #include "metrics/process.h"
@@ -70,6 +71,19 @@ render(struct meshd *d)
     metric(f, "meshd_token_renewal_failures_total", "counter",
            "Token renewals refused (invalid, expired or revoked token).");
     fprintf(f, "meshd_token_renewal_failures_total %" PRIu64 "\n", s->token_renew_failures);
+
+    const struct hs_guard_stats *hs = server_handshake_stats(d->server);
+    metric(f, "meshd_tls_handshakes_pending", "gauge",
+           "15012 connections whose TLS handshake has not completed.");
+    fprintf(f, "meshd_tls_handshakes_pending %zu\n", hs->pending);
+    metric(f, "meshd_tls_handshakes_total", "counter",
+           "15012 TLS handshakes by outcome: completed, failed, timeout (deadline), evicted "
+           "(total cap), refused (per-address cap).");
+    fprintf(f, "meshd_tls_handshakes_total{outcome=\"completed\"} %" PRIu64 "\n", hs->completed);
+    fprintf(f, "meshd_tls_handshakes_total{outcome=\"failed\"} %" PRIu64 "\n", hs->failed);
+    fprintf(f, "meshd_tls_handshakes_total{outcome=\"timeout\"} %" PRIu64 "\n", hs->timed_out);
+    fprintf(f, "meshd_tls_handshakes_total{outcome=\"evicted\"} %" PRIu64 "\n", hs->evicted);
+    fprintf(f, "meshd_tls_handshakes_total{outcome=\"refused\"} %" PRIu64 "\n", hs->refused);
 
     metric(f, "pilot_proxy_convergence_time", "histogram",
            "Seconds from a push to the proxy's acknowledgement.");

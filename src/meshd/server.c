@@ -6,6 +6,11 @@
  * for the audience of its method (xds or ca; a renewal takes either and
  * returns the same one) and the node's current generation; a call without a
  * valid one is refused before any of its messages is read.
+ *
+ * Before that, the TLS handshake is bounded like ztunnel's on 15008 by the
+ * shared guard (lib/conn/hs_guard.h): no TLS state until the ClientHello
+ * record is whole, a 5 s deadline, 512 pending in all (the oldest closed for a
+ * new one) and per address the same cap as connections (--max-conns-per-ip).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +22,7 @@
 #define LOG_SCOPE "server"
 #include "base/base.h"
 #include "casvc/casvc.h"
+#include "conn/hs_guard.h"
 #include "conn/listener.h"
 #include "grpc/grpc.h"
 #include "h2/h2.h"
@@ -41,7 +47,9 @@
 struct mconn {
     struct mconn *prev, *next;
     struct meshd_server *srv;
-    struct h2_session *sess;
+    struct h2_session *sess;    /* NULL until the ClientHello record is whole */
+    int fd;                     /* until then */
+    struct hs_ticket *ticket;   /* until the handshake completed */
     struct ipaddr peer;
     uint16_t peer_port;
     bool authed; /* made at least one authenticated call */
@@ -144,11 +152,9 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
 }
 
 static void
-on_closed(void *arg, struct h2_session *s, int err)
+mconn_unlink(struct mconn *mc)
 {
-    struct mconn *mc = arg;
     struct meshd_server *srv = mc->srv;
-    (void)err;
     loop_timer_stop(srv->d->loop, &mc->auth_deadline);
     srv->n_conns--;
     if (mc->prev)
@@ -157,11 +163,31 @@ on_closed(void *arg, struct h2_session *s, int err)
         srv->conns = mc->next;
     if (mc->next)
         mc->next->prev = mc->prev;
+}
+
+static void
+on_closed(void *arg, struct h2_session *s, int err)
+{
+    struct mconn *mc = arg;
+    (void)err;
+    hs_ticket_done(mc->ticket, false);
+    mconn_unlink(mc);
     h2_session_release(s);
     free(mc);
 }
 
+static int
+on_ready(void *arg, struct h2_session *s)
+{
+    struct mconn *mc = arg;
+    (void)s;
+    hs_ticket_done(mc->ticket, true);
+    mc->ticket = NULL;
+    return 0;
+}
+
 static const struct h2_session_cbs cbs = {
+    .on_ready = on_ready,
     .on_request = on_request,
     .on_closed = on_closed,
 };
@@ -172,6 +198,40 @@ on_auth_deadline(void *arg)
     struct mconn *mc = arg;
     /* Connected but never authenticated: the slot goes to someone who will. */
     h2_session_close(mc->sess, -ETIMEDOUT);
+}
+
+/* The guard ended the handshake (deadline, eviction, peer gone); it logged it. */
+static void
+on_guard_end(void *arg, enum hs_end why)
+{
+    struct mconn *mc = arg;
+    mc->ticket = NULL;
+    if (mc->sess != NULL) {
+        h2_session_close(mc->sess, why == HS_END_TIMEOUT ? -ETIMEDOUT : -ECONNABORTED);
+        return;
+    }
+    close(mc->fd);
+    mconn_unlink(mc);
+    free(mc);
+}
+
+/* The ClientHello record is whole: TLS starts now. */
+static void
+on_first_record(void *arg)
+{
+    struct mconn *mc = arg;
+    struct meshd_server *srv = mc->srv;
+    SSL *ssl = SSL_new(srv->d->serving);
+    if (ssl == NULL) {
+        hs_ticket_done(mc->ticket, false);
+        mc->ticket = NULL;
+        on_guard_end(mc, HS_END_CLOSED);
+        return;
+    }
+    mc->sess = h2_session_new(srv->d->loop, mc->fd, ssl, true, &cbs, mc);
+    mc->fd = -1;
+    loop_timer_start(srv->d->loop, &mc->auth_deadline, MESHD_AUTH_DEADLINE_MS, on_auth_deadline,
+                     mc);
 }
 
 static void
@@ -191,13 +251,15 @@ on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
         close(fd);
         return;
     }
-    SSL *ssl = SSL_new(srv->d->serving);
-    if (ssl == NULL) {
-        close(fd);
+    struct mconn *mc = xcalloc(1, sizeof(*mc));
+    mc->ticket = hs_guard_admit(srv->guard, peer, on_guard_end, mc);
+    if (mc->ticket == NULL) {
+        close(fd); /* over the per-address cap on pending handshakes; the guard logged it */
+        free(mc);
         return;
     }
-    struct mconn *mc = xcalloc(1, sizeof(*mc));
     mc->srv = srv;
+    mc->fd = fd;
     mc->peer = *peer;
     mc->peer_port = peer_port;
     mc->next = srv->conns;
@@ -205,9 +267,13 @@ on_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
         srv->conns->prev = mc;
     srv->conns = mc;
     srv->n_conns++;
-    mc->sess = h2_session_new(srv->d->loop, fd, ssl, true, &cbs, mc);
-    loop_timer_start(srv->d->loop, &mc->auth_deadline, MESHD_AUTH_DEADLINE_MS, on_auth_deadline,
-                     mc);
+    hs_ticket_wait_record(mc->ticket, fd, on_first_record);
+}
+
+const struct hs_guard_stats *
+server_handshake_stats(const struct meshd_server *srv)
+{
+    return hs_guard_stats(srv->guard);
 }
 
 struct meshd_server *
@@ -216,9 +282,15 @@ server_start(struct meshd *d, char *err, size_t errlen)
     struct meshd_server *srv = xcalloc(1, sizeof(*srv));
     struct sock_opts o = {0};
     srv->d = d;
+    /* Per address, pending handshakes get the connection cap (none: the total's). */
+    struct hs_guard_opts ho = {.max_per_source = d->opts.max_conns_per_ip > 0
+                                                     ? d->opts.max_conns_per_ip
+                                                     : HS_GUARD_MAX_PENDING};
+    srv->guard = hs_guard_new(d->loop, "xds+ca", &ho);
     srv->l = listener_open(d->loop, "xds+ca", &d->opts.listen_ip, d->opts.listen_port, &o,
                            on_accept, srv, err, errlen);
     if (srv->l == NULL) {
+        hs_guard_free(srv->guard);
         free(srv);
         return NULL;
     }
@@ -239,10 +311,15 @@ server_stop(struct meshd_server *srv)
         struct mconn *mc = srv->conns;
         srv->conns = mc->next;
         loop_timer_stop(srv->d->loop, &mc->auth_deadline);
-        h2_session_close(mc->sess, 0);
-        h2_session_release(mc->sess);
+        if (mc->sess != NULL) {
+            h2_session_close(mc->sess, 0);
+            h2_session_release(mc->sess);
+        } else {
+            close(mc->fd);
+        }
         free(mc);
     }
+    hs_guard_free(srv->guard); /* tickets still pending go with it, without callbacks */
     free(srv);
 }
 

@@ -5,7 +5,13 @@
  * the connection arrived on), then HTTP/2, then one CONNECT stream per
  * tunnelled TCP connection. For each CONNECT we check the authority, dial the
  * local workload and answer 200 only once it accepted (503 otherwise), then
- * hand both ends to a pipe. Authorization (401) comes with the policy issue.
+ * hand both ends to a pipe; a CONNECT that policy denies gets 401.
+ *
+ * Until its handshake completes a connection is "pending" and holds a ticket
+ * of the handshake guard (lib/conn/hs_guard.h): caps in all and per source
+ * address, a deadline, and no TLS state before the ClientHello record is
+ * whole. Stages: accept -> first record -> workload and certificate known
+ * (held, the deadline paused: we are the ones waiting) -> TLS -> HTTP/2.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +22,7 @@
 #define LOG_SCOPE "inbound"
 #include "base/base.h"
 #include "conn/dial.h"
+#include "conn/hs_guard.h"
 #include "conn/tcp_stream.h"
 #include "h2/h2.h"
 #include "log/log.h"
@@ -33,23 +40,32 @@ struct hbone_conn {
     uint16_t local_port, peer_port;
     char *local_uid; /* the workload whose certificate we served */
     struct zpod *pod; /* the scope it arrived in (referenced) */
+    struct hs_ticket *ticket; /* until the handshake completed or the guard ended it */
     bool ready;      /* the handshake completed */
+    bool guard_ended; /* closed by the guard (deadline, eviction), which logged it */
 };
 
 struct inbound {
     struct zt *zt;
     struct hbone_conn *conns;
     size_t n_conns;
+    struct hs_guard *guard;      /* pending handshakes: caps and deadline */
+    struct held_accept *held;    /* accepted, no TLS yet */
+    struct log_ratelimit rl_failed, rl_unknown;
 };
 
-/* An accepted socket waiting for its workload or certificate before the handshake. */
+/* An accepted socket before its handshake starts: first record, workload, certificate. */
 struct held_accept {
+    struct held_accept *prev, *next;
+    struct inbound *in;
+    struct hs_ticket *ticket;
     struct zpod *pod; /* referenced */
     int fd;
     struct ipaddr local, peer;
     uint16_t local_port, peer_port;
     uint64_t deadline_ms;
     struct zwait wait;
+    bool paused; /* the guard's deadline stopped while we hold it */
 };
 
 /* One CONNECT being set up: the app is dialled before we answer. */
@@ -243,6 +259,8 @@ on_ready(void *arg, struct h2_session *s)
     if (!hc->chk.have_peer)
         return -MESH_ETLS;
     hc->ready = true;
+    hs_ticket_done(hc->ticket, true);
+    hc->ticket = NULL;
     log_debug("HBONE from %s accepted", hc->chk.peer.uri);
     return 0;
 }
@@ -254,10 +272,13 @@ on_closed(void *arg, struct h2_session *s, int err)
     struct inbound *in = hc->in;
     char peer[ADDR_STRLEN];
 
-    if (!hc->ready) {
-        log_warn("HBONE handshake from %s failed: %s", ipport_str(&hc->peer_ip, hc->peer_port, peer),
-                 hc->chk.why ? hc->chk.why : mesh_strerror(err));
+    if (!hc->ready && !hc->guard_ended) {
+        /* A peer can fail handshakes at will: a few lines a second at most. */
+        log_warn_rl(&in->rl_failed, "HBONE handshake from %s failed: %s",
+                    ipport_str(&hc->peer_ip, hc->peer_port, peer),
+                    hc->chk.why ? hc->chk.why : mesh_strerror(err));
     }
+    hs_ticket_done(hc->ticket, false);
     if (hc->prev)
         hc->prev->next = hc->next;
     else
@@ -278,11 +299,21 @@ static const struct h2_session_cbs server_cbs = {
     .on_closed = on_closed,
 };
 
-/* Starts the handshake with |w|'s certificate |creds|. Takes |fd|. */
+/* The guard ended a handshake in progress (deadline, eviction). */
 static void
-start_session(struct zpod *pod, int fd, const struct ipaddr *local, uint16_t lport,
-              const struct ipaddr *peer, uint16_t peer_port, const struct workload *w,
-              struct tls_creds *creds)
+on_session_guard_end(void *arg, enum hs_end why)
+{
+    struct hbone_conn *hc = arg;
+    hc->ticket = NULL;
+    hc->guard_ended = true;
+    h2_session_close(hc->sess, why == HS_END_TIMEOUT ? -ETIMEDOUT : -ECONNABORTED);
+}
+
+/* Starts the handshake with |w|'s certificate |creds|. Takes |fd| and |ticket|. */
+static void
+start_session(struct zpod *pod, int fd, struct hs_ticket *ticket, const struct ipaddr *local,
+              uint16_t lport, const struct ipaddr *peer, uint16_t peer_port,
+              const struct workload *w, struct tls_creds *creds)
 {
     struct zt *zt = pod->zt;
     struct inbound *in = zt->inbound;
@@ -299,6 +330,7 @@ start_session(struct zpod *pod, int fd, const struct ipaddr *local, uint16_t lpo
     hc->chk.trust_domain = tls_creds_id(creds)->td;
     SSL *ssl = tls_new_server(creds, &hc->chk);
     if (ssl == NULL) {
+        hs_ticket_done(ticket, false);
         close(fd);
         tls_creds_unref(creds);
         zpod_unref(hc->pod);
@@ -311,10 +343,47 @@ start_session(struct zpod *pod, int fd, const struct ipaddr *local, uint16_t lpo
         in->conns->prev = hc;
     in->conns = hc;
     in->n_conns++;
+    hc->ticket = ticket;
+    hs_ticket_rebind(ticket, on_session_guard_end, hc);
     hc->sess = h2_session_new(zt->loop, fd, ssl, true, &server_cbs, hc);
 }
 
 static void try_accept(struct held_accept *h);
+
+/* Forgets |h| and its socket (closed unless |fd_taken|); its ticket is already settled. */
+static void
+held_free(struct held_accept *h, bool fd_taken)
+{
+    struct inbound *in = h->in;
+
+    zwait_cancel(&h->wait);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        in->held = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    if (!fd_taken)
+        close(h->fd);
+    zpod_unref(h->pod);
+    free(h);
+}
+
+/* Gives up on |h| before its handshake started. */
+static void
+held_fail(struct held_accept *h)
+{
+    hs_ticket_done(h->ticket, false);
+    held_free(h, false);
+}
+
+/* The guard ended |h| (deadline, eviction, or the peer left); it logged what matters. */
+static void
+on_held_guard_end(void *arg, enum hs_end why)
+{
+    (void)why;
+    held_free(arg, false);
+}
 
 static void
 on_held(void *arg, bool expired)
@@ -322,11 +391,10 @@ on_held(void *arg, bool expired)
     struct held_accept *h = arg;
     char a[ADDR_STRLEN];
     if (expired) {
-        log_warn("HBONE connection to %s: workload or certificate not known in time",
-                 ipport_str(&h->local, h->local_port, a));
-        close(h->fd);
-        zpod_unref(h->pod);
-        free(h);
+        log_warn_rl(&h->in->rl_unknown,
+                    "HBONE connection to %s: workload or certificate not known in time",
+                    ipport_str(&h->local, h->local_port, a));
+        held_fail(h);
         return;
     }
     try_accept(h);
@@ -348,25 +416,37 @@ try_accept(struct held_accept *h)
     if (w != NULL && w->tunnel == TUNNEL_HBONE)
         creds = certs_get(zt->certs, w);
     if (creds != NULL && !zt->draining) {
-        start_session(h->pod, h->fd, &h->local, h->local_port, &h->peer, h->peer_port, w, creds);
-        zpod_unref(h->pod);
-        free(h);
+        if (h->paused)
+            hs_ticket_resume(h->ticket); /* the peer's turn again: a full deadline */
+        start_session(h->pod, h->fd, h->ticket, &h->local, h->local_port, &h->peer, h->peer_port,
+                      w, creds);
+        held_free(h, true);
         return;
     }
     if (!zt->draining && !h->pod->gone && loop_now_ms(zt->loop) < h->deadline_ms &&
         (h->pod->netns_fd >= 0 || (w != NULL && w->tunnel == TUNNEL_HBONE))) {
+        /* We are the ones waiting, not the peer: its handshake deadline stops meanwhile. */
+        hs_ticket_pause(h->ticket);
+        h->paused = true;
         zwait_start(zt, &h->wait, h->deadline_ms, on_held, h);
         return;
     }
     if (w == NULL || w->tunnel != TUNNEL_HBONE)
-        log_warn("HBONE connection to %s: no local HBONE workload has this address",
-                 ipport_str(&h->local, h->local_port, a));
+        log_warn_rl(&h->in->rl_unknown, "HBONE connection to %s: no local HBONE workload has this "
+                    "address", ipport_str(&h->local, h->local_port, a));
     else
-        log_warn("HBONE connection to %s: no certificate for %s",
-                 ipport_str(&h->local, h->local_port, a), w->identity);
-    close(h->fd);
-    zpod_unref(h->pod);
-    free(h);
+        log_warn_rl(&h->in->rl_unknown, "HBONE connection to %s: no certificate for %s",
+                    ipport_str(&h->local, h->local_port, a), w->identity);
+    held_fail(h);
+}
+
+/* The ClientHello record is complete: now it is worth finding a certificate. */
+static void
+on_first_record(void *arg)
+{
+    struct held_accept *h = arg;
+    h->deadline_ms = loop_now_ms(h->in->zt->loop) + ZT_HOLD_MS;
+    try_accept(h);
 }
 
 void
@@ -374,6 +454,7 @@ inbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
 {
     struct zpod *pod = arg;
     struct zt *zt = pod->zt;
+    struct inbound *in = zt->inbound;
     struct held_accept *h = xcalloc(1, sizeof(*h));
 
     if (sock_local(fd, &h->local, &h->local_port) < 0) {
@@ -381,26 +462,60 @@ inbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port)
         free(h);
         return;
     }
+    h->ticket = hs_guard_admit(in->guard, peer, on_held_guard_end, h);
+    if (h->ticket == NULL) {
+        /* Over the per-source cap (the guard logged it): closed at once. */
+        close(fd);
+        free(h);
+        return;
+    }
+    h->in = in;
     h->pod = zpod_ref(pod);
     h->fd = fd;
     h->peer = *peer;
     h->peer_port = peer_port;
-    h->deadline_ms = loop_now_ms(zt->loop) + ZT_HOLD_MS;
-    try_accept(h);
+    h->next = in->held;
+    if (in->held)
+        in->held->prev = h;
+    in->held = h;
+    hs_ticket_wait_record(h->ticket, fd, on_first_record);
 }
 
 struct inbound *
 inbound_start(struct zt *zt)
 {
     struct inbound *in = xcalloc(1, sizeof(*in));
+    struct hs_guard_opts o = {
+        .max_pending = zt->opts.hs_max_pending,
+        .max_per_source = zt->opts.hs_max_per_source,
+        .timeout_ms = zt->opts.hs_timeout_ms,
+    };
     in->zt = zt;
+    in->guard = hs_guard_new(zt->loop, "hbone", &o);
+    in->rl_failed = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000, 5);
+    in->rl_unknown = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000, 5);
     zt->inbound = in;
     return in;
+}
+
+const struct hs_guard_stats *
+inbound_handshake_stats(const struct inbound *in)
+{
+    return hs_guard_stats(in->guard);
+}
+
+/* Connections whose handshake has not started close now (drain, exit). */
+static void
+close_held(struct inbound *in)
+{
+    while (in->held != NULL)
+        held_fail(in->held);
 }
 
 void
 inbound_drain(struct inbound *in)
 {
+    close_held(in);
     for (struct hbone_conn *hc = in->conns; hc != NULL; hc = hc->next)
         h2_session_shutdown(hc->sess);
 }
@@ -414,6 +529,7 @@ inbound_n_sessions(const struct inbound *in)
 void
 inbound_abort(struct inbound *in)
 {
+    close_held(in);
     for (struct hbone_conn *hc = in->conns; hc != NULL; hc = hc->next)
         h2_session_close(hc->sess, -ECONNABORTED);
 }
@@ -423,7 +539,10 @@ inbound_free(struct inbound *in)
 {
     if (in == NULL)
         return;
+    close_held(in);
     /* Sessions still open at exit stay reachable from here; they die with the process. */
-    if (in->n_conns == 0)
+    if (in->n_conns == 0) {
+        hs_guard_free(in->guard);
         free(in);
+    }
 }

@@ -20,6 +20,7 @@
 #define LOG_SCOPE "ztunnel"
 #include "base/base.h"
 #include "buf/buf.h"
+#include "conn/hs_guard.h"
 #include "config/local_config.h"
 #include "log/log.h"
 #include "policy/policy.h"
@@ -84,6 +85,12 @@ usage(FILE *f)
             "  --pool-idle-timeout SECS close pooled HBONE connections idle this long (300)\n"
             "  --cert-ttl SECS         certificate lifetime to mint or ask for (86400)\n"
             "  --cluster NAME          cluster name for baggage (Kubernetes)\n"
+            "  --hbone-handshake-timeout SECS  close a 15008 connection whose TLS handshake\n"
+            "                          has not completed in this time (5)\n"
+            "  --hbone-max-pending N   pending 15008 handshakes in all; the oldest is closed\n"
+            "                          to admit a new one (512)\n"
+            "  --hbone-max-pending-per-source N  pending 15008 handshakes from one address;\n"
+            "                          more are closed at once (64)\n"
             "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved),\n"
             "                          on HBONE and to the control plane\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
@@ -108,6 +115,9 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
         {"cert-ttl", required_argument, NULL, 't'},
         {"cluster", required_argument, NULL, 'k'},
         {"allow-x25519", no_argument, NULL, 'x'},
+        {"hbone-handshake-timeout", required_argument, NULL, 'W'},
+        {"hbone-max-pending", required_argument, NULL, 'M'},
+        {"hbone-max-pending-per-source", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
@@ -123,6 +133,9 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
     o->cluster = "Kubernetes";
     o->cp_name = TLS_CP_DEFAULT_NAME;
     o->pipe_buf = PIPE_BUF_DEFAULT;
+    o->hs_timeout_ms = HS_GUARD_TIMEOUT_MS;
+    o->hs_max_pending = HS_GUARD_MAX_PENDING;
+    o->hs_max_per_source = HS_GUARD_MAX_PER_SOURCE;
     o->json_log = env != NULL && strcmp(env, "json") == 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -171,6 +184,16 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
             break;
         case 'x':
             o->allow_x25519 = true;
+            break;
+        case 'W':
+            o->hs_timeout_ms = (unsigned)flag_long("--hbone-handshake-timeout", optarg, 1, 60) * 1000;
+            break;
+        case 'M':
+            o->hs_max_pending = (unsigned)flag_long("--hbone-max-pending", optarg, 1, 1000000);
+            break;
+        case 'S':
+            o->hs_max_per_source =
+                (unsigned)flag_long("--hbone-max-pending-per-source", optarg, 1, 1000000);
             break;
         case 'l':
             if ((lv = log_parse_level(optarg)) < 0)

@@ -23,6 +23,11 @@
  * and, for an error, DENY / TLS_FAILURE / IDENTITY_ERROR by error code or
  * CONNECT (as ztunnel defaults). Every flag other than "-" is a failure.
  *
+ * Pending HBONE handshakes (15008, lib/conn/hs_guard.h), amesh's own names:
+ * amesh_hbone_handshakes_pending and amesh_hbone_handshakes_total{outcome=
+ * completed|failed|timeout|evicted|refused}; refused and evicted are the
+ * per-source and total caps at work, timeout the handshake deadline.
+ *
  * Also: istio_build, process_* (CPU, memory, fds, start time), the xDS
  * client's terminations and messages, and amesh_ztunnel_self_connections_
  * refused_total{listener,reason} (selfcall.c: connections that would have
@@ -37,6 +42,7 @@
 
 #include "admin/admin_http.h"
 #include "base/base.h"
+#include "conn/hs_guard.h"
 #include "metrics/metrics.h"
 #include "metrics/process.h"
 #include "net/sock.h"
@@ -118,6 +124,7 @@ static struct {
     struct metric *build, *cpu, *rss, *vsize, *fds, *max_fds, *start_time;
     struct metric *xds_terminations, *xds_messages, *xds_bytes;
     struct metric *self_refused, *hold_refused;
+    struct metric *hs_pending, *hs_total;
 } M;
 
 static const char *
@@ -354,6 +361,15 @@ collect(struct zt *zt)
         if (!cm->skip)
             count_bytes(cm, ab, ba);
     }
+    if (zt->inbound != NULL) {
+        const struct hs_guard_stats *hs = inbound_handshake_stats(zt->inbound);
+        metric_set(M.hs_pending, NULL, (double)hs->pending);
+        metric_set(M.hs_total, (const char *const[]){"completed"}, (double)hs->completed);
+        metric_set(M.hs_total, (const char *const[]){"failed"}, (double)hs->failed);
+        metric_set(M.hs_total, (const char *const[]){"timeout"}, (double)hs->timed_out);
+        metric_set(M.hs_total, (const char *const[]){"evicted"}, (double)hs->evicted);
+        metric_set(M.hs_total, (const char *const[]){"refused"}, (double)hs->refused);
+    }
     process_stats_read(&ps);
     metric_set(M.cpu, NULL, ps.cpu_seconds);
     metric_set(M.rss, NULL, ps.rss_bytes);
@@ -400,6 +416,7 @@ register_all(void)
     static const char *const reason[] = {"reason"};
     static const char *const url[] = {"url"};
     static const char *const listener_reason[] = {"listener", "reason"};
+    static const char *const outcome[] = {"outcome"};
 
     M.reg = metrics_new();
     M.opened =
@@ -436,6 +453,12 @@ register_all(void)
         "Connections held for a workload (or certificate) that did not come in time (reason "
         "expired) or refused because too many were held (reason cap)",
         listener_reason, 2, ZT_METRICS_MAX_XDS);
+    M.hs_pending = single(METRIC_GAUGE, "amesh_hbone_handshakes_pending",
+                          "HBONE (15008) connections whose TLS handshake has not completed.");
+    M.hs_total = metrics_add(M.reg, METRIC_COUNTER, "amesh_hbone_handshakes_total",
+                             "HBONE (15008) TLS handshakes by outcome: completed, failed, timeout "
+                             "(deadline), evicted (total cap), refused (per-source cap).",
+                             outcome, 1, 8);
     M.cpu = single(METRIC_COUNTER, "process_cpu_seconds_total",
                    "Total user and system CPU time spent in seconds.");
     M.rss = single(METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes.");

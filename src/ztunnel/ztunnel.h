@@ -58,6 +58,10 @@ struct zt_opts {
     uint64_t pool_idle_ms;     /* close pooled connections idle this long */
     long cert_ttl_s;           /* minted certificate lifetime */
     size_t pipe_buf;           /* per-direction pipe buffer cap */
+    /* 15008: pending (not yet completed) TLS handshakes, lib/conn/hs_guard.h */
+    unsigned hs_max_pending;     /* in all; the oldest is closed for a new one */
+    unsigned hs_max_per_source;  /* per peer address; more are closed at once */
+    unsigned hs_timeout_ms;      /* deadline of each handshake */
 };
 
 struct certs;
@@ -291,6 +295,9 @@ void inbound_accept(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_
 /* Sends GOAWAY on every session. */
 void inbound_drain(struct inbound *in);
 size_t inbound_n_sessions(const struct inbound *in);
+struct hs_guard_stats;
+/* Pending handshakes on 15008 and their outcomes (metrics). */
+const struct hs_guard_stats *inbound_handshake_stats(const struct inbound *in);
 /* Closes every session at once (end of drain). */
 void inbound_abort(struct inbound *in);
 void inbound_free(struct inbound *in);

@@ -601,6 +601,7 @@ handshake(struct h2_session *s)
 
     if (rc == 1) {
         loop_timer_stop(s->loop, &s->hs_timer);
+        tls_handshake_done(s->ssl);
         if (!tls_alpn_is_h2(s->ssl)) {
             log_debug("peer did not negotiate ALPN h2");
             session_fail(s, -MESH_ETLS);

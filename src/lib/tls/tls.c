@@ -173,9 +173,10 @@ make_ctx(bool server, X509 *cert, EVP_PKEY *key, X509_STORE *roots, const struct
     /* Release record buffers while idle: idle tunnels should cost little memory. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
-    /* Read several records per recv(2); the session drains what OpenSSL holds (SSL_has_pending). */
-    SSL_CTX_set_read_ahead(ctx, 1);
-    SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
+    /*
+     * No read-ahead during the handshake: its 64 KiB buffer would be held by every pending
+     * handshake (a half-sent record keeps it). tls_handshake_done() turns it on after.
+     */
     if (server)
         SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
     else if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0)
@@ -277,6 +278,14 @@ tls_new_client(struct tls_creds *c, struct tls_check *chk)
 {
     /* Deliberately no SNI: HBONE peers are addressed by IP, which SNI cannot carry. */
     return new_ssl(c->client, chk);
+}
+
+void
+tls_handshake_done(SSL *ssl)
+{
+    /* Read several records per recv(2); the session drains what OpenSSL holds (SSL_has_pending). */
+    SSL_set_read_ahead(ssl, 1);
+    SSL_set_default_read_buffer_len(ssl, TLS_READ_AHEAD);
 }
 
 bool

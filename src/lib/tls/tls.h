@@ -57,6 +57,15 @@ X509_STORE *tls_store_from_cert(X509 *root);
 SSL *tls_new_server(struct tls_creds *c, struct tls_check *chk);
 SSL *tls_new_client(struct tls_creds *c, struct tls_check *chk);
 
+/* Bytes OpenSSL reads per recv(2) once a connection is up. */
+#define TLS_READ_AHEAD (64 * 1024)
+
+/*
+ * After a completed handshake: read ahead TLS_READ_AHEAD bytes per recv(2).
+ * Off until then, so a pending handshake holds no large buffer.
+ */
+void tls_handshake_done(SSL *ssl);
+
 /* True if the handshake selected ALPN "h2". */
 bool tls_alpn_is_h2(SSL *ssl);
 
