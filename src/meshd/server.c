@@ -305,8 +305,7 @@ server_stop(struct meshd_server *srv)
         return;
     listener_close(srv->l);
     xds_streams_close(srv);
-    ca_calls_close(srv);
-    renew_calls_close(srv);
+    unary_calls_close(srv);
     while (srv->conns != NULL) {
         struct mconn *mc = srv->conns;
         srv->conns = mc->next;
