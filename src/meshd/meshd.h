@@ -85,6 +85,11 @@ struct meshd {
 };
 
 /* state.c */
+/*
+ * Takes the state directory's lock (flock on |dir|, waiting for a holder):
+ * the descriptor, closed to release it, or -1 with |err|.
+ */
+int meshd_state_lock(const char *dir, char *err, size_t errlen);
 int meshd_state_open(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN], char *err,
                      size_t errlen);
 /* The 15012 context: a fresh serving certificate and the TLS policy (o->allow_x25519). */

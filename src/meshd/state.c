@@ -91,6 +91,19 @@ write_atomic(const char *path, mode_t mode, X509 *cert, EVP_PKEY *pkey)
     return 0;
 }
 
+int
+meshd_state_lock(const char *dir, char *err, size_t errlen)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static int state_open_locked(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN],
                              char *err, size_t errlen);
 
@@ -105,13 +118,9 @@ meshd_state_open(const char *dir, struct ca **ca, uint8_t key[TOKEN_KEY_LEN], ch
         return -1;
     }
     /* meshd and `meshd token` may start together on a fresh directory: one creates, the other waits. */
-    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (lock < 0 || flock(lock, LOCK_EX) < 0) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        if (lock >= 0)
-            close(lock);
+    int lock = meshd_state_lock(dir, err, errlen);
+    if (lock < 0)
         return -1;
-    }
     if (fstat(lock, &st) == 0 && (st.st_mode & 022) != 0)
         log_warn("state directory %s is writable by group or others (mode %03o)", dir,
                  st.st_mode & 0777);

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -123,13 +122,9 @@ gens_revoke(const char *dir, const char *node, uint64_t *gen, char *err, size_t 
     char path[4200];
     struct token_gens *g = NULL;
     snprintf(path, sizeof(path), "%s/" TOKEN_GENS_FILE, dir);
-    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (lock < 0 || flock(lock, LOCK_EX) < 0) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        if (lock >= 0)
-            close(lock);
+    int lock = meshd_state_lock(dir, err, errlen);
+    if (lock < 0)
         return -1;
-    }
     int rc = -1;
     if (meshd_gens_load(dir, &g, err, errlen) == 0) {
         if ((*gen = token_gens_bump(g, node)) == 0) {
