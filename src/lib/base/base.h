@@ -7,6 +7,7 @@
 #ifndef MESH_LIB_BASE_H
 #define MESH_LIB_BASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,14 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* printf into a fresh heap string. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Binary search of the |n| elements of |size| bytes at |v|, sorted by strcmp of
+ * key_of(element), for |key|: the index where it is (*found true) or where it
+ * would be inserted to keep the order (*found false).
+ */
+size_t bsearch_str(const void *v, size_t n, size_t size, const char *key,
+                   const char *(*key_of)(const void *elem), bool *found);
 
 /* Aborts with file and line when |cond| is false, in every build. */
 #define CHECK(cond)                                                                                \

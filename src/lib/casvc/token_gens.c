@@ -44,25 +44,17 @@ cmp_entry(const void *a, const void *b)
     return strcmp(((const struct gen_entry *)a)->node, ((const struct gen_entry *)b)->node);
 }
 
+static const char *
+entry_node(const void *e)
+{
+    return ((const struct gen_entry *)e)->node;
+}
+
 /* Index of |node|, or of where it would go (with |found| false). */
 static size_t
 find(const struct token_gens *g, const char *node, bool *found)
 {
-    size_t lo = 0, hi = g->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(g->v[mid].node, node);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return bsearch_str(g->v, g->n, sizeof(*g->v), node, entry_node, found);
 }
 
 static void

@@ -34,26 +34,17 @@ file_free(struct k8s_file *f)
     free(f);
 }
 
+static const char *
+file_path(const void *e)
+{
+    return (*(const struct k8s_file *const *)e)->path;
+}
+
 /* Returns the index where |path| is or would be inserted; *found tells which. */
 static size_t
 file_index(const struct k8s_store *st, const char *path, bool *found)
 {
-    size_t lo = 0, hi = st->n_files;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(st->files[mid]->path, path);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return bsearch_str(st->files, st->n_files, sizeof(*st->files), path, file_path, found);
 }
 
 static struct k8s_file *
