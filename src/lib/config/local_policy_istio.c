@@ -69,6 +69,21 @@ string_match(json_t *m)
     return json_incref(m);
 }
 
+/* A list with each element rewritten by |f|; anything but a list is kept for lib/policy. */
+static json_t *
+each(json_t *list, json_t *(*f)(json_t *))
+{
+    size_t i;
+    json_t *e, *out;
+
+    if (!json_is_array(list))
+        return json_incref(list);
+    out = json_array();
+    json_array_foreach(list, i, e)
+        json_array_append_new(out, f(e));
+    return out;
+}
+
 static json_t *
 match(json_t *m)
 {
@@ -80,32 +95,24 @@ match(json_t *m)
     out = json_object();
     json_object_foreach(m, k, v)
     {
-        if (string_match_key(k) && json_is_array(v)) {
-            json_t *list = json_array();
-            size_t i;
-            json_t *e;
-            json_array_foreach(v, i, e)
-                json_array_append_new(list, string_match(e));
-            json_object_set_new(out, k, list);
-        } else {
+        if (string_match_key(k) && json_is_array(v))
+            json_object_set_new(out, k, each(v, string_match));
+        else
             json_object_set(out, k, v);
-        }
     }
     return out;
 }
 
-/* A list of matches (a clause's), each rewritten; anything but a list is kept for lib/policy. */
+/* Our {|key|: [...]} object, or ztunnel's bare list: the list's elements rewritten by |f|. */
 static json_t *
-matches(json_t *list)
+wrapped(json_t *x, const char *key, json_t *(*f)(json_t *))
 {
-    size_t i;
-    json_t *e, *out;
-
-    if (!json_is_array(list))
-        return json_incref(list);
-    out = json_array();
-    json_array_foreach(list, i, e)
-        json_array_append_new(out, match(e));
+    if (json_is_array(x))
+        return json_pack("{so}", key, each(x, f));
+    if (!json_is_object(x) || json_object_get(x, key) == NULL)
+        return json_incref(x);
+    json_t *out = json_copy(x);
+    json_object_set_new(out, key, each(json_object_get(x, key), f));
     return out;
 }
 
@@ -113,40 +120,14 @@ matches(json_t *list)
 static json_t *
 clause(json_t *c)
 {
-    if (json_is_array(c))
-        return json_pack("{so}", "matches", matches(c));
-    if (!json_is_object(c) || json_object_get(c, "matches") == NULL)
-        return json_incref(c);
-    json_t *out = json_copy(c);
-    json_object_set_new(out, "matches", matches(json_object_get(c, "matches")));
-    return out;
-}
-
-static json_t *
-clauses(json_t *list)
-{
-    size_t i;
-    json_t *e, *out;
-
-    if (!json_is_array(list))
-        return json_incref(list);
-    out = json_array();
-    json_array_foreach(list, i, e)
-        json_array_append_new(out, clause(e));
-    return out;
+    return wrapped(c, "matches", match);
 }
 
 /* Our {clauses: [...]} rule, or ztunnel's bare list of clauses. */
 static json_t *
 rule(json_t *r)
 {
-    if (json_is_array(r))
-        return json_pack("{so}", "clauses", clauses(r));
-    if (!json_is_object(r) || json_object_get(r, "clauses") == NULL)
-        return json_incref(r);
-    json_t *out = json_copy(r);
-    json_object_set_new(out, "clauses", clauses(json_object_get(r, "clauses")));
-    return out;
+    return wrapped(r, "clauses", clause);
 }
 
 json_t *
@@ -172,11 +153,7 @@ local_policy_from_istio(json_t *p)
         if (ours != NULL) {
             json_object_set_new(out, k, json_string(ours));
         } else if (strcmp(k, "rules") == 0 && json_is_array(v)) {
-            json_t *list = json_array(), *e;
-            size_t i;
-            json_array_foreach(v, i, e)
-                json_array_append_new(list, rule(e));
-            json_object_set_new(out, k, list);
+            json_object_set_new(out, k, each(v, rule));
         } else {
             json_object_set(out, k, v);
         }
