@@ -98,9 +98,5 @@ check "un-enrolling removes the rules and the pods from ztunnel" wait_secs 5 une
 check "the pod's policy route is gone too" sh -c "! ip -n $PC rule | grep -q 'lookup 100'"
 check "plaintext again after un-enrolling" ip netns exec "$PC" $TCPTOOL echo --connect "$SIP:8081"
 
-check "node-1 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT1" "$WORK/zt1.log"
-check "node-2 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT2" "$WORK/zt2.log"
-check "mesh-cni (node-1) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI1" "$WORK/cni1.log"
-check "mesh-cni (node-2) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI2" "$WORK/cni2.log"
-check "meshd exits 0 on SIGTERM, sanitizers clean" stop_meshd "$MESHD_PID" "$WORK/meshd.log"
+stop_inpod_two_nodes
 finish

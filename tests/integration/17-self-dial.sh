@@ -115,9 +115,5 @@ check "descriptors back to where they were (before $FD0, after $FD2)" test "$FD2
 check "the client pod itself still reaches the server" \
     ip netns exec "$PC" $TCPTOOL echo --connect "$VIP:80" --timeout 3
 
-check "node-1 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT1" "$WORK/zt1.log"
-check "node-2 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT2" "$WORK/zt2.log"
-check "mesh-cni (node-1) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI1" "$WORK/cni1.log"
-check "mesh-cni (node-2) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI2" "$WORK/cni2.log"
-check "meshd exits 0 on SIGTERM, sanitizers clean" stop_meshd "$MESHD_PID" "$WORK/meshd.log"
+stop_inpod_two_nodes
 finish

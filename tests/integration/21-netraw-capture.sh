@@ -115,9 +115,5 @@ gone() { ! ip netns exec "$PS" iptables-save | grep -q ISTIO_ &&
          ! ip netns exec "$PS" ip6tables-save | grep -q ISTIO_ &&
          ! ip netns exec "$PC" iptables-save | grep -q ISTIO_; }
 check "un-enrolling removes the rules of both families" wait_secs 5 gone
-check "node-1 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT1" "$WORK/zt1.log"
-check "node-2 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT2" "$WORK/zt2.log"
-check "mesh-cni (node-1) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI1" "$WORK/cni1.log"
-check "mesh-cni (node-2) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI2" "$WORK/cni2.log"
-check "meshd exits 0 on SIGTERM, sanitizers clean" stop_meshd "$MESHD_PID" "$WORK/meshd.log"
+stop_inpod_two_nodes
 finish

@@ -437,3 +437,12 @@ wait_for sh -c "ip netns exec $PS ss -Hltn 'sport = :8080' | grep -q ."
 wait_for sh -c "ip netns exec $PS ss -Hltn 'sport = :8081' | grep -q ."
 
 }
+
+# Stops what inpod_two_nodes started, checking that each exits 0 with sanitizers clean.
+stop_inpod_two_nodes() {
+    check "node-1 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT1" "$WORK/zt1.log"
+    check "node-2 ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT2" "$WORK/zt2.log"
+    check "mesh-cni (node-1) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI1" "$WORK/cni1.log"
+    check "mesh-cni (node-2) exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI2" "$WORK/cni2.log"
+    check "meshd exits 0 on SIGTERM, sanitizers clean" stop_meshd "$MESHD_PID" "$WORK/meshd.log"
+}
