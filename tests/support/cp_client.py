@@ -303,6 +303,25 @@ class Conn:
         return self.dl.end - time.monotonic()
 
 
+def unary_call(args, dl, path, token, body, what):
+    """One request |body| to |path|, waited for until the call ends (|what| names the answer).
+    Returns the ended Call, or None after logging the error and "status: none"."""
+    conn = None
+    try:
+        conn = Conn(tls_connect(args, dl), dl, args)
+        call = conn.start_call(path, token)
+        conn.send(call, body, end=True)
+        conn.wait(lambda: call.ended, what)
+    except Fail as e:
+        log("error: %s" % e)
+        log("status: none")
+        return None
+    finally:
+        if conn is not None:
+            conn.close()
+    return call
+
+
 def read_token(args, aud=None):
     """The bearer token: from a token file the line for |aud| ("xds", "ca"), as ztunnel
     picks it, else the file's first line (so a test can send the wrong audience on purpose)."""
@@ -396,19 +415,10 @@ def cmd_ca(args, pb):
         "none" if args.no_impersonate else (args.impersonate or args.identity),
         "none" if read_token(args, "ca") is None else "yes"))
 
-    conn = None
-    try:
-        conn = Conn(tls_connect(args, dl), dl, args)
-        call = conn.start_call(CA_PATH, read_token(args, "ca"))
-        conn.send(call, req.SerializeToString(), end=True)
-        conn.wait(lambda: call.ended, "the CreateCertificate answer")
-    except Fail as e:
-        log("error: %s" % e)
-        log("status: none")
+    call = unary_call(args, dl, CA_PATH, read_token(args, "ca"), req.SerializeToString(),
+                      "the CreateCertificate answer")
+    if call is None:
         return 1
-    finally:
-        if conn is not None:
-            conn.close()
 
     status, message = call.status()
     http = call.headers.get(":status") if call.headers else None
@@ -704,19 +714,10 @@ RENEW_PATH = "/amesh.token.v1.NodeToken/Renew"
 def cmd_renew(args, pb):
     """One token renewal: the bearer token (--audience picks the file's line) for a fresh one."""
     dl = Deadline(args.timeout)
-    conn = None
-    try:
-        conn = Conn(tls_connect(args, dl), dl, args)
-        call = conn.start_call(RENEW_PATH, read_token(args, args.audience))
-        conn.send(call, pb["token"].RenewRequest().SerializeToString(), end=True)
-        conn.wait(lambda: call.ended, "the Renew answer")
-    except Fail as e:
-        log("error: %s" % e)
-        log("status: none")
+    call = unary_call(args, dl, RENEW_PATH, read_token(args, args.audience),
+                      pb["token"].RenewRequest().SerializeToString(), "the Renew answer")
+    if call is None:
         return 1
-    finally:
-        if conn is not None:
-            conn.close()
     status, message = call.status()
     log("status: %s" % ("none" if status is None else status))
     log("grpc-message: %s" % (message or ""))
