@@ -51,7 +51,8 @@ struct inbound {
     size_t n_conns;
     struct hs_guard *guard;      /* pending handshakes: caps and deadline */
     struct held_accept *held;    /* accepted, no TLS yet */
-    struct log_ratelimit rl_failed, rl_unknown;
+    struct log_ratelimit_set rl_failed; /* per reason: each kind of refusal shows */
+    struct log_ratelimit rl_unknown;
 };
 
 /* An accepted socket before its handshake starts: first record, workload, certificate. */
@@ -273,10 +274,10 @@ on_closed(void *arg, struct h2_session *s, int err)
     char peer[ADDR_STRLEN];
 
     if (!hc->ready && !hc->guard_ended) {
-        /* A peer can fail handshakes at will: a few lines a second at most. */
-        log_warn_rl(&in->rl_failed, "HBONE handshake from %s failed: %s",
-                    ipport_str(&hc->peer_ip, hc->peer_port, peer),
-                    hc->chk.why ? hc->chk.why : mesh_strerror(err));
+        /* A peer can fail handshakes at will: a few lines a second per reason at most. */
+        const char *why = hc->chk.why ? hc->chk.why : mesh_strerror(err);
+        log_warn_rl(log_ratelimit_for(&in->rl_failed, why), "HBONE handshake from %s failed: %s",
+                    ipport_str(&hc->peer_ip, hc->peer_port, peer), why);
     }
     hs_ticket_done(hc->ticket, false);
     if (hc->prev)
@@ -492,7 +493,7 @@ inbound_start(struct zt *zt)
     };
     in->zt = zt;
     in->guard = hs_guard_new(zt->loop, "hbone", &o);
-    in->rl_failed = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000, 5);
+    in->rl_failed = (struct log_ratelimit_set)LOG_RATELIMIT_SET_INIT(1000, 5);
     in->rl_unknown = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000, 5);
     zt->inbound = in;
     return in;

@@ -245,6 +245,20 @@ log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms, uint64_t *suppres
     return true;
 }
 
+struct log_ratelimit *
+log_ratelimit_for(struct log_ratelimit_set *set, const char *key)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strncmp(set->slot[i].key, key, LOG_RATELIMIT_KEY_MAX - 1) == 0)
+            return &set->slot[i].rl;
+    if (set->n == LOG_RATELIMIT_KEYS)
+        return &set->other;
+    size_t i = set->n++;
+    snprintf(set->slot[i].key, sizeof(set->slot[i].key), "%s", key);
+    set->slot[i].rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(set->interval_ms, set->burst);
+    return &set->slot[i].rl;
+}
+
 static uint64_t
 mono_ms(void)
 {

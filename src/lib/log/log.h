@@ -67,6 +67,27 @@ struct log_ratelimit {
 };
 #define LOG_RATELIMIT_INIT(interval, n) {.interval_ms = (interval), .burst = (n)}
 
+/*
+ * One budget per distinct key (a refusal reason, say), so that a flood of one
+ * kind of failure cannot hide the first line of another. The first
+ * LOG_RATELIMIT_KEYS keys get their own; later ones share |other|.
+ */
+#define LOG_RATELIMIT_KEYS 16
+#define LOG_RATELIMIT_KEY_MAX 64
+struct log_ratelimit_set {
+    unsigned interval_ms;
+    unsigned burst;
+    size_t n;
+    struct {
+        char key[LOG_RATELIMIT_KEY_MAX];
+        struct log_ratelimit rl;
+    } slot[LOG_RATELIMIT_KEYS];
+    struct log_ratelimit other;
+};
+#define LOG_RATELIMIT_SET_INIT(interval, n)                                                        \
+    {.interval_ms = (interval), .burst = (n), .other = LOG_RATELIMIT_INIT(interval, n)}
+struct log_ratelimit *log_ratelimit_for(struct log_ratelimit_set *set, const char *key);
+
 /* True if a line may be written at |now_ms|; *|suppressed| gets the count held back since. */
 bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed);
 void log_msg_rl(struct log_ratelimit *rl, enum log_level level, const char *scope,

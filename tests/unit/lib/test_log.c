@@ -275,6 +275,28 @@ test_ratelimit_window(void **state)
     assert_false(log_ratelimit_allow(&rl, 6002, &sup));
 }
 
+/* A flood of one reason does not use up another's budget; keys past the table share one. */
+static void
+test_ratelimit_per_key(void **state)
+{
+    (void)state;
+    static struct log_ratelimit_set set = LOG_RATELIMIT_SET_INIT(1000, 1);
+    uint64_t sup;
+
+    assert_true(log_ratelimit_allow(log_ratelimit_for(&set, "expired"), 10, &sup));
+    assert_false(log_ratelimit_allow(log_ratelimit_for(&set, "expired"), 11, &sup));
+    assert_true(log_ratelimit_allow(log_ratelimit_for(&set, "no URI SAN"), 12, &sup));
+    assert_ptr_equal(log_ratelimit_for(&set, "expired"), log_ratelimit_for(&set, "expired"));
+    char key[32];
+    for (int i = 0; i < LOG_RATELIMIT_KEYS + 4; i++) {
+        snprintf(key, sizeof(key), "reason %d", i);
+        log_ratelimit_for(&set, key);
+    }
+    assert_int_equal(set.n, LOG_RATELIMIT_KEYS);
+    assert_ptr_equal(log_ratelimit_for(&set, "reason 30"), &set.other);
+    assert_ptr_equal(log_ratelimit_for(&set, "reason 31"), &set.other);
+}
+
 int
 main(void)
 {
@@ -287,6 +309,7 @@ main(void)
         cmocka_unit_test_setup(test_long_message_one_line, setup),
         cmocka_unit_test_setup(test_levels, setup),
         cmocka_unit_test(test_ratelimit_window),
+        cmocka_unit_test(test_ratelimit_per_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
