@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lint.sh - project rules the compiler does not check (style guide 2.11).
 # Fails on: banned functions, // comments, header guards not matching the path,
-# includes of another module's *_internal.h. Warns on files over 800 lines.
+# includes of another module's *_internal.h, protobuf-c unpacks that bypass pb_check().
+# Warns on files over 800 lines.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rc=0
@@ -13,6 +14,11 @@ if grep -n -E "$banned" $files; then
 fi
 if grep -n -E '^\s*//' $files; then
     echo "lint: use /* */ comments"; rc=1
+fi
+# Peer bytes are unpacked after pb_check() (issue 9): protobuf-c recurses without a depth limit.
+unpack='(protobuf_c_message_unpack|__unpack)\s*\('
+if grep -n -E "$unpack" $(echo "$files" | grep '^src/' | grep -v '^src/lib/pbcheck/') | grep -v '^\S*:[0-9]*:\s*\*'; then
+    echo "lint: unpack protobufs with pb_unpack_checked() (pbcheck/pbcheck.h)"; rc=1
 fi
 for h in $(echo "$files" | grep '^src/lib/.*\.h$'); do
     mod=$(basename "$h" .h | tr 'a-z' 'A-Z')

@@ -29,6 +29,7 @@
 #include "casvc/token.h"
 #include "channel/channel.h"
 #include "log/log.h"
+#include "pbcheck/pbcheck.h"
 #include "rpc/rpc.h"
 #include "token.pb-c.h"
 #include "ztunnel.h"
@@ -299,8 +300,12 @@ on_renew_end(void *arg, struct rpc_call *call, int status, const char *message)
         failed(s, buf);
         return;
     }
-    Amesh__Token__V1__RenewResponse *r =
-        amesh__token__v1__renew_response__unpack(NULL, s->resp_len, s->resp);
+    char pbwhy[PB_ERR_MAX];
+    Amesh__Token__V1__RenewResponse *r = pb_unpack_checked(
+        &amesh__token__v1__renew_response__descriptor, s->resp, s->resp_len, RENEW_MAX_RESPONSE,
+        pbwhy, sizeof(pbwhy));
+    if (r == NULL)
+        why = pbwhy;
     const char *tok = r ? r->token : NULL;
     size_t len = tok ? strlen(tok) : 0;
     /* Trust only what was asked for: the same audience and node, living longer. */
