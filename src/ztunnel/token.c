@@ -47,6 +47,8 @@ struct tok_slot {
     size_t len;
     bool renewable; /* a v2 token: |c| holds its fields */
     struct token_claims c;
+    uint64_t version;        /* bumped by adopt(): which token |tok| is */
+    uint64_t call_version;   /* the token the renewal in flight presented */
     struct loop_timer timer; /* next renewal, or retry */
     struct loop_timer deadline;
     struct channel_waiter wait;
@@ -91,6 +93,7 @@ adopt(struct tok_slot *s, const char *tok, size_t len, const char *from)
     memcpy(s->tok, tok, len);
     s->tok[len] = '\0';
     s->len = len;
+    s->version++;
     s->renewable = token_parse(tok, len, &s->c, &why) == 0 && s->c.aud == s->aud;
     s->backoff_ms = 0;
     s->said_expired = false;
@@ -294,6 +297,18 @@ on_renew_end(void *arg, struct rpc_call *call, int status, const char *message)
     char buf[300];
     (void)call;
 
+    if (s->call_version != s->version) {
+        /*
+         * The file gave this slot another token while the call was out (an
+         * operator's replacement, maybe after a revocation): the answer is about
+         * a token no longer in use, and taking it would undo the replacement.
+         */
+        log_info("dropped meshd's answer to the renewal of a %s token replaced meanwhile",
+                 token_aud_name(s->aud));
+        call_cleanup(s);
+        schedule(s);
+        return;
+    }
     if (status != GRPC_STATUS_OK || s->resp == NULL) {
         snprintf(buf, sizeof(buf), "meshd answered status %d%s%s", status, message ? ": " : "",
                  message ? message : "");
@@ -341,6 +356,7 @@ on_session(void *arg, struct h2_session *sess, int err)
         return;
     }
     snprintf(auth, sizeof(auth), "Bearer %s", s->tok);
+    s->call_version = s->version;
     struct h2_header md[] = {
         {"authorization", auth},
         {"clusterid", zt->opts.cluster},
