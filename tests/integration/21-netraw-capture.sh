@@ -4,7 +4,8 @@
 # address (issue 9, section 3). The topology is 11-inpod-mesh.sh's: pods client (node-1)
 # and server (node-2), both enrolled, a DENY policy on the server's port 8080.
 #
-# The attack: one raw TCP ACK from source port P to the server, then connect() from P.
+# The attack: one raw TCP ACK from source port P to the server, then connect() from P;
+# or one raw SYN "from" the server to the pod itself, then connect() from P (reflected).
 # Conntrack meets the flow first without SYN; rules that exempt such a first packet (so
 # connections older than enrollment survive) leave the flow un-NATed in both pods, and the
 # connection reaches the app directly, past both ztunnels and their policy. Captured, it
@@ -76,6 +77,13 @@ for i in 1 2 3; do
     got=$(banner "$PC" ackconnect --to "$SIP:8081" --sport $((31010 + i)) --ttl 1 --message "$MARKER-$i")
     say "attempt $i from the client pod (port $((31010 + i))): $got"
 done
+# A raw SYN "from" the server to the client pod itself (over lo, bad checksum: no reset)
+# leaves an entry whose reply direction is the connect() that follows: not NEW, so nat
+# never sees it, unless the pod may not send from an address that is not its own.
+for i in 4 5 6; do
+    got=$(banner "$PC" reflectconnect --to "$SIP:8081" --sport $((31010 + i)) --message "$MARKER-$i")
+    say "reflected SYN, attempt $i from the client pod (port $((31010 + i))): $got"
+done
 # A neighbour outside the mesh tries the same against the server pod's DENY on 8080.
 got=$(banner "$N2" ackconnect --to "$SIP:8080")
 say "from node-2, outside the mesh, to the denied port: $got"
@@ -85,16 +93,16 @@ sleep 0.5
 kill -INT "$TCPDUMP"; wait "$TCPDUMP" 2>/dev/null || true
 tcpdump -n -r "$WORK/link.pcap" 2>/dev/null >"$WORK/link.txt"
 check "the link between the nodes carried traffic" test -s "$WORK/link.txt"
-attacker_ports() { grep -E '\.3101[1-3] > ' "$WORK/link.txt" || true; }
+attacker_ports() { grep -E '\.3101[1-6] > ' "$WORK/link.txt" || true; }
 check "no packet left the client pod from the attacker's ports (only ztunnel's HBONE)" \
     [ -z "$(attacker_ports)" ]
 attacker_ports | head -3 | sed 's/^/#   /'
 check "the attacker's payload never crossed in clear" \
     sh -c "! tcpdump -n -A -r '$WORK/link.pcap' 2>/dev/null | grep -q '$MARKER'"
 sleep 0.3
-carried() { grep -E "src\.addr=$CIP:3101[1-3] .*direction=\"outbound\"" "$WORK/zt1.log" | wc -l; }
-check "the client pod's ztunnel carried all three attacker connections (access log)" \
-    [ "$(carried)" -ge 3 ]
+carried() { grep -E "src\.addr=$CIP:3101[1-6] .*direction=\"outbound\"" "$WORK/zt1.log" | wc -l; }
+check "the client pod's ztunnel carried all six attacker connections (access log)" \
+    [ "$(carried)" -ge 6 ]
 
 wait "$PROBE" || true
 check "the connection opened before enrollment kept working through it" $PY -c "

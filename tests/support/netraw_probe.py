@@ -11,6 +11,11 @@
       (a reset would end the conntrack entry the ACK made).
   ack --to HOST:PORT --sport P [--ttl N]
       Only the raw ACK.
+  reflectconnect --to HOST:PORT [--sport P] [--message M] [--timeout S]
+      IPv4: sends one hand-built SYN "from" HOST:PORT to this host's own
+      address, port P (over lo, with a bad checksum so that no reset answers
+      it), which leaves a conntrack entry whose reply direction is
+      P -> HOST:PORT; then connect()s from P to HOST:PORT as ackconnect does.
   connect --to HOST:PORT [--sport P] [--message M] [--timeout S]
       A plain connect(), printing the same.
 
@@ -85,6 +90,25 @@ def send_ack(fam, addr, sport, ttl):
     r.close()
 
 
+def send_reflected_syn(addr, sport):
+    host, dport = addr
+    me = source_of(socket.AF_INET, addr)
+    seq = struct.unpack("!I", os.urandom(4))[0]
+    tcp = struct.pack("!HHIIBBHHH", dport, sport, seq, 0, 5 << 4, 0x02, 64240, 0, 0)
+    pseudo = socket.inet_aton(host) + socket.inet_aton(me) + struct.pack(
+        "!BBH", 0, socket.IPPROTO_TCP, len(tcp))
+    bad = csum(pseudo + tcp) ^ 0x5555  # the local stack drops it silently
+    tcp = tcp[:16] + struct.pack("!H", bad) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, socket.IPPROTO_TCP, 0,
+                     socket.inet_aton(host), socket.inet_aton(me))
+    r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    try:
+        r.sendto(ip + tcp, (me, 0))
+    except OSError as e:
+        print("raw SYN not sent: %s" % e.strerror, file=sys.stderr)
+    r.close()
+
+
 def connect_and_read(fam, addr, sport, message, timeout):
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.settimeout(timeout)
@@ -106,7 +130,7 @@ def connect_and_read(fam, addr, sport, message, timeout):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["ack", "ackconnect", "connect"])
+    ap.add_argument("mode", choices=["ack", "ackconnect", "reflectconnect", "connect"])
     ap.add_argument("--to", required=True)
     ap.add_argument("--sport", type=int, default=0)
     ap.add_argument("--wait", type=float, default=0.3, help="seconds between the ACK and connect()")
@@ -121,7 +145,13 @@ def main():
     if args.mode != "connect":
         if not sport:
             sport = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
-        send_ack(fam, addr, sport, args.ttl)
+        if args.mode == "reflectconnect":
+            if fam != socket.AF_INET:
+                print("reflectconnect is IPv4 only", file=sys.stderr)
+                return 2
+            send_reflected_syn(addr, sport)
+        else:
+            send_ack(fam, addr, sport, args.ttl)
         if args.mode == "ack":
             return 0
         time.sleep(args.wait)

@@ -151,6 +151,16 @@ build(enum inpod_family f, const struct inpod_opts *o, struct ruleset *rs)
      * un-NATed) is dropped before it makes one. Entries started here are
      * tagged 0x2000, so a later inpod_apply() knows them from leftovers.
      */
+    /*
+     * A pod sends TCP only from its own addresses; ztunnel's transparent
+     * sockets (the client's address, mark 0x539) are the exception. A raw
+     * SYN "from" a remote D:x to the pod itself (over lo, so nat accepts it
+     * and a bad checksum gets no reset) would leave an entry whose reply
+     * tuple is pod:P -> D:x: a later connect() from P to D is then that
+     * entry's reply, never NEW, never redirected.
+     */
+    add(rs, "mangle", INPOD_CHAIN_OUTPUT,
+        "-p tcp -m mark ! --mark %s -m addrtype ! --src-type LOCAL -j DROP", mark);
     add(rs, "mangle", INPOD_CHAIN_PRERT,
         "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! "
         "--mark %s -j DROP",
