@@ -42,7 +42,12 @@ read_small(const char *path, size_t max, char **text, size_t *len)
     struct stat st;
     if (fd < 0)
         return -errno;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+    if (fstat(fd, &st) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
         int e = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
         close(fd);
         return e;

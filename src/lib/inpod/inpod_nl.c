@@ -187,7 +187,7 @@ inpod_nl_call(int fd, struct nlmsghdr *h)
         ssize_t n = nl_recv(fd, buf, sizeof(buf));
         if (n < 0)
             return (int)n;
-        for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, (size_t)n);
+        for (struct nlmsghdr *r = (struct nlmsghdr *)buf; n > 0 && NLMSG_OK(r, (size_t)n);
              r = NLMSG_NEXT(r, n)) {
             if (r->nlmsg_seq != h->nlmsg_seq || r->nlmsg_type != NLMSG_ERROR)
                 continue;
@@ -215,7 +215,7 @@ inpod_nl_dump(int fd, struct nlmsghdr *h, inpod_nl_cb cb, void *arg)
             rc = -EPROTO;
             break;
         }
-        for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, (size_t)n);
+        for (struct nlmsghdr *r = (struct nlmsghdr *)buf; n > 0 && NLMSG_OK(r, (size_t)n);
              r = NLMSG_NEXT(r, n)) {
             if (r->nlmsg_seq != h->nlmsg_seq)
                 continue;
