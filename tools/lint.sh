@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lint.sh - project rules the compiler does not check (style guide 2.11).
 # Fails on: banned functions, // comments, header guards not matching the path,
-# includes of another module's *_internal.h, protobuf-c unpacks that bypass pb_check().
+# includes of another module's *_internal.h, protobuf-c unpacks that bypass pb_check(),
+# includes of a module a src/lib module does not declare (tools/lint_deps.py).
 # Warns on files over 800 lines.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,5 +34,6 @@ for f in $files; do
     n=$(wc -l <"$f")
     [ "$n" -gt 800 ] && echo "lint: warning: $f has $n lines (aim for < 600)"
 done
+/usr/bin/python3 tools/lint_deps.py || rc=1
 [ $rc -eq 0 ] && echo "lint: ok"
 exit $rc
