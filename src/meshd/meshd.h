@@ -8,6 +8,7 @@
  *   server.c   15012: TLS, HTTP/2, gRPC dispatch and node authentication
  *   ca.c       CreateCertificate calls
  *   renew.c    node-token renewal calls
+ *   unary.c    the unary calls in flight (CA, renewal): one request each, closed with the server
  *   xds.c      DeltaAggregatedResources streams and pushes
  *   monitor.c  15014: Prometheus metrics and readiness
  */

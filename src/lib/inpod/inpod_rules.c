@@ -161,18 +161,15 @@ build(enum inpod_family f, const struct inpod_opts *o, struct ruleset *rs)
      */
     add(rs, "mangle", INPOD_CHAIN_OUTPUT,
         "-p tcp -m mark ! --mark %s -m addrtype ! --src-type LOCAL -j DROP", mark);
-    add(rs, "mangle", INPOD_CHAIN_PRERT,
-        "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! "
-        "--mark %s -j DROP",
-        existing);
-    add(rs, "mangle", INPOD_CHAIN_PRERT,
-        "-p tcp -m conntrack --ctstate NEW -j CONNMARK --set-xmark %s", fresh);
-    add(rs, "mangle", INPOD_CHAIN_OUTPUT,
-        "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! "
-        "--mark %s -j DROP",
-        existing);
-    add(rs, "mangle", INPOD_CHAIN_OUTPUT,
-        "-p tcp -m conntrack --ctstate NEW -j CONNMARK --set-xmark %s", fresh);
+    static const char *const chains[] = {INPOD_CHAIN_PRERT, INPOD_CHAIN_OUTPUT};
+    for (size_t i = 0; i < 2; i++) {
+        add(rs, "mangle", chains[i],
+            "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN "
+            "-m connmark ! --mark %s -j DROP",
+            existing);
+        add(rs, "mangle", chains[i], "-p tcp -m conntrack --ctstate NEW -j CONNMARK --set-xmark %s",
+            fresh);
+    }
     add(rs, "nat", INPOD_CHAIN_PRERT, "-m connmark --mark %s -j ACCEPT", existing);
     add(rs, "nat", INPOD_CHAIN_OUTPUT, "-m connmark --mark %s -j ACCEPT", existing);
     /* ztunnel's packets into the pod mark their connection, so replies find their way back. */
