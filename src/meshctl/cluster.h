@@ -17,6 +17,7 @@
  *   kube_proxy.c       service VIP DNAT in each node (iptables nat)
  *   cluster_get.c      get
  *   cluster_cmds.c     label, exec, logs
+ *   waypoint_ctl.c     waypoint Gateways: their Deployment, Service, status
  *
  * The directory ($MESH_CLUSTER_DIR, default /run/amesh):
  *
@@ -338,6 +339,30 @@ const struct kind_info *manifest_identify(const json_t *o, const char *file, con
  */
 int delete_object(struct cluster *c, const struct kind_info *k, const char *ns, const char *name,
                   bool quiet);
+/*
+ * Applies object |in| of kind |k| as |ns|/|name| without printing, and runs its controller
+ * (a Deployment's pods, a waypoint Gateway's Deployment). *verb: "created", "configured" or
+ * "unchanged". Returns 0, or -1 with |err| set. The namespace must exist.
+ */
+int apply_object(struct cluster *c, const struct kind_info *k, const json_t *in, const char *ns,
+                 const char *name, const char **verb, char *err, size_t errlen);
+
+/* ---- waypoint_ctl.c: what istiod's deployment controller does for waypoints ---- */
+
+/*
+ * Gateway |gw| (live object) changed: a waypoint gets its ServiceAccount, Deployment and
+ * Service (created or updated; owned ones it no longer renders go); any other class loses
+ * what it owned. Returns 0, or -1 with |err| set.
+ */
+int wp_reconcile(struct cluster *c, const json_t *gw, char *err, size_t errlen);
+/* Deletes what Gateway |ns|/|name| owns, except objects named in |keep| (an array or NULL). */
+void wp_collect(struct cluster *c, const char *ns, const char *name, const json_t *keep);
+/*
+ * The Gateway's Programmed condition as istiod would report it: true once a replica is
+ * ready (its 15021 /healthz/ready answers). |reason| and |msg| get the condition's fields.
+ */
+bool wp_programmed(const struct cluster *c, const json_t *gw, char *reason, size_t reasonlen,
+                   char *msg, size_t msglen);
 
 /* ---- kube_proxy.c ---- */
 

@@ -27,6 +27,7 @@
 #include "cluster.h"
 #include "k8s/k8s.h"
 #include "meshctl.h"
+#include "waypoint.h"
 
 #define MAX_PATHS 256
 
@@ -136,42 +137,38 @@ cluster_ip(const struct cluster *c, json_t *obj, const json_t *rec, char *err, s
     return 0;
 }
 
-/* Applies one object; prints kubectl's line. Returns 0 or -1. */
+/* The controllers of the local cluster: what changing |k| makes happen beyond its record. */
 static int
-apply_one(struct cluster *c, const struct kind_info *k, const json_t *in, const char *ns,
-          const char *name, const char *file)
+after_put(struct cluster *c, const struct kind_info *k, const json_t *rec, char *err,
+          size_t errlen)
 {
-    char err[1024] = "", uid[64], now[32];
+    if (strcmp(k->kind, "Deployment") == 0)
+        return pods_reconcile_deployment(c, rec, err, errlen);
+    if (strcmp(k->kind, "Gateway") == 0)
+        return wp_reconcile(c, json_object_get(rec, "object"), err, errlen);
+    return 0;
+}
+
+int
+apply_object(struct cluster *c, const struct kind_info *k, const json_t *in, const char *ns,
+             const char *name, const char **verb, char *err, size_t errlen)
+{
+    char uid[64], now[32];
     json_t *applied = json_deep_copy(in);
     json_t *rec = rec_get(c, k, ns, name);
     const json_t *old_applied = json_object_get(rec, "applied");
     const json_t *live = json_object_get(rec, "object");
-    const char *verb = rec ? "configured" : "created";
     int rc = 0;
 
+    *verb = rec ? "configured" : "created";
     if (k->namespaced)
         json_object_set_new(jobj(applied, "metadata"), "namespace", json_string(ns));
-    if (k->namespaced && !rec_exists(c, kind_by_name("Namespace"), "", ns)) {
-        fprintf(stderr,
-                "Error from server (NotFound): error when creating \"%s\": namespaces "
-                "\"%s\" not found\n",
-                file, ns);
-        rc = -1;
-        goto out;
-    }
     if (rec != NULL && json_equal(old_applied, applied)) {
         /* As its controller would: replicas that are missing come back. */
-        if (strcmp(k->kind, "Deployment") == 0 &&
-            pods_reconcile_deployment(c, rec, err, sizeof(err)) < 0) {
-            fprintf(stderr, "Error from server: deployment.apps/%s: %s\n", name, err);
-            rc = -1;
-        } else {
-            printf("%s/%s unchanged\n", k->resource, name);
-        }
-        goto out;
-    }
-    if (strcmp(k->kind, "Pod") == 0 && rec != NULL &&
-        json_equal(jget(old_applied, "spec"), jget(applied, "spec"))) {
+        *verb = "unchanged";
+        rc = after_put(c, k, rec, err, errlen);
+    } else if (strcmp(k->kind, "Pod") == 0 && rec != NULL &&
+               json_equal(jget(old_applied, "spec"), jget(applied, "spec"))) {
         /* Metadata only: the pod keeps running; mesh-cni sees its new labels. */
         json_t *obj = json_deep_copy(live);
         merge_map(obj, live, old_applied, applied, "labels");
@@ -188,7 +185,7 @@ apply_one(struct cluster *c, const struct kind_info *k, const json_t *in, const 
             pods_delete(c, ns, name);
         json_t *pod = json_deep_copy(applied);
         json_object_del(pod, "status");
-        rc = pods_create(c, pod, applied, NULL, err, sizeof(err));
+        rc = pods_create(c, pod, applied, NULL, err, errlen);
         json_decref(pod);
     } else {
         json_t *obj = json_deep_copy(applied);
@@ -204,26 +201,48 @@ apply_one(struct cluster *c, const struct kind_info *k, const json_t *in, const 
         }
         json_object_set_new(meta, "uid", json_string(uid));
         json_object_set_new(meta, "creationTimestamp", json_string(now));
-        if (strcmp(k->kind, "Service") == 0 && cluster_ip(c, obj, rec, err, sizeof(err)) < 0)
+        if (strcmp(k->kind, "Service") == 0 && cluster_ip(c, obj, rec, err, errlen) < 0)
             rc = -1;
         if (rc == 0) {
             json_t *nrec = json_pack("{s:O, s:O}", "applied", applied, "object", obj);
             rc = rec_put(c, k, nrec) < 0 ? -1 : 0;
-            if (rc == 0 && strcmp(k->kind, "Deployment") == 0)
-                rc = pods_reconcile_deployment(c, nrec, err, sizeof(err));
+            if (rc < 0)
+                snprintf(err, errlen, "%s", strerror(errno));
+            else
+                rc = after_put(c, k, nrec, err, errlen);
             json_decref(nrec);
         }
         json_decref(obj);
     }
-    if (rc == 0)
-        printf("%s/%s %s\n", k->resource, name, verb);
-    else
-        fprintf(stderr, "Error from server: error when applying \"%s\": %s/%s: %s\n", file,
-                k->resource, name, err[0] ? err : strerror(errno));
-out:
+    if (rc < 0 && err[0] == '\0')
+        snprintf(err, errlen, "%s", strerror(errno));
     json_decref(applied);
     json_decref(rec);
     return rc;
+}
+
+/* Applies one object; prints kubectl's line. Returns 0 or -1. */
+static int
+apply_one(struct cluster *c, const struct kind_info *k, const json_t *in, const char *ns,
+          const char *name, const char *file)
+{
+    char err[1024] = "";
+    const char *verb;
+
+    if (k->namespaced && !rec_exists(c, kind_by_name("Namespace"), "", ns)) {
+        fprintf(stderr,
+                "Error from server (NotFound): error when creating \"%s\": namespaces "
+                "\"%s\" not found\n",
+                file, ns);
+        return -1;
+    }
+    if (apply_object(c, k, in, ns, name, &verb, err, sizeof(err)) < 0) {
+        fprintf(stderr, "Error from server: error when applying \"%s\": %s/%s: %s\n", file,
+                k->resource, name, err);
+        return -1;
+    }
+    printf("%s/%s %s\n", k->resource, name, verb);
+    return 0;
 }
 
 int
@@ -265,6 +284,9 @@ delete_object(struct cluster *c, const struct kind_info *k, const char *ns, cons
             fprintf(stderr, "Warning: replacing the pod of deployment %s: %s\n", owner, err);
         json_decref(dep);
         free(owner);
+    } else if (strcmp(k->kind, "Gateway") == 0) {
+        rec_del(c, k, ns, name);
+        wp_collect(c, ns, name, NULL);
     } else {
         rec_del(c, k, ns, name);
     }

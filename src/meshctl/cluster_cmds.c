@@ -131,6 +131,10 @@ label_main(int argc, char **argv)
             printf("%s/%s %s\n", k->resource, name, added ? "labeled" : "unlabeled");
             if (strcmp(k->kind, "Pod") == 0)
                 kp_sync(&c); /* endpoints follow selectors */
+            char err[512] = "";
+            if (strcmp(k->kind, "Gateway") == 0 &&
+                wp_reconcile(&c, json_object_get(rec, "object"), err, sizeof(err)) < 0)
+                fprintf(stderr, "Warning: gateway %s: %s\n", name, err);
         }
     } else if (rc == 0) {
         printf("%s/%s not labeled\n", k->resource, name);

@@ -38,6 +38,49 @@ pods_run_info(const struct cluster *c, const char *ns, const char *name)
     return r;
 }
 
+/* The port a probe names: a number, or the name of one of the container's ports; -1 if none. */
+static int
+probe_port(const json_t *ctr, const json_t *port)
+{
+    if (json_is_integer(port))
+        return (int)json_integer_value(port);
+    const char *pn = json_string_value(port);
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(ctr, "ports"), i, p)
+        if (pn != NULL && strcmp(jsd(p, "name", ""), pn) == 0)
+            return (int)json_integer_value(json_object_get(p, "containerPort"));
+    return -1;
+}
+
+/*
+ * As the kubelet's readinessProbe, httpGet only: a running pod is ready when its first
+ * container has none, or when a GET of the probe's path on the pod's address answers 200.
+ */
+static bool
+probe_ready(const struct cluster *c, const char *ns, const char *name)
+{
+    json_t *rec = rec_get(c, kind_by_name("Pod"), ns, name);
+    const json_t *ctr = json_array_get(jget(json_object_get(rec, "object"), "spec.containers"), 0);
+    const json_t *get = jget(json_object_get(ctr, "readinessProbe"), "httpGet");
+    bool ok = true;
+
+    if (get != NULL) {
+        json_t *run = pods_run_info(c, ns, name);
+        int port = probe_port(ctr, json_object_get(get, "port"));
+        const char *netns = js(run, "netns"), *ip = js(run, "ip");
+        ok = false;
+        if (netns != NULL && ip != NULL && port > 0 && port < 65536) {
+            char hp[80];
+            snprintf(hp, sizeof(hp), "%s:%d", ip, port);
+            ok = sys_http_ok_in(netns, hp, jsd(get, "path", "/"));
+        }
+        json_decref(run);
+    }
+    json_decref(rec);
+    return ok;
+}
+
 const char *
 pods_status(const struct cluster *c, const char *ns, const char *name, bool *ready)
 {
@@ -57,7 +100,7 @@ pods_status(const struct cluster *c, const char *ns, const char *name, bool *rea
         return ok ? "Completed" : "Error";
     }
     if (ledger_proc_get(c, label, &pid, &start) == 0 && proc_alive(pid, start)) {
-        *ready = true;
+        *ready = probe_ready(c, ns, name);
         return "Running";
     }
     return "Unknown";

@@ -31,6 +31,8 @@ static const struct command {
     {"label", label_main, label_usage, "set or remove labels (e.g. enroll a namespace)"},
     {"exec", exec_main, exec_usage, "run a command in a pod's network namespace"},
     {"logs", logs_main, logs_usage, "print the logs of a pod, ztunnel, mesh-cni or meshd"},
+    {"waypoint", waypoint_main, waypoint_usage,
+     "generate, apply, list, show the status of, or delete waypoints (L7 proxies)"},
     {"help", help_main, NULL, "show this help, or a command's (meshctl help COMMAND)"},
 };
 

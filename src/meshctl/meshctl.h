@@ -4,6 +4,7 @@
  *   main.c            the subcommand table, help
  *   cluster*.c, kube_proxy.c   the local cluster (install, apply, get, exec...; cluster.h)
  *   analyze.c         analyze: offline lint with meshd's own parser (lib/k8s)
+ *   waypoint_*.c      waypoint generate|apply|list|status|delete (waypoint.h)
  *   ztunnel_config.c  ztunnel-config: flags, fetching and parsing the dump, -o json|yaml
  *   zc_tables.c       workloads, services, policies, connections tables
  *   zc_certs.c        certificates table (serials, validity, PEM fallback)
@@ -33,6 +34,8 @@
 typedef int meshctl_cmd_fn(int argc, char **argv);
 meshctl_cmd_fn ztunnel_config_main;
 void ztunnel_config_usage(FILE *f);
+meshctl_cmd_fn waypoint_main; /* waypoint_cmd.c */
+void waypoint_usage(FILE *f);
 meshctl_cmd_fn analyze_main; /* analyze.c */
 void analyze_usage(FILE *f);
 /* The local cluster (cluster.h). */
