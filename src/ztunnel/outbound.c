@@ -147,23 +147,19 @@ make_baggage(const struct zt *zt, const struct workload *w, char *out, size_t le
     }
 }
 
+/*
+ * A CONNECT for |authority| over a pooled mTLS connection to |ip|:|port| whose server must be
+ * one of |ids|; |svc| (the service dialled, if any) names the forwarded host.
+ */
 static void
-start_hbone(struct outbound_conn *o, const struct workload *src, const struct workload *dst,
-            const struct ipaddr *dst_ip, uint16_t target_port, const struct service *svc,
-            struct tls_creds *creds)
+start_hbone(struct outbound_conn *o, const struct workload *src, struct tls_creds *creds,
+            const char *const *ids, size_t n_ids, const struct ipaddr *ip, uint16_t port,
+            const char *authority, const struct service *svc)
 {
     struct zt *zt = o->zt;
-    char authority[ADDR_STRLEN], client[ADDR_STRLEN], fwd[ADDR_STRLEN + 300];
+    char client[ADDR_STRLEN], fwd[ADDR_STRLEN + 300];
     char baggage[1024], trace[64], tid[33], pid[17];
 
-    /* Expected server identities: the endpoint's own plus the service's SANs. */
-    const char *ids[1 + 16];
-    size_t n_ids = 0;
-    ids[n_ids++] = dst->identity;
-    for (size_t i = 0; svc != NULL && i < svc->n_sans && n_ids < ARRAY_LEN(ids); i++)
-        ids[n_ids++] = svc->sans[i];
-
-    ipport_str(dst_ip, target_port, authority);
     ipport_str(&o->zc->src_ip, o->zc->src_port, client);
     if (svc != NULL)
         snprintf(fwd, sizeof(fwd), "for=\"%s\";host=%s", client, svc->hostname);
@@ -180,19 +176,60 @@ start_hbone(struct outbound_conn *o, const struct workload *src, const struct wo
         .dst_ids = ids,
         .n_dst_ids = n_ids,
         .src_ip = o->zc->src_ip,
-        .dst_ip = *dst_ip,
-        .dst_port = ZT_PORT_HBONE,
+        .dst_ip = *ip,
+        .dst_port = port,
         .dial = &o->pod->dial,
     };
     o->zc->mtls = true;
-    o->zc->dst_ip = *dst_ip;
-    o->zc->dst_port = t.dst_port;
-    o->zc->hbone_ip = *dst_ip;
-    o->zc->hbone_port = target_port;
+    o->zc->dst_ip = *ip;
+    o->zc->dst_port = port;
     pool_connect(zt->pool, &t, authority, hdrs, baggage[0] ? 3 : 2, on_hbone_response, o);
 }
 
+/* Expected server identities: a workload's own plus its service's SANs. */
+static size_t
+expected_ids(const struct workload *w, const struct service *svc, const char **ids, size_t cap)
+{
+    size_t n = 0;
+    ids[n++] = w->identity;
+    for (size_t i = 0; svc != NULL && i < svc->n_sans && n < cap; i++)
+        ids[n++] = svc->sans[i];
+    return n;
+}
+
 static void route(struct outbound_conn *o);
+static bool hold(struct outbound_conn *o);
+
+static struct log_ratelimit waypoint_rl = LOG_RATELIMIT_INIT(10000, 5);
+
+/*
+ * Through the waypoint: HBONE to the chosen replica, :authority the original destination
+ * (service VIP:port or pod IP:port), the server the replica's identity (waypoint.md 1).
+ */
+static void
+via_waypoint(struct outbound_conn *o, const struct workload *src, const struct service *svc,
+             const struct zt_waypoint *wp)
+{
+    struct tls_creds *creds = certs_get(o->zt->certs, src);
+    if (creds == NULL) {
+        if (hold(o))
+            return;
+        fail(o, -MESH_ENOIDENTITY, "no certificate for the source workload");
+        return;
+    }
+    const struct workload *w = wp->workload;
+    zconn_set(&o->zc->dst_workload, w->name);
+    zconn_set(&o->zc->dst_ns, w->ns);
+    zconn_set(&o->zc->dst_cluster, w->cluster_id ? w->cluster_id : o->zt->opts.cluster);
+    zconn_set(&o->zc->dst_identity, w->identity);
+    const char *ids[1 + 16];
+    size_t n_ids = expected_ids(w, wp->service, ids, ARRAY_LEN(ids));
+    char authority[ADDR_STRLEN];
+    ipport_str(&o->odst, o->oport, authority);
+    o->zc->hbone_ip = o->odst;
+    o->zc->hbone_port = o->oport;
+    start_hbone(o, src, creds, ids, n_ids, wp->ip, wp->port, authority, svc);
+}
 
 static void
 on_wait(void *arg, bool expired)
@@ -231,7 +268,7 @@ route(struct outbound_conn *o)
     const struct ipaddr *peer = &o->zc->src_ip;
     const struct ipaddr odst = o->odst;
     uint16_t oport = o->oport;
-    char a[ADDR_STRLEN];
+    char a[ADDR_STRLEN], a2[ADDR_STRLEN];
 
     const struct workload *src = zpod_workload(o->pod, peer);
     if (src == NULL) {
@@ -253,11 +290,30 @@ route(struct outbound_conn *o)
         return;
     }
 
-    /* 1. Service VIP -> endpoint; 2. workload IP; 3. passthrough. */
+    /* 0. A bound waypoint; 1. Service VIP -> endpoint; 2. workload IP; 3. passthrough. */
     const struct workload *dst = NULL;
     const struct ipaddr *dst_ip = &odst;
     uint16_t port = oport;
     const struct service *svc = model_service_by_vip(zt->model, &odst);
+    if (svc == NULL)
+        dst = model_workload_by_ip(zt->model, &odst);
+    if (svc != NULL || dst != NULL) {
+        struct zt_waypoint wp;
+        int rc = zt_waypoint_route(zt, src, svc, dst, odst.family, &wp);
+        if (svc != NULL)
+            zconn_set(&o->zc->dst_service, svc->hostname);
+        if (rc < 0) {
+            log_warn_rl(&waypoint_rl, "outbound %s -> %s: %s %s: refused (never sent around it)",
+                        ipport_str(peer, o->zc->src_port, a), ipport_str(&odst, oport, a2),
+                        wp.why, wp.name);
+            fail(o, -EHOSTUNREACH, wp.why);
+            return;
+        }
+        if (rc > 0) {
+            via_waypoint(o, src, svc, &wp);
+            return;
+        }
+    }
     if (svc != NULL) {
         uint32_t seed;
         RAND_bytes((unsigned char *)&seed, sizeof(seed));
@@ -268,8 +324,6 @@ route(struct outbound_conn *o)
             return;
         }
         dst_ip = workload_addr(dst, odst.family);
-    } else {
-        dst = model_workload_by_ip(zt->model, &odst);
     }
     if (dst != NULL) {
         zconn_set(&o->zc->dst_workload, dst->name);
@@ -286,8 +340,14 @@ route(struct outbound_conn *o)
             fail(o, -MESH_ENOIDENTITY, "no certificate for the source workload");
             return;
         }
+        const char *ids[1 + 16];
+        size_t n_ids = expected_ids(dst, svc, ids, ARRAY_LEN(ids));
+        char authority[ADDR_STRLEN];
         struct ipaddr ip = *dst_ip;
-        start_hbone(o, src, dst, &ip, port, svc, creds);
+        ipport_str(&ip, port, authority);
+        o->zc->hbone_ip = ip;
+        o->zc->hbone_port = port;
+        start_hbone(o, src, creds, ids, n_ids, &ip, ZT_PORT_HBONE, authority, svc);
         return;
     }
     /* Plain TCP: a non-mesh workload or a destination outside the mesh. */

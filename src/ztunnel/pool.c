@@ -38,6 +38,8 @@ struct pool_conn {
     struct tls_check chk;
     struct tls_creds *creds;
     struct h2_session *sess;
+    struct ipaddr dst_ip;
+    uint16_t dst_port;
     struct waiter *waiters, **waiters_tail;
     size_t n_waiters;
     bool ready;
@@ -203,6 +205,8 @@ conn_new(struct pool *p, const struct pool_target *t, char *key, int *err)
     pc->pool = p;
     pc->key = key;
     pc->waiters_tail = &pc->waiters;
+    pc->dst_ip = t->dst_ip;
+    pc->dst_port = t->dst_port;
     pc->creds = t->creds;
     tls_creds_ref(t->creds);
     pc->dst_ids = xcalloc(t->n_dst_ids, sizeof(char *));
@@ -300,6 +304,16 @@ pool_abort(struct pool *p)
         pc->retiring = true;
         h2_session_close(pc->sess, -ECONNABORTED);
     }
+}
+
+unsigned
+pool_streams_to(const struct pool *p, const struct ipaddr *ip, uint16_t port)
+{
+    unsigned n = 0;
+    for (const struct pool_conn *pc = p->conns; pc != NULL; pc = pc->next)
+        if (pc->dst_port == port && ipaddr_eq(&pc->dst_ip, ip))
+            n += (unsigned)pc->n_waiters + (pc->sess ? h2_session_n_streams(pc->sess) : 0);
+    return n;
 }
 
 size_t

@@ -6,6 +6,7 @@
  *   inbound.c     15008: HBONE server (mTLS + HTTP/2 CONNECT)
  *   passthrough.c 15006: captured plaintext inbound
  *   pool.c        HBONE client connections keyed by identities and addresses
+ *   waypoint.c    whether a connection goes through a waypoint, and which replica
  *   certs.c       per-identity certificates (meshd's CA, or minted from a local CA)
  *   xds.c         config from meshd (delta xDS) into the model
  *   token.c       node tokens for meshd: per audience, renewed, re-read when the file changes
@@ -332,6 +333,26 @@ struct pool_target {
  */
 void pool_connect(struct pool *p, const struct pool_target *t, const char *authority,
                   const struct h2_header *hdrs, size_t n_hdrs, pool_stream_fn *cb, void *arg);
+
+/* How many streams we have open or asked for to |ip|:|port| (the replica choice of waypoint.c). */
+unsigned pool_streams_to(const struct pool *p, const struct ipaddr *ip, uint16_t port);
+
+/* waypoint.c */
+struct zt_waypoint {
+    const struct workload *workload; /* the replica */
+    const struct service *service;   /* the waypoint's service (NULL: a single workload) */
+    const struct ipaddr *ip;         /* the replica's address, in the connection's family */
+    uint16_t port;                   /* its HBONE port */
+    const char *why;                 /* when refused */
+    char name[320];                  /* the waypoint as bound: "<ns>/<hostname>" or its address */
+};
+/*
+ * Traffic from |src| to service |svc| (service-addressed) or workload |dst| (pod-addressed):
+ * 0 when no waypoint applies, 1 with |out| set to the replica to use, -1 when a waypoint is
+ * bound but unusable (|out->why|, |out->name|): the connection must be refused.
+ */
+int zt_waypoint_route(struct zt *zt, const struct workload *src, const struct service *svc,
+                      const struct workload *dst, int family, struct zt_waypoint *out);
 
 /* admin.c */
 int admin_start(struct zt *zt, char *err, size_t errlen);

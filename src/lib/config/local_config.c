@@ -352,11 +352,75 @@ enum_field(struct ctx *c, yaml_node_t *n, const char *what, const char *const *n
     return fail(c, n, "%s: unknown value \"%s\"", what, s);
 }
 
+/*
+ * A GatewayAddress in proto3 JSON: {hostname: {namespace, hostname}} or {address: {network,
+ * address}} (the address as an IP string, not base64), and hboneMtlsPort (default 15008).
+ */
+static int
+gateway_field(struct ctx *c, yaml_node_t *n, const char *what, struct gateway_addr **out)
+{
+    int rc = 0;
+    bool have_ip = false;
+
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, n, "%s: expected a mapping", what);
+    if (*out != NULL)
+        return fail(c, n, "%s: given twice", what);
+    struct gateway_addr *g = xcalloc(1, sizeof(*g));
+    g->hbone_mtls_port = 15008;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top && rc == 0;
+         p++) {
+        const char *k = NULL;
+        yaml_node_t *v = node(c, p->value);
+        if ((rc = scalar(c, node(c, p->key), "key", &k)) < 0)
+            break;
+        if (key_is(k, "hboneMtlsPort", "hbone_mtls_port")) {
+            rc = u16_field(c, v, "hboneMtlsPort", false, &g->hbone_mtls_port);
+        } else if (key_is(k, "hostname", NULL) || key_is(k, "address", NULL)) {
+            bool host = key_is(k, "hostname", NULL);
+            if (v->type != YAML_MAPPING_NODE) {
+                rc = fail(c, v, "%s.%s: expected a mapping", what, k);
+                break;
+            }
+            for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
+                 q < v->data.mapping.pairs.top && rc == 0; q++) {
+                const char *kk = NULL;
+                yaml_node_t *vv = node(c, q->value);
+                if ((rc = scalar(c, node(c, q->key), "key", &kk)) < 0)
+                    break;
+                if (host && key_is(kk, "namespace", NULL))
+                    rc = str_field(c, vv, "namespace", &g->ns);
+                else if (host && key_is(kk, "hostname", NULL))
+                    rc = str_field(c, vv, "hostname", &g->hostname);
+                else if (!host && key_is(kk, "network", NULL))
+                    rc = str_field(c, vv, "network", &g->network);
+                else if (!host && key_is(kk, "address", NULL)) {
+                    rc = ip_field(c, vv, "address", &g->ip);
+                    have_ip = true;
+                } else
+                    rc = fail(c, node(c, q->key), "%s.%s: unknown field \"%s\"", what, k, kk);
+            }
+        } else {
+            rc = fail(c, node(c, p->key), "%s: unknown field \"%s\"", what, k);
+        }
+    }
+    if (rc == 0 && (g->hostname == NULL) == !have_ip)
+        rc = fail(c, n, "%s: exactly one of \"hostname\" and \"address\" is required", what);
+    if (rc == 0 && g->hostname != NULL && g->ns == NULL)
+        rc = fail(c, n, "%s: hostname.namespace is required", what);
+    if (rc < 0) {
+        gateway_addr_free(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
 /* Fields we accept for compatibility but do not act on yet. */
 static bool
 ignored_workload_key(const char *k)
 {
-    static const char *const keys[] = {"waypoint",          "networkGateway", "network_gateway",
+    static const char *const keys[] = {"networkGateway", "network_gateway",
                                        "nativeTunnel",      "native_tunnel",  "applicationTunnel",
                                        "application_tunnel", "locality",      "networkMode",
                                        "network_mode",      "extensions",     "capacity",
@@ -426,6 +490,8 @@ parse_workload(struct ctx *c, yaml_node_t *n, struct workload *w)
         else if (key_is(k, "authorizationPolicies", "authorization_policies"))
             rc = str_list(c, v, "authorizationPolicies", &w->authz_policies,
                           &w->n_authz_policies);
+        else if (key_is(k, "waypoint", NULL))
+            rc = gateway_field(c, v, "waypoint", &w->waypoint);
         else if (!ignored_workload_key(k))
             rc = fail(c, node(c, p->key), "workload: unknown field \"%s\"", k);
         if (rc < 0)
@@ -443,7 +509,7 @@ parse_workload(struct ctx *c, yaml_node_t *n, struct workload *w)
 static bool
 ignored_service_key(const char *k)
 {
-    static const char *const keys[] = {"waypoint",    "loadBalancing",     "load_balancing",
+    static const char *const keys[] = {"loadBalancing",     "load_balancing",
                                        "ipFamilies",  "ip_families",       "extensions",
                                        "canonical",   "ingressUseWaypoint", "ingress_use_waypoint",
                                        "weightedWaypoints", "weighted_waypoints", "visibility",
@@ -499,6 +565,8 @@ parse_service(struct ctx *c, yaml_node_t *n, struct service *s)
             rc = no_endpoints(c, v);
         else if (key_is(k, "subjectAltNames", "subject_alt_names"))
             rc = str_list(c, v, "subjectAltNames", &s->sans, &s->n_sans);
+        else if (key_is(k, "waypoint", NULL))
+            rc = gateway_field(c, v, "waypoint", &s->waypoint);
         else if (!ignored_service_key(k))
             rc = fail(c, node(c, p->key), "service: unknown field \"%s\"", k);
         if (rc < 0)

@@ -1,0 +1,115 @@
+/*
+ * waypoint.c - which waypoint, if any, a captured connection must go through, and which of
+ * its replicas (waypoint.md 1 "ztunnel's decision"; Istio ztunnel outbound.rs).
+ *
+ * Service-addressed traffic goes through the service's waypoint; pod-addressed traffic through
+ * the workload's, unless the source is that waypoint itself. Service traffic never uses a
+ * workload's waypoint, pod traffic never a service's. Once bound, never around it: a waypoint
+ * that cannot be resolved, or has no ready replica, refuses the connection. Among the ready
+ * replicas the one this ztunnel has the fewest open streams to wins (ties broken at random),
+ * so long-lived connections spread instead of piling on the first replica.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "base/base.h"
+#include "ztunnel.h"
+
+/* The waypoint's service ("<ns>/<hostname>" or its VIP), or a single waypoint workload. */
+static const struct service *
+resolve(const struct model *m, const struct gateway_addr *g, const struct workload **single,
+        char *name, size_t namelen)
+{
+    *single = NULL;
+    if (g->hostname != NULL) {
+        snprintf(name, namelen, "%s/%s", g->ns ? g->ns : "", g->hostname);
+        return model_service_by_key(m, name);
+    }
+    char a[ADDR_STRLEN];
+    snprintf(name, namelen, "%s", ipaddr_str(&g->ip, a));
+    const struct service *s = model_service_by_vip(m, &g->ip);
+    if (s == NULL)
+        *single = model_workload_by_ip(m, &g->ip);
+    return s;
+}
+
+static bool
+is_replica(const struct model *m, const struct service *wsvc, const struct workload *single,
+           const struct workload *w)
+{
+    if (single != NULL)
+        return w == single;
+    size_t n;
+    struct workload *const *eps = model_endpoints(m, wsvc->key, &n);
+    for (size_t i = 0; i < n; i++)
+        if (eps[i] == w)
+            return true;
+    return false;
+}
+
+/* The replica with the fewest open streams from us; NULL when none is usable. */
+static const struct workload *
+pick(struct zt *zt, const struct service *wsvc, const struct workload *single, int family,
+     uint16_t port, const struct ipaddr **ip)
+{
+    size_t n = 1;
+    const struct workload *const *eps = &single;
+    if (single == NULL)
+        eps = (const struct workload *const *)model_endpoints(zt->model, wsvc->key, &n);
+    const struct workload *best = NULL;
+    unsigned best_streams = 0, ties = 0;
+    uint32_t r;
+    RAND_bytes((unsigned char *)&r, sizeof(r));
+    for (size_t i = 0; i < n; i++) {
+        const struct workload *w = eps[i];
+        if (w == NULL || w->status != WORKLOAD_HEALTHY)
+            continue;
+        const struct ipaddr *a = workload_addr(w, family);
+        if (a == NULL || a->family != family)
+            continue;
+        unsigned s = pool_streams_to(zt->pool, a, port);
+        if (best == NULL || s < best_streams) {
+            best = w;
+            best_streams = s;
+            *ip = a;
+            ties = 1;
+        } else if (s == best_streams && (r = r * 1103515245u + 12345u) % ++ties == 0) {
+            best = w; /* reservoir choice among equals */
+            *ip = a;
+        }
+    }
+    return best;
+}
+
+int
+zt_waypoint_route(struct zt *zt, const struct workload *src, const struct service *svc,
+                  const struct workload *dst, int family, struct zt_waypoint *out)
+{
+    const struct gateway_addr *g = svc != NULL ? svc->waypoint : dst ? dst->waypoint : NULL;
+    const struct workload *single;
+
+    memset(out, 0, sizeof(*out));
+    if (g == NULL)
+        return 0;
+    const struct service *wsvc = resolve(zt->model, g, &single, out->name, sizeof(out->name));
+    if (wsvc == NULL && single == NULL) {
+        out->why = "waypoint not found";
+        return -1;
+    }
+    /*
+     * The waypoint's own traffic to what it serves goes straight there (Istio checks this for
+     * pod-addressed traffic; a waypoint is never captured, but a loop must not be possible).
+     */
+    if (src != NULL && is_replica(zt->model, wsvc, single, src))
+        return 0;
+    out->port = g->hbone_mtls_port ? g->hbone_mtls_port : ZT_PORT_HBONE;
+    out->workload = pick(zt, wsvc, single, family, out->port, &out->ip);
+    if (out->workload == NULL) {
+        out->why = "no ready waypoint replica";
+        return -1;
+    }
+    out->service = wsvc;
+    return 1;
+}
