@@ -11,16 +11,18 @@
 
 #include "authorization.pb-c.h"
 #include "k8s/k8s.h"
+#include "k8sconv/k8sconv.h"
 #include "workload.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
-convert(const struct k8s_store *st, const struct k8s_build_opts *o, struct k8s_diags *d)
+convert(struct k8s_conv *cv, const struct k8s_store *st, const struct k8s_build_opts *o,
+        struct k8s_diags *d)
 {
     struct mesh_resources r;
 
-    k8s_build_resources(st, o, &r, d);
+    k8s_conv_build(cv, st, o, &r, d);
     for (size_t i = 0; i < r.n; i++) {
         if (strcmp(r.v[i].type_url, K8S_TYPE_AUTHORIZATION) == 0) {
             Istio__Security__Authorization *z =
@@ -44,19 +46,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct k8s_build_opts o = {.trust_domain = "example.org", .network = "n1"};
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new(); /* one for the run: the incremental paths */
     struct k8s_diags d = {0};
     const char *text = (const char *)data;
 
     k8s_store_load_buf(st, "b.yaml", text, size, &d);
     k8s_store_load_buf(st, "a.yaml", text, size, &d);
-    convert(st, NULL, &d);
+    convert(cv, st, NULL, &d);
     k8s_store_load_buf(st, "b.yaml", text, size / 2, &d);
     k8s_store_remove_file(st, "a.yaml");
-    convert(st, &o, &d);
-    k8s_store_diags(st, &d);
+    convert(cv, st, &o, &d);
+    k8s_conv_diags(cv, st, &d);
     for (size_t i = 0; i < d.n; i++)
         free(k8s_diag_str(&d.v[i]));
     k8s_diags_clear(&d);
+    k8s_conv_free(cv);
     k8s_store_free(st);
     return 0;
 }

@@ -74,7 +74,6 @@ k8s_obj_free(struct k8s_obj *o)
     else if (o->kind == K8S_PEER_AUTHENTICATION)
         k8s_pa_cleanup(&o->u.pa);
     meta_cleanup(&o->meta);
-    k8s_memo_free(o->memo);
     json_decref(o->json);
     k8s_lines_unref(o->lines);
     free(o->file);

@@ -30,7 +30,8 @@
 
 #include "base/base.h"
 #include "k8s/k8s.h"
-#include "k8s/k8s_internal.h"
+#include "k8s/k8s_objects.h"
+#include "k8sconv/k8sconv.h"
 #include "workload.pb-c.h"
 
 /* ---- Randomness (xorshift64*, reproducible from the seed) ---- */
@@ -621,11 +622,15 @@ static const struct k8s_build_opts opt_sets[] = {
     {.trust_domain = "td.example"},
 };
 
+/* |cv| NULL: from scratch. */
 static void
-build(const struct k8s_store *st, const struct k8s_build_opts *o, struct mesh_resources *r,
-      struct k8s_diags *d)
+build(struct k8s_conv *cv, const struct k8s_store *st, const struct k8s_build_opts *o,
+      struct mesh_resources *r, struct k8s_diags *d)
 {
-    assert_int_equal(k8s_build_resources(st, o, r, d), 0);
+    if (cv != NULL)
+        assert_int_equal(k8s_conv_build(cv, st, o, r, d), 0);
+    else
+        assert_int_equal(k8s_build_resources(st, o, r, d), 0);
 }
 
 static void
@@ -938,7 +943,8 @@ static struct {
 } st_stats;
 
 static void
-checkpoint(struct model *m, struct k8s_store *st, const struct k8s_build_opts *o, size_t *pairs)
+checkpoint(struct model *m, struct k8s_conv *cv, struct k8s_store *st,
+           const struct k8s_build_opts *o, size_t *pairs)
 {
     struct k8s_diags d1 = {0}, d2 = {0}, s1 = {0}, s2 = {0};
     struct mesh_resources r1, r2;
@@ -950,12 +956,12 @@ checkpoint(struct model *m, struct k8s_store *st, const struct k8s_build_opts *o
         m->o[i].invalid = false;
     write_files(m, false);
     k8s_store_sync_dir(st, m->dir, NULL);
-    build(st, o, &r1, &d1);
-    k8s_store_diags(st, &s1);
+    build(cv, st, o, &r1, &d1);
+    k8s_conv_diags(cv, st, &s1);
 
     struct k8s_store *ref = from_scratch(m);
-    build(ref, o, &r2, &d2);
-    k8s_store_diags(ref, &s2);
+    build(NULL, ref, o, &r2, &d2);
+    k8s_build_diags(ref, &s2);
     /* The generator writes valid objects only; duplicates are the one error on purpose. */
     for (size_t i = 0; i < s2.n; i++)
         if (s2.v[i].severity == K8S_ERROR && strstr(s2.v[i].msg, "already defined") == NULL)
@@ -984,6 +990,7 @@ run_seed(uint64_t seed)
 {
     struct model *m = xcalloc(1, sizeof(*m));
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new();
     const struct k8s_build_opts *o = &opt_sets[0];
     size_t pairs = 0, checkpoints = 0;
 
@@ -1000,16 +1007,16 @@ run_seed(uint64_t seed)
         k8s_store_sync_dir(st, m->dir, NULL);
         if (chance(60)) {
             struct k8s_diags s = {0};
-            k8s_store_diags(st, &s);
+            k8s_conv_diags(cv, st, &s);
             k8s_diags_clear(&s);
         }
         if (chance(80)) {
             struct mesh_resources r;
-            build(st, o, &r, NULL);
+            build(cv, st, o, &r, NULL);
             mesh_resources_free(&r);
         }
         if (step % 10 == 9) {
-            checkpoint(m, st, o, &pairs);
+            checkpoint(m, cv, st, o, &pairs);
             checkpoints++;
         }
     }
@@ -1022,6 +1029,7 @@ run_seed(uint64_t seed)
     assert_true(st_stats.policies > checkpoints * 5 && st_stats.pol_refs > checkpoints * 20);
     assert_true(st_stats.warnings > 0 && st_stats.dups > 0);
     memset(&st_stats, 0, sizeof(st_stats));
+    k8s_conv_free(cv);
     k8s_store_free(st);
     model_free(m);
     free(m);
@@ -1072,52 +1080,43 @@ test_one_pod_fast_path(void **state)
 {
     enum { PODS = 2000 };
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new();
     struct mesh_resources r1, r2;
     (void)state;
 
     char *text = bench_pods(PODS, 1);
     assert_int_equal(k8s_store_load_buf(st, "all.yaml", text, strlen(text), NULL), 0);
     free(text);
-    build(st, NULL, &r1, NULL);
+    build(cv, st, NULL, &r1, NULL);
     assert_int_equal(r1.n, PODS + PODS / 10);
-    /* The packed bytes each object's memo holds now. */
-    const uint8_t **before = xcalloc(PODS + PODS / 10, sizeof(*before));
-    for (size_t i = 0; i < PODS; i++)
-        before[i] = st->eff[K8S_POD][i]->memo->data;
-    for (size_t i = 0; i < PODS / 10; i++)
-        before[PODS + i] = st->eff[K8S_SERVICE][i]->memo->data;
+    assert_int_equal(k8s_conv_packed(cv), PODS + PODS / 10);
 
-    /* The whole file is parsed again; equal objects keep their gens and memos. */
+    /* The whole file is parsed again; equal objects keep their gens and what was built. */
     text = bench_pods(PODS, 2);
     assert_int_equal(k8s_store_load_buf(st, "all.yaml", text, strlen(text), NULL), 0);
     free(text);
-    build(st, NULL, &r2, NULL);
-    size_t rebuilt = 0, changed = 0;
-    for (size_t i = 0; i < PODS; i++) {
-        const struct k8s_obj *pod = st->eff[K8S_POD][i];
-        if (pod->memo->data != before[i]) {
-            rebuilt++;
-            assert_string_equal(pod->meta.name, "p-0");
-        }
-    }
-    for (size_t i = 0; i < PODS / 10; i++)
-        assert_ptr_equal(st->eff[K8S_SERVICE][i]->memo->data, before[PODS + i]);
-    assert_int_equal(rebuilt, 1);
+    build(cv, st, NULL, &r2, NULL);
+    size_t changed = 0;
+    /* One resource packed again (the one whose version changed, p-0's: below). */
+    assert_int_equal(k8s_conv_packed(cv), 1);
     for (size_t i = 0; i < r1.n; i++) {
         assert_string_equal(r1.v[i].name, r2.v[i].name);
         changed += strcmp(r1.v[i].version, r2.v[i].version) != 0;
     }
     assert_int_equal(changed, 1);
     assert_non_null(mesh_resources_find(&r2, K8S_TYPE_ADDRESS, "Kubernetes//Pod/ns-0/p-0"));
-    free(before);
+    static const char p0[] = "Kubernetes//Pod/ns-0/p-0";
+    assert_string_not_equal(mesh_resources_find(&r1, K8S_TYPE_ADDRESS, p0)->version,
+                            mesh_resources_find(&r2, K8S_TYPE_ADDRESS, p0)->version);
     mesh_resources_free(&r1);
     mesh_resources_free(&r2);
+    k8s_conv_free(cv);
     k8s_store_free(st);
 }
 
 /* Builds |st| and a fresh store loaded with |files| and checks they agree. */
 static void
-assert_as_fresh(const struct k8s_store *st, const char *const *files, size_t n)
+assert_as_fresh(struct k8s_conv *cv, const struct k8s_store *st, const char *const *files, size_t n)
 {
     struct k8s_store *ref = k8s_store_new();
     struct mesh_resources r1, r2;
@@ -1125,8 +1124,8 @@ assert_as_fresh(const struct k8s_store *st, const char *const *files, size_t n)
 
     for (size_t i = 0; i < n; i++)
         k8s_store_load_buf(ref, files[2 * i], files[2 * i + 1], strlen(files[2 * i + 1]), NULL);
-    build(st, NULL, &r1, &d1);
-    build(ref, NULL, &r2, &d2);
+    build(cv, st, NULL, &r1, &d1);
+    build(NULL, ref, NULL, &r2, &d2);
     assert_same_resources(&r1, &r2);
     assert_same_diags(&d1, &d2, "build warnings");
     mesh_resources_free(&r1);
@@ -1156,18 +1155,20 @@ test_services_come_and_go(void **state)
     const char *const with_a[] = {"pods.yaml", pods, "svc.yaml", svc_a};
     const char *const with_b[] = {"pods.yaml", pods, "svc.yaml", svc_b};
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new();
     (void)state;
 
     k8s_store_load_buf(st, "pods.yaml", pods, strlen(pods), NULL);
-    assert_as_fresh(st, only_pods, 1);
+    assert_as_fresh(cv, st, only_pods, 1);
     k8s_store_load_buf(st, "svc.yaml", svc_a, strlen(svc_a), NULL);
-    assert_as_fresh(st, with_a, 2);
+    assert_as_fresh(cv, st, with_a, 2);
     k8s_store_load_buf(st, "svc.yaml", svc_b, strlen(svc_b), NULL);
-    assert_as_fresh(st, with_b, 2);
+    assert_as_fresh(cv, st, with_b, 2);
     k8s_store_remove_file(st, "svc.yaml");
-    assert_as_fresh(st, only_pods, 1);
+    assert_as_fresh(cv, st, only_pods, 1);
     k8s_store_load_buf(st, "svc.yaml", svc_a, strlen(svc_a), NULL);
-    assert_as_fresh(st, with_a, 2);
+    assert_as_fresh(cv, st, with_a, 2);
+    k8s_conv_free(cv);
     k8s_store_free(st);
 }
 
