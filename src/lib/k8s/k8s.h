@@ -5,7 +5,7 @@
  * Namespace, ServiceAccount, Pod and Service are decoded for conversion;
  * AuthorizationPolicy and PeerAuthentication (security.istio.io) are
  * validated as Istio's webhook does and converted for ztunnel; Gateway,
- * HTTPRoute (gateway.networking.k8s.io) and VirtualService
+ * GatewayClass, HTTPRoute (gateway.networking.k8s.io) and VirtualService
  * (networking.istio.io) are validated lightly and kept as JSON with line
  * numbers for the modules that convert them. Other kinds get a warning.
  *
@@ -80,6 +80,7 @@ enum k8s_kind {
     K8S_GATEWAY,
     K8S_HTTP_ROUTE,
     K8S_VIRTUAL_SERVICE,
+    K8S_GATEWAY_CLASS, /* cluster-scoped, like Namespace */
     K8S_KIND_COUNT,
 };
 
@@ -165,12 +166,12 @@ bool k8s_pod_info(const struct k8s_store *st, const char *ns, const char *name,
  */
 size_t k8s_store_count(const struct k8s_store *st, enum k8s_kind kind);
 const struct k8s_obj *k8s_store_at(const struct k8s_store *st, enum k8s_kind kind, size_t i);
-/* |ns| is ignored ("" is fine) for Namespace. Returns NULL when absent. */
+/* |ns| is ignored ("" is fine) for Namespace and GatewayClass. Returns NULL when absent. */
 const struct k8s_obj *k8s_store_find(const struct k8s_store *st, enum k8s_kind kind, const char *ns,
                                      const char *name);
 
 enum k8s_kind k8s_obj_kind(const struct k8s_obj *o);
-const char *k8s_obj_namespace(const struct k8s_obj *o); /* "" for Namespace */
+const char *k8s_obj_namespace(const struct k8s_obj *o); /* "" for cluster-scoped kinds */
 const char *k8s_obj_name(const struct k8s_obj *o);
 const char *k8s_obj_file(const struct k8s_obj *o);
 int k8s_obj_line(const struct k8s_obj *o);

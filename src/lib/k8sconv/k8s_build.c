@@ -169,6 +169,8 @@ build_service(const struct k8s_build_ctx *b, struct k8s_arena *a, const struct k
         s->ports[s->n_ports++] = p;
     }
     s->load_balancing = load_balancing(b, a, svc);
+    if (b->wp != NULL)
+        s->waypoint = k8s_waypoint_address(a, b, b->wp);
     s->ip_families = (Istio__Workload__IPFamilies)ks->ip_families;
     /* A Kubernetes Service is always canonical for its hostname. */
     s->canonical = true;
@@ -177,14 +179,20 @@ build_service(const struct k8s_build_ctx *b, struct k8s_arena *a, const struct k
 /* ---- Memos: the packed resource per object, reused while its inputs are unchanged ---- */
 
 static bool
-memo_fresh(const struct k8s_memo *m, uint64_t opts, uint64_t ns_gen)
+str_eq(const char *a, const char *b)
 {
-    return m->built && m->b_opts == opts && m->b_ns_gen == ns_gen;
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+static bool
+memo_fresh(const struct k8s_memo *m, uint64_t opts, uint64_t ns_gen, const char *wp)
+{
+    return m->built && m->b_opts == opts && m->b_ns_gen == ns_gen && str_eq(m->b_wp, wp);
 }
 
 static void
 memo_pack(struct k8s_memo *m, const char *name, const Istio__Workload__Address *addr, uint64_t opts,
-          uint64_t ns_gen)
+          uint64_t ns_gen, const char *wp)
 {
     if (m->name == NULL || strcmp(m->name, name) != 0) {
         free(m->name);
@@ -200,12 +208,24 @@ memo_pack(struct k8s_memo *m, const char *name, const Istio__Workload__Address *
     m->built = true;
     m->b_opts = opts;
     m->b_ns_gen = ns_gen;
+    free(m->b_wp);
+    m->b_wp = wp ? xstrdup(wp) : NULL;
 }
 
-static bool
-str_eq(const char *a, const char *b)
+/*
+ * The waypoint |o| is bound to into b->wp, and its "<ns>/<name>" into |key|
+ * (NULL when none): a change of it is a change of the resource, whatever
+ * changed (a Gateway, its class, a label on the object or its Namespace).
+ */
+static const char *
+bind_waypoint(struct k8s_build_ctx *b, const struct k8s_obj *o, const struct k8s_obj *nso,
+              char *key, size_t len)
 {
-    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+    b->wp = k8s_waypoint_of(b->st, o, nso, NULL);
+    if (b->wp == NULL)
+        return NULL;
+    snprintf(key, len, "%s/%s", b->wp->meta.ns, b->wp->meta.name);
+    return key;
 }
 
 /* The options' epoch: a new one whenever they differ from the last build's. */
@@ -228,12 +248,12 @@ opts_epoch(struct k8s_view *v, const struct k8s_build_ctx *b)
     return v->opts_epoch;
 }
 
-/* The gen of Namespace |ns|, 0 when there is none. */
+/* Namespace |ns| into *nso (NULL when there is none) and its gen (0 then). */
 static uint64_t
-ns_gen(const struct k8s_store *st, const char *ns)
+ns_gen(const struct k8s_store *st, const char *ns, const struct k8s_obj **nso)
 {
-    const struct k8s_obj *o = k8s_store_find(st, K8S_NAMESPACE, "", ns);
-    return o ? o->gen : 0;
+    *nso = k8s_store_find(st, K8S_NAMESPACE, "", ns);
+    return *nso ? (*nso)->gen : 0;
 }
 
 /* ---- The resources in name order ---- */
@@ -340,6 +360,8 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
     struct k8s_build_ctx b = {.cv = cv, .st = st, .d = d};
     struct k8s_view *v = &cv->view;
     uint64_t g = 0;
+    const struct k8s_obj *nso = NULL;
+    char wpkey[512];
 
     if (o == NULL)
         o = &defaults;
@@ -363,20 +385,22 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
         const struct k8s_obj *svc = k8s_store_at(st, K8S_SERVICE, i);
         if (i == end) { /* a namespace begins */
             end = i + k8s_ns_run(st, K8S_SERVICE, i);
-            g = ns_gen(st, svc->meta.ns);
+            g = ns_gen(st, svc->meta.ns, &nso);
         }
         /* ExternalName Services are left to DNS, as istiod does. */
         if (svc->u.svc.external_name)
             continue;
         struct k8s_memo *m = k8s_memo_get(cv, svc);
-        if (!memo_fresh(m, opts, g)) {
+        const char *wp = bind_waypoint(&b, svc, nso, wpkey, sizeof(wpkey));
+        if (!memo_fresh(m, opts, g, wp)) {
             struct k8s_arena a = {0};
             Istio__Workload__Service s;
             Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
             build_service(&b, &a, svc, &s);
             addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
             addr.service = &s;
-            memo_pack(m, k8s_arena_printf(&a, "%s/%s", s.namespace_, s.hostname), &addr, opts, g);
+            memo_pack(m, k8s_arena_printf(&a, "%s/%s", s.namespace_, s.hostname), &addr, opts, g,
+                      wp);
             cv->packed++;
             k8s_arena_free(&a);
         }
@@ -386,7 +410,7 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
         const struct k8s_obj *pod = k8s_store_at(st, K8S_POD, i);
         if (i == end) {
             end = i + k8s_ns_run(st, K8S_POD, i);
-            g = ns_gen(st, pod->meta.ns);
+            g = ns_gen(st, pod->meta.ns, &nso);
         }
         /* Finished pods and pods without an address are not workloads (CheckPodTerminal,
          * getPodIPs). */
@@ -394,14 +418,15 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
             continue;
         /* Made, with the selection, by k8s_view_update(). */
         struct k8s_memo *m = k8s_memo_find(cv, pod);
-        if (!memo_fresh(m, opts, g)) {
+        const char *wp = bind_waypoint(&b, pod, nso, wpkey, sizeof(wpkey));
+        if (!memo_fresh(m, opts, g, wp)) {
             struct k8s_arena a = {0};
             Istio__Workload__Workload w;
             Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
             k8s_build_workload(&b, &a, pod, &w);
             addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_WORKLOAD;
             addr.workload = &w;
-            memo_pack(m, w.uid, &addr, opts, g);
+            memo_pack(m, w.uid, &addr, opts, g, wp);
             cv->packed++;
             k8s_arena_free(&a);
         }
@@ -438,6 +463,7 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
     free(memos);
     k8s_check_ports(cv, d);
     k8s_authz_diags(cv, d);
+    k8s_waypoint_diags(st, d);
     return 0;
 }
 

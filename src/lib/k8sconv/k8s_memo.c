@@ -21,6 +21,7 @@ k8s_memo_free(struct k8s_memo *m)
     for (size_t i = 0; i < m->n_pols; i++)
         free(m->pols[i]);
     free(m->pols);
+    free(m->b_wp);
     free(m->name);
     free(m->data);
     free(m);

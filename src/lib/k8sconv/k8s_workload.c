@@ -615,6 +615,8 @@ k8s_build_workload(const struct k8s_build_ctx *b, struct k8s_arena *a, const str
     w->workload_name = (char *)(uintptr_t)workload_name(a, pod);
     canonical(pod, w->workload_name, w);
     services(b, a, pod, w);
+    if (b->wp != NULL)
+        w->waypoint = k8s_waypoint_address(a, b, b->wp);
     /* The selector policies and PeerAuthentication keys (k8s_authz_sel.c, kept in the memo). */
     const struct k8s_memo *m = k8s_memo_find(b->cv, pod);
     CHECK(m != NULL && m->pol_epoch != 0);

@@ -4,12 +4,14 @@
  * type.googleapis.com/istio.workload.Address (one Workload per running pod
  * with an IP, one Service per non-ExternalName Service) and
  * type.googleapis.com/istio.security.Authorization (AuthorizationPolicy and
- * PeerAuthentication converted for ztunnel).
+ * PeerAuthentication converted for ztunnel). Services and Workloads carry
+ * the waypoint they are bound to (istio.io/use-waypoint, k8s_waypoint.c),
+ * bound as soon as the label names an existing waypoint Gateway.
  *
  * Building is incremental: a converter remembers, per object gen, the packed
  * resource and what it was made from, and packs again only what a change
  * reaches (the object, its Namespace, the Services selecting a pod, the
- * options), with output identical to a build from scratch. The store knows
+ * waypoint it is bound to, the options), with output identical to a build from scratch. The store knows
  * nothing of it (this module depends on lib/k8s, never the reverse). One
  * converter follows one store (another store resets it) and is for one
  * thread at a time.

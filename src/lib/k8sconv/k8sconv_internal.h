@@ -7,6 +7,7 @@
  *   k8s_workload.c  Workload per pod; which Services select which pods (the view)
  *   k8s_authz_sel.c which policies each workload lists, policy epochs, the Authorization resources
  *   k8s_authz_pa.c  PeerAuthentication: effective mode, converted policies
+ *   k8s_waypoint.c  which waypoint a Service or pod is bound to; bad bindings
  *
  * It reads the store's objects in effect (k8s/k8s_internal.h) and never
  * writes them.
@@ -132,6 +133,7 @@ struct k8s_memo {
     bool built;
     uint64_t b_opts;
     uint64_t b_ns_gen; /* of the object's Namespace, 0 when there is none */
+    char *b_wp; /* "<ns>/<name>" of the waypoint it was built with, NULL for none */
     char *name;
     uint8_t *data;
     size_t len;
@@ -178,6 +180,7 @@ struct k8s_build_ctx {
     const char *domain_suffix;
     const char *network;
     struct k8s_diags *d;
+    const struct k8s_obj *wp; /* the waypoint Gateway of the object being built, or NULL */
 };
 
 /* "<name>.<ns>.svc.<domain_suffix>" in |a|. */
@@ -235,5 +238,24 @@ void k8s_pa_keys(const struct k8s_store *st, const struct k8s_obj *pod, char ***
  */
 void k8s_pa_resources(const struct k8s_store *st, struct mesh_resource **res, size_t *n,
                       struct k8s_diags *d);
+
+/* ---- Waypoints (k8s_waypoint.c) ---- */
+
+#define K8S_WP_SERVICE  1u
+#define K8S_WP_WORKLOAD 2u
+
+/*
+ * The waypoint Gateway Service or pod |o| is bound to, or NULL; |nso| is its
+ * Namespace (NULL when there is none). With |d|, why a binding asked for by
+ * |o|'s own label does not hold is reported there.
+ */
+const struct k8s_obj *k8s_waypoint_of(const struct k8s_store *st, const struct k8s_obj *o,
+                                      const struct k8s_obj *nso, struct k8s_diags *d);
+/* GatewayAddress{hostname {ns, <gw>.<ns>.svc.<suffix>}, hbone_mtls_port 15008} in |a|. */
+Istio__Workload__GatewayAddress *k8s_waypoint_address(struct k8s_arena *a,
+                                                      const struct k8s_build_ctx *b,
+                                                      const struct k8s_obj *gw);
+/* Appends what is wrong with waypoint Gateways and use-waypoint labels in effect. */
+void k8s_waypoint_diags(const struct k8s_store *st, struct k8s_diags *out);
 
 #endif
