@@ -26,6 +26,7 @@
 
 #define K8S_TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
 #define K8S_TYPE_AUTHORIZATION "type.googleapis.com/istio.security.Authorization"
+#define K8S_TYPE_ROUTE         "type.googleapis.com/amesh.waypoint.v1.Route"
 
 struct mesh_resource {
     char *name;           /* Workload: uid; Service, Authorization: "<ns>/<name or hostname>" */
@@ -75,6 +76,19 @@ void k8s_conv_diags(struct k8s_conv *cv, const struct k8s_store *st, struct k8s_
 int k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
                         struct mesh_resources *out, struct k8s_diags *d);
 void k8s_build_diags(const struct k8s_store *st, struct k8s_diags *out);
+
+/*
+ * The waypoint route table of Service |ns|/|name| port |port| (a service
+ * port): the HTTPRoutes in effect that attach to it, converted and in Gateway
+ * API precedence order (k8s_route.c), packed as amesh.waypoint.v1.Route into
+ * |out|, named "<ns>/<hostname>:<port>" (free out->name and out->data).
+ * Routes with a field the waypoint cannot serve are left out, with an error
+ * in |d| (NULL: not wanted). Returns 0, or -ENOENT when there is no such
+ * Service port. Sans-I/O; serving it to waypoints is meshd's part.
+ */
+int k8s_route_build(const struct k8s_store *st, const struct k8s_build_opts *o, const char *ns,
+                    const char *name, uint32_t port, struct mesh_resource *out,
+                    struct k8s_diags *d);
 
 void mesh_resources_free(struct mesh_resources *r);
 /* Returns the resource called |name| of |type_url|, or NULL. */

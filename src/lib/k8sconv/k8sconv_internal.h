@@ -8,6 +8,7 @@
  *   k8s_authz_sel.c which policies each workload lists, policy epochs, the Authorization resources
  *   k8s_authz_pa.c  PeerAuthentication: effective mode, converted policies
  *   k8s_waypoint.c  which waypoint a Service or pod is bound to; bad bindings
+ *   k8s_route.c     HTTPRoutes -> amesh.waypoint.v1.Route per service port (sans-I/O)
  *
  * It reads the store's objects in effect (k8s/k8s_internal.h) and never
  * writes them.
