@@ -3,24 +3,28 @@
  * xDS resources. The input is loaded as two files (so every object is also a
  * duplicate), converted, then half of it replaces the first file (the
  * last-good-state paths), the other file goes, and it is converted again;
- * every resource built must decode.
+ * every resource built must decode, and so must the waypoint route table of
+ * every Service port (k8s_route_build: HTTPRoutes).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "authorization.pb-c.h"
+#include "waypoint.pb-c.h"
 #include "k8s/k8s.h"
+#include "k8sconv/k8sconv.h"
 #include "workload.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
-convert(const struct k8s_store *st, const struct k8s_build_opts *o, struct k8s_diags *d)
+convert(struct k8s_conv *cv, const struct k8s_store *st, const struct k8s_build_opts *o,
+        struct k8s_diags *d)
 {
     struct mesh_resources r;
 
-    k8s_build_resources(st, o, &r, d);
+    k8s_conv_build(cv, st, o, &r, d);
     for (size_t i = 0; i < r.n; i++) {
         if (strcmp(r.v[i].type_url, K8S_TYPE_AUTHORIZATION) == 0) {
             Istio__Security__Authorization *z =
@@ -39,24 +43,51 @@ convert(const struct k8s_store *st, const struct k8s_build_opts *o, struct k8s_d
     mesh_resources_free(&r);
 }
 
+/* The waypoint route table of every Service port (ports probed 1-65535 would be slow: the
+ * well-known ones and those the input names are enough to reach every route). */
+static void
+routes(const struct k8s_store *st, struct k8s_diags *d)
+{
+    static const uint32_t ports[] = {80, 443, 8080, 9080, 15008};
+
+    for (size_t i = 0; i < k8s_store_count(st, K8S_SERVICE) && i < 64; i++) {
+        const struct k8s_obj *svc = k8s_store_at(st, K8S_SERVICE, i);
+        for (size_t j = 0; j < sizeof(ports) / sizeof(ports[0]); j++) {
+            struct mesh_resource r;
+            if (k8s_route_build(st, NULL, k8s_obj_namespace(svc), k8s_obj_name(svc), ports[j], &r,
+                                d) != 0)
+                continue;
+            Amesh__Waypoint__V1__Route *x = amesh__waypoint__v1__route__unpack(NULL, r.len, r.data);
+            if (x == NULL)
+                abort();
+            amesh__waypoint__v1__route__free_unpacked(x, NULL);
+            free(r.name);
+            free(r.data);
+        }
+    }
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct k8s_build_opts o = {.trust_domain = "example.org", .network = "n1"};
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new(); /* one for the run: the incremental paths */
     struct k8s_diags d = {0};
     const char *text = (const char *)data;
 
     k8s_store_load_buf(st, "b.yaml", text, size, &d);
     k8s_store_load_buf(st, "a.yaml", text, size, &d);
-    convert(st, NULL, &d);
+    convert(cv, st, NULL, &d);
+    routes(st, &d);
     k8s_store_load_buf(st, "b.yaml", text, size / 2, &d);
     k8s_store_remove_file(st, "a.yaml");
-    convert(st, &o, &d);
-    k8s_store_diags(st, &d);
+    convert(cv, st, &o, &d);
+    k8s_conv_diags(cv, st, &d);
     for (size_t i = 0; i < d.n; i++)
         free(k8s_diag_str(&d.v[i]));
     k8s_diags_clear(&d);
+    k8s_conv_free(cv);
     k8s_store_free(st);
     return 0;
 }

@@ -21,6 +21,7 @@
 
 #include "base/base.h"
 #include "k8s/k8s.h"
+#include "k8sconv/k8sconv.h"
 #include "meshctl.h"
 
 void
@@ -77,7 +78,6 @@ analyze_main(int argc, char **argv)
 
     struct k8s_store *st = k8s_store_new();
     struct k8s_diags d = {0}, all = {0};
-    struct mesh_resources res = {0};
     int rc = 0;
     for (size_t i = 0; i < n_paths; i++) {
         struct stat sb;
@@ -95,8 +95,7 @@ analyze_main(int argc, char **argv)
         }
     }
     /* Conversion warnings too (e.g. a named targetPort a selected pod lacks). */
-    k8s_build_resources(st, NULL, &res, &d);
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
 
     size_t errors = k8s_diags_count(&all, K8S_ERROR);
     size_t warnings = k8s_diags_count(&all, K8S_WARNING);
@@ -129,7 +128,6 @@ analyze_main(int argc, char **argv)
     }
     rc = errors > 0 ? MESHCTL_EXIT_FAIL : 0;
 out:
-    mesh_resources_free(&res);
     k8s_diags_clear(&d);
     k8s_diags_clear(&all);
     k8s_store_free(st);

@@ -17,6 +17,7 @@
 #include "base/base.h"
 #include "dirwatch/dirwatch.h"
 #include "k8s/k8s.h"
+#include "k8sconv/k8sconv.h"
 #include "log/log.h"
 #include "meshd.h"
 #include "xds/xds.h"
@@ -24,6 +25,7 @@
 struct meshd_config {
     struct meshd *d;
     struct k8s_store *store;
+    struct k8s_conv *conv; /* what was built from the store, reused while objects are unchanged */
     struct xds_snapshot *snap;
     uint64_t built_gen;
     struct dirwatch *watch;
@@ -45,7 +47,7 @@ static void
 report(struct meshd_config *c)
 {
     struct k8s_diags all = {0};
-    k8s_store_diags(c->store, &all);
+    k8s_conv_diags(c->conv, c->store, &all);
     char **now = xcalloc(all.n ? all.n : 1, sizeof(*now));
     size_t errors = 0;
     for (size_t i = 0; i < all.n; i++) {
@@ -79,8 +81,8 @@ build_snapshot(struct meshd_config *c)
         .cluster_id = c->d->opts.cluster_id,
         .trust_domain = c->d->opts.trust_domain,
     };
-    k8s_build_resources(c->store, &o, &res, &diags);
-    k8s_diags_clear(&diags); /* conversion warnings are part of k8s_store_diags() */
+    k8s_conv_build(c->conv, c->store, &o, &res, &diags);
+    k8s_diags_clear(&diags); /* conversion warnings are part of k8s_conv_diags() */
     struct xds_resource *v = xcalloc(res.n ? res.n : 1, sizeof(*v));
     for (size_t i = 0; i < res.n; i++) {
         struct mesh_resource *r = &res.v[i];
@@ -148,6 +150,7 @@ config_start(struct meshd *d, char *err, size_t errlen)
 
     c->d = d;
     c->store = k8s_store_new();
+    c->conv = k8s_conv_new();
     c->watch = dirwatch_start(d->loop, d->opts.config_dir, d->opts.debounce_ms, on_change, c, why,
                               sizeof(why));
     if (c->watch == NULL) {
@@ -175,6 +178,7 @@ config_stop(struct meshd_config *c)
         free(c->standing[i]);
     free(c->standing);
     xds_snapshot_unref(c->snap);
+    k8s_conv_free(c->conv);
     k8s_store_free(c->store);
     free(c);
 }

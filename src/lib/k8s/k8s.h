@@ -1,11 +1,11 @@
 /*
- * k8s.h - Kubernetes-style YAML in, Istio workload API out (what istiod does).
+ * k8s.h - the reader: Kubernetes-style YAML in, a store of decoded objects out.
  *
  * A store holds the objects read from a set of files (meshd --config-dir):
  * Namespace, ServiceAccount, Pod and Service are decoded for conversion;
  * AuthorizationPolicy and PeerAuthentication (security.istio.io) are
  * validated as Istio's webhook does and converted for ztunnel; Gateway,
- * HTTPRoute (gateway.networking.k8s.io) and VirtualService
+ * GatewayClass, HTTPRoute (gateway.networking.k8s.io) and VirtualService
  * (networking.istio.io) are validated lightly and kept as JSON with line
  * numbers for the modules that convert them. Other kinds get a warning.
  *
@@ -14,18 +14,8 @@
  * namespace and name), and when two files define the same object the one whose
  * path sorts first wins. Every problem is a diagnostic with file and line.
  *
- * k8s_build_resources() turns the store into the xDS resources istiod would
- * serve: type.googleapis.com/istio.workload.Address (one Workload per running
- * pod with an IP, one Service per non-ExternalName Service) and
- * type.googleapis.com/istio.security.Authorization (AuthorizationPolicy and
- * PeerAuthentication converted for ztunnel, k8s_authz.c).
- *
- * Building is incremental: the store remembers, per object, the packed
- * resource and what it was made from, and packs again only what a change
- * reaches (the object, its Namespace, the Services selecting a pod, the
- * options), with output identical to a build from scratch. So the readers
- * k8s_build_resources() and k8s_store_diags() update state inside the store
- * although they take it const: one store is for one thread at a time.
+ * Converting the store into what istiod serves is lib/k8sconv's (k8sconv.h),
+ * which depends on this module; this one never calls it.
  */
 #ifndef MESH_LIB_K8S_H
 #define MESH_LIB_K8S_H
@@ -46,9 +36,6 @@
 #define K8S_MAX_PORTS      1024 /* ports per Service, per container, containers per pod */
 #define K8S_MAX_IPS        16   /* pod IPs, cluster IPs */
 #define K8S_MAX_FILES      4096 /* per directory */
-
-#define K8S_TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
-#define K8S_TYPE_AUTHORIZATION "type.googleapis.com/istio.security.Authorization"
 
 /* Istio's root namespace: mesh-wide policies live here (meshConfig.rootNamespace). */
 #define K8S_ROOT_NAMESPACE "istio-system"
@@ -93,6 +80,7 @@ enum k8s_kind {
     K8S_GATEWAY,
     K8S_HTTP_ROUTE,
     K8S_VIRTUAL_SERVICE,
+    K8S_GATEWAY_CLASS, /* cluster-scoped, like Namespace */
     K8S_KIND_COUNT,
 };
 
@@ -129,12 +117,12 @@ int k8s_store_sync_dir(struct k8s_store *st, const char *dir, struct k8s_diags *
 uint64_t k8s_store_generation(const struct k8s_store *st);
 
 /*
- * Appends the diagnostics currently standing for the whole store to |out|:
- * each file's from its last load, duplicates between files and the warnings
- * k8s_build_resources() gives, re-derived, sorted by file and line. For
- * `meshctl analyze` and meshd's log.
+ * Appends the diagnostics of loading standing for the whole store to |out|:
+ * each file's from its last load and duplicates between files, sorted by
+ * file and line. k8s_conv_diags() (lib/k8sconv) adds the conversion's: that
+ * is what `meshctl analyze` prints and meshd logs.
  */
-void k8s_store_diags(const struct k8s_store *st, struct k8s_diags *out);
+void k8s_store_file_diags(const struct k8s_store *st, struct k8s_diags *out);
 
 /*
  * Node restriction for the CA (reference 4.2): does a pod that has not
@@ -178,12 +166,12 @@ bool k8s_pod_info(const struct k8s_store *st, const char *ns, const char *name,
  */
 size_t k8s_store_count(const struct k8s_store *st, enum k8s_kind kind);
 const struct k8s_obj *k8s_store_at(const struct k8s_store *st, enum k8s_kind kind, size_t i);
-/* |ns| is ignored ("" is fine) for Namespace. Returns NULL when absent. */
+/* |ns| is ignored ("" is fine) for Namespace and GatewayClass. Returns NULL when absent. */
 const struct k8s_obj *k8s_store_find(const struct k8s_store *st, enum k8s_kind kind, const char *ns,
                                      const char *name);
 
 enum k8s_kind k8s_obj_kind(const struct k8s_obj *o);
-const char *k8s_obj_namespace(const struct k8s_obj *o); /* "" for Namespace */
+const char *k8s_obj_namespace(const struct k8s_obj *o); /* "" for cluster-scoped kinds */
 const char *k8s_obj_name(const struct k8s_obj *o);
 const char *k8s_obj_file(const struct k8s_obj *o);
 int k8s_obj_line(const struct k8s_obj *o);
@@ -237,40 +225,5 @@ int k8s_doc_key_line(const struct k8s_doc *doc, const json_t *parent, const char
 bool k8s_dns_label(const char *s, bool dns1035);
 /* RFC 1123 subdomain (<= 253, dot-separated labels). */
 bool k8s_dns_subdomain(const char *s);
-
-/* ---- Conversion ---- */
-
-struct mesh_resource {
-    char *name;           /* Workload: uid; Service, Authorization: "<ns>/<name or hostname>" */
-    const char *type_url; /* static */
-    uint8_t *data;        /* packed istio.workload.Address or istio.security.Authorization */
-    size_t len;
-    char version[17]; /* hex of a 64-bit hash of data */
-};
-
-struct mesh_resources {
-    struct mesh_resource *v; /* sorted by (type_url, name) */
-    size_t n;
-};
-
-struct k8s_build_opts {
-    const char *cluster_id;    /* NULL: "Kubernetes" */
-    const char *trust_domain;  /* NULL: "cluster.local" (then not sent, as istiod) */
-    const char *domain_suffix; /* NULL: "cluster.local" */
-    const char *network;       /* NULL: "" (the default network) */
-};
-
-/*
- * Builds every resource for the objects in effect in |st| into |out| (which
- * is overwritten). |o| may be NULL for the defaults. What istiod drops
- * silently (a named targetPort a selected pod does not have) is appended to
- * |d| as warnings; k8s_store_diags() reports the same. Returns 0.
- */
-int k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
-                        struct mesh_resources *out, struct k8s_diags *d);
-void mesh_resources_free(struct mesh_resources *r);
-/* Returns the resource called |name| of |type_url|, or NULL. */
-const struct mesh_resource *mesh_resources_find(const struct mesh_resources *r,
-                                                const char *type_url, const char *name);
 
 #endif

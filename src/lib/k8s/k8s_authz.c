@@ -7,7 +7,7 @@
  * handleRule) into a packed istio.security.Authorization named "<ns>/<name>":
  *
  *   scope     selector -> WORKLOAD_SELECTOR (listed by the workloads it
- *             selects, k8s_authz_sel.c); none -> NAMESPACE; none in the root
+ *             selects, lib/k8sconv/k8s_authz_sel.c); none -> NAMESPACE; none in the root
  *             namespace -> GLOBAL
  *   rules     one Rule per rule, whose Clauses are: one with a Match per
  *             `to` operation (ports), one with a Match per `from` source,
@@ -24,7 +24,10 @@
  *             when AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY is on)
  *
  * The result depends on the object alone, so it is made when the object is
- * decoded. Validation errors make the object invalid (the store keeps the
+ * decoded, here in the reader: whether ztunnel can take the converted policy
+ * (POLICY_MAX_ENTRIES, POLICY_MAX_BYTES) decides if the object is valid, and
+ * so which version the store keeps. The converter (lib/k8sconv) only selects
+ * and serves the packed bytes. Validation errors make the object invalid (the store keeps the
  * previous version); warnings are kept with the object and reported while it
  * is in effect (k8s_authz_diags).
  */
@@ -34,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authorization.pb-c.h"
 #include "base/base.h"
 #include "k8s/k8s_internal.h"
 #include "policy/policy.h"
@@ -989,18 +993,6 @@ rule_effective(const Istio__Security__Rule *r)
     return true;
 }
 
-void
-k8s_authz_pack(const Istio__Security__Authorization *a, struct mesh_resource *r)
-{
-    r->name = xasprintf("%s/%s", a->namespace_, a->name);
-    r->type_url = K8S_TYPE_AUTHORIZATION;
-    r->len = istio__security__authorization__get_packed_size(a);
-    r->data = xmalloc(r->len + 1);
-    istio__security__authorization__pack(a, r->data);
-    snprintf(r->version, sizeof(r->version), "%016" PRIx64,
-             k8s_hash(K8S_HASH_INIT, r->data, r->len));
-}
-
 /* istiod's status messages (authorization.go httpRuleFmt and the boilerplates). */
 #define HTTP_RULE_FMT                                                                              \
     "ztunnel does not support HTTP attributes (found: %s). In ambient mode you must use a "        \
@@ -1077,19 +1069,18 @@ convert(struct apc *x, const json_t *spec, enum action action, bool dry_run, int
         k8s_arena_free(&a);
         return;
     }
-    struct mesh_resource r = {0};
-    k8s_authz_pack(&pol, &r);
-    k8s_arena_free(&a);
-    free(r.name);
-    if (r.len > POLICY_MAX_BYTES) {
+    size_t len = istio__security__authorization__get_packed_size(&pol);
+    if (len > POLICY_MAX_BYTES) {
         aerr(x, x->c->line, "the policy converts to %zu bytes, more than ztunnel accepts (%d)",
-             r.len, POLICY_MAX_BYTES);
-        free(r.data);
+             len, POLICY_MAX_BYTES);
+        k8s_arena_free(&a);
         return;
     }
-    x->ap->data = r.data;
-    x->ap->len = r.len;
-    memcpy(x->ap->version, r.version, sizeof(r.version));
+    x->ap->data = xmalloc(len + 1);
+    x->ap->len = istio__security__authorization__pack(&pol, x->ap->data);
+    k8s_arena_free(&a);
+    snprintf(x->ap->version, sizeof(x->ap->version), "%016" PRIx64,
+             k8s_hash(K8S_HASH_INIT, x->ap->data, x->ap->len));
     x->ap->sent = true;
 }
 

@@ -33,6 +33,7 @@ static const struct kind_def kinds[] = {
     {"gateway.networking.k8s.io", "Gateway", {"v1", "v1beta1"}, K8S_GATEWAY},
     {"gateway.networking.k8s.io", "HTTPRoute", {"v1", "v1beta1"}, K8S_HTTP_ROUTE},
     {"networking.istio.io", "VirtualService", {"v1", "v1beta1", "v1alpha3"}, K8S_VIRTUAL_SERVICE},
+    {"gateway.networking.k8s.io", "GatewayClass", {"v1", "v1beta1"}, K8S_GATEWAY_CLASS},
 };
 
 const char *
@@ -74,7 +75,6 @@ k8s_obj_free(struct k8s_obj *o)
     else if (o->kind == K8S_PEER_AUTHENTICATION)
         k8s_pa_cleanup(&o->u.pa);
     meta_cleanup(&o->meta);
-    k8s_memo_free(o->memo);
     json_decref(o->json);
     k8s_lines_unref(o->lines);
     free(o->file);
@@ -162,7 +162,7 @@ decode_meta(struct k8s_dctx *c, const json_t *json, const struct kind_def *k, st
                         k->k == K8S_NAMESPACE || k->k == K8S_SERVICE ? "label" : "subdomain");
     if ((rc = k8s_get_str(c, meta, "namespace", "metadata", &ns)) < 0)
         return rc;
-    if (k->k == K8S_NAMESPACE)
+    if (k->k == K8S_NAMESPACE || k->k == K8S_GATEWAY_CLASS)
         ns = ""; /* cluster-scoped: a namespace given here is ignored, as by the API server */
     else if (ns == NULL || ns[0] == '\0')
         ns = "default";

@@ -45,8 +45,8 @@ k8s_store_find(const struct k8s_store *st, enum k8s_kind kind, const char *ns, c
 {
     if (kind >= K8S_KIND_COUNT)
         return NULL;
-    if (kind == K8S_NAMESPACE)
-        ns = "";
+    if (kind == K8S_NAMESPACE || kind == K8S_GATEWAY_CLASS)
+        ns = ""; /* cluster-scoped */
     size_t i = lower_bound(st, kind, ns, name);
     if (i < st->n_eff[kind] && k8s_same_ident(st->eff[kind][i], kind, ns, name))
         return st->eff[kind][i];
@@ -159,4 +159,65 @@ k8s_obj_key_line(const struct k8s_obj *o, const json_t *parent, const char *key)
 {
     int line = k8s_lines_get(o->lines, parent, key);
     return line ? line : k8s_obj_line_of(o, parent);
+}
+
+static bool
+str_is(const char *a, const char *b)
+{
+    return a != NULL && strcmp(a, b) == 0;
+}
+
+/* istio-cni's PodRedirectionEnabled: namespace or pod label, sidecar and host network opt out. */
+bool
+k8s_pod_enrolled(const struct k8s_store *st, const struct k8s_obj *pod)
+{
+    const struct k8s_obj *ns = k8s_store_find(st, K8S_NAMESPACE, "", pod->meta.ns);
+    static const char mode[] = "istio.io/dataplane-mode";
+    const char *pod_mode = k8s_kv_get(pod->meta.labels, pod->meta.n_labels, mode);
+    const char *ns_mode = ns ? k8s_kv_get(ns->meta.labels, ns->meta.n_labels, mode) : NULL;
+
+    if (!str_is(ns_mode, "ambient") && !str_is(pod_mode, "ambient"))
+        return false;
+    if (k8s_obj_annotation(pod, "sidecar.istio.io/status") != NULL)
+        return false; /* ztunnel and a sidecar for one pod is not supported */
+    if (str_is(pod_mode, "none"))
+        return false;
+    return !pod->u.pod.host_network;
+}
+
+size_t
+k8s_ns_run(const struct k8s_store *st, enum k8s_kind kind, size_t i)
+{
+    struct k8s_obj *const *v = st->eff[kind];
+    const char *ns = v[i]->meta.ns;
+    size_t n = st->n_eff[kind], lo = i, hi = i + 1, step = 1;
+
+    /* Galloping, then binary search: O(log run) comparisons, not one per object. */
+    while (hi < n && strcmp(v[hi]->meta.ns, ns) == 0) {
+        lo = hi;
+        step *= 2;
+        hi = lo + step;
+    }
+    if (hi > n)
+        hi = n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(v[mid]->meta.ns, ns) == 0)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return hi - i;
+}
+
+uint64_t
+k8s_store_eff_version(const struct k8s_store *st)
+{
+    return st->eff_version;
+}
+
+uint64_t
+k8s_store_id(const struct k8s_store *st)
+{
+    return st->id;
 }

@@ -11,6 +11,7 @@
 
 #include "base/base.h"
 #include "k8s/k8s_internal.h"
+#include "workload.pb-c.h"
 
 /*
  * amesh's own analyzer code (AM prefix, Istio's IST numbering style): Istio

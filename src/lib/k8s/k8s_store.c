@@ -69,10 +69,10 @@ file_get(struct k8s_store *st, const char *path, bool create)
 struct k8s_store *
 k8s_store_new(void)
 {
+    static _Atomic uint64_t last_id;
     struct k8s_store *st = xcalloc(1, sizeof(struct k8s_store));
 
-    st->view = xcalloc(1, sizeof(*st->view));
-    st->view->last_epoch = K8S_EPOCH_NO_SERVICES; /* namespace views' epochs come after it */
+    st->id = ++last_id;
     return st;
 }
 
@@ -92,7 +92,6 @@ k8s_store_free(struct k8s_store *st)
         free(st->all[k]);
     }
     k8s_diags_clear(&st->dups);
-    k8s_view_free(st->view);
     free(st);
 }
 
@@ -407,7 +406,7 @@ k8s_store_commit(struct k8s_store *st)
 /*
  * Gives the newly decoded objects of |l| their gen: that of the object this
  * file defined before under the same identity when the content is equal
- * (with what was built from it), else a new one.
+ * (so what was built from it is reused), else a new one.
  */
 static void
 assign_gens(struct k8s_store *st, struct load *l)
@@ -420,8 +419,6 @@ assign_gens(struct k8s_store *st, struct load *l)
         struct k8s_obj *old = j != SIZE_MAX ? l->f->objs[j] : NULL;
         if (old != NULL && old->hash == o->hash && json_equal(old->json, o->json)) {
             o->gen = old->gen;
-            o->memo = old->memo;
-            old->memo = NULL;
         } else {
             o->gen = ++st->last_gen;
         }
@@ -558,15 +555,19 @@ k8s_store_generation(const struct k8s_store *st)
 }
 
 void
-k8s_store_diags(const struct k8s_store *st, struct k8s_diags *out)
+k8s_store_diags_unsorted(const struct k8s_store *st, struct k8s_diags *out)
+{
+    for (size_t i = 0; i < st->n_files; i++)
+        k8s_diags_append(out, &st->files[i]->diags);
+    k8s_diags_append(out, &st->dups);
+}
+
+void
+k8s_store_file_diags(const struct k8s_store *st, struct k8s_diags *out)
 {
     struct k8s_diags all = {0};
 
-    for (size_t i = 0; i < st->n_files; i++)
-        k8s_diags_append(&all, &st->files[i]->diags);
-    k8s_diags_append(&all, &st->dups);
-    k8s_check_ports(st, &all);
-    k8s_authz_diags(st, &all);
+    k8s_store_diags_unsorted(st, &all);
     k8s_diags_sort(&all);
     k8s_diags_append(out, &all);
     k8s_diags_clear(&all);

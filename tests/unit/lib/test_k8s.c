@@ -20,6 +20,7 @@
 
 #include "base/base.h"
 #include "k8s/k8s.h"
+#include "k8sconv/k8sconv.h"
 
 #define FIXTURE MESH_SOURCE_DIR "/tests/unit/k8s/mesh.yaml"
 
@@ -277,7 +278,7 @@ test_errors(void **state)
         }
         /* Standing diagnostics say the same until the file changes. */
         struct k8s_diags all = {0};
-        k8s_store_diags(st, &all);
+        k8s_build_diags(st, &all);
         assert_non_null(find_diag(&all, bad[i].want));
         k8s_diags_clear(&all);
         k8s_diags_clear(&d);
@@ -381,7 +382,7 @@ test_broken_yaml_keeps_objects(void **state)
     assert_non_null(find_diag(&d, "a.yaml:4: error: YAML syntax error"));
     assert_int_equal(k8s_store_count(st, K8S_POD), 2);
     assert_int_equal(k8s_store_generation(st), gen);
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     assert_int_equal(all.n, 1);
     k8s_diags_clear(&all);
     k8s_diags_clear(&d);
@@ -399,7 +400,7 @@ test_broken_yaml_keeps_objects(void **state)
     assert_int_equal(k8s_store_count(st, K8S_POD), 1);
     assert_non_null(k8s_store_find(st, K8S_POD, "a", "r"));
     assert_true(k8s_store_generation(st) > gen);
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     assert_int_equal(all.n, 0);
     k8s_diags_clear(&d);
     k8s_store_free(st);
@@ -458,7 +459,7 @@ test_duplicates(void **state)
     assert_int_equal(load(st, "dir/a.yaml", a, &d), 0);
     assert_int_equal(d.n, 0);
     assert_string_equal(pod_ip_text(k8s_store_find(st, K8S_POD, "default", "p")), "198.18.0.1");
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     assert_int_equal(all.n, 1);
     assert_non_null(find_diag(&all, "dir/b.yaml:4: error: Pod default/p is already defined at "
                                     "dir/a.yaml:2; this one is ignored"));
@@ -473,7 +474,7 @@ test_duplicates(void **state)
     k8s_store_remove_file(st, "dir/a.yaml");
     assert_true(k8s_store_generation(st) > gen);
     assert_string_equal(pod_ip_text(k8s_store_find(st, K8S_POD, "default", "p")), "198.18.0.2");
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     assert_int_equal(all.n, 0);
     gen = k8s_store_generation(st);
     k8s_store_remove_file(st, "dir/nothing.yaml");
@@ -526,7 +527,7 @@ test_service_without_cluster_ip(void **state)
                  cases[i].spec);
         assert_int_equal(load(st, "s.yaml", yaml, &d), 0);
         assert_int_equal(k8s_store_count(st, K8S_SERVICE), 1);
-        k8s_store_diags(st, &all); /* what meshd logs and meshctl analyze prints */
+        k8s_build_diags(st, &all); /* what meshd logs and meshctl analyze prints */
         if (cases[i].want == NULL) {
             if (all.n != 0)
                 fail_msg("case %zu: unexpected diagnostic %s", i, all.v[0].msg);

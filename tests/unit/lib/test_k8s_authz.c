@@ -24,6 +24,7 @@
 #include "authorization.pb-c.h"
 #include "base/base.h"
 #include "k8s/k8s.h"
+#include "k8sconv/k8sconv.h"
 #include "net/addr.h"
 #include "policy/policy.h"
 #include "workload.pb-c.h"
@@ -532,7 +533,7 @@ test_not_sent(void **state)
     assert_int_equal(k8s_diags_count(&d, K8S_ERROR), 0);
     build(st, &r, NULL);
     assert_int_equal(r.n, 0);
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     must_diag(&all, "not sent to ztunnel", K8S_INFO, 5, NULL);
     must_diag(&all, "does not support the CUSTOM action", K8S_WARNING, 13, "IST0167");
     must_diag(&all, "does not support the AUDIT action", K8S_WARNING, 20, "IST0167");
@@ -596,7 +597,7 @@ test_l7_diagnostics(void **state)
 
     assert_int_equal(k8s_diags_count(&d, K8S_ERROR), 0);
     build(st, &r, &built);
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     /* ALLOW: the rule with HTTP fields is omitted; the warning is at its first HTTP field. */
     const struct k8s_diag *g =
         must_diag(&all, "spec.rules[1] is omitted", K8S_WARNING, 10, "IST0167");
@@ -737,7 +738,7 @@ test_invalid_keeps_previous(void **state)
     build(st, &r2, NULL);
     assert_int_equal(r2.n, 1);
     assert_string_equal(r1.v[0].version, r2.v[0].version);
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     must_diag(&all, "bad CIDR range", K8S_ERROR, 4, "IST0106");
     mesh_resources_free(&r1);
     mesh_resources_free(&r2);
@@ -761,7 +762,7 @@ test_warnings(void **state)
 
     assert_int_equal(k8s_diags_count(&d, K8S_ERROR), 0);
     build(st, &r, NULL);
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     must_diag(&all, "workload selector specified without labels", K8S_WARNING, 8, "IST0133");
     must_diag(&all, "istio.io/dry-run: \"yes\" is not a boolean", K8S_WARNING, 1, "IST0125");
     Istio__Security__Authorization *a = unpack_authz(&r, "shop/w");
@@ -965,7 +966,7 @@ test_peer_authentication_ports(void **state)
     assert_pols(&r, "shop/a", "shop/converted_peer_authentication_a-ports");
     assert_null(mesh_resources_find(&r, K8S_TYPE_AUTHORIZATION,
                                     "shop/converted_peer_authentication_a-ports"));
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     must_diag(&all, "port 9000 STRICT is not enforced", K8S_WARNING, 10, "IST0167");
     k8s_diags_clear(&all);
     mesh_resources_free(&r);
@@ -1009,15 +1010,23 @@ test_peer_authentication_validation(void **state)
 
 /* ---- Incremental builds ---- */
 
+/* Builds |st| with the converter that followed it so far. */
 static void
-assert_same_as_fresh(const struct k8s_store *st, const char *const *files, size_t n)
+build_inc(struct k8s_conv *cv, const struct k8s_store *st, struct mesh_resources *r)
+{
+    assert_int_equal(k8s_conv_build(cv, st, NULL, r, NULL), 0);
+}
+
+static void
+assert_same_as_fresh(struct k8s_conv *cv, const struct k8s_store *st, const char *const *files,
+                     size_t n)
 {
     struct k8s_store *ref = k8s_store_new();
     struct mesh_resources r1, r2;
 
     for (size_t i = 0; i < n; i++)
         k8s_store_load_buf(ref, files[2 * i], files[2 * i + 1], strlen(files[2 * i + 1]), NULL);
-    build(st, &r1, NULL);
+    build_inc(cv, st, &r1);
     build(ref, &r2, NULL);
     assert_int_equal(r1.n, r2.n);
     for (size_t i = 0; i < r1.n; i++) {
@@ -1063,58 +1072,60 @@ test_incremental(void **state)
     const char *files4[] = {"pods.yaml", pods,     "pol.yaml", sel_b,
                             "root.yaml", root_sel, "pa.yaml",  strict};
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new();
     struct mesh_resources r0, r1;
     char va[17], vb[17], vc[17];
     (void)state;
 
     k8s_store_load_buf(st, "pods.yaml", pods, strlen(pods), NULL);
     k8s_store_load_buf(st, "pol.yaml", sel_a, strlen(sel_a), NULL);
-    build(st, &r0, NULL);
+    build_inc(cv, st, &r0);
     assert_pols(&r0, "shop/a", "shop/p");
     assert_pols(&r0, "shop/b", "");
-    assert_same_as_fresh(st, files1, 2);
+    assert_same_as_fresh(cv, st, files1, 2);
     snprintf(va, sizeof(va), "%s", version_of(&r0, K8S_TYPE_ADDRESS, POD_KEY "shop/a"));
     snprintf(vb, sizeof(vb), "%s", version_of(&r0, K8S_TYPE_ADDRESS, POD_KEY "shop/b"));
     snprintf(vc, sizeof(vc), "%s", version_of(&r0, K8S_TYPE_ADDRESS, POD_KEY "prod/c"));
 
     /* The selector moves from a to b: both workloads change, prod/c does not. */
     k8s_store_load_buf(st, "pol.yaml", sel_b, strlen(sel_b), NULL);
-    build(st, &r1, NULL);
+    build_inc(cv, st, &r1);
     assert_pols(&r1, "shop/a", "");
     assert_pols(&r1, "shop/b", "shop/p");
     assert_string_not_equal(version_of(&r1, K8S_TYPE_ADDRESS, POD_KEY "shop/a"), va);
     assert_string_not_equal(version_of(&r1, K8S_TYPE_ADDRESS, POD_KEY "shop/b"), vb);
     assert_string_equal(version_of(&r1, K8S_TYPE_ADDRESS, POD_KEY "prod/c"), vc);
-    assert_same_as_fresh(st, files2, 2);
+    assert_same_as_fresh(cv, st, files2, 2);
     mesh_resources_free(&r0);
     mesh_resources_free(&r1);
 
     /* A root-namespace selector policy reaches pods of every namespace. */
     k8s_store_load_buf(st, "root.yaml", root_sel, strlen(root_sel), NULL);
-    build(st, &r1, NULL);
+    build_inc(cv, st, &r1);
     assert_pols(&r1, "prod/c", "istio-system/r");
     assert_pols(&r1, "shop/a", "istio-system/r");
     assert_pols(&r1, "shop/b", "shop/p");
-    assert_same_as_fresh(st, files3, 3);
+    assert_same_as_fresh(cv, st, files3, 3);
     mesh_resources_free(&r1);
 
     /* A PeerAuthentication appears: every workload lists the static policy. */
     k8s_store_load_buf(st, "pa.yaml", strict, strlen(strict), NULL);
-    build(st, &r1, NULL);
+    build_inc(cv, st, &r1);
     assert_pols(&r1, "shop/b", "shop/p," STRICT_K);
-    assert_same_as_fresh(st, files4, 4);
+    assert_same_as_fresh(cv, st, files4, 4);
     mesh_resources_free(&r1);
 
     /* Everything goes again. */
     k8s_store_remove_file(st, "pa.yaml");
     k8s_store_remove_file(st, "root.yaml");
     k8s_store_load_buf(st, "pol.yaml", sel_a, strlen(sel_a), NULL);
-    build(st, &r1, NULL);
+    build_inc(cv, st, &r1);
     assert_pols(&r1, "shop/a", "shop/p");
     assert_pols(&r1, "prod/c", "");
     assert_string_equal(version_of(&r1, K8S_TYPE_ADDRESS, POD_KEY "shop/a"), va);
-    assert_same_as_fresh(st, files1, 2);
+    assert_same_as_fresh(cv, st, files1, 2);
     mesh_resources_free(&r1);
+    k8s_conv_free(cv);
     k8s_store_free(st);
 }
 

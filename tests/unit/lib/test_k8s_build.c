@@ -18,6 +18,7 @@
 
 #include "base/base.h"
 #include "k8s/k8s.h"
+#include "k8sconv/k8sconv.h"
 #include "workload.pb-c.h"
 
 #define FIXTURE MESH_SOURCE_DIR "/tests/unit/k8s/mesh.yaml"
@@ -253,7 +254,7 @@ test_pod_states(void **state)
     free(msg);
     /* The store reports the same. */
     struct k8s_diags all = {0};
-    k8s_store_diags(st, &all);
+    k8s_build_diags(st, &all);
     assert_int_equal(k8s_diags_count(&all, K8S_WARNING), 2); /* + the Deployment */
     k8s_diags_clear(&all);
 
@@ -533,6 +534,7 @@ static void
 test_versions(void **state)
 {
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new(); /* st is built incrementally, as meshd does */
     struct k8s_diags d = {0};
     struct mesh_resources r1, r2;
     Istio__Workload__Address *a;
@@ -540,8 +542,8 @@ test_versions(void **state)
 
     assert_int_equal(k8s_store_load_buf(st, "ns.yaml", ns_ambient, strlen(ns_ambient), &d), 0);
     assert_int_equal(k8s_store_load_buf(st, "apps.yaml", apps, strlen(apps), &d), 0);
-    build(st, NULL, &r1, &d);
-    build(st, NULL, &r2, &d);
+    assert_int_equal(k8s_conv_build(cv, st, NULL, &r1, &d), 0);
+    assert_int_equal(k8s_conv_build(cv, st, NULL, &r2, &d), 0);
     assert_int_equal(r1.n, 3);
     assert_int_equal(r2.n, 3);
     for (size_t i = 0; i < r1.n; i++) {
@@ -567,7 +569,7 @@ test_versions(void **state)
     uint64_t gen = k8s_store_generation(st);
     assert_int_equal(k8s_store_load_buf(st, "ns.yaml", ns_plain, strlen(ns_plain), &d), 0);
     assert_true(k8s_store_generation(st) > gen);
-    build(st, NULL, &r2, &d);
+    assert_int_equal(k8s_conv_build(cv, st, NULL, &r2, &d), 0);
     assert_int_equal(r2.n, 3);
     const struct mesh_resource *s1 =
         mesh_resources_find(&r1, K8S_TYPE_ADDRESS, "nx/s.nx.svc.cluster.local");
@@ -593,7 +595,7 @@ test_versions(void **state)
     memcpy(strstr(q, "app: a"), "app: b", 6);
     assert_int_equal(k8s_store_load_buf(st, "apps.yaml", apps2, strlen(apps2), &d), 0);
     free(apps2);
-    build(st, NULL, &r2, &d);
+    assert_int_equal(k8s_conv_build(cv, st, NULL, &r2, &d), 0);
     assert_same(mesh_resources_find(&r1, K8S_TYPE_ADDRESS, POD_KEY "nx/p"),
                 mesh_resources_find(&r2, K8S_TYPE_ADDRESS, POD_KEY "nx/p"));
     assert_same(mesh_resources_find(&r1, K8S_TYPE_ADDRESS, "nx/s.nx.svc.cluster.local"),
@@ -606,6 +608,7 @@ test_versions(void **state)
     mesh_resources_free(&r2);
     mesh_resources_free(&r1);
     k8s_diags_clear(&d);
+    k8s_conv_free(cv);
     k8s_store_free(st);
 }
 

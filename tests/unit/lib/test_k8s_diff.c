@@ -1,17 +1,21 @@
 /*
  * test_k8s_diff.c - differential test of incremental building. A store that
  * follows a directory through random edits, synced and built after each step
- * as meshd does (so object gens, memos, selections, namespace indexes and the
- * name order are reused and patched), must give at every checkpoint the same
- * resources, byte for byte and version for version, and the same
- * diagnostics as a fresh store loaded from the same files; the services map
- * of every workload and the named-port warnings are also checked against a
- * naive walk over every Service (the conversion as it was before it had
- * indexes), and every workload's authorization_policies against a naive walk
- * over every AuthorizationPolicy and PeerAuthentication (random policies with
- * selectors on the pods' labels, in the root namespace too, come and go). A second test checks that
- * a one-pod change at a larger size really takes the fast path: only that pod's resource is built
- * again.
+ * with one converter as meshd does (so object gens, memos, selections,
+ * namespace indexes and the name order are reused and patched), must give at
+ * every checkpoint the same resources, byte for byte and version for
+ * version, and the same diagnostics as a fresh store loaded from the same
+ * files; the services map of every workload and the named-port warnings are
+ * also checked against a naive walk over every Service (the conversion as it
+ * was before it had indexes), and every workload's authorization_policies
+ * against a naive walk over every AuthorizationPolicy and PeerAuthentication
+ * (random policies with selectors on the pods' labels, in the root namespace
+ * too, come and go); waypoint Gateways, a GatewayClass and use-waypoint
+ * labels on Namespaces, Services and pods come and go as well. A second test
+ * checks that a one-pod change at a larger size really takes the fast path:
+ * only that pod's resource is built again; a third that a change of a
+ * Gateway, the GatewayClass or a use-waypoint label packs again exactly the
+ * resources it reaches.
  *
  * MESH_K8S_DIFF_SEED=<n> runs one seed (printed on failure); the default
  * runs a few fixed ones.
@@ -30,7 +34,8 @@
 
 #include "base/base.h"
 #include "k8s/k8s.h"
-#include "k8s/k8s_internal.h"
+#include "k8s/k8s_objects.h"
+#include "k8sconv/k8sconv.h"
 #include "workload.pb-c.h"
 
 /* ---- Randomness (xorshift64*, reproducible from the seed) ---- */
@@ -81,7 +86,7 @@ static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, cons
 
 /* ---- The model: objects described by a seed (the content) and a minor tweak ---- */
 
-enum mkind { M_NS, M_SVC, M_POD, M_AP, M_PA };
+enum mkind { M_NS, M_SVC, M_POD, M_AP, M_PA, M_GW, M_GWC };
 
 #define N_FILES  16
 #define MAX_OBJS 4096
@@ -120,6 +125,21 @@ ns_of(const struct mobj *o)
     return ns_names[o->ns];
 }
 
+/* istio.io/use-waypoint labels, ending in ", ": |how| 0 none, 1 a name, 2 with a namespace. */
+static void
+wp_labels(struct sbuf *b, uint32_t how)
+{
+    if (how == 0)
+        return;
+    uint32_t w = rnd(4);
+    if (w == 3)
+        sb_printf(b, "istio.io/use-waypoint: none, ");
+    else
+        sb_printf(b, "istio.io/use-waypoint: w%u, ", w);
+    if (how == 2)
+        sb_printf(b, "istio.io/use-waypoint-namespace: \"%s\", ", ns_names[rnd(N_NS)]);
+}
+
 static void
 render_ns(struct sbuf *b, const struct mobj *o, uint32_t seed)
 {
@@ -127,16 +147,20 @@ render_ns(struct sbuf *b, const struct mobj *o, uint32_t seed)
 
     rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
     sb_printf(b, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: \"%s\"\n", ns_names[o->ns]);
+    sb_printf(b, "  labels: {");
     switch (o->minor % 3) {
     case 0:
-        sb_printf(b, "  labels: {istio.io/dataplane-mode: ambient}\n");
+        sb_printf(b, "istio.io/dataplane-mode: ambient, ");
         break;
     case 1:
-        sb_printf(b, "  labels: {team: x%u}\n", rnd(2));
+        sb_printf(b, "team: x%u, ", rnd(2));
         break;
     default:
         break;
     }
+    /* Waypoint bindings come and go with the tweak. */
+    wp_labels(b, (o->minor / 3) % 3);
+    sb_printf(b, "k: v}\n");
     if (chance(30))
         sb_printf(b, "  annotations: {networking.istio.io/traffic-distribution: %s}\n",
                   chance(50) ? "PreferClose" : "PreferSameNode");
@@ -153,6 +177,11 @@ render_svc(struct sbuf *b, const struct mobj *o, uint32_t seed)
     rng_state = seed * 0x9E3779B97F4A7C15ULL + 2;
     sb_printf(b, "apiVersion: v1\nkind: Service\nmetadata:\n  name: \"%s\"\n  namespace: \"%s\"\n",
               o->name, ns_of(o));
+    if (o->minor % 4 == 3) {
+        sb_printf(b, "  labels: {");
+        wp_labels(b, 1 + rnd(2));
+        sb_printf(b, "k: v}\n");
+    }
     if (chance(10))
         sb_printf(b, "  annotations: {networking.istio.io/traffic-distribution: PreferClose}\n");
     sb_printf(b, "spec:\n");
@@ -223,6 +252,13 @@ render_pod(struct sbuf *b, const struct mobj *o, uint32_t seed, int id, bool inv
         sb_printf(b, ", networking.istio.io/tunnel: http");
     if (chance(20))
         sb_printf(b, ", pod-template-hash: h%u", rnd(3));
+    if (o->minor % 5 == 4) {
+        sb_printf(b, ", ");
+        wp_labels(b, 1 + rnd(2));
+        sb_printf(b, "z: v");
+    }
+    if (chance(3))
+        sb_printf(b, ", gateway.networking.k8s.io/gateway-name: w0");
     sb_printf(b, "}\n");
     if (chance(8))
         sb_printf(b, "  annotations: {ambient.istio.io/redirection: enabled}\n");
@@ -374,6 +410,48 @@ render_pa(struct sbuf *b, const struct mobj *o, uint32_t seed, bool invalid)
 }
 
 static void
+render_gw(struct sbuf *b, const struct mobj *o, uint32_t seed)
+{
+    static const char *const fors[] = {NULL, "service", "workload", "all", "none"};
+    uint64_t save = rng_state;
+
+    rng_state = seed * 0x9E3779B97F4A7C15ULL + 6;
+    sb_printf(b, "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n"
+                 "  name: %s\n  namespace: \"%s\"\n",
+              o->name, ns_of(o));
+    if (fors[o->minor % 5] != NULL)
+        sb_printf(b, "  labels: {istio.io/waypoint-for: %s}\n", fors[o->minor % 5]);
+    sb_printf(b, "spec:\n  gatewayClassName: %s\n  listeners:\n",
+              chance(10) ? "istio" : "istio-waypoint");
+    sb_printf(b, "  - {name: mesh, port: %d, protocol: HBONE", chance(10) ? 15009 : 15008);
+    switch ((o->minor / 5 + rnd(2)) % 4) {
+    case 1:
+        sb_printf(b, ", allowedRoutes: {namespaces: {from: All}}");
+        break;
+    case 2:
+        sb_printf(b, ", allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: "
+                     "{team: x%u}}}}", rnd(2));
+        break;
+    default:
+        break;
+    }
+    sb_printf(b, "}\n");
+    rng_state = save;
+}
+
+static void
+render_gwc(struct sbuf *b, const struct mobj *o)
+{
+    static const char *const fors[] = {"all", "workload", NULL};
+
+    sb_printf(b, "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n"
+                 "  name: istio-waypoint\n");
+    if (fors[o->minor % 3] != NULL)
+        sb_printf(b, "  labels: {istio.io/waypoint-for: %s}\n", fors[o->minor % 3]);
+    sb_printf(b, "spec: {controllerName: istio.io/mesh-controller}\n");
+}
+
+static void
 render_obj(struct sbuf *b, const struct mobj *o, uint32_t seed, bool allow_invalid)
 {
     switch (o->kind) {
@@ -391,6 +469,12 @@ render_obj(struct sbuf *b, const struct mobj *o, uint32_t seed, bool allow_inval
         break;
     case M_PA:
         render_pa(b, o, seed, allow_invalid && o->invalid);
+        break;
+    case M_GW:
+        render_gw(b, o, seed);
+        break;
+    case M_GWC:
+        render_gwc(b, o);
         break;
     }
     sb_printf(b, "---\n");
@@ -475,6 +559,10 @@ add_obj(struct model *m, enum mkind kind, int ns)
         snprintf(o->name, sizeof(o->name), chance(80) ? "ap-%d" : "ap-%d-x", id % 23);
     else if (kind == M_PA)
         snprintf(o->name, sizeof(o->name), "pa-%d", id % 7);
+    else if (kind == M_GW)
+        snprintf(o->name, sizeof(o->name), "w%d", id % 3);
+    else if (kind == M_GWC)
+        snprintf(o->name, sizeof(o->name), "istio-waypoint");
     else
         snprintf(o->name, sizeof(o->name), "%s", ns_names[ns]);
     /* Two Services may end up with one name: then one file defines both (a duplicate). */
@@ -512,6 +600,9 @@ model_init(struct model *m, size_t pods, size_t services)
         add_obj(m, M_AP, (int)rnd(N_NS_POLICY));
     for (size_t i = 0; i < 4; i++)
         add_obj(m, M_PA, (int)rnd(N_NS_POLICY));
+    for (size_t i = 0; i < 6; i++)
+        add_obj(m, M_GW, (int)rnd(N_NS));
+    add_obj(m, M_GWC, 0);
 }
 
 static void
@@ -534,7 +625,7 @@ model_free(struct model *m)
 static void
 edit(struct model *m)
 {
-    uint32_t r = rnd(110);
+    uint32_t r = rnd(116);
     struct mobj *o;
 
     if (r < 30 && (o = pick(m, M_POD)) != NULL) {
@@ -609,6 +700,28 @@ edit(struct model *m)
     } else if (r < 107 && (o = pick(m, chance(50) ? M_AP : M_PA)) != NULL) {
         o->invalid = true;
         o->minor++;
+    } else if (r < 109 && (o = pick(m, M_GW)) != NULL) {
+        /* Another traffic type, allowedRoutes, class or listener. */
+        if (chance(60))
+            o->minor++;
+        else
+            o->seed = 1 + rnd(1u << 30);
+    } else if (r < 110) {
+        add_obj(m, M_GW, (int)rnd(N_NS));
+    } else if (r < 111 && (o = pick(m, M_GW)) != NULL) {
+        o->file = -1;
+    } else if (r < 112) {
+        /* The GatewayClass comes, goes or changes its traffic type. */
+        struct mobj *c = NULL;
+        for (size_t i = 0; i < m->n; i++)
+            if (m->o[i].kind == M_GWC && m->o[i].file >= 0)
+                c = &m->o[i];
+        if (c == NULL)
+            add_obj(m, M_GWC, 0);
+        else if (chance(50))
+            c->minor++;
+        else
+            c->file = -1;
     }
     /* else: nothing changes (a sync and build that must find nothing to do) */
 }
@@ -621,11 +734,15 @@ static const struct k8s_build_opts opt_sets[] = {
     {.trust_domain = "td.example"},
 };
 
+/* |cv| NULL: from scratch. */
 static void
-build(const struct k8s_store *st, const struct k8s_build_opts *o, struct mesh_resources *r,
-      struct k8s_diags *d)
+build(struct k8s_conv *cv, const struct k8s_store *st, const struct k8s_build_opts *o,
+      struct mesh_resources *r, struct k8s_diags *d)
 {
-    assert_int_equal(k8s_build_resources(st, o, r, d), 0);
+    if (cv != NULL)
+        assert_int_equal(k8s_conv_build(cv, st, o, r, d), 0);
+    else
+        assert_int_equal(k8s_build_resources(st, o, r, d), 0);
 }
 
 static void
@@ -809,6 +926,11 @@ naive_policies(const struct k8s_store *st, const struct k8s_obj *pod, char **out
     return n;
 }
 
+/* What the comparisons covered, summed over checkpoints. */
+static struct {
+    size_t resources, warnings, dups, policies, pol_refs, waypoints;
+} st_stats;
+
 /*
  * Every workload's services map against every Service of the store, and the
  * named-port warnings as the conversion gave them before it had indexes;
@@ -885,6 +1007,7 @@ check_naive(const struct k8s_store *st, const struct k8s_build_opts *o,
                      w->n_authorization_policies ? w->authorization_policies[0] : "", n_expect,
                      n_expect ? expect[0] : "");
         *pols += n_expect;
+        st_stats.waypoints += w->waypoint != NULL;
         for (size_t k = 0; k < n_expect; k++)
             free(expect[k]);
         istio__workload__address__free_unpacked(a, NULL);
@@ -932,13 +1055,10 @@ from_scratch(const struct model *m)
     return st;
 }
 
-/* What the comparisons covered, summed over checkpoints. */
-static struct {
-    size_t resources, warnings, dups, policies, pol_refs;
-} st_stats;
 
 static void
-checkpoint(struct model *m, struct k8s_store *st, const struct k8s_build_opts *o, size_t *pairs)
+checkpoint(struct model *m, struct k8s_conv *cv, struct k8s_store *st,
+           const struct k8s_build_opts *o, size_t *pairs)
 {
     struct k8s_diags d1 = {0}, d2 = {0}, s1 = {0}, s2 = {0};
     struct mesh_resources r1, r2;
@@ -950,15 +1070,17 @@ checkpoint(struct model *m, struct k8s_store *st, const struct k8s_build_opts *o
         m->o[i].invalid = false;
     write_files(m, false);
     k8s_store_sync_dir(st, m->dir, NULL);
-    build(st, o, &r1, &d1);
-    k8s_store_diags(st, &s1);
+    build(cv, st, o, &r1, &d1);
+    k8s_conv_diags(cv, st, &s1);
 
     struct k8s_store *ref = from_scratch(m);
-    build(ref, o, &r2, &d2);
-    k8s_store_diags(ref, &s2);
-    /* The generator writes valid objects only; duplicates are the one error on purpose. */
+    build(NULL, ref, o, &r2, &d2);
+    k8s_build_diags(ref, &s2);
+    /* The generator writes valid objects only; duplicates and bindings to a waypoint that is
+     * not there (IST0101) are the errors on purpose. */
     for (size_t i = 0; i < s2.n; i++)
-        if (s2.v[i].severity == K8S_ERROR && strstr(s2.v[i].msg, "already defined") == NULL)
+        if (s2.v[i].severity == K8S_ERROR && strstr(s2.v[i].msg, "already defined") == NULL &&
+            (s2.v[i].code == NULL || strcmp(s2.v[i].code, "IST0101") != 0))
             fail_msg("generator: %s", k8s_diag_str(&s2.v[i]));
     st_stats.resources += r2.n;
     st_stats.warnings += d2.n;
@@ -984,6 +1106,7 @@ run_seed(uint64_t seed)
 {
     struct model *m = xcalloc(1, sizeof(*m));
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new();
     const struct k8s_build_opts *o = &opt_sets[0];
     size_t pairs = 0, checkpoints = 0;
 
@@ -1000,28 +1123,31 @@ run_seed(uint64_t seed)
         k8s_store_sync_dir(st, m->dir, NULL);
         if (chance(60)) {
             struct k8s_diags s = {0};
-            k8s_store_diags(st, &s);
+            k8s_conv_diags(cv, st, &s);
             k8s_diags_clear(&s);
         }
         if (chance(80)) {
             struct mesh_resources r;
-            build(st, o, &r, NULL);
+            build(cv, st, o, &r, NULL);
             mesh_resources_free(&r);
         }
         if (step % 10 == 9) {
-            checkpoint(m, st, o, &pairs);
+            checkpoint(m, cv, st, o, &pairs);
             checkpoints++;
         }
     }
     /* The comparison saw Services selecting pods, not only empty maps. */
     print_message("seed %llu: %zu checkpoints, %zu resources (%zu Authorization), %zu selections, "
-                  "%zu policy references, %zu build warnings, %zu other diagnostics compared\n",
+                  "%zu policy references, %zu workloads with a waypoint, %zu build warnings, "
+                  "%zu other diagnostics compared\n",
                   (unsigned long long)seed, checkpoints, st_stats.resources, st_stats.policies,
-                  pairs, st_stats.pol_refs, st_stats.warnings, st_stats.dups);
+                  pairs, st_stats.pol_refs, st_stats.waypoints, st_stats.warnings, st_stats.dups);
     assert_true(pairs > checkpoints * 50);
     assert_true(st_stats.policies > checkpoints * 5 && st_stats.pol_refs > checkpoints * 20);
+    assert_true(st_stats.waypoints > checkpoints);
     assert_true(st_stats.warnings > 0 && st_stats.dups > 0);
     memset(&st_stats, 0, sizeof(st_stats));
+    k8s_conv_free(cv);
     k8s_store_free(st);
     model_free(m);
     free(m);
@@ -1072,52 +1198,43 @@ test_one_pod_fast_path(void **state)
 {
     enum { PODS = 2000 };
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new();
     struct mesh_resources r1, r2;
     (void)state;
 
     char *text = bench_pods(PODS, 1);
     assert_int_equal(k8s_store_load_buf(st, "all.yaml", text, strlen(text), NULL), 0);
     free(text);
-    build(st, NULL, &r1, NULL);
+    build(cv, st, NULL, &r1, NULL);
     assert_int_equal(r1.n, PODS + PODS / 10);
-    /* The packed bytes each object's memo holds now. */
-    const uint8_t **before = xcalloc(PODS + PODS / 10, sizeof(*before));
-    for (size_t i = 0; i < PODS; i++)
-        before[i] = st->eff[K8S_POD][i]->memo->data;
-    for (size_t i = 0; i < PODS / 10; i++)
-        before[PODS + i] = st->eff[K8S_SERVICE][i]->memo->data;
+    assert_int_equal(k8s_conv_packed(cv), PODS + PODS / 10);
 
-    /* The whole file is parsed again; equal objects keep their gens and memos. */
+    /* The whole file is parsed again; equal objects keep their gens and what was built. */
     text = bench_pods(PODS, 2);
     assert_int_equal(k8s_store_load_buf(st, "all.yaml", text, strlen(text), NULL), 0);
     free(text);
-    build(st, NULL, &r2, NULL);
-    size_t rebuilt = 0, changed = 0;
-    for (size_t i = 0; i < PODS; i++) {
-        const struct k8s_obj *pod = st->eff[K8S_POD][i];
-        if (pod->memo->data != before[i]) {
-            rebuilt++;
-            assert_string_equal(pod->meta.name, "p-0");
-        }
-    }
-    for (size_t i = 0; i < PODS / 10; i++)
-        assert_ptr_equal(st->eff[K8S_SERVICE][i]->memo->data, before[PODS + i]);
-    assert_int_equal(rebuilt, 1);
+    build(cv, st, NULL, &r2, NULL);
+    size_t changed = 0;
+    /* One resource packed again (the one whose version changed, p-0's: below). */
+    assert_int_equal(k8s_conv_packed(cv), 1);
     for (size_t i = 0; i < r1.n; i++) {
         assert_string_equal(r1.v[i].name, r2.v[i].name);
         changed += strcmp(r1.v[i].version, r2.v[i].version) != 0;
     }
     assert_int_equal(changed, 1);
     assert_non_null(mesh_resources_find(&r2, K8S_TYPE_ADDRESS, "Kubernetes//Pod/ns-0/p-0"));
-    free(before);
+    static const char p0[] = "Kubernetes//Pod/ns-0/p-0";
+    assert_string_not_equal(mesh_resources_find(&r1, K8S_TYPE_ADDRESS, p0)->version,
+                            mesh_resources_find(&r2, K8S_TYPE_ADDRESS, p0)->version);
     mesh_resources_free(&r1);
     mesh_resources_free(&r2);
+    k8s_conv_free(cv);
     k8s_store_free(st);
 }
 
 /* Builds |st| and a fresh store loaded with |files| and checks they agree. */
 static void
-assert_as_fresh(const struct k8s_store *st, const char *const *files, size_t n)
+assert_as_fresh(struct k8s_conv *cv, const struct k8s_store *st, const char *const *files, size_t n)
 {
     struct k8s_store *ref = k8s_store_new();
     struct mesh_resources r1, r2;
@@ -1125,8 +1242,8 @@ assert_as_fresh(const struct k8s_store *st, const char *const *files, size_t n)
 
     for (size_t i = 0; i < n; i++)
         k8s_store_load_buf(ref, files[2 * i], files[2 * i + 1], strlen(files[2 * i + 1]), NULL);
-    build(st, NULL, &r1, &d1);
-    build(ref, NULL, &r2, &d2);
+    build(cv, st, NULL, &r1, &d1);
+    build(NULL, ref, NULL, &r2, &d2);
     assert_same_resources(&r1, &r2);
     assert_same_diags(&d1, &d2, "build warnings");
     mesh_resources_free(&r1);
@@ -1156,18 +1273,118 @@ test_services_come_and_go(void **state)
     const char *const with_a[] = {"pods.yaml", pods, "svc.yaml", svc_a};
     const char *const with_b[] = {"pods.yaml", pods, "svc.yaml", svc_b};
     struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new();
     (void)state;
 
     k8s_store_load_buf(st, "pods.yaml", pods, strlen(pods), NULL);
-    assert_as_fresh(st, only_pods, 1);
+    assert_as_fresh(cv, st, only_pods, 1);
     k8s_store_load_buf(st, "svc.yaml", svc_a, strlen(svc_a), NULL);
-    assert_as_fresh(st, with_a, 2);
+    assert_as_fresh(cv, st, with_a, 2);
     k8s_store_load_buf(st, "svc.yaml", svc_b, strlen(svc_b), NULL);
-    assert_as_fresh(st, with_b, 2);
+    assert_as_fresh(cv, st, with_b, 2);
     k8s_store_remove_file(st, "svc.yaml");
-    assert_as_fresh(st, only_pods, 1);
+    assert_as_fresh(cv, st, only_pods, 1);
     k8s_store_load_buf(st, "svc.yaml", svc_a, strlen(svc_a), NULL);
-    assert_as_fresh(st, with_a, 2);
+    assert_as_fresh(cv, st, with_a, 2);
+    k8s_conv_free(cv);
+    k8s_store_free(st);
+}
+
+/* ---- Waypoints: a change repacks exactly what it reaches ---- */
+
+#define WP_NS(labels)                                                                              \
+    "apiVersion: v1\nkind: Namespace\nmetadata: {name: app, labels: " labels "}\n---\n"          \
+    "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n"
+#define WP_GW(labels)                                                                              \
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: w, namespace: "    \
+    "app, labels: " labels "}\nspec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, " \
+    "port: 15008, protocol: HBONE}]}\n"
+#define WP_CLASS(t)                                                                                \
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: "              \
+    "istio-waypoint, labels: {istio.io/waypoint-for: " t "}}\n"
+
+/* Six pods and two Services in app, two pods in other; pod p-0's extra labels. */
+static char *
+wp_pods(const char *p0_labels)
+{
+    struct sbuf b = {0};
+
+    for (int i = 0; i < 8; i++)
+        sb_printf(&b,
+                  "apiVersion: v1\nkind: Pod\nmetadata: {name: p-%d, namespace: %s, labels: "
+                  "{app: x%s}}\nstatus: {podIP: 10.2.0.%d}\n---\n",
+                  i, i < 6 ? "app" : "other", i == 0 ? p0_labels : "", i + 1);
+    sb_printf(&b, "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: app}\nspec: "
+                  "{selector: {app: x}, clusterIP: 10.96.1.1, ports: [{port: 80}]}\n---\n"
+                  "apiVersion: v1\nkind: Service\nmetadata: {name: t, namespace: app}\nspec: "
+                  "{selector: {app: q}, clusterIP: 10.96.1.2, ports: [{port: 80}]}\n");
+    return b.p;
+}
+
+struct wp_files {
+    const char *v[8]; /* name, text pairs; NULL text: absent */
+};
+
+/* Loads |name| (NULL |text|: removes it) into |st|, then checks the build against a fresh one
+ * and that it packed |packed| resources. */
+static void
+wp_step(struct k8s_conv *cv, struct k8s_store *st, struct wp_files *f, const char *name,
+        const char *text, size_t packed)
+{
+    const char *now[8];
+    size_t n = 0;
+
+    for (size_t i = 0; i < 8; i += 2)
+        if (f->v[i] != NULL && strcmp(f->v[i], name) == 0)
+            f->v[i + 1] = text;
+    struct k8s_diags d = {0};
+    if (text != NULL && k8s_store_load_buf(st, name, text, strlen(text), &d) != 0)
+        fail_msg("%s: %s", name, d.n ? k8s_diag_str(&d.v[0]) : "?");
+    k8s_diags_clear(&d);
+    if (text == NULL)
+        k8s_store_remove_file(st, name);
+    for (size_t i = 0; i < 8; i += 2)
+        if (f->v[i] != NULL && f->v[i + 1] != NULL) {
+            now[2 * n] = f->v[i];
+            now[2 * n + 1] = f->v[i + 1];
+            n++;
+        }
+    assert_as_fresh(cv, st, now, n);
+    if (k8s_conv_packed(cv) != packed)
+        fail_msg("%s: %zu resources packed again, %zu expected", name, k8s_conv_packed(cv),
+                 packed);
+}
+
+static void
+test_waypoint_reach(void **state)
+{
+    struct k8s_store *st = k8s_store_new();
+    struct k8s_conv *cv = k8s_conv_new();
+    struct wp_files f = {{"ns.yaml", NULL, "pods.yaml", NULL, "gw.yaml", NULL, "class.yaml", NULL}};
+    char *pods = wp_pods(""), *pods_none = wp_pods(", istio.io/use-waypoint: none");
+    (void)state;
+
+    wp_step(cv, st, &f, "ns.yaml", WP_NS("{}"), 0);
+    wp_step(cv, st, &f, "pods.yaml", pods, 10);
+    /* A waypoint nobody uses reaches nothing. */
+    wp_step(cv, st, &f, "gw.yaml", WP_GW("{}"), 0);
+    /* The Namespace's label: everything in app (its Namespace changed), nothing in other. */
+    wp_step(cv, st, &f, "ns.yaml", WP_NS("{istio.io/use-waypoint: w}"), 8);
+    /* The waypoint takes workloads too: app's pods. */
+    wp_step(cv, st, &f, "gw.yaml", WP_GW("{istio.io/waypoint-for: all}"), 6);
+    /* A GatewayClass whose label the Gateway's overrides: nothing. */
+    wp_step(cv, st, &f, "class.yaml", WP_CLASS("service"), 0);
+    /* The Gateway's label goes: the class's traffic type (service) holds, the pods leave. */
+    wp_step(cv, st, &f, "gw.yaml", WP_GW("{}"), 6);
+    /* The class says all: the pods again. */
+    wp_step(cv, st, &f, "class.yaml", WP_CLASS("all"), 6);
+    /* One pod opts out: that pod only. */
+    wp_step(cv, st, &f, "pods.yaml", pods_none, 1);
+    /* The Gateway goes: the two Services and the five pods still bound. */
+    wp_step(cv, st, &f, "gw.yaml", NULL, 7);
+    free(pods);
+    free(pods_none);
+    k8s_conv_free(cv);
     k8s_store_free(st);
 }
 
@@ -1178,6 +1395,7 @@ main(void)
         cmocka_unit_test(test_random_edits),
         cmocka_unit_test(test_one_pod_fast_path),
         cmocka_unit_test(test_services_come_and_go),
+        cmocka_unit_test(test_waypoint_reach),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

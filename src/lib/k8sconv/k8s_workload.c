@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "k8s/k8s_internal.h"
+#include "k8sconv/k8sconv_internal.h"
 
 static const char *
 label(const struct k8s_obj *o, const char *key)
@@ -39,21 +39,10 @@ eq(const char *a, const char *b)
     return a != NULL && strcmp(a, b) == 0;
 }
 
-/* istio-cni's PodRedirectionEnabled: namespace or pod label, sidecar and host network opt out. */
-bool
-k8s_pod_enrolled(const struct k8s_store *st, const struct k8s_obj *pod)
+char *
+k8s_service_hostname(struct k8s_arena *a, const struct k8s_build_ctx *b, const struct k8s_obj *svc)
 {
-    const struct k8s_obj *ns = k8s_store_find(st, K8S_NAMESPACE, "", pod->meta.ns);
-    const char *pod_mode = label(pod, "istio.io/dataplane-mode");
-    const char *ns_mode = ns ? label(ns, "istio.io/dataplane-mode") : NULL;
-
-    if (!eq(ns_mode, "ambient") && !eq(pod_mode, "ambient"))
-        return false;
-    if (annotation(pod, "sidecar.istio.io/status") != NULL)
-        return false; /* ztunnel and a sidecar for one pod is not supported */
-    if (eq(pod_mode, "none"))
-        return false;
-    return !pod->u.pod.host_network;
+    return k8s_arena_printf(a, "%s.%s.svc.%s", svc->meta.name, svc->meta.ns, b->domain_suffix);
 }
 
 /* The "networking.istio.io/tunnel" label is a comma-separated list of tunnels the pod speaks. */
@@ -344,10 +333,10 @@ nsview_index(const struct k8s_store *st, struct k8s_nsview *nv)
     free(chosen);
 }
 
-struct k8s_obj *
+const struct k8s_obj *
 k8s_nsview_service(const struct k8s_store *st, const struct k8s_nsview *nv, uint32_t off)
 {
-    return st->eff[K8S_SERVICE][nv->begin + off];
+    return k8s_store_at(st, K8S_SERVICE, nv->begin + off);
 }
 
 const struct k8s_nsview *
@@ -383,44 +372,19 @@ k8s_view_free(struct k8s_view *v)
         free(v->order.names[i]);
     free(v->order.names);
     k8s_authz_view_free(v);
-    free(v);
-}
-
-size_t
-k8s_ns_run(const struct k8s_store *st, enum k8s_kind kind, size_t i)
-{
-    struct k8s_obj *const *v = st->eff[kind];
-    const char *ns = v[i]->meta.ns;
-    size_t n = st->n_eff[kind], lo = i, hi = i + 1, step = 1;
-
-    /* Galloping, then binary search: O(log run) comparisons, not one per object. */
-    while (hi < n && strcmp(v[hi]->meta.ns, ns) == 0) {
-        lo = hi;
-        step *= 2;
-        hi = lo + step;
-    }
-    if (hi > n)
-        hi = n;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(v[mid]->meta.ns, ns) == 0)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return hi - i;
+    memset(v, 0, sizeof(*v));
 }
 
 /* Re-derives the namespace views from the Services in effect, keeping those that did not change. */
 static void
 update_namespaces(const struct k8s_store *st, struct k8s_view *v)
 {
-    size_t n_svc = st->n_eff[K8S_SERVICE], n_new = 0, old = 0;
+    size_t n_svc = k8s_store_count(st, K8S_SERVICE), n_new = 0, old = 0;
     struct k8s_nsview *nvs = NULL;
 
     for (size_t i = 0; i < n_svc;) {
         size_t n = k8s_ns_run(st, K8S_SERVICE, i);
-        const char *ns = st->eff[K8S_SERVICE][i]->meta.ns;
+        const char *ns = k8s_store_at(st, K8S_SERVICE, i)->meta.ns;
         struct k8s_nsview nv = {0};
         int c = 1;
         /* Both lists are sorted by namespace: views of namespaces without Services now go. */
@@ -432,13 +396,13 @@ update_namespaces(const struct k8s_store *st, struct k8s_view *v)
             nv.ns = xstrdup(ns);
         bool same = nv.n == n;
         for (size_t k = 0; same && k < n; k++)
-            same = nv.gens[k] == st->eff[K8S_SERVICE][i + k]->gen;
+            same = nv.gens[k] == k8s_store_at(st, K8S_SERVICE, i + k)->gen;
         nv.begin = i;
         if (!same) {
             nv.n = n;
             nv.gens = xrealloc(nv.gens, n * sizeof(*nv.gens));
             for (size_t k = 0; k < n; k++)
-                nv.gens[k] = st->eff[K8S_SERVICE][i + k]->gen;
+                nv.gens[k] = k8s_store_at(st, K8S_SERVICE, i + k)->gen;
             nv.epoch = ++v->last_epoch;
             nsview_index(st, &nv);
         }
@@ -474,7 +438,7 @@ lacks_port(const struct k8s_obj *svc, const struct k8s_obj *pod)
 
 /* Finds the Services of |nv| (NULL: none) that select |pod| and records them in its memo. */
 static void
-select_services(const struct k8s_store *st, const struct k8s_nsview *nv, struct k8s_obj *pod,
+select_services(const struct k8s_store *st, const struct k8s_nsview *nv, const struct k8s_obj *pod,
                 struct k8s_memo *m)
 {
     uint32_t *sel = NULL;
@@ -528,20 +492,22 @@ is_workload(const struct k8s_obj *pod)
 }
 
 void
-k8s_view_update(const struct k8s_store *st)
+k8s_view_update(struct k8s_conv *cv)
 {
-    struct k8s_view *v = st->view;
-    size_t n_pod = st->n_eff[K8S_POD], nsi = 0;
+    const struct k8s_store *st = cv->st;
+    struct k8s_view *v = &cv->view;
+    size_t n_pod = k8s_store_count(st, K8S_POD), nsi = 0;
 
-    if (v->eff_version == st->eff_version)
+    if (v->eff_version == k8s_store_eff_version(st))
         return;
+    k8s_memo_sweep(cv);
     update_namespaces(st, v);
-    k8s_authz_view_update(st);
+    k8s_authz_view_update(cv);
     uint64_t root_epoch = k8s_authz_epoch(v, K8S_ROOT_NAMESPACE);
     v->n_warn = 0;
     for (size_t i = 0; i < n_pod;) {
         size_t n = k8s_ns_run(st, K8S_POD, i);
-        const char *ns = st->eff[K8S_POD][i]->meta.ns;
+        const char *ns = k8s_store_at(st, K8S_POD, i)->meta.ns;
         int c = 1;
         while (nsi < v->n_ns && (c = strcmp(v->ns[nsi].ns, ns)) < 0)
             nsi++;
@@ -549,10 +515,10 @@ k8s_view_update(const struct k8s_store *st)
         uint64_t epoch = nv != NULL ? nv->epoch : K8S_EPOCH_NO_SERVICES;
         uint64_t pol_epoch = k8s_authz_epoch(v, ns);
         for (size_t k = i; k < i + n; k++) {
-            struct k8s_obj *pod = st->eff[K8S_POD][k];
+            const struct k8s_obj *pod = k8s_store_at(st, K8S_POD, k);
             if (!is_workload(pod))
                 continue;
-            struct k8s_memo *m = k8s_memo_get(pod);
+            struct k8s_memo *m = k8s_memo_get(cv, pod);
             if (m->sel_epoch != epoch)
                 select_services(st, nv, pod, m);
             if (m->pol_epoch != pol_epoch || m->pol_root_epoch != root_epoch)
@@ -565,18 +531,21 @@ k8s_view_update(const struct k8s_store *st)
         }
         i += n;
     }
-    v->eff_version = st->eff_version;
+    v->eff_version = k8s_store_eff_version(st);
 }
 
 void
-k8s_check_ports(const struct k8s_store *st, struct k8s_diags *out)
+k8s_check_ports(struct k8s_conv *cv, struct k8s_diags *out)
 {
-    k8s_view_update(st);
-    for (size_t i = 0; i < st->view->n_warn; i++) {
-        const struct k8s_obj *pod = st->eff[K8S_POD][st->view->warn[i]];
-        const struct k8s_nsview *nv = k8s_view_ns(st->view, pod->meta.ns);
-        for (size_t j = 0; j < pod->memo->n_sel; j++) {
-            const struct k8s_obj *svc = k8s_nsview_service(st, nv, pod->memo->sel[j]);
+    const struct k8s_store *st = cv->st;
+
+    k8s_view_update(cv);
+    for (size_t i = 0; i < cv->view.n_warn; i++) {
+        const struct k8s_obj *pod = k8s_store_at(st, K8S_POD, cv->view.warn[i]);
+        const struct k8s_nsview *nv = k8s_view_ns(&cv->view, pod->meta.ns);
+        const struct k8s_memo *m = k8s_memo_find(cv, pod);
+        for (size_t j = 0; j < m->n_sel; j++) {
+            const struct k8s_obj *svc = k8s_nsview_service(st, nv, m->sel[j]);
             for (size_t k = 0; k < svc->u.svc.n_ports; k++) {
                 const struct k8s_sport *sp = &svc->u.svc.ports[k];
                 if (sp->target_name == NULL || find_port(&pod->u.pod, sp->target_name) != NULL)
@@ -603,8 +572,8 @@ static void
 services(const struct k8s_build_ctx *b, struct k8s_arena *a, const struct k8s_obj *pod,
          Istio__Workload__Workload *w)
 {
-    const struct k8s_memo *m = pod->memo;
-    const struct k8s_nsview *nv = k8s_view_ns(b->st->view, pod->meta.ns);
+    const struct k8s_memo *m = k8s_memo_find(b->cv, pod);
+    const struct k8s_nsview *nv = k8s_view_ns(&b->cv->view, pod->meta.ns);
 
     CHECK(m != NULL && m->sel_epoch == (nv != NULL ? nv->epoch : K8S_EPOCH_NO_SERVICES));
     w->services = k8s_arena_alloc(a, (m->n_sel + 1) * sizeof(*w->services));
@@ -646,10 +615,13 @@ k8s_build_workload(const struct k8s_build_ctx *b, struct k8s_arena *a, const str
     w->workload_name = (char *)(uintptr_t)workload_name(a, pod);
     canonical(pod, w->workload_name, w);
     services(b, a, pod, w);
+    if (b->wp != NULL)
+        w->waypoint = k8s_waypoint_address(a, b, b->wp);
     /* The selector policies and PeerAuthentication keys (k8s_authz_sel.c, kept in the memo). */
-    CHECK(pod->memo->pol_epoch != 0);
-    w->authorization_policies = pod->memo->pols;
-    w->n_authorization_policies = pod->memo->n_pols;
+    const struct k8s_memo *m = k8s_memo_find(b->cv, pod);
+    CHECK(m != NULL && m->pol_epoch != 0);
+    w->authorization_policies = m->pols;
+    w->n_authorization_policies = m->n_pols;
     /* Kubernetes has Ready, Serving and Terminating; istiod folds them into one bit. */
     w->status = p->ready && !pod->meta.deleting ? ISTIO__WORKLOAD__WORKLOAD_STATUS__HEALTHY
                                                 : ISTIO__WORKLOAD__WORKLOAD_STATUS__UNHEALTHY;

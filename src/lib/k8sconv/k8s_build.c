@@ -6,8 +6,8 @@
  * whose bytes changed. Everything that could vary in order without meaning
  * (maps, resource order) is sorted. The packed bytes are kept per object (its
  * memo) and reused while the object and what it was built from are unchanged;
- * the sorted name order is kept too and patched (k8s_internal.h, "Incremental
- * building").
+ * the sorted name order is kept too and patched (k8sconv_internal.h,
+ * "Incremental building").
  *
  * Services follow istiod's pilot/pkg/serviceregistry/ambient/services.go
  * constructService; app protocols pkg/config/kube ConvertProtocol. The
@@ -22,50 +22,7 @@
 #include <strings.h>
 
 #include "base/base.h"
-#include "k8s/k8s_internal.h"
-
-void *
-k8s_arena_alloc(struct k8s_arena *a, size_t size)
-{
-    void *p = xcalloc(1, size);
-
-    if (a->n % 64 == 0)
-        a->v = xrealloc(a->v, (a->n + 64) * sizeof(*a->v));
-    a->v[a->n++] = p;
-    return p;
-}
-
-char *
-k8s_arena_printf(struct k8s_arena *a, const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    CHECK(n >= 0);
-    if (a->n % 64 == 0)
-        a->v = xrealloc(a->v, (a->n + 64) * sizeof(*a->v));
-    a->v[a->n++] = s;
-    return s;
-}
-
-void
-k8s_arena_free(struct k8s_arena *a)
-{
-    for (size_t i = 0; i < a->n; i++)
-        free(a->v[i]);
-    free(a->v);
-    a->v = NULL;
-    a->n = 0;
-}
-
-char *
-k8s_service_hostname(struct k8s_arena *a, const struct k8s_build_ctx *b, const struct k8s_obj *svc)
-{
-    return k8s_arena_printf(a, "%s.%s.svc.%s", svc->meta.name, svc->meta.ns, b->domain_suffix);
-}
+#include "k8sconv/k8sconv_internal.h"
 
 /*
  * ConvertProtocol then toAppProtocolFromProtocol: appProtocol, else the port
@@ -212,6 +169,8 @@ build_service(const struct k8s_build_ctx *b, struct k8s_arena *a, const struct k
         s->ports[s->n_ports++] = p;
     }
     s->load_balancing = load_balancing(b, a, svc);
+    if (b->wp != NULL)
+        s->waypoint = k8s_waypoint_address(a, b, b->wp);
     s->ip_families = (Istio__Workload__IPFamilies)ks->ip_families;
     /* A Kubernetes Service is always canonical for its hostname. */
     s->canonical = true;
@@ -219,38 +178,21 @@ build_service(const struct k8s_build_ctx *b, struct k8s_arena *a, const struct k
 
 /* ---- Memos: the packed resource per object, reused while its inputs are unchanged ---- */
 
-struct k8s_memo *
-k8s_memo_get(struct k8s_obj *o)
+static bool
+str_eq(const char *a, const char *b)
 {
-    if (o->memo == NULL)
-        o->memo = xcalloc(1, sizeof(*o->memo));
-    return o->memo;
-}
-
-void
-k8s_memo_free(struct k8s_memo *m)
-{
-    if (m == NULL)
-        return;
-    free(m->sel);
-    free(m->sel_gens);
-    for (size_t i = 0; i < m->n_pols; i++)
-        free(m->pols[i]);
-    free(m->pols);
-    free(m->name);
-    free(m->data);
-    free(m);
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
 }
 
 static bool
-memo_fresh(const struct k8s_memo *m, uint64_t opts, uint64_t ns_gen)
+memo_fresh(const struct k8s_memo *m, uint64_t opts, uint64_t ns_gen, const char *wp)
 {
-    return m->built && m->b_opts == opts && m->b_ns_gen == ns_gen;
+    return m->built && m->b_opts == opts && m->b_ns_gen == ns_gen && str_eq(m->b_wp, wp);
 }
 
 static void
 memo_pack(struct k8s_memo *m, const char *name, const Istio__Workload__Address *addr, uint64_t opts,
-          uint64_t ns_gen)
+          uint64_t ns_gen, const char *wp)
 {
     if (m->name == NULL || strcmp(m->name, name) != 0) {
         free(m->name);
@@ -266,12 +208,24 @@ memo_pack(struct k8s_memo *m, const char *name, const Istio__Workload__Address *
     m->built = true;
     m->b_opts = opts;
     m->b_ns_gen = ns_gen;
+    free(m->b_wp);
+    m->b_wp = wp ? xstrdup(wp) : NULL;
 }
 
-static bool
-str_eq(const char *a, const char *b)
+/*
+ * The waypoint |o| is bound to into b->wp, and its "<ns>/<name>" into |key|
+ * (NULL when none): a change of it is a change of the resource, whatever
+ * changed (a Gateway, its class, a label on the object or its Namespace).
+ */
+static const char *
+bind_waypoint(struct k8s_build_ctx *b, const struct k8s_obj *o, const struct k8s_obj *nso,
+              char *key, size_t len)
 {
-    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+    b->wp = k8s_waypoint_of(b->st, o, nso, NULL);
+    if (b->wp == NULL)
+        return NULL;
+    snprintf(key, len, "%s/%s", b->wp->meta.ns, b->wp->meta.name);
+    return key;
 }
 
 /* The options' epoch: a new one whenever they differ from the last build's. */
@@ -294,12 +248,12 @@ opts_epoch(struct k8s_view *v, const struct k8s_build_ctx *b)
     return v->opts_epoch;
 }
 
-/* The gen of Namespace |ns|, 0 when there is none. */
+/* Namespace |ns| into *nso (NULL when there is none) and its gen (0 then). */
 static uint64_t
-ns_gen(const struct k8s_store *st, const char *ns)
+ns_gen(const struct k8s_store *st, const char *ns, const struct k8s_obj **nso)
 {
-    const struct k8s_obj *o = k8s_store_find(st, K8S_NAMESPACE, "", ns);
-    return o ? o->gen : 0;
+    *nso = k8s_store_find(st, K8S_NAMESPACE, "", ns);
+    return *nso ? (*nso)->gen : 0;
 }
 
 /* ---- The resources in name order ---- */
@@ -398,13 +352,16 @@ order_memos(struct k8s_view *v, struct k8s_memo **memos, size_t n, struct k8s_me
 }
 
 int
-k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
-                    struct mesh_resources *out, struct k8s_diags *d)
+k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resources *out,
+          struct k8s_diags *d)
 {
     static const struct k8s_build_opts defaults = {0};
-    struct k8s_build_ctx b = {.st = st, .d = d};
-    struct k8s_view *v = st->view;
+    const struct k8s_store *st = cv->st;
+    struct k8s_build_ctx b = {.cv = cv, .st = st, .d = d};
+    struct k8s_view *v = &cv->view;
     uint64_t g = 0;
+    const struct k8s_obj *nso = NULL;
+    char wpkey[512];
 
     if (o == NULL)
         o = &defaults;
@@ -416,53 +373,61 @@ k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
         strcmp(o->trust_domain, "cluster.local") != 0)
         b.trust_domain = o->trust_domain;
     memset(out, 0, sizeof(*out));
-    k8s_view_update(st);
+    cv->packed = 0;
+    k8s_view_update(cv);
     uint64_t opts = opts_epoch(v, &b);
 
     struct k8s_memo **memos =
-        xcalloc(st->n_eff[K8S_SERVICE] + st->n_eff[K8S_POD] + 1, sizeof(*memos));
+        xcalloc(k8s_store_count(st, K8S_SERVICE) + k8s_store_count(st, K8S_POD) + 1,
+                sizeof(*memos));
     size_t n = 0;
-    for (size_t i = 0, end = 0; i < st->n_eff[K8S_SERVICE]; i++) {
-        struct k8s_obj *svc = st->eff[K8S_SERVICE][i];
+    for (size_t i = 0, end = 0; i < k8s_store_count(st, K8S_SERVICE); i++) {
+        const struct k8s_obj *svc = k8s_store_at(st, K8S_SERVICE, i);
         if (i == end) { /* a namespace begins */
             end = i + k8s_ns_run(st, K8S_SERVICE, i);
-            g = ns_gen(st, svc->meta.ns);
+            g = ns_gen(st, svc->meta.ns, &nso);
         }
         /* ExternalName Services are left to DNS, as istiod does. */
         if (svc->u.svc.external_name)
             continue;
-        struct k8s_memo *m = k8s_memo_get(svc);
-        if (!memo_fresh(m, opts, g)) {
+        struct k8s_memo *m = k8s_memo_get(cv, svc);
+        const char *wp = bind_waypoint(&b, svc, nso, wpkey, sizeof(wpkey));
+        if (!memo_fresh(m, opts, g, wp)) {
             struct k8s_arena a = {0};
             Istio__Workload__Service s;
             Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
             build_service(&b, &a, svc, &s);
             addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
             addr.service = &s;
-            memo_pack(m, k8s_arena_printf(&a, "%s/%s", s.namespace_, s.hostname), &addr, opts, g);
+            memo_pack(m, k8s_arena_printf(&a, "%s/%s", s.namespace_, s.hostname), &addr, opts, g,
+                      wp);
+            cv->packed++;
             k8s_arena_free(&a);
         }
         memos[n++] = m;
     }
-    for (size_t i = 0, end = 0; i < st->n_eff[K8S_POD]; i++) {
-        struct k8s_obj *pod = st->eff[K8S_POD][i];
+    for (size_t i = 0, end = 0; i < k8s_store_count(st, K8S_POD); i++) {
+        const struct k8s_obj *pod = k8s_store_at(st, K8S_POD, i);
         if (i == end) {
             end = i + k8s_ns_run(st, K8S_POD, i);
-            g = ns_gen(st, pod->meta.ns);
+            g = ns_gen(st, pod->meta.ns, &nso);
         }
         /* Finished pods and pods without an address are not workloads (CheckPodTerminal,
          * getPodIPs). */
         if (pod->u.pod.terminal || pod->u.pod.n_ips == 0)
             continue;
-        struct k8s_memo *m = pod->memo; /* made, with the selection, by k8s_view_update() */
-        if (!memo_fresh(m, opts, g)) {
+        /* Made, with the selection, by k8s_view_update(). */
+        struct k8s_memo *m = k8s_memo_find(cv, pod);
+        const char *wp = bind_waypoint(&b, pod, nso, wpkey, sizeof(wpkey));
+        if (!memo_fresh(m, opts, g, wp)) {
             struct k8s_arena a = {0};
             Istio__Workload__Workload w;
             Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
             k8s_build_workload(&b, &a, pod, &w);
             addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_WORKLOAD;
             addr.workload = &w;
-            memo_pack(m, w.uid, &addr, opts, g);
+            memo_pack(m, w.uid, &addr, opts, g, wp);
+            cv->packed++;
             k8s_arena_free(&a);
         }
         memos[n++] = m;
@@ -470,7 +435,7 @@ k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
     struct k8s_memo **sorted = xcalloc(n + 1, sizeof(*sorted));
     order_memos(v, memos, n, sorted);
     /* Authorization before Address: the order of the type URLs. */
-    const struct k8s_authz_cache *az = k8s_authz_resources(st);
+    const struct k8s_authz_cache *az = k8s_authz_resources(cv);
     if (n + az->n_res > 0)
         out->v = xcalloc(n + az->n_res, sizeof(*out->v));
     for (size_t i = 0; i < az->n_res; i++) {
@@ -496,8 +461,9 @@ k8s_build_resources(const struct k8s_store *st, const struct k8s_build_opts *o,
     out->n = az->n_res + n;
     free(sorted);
     free(memos);
-    k8s_check_ports(st, d);
-    k8s_authz_diags(st, d);
+    k8s_check_ports(cv, d);
+    k8s_authz_diags(cv, d);
+    k8s_waypoint_diags(st, d);
     return 0;
 }
 

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "k8s/k8s_internal.h"
+#include "k8sconv/k8sconv_internal.h"
 
 /* ---- Policy epochs per namespace ---- */
 
@@ -33,11 +33,11 @@ polview_free(struct k8s_polview *pv)
 static const char *
 next_ns(const struct k8s_store *st, size_t ia, size_t ip)
 {
-    const char *a = ia < st->n_eff[K8S_AUTHORIZATION_POLICY]
-                        ? st->eff[K8S_AUTHORIZATION_POLICY][ia]->meta.ns
+    const char *a = ia < k8s_store_count(st, K8S_AUTHORIZATION_POLICY)
+                        ? k8s_store_at(st, K8S_AUTHORIZATION_POLICY, ia)->meta.ns
                         : NULL;
-    const char *p = ip < st->n_eff[K8S_PEER_AUTHENTICATION]
-                        ? st->eff[K8S_PEER_AUTHENTICATION][ip]->meta.ns
+    const char *p = ip < k8s_store_count(st, K8S_PEER_AUTHENTICATION)
+                        ? k8s_store_at(st, K8S_PEER_AUTHENTICATION, ip)->meta.ns
                         : NULL;
 
     if (a == NULL)
@@ -48,20 +48,21 @@ next_ns(const struct k8s_store *st, size_t ia, size_t ip)
 }
 
 void
-k8s_authz_view_update(const struct k8s_store *st)
+k8s_authz_view_update(struct k8s_conv *cv)
 {
-    struct k8s_view *v = st->view;
+    const struct k8s_store *st = cv->st;
+    struct k8s_view *v = &cv->view;
     struct k8s_polview *now = NULL;
     size_t n_now = 0, old = 0, ia = 0, ip = 0;
     const char *ns;
 
     while ((ns = next_ns(st, ia, ip)) != NULL) {
         size_t na = 0, np = 0;
-        if (ia < st->n_eff[K8S_AUTHORIZATION_POLICY] &&
-            strcmp(st->eff[K8S_AUTHORIZATION_POLICY][ia]->meta.ns, ns) == 0)
+        if (ia < k8s_store_count(st, K8S_AUTHORIZATION_POLICY) &&
+            strcmp(k8s_store_at(st, K8S_AUTHORIZATION_POLICY, ia)->meta.ns, ns) == 0)
             na = k8s_ns_run(st, K8S_AUTHORIZATION_POLICY, ia);
-        if (ip < st->n_eff[K8S_PEER_AUTHENTICATION] &&
-            strcmp(st->eff[K8S_PEER_AUTHENTICATION][ip]->meta.ns, ns) == 0)
+        if (ip < k8s_store_count(st, K8S_PEER_AUTHENTICATION) &&
+            strcmp(k8s_store_at(st, K8S_PEER_AUTHENTICATION, ip)->meta.ns, ns) == 0)
             np = k8s_ns_run(st, K8S_PEER_AUTHENTICATION, ip);
         struct k8s_polview pv = {0};
         int c = 1;
@@ -73,16 +74,16 @@ k8s_authz_view_update(const struct k8s_store *st)
             pv.ns = xstrdup(ns);
         bool same = pv.n == na + np;
         for (size_t k = 0; same && k < na; k++)
-            same = pv.gens[k] == st->eff[K8S_AUTHORIZATION_POLICY][ia + k]->gen;
+            same = pv.gens[k] == k8s_store_at(st, K8S_AUTHORIZATION_POLICY, ia + k)->gen;
         for (size_t k = 0; same && k < np; k++)
-            same = pv.gens[na + k] == st->eff[K8S_PEER_AUTHENTICATION][ip + k]->gen;
+            same = pv.gens[na + k] == k8s_store_at(st, K8S_PEER_AUTHENTICATION, ip + k)->gen;
         if (!same) {
             pv.n = na + np;
             pv.gens = xrealloc(pv.gens, (pv.n + 1) * sizeof(*pv.gens));
             for (size_t k = 0; k < na; k++)
-                pv.gens[k] = st->eff[K8S_AUTHORIZATION_POLICY][ia + k]->gen;
+                pv.gens[k] = k8s_store_at(st, K8S_AUTHORIZATION_POLICY, ia + k)->gen;
             for (size_t k = 0; k < np; k++)
-                pv.gens[na + k] = st->eff[K8S_PEER_AUTHENTICATION][ip + k]->gen;
+                pv.gens[na + k] = k8s_store_at(st, K8S_PEER_AUTHENTICATION, ip + k)->gen;
             pv.epoch = ++v->last_epoch;
         }
         if (n_now % 16 == 0)
@@ -159,7 +160,7 @@ k8s_authz_select(const struct k8s_store *st, const struct k8s_obj *pod, struct k
             break;
         k8s_store_ns_range(st, K8S_AUTHORIZATION_POLICY, ns, &b, &e);
         for (size_t i = b; i < e; i++) {
-            const struct k8s_obj *o = st->eff[K8S_AUTHORIZATION_POLICY][i];
+            const struct k8s_obj *o = k8s_store_at(st, K8S_AUTHORIZATION_POLICY, i);
             if (!selects(&o->u.ap, pod))
                 continue;
             v = xrealloc(v, (n + 1) * sizeof(*v));
@@ -207,30 +208,32 @@ cmp_res(const void *a, const void *b)
 }
 
 const struct k8s_authz_cache *
-k8s_authz_resources(const struct k8s_store *st)
+k8s_authz_resources(struct k8s_conv *cv)
 {
-    struct k8s_authz_cache *c = &st->view->authz;
-    size_t na = st->n_eff[K8S_AUTHORIZATION_POLICY], np = st->n_eff[K8S_PEER_AUTHENTICATION];
+    const struct k8s_store *st = cv->st;
+    struct k8s_authz_cache *c = &cv->view.authz;
+    size_t na = k8s_store_count(st, K8S_AUTHORIZATION_POLICY);
+    size_t np = k8s_store_count(st, K8S_PEER_AUTHENTICATION);
     bool same = c->valid && c->n_gens == na + np;
 
     for (size_t i = 0; same && i < na; i++)
-        same = c->gens[i] == st->eff[K8S_AUTHORIZATION_POLICY][i]->gen;
+        same = c->gens[i] == k8s_store_at(st, K8S_AUTHORIZATION_POLICY, i)->gen;
     for (size_t i = 0; same && i < np; i++)
-        same = c->gens[na + i] == st->eff[K8S_PEER_AUTHENTICATION][i]->gen;
+        same = c->gens[na + i] == k8s_store_at(st, K8S_PEER_AUTHENTICATION, i)->gen;
     if (same)
         return c;
     cache_clear(c);
     c->gens = xrealloc(c->gens, (na + np + 1) * sizeof(*c->gens));
     c->n_gens = na + np;
     for (size_t i = 0; i < na; i++)
-        c->gens[i] = st->eff[K8S_AUTHORIZATION_POLICY][i]->gen;
+        c->gens[i] = k8s_store_at(st, K8S_AUTHORIZATION_POLICY, i)->gen;
     for (size_t i = 0; i < np; i++)
-        c->gens[na + i] = st->eff[K8S_PEER_AUTHENTICATION][i]->gen;
+        c->gens[na + i] = k8s_store_at(st, K8S_PEER_AUTHENTICATION, i)->gen;
 
     size_t n = 0;
     struct mesh_resource *res = NULL;
     for (size_t i = 0; i < na; i++) {
-        const struct k8s_obj *o = st->eff[K8S_AUTHORIZATION_POLICY][i];
+        const struct k8s_obj *o = k8s_store_at(st, K8S_AUTHORIZATION_POLICY, i);
         const struct k8s_ap *ap = &o->u.ap;
         if (!ap->sent)
             continue;
@@ -266,8 +269,8 @@ no_matching_workloads(const struct k8s_store *st, const struct k8s_obj *o, struc
 
     if (!ap->sent || !ap->match_labels || ap->n_labels == 0)
         return;
-    for (size_t i = 0; i < st->n_eff[K8S_POD]; i++) {
-        const struct k8s_obj *pod = st->eff[K8S_POD][i];
+    for (size_t i = 0; i < k8s_store_count(st, K8S_POD); i++) {
+        const struct k8s_obj *pod = k8s_store_at(st, K8S_POD, i);
         if ((root || strcmp(pod->meta.ns, o->meta.ns) == 0) && selects(ap, pod))
             return;
     }
@@ -286,18 +289,19 @@ no_matching_workloads(const struct k8s_store *st, const struct k8s_obj *o, struc
 }
 
 void
-k8s_authz_diags(const struct k8s_store *st, struct k8s_diags *out)
+k8s_authz_diags(struct k8s_conv *cv, struct k8s_diags *out)
 {
-    const struct k8s_authz_cache *c = k8s_authz_resources(st);
+    const struct k8s_store *st = cv->st;
+    const struct k8s_authz_cache *c = k8s_authz_resources(cv);
 
     if (out == NULL)
         return;
-    for (size_t i = 0; i < st->n_eff[K8S_AUTHORIZATION_POLICY]; i++) {
-        k8s_diags_append(out, &st->eff[K8S_AUTHORIZATION_POLICY][i]->u.ap.diags);
-        no_matching_workloads(st, st->eff[K8S_AUTHORIZATION_POLICY][i], out);
+    for (size_t i = 0; i < k8s_store_count(st, K8S_AUTHORIZATION_POLICY); i++) {
+        k8s_diags_append(out, &k8s_store_at(st, K8S_AUTHORIZATION_POLICY, i)->u.ap.diags);
+        no_matching_workloads(st, k8s_store_at(st, K8S_AUTHORIZATION_POLICY, i), out);
     }
-    for (size_t i = 0; i < st->n_eff[K8S_PEER_AUTHENTICATION]; i++)
-        k8s_diags_append(out, &st->eff[K8S_PEER_AUTHENTICATION][i]->u.pa.diags);
+    for (size_t i = 0; i < k8s_store_count(st, K8S_PEER_AUTHENTICATION); i++)
+        k8s_diags_append(out, &k8s_store_at(st, K8S_PEER_AUTHENTICATION, i)->u.pa.diags);
     k8s_diags_append(out, &c->diags);
 }
 
