@@ -143,6 +143,30 @@ http1_put_field(struct buf *b, const char *name, size_t nlen, const char *value,
 }
 
 int
+http1_put_fields(struct buf *b, const struct http1_head *h, const char *base,
+                 bool drop_hop_by_hop)
+{
+    size_t total = 0;
+
+    for (size_t i = 0; i < h->n_fields; i++)
+        if (!drop_hop_by_hop || !http1_hop_by_hop(h, base, i))
+            total += h->fields[i].name.len + h->fields[i].value.len + 4;
+    if (total > buf_space(b))
+        return -MESH_ELIMIT;
+    for (size_t i = 0; i < h->n_fields; i++) {
+        const struct http1_field *f = &h->fields[i];
+        if (drop_hop_by_hop && http1_hop_by_hop(h, base, i))
+            continue;
+        /* parsed fields are valid already; the check stays for heads built by hand */
+        int rc = http1_put_field(b, base + f->name.off, f->name.len, base + f->value.off,
+                                 f->value.len);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int
 http1_put_crlf(struct buf *b)
 {
     struct iov_piece v[] = {{"\r\n", 2}};

@@ -9,6 +9,7 @@
 #ifndef MESH_LIB_HTTP1_WRITE_H
 #define MESH_LIB_HTTP1_WRITE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,14 @@ int http1_put_status_line(struct buf *b, unsigned minor, int status, const char 
 
 /* "name: value\r\n"; |name| a token, |value| without CR, LF, NUL or other controls but HTAB. */
 int http1_put_field(struct buf *b, const char *name, size_t nlen, const char *value, size_t vlen);
+
+/*
+ * The fields of a parsed head |h| (spans into |base|), in order, each as
+ * "name: value\r\n"; with |drop_hop_by_hop|, those http1_hop_by_hop() names
+ * are left out (a proxy's forwarding).
+ */
+int http1_put_fields(struct buf *b, const struct http1_head *h, const char *base,
+                     bool drop_hop_by_hop);
 
 /* "\r\n": ends a head, or chunk data after http1_put_chunk_size() and the data. */
 int http1_put_crlf(struct buf *b);

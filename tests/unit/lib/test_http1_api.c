@@ -409,6 +409,34 @@ test_write_chunked_round_trip(void **state)
     buf_cleanup(&b);
 }
 
+/* A proxy's re-serialization: the fields in order, hop-by-hop ones left out on request. */
+static void
+test_write_fields_of_a_head(void **state)
+{
+    static const char in[] = "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Hop\r\n"
+                             "X-Hop: 1\r\nAccept:  */* \r\nUpgrade: h2c\r\n\r\n";
+    struct http1_parser ps;
+    struct buf b;
+    size_t used;
+    (void)state;
+
+    http1_parser_init(&ps, false, NULL);
+    assert_int_equal(parse_once(&ps, in, sizeof(in) - 1, &used), HTTP1_HEAD);
+    buf_init(&b, 1024);
+    assert_int_equal(http1_put_fields(&b, &ps.head, in, true), 0);
+    assert_int_equal(buf_len(&b), strlen("Host: h\r\nAccept: */*\r\n"));
+    assert_memory_equal(buf_head(&b), "Host: h\r\nAccept: */*\r\n", buf_len(&b));
+    buf_consume(&b, buf_len(&b));
+    assert_int_equal(http1_put_fields(&b, &ps.head, in, false), 0);
+    assert_int_equal(buf_len(&b), sizeof(in) - 1 - 16 - 2 - 2); /* no request line, blank line, OWS */
+    buf_cleanup(&b);
+    buf_init(&b, 20);
+    assert_int_equal(http1_put_fields(&b, &ps.head, in, false), -MESH_ELIMIT);
+    assert_int_equal(buf_len(&b), 0);
+    buf_cleanup(&b);
+    http1_parser_free(&ps);
+}
+
 int
 main(void)
 {
@@ -428,6 +456,7 @@ main(void)
         cmocka_unit_test(test_write_fields_refuse_injection),
         cmocka_unit_test(test_write_atomic_at_cap),
         cmocka_unit_test(test_write_chunked_round_trip),
+        cmocka_unit_test(test_write_fields_of_a_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
