@@ -149,6 +149,11 @@ connection(struct http1_parser *ps, const char *v, size_t n)
     }
 }
 
+/*
+ * Content_Length and Transfer_Encoding are refused: valid tokens, but servers
+ * that map '_' to '-' (CGI-style environments) would frame by them while we
+ * do not.
+ */
 int
 http1_head_field(struct http1_parser *ps, const char *s, const struct http1_field *f)
 {
@@ -156,6 +161,8 @@ http1_head_field(struct http1_parser *ps, const char *s, const struct http1_fiel
     size_t n = f->value.len;
     int16_t idx = (int16_t)(f - ps->head.fields);
 
+    if (span_is(s, f->name, "content_length") || span_is(s, f->name, "transfer_encoding"))
+        return http1_fail(ps, HTTP1_E_SYNTAX, "underscore in a framing field name");
     if (span_is(s, f->name, "content-length"))
         return content_length(ps, v, n);
     if (span_is(s, f->name, "transfer-encoding"))
