@@ -4,7 +4,7 @@
  * Every request is answered 200 text/plain with one line saying which pod
  * answered and what it saw (peer address, method, path, Host, body size);
  * /healthz answers "ok". Keep-alive and pipelining follow HTTP/1.1; bodies
- * (Content-Length or chunked) are counted and dropped. A refused request is
+ * (Content-Length or chunked) are counted and dropped; lib/http1 parses. A refused request is
  * answered, the write side shut, and input discarded until the peer closes
  * (lingering close), so the answer is not lost to a reset.
  */
@@ -19,20 +19,30 @@
 #include "base/base.h"
 #include "buf/buf.h"
 #include "echo.h"
-#include "echo_req.h"
+#include "http1/http1.h"
 #include "loop/loop.h"
 
 #define HTTP_IDLE_MS    60000 /* nothing read or written: close */
 #define HTTP_LINGER_MS  2000  /* after a refusal: discard input this long at most */
 #define HTTP_READ_CHUNK 16384
 #define HTTP_OUT_MAX    16384 /* one answer (plus a 100 Continue) */
+#define ECHO_MAX_HEAD    16384 /* request line + fields, and trailers; past it: 431 */
+#define ECHO_MAX_TARGET  2048  /* past it: 414 */
+#define ECHO_MAX_HOST    256   /* past it: 400 */
 
 enum http_state {
-    HTTP_STATE_HEAD = 0, /* reading a request head */
-    HTTP_STATE_BODY,     /* dropping Content-Length body bytes */
-    HTTP_STATE_CHUNKED,  /* decoding and dropping a chunked body */
+    HTTP_STATE_READ = 0, /* reading a request: head, then its body (counted, dropped) */
     HTTP_STATE_RESPOND,  /* answer queued; nothing is read until it is sent */
     HTTP_STATE_LINGER,   /* answered, write side shut; discarding input until EOF */
+};
+
+/* What the answer and the access log need of a request head (lib/http1 parses it). */
+struct echo_req {
+    char method[32];
+    char target[ECHO_MAX_TARGET]; /* with the query */
+    char host[ECHO_MAX_HOST];     /* "" when absent (HTTP/1.0) */
+    int minor;                    /* HTTP/1.<minor>: 0 or 1 */
+    bool keep_alive;              /* after the version default and Connection */
 };
 
 struct http_conn {
@@ -48,31 +58,11 @@ struct http_conn {
     char peer[ADDR_STRLEN];
     struct buf in; /* capped at ECHO_MAX_HEAD; bodies pass through */
     struct buf out;
+    struct http1_parser ps;
     struct echo_req req;
-    struct echo_chunked chunked;
-    uint64_t body_left;  /* Content-Length bytes still to come */
     uint64_t body_bytes; /* of the current request */
     uint64_t start_ms;   /* when the current head was complete */
 };
-
-static const char *
-status_text(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 501:
-        return "Not Implemented";
-    default:
-        return "Error";
-    }
-}
 
 static void
 conn_free(void *arg)
@@ -80,6 +70,7 @@ conn_free(void *arg)
     struct http_conn *c = arg;
     buf_cleanup(&c->in);
     buf_cleanup(&c->out);
+    http1_parser_free(&c->ps);
     free(c);
 }
 
@@ -138,7 +129,7 @@ queue_answer(struct http_conn *c, int status, const char *body, bool keep_alive)
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
                      "X-Echo-Pod: %s\r\nX-Echo-Version: %s\r\n%s\r\n",
-                     status, status_text(status), blen, s->name, s->version,
+                     status, http1_reason(status), blen, s->name, s->version,
                      !keep_alive         ? "Connection: close\r\n"
                      : c->req.minor == 0 ? "Connection: keep-alive\r\n"
                                          : "");
@@ -178,34 +169,92 @@ refuse(struct http_conn *c, int status)
 {
     char body[64], method[sizeof(c->req.method)], path[ECHO_MAX_TARGET];
 
-    snprintf(body, sizeof(body), "%s\n", status_text(status));
+    snprintf(body, sizeof(body), "%s\n", http1_reason(status));
     echo_log("http peer=%s method=%s path=%s status=%d", c->peer,
              logfmt_value(c->req.method, method, sizeof(method)),
              logfmt_value(c->req.target, path, sizeof(path)), status);
     queue_answer(c, status, body, false);
 }
 
-/* A complete head was parsed: drop it from |in| and get ready for the body. */
-static void
-start_request(struct http_conn *c)
+/* Copies |n| bytes at |p| into |out| (NUL-terminated); false if they do not fit. */
+static bool
+copy_str(char *out, size_t outlen, const char *p, size_t n)
 {
-    const struct echo_req *r = &c->req;
+    if (n >= outlen)
+        return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return true;
+}
 
-    buf_consume(&c->in, r->head_len);
+/*
+ * A complete head at |p|: keeps what the answer needs, queues 100 Continue
+ * when the client waits for it. Returns 0, or the status to refuse it with.
+ */
+static int
+start_request(struct http_conn *c, const char *p)
+{
+    const struct http1_head *h = &c->ps.head;
+    struct echo_req *r = &c->req;
+
+    memset(r, 0, sizeof(*r));
+    r->minor = h->minor;
+    r->keep_alive = h->keep_alive;
+    if (!copy_str(r->method, sizeof(r->method), http1_at(p, h->method), h->method.len))
+        return 400;
+    if (!copy_str(r->target, sizeof(r->target), http1_at(p, h->target), h->target.len))
+        return 414;
+    if (h->host >= 0 && !copy_str(r->host, sizeof(r->host), http1_at(p, h->fields[h->host].value),
+                                  h->fields[h->host].value.len))
+        return 400;
     c->start_ms = loop_now_ms(c->srv->loop);
     c->body_bytes = 0;
-    c->body_left = r->content_length;
-    memset(&c->chunked, 0, sizeof(c->chunked));
-    if (r->expect_continue && r->minor == 1 && (r->chunked || r->content_length > 0)) {
+    if (h->expect_continue && h->body != HTTP1_BODY_NONE) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         CHECK(buf_append(&c->out, cont, sizeof(cont) - 1) == 0);
     }
-    if (r->chunked)
-        c->state = HTTP_STATE_CHUNKED;
-    else if (r->content_length > 0)
-        c->state = HTTP_STATE_BODY;
-    else
+    return 0;
+}
+
+/*
+ * Parses what |in| holds: heads, body bytes (counted and dropped), the end
+ * of a request (answered). Returns 1 to go on, 0 to wait for bytes, -1 to close.
+ */
+static int
+read_request(struct http_conn *c)
+{
+    struct http1_span d;
+    size_t used;
+    int rc = http1_parse(&c->ps, buf_head(&c->in), buf_len(&c->in), &used, &d);
+
+    if (rc == HTTP1_HEAD) {
+        int status = start_request(c, buf_head(&c->in));
+        buf_consume(&c->in, used);
+        if (status != 0)
+            refuse(c, status);
+        return 1;
+    }
+    buf_consume(&c->in, used);
+    switch (rc) {
+    case HTTP1_DATA:
+        c->body_bytes += d.len;
+        return 1;
+    case HTTP1_END:
         answer(c);
+        return 1;
+    case HTTP1_MORE:
+        if (!c->eof) {
+            if (buf_len(&c->in) == 0)
+                buf_release_if_empty(&c->in); /* idle keep-alive holds no buffer */
+            return 0;
+        }
+        return -1; /* closed: idle, or inside a request */
+    default:
+        if (c->ps.head.len == 0)
+            memset(&c->req, 0, sizeof(c->req)); /* refused in the head: nothing to log of it */
+        refuse(c, rc < 0 ? http1_error_status(rc) : 400);
+        return 1;
+    }
 }
 
 /* Sends what |out| holds. Returns 0, or -1 when the connection failed. */
@@ -233,7 +282,7 @@ read_in(struct http_conn *c)
     char *w = buf_reserve(&c->in, HTTP_READ_CHUNK, &room);
 
     if (w == NULL)
-        return 0; /* full at the head cap: echo_req_parse() reports it */
+        return 0; /* full at the head cap: http1_parse() reports it */
     ssize_t n = recv(c->fd, w, room, 0);
     if (n > 0) {
         buf_commit(&c->in, (size_t)n);
@@ -251,50 +300,15 @@ static bool
 advance(struct http_conn *c)
 {
     struct loop *l = c->srv->loop;
-    uint64_t n;
-    size_t used;
     int rc;
 
     for (;;) {
         switch (c->state) {
-        case HTTP_STATE_HEAD:
-            if (buf_len(&c->in) == 0 && !c->eof) {
-                buf_release_if_empty(&c->in); /* idle keep-alive holds no buffer */
-                return true;
-            }
-            rc = echo_req_parse(buf_head(&c->in), buf_len(&c->in), &c->req);
-            if (rc == 0 && !c->eof)
-                return true;
+        case HTTP_STATE_READ:
+            rc = read_request(c);
+            if (rc < 0)
+                goto closed;
             if (rc == 0)
-                goto closed; /* idle, or a head cut short */
-            if (rc < 0)
-                refuse(c, -rc);
-            else
-                start_request(c);
-            break;
-        case HTTP_STATE_BODY:
-            n = buf_len(&c->in) < c->body_left ? buf_len(&c->in) : c->body_left;
-            buf_consume(&c->in, (size_t)n);
-            c->body_left -= n;
-            c->body_bytes += n;
-            if (c->body_left == 0)
-                answer(c);
-            else if (c->eof)
-                goto closed;
-            else
-                return true;
-            break;
-        case HTTP_STATE_CHUNKED:
-            rc = echo_chunked_feed(&c->chunked, buf_head(&c->in), buf_len(&c->in), &used,
-                                   &c->body_bytes);
-            buf_consume(&c->in, used);
-            if (rc < 0)
-                refuse(c, -rc);
-            else if (rc == 1)
-                answer(c);
-            else if (c->eof)
-                goto closed;
-            else
                 return true;
             break;
         case HTTP_STATE_RESPOND:
@@ -303,7 +317,7 @@ advance(struct http_conn *c)
             if (buf_len(&c->out) > 0)
                 return true;
             if (!c->close_after) {
-                c->state = HTTP_STATE_HEAD;
+                c->state = HTTP_STATE_READ;
                 break;
             }
             shutdown(c->fd, SHUT_WR);
@@ -355,6 +369,8 @@ echo_http_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_por
     ipport_str(peer, peer_port, c->peer);
     buf_init(&c->in, ECHO_MAX_HEAD);
     buf_init(&c->out, HTTP_OUT_MAX);
+    http1_parser_init(&c->ps, false,
+                      &(struct http1_limits){.max_head = ECHO_MAX_HEAD, .max_trailer = ECHO_MAX_HEAD});
     if (loop_io_start(s->loop, &c->io, fd, EPOLLIN, on_io, c) < 0) {
         close(fd);
         conn_free(c);

@@ -93,7 +93,8 @@ admin_get(const char *hostport, const char *path, int timeout_ms, char **body, s
 {
     char host[256], port[16], req[1024];
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    size_t cap = 64 * 1024, n = 0;
+    size_t cap = 2 * ADMIN_MAX_HEAD, n = 0;
+    struct admin_reader rd;
     char *buf = NULL;
     int fd, rc = -1;
 
@@ -117,16 +118,11 @@ admin_get(const char *hostport, const char *path, int timeout_ms, char **body, s
         }
         off += (int)w;
     }
-    buf = xmalloc(cap + 1);
+    /* |buf| holds what the reader has not consumed: at most a head (or trailers), and a read. */
+    buf = xmalloc(cap);
+    admin_reader_init(&rd);
     for (;;) {
-        if (n == cap) {
-            if (cap >= (size_t)ADMIN_MAX_RESPONSE + ADMIN_MAX_HEAD) {
-                admin_fail(err, errlen, "response larger than the %u byte cap", ADMIN_MAX_RESPONSE);
-                goto out;
-            }
-            cap *= 2;
-            buf = xrealloc(buf, cap + 1);
-        }
+        size_t used;
         ssize_t r = arm(fd, deadline) < 0 ? (errno = EAGAIN, -1) : recv(fd, buf + n, cap - n, 0);
         if (r < 0 && errno == EINTR)
             continue;
@@ -136,14 +132,21 @@ admin_get(const char *hostport, const char *path, int timeout_ms, char **body, s
             goto out;
         }
         n += (size_t)r;
-        buf[n] = '\0'; /* the head parser uses string functions */
-        if (r == 0 || admin_response_complete(buf, n))
+        int fed = admin_reader_feed(&rd, buf, n, &used, r == 0, err, errlen);
+        memmove(buf, buf + used, n - used);
+        n -= used;
+        if (fed < 0)
+            goto out;
+        if (fed > 0)
             break;
+        CHECK(n < cap); /* the reader refuses a head or trailer section before it fills |buf| */
     }
-    if (admin_response_parse(buf, n, body, len, err, errlen) < 0)
+    if (admin_reader_result(&rd, body, len, err, errlen) < 0)
         goto out;
     rc = 0;
 out:
+    if (buf != NULL)
+        admin_reader_free(&rd);
     free(buf);
     close(fd);
     return rc;

@@ -1,14 +1,12 @@
 /*
- * admin_parse.c - reading what ztunnel's admin port answers meshctl: the
- * response head, then a body sized by Content-Length, chunked, or ending at
- * close; the head and body bounded in size. No I/O (admin_get.c reads).
+ * admin_parse.c - what ztunnel's admin port answers meshctl, read with
+ * lib/http1's response parser (strict framing, 1xx skipped) into a bounded
+ * body. No I/O (admin_get.c reads).
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "admin_parse.h"
 #include "base/base.h"
@@ -23,162 +21,110 @@ admin_fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* What the response head says about the body. */
-struct head {
-    size_t len; /* bytes of the head, through the blank line */
-    int status;
-    bool chunked;
-    bool has_clen;
-    size_t clen;
-};
-
-/* Header |name| (lower case, with the colon) at the start of line |p|: its value, else NULL. */
-static const char *
-header_value(const char *p, const char *eol, const char *name)
+void
+admin_reader_init(struct admin_reader *rd)
 {
-    size_t n = strlen(name);
-    if ((size_t)(eol - p) < n || strncasecmp(p, name, n) != 0)
-        return NULL;
-    p += n;
-    while (p < eol && (*p == ' ' || *p == '\t'))
-        p++;
-    return p;
+    static const struct http1_limits lim = {.max_head = ADMIN_MAX_HEAD};
+
+    memset(rd, 0, sizeof(*rd));
+    http1_parser_init(&rd->ps, true, &lim);
+    http1_parser_expect(&rd->ps, "GET", 3);
+    rd->body = xmalloc(1);
+    rd->body[0] = '\0';
 }
 
-/* Returns 1 if the head is not complete yet, 0 with |h| filled, -1 on error. */
-static int
-parse_head(const char *r, size_t n, struct head *h, char *err, size_t errlen)
+void
+admin_reader_free(struct admin_reader *rd)
 {
-    const char *end = memmem(r, n < ADMIN_MAX_HEAD ? n : ADMIN_MAX_HEAD, "\r\n\r\n", 4);
-    if (end == NULL)
-        return n >= ADMIN_MAX_HEAD
-                   ? admin_fail(err, errlen, "response head larger than %d bytes", ADMIN_MAX_HEAD)
-                   : 1;
-    memset(h, 0, sizeof(*h));
-    h->len = (size_t)(end - r) + 4;
-    if (n < 12 || strncmp(r, "HTTP/1.", 7) != 0 || r[8] != ' ' || r[9] < '1' || r[9] > '5' ||
-        sscanf(r + 9, "%3d", &h->status) != 1)
-        return admin_fail(err, errlen, "not an HTTP/1.x response");
-    const char *p = (const char *)memmem(r, h->len, "\r\n", 2) + 2;
-    for (const char *eol; p < end; p = eol + 2) {
-        const char *v;
-        eol = memmem(p, (size_t)(end + 2 - p), "\r\n", 2);
-        if ((v = header_value(p, eol, "content-length:")) != NULL) {
-            char *e;
-            errno = 0;
-            unsigned long long cl = strtoull(v, &e, 10);
-            if (e == v || (*e != '\r' && *e != ' ') || errno != 0 || v[0] == '-')
-                return admin_fail(err, errlen, "bad Content-Length");
-            if (cl > ADMIN_MAX_RESPONSE)
+    http1_parser_free(&rd->ps);
+    free(rd->body);
+    rd->body = NULL;
+}
+
+/* Says why the parser stopped, in the words meshctl's users and tests know. */
+static int
+parse_error(const struct admin_reader *rd, char *err, size_t errlen)
+{
+    const struct http1_parser *ps = &rd->ps;
+
+    if (ps->err == -HTTP1_E_TRUNCATED) {
+        if (rd->status == 0)
+            return admin_fail(err, errlen, "connection closed before the end of the response head");
+        if (ps->head.body == HTTP1_BODY_LENGTH)
+            return admin_fail(err, errlen, "connection closed after %zu of %llu body bytes", rd->len,
+                              (unsigned long long)ps->head.content_length);
+        return admin_fail(err, errlen, "connection closed inside a chunked body");
+    }
+    if (ps->head.status == 0)
+        return admin_fail(err, errlen, "not an HTTP/1.x response (%s)", ps->why);
+    if (rd->status == 0 || ps->head.len == 0)
+        return admin_fail(err, errlen, "bad response head (%s)", ps->why);
+    return admin_fail(err, errlen, "bad response body (%s)", ps->why);
+}
+
+int
+admin_reader_feed(struct admin_reader *rd, const char *r, size_t n, size_t *used, bool eof,
+                  char *err, size_t errlen)
+{
+    struct http1_span d;
+    size_t u;
+    int rc;
+
+    *used = 0;
+    while (!rd->done) {
+        rc = http1_parse(&rd->ps, r + *used, n - *used, &u, &d);
+        if (rc < 0)
+            return parse_error(rd, err, errlen);
+        if (rc == HTTP1_HEAD && rd->ps.head.status >= 200) {
+            const struct http1_head *h = &rd->ps.head;
+            rd->status = h->status;
+            if (h->body == HTTP1_BODY_LENGTH && h->content_length > ADMIN_MAX_RESPONSE) {
+                *used += u;
                 return admin_fail(err, errlen, "response of %llu bytes is larger than the %u byte cap",
-                            cl, ADMIN_MAX_RESPONSE);
-            h->has_clen = true;
-            h->clen = (size_t)cl;
-        } else if ((v = header_value(p, eol, "transfer-encoding:")) != NULL) {
-            h->chunked = memmem(v, (size_t)(eol - v), "chunked", 7) != NULL;
+                                  (unsigned long long)h->content_length, ADMIN_MAX_RESPONSE);
+            }
+        } else if (rc == HTTP1_DATA) {
+            if (d.len > ADMIN_MAX_RESPONSE - rd->len)
+                return admin_fail(err, errlen, "response larger than the %u byte cap",
+                                  ADMIN_MAX_RESPONSE);
+            rd->body = xrealloc(rd->body, rd->len + d.len + 1);
+            memcpy(rd->body + rd->len, r + *used + d.off, d.len);
+            rd->len += d.len;
+            rd->body[rd->len] = '\0';
+        } else if (rc == HTTP1_END && rd->status != 0) {
+            rd->done = true; /* (the end of a 1xx, status 0 here: the final response follows) */
+        } else if (rc == HTTP1_RAW) {
+            return admin_fail(err, errlen, "the admin port switched protocols");
+        }
+        *used += u;
+        if (rc == HTTP1_MORE) {
+            if (!eof)
+                return 0;
+            if ((rc = http1_parse_eof(&rd->ps)) < 0)
+                return parse_error(rd, err, errlen);
+            if (rc != HTTP1_END)
+                return admin_fail(err, errlen, "connection closed before the end of the response head");
+            rd->done = true;
         }
     }
-    return 0;
-}
-
-/* Decodes a chunked body of |n| bytes. Returns 1 if it is not complete, 0 or -1. */
-static int
-dechunk(const char *p, size_t n, char **body, size_t *len, char *err, size_t errlen)
-{
-    const char *end = p + n;
-    size_t total = 0;
-    char *out = xmalloc(1);
-
-    for (;;) {
-        const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
-        char *e;
-        if (eol == NULL)
-            break;
-        errno = 0;
-        unsigned long long size = strtoull(p, &e, 16);
-        if (e == p || (e != eol && *e != ';' && *e != ' ') || errno != 0) {
-            free(out);
-            return admin_fail(err, errlen, "bad chunk size in the response");
-        }
-        if (size > ADMIN_MAX_RESPONSE - total) {
-            free(out);
-            return admin_fail(err, errlen, "response larger than the %u byte cap", ADMIN_MAX_RESPONSE);
-        }
-        p = eol + 2;
-        if (size == 0) {
-            out[total] = '\0';
-            *body = out;
-            *len = total;
-            return 0; /* trailers, if any, are not needed */
-        }
-        if ((size_t)(end - p) < size + 2)
-            break;
-        out = xrealloc(out, total + size + 1);
-        memcpy(out + total, p, size);
-        total += size;
-        p += size + 2;
-    }
-    free(out);
     return 1;
 }
 
-/* Whether |n| bytes hold the whole response, judged from the head only (cheap per read). */
-bool
-admin_response_complete(const char *r, size_t n)
-{
-    struct head h;
-    char err[8], *body;
-    size_t len;
-    int rc = parse_head(r, n, &h, err, sizeof(err));
-    if (rc != 0)
-        return rc < 0; /* an error ends the read too */
-    if (h.chunked) {
-        /* Only a body ending like the last chunk is worth decoding to be sure. */
-        if (n < h.len + 5 || memcmp(r + n - 5, "0\r\n\r\n", 5) != 0)
-            return false;
-        rc = dechunk(r + h.len, n - h.len, &body, &len, err, sizeof(err));
-        if (rc == 0)
-            free(body);
-        return rc <= 0;
-    }
-    return h.has_clen && n - h.len >= h.clen;
-}
-
-/* Decodes the response in |r| (|n| bytes, all that will come). */
 int
-admin_response_parse(const char *r, size_t n, char **body, size_t *len, char *err, size_t errlen)
+admin_reader_result(struct admin_reader *rd, char **body, size_t *len, char *err, size_t errlen)
 {
-    struct head h;
-    int rc = parse_head(r, n, &h, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (rc > 0)
-        return admin_fail(err, errlen, "connection closed before the end of the response head");
-    const char *b = r + h.len;
-    size_t avail = n - h.len;
-    if (h.chunked) {
-        if ((rc = dechunk(b, avail, body, len, err, errlen)) != 0)
-            return rc < 0 ? rc : admin_fail(err, errlen, "connection closed inside a chunked body");
-    } else if (h.has_clen) {
-        if (avail < h.clen)
-            return admin_fail(err, errlen, "connection closed after %zu of %zu body bytes", avail,
-                        h.clen);
-        avail = h.clen;
-    }
-    if (!h.chunked) {
-        *body = xmalloc(avail + 1);
-        memcpy(*body, b, avail);
-        (*body)[avail] = '\0';
-        *len = avail;
-    }
-    if (h.status != 200) {
+    *body = NULL;
+    *len = 0;
+    if (!rd->done)
+        return admin_fail(err, errlen, "connection closed before the end of the response");
+    if (rd->status != 200) {
         /* Show the start of the server's explanation, one line. */
-        int cut = (int)strcspn(*body, "\r\n");
-        admin_fail(err, errlen, "admin answered HTTP %d%s%.*s", h.status, cut ? ": " : "",
-             cut > 200 ? 200 : cut, *body);
-        free(*body);
-        *body = NULL;
-        return -1;
+        int cut = (int)strcspn(rd->body, "\r\n");
+        return admin_fail(err, errlen, "admin answered HTTP %d%s%.*s", rd->status, cut ? ": " : "",
+                          cut > 200 ? 200 : cut, rd->body);
     }
+    *body = rd->body;
+    *len = rd->len;
+    rd->body = NULL;
     return 0;
 }

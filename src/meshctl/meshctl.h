@@ -9,7 +9,7 @@
  *   zc_tables.c       workloads, services, policies, connections tables
  *   zc_certs.c        certificates table (serials, validity, PEM fallback)
  *   admin_get.c       a tiny blocking HTTP/1.1 GET with timeouts and a size cap
- *   admin_parse.c     its response reader (head, Content-Length, chunked), fuzzed
+ *   admin_parse.c     its response reader (lib/http1 underneath, bounded body), fuzzed
  *   node_netns.c      --node: enter the network namespace of a node's ztunnel
  *   tabwriter.c       aligned columns (Go tabwriter style)
  *   json_yaml.c       JSON -> YAML rendering

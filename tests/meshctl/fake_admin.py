@@ -8,6 +8,10 @@ serves one request, then exits. MODE picks how the response is framed or broken:
   status503 HTTP 503 with a reason            garbage   not HTTP at all
   hugelen   Content-Length past meshctl's cap hang      accept and never answer
   short     Content-Length larger than the body sent
+  continue  100 Continue, then a Content-Length answer (FILE)
+  clte      Content-Length and Transfer-Encoding: chunked (a smuggling form)
+  twocl     two different Content-Lengths
+  obsfold   a folded header line
 """
 import os
 import socket
@@ -56,6 +60,15 @@ elif mode == "hugelen":
     conn.sendall(head + b"Content-Length: 999999999999\r\n\r\n{")
 elif mode == "short":
     conn.sendall(head + b"Content-Length: 100\r\nConnection: close\r\n\r\n{}")
+elif mode == "continue":
+    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" + head +
+                 b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+elif mode == "clte":
+    conn.sendall(head + b"Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n1\r\n}\r\n0\r\n\r\n")
+elif mode == "twocl":
+    conn.sendall(head + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{} ")
+elif mode == "obsfold":
+    conn.sendall(head + b"X-A: 1\r\n 2\r\nContent-Length: 2\r\n\r\n{}")
 elif mode == "hang":
     time.sleep(20)
 conn.close()

@@ -188,7 +188,7 @@ else
 fi
 
 # The admin port over HTTP: framings that must work, and broken servers.
-for mode in clen chunked close keepalive; do
+for mode in clen chunked close keepalive continue; do
     serve "$mode" "$P"
     start=$(date +%s)
     golden "http_$mode" ztunnel-config services --admin "127.0.0.1:$PORT"
@@ -204,6 +204,13 @@ serve hugelen
 fails http_too_big 1 'larger than the 268435456 byte cap' ztunnel-config all --admin "127.0.0.1:$PORT"
 serve short
 fails http_short 1 'connection closed after 2 of 100 body bytes' ztunnel-config all --admin "127.0.0.1:$PORT"
+# Framing two parsers could read two ways is refused, not guessed at (lib/http1).
+serve clte
+fails http_cl_te 1 'bad response head \(Content-Length with Transfer-Encoding\)' ztunnel-config all --admin "127.0.0.1:$PORT"
+serve twocl
+fails http_two_cl 1 'bad response head \(Content-Length values differ\)' ztunnel-config all --admin "127.0.0.1:$PORT"
+serve obsfold
+fails http_obs_fold 1 'bad response head \(obs-fold' ztunnel-config all --admin "127.0.0.1:$PORT"
 serve hang
 start=$(date +%s)
 fails http_timeout 1 'reading from 127.0.0.1:[0-9]+: timed out' ztunnel-config all --timeout 1 --admin "127.0.0.1:$PORT"

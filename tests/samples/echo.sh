@@ -84,6 +84,10 @@ expect "bad chunk size: 400" '^HTTP/1.1 400 ' \
     "$(raw 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')"
 expect "Transfer-Encoding gzip: 501" '^HTTP/1.1 501 ' \
     "$(raw 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n')"
+expect "HTTP/2.0 request line: 505" '^HTTP/1.1 505 HTTP Version Not Supported' \
+    "$(raw 'GET / HTTP/2.0\r\nHost: x\r\n\r\n')"
+expect "chunk size with trailing space: 400" '^HTTP/1.1 400 ' \
+    "$(raw 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n')"
 big=$(head -c 20000 /dev/zero | tr '\0' a)
 expect "20 KB header: 431" '^431$' \
     "$(curl_ns -o /dev/null -w '%{http_code}' -H "X-Big: $big" "$URL/big")"

@@ -1,7 +1,7 @@
 /*
  * admin_http.c - one-shot HTTP/1.1 responder on the loop.
  *
- * Each client may send one request head of at most HTTP1_MAX_HEAD bytes
+ * Each client may send one request head of at most HTTP1_REQ_MAX_HEAD bytes
  * within ADMIN_TIMEOUT_MS; the response is written and the socket closed.
  */
 #include <errno.h>
@@ -184,7 +184,7 @@ on_accept(void *arg, uint32_t events)
         struct client *c = xcalloc(1, sizeof(*c));
         c->a = a;
         c->fd = fd;
-        buf_init(&c->in, HTTP1_MAX_HEAD);
+        buf_init(&c->in, HTTP1_REQ_MAX_HEAD);
         if (loop_io_start(a->loop, &c->io, fd, EPOLLIN, on_client, c) < 0) {
             close(fd);
             free(c);

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "http1/http1.h"
+#include "http1/http1_req.h"
 #include "loop/loop.h"
 #include "net/addr.h"
 
