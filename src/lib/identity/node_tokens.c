@@ -1,11 +1,11 @@
 /*
- * token.c - this node's credentials for meshd (control-plane mode): one token
- * per audience (xds, ca) from --token FILE, kept in memory, renewed before
- * they expire, and taken from the file again whenever it changes.
+ * node_tokens.c - this node's credentials for meshd (control-plane mode): one
+ * token per audience (xds, ca) from the token file, kept in memory, renewed
+ * before they expire, and taken from the file again whenever it changes.
  *
  * Renewal: at half-life each token is exchanged for a fresh one of the same
  * audience and lifetime (TOKEN_RENEW_METHOD on meshd, over the channel of
- * that audience), so a running ztunnel never loses its credential. The fresh
+ * that audience), so a running proxy never loses its credential. The fresh
  * tokens are written back to the file (temporary file, rename) when it is
  * writable, so a restart starts from them; a read-only file (a mounted
  * secret) is left alone and the renewed tokens live in memory.
@@ -26,13 +26,11 @@
 
 #define LOG_SCOPE "token"
 #include "base/base.h"
-#include "casvc/token.h"
-#include "channel/channel.h"
+#include "identity/node_tokens.h"
 #include "log/log.h"
 #include "pbcheck/pbcheck.h"
 #include "rpc/rpc.h"
 #include "token.pb-c.h"
-#include "ztunnel.h"
 
 #define RENEW_DEADLINE_MS 10000
 #define RENEW_RETRY_START_MS 1000
@@ -41,7 +39,7 @@
 #define RENEW_MAX_RESPONSE 1024
 
 struct tok_slot {
-    struct zt_tokens *owner;
+    struct node_tokens *owner;
     enum token_aud aud;
     char tok[TOKEN_MAX_LEN + 1]; /* "" when the file had none for this audience */
     size_t len;
@@ -59,8 +57,10 @@ struct tok_slot {
     bool said_expired; /* logged once per token */
 };
 
-struct zt_tokens {
-    struct zt *zt;
+struct node_tokens {
+    struct loop *loop;
+    char *path, *authority, *cluster, *who;
+    struct channel *chan[2]; /* xds, ca */
     struct tok_slot slot[2]; /* xds, ca */
     struct stat seen;        /* the file as last read or written */
     bool have_seen;
@@ -70,7 +70,7 @@ struct zt_tokens {
 static void schedule(struct tok_slot *s);
 
 static struct tok_slot *
-slot_of(struct zt_tokens *t, enum token_aud aud)
+slot_of(struct node_tokens *t, enum token_aud aud)
 {
     return &t->slot[aud == TOKEN_AUD_CA ? 1 : 0];
 }
@@ -101,8 +101,8 @@ adopt(struct tok_slot *s, const char *tok, size_t len, const char *from)
         log_info("%s token for node %s from %s, valid until %" PRId64 " (generation %" PRIu64 ")",
                  token_aud_name(s->aud), s->c.node, from, s->c.expires, s->c.gen);
     else
-        log_warn("%s token from %s is not one ztunnel can renew (%s); using it as it is",
-                 token_aud_name(s->aud), from, why ? why : "another audience");
+        log_warn("%s token from %s is not one %s can renew (%s); using it as it is",
+                 token_aud_name(s->aud), from, s->owner->who, why ? why : "another audience");
     schedule(s);
 }
 
@@ -111,9 +111,9 @@ adopt(struct tok_slot *s, const char *tok, size_t len, const char *from)
  * or -1 with |why| when it cannot be read (the tokens in memory stay).
  */
 static int
-refresh(struct zt_tokens *t, char *why, size_t whylen)
+refresh(struct node_tokens *t, char *why, size_t whylen)
 {
-    const char *path = t->zt->opts.token_file;
+    const char *path = t->path;
     char text[TOKEN_FILE_MAX + 1];
     struct stat st;
 
@@ -155,16 +155,16 @@ refresh(struct zt_tokens *t, char *why, size_t whylen)
         }
     }
     if (!any) {
-        snprintf(why, whylen, "token %s holds no token ztunnel can use", path);
+        snprintf(why, whylen, "token %s holds no token %s can use", path, t->who);
         return -1;
     }
     return 0;
 }
 
 int
-zt_bearer(struct zt *zt, enum token_aud aud, char *out, size_t outlen, char *why, size_t whylen)
+node_tokens_bearer(struct node_tokens *t, enum token_aud aud, char *out, size_t outlen, char *why,
+                   size_t whylen)
 {
-    struct zt_tokens *t = zt->tokens;
     struct tok_slot *s = slot_of(t, aud);
     char rwhy[300];
     if (refresh(t, rwhy, sizeof(rwhy)) < 0 && s->len == 0) {
@@ -172,8 +172,7 @@ zt_bearer(struct zt *zt, enum token_aud aud, char *out, size_t outlen, char *why
         return -1;
     }
     if (s->len == 0) {
-        snprintf(why, whylen, "token %s has no %s token", zt->opts.token_file,
-                 token_aud_name(aud));
+        snprintf(why, whylen, "token %s has no %s token", t->path, token_aud_name(aud));
         return -1;
     }
     snprintf(out, outlen, "Bearer %s", s->tok);
@@ -182,9 +181,9 @@ zt_bearer(struct zt *zt, enum token_aud aud, char *out, size_t outlen, char *why
 
 /* Writes the tokens in memory back to the file, if it is ours to write. */
 static void
-persist(struct zt_tokens *t)
+persist(struct node_tokens *t)
 {
-    const char *path = t->zt->opts.token_file;
+    const char *path = t->path;
     char tmp[4200], text[2 * (TOKEN_MAX_LEN + 1) + 1] = "", why[300];
     struct stat st;
 
@@ -228,15 +227,13 @@ static void on_due(void *arg);
 static struct channel *
 channel_of(struct tok_slot *s)
 {
-    struct zt *zt = s->owner->zt;
-    return s->aud == TOKEN_AUD_CA ? certs_channel(zt->certs) : xds_channel(zt->xds);
+    return s->owner->chan[s->aud == TOKEN_AUD_CA ? 1 : 0];
 }
 
 static void
 call_cleanup(struct tok_slot *s)
 {
-    struct zt *zt = s->owner->zt;
-    loop_timer_stop(zt->loop, &s->deadline);
+    loop_timer_stop(s->owner->loop, &s->deadline);
     if (s->wait.queued)
         channel_cancel(channel_of(s), &s->wait);
     if (s->call != NULL) {
@@ -252,27 +249,26 @@ call_cleanup(struct tok_slot *s)
 static void
 schedule(struct tok_slot *s)
 {
-    struct zt *zt = s->owner->zt;
-    loop_timer_stop(zt->loop, &s->timer);
+    struct loop *loop = s->owner->loop;
+    loop_timer_stop(loop, &s->timer);
     if (!s->renewable || s->call != NULL || s->wait.queued)
         return; /* a renewal in flight reschedules when it ends */
     int64_t due_ms = (s->c.issued + (s->c.expires - s->c.issued) / 2) * 1000;
     int64_t now_ms = (int64_t)clock_wall_ms();
-    loop_timer_start(zt->loop, &s->timer, due_ms > now_ms ? (uint64_t)(due_ms - now_ms) : 0,
+    loop_timer_start(loop, &s->timer, due_ms > now_ms ? (uint64_t)(due_ms - now_ms) : 0,
                      on_due, s);
 }
 
 static void
 failed(struct tok_slot *s, const char *why)
 {
-    struct zt *zt = s->owner->zt;
     call_cleanup(s);
     s->backoff_ms = s->backoff_ms == 0 ? RENEW_RETRY_START_MS : s->backoff_ms * 2;
     if (s->backoff_ms > RENEW_RETRY_MAX_MS)
         s->backoff_ms = RENEW_RETRY_MAX_MS;
     log_warn("cannot renew the %s token: %s; retrying in %" PRIu64 " ms (valid until %" PRId64
              ")", token_aud_name(s->aud), why, s->backoff_ms, s->c.expires);
-    loop_timer_start(zt->loop, &s->timer, s->backoff_ms, on_due, s);
+    loop_timer_start(s->owner->loop, &s->timer, s->backoff_ms, on_due, s);
 }
 
 static int
@@ -347,7 +343,7 @@ static void
 on_session(void *arg, struct h2_session *sess, int err)
 {
     struct tok_slot *s = arg;
-    struct zt *zt = s->owner->zt;
+    struct node_tokens *t = s->owner;
     char auth[TOKEN_MAX_LEN + 16], why[200];
 
     if (sess == NULL) {
@@ -359,9 +355,9 @@ on_session(void *arg, struct h2_session *sess, int err)
     s->call_version = s->version;
     struct h2_header md[] = {
         {"authorization", auth},
-        {"clusterid", zt->opts.cluster},
+        {"clusterid", t->cluster},
     };
-    s->call = rpc_call_start(sess, TOKEN_RENEW_METHOD, zt->opts.cp_name, md, 2,
+    s->call = rpc_call_start(sess, TOKEN_RENEW_METHOD, t->authority, md, 2,
                              RENEW_MAX_RESPONSE, &renew_cbs, s);
     if (s->call == NULL || rpc_call_send(s->call, "", 0) < 0) {
         failed(s, "cannot open a call to meshd");
@@ -380,7 +376,7 @@ static void
 on_due(void *arg)
 {
     struct tok_slot *s = arg;
-    struct zt *zt = s->owner->zt;
+    struct node_tokens *t = s->owner;
     char why[300];
 
     /* A fresher token may be in the file (adopt() then plans anew). */
@@ -393,26 +389,31 @@ on_due(void *arg)
         if (!s->said_expired)
             log_error("the %s token expired at %" PRId64 " and cannot be renewed; waiting for a "
                       "new one in %s (meshd token --node %s)", token_aud_name(s->aud), s->c.expires,
-                      zt->opts.token_file, s->c.node);
+                      t->path, s->c.node);
         s->said_expired = true;
-        loop_timer_start(zt->loop, &s->timer, EXPIRED_POLL_MS, on_due, s);
+        loop_timer_start(t->loop, &s->timer, EXPIRED_POLL_MS, on_due, s);
         return;
     }
-    loop_timer_start(zt->loop, &s->deadline, RENEW_DEADLINE_MS, on_deadline, s);
+    loop_timer_start(t->loop, &s->deadline, RENEW_DEADLINE_MS, on_deadline, s);
     channel_get(channel_of(s), &s->wait, on_session, s);
 }
 
-struct zt_tokens *
-zt_tokens_new(struct zt *zt)
+struct node_tokens *
+node_tokens_new(const struct node_tokens_config *cfg)
 {
-    struct zt_tokens *t = xcalloc(1, sizeof(*t));
+    struct node_tokens *t = xcalloc(1, sizeof(*t));
     char why[300];
-    t->zt = zt;
+    t->loop = cfg->loop;
+    t->path = xstrdup(cfg->path);
+    t->authority = xstrdup(cfg->authority);
+    t->cluster = xstrdup(cfg->cluster);
+    t->who = xstrdup(cfg->who);
+    t->chan[0] = cfg->xds_chan;
+    t->chan[1] = cfg->ca_chan;
     for (int i = 0; i < 2; i++) {
         t->slot[i].owner = t;
         t->slot[i].aud = i == 0 ? TOKEN_AUD_XDS : TOKEN_AUD_CA;
     }
-    zt->tokens = t;
     /* Unreadable now is not fatal: every use tries again, as the file may appear. */
     if (refresh(t, why, sizeof(why)) < 0)
         log_warn("%s", why);
@@ -420,15 +421,30 @@ zt_tokens_new(struct zt *zt)
 }
 
 void
-zt_tokens_free(struct zt_tokens *t)
+node_tokens_free(struct node_tokens *t)
 {
     if (t == NULL)
         return;
     for (int i = 0; i < 2; i++) {
         struct tok_slot *s = &t->slot[i];
-        loop_timer_stop(t->zt->loop, &s->timer);
+        loop_timer_stop(t->loop, &s->timer);
         call_cleanup(s);
     }
-    t->zt->tokens = NULL;
+    free(t->path);
+    free(t->authority);
+    free(t->cluster);
+    free(t->who);
     free(t);
+}
+
+int
+node_tokens_bearer_xds(void *t, char *out, size_t outlen, char *why, size_t whylen)
+{
+    return node_tokens_bearer(t, TOKEN_AUD_XDS, out, outlen, why, whylen);
+}
+
+int
+node_tokens_bearer_ca(void *t, char *out, size_t outlen, char *why, size_t whylen)
+{
+    return node_tokens_bearer(t, TOKEN_AUD_CA, out, outlen, why, whylen);
 }
