@@ -15,11 +15,9 @@
 #define LOG_SCOPE "certs"
 #include "base/base.h"
 #include "casvc/casvc.h"
-#include "casvc/token.h"
-#include "grpc/grpc.h"
 #include "identity/certmgr_internal.h"
+#include "identity/cp_unary.h"
 #include "log/log.h"
-#include "rpc/rpc.h"
 #include "tls/ca.h"
 
 /* One CreateCertificate call; outlives its entry if the entry is forgotten meanwhile. */
@@ -27,13 +25,7 @@ struct fetch {
     struct certmgr *owner;
     struct cert_entry *entry;
     EVP_PKEY *key;
-    uint8_t *req;
-    size_t req_len;
-    uint8_t *resp;
-    size_t resp_len;
-    struct channel_waiter wait;
-    struct rpc_call *call;
-    struct loop_timer deadline;
+    struct cp_unary call;
     struct fetch *prev, *next;
 };
 
@@ -262,98 +254,30 @@ unqueue(struct certmgr *c, struct cert_entry *e)
     e->queued = false;
 }
 
-static int
-on_ca_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
-{
-    struct fetch *f = arg;
-    (void)call;
-    if (f->resp != NULL)
-        return -MESH_EPROTO; /* unary: one answer */
-    f->resp = xmalloc(len ? len : 1);
-    memcpy(f->resp, msg, len);
-    f->resp_len = len;
-    return 0;
-}
-
 static void
-on_ca_end(void *arg, struct rpc_call *call, int status, const char *message)
+on_ca_done(void *arg, const uint8_t *resp, size_t len, const char *why)
 {
     struct fetch *f = arg;
-    char why[256];
-    (void)call;
+    char err[256];
 
-    if (status != GRPC_STATUS_OK || f->resp == NULL) {
-        snprintf(why, sizeof(why), "CA answered status %d%s%s", status, message ? ": " : "",
-                 message ? message : "");
+    if (resp == NULL || f->entry == NULL) {
         fetch_done(f, NULL, NULL, why);
-        return;
-    }
-    if (f->entry == NULL) {
-        fetch_done(f, NULL, NULL, NULL);
         return;
     }
     struct tls_opts o = {.allow_x25519 = f->owner->cfg.allow_x25519};
     STACK_OF(X509) *roots = NULL;
-    struct tls_creds *creds = casvc_response(f->resp, f->resp_len, f->entry->identity, f->key,
-                                             &o, &roots, why, sizeof(why));
+    struct tls_creds *creds = casvc_response(resp, len, f->entry->identity, f->key, &o, &roots,
+                                             err, sizeof(err));
     if (creds != NULL)
         f->key = NULL; /* now owned by the credentials */
-    fetch_done(f, creds, roots, creds ? NULL : why);
-}
-
-static const struct rpc_call_cbs ca_cbs = {
-    .on_message = on_ca_message,
-    .on_end = on_ca_end,
-};
-
-static void
-on_channel(void *arg, struct h2_session *s, int err)
-{
-    struct fetch *f = arg;
-    const struct certmgr_config *cfg = &f->owner->cfg;
-    char why[160], auth[TOKEN_MAX_LEN + 16] = "";
-
-    if (s == NULL) {
-        snprintf(why, sizeof(why), "CA unreachable: %s", mesh_strerror(err));
-        fetch_done(f, NULL, NULL, why);
-        return;
-    }
-    if (cfg->bearer != NULL &&
-        cfg->bearer(cfg->bearer_arg, auth, sizeof(auth), why, sizeof(why)) < 0) {
-        fetch_done(f, NULL, NULL, why);
-        return;
-    }
-    struct h2_header md[] = {
-        {"clusterid", cfg->cluster},
-        {"authorization", auth},
-    };
-    f->call = rpc_call_start(s, CASVC_METHOD, cfg->authority, md, cfg->bearer != NULL ? 2 : 1,
-                             CASVC_MAX_RESPONSE, &ca_cbs, f);
-    if (f->call == NULL) {
-        fetch_done(f, NULL, NULL, "cannot open a call to the CA");
-        return;
-    }
-    if (rpc_call_send(f->call, f->req, f->req_len) < 0) {
-        fetch_done(f, NULL, NULL, "cannot send the request");
-        return;
-    }
-    rpc_call_close_send(f->call);
-}
-
-static void
-on_deadline(void *arg)
-{
-    fetch_done(arg, NULL, NULL, "CA did not answer in time");
+    fetch_done(f, creds, roots, creds ? NULL : err);
 }
 
 static void
 fetch_free(struct fetch *f)
 {
     struct certmgr *c = f->owner;
-    loop_timer_stop(c->loop, &f->deadline);
-    channel_cancel(c->chan, &f->wait);
-    if (f->call != NULL)
-        rpc_call_free(f->call);
+    cp_unary_cancel(&f->call);
     if (f->prev)
         f->prev->next = f->next;
     else
@@ -361,8 +285,6 @@ fetch_free(struct fetch *f)
     if (f->next)
         f->next->prev = f->prev;
     EVP_PKEY_free(f->key);
-    free(f->req);
-    free(f->resp);
     free(f);
 }
 
@@ -431,12 +353,26 @@ start_fetch(struct cert_entry *e, bool urgent)
     c->fetches = f;
     c->stats.in_flight++;
     c->stats.requests++;
-    if (casvc_request(e->identity, c->cfg.cert_ttl_s, &f->key, &f->req, &f->req_len) < 0) {
+    uint8_t *req;
+    size_t len;
+    if (casvc_request(e->identity, c->cfg.cert_ttl_s, &f->key, &req, &len) < 0) {
         fetch_done(f, NULL, NULL, "cannot build a CSR");
         return;
     }
-    loop_timer_start(c->loop, &f->deadline, CERTMGR_CALL_TIMEOUT_MS, on_deadline, f);
-    channel_get(c->chan, &f->wait, on_channel, f);
+    const struct cp_unary_config uc = {
+        .loop = c->loop,
+        .chan = c->chan,
+        .method = CASVC_METHOD,
+        .authority = c->cfg.authority,
+        .cluster = c->cfg.cluster,
+        .peer = "CA",
+        .bearer = c->cfg.bearer,
+        .bearer_arg = c->cfg.bearer_arg,
+        .max_response = CASVC_MAX_RESPONSE,
+        .timeout_ms = CERTMGR_CALL_TIMEOUT_MS,
+    };
+    cp_unary_start(&f->call, &uc, req, len, on_ca_done, f); /* may finish |f| at once */
+    free(req);
 }
 
 /* ---- entries ------------------------------------------------------------- */

@@ -26,10 +26,10 @@
 
 #define LOG_SCOPE "token"
 #include "base/base.h"
+#include "identity/cp_unary.h"
 #include "identity/node_tokens.h"
 #include "log/log.h"
 #include "pbcheck/pbcheck.h"
-#include "rpc/rpc.h"
 #include "token.pb-c.h"
 
 #define RENEW_DEADLINE_MS 10000
@@ -46,13 +46,10 @@ struct tok_slot {
     bool renewable; /* a v2 token: |c| holds its fields */
     struct token_claims c;
     uint64_t version;        /* bumped by adopt(): which token |tok| is */
-    uint64_t call_version;   /* the token the renewal in flight presented */
+    uint64_t call_version;   /* the token the renewal in flight presented... */
+    bool call_sent;          /* ...once it did */
     struct loop_timer timer; /* next renewal, or retry */
-    struct loop_timer deadline;
-    struct channel_waiter wait;
-    struct rpc_call *call;
-    uint8_t *resp;
-    size_t resp_len;
+    struct cp_unary call;    /* the renewal in flight */
     uint64_t backoff_ms;
     bool said_expired; /* logged once per token */
 };
@@ -224,34 +221,13 @@ persist(struct node_tokens *t)
 
 static void on_due(void *arg);
 
-static struct channel *
-channel_of(struct tok_slot *s)
-{
-    return s->owner->chan[s->aud == TOKEN_AUD_CA ? 1 : 0];
-}
-
-static void
-call_cleanup(struct tok_slot *s)
-{
-    loop_timer_stop(s->owner->loop, &s->deadline);
-    if (s->wait.queued)
-        channel_cancel(channel_of(s), &s->wait);
-    if (s->call != NULL) {
-        rpc_call_free(s->call);
-        s->call = NULL;
-    }
-    free(s->resp);
-    s->resp = NULL;
-    s->resp_len = 0;
-}
-
 /* Plans the next renewal at half-life (now, if that has passed). */
 static void
 schedule(struct tok_slot *s)
 {
     struct loop *loop = s->owner->loop;
     loop_timer_stop(loop, &s->timer);
-    if (!s->renewable || s->call != NULL || s->wait.queued)
+    if (!s->renewable || cp_unary_active(&s->call))
         return; /* a renewal in flight reschedules when it ends */
     int64_t due_ms = (s->c.issued + (s->c.expires - s->c.issued) / 2) * 1000;
     int64_t now_ms = (int64_t)clock_wall_ms();
@@ -262,7 +238,7 @@ schedule(struct tok_slot *s)
 static void
 failed(struct tok_slot *s, const char *why)
 {
-    call_cleanup(s);
+    cp_unary_cancel(&s->call);
     s->backoff_ms = s->backoff_ms == 0 ? RENEW_RETRY_START_MS : s->backoff_ms * 2;
     if (s->backoff_ms > RENEW_RETRY_MAX_MS)
         s->backoff_ms = RENEW_RETRY_MAX_MS;
@@ -271,29 +247,27 @@ failed(struct tok_slot *s, const char *why)
     loop_timer_start(s->owner->loop, &s->timer, s->backoff_ms, on_due, s);
 }
 
+/* The token the renewal presents: this slot's, whichever it is once the session is up. */
 static int
-on_renew_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
+renew_bearer(void *arg, char *out, size_t outlen, char *why, size_t whylen)
 {
     struct tok_slot *s = arg;
-    (void)call;
-    if (s->resp != NULL)
-        return -MESH_EPROTO; /* unary: one answer */
-    s->resp = xmalloc(len ? len : 1);
-    memcpy(s->resp, msg, len);
-    s->resp_len = len;
+    (void)why, (void)whylen;
+    snprintf(out, outlen, "Bearer %s", s->tok);
+    s->call_version = s->version;
+    s->call_sent = true;
     return 0;
 }
 
 static void
-on_renew_end(void *arg, struct rpc_call *call, int status, const char *message)
+on_renewed(void *arg, const uint8_t *resp, size_t resp_len, const char *failure)
 {
     struct tok_slot *s = arg;
     struct token_claims c;
     const char *why = NULL;
     char buf[300];
-    (void)call;
 
-    if (s->call_version != s->version) {
+    if (s->call_sent && s->call_version != s->version) {
         /*
          * The file gave this slot another token while the call was out (an
          * operator's replacement, maybe after a revocation): the answer is about
@@ -301,20 +275,17 @@ on_renew_end(void *arg, struct rpc_call *call, int status, const char *message)
          */
         log_info("dropped meshd's answer to the renewal of a %s token replaced meanwhile",
                  token_aud_name(s->aud));
-        call_cleanup(s);
         schedule(s);
         return;
     }
-    if (status != GRPC_STATUS_OK || s->resp == NULL) {
-        snprintf(buf, sizeof(buf), "meshd answered status %d%s%s", status, message ? ": " : "",
-                 message ? message : "");
-        failed(s, buf);
+    if (resp == NULL) {
+        failed(s, failure);
         return;
     }
     char pbwhy[PB_ERR_MAX];
-    Amesh__Token__V1__RenewResponse *r = pb_unpack_checked(
-        &amesh__token__v1__renew_response__descriptor, s->resp, s->resp_len, RENEW_MAX_RESPONSE,
-        pbwhy, sizeof(pbwhy));
+    Amesh__Token__V1__RenewResponse *r =
+        pb_unpack_checked(&amesh__token__v1__renew_response__descriptor, resp, resp_len,
+                          RENEW_MAX_RESPONSE, pbwhy, sizeof(pbwhy));
     if (r == NULL)
         why = pbwhy;
     const char *tok = r ? r->token : NULL;
@@ -328,48 +299,9 @@ on_renew_end(void *arg, struct rpc_call *call, int status, const char *message)
         failed(s, buf);
         return;
     }
-    call_cleanup(s);
     adopt(s, tok, len, "meshd (renewed)");
     amesh__token__v1__renew_response__free_unpacked(r, NULL);
     persist(s->owner);
-}
-
-static const struct rpc_call_cbs renew_cbs = {
-    .on_message = on_renew_message,
-    .on_end = on_renew_end,
-};
-
-static void
-on_session(void *arg, struct h2_session *sess, int err)
-{
-    struct tok_slot *s = arg;
-    struct node_tokens *t = s->owner;
-    char auth[TOKEN_MAX_LEN + 16], why[200];
-
-    if (sess == NULL) {
-        snprintf(why, sizeof(why), "meshd unreachable: %s", mesh_strerror(err));
-        failed(s, why);
-        return;
-    }
-    snprintf(auth, sizeof(auth), "Bearer %s", s->tok);
-    s->call_version = s->version;
-    struct h2_header md[] = {
-        {"authorization", auth},
-        {"clusterid", t->cluster},
-    };
-    s->call = rpc_call_start(sess, TOKEN_RENEW_METHOD, t->authority, md, 2,
-                             RENEW_MAX_RESPONSE, &renew_cbs, s);
-    if (s->call == NULL || rpc_call_send(s->call, "", 0) < 0) {
-        failed(s, "cannot open a call to meshd");
-        return;
-    }
-    rpc_call_close_send(s->call);
-}
-
-static void
-on_deadline(void *arg)
-{
-    failed(arg, "meshd did not answer in time");
 }
 
 static void
@@ -394,8 +326,20 @@ on_due(void *arg)
         loop_timer_start(t->loop, &s->timer, EXPIRED_POLL_MS, on_due, s);
         return;
     }
-    loop_timer_start(t->loop, &s->deadline, RENEW_DEADLINE_MS, on_deadline, s);
-    channel_get(channel_of(s), &s->wait, on_session, s);
+    const struct cp_unary_config uc = {
+        .loop = t->loop,
+        .chan = t->chan[s->aud == TOKEN_AUD_CA ? 1 : 0],
+        .method = TOKEN_RENEW_METHOD,
+        .authority = t->authority,
+        .cluster = t->cluster,
+        .peer = "meshd",
+        .bearer = renew_bearer,
+        .bearer_arg = s,
+        .max_response = RENEW_MAX_RESPONSE,
+        .timeout_ms = RENEW_DEADLINE_MS,
+    };
+    s->call_sent = false;
+    cp_unary_start(&s->call, &uc, (const uint8_t *)"", 0, on_renewed, s);
 }
 
 struct node_tokens *
@@ -428,7 +372,7 @@ node_tokens_free(struct node_tokens *t)
     for (int i = 0; i < 2; i++) {
         struct tok_slot *s = &t->slot[i];
         loop_timer_stop(t->loop, &s->timer);
-        call_cleanup(s);
+        cp_unary_cancel(&s->call);
     }
     free(t->path);
     free(t->authority);
