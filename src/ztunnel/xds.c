@@ -162,10 +162,8 @@ xds_start(struct zt *zt, char *err, size_t errlen)
                 .n_types = ARRAY_LEN(types), .on_response = on_response, .arg = x},
         .loop = zt->loop,
         .chan = zt->xds_chan,
-        .authority = zt->opts.cp_name,
-        .cluster = zt->opts.cluster,
-        .bearer = node_tokens_bearer_xds,
-        .bearer_arg = zt->tokens,
+        .auth = {.authority = zt->opts.cp_name, .cluster = zt->opts.cluster,
+                 .bearer = node_tokens_bearer_xds, .bearer_arg = zt->tokens},
         .max_message = XDS_MAX_RESPONSE_BYTES, /* ztunnel's limit (reference 3.1) */
         .on_synced = on_synced,
         .on_stream_end = on_stream_end,
@@ -203,8 +201,8 @@ xds_dump(const struct zt_xds *x, struct json_t *obj)
     json_object_set_new(obj, "synced", json_boolean(xds_client_ready(c)));
     json_object_set_new(obj, "addresses",
                         json_integer((json_int_t)xds_client_count(c, XDS_TYPE_ADDRESS)));
-    json_object_set_new(obj, "authorizations",
-                        json_integer((json_int_t)(x->policies ? policy_set_count(x->policies) : 0)));
+    size_t n_authz = x->policies ? policy_set_count(x->policies) : 0;
+    json_object_set_new(obj, "authorizations", json_integer((json_int_t)n_authz));
     json_object_set_new(obj, "connects", json_integer((json_int_t)s->connects));
     json_object_set_new(obj, "responses", json_integer((json_int_t)s->responses));
     json_object_set_new(obj, "applied", json_integer((json_int_t)s->applied));

@@ -11,12 +11,13 @@
 #define LOG_SCOPE "xds"
 #include "ads/ads.h"
 #include "base/base.h"
+#include "cpcall/cpcall.h"
 #include "grpc/grpc.h"
 #include "log/log.h"
 #include "rpc/rpc.h"
 
 struct ads {
-    struct ads_config cfg; /* authority and cluster are ours */
+    struct ads_config cfg; /* auth.authority and auth.cluster are ours */
     struct ads_mux *mux;
     struct channel_waiter wait;
     struct rpc_call *call;
@@ -121,8 +122,7 @@ static void
 on_session(void *arg, struct h2_session *s, int err)
 {
     struct ads *a = arg;
-    const struct ads_config *cfg = &a->cfg;
-    char why[200], auth[1024]; /* "Bearer " and a node token (512 bytes at most) */
+    char why[200];
 
     if (s == NULL) {
         stream_end(a, "ConnectionError");
@@ -130,19 +130,10 @@ on_session(void *arg, struct h2_session *s, int err)
         reconnect_later(a, false, why);
         return;
     }
-    if (cfg->bearer != NULL &&
-        cfg->bearer(cfg->bearer_arg, auth, sizeof(auth), why, sizeof(why)) < 0) {
-        reconnect_later(a, false, why);
-        return;
-    }
-    struct h2_header md[] = {
-        {"clusterid", cfg->cluster},
-        {"authorization", auth},
-    };
-    a->call = rpc_call_start(s, XDS_DELTA_ADS_PATH, cfg->authority, md,
-                             cfg->bearer != NULL ? 2 : 1, cfg->max_message, &cbs, a);
+    a->call = cpcall_start(s, &a->cfg.auth, XDS_DELTA_ADS_PATH, a->cfg.max_message, &cbs, a,
+                           "meshd", why, sizeof(why));
     if (a->call == NULL) {
-        reconnect_later(a, false, "cannot open the stream");
+        reconnect_later(a, false, why);
         return;
     }
     struct xds_out out;
@@ -169,8 +160,8 @@ ads_start(const struct ads_config *cfg)
     struct ads *a = xcalloc(1, sizeof(*a));
     a->cfg = *cfg;
     memset(&a->cfg.mux, 0, sizeof(a->cfg.mux)); /* the mux copied what it keeps */
-    a->cfg.authority = xstrdup(cfg->authority);
-    a->cfg.cluster = xstrdup(cfg->cluster ? cfg->cluster : "");
+    a->cfg.auth.authority = xstrdup(cfg->auth.authority);
+    a->cfg.auth.cluster = xstrdup(cfg->auth.cluster ? cfg->auth.cluster : "");
     if (a->cfg.max_message == 0)
         a->cfg.max_message = XDS_MAX_RESPONSE_BYTES;
     a->mux = mux;
@@ -187,8 +178,8 @@ ads_stop(struct ads *a)
     channel_cancel(a->cfg.chan, &a->wait);
     rpc_call_free(a->call);
     ads_mux_free(a->mux);
-    free((char *)a->cfg.authority);
-    free((char *)a->cfg.cluster);
+    free((char *)a->cfg.auth.authority);
+    free((char *)a->cfg.auth.cluster);
     free(a);
 }
 

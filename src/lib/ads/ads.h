@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "channel/channel.h"
+#include "cpcall/cpcall.h"
 #include "loop/loop.h"
 #include "xds/xds.h"
 #include "xds/xds_client.h"
@@ -81,11 +82,7 @@ struct ads_config {
     struct ads_mux_config mux;
     struct loop *loop;
     struct channel *chan;   /* borrowed; outlives the client */
-    const char *authority;  /* :authority (the name meshd's certificate has) */
-    const char *cluster;    /* "clusterid" metadata */
-    /* "Bearer <token>" into |out|; 0, or -1 with |why| (the stream waits and retries). */
-    int (*bearer)(void *arg, char *out, size_t outlen, char *why, size_t whylen);
-    void *bearer_arg;
+    struct cpcall_auth auth; /* a bearer failure: the stream waits and retries */
     size_t max_message;     /* 0: XDS_MAX_RESPONSE_BYTES */
     /* Optional: every type was ACKed on the current stream (once per stream). */
     void (*on_synced)(void *arg);

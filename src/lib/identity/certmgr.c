@@ -16,7 +16,7 @@
 #include "base/base.h"
 #include "casvc/casvc.h"
 #include "identity/certmgr_internal.h"
-#include "identity/cp_unary.h"
+#include "cpcall/cp_unary.h"
 #include "log/log.h"
 #include "tls/ca.h"
 
@@ -43,8 +43,8 @@ certmgr_new(const struct certmgr_config *cfg, char *err, size_t errlen)
 
     m->cfg = *cfg;
     m->cfg.ca_dir = cfg->ca_dir ? xstrdup(cfg->ca_dir) : NULL;
-    m->cfg.authority = xstrdup(cfg->authority ? cfg->authority : "");
-    m->cfg.cluster = xstrdup(cfg->cluster ? cfg->cluster : "");
+    m->cfg.auth.authority = xstrdup(cfg->auth.authority ? cfg->auth.authority : "");
+    m->cfg.auth.cluster = xstrdup(cfg->auth.cluster ? cfg->auth.cluster : "");
     m->loop = cfg->loop;
     if (cfg->ca_dir == NULL) {
         m->chan = cfg->chan;
@@ -363,11 +363,8 @@ start_fetch(struct cert_entry *e, bool urgent)
         .loop = c->loop,
         .chan = c->chan,
         .method = CASVC_METHOD,
-        .authority = c->cfg.authority,
-        .cluster = c->cfg.cluster,
+        .auth = c->cfg.auth,
         .peer = "CA",
-        .bearer = c->cfg.bearer,
-        .bearer_arg = c->cfg.bearer_arg,
         .max_response = CASVC_MAX_RESPONSE,
         .timeout_ms = CERTMGR_CALL_TIMEOUT_MS,
     };
@@ -439,8 +436,8 @@ certmgr_free(struct certmgr *c)
         fetch_free(c->fetches);
     ca_free(c->ca);
     free((char *)c->cfg.ca_dir);
-    free((char *)c->cfg.authority);
-    free((char *)c->cfg.cluster);
+    free((char *)c->cfg.auth.authority);
+    free((char *)c->cfg.auth.cluster);
     free(c);
 }
 

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "channel/channel.h"
+#include "cpcall/cpcall.h"
 #include "loop/loop.h"
 #include "tls/tls.h"
 
@@ -39,11 +40,8 @@ struct certmgr_config {
     const char *ca_dir;
     /* ...or control-plane mode: meshd's CA over |chan| (borrowed, outlives the manager). */
     struct channel *chan;
-    const char *authority; /* :authority of CA calls (the name meshd's certificate has) */
-    const char *cluster;   /* "clusterid" metadata */
-    /* "Bearer <token>" for the CA into |out|; 0, or -1 with |why| (the call fails, backs off). */
-    int (*bearer)(void *arg, char *out, size_t outlen, char *why, size_t whylen);
-    void *bearer_arg;
+    /* Metadata of CA calls; a bearer failure fails the call, which backs off. */
+    struct cpcall_auth auth;
     long cert_ttl_s;       /* lifetime asked for (minted, in local mode) */
     bool allow_x25519;     /* TLS policy of the credentials made */
     /* Optional: a certificate was installed (first, or renewed). Runs inside the manager's

@@ -26,7 +26,7 @@
 
 #define LOG_SCOPE "token"
 #include "base/base.h"
-#include "identity/cp_unary.h"
+#include "cpcall/cp_unary.h"
 #include "identity/node_tokens.h"
 #include "log/log.h"
 #include "pbcheck/pbcheck.h"
@@ -330,11 +330,9 @@ on_due(void *arg)
         .loop = t->loop,
         .chan = t->chan[s->aud == TOKEN_AUD_CA ? 1 : 0],
         .method = TOKEN_RENEW_METHOD,
-        .authority = t->authority,
-        .cluster = t->cluster,
+        .auth = {.authority = t->authority, .cluster = t->cluster, .bearer = renew_bearer,
+                 .bearer_arg = s},
         .peer = "meshd",
-        .bearer = renew_bearer,
-        .bearer_arg = s,
         .max_response = RENEW_MAX_RESPONSE,
         .timeout_ms = RENEW_DEADLINE_MS,
     };

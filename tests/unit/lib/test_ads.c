@@ -161,107 +161,117 @@ static const struct res_spec first[] = {
     {POLICY, "demo/deny", "P1"}, {AUTH, "ns/allow", "Z1"}, /* not registered: never asked for */
 };
 
-static void
-test_dispatch_by_type(void **state)
-{
+/* The waypoint's client and a server stream, in sync on |first|. */
+struct wp {
     struct handler h[3];
     struct responses r;
     struct events ev;
     struct xds_out reqs, resps;
+    struct ads_mux *m;
+    struct xds_server_stream *s;
+    struct xds_snapshot *snap;
+};
+
+static void
+wp_connect(struct wp *w)
+{
+    w->m = waypoint_mux(w->h, &w->r);
+    w->s = server(&w->ev);
+    w->snap = snap_of(first, ARRAY_LEN(first));
+    xds_out_init(&w->reqs);
+    xds_out_init(&w->resps);
+    ads_mux_start(w->m, &w->reqs);
+    assert_int_equal(w->reqs.n, 3); /* one subscription per registered type */
+    xds_server_stream_push(w->s, w->snap, &w->resps);
+    assert_int_equal(pump(w->s, w->m, &w->reqs, &w->resps), 0);
+}
+
+static void
+wp_free(struct wp *w)
+{
+    xds_snapshot_unref(w->snap);
+    xds_server_stream_free(w->s);
+    ads_mux_free(w->m);
+}
+
+static void
+test_dispatch_by_type(void **state)
+{
+    static struct wp w;
     (void)state;
 
-    struct ads_mux *m = waypoint_mux(h, &r);
-    struct xds_server_stream *s = server(&ev);
-    struct xds_snapshot *snap = snap_of(first, ARRAY_LEN(first));
-    xds_out_init(&reqs);
-    xds_out_init(&resps);
-    ads_mux_start(m, &reqs);
-    assert_int_equal(reqs.n, 3); /* one subscription per registered type */
-    xds_server_stream_push(s, snap, &resps);
-    assert_int_equal(pump(s, m, &reqs, &resps), 0);
+    wp_connect(&w);
 
-    assert_string_equal(xds_server_stream_node_id(s),
+    assert_string_equal(xds_server_stream_node_id(w.s),
                         "router~10.0.0.9~waypoint-7d9f.demo~demo.svc.cluster.local");
-    assert_string_equal(xds_server_stream_node_meta(s, "NAMESPACE"), "demo");
-    assert_string_equal(xds_server_stream_node_meta(s, "SERVICE_ACCOUNT"), "waypoint");
-    assert_string_equal(h[0].log, "+pod-a=A1 +pod-b=B1 ");
-    assert_string_equal(h[1].log, "+demo/echo:80=R1 ");
-    assert_string_equal(h[2].log, "+demo/deny=P1 ");
-    assert_int_equal(h[0].commits, 1); /* once per response, after its resources */
-    assert_int_equal(h[1].commits, 1);
-    assert_string_equal(r.log, "Address Route Policy ");
-    assert_true(r.bytes > 0);
-    assert_true(xds_client_ready(ads_mux_client(m)));
-    assert_int_equal(ads_mux_retained(m), 4);
-    assert_int_equal(ev.n[XDS_SERVER_EV_ACK], 3);
-    assert_int_equal(ev.n[XDS_SERVER_EV_NACK], 0);
+    assert_string_equal(xds_server_stream_node_meta(w.s, "NAMESPACE"), "demo");
+    assert_string_equal(xds_server_stream_node_meta(w.s, "SERVICE_ACCOUNT"), "waypoint");
+    assert_string_equal(w.h[0].log, "+pod-a=A1 +pod-b=B1 ");
+    assert_string_equal(w.h[1].log, "+demo/echo:80=R1 ");
+    assert_string_equal(w.h[2].log, "+demo/deny=P1 ");
+    assert_int_equal(w.h[0].commits, 1); /* once per response, after its resources */
+    assert_int_equal(w.h[1].commits, 1);
+    assert_string_equal(w.r.log, "Address Route Policy ");
+    assert_true(w.r.bytes > 0);
+    assert_true(xds_client_ready(ads_mux_client(w.m)));
+    assert_int_equal(ads_mux_retained(w.m), 4);
+    assert_int_equal(w.ev.n[XDS_SERVER_EV_ACK], 3);
+    assert_int_equal(w.ev.n[XDS_SERVER_EV_NACK], 0);
     struct xds_server_type_status st;
-    assert_int_equal(xds_server_stream_type_status_by_url(s, AUTH, &st), -ENOENT);
+    assert_int_equal(xds_server_stream_type_status_by_url(w.s, AUTH, &st), -ENOENT);
 
     /* A removal goes to its type's handler; a type without remove accepts it. */
     static const struct res_spec second[] = {{ADDR, "pod-a", "A1"}, {ROUTE, "demo/echo:80", "R1"}};
     struct xds_snapshot *snap2 = snap_of(second, ARRAY_LEN(second));
-    h[0].log[0] = h[1].log[0] = h[2].log[0] = '\0';
-    xds_server_stream_push(s, snap2, &resps);
-    assert_int_equal(pump(s, m, &reqs, &resps), 0);
-    assert_string_equal(h[0].log, "-pod-b ");
-    assert_string_equal(h[1].log, "");
-    assert_string_equal(h[2].log, "");
-    assert_null(xds_client_version(ads_mux_client(m), POLICY, "demo/deny"));
-    assert_int_equal(ads_mux_retained(m), 2);
+    w.h[0].log[0] = w.h[1].log[0] = w.h[2].log[0] = '\0';
+    xds_server_stream_push(w.s, snap2, &w.resps);
+    assert_int_equal(pump(w.s, w.m, &w.reqs, &w.resps), 0);
+    assert_string_equal(w.h[0].log, "-pod-b ");
+    assert_string_equal(w.h[1].log, "");
+    assert_string_equal(w.h[2].log, "");
+    assert_null(xds_client_version(ads_mux_client(w.m), POLICY, "demo/deny"));
+    assert_int_equal(ads_mux_retained(w.m), 2);
 
-    xds_snapshot_unref(snap);
     xds_snapshot_unref(snap2);
-    xds_server_stream_free(s);
-    ads_mux_free(m);
+    wp_free(&w);
 }
 
 static void
 test_handler_refusal_nacks(void **state)
 {
-    struct handler h[3];
-    struct responses r;
-    struct events ev;
-    struct xds_out reqs, resps;
+    static struct wp w;
     (void)state;
 
-    struct ads_mux *m = waypoint_mux(h, &r);
-    struct xds_server_stream *s = server(&ev);
-    struct xds_snapshot *snap = snap_of(first, ARRAY_LEN(first));
-    xds_out_init(&reqs);
-    xds_out_init(&resps);
-    ads_mux_start(m, &reqs);
-    xds_server_stream_push(s, snap, &resps);
-    assert_int_equal(pump(s, m, &reqs, &resps), 0);
+    wp_connect(&w);
 
     /* The route changes to something its handler refuses, and a new one arrives with it. */
-    h[1].refuse = "R-BAD";
+    w.h[1].refuse = "R-BAD";
     static const struct res_spec bad[] = {
         {ADDR, "pod-a", "A1"}, {ADDR, "pod-b", "B1"}, {ROUTE, "demo/echo:80", "R-BAD"},
         {ROUTE, "demo/api:8080", "R2"}, {POLICY, "demo/deny", "P1"},
     };
     struct xds_snapshot *snap2 = snap_of(bad, ARRAY_LEN(bad));
-    xds_server_stream_push(s, snap2, &resps);
-    assert_int_equal(pump(s, m, &reqs, &resps), 1);
+    xds_server_stream_push(w.s, snap2, &w.resps);
+    assert_int_equal(pump(w.s, w.m, &w.reqs, &w.resps), 1);
 
     /* meshd hears why, naming the resource and the handler's message. */
-    assert_int_equal(ev.n[XDS_SERVER_EV_NACK], 1);
-    assert_non_null(strstr(ev.last_message, "demo/echo:80: cannot use R-BAD"));
-    assert_int_equal(ev.n_rejected, 1);
-    assert_non_null(strstr(ev.rejected[0], "demo/echo:80@"));
-    assert_non_null(strstr(xds_client_last_error(ads_mux_client(m)), "cannot use R-BAD"));
+    assert_int_equal(w.ev.n[XDS_SERVER_EV_NACK], 1);
+    assert_non_null(strstr(w.ev.last_message, "demo/echo:80: cannot use R-BAD"));
+    assert_int_equal(w.ev.n_rejected, 1);
+    assert_non_null(strstr(w.ev.rejected[0], "demo/echo:80@"));
+    assert_non_null(strstr(xds_client_last_error(ads_mux_client(w.m)), "cannot use R-BAD"));
     /* The last good state stays; the rest of the response applied. */
-    assert_string_equal(h_value(&h[1], "demo/echo:80"), "R1");
-    assert_string_equal(h_value(&h[1], "demo/api:8080"), "R2");
-    assert_string_equal(xds_client_version(ads_mux_client(m), ROUTE, "demo/echo:80"),
+    assert_string_equal(h_value(&w.h[1], "demo/echo:80"), "R1");
+    assert_string_equal(h_value(&w.h[1], "demo/api:8080"), "R2");
+    assert_string_equal(xds_client_version(ads_mux_client(w.m), ROUTE, "demo/echo:80"),
                         version_of("R1"));
-    assert_int_equal(h[1].commits, 2);
-    assert_int_equal(h[0].commits, 1); /* other types untouched */
+    assert_int_equal(w.h[1].commits, 2);
+    assert_int_equal(w.h[0].commits, 1); /* other types untouched */
 
     /* A new stream tells meshd the good version, so it sends the route again. */
-    h[1].log[0] = '\0';
-    ads_mux_start(m, &reqs);
-    pb_request *rq = req_at(&reqs, 1);
+    w.h[1].log[0] = '\0';
+    ads_mux_start(w.m, &w.reqs);
+    pb_request *rq = req_at(&w.reqs, 1);
     assert_string_equal(rq->type_url, ROUTE);
     assert_int_equal(rq->n_initial_resource_versions, 2);
     bool saw_good = false;
@@ -270,28 +280,26 @@ test_handler_refusal_nacks(void **state)
             saw_good = strcmp(rq->initial_resource_versions[i]->value, version_of("R1")) == 0;
     assert_true(saw_good);
     envoy__service__discovery__v3__delta_discovery_request__free_unpacked(rq, NULL);
-    xds_server_stream_free(s);
-    s = server(&ev);
-    xds_server_stream_push(s, snap2, &resps);
-    assert_int_equal(pump(s, m, &reqs, &resps), 1);
-    assert_string_equal(h[1].log, "+demo/echo:80=R-BAD ");
+    xds_server_stream_free(w.s);
+    w.s = server(&w.ev);
+    xds_server_stream_push(w.s, snap2, &w.resps);
+    assert_int_equal(pump(w.s, w.m, &w.reqs, &w.resps), 1);
+    assert_string_equal(w.h[1].log, "+demo/echo:80=R-BAD ");
 
     /* Fixed upstream: the next push applies and is ACKed. */
-    h[1].refuse = NULL;
+    w.h[1].refuse = NULL;
     static const struct res_spec good[] = {
         {ADDR, "pod-a", "A1"}, {ADDR, "pod-b", "B1"}, {ROUTE, "demo/echo:80", "R3"},
         {ROUTE, "demo/api:8080", "R2"}, {POLICY, "demo/deny", "P1"},
     };
     struct xds_snapshot *snap3 = snap_of(good, ARRAY_LEN(good));
-    xds_server_stream_push(s, snap3, &resps);
-    assert_int_equal(pump(s, m, &reqs, &resps), 0);
-    assert_string_equal(h_value(&h[1], "demo/echo:80"), "R3");
+    xds_server_stream_push(w.s, snap3, &w.resps);
+    assert_int_equal(pump(w.s, w.m, &w.reqs, &w.resps), 0);
+    assert_string_equal(h_value(&w.h[1], "demo/echo:80"), "R3");
 
-    xds_snapshot_unref(snap);
     xds_snapshot_unref(snap2);
     xds_snapshot_unref(snap3);
-    xds_server_stream_free(s);
-    ads_mux_free(m);
+    wp_free(&w);
 }
 
 static const char *

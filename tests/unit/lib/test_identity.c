@@ -5,7 +5,8 @@
  * forgotten, renewal at half-life, a CA that cannot be reached (back-off,
  * the cap on calls in flight, an urgent request skipping the back-off), a
  * CA on loopback (a parked waiter woken by the certificate it signs; no
- * token, then a refusal, backing off until it signs), and node tokens read from a file and taken again when it changes.
+ * token, then a refusal, backing off until it signs), and node tokens read
+ * from a file and taken again when it changes.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -293,8 +294,9 @@ cp_setup(struct cp *t, struct seen *s, uint16_t port)
     assert_non_null(t->ctx);
     t->chan = channel_new(t->loop, &ip, port ? port : closed_port(), t->ctx, "CA");
     struct certmgr_config cfg = {.loop = t->loop, .chan = t->chan,
-                                 .authority = "istiod.istio-system.svc", .cluster = "Kubernetes",
-                                 .bearer = bearer, .bearer_arg = t, .cert_ttl_s = 3600,
+                                 .auth = {.authority = UCAS_NAME, .cluster = "Kubernetes",
+                                          .bearer = bearer, .bearer_arg = t},
+                                 .cert_ttl_s = 3600,
                                  .on_change = on_change, .arg = s};
     t->m = certmgr_new(&cfg, err, sizeof(err));
     assert_non_null(t->m);
@@ -402,35 +404,55 @@ cond_woken(void *arg)
     return ((struct seen *)arg)->woken > 0;
 }
 
+/* A manager, a CA on loopback for it and a waiter for ID_A, on one loop. */
+struct cafix {
+    struct cp t;
+    struct seen s;
+    struct certmgr_waiter w;
+    struct ucas ca;
+};
+
+static void
+cafix_start(struct cafix *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->t.loop = loop_new();
+    ucas_start(&f->ca, f->t.loop, root);
+    cp_setup(&f->t, &f->s, f->ca.port);
+    f->s.identity = ID_A;
+}
+
+static void
+cafix_stop(struct cafix *f)
+{
+    cp_teardown_keep_loop(&f->t);
+    ucas_stop(&f->ca);
+    loop_free(f->t.loop);
+}
+
 static void
 test_cp_waiter_woken_by_ca(void **state)
 {
-    struct cp t = {0};
-    struct seen s = {0};
-    struct certmgr_waiter w = {0};
-    struct ucas ca;
+    struct cafix f;
     (void)state;
 
-    t.loop = loop_new();
-    ucas_start(&ca, t.loop, root);
-    cp_setup(&t, &s, ca.port);
-    s.identity = ID_A;
-    certmgr_wait(t.m, &w, ID_A, on_woken, &s);
-    assert_true(w.queued);
-    assert_null(certmgr_get(t.m, ID_A)); /* on its way, not asked twice */
-    assert_int_equal(certmgr_stats(t.m)->requests, 1);
-    assert_true(unit_run_until(t.loop, cond_woken, &s, 5000));
-    assert_int_equal(s.woken, 1);
-    assert_true(s.had_creds);
-    assert_int_equal(s.changes, 1);
-    assert_int_equal(ca.signed_n, 1);
-    assert_string_equal(ca.last_auth, "Bearer test");
-    struct tls_creds *c = certmgr_get(t.m, ID_A);
+    cafix_start(&f);
+    certmgr_wait(f.t.m, &f.w, ID_A, on_woken, &f.s);
+    assert_true(f.w.queued);
+    assert_null(certmgr_get(f.t.m, ID_A)); /* on its way, not asked twice */
+    assert_int_equal(certmgr_stats(f.t.m)->requests, 1);
+    assert_true(unit_run_until(f.t.loop, cond_woken, &f.s, 5000));
+    assert_int_equal(f.s.woken, 1);
+    assert_true(f.s.had_creds);
+    assert_int_equal(f.s.changes, 1);
+    assert_int_equal(f.ca.signed_n, 1);
+    assert_string_equal(f.ca.last_auth, "Bearer test");
+    struct tls_creds *c = certmgr_get(f.t.m, ID_A);
     assert_string_equal(tls_creds_id(c)->uri, ID_A);
 
     /* config_dump: Istio ztunnel's shape, the certificate available. */
     json_t *arr = json_array();
-    certmgr_dump(t.m, arr);
+    certmgr_dump(f.t.m, arr);
     assert_int_equal(json_array_size(arr), 1);
     json_t *e = json_array_get(arr, 0);
     assert_string_equal(json_string_value(json_object_get(e, "identity")), ID_A);
@@ -439,9 +461,7 @@ test_cp_waiter_woken_by_ca(void **state)
     assert_int_equal(json_array_size(json_object_get(e, "rootCerts")), 1);
     json_decref(arr);
 
-    cp_teardown_keep_loop(&t);
-    ucas_stop(&ca);
-    loop_free(t.loop);
+    cafix_stop(&f);
 }
 
 static bool
@@ -453,47 +473,39 @@ cond_failures_2(void *arg)
 static void
 test_cp_refusal_then_success(void **state)
 {
-    struct cp t = {0};
-    struct seen s = {0};
-    struct certmgr_waiter w = {0};
-    struct ucas ca;
+    struct cafix f;
     (void)state;
 
-    t.loop = loop_new();
-    ucas_start(&ca, t.loop, root);
-    cp_setup(&t, &s, ca.port);
+    cafix_start(&f);
     /* No token: the call is not made, and it backs off like any failure. */
-    t.bearer_fails = true;
-    ca.mode = UCAS_REFUSE;
-    s.identity = ID_A;
-    certmgr_wait(t.m, &w, ID_A, on_woken, &s);
-    assert_true(unit_run_until(t.loop, cond_failures_1, t.m, 5000));
-    assert_non_null(strstr(certmgr_last_error(t.m, ID_A), "no ca token"));
-    assert_int_equal(ca.calls, 0);
+    f.t.bearer_fails = true;
+    f.ca.mode = UCAS_REFUSE;
+    certmgr_wait(f.t.m, &f.w, ID_A, on_woken, &f.s);
+    assert_true(unit_run_until(f.t.loop, cond_failures_1, f.t.m, 5000));
+    assert_non_null(strstr(certmgr_last_error(f.t.m, ID_A), "no ca token"));
+    assert_int_equal(f.ca.calls, 0);
     /* Refused by the CA: its status in the reason, the waiter still parked. */
-    t.bearer_fails = false;
-    assert_true(unit_run_until(t.loop, cond_failures_2, t.m, 5000));
-    assert_non_null(strstr(certmgr_last_error(t.m, ID_A), "CA answered status 16"));
-    assert_int_equal(ca.refused, 1);
-    assert_int_equal(s.woken, 0);
-    assert_true(w.queued);
+    f.t.bearer_fails = false;
+    assert_true(unit_run_until(f.t.loop, cond_failures_2, f.t.m, 5000));
+    assert_non_null(strstr(certmgr_last_error(f.t.m, ID_A), "CA answered status 16"));
+    assert_int_equal(f.ca.refused, 1);
+    assert_int_equal(f.s.woken, 0);
+    assert_true(f.w.queued);
     json_t *arr = json_array();
-    certmgr_dump(t.m, arr);
+    certmgr_dump(f.t.m, arr);
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(arr, 0), "state")),
                            "Unavailable: CA answered status 16"));
     json_decref(arr);
     /* The CA comes round: the next retry (0.8-1.2 s later) gets it and wakes the waiter. */
-    ca.mode = UCAS_SIGN;
-    uint64_t t0 = loop_now_ms(t.loop);
-    assert_true(unit_run_until(t.loop, cond_woken, &s, 5000));
-    assert_true(loop_now_ms(t.loop) - t0 <= 1500);
-    assert_true(s.had_creds);
-    assert_int_equal(ca.signed_n, 1);
-    assert_string_equal(certmgr_last_error(t.m, ID_A), "");
+    f.ca.mode = UCAS_SIGN;
+    uint64_t t0 = loop_now_ms(f.t.loop);
+    assert_true(unit_run_until(f.t.loop, cond_woken, &f.s, 5000));
+    assert_true(loop_now_ms(f.t.loop) - t0 <= 1500);
+    assert_true(f.s.had_creds);
+    assert_int_equal(f.ca.signed_n, 1);
+    assert_string_equal(certmgr_last_error(f.t.m, ID_A), "");
 
-    cp_teardown_keep_loop(&t);
-    ucas_stop(&ca);
-    loop_free(t.loop);
+    cafix_stop(&f);
 }
 
 /* ---- node tokens --------------------------------------------------------- */

@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "casvc/token.h"
 #include "grpc/grpc.h"
-#include "identity/cp_unary.h"
+#include "cpcall/cp_unary.h"
 
 static void
 release(struct cp_unary *u)
@@ -75,26 +74,16 @@ on_session(void *arg, struct h2_session *s, int err)
 {
     struct cp_unary *u = arg;
     const struct cp_unary_config *cfg = &u->cfg;
-    char why[300], auth[TOKEN_MAX_LEN + 16] = "";
+    char why[300];
 
     if (s == NULL) {
         snprintf(why, sizeof(why), "%s unreachable: %s", cfg->peer, mesh_strerror(err));
         finish(u, false, why);
         return;
     }
-    if (cfg->bearer != NULL &&
-        cfg->bearer(cfg->bearer_arg, auth, sizeof(auth), why, sizeof(why)) < 0) {
-        finish(u, false, why);
-        return;
-    }
-    struct h2_header md[] = {
-        {"clusterid", cfg->cluster},
-        {"authorization", auth},
-    };
-    u->call = rpc_call_start(s, cfg->method, cfg->authority, md, cfg->bearer != NULL ? 2 : 1,
-                             cfg->max_response, &cbs, u);
+    u->call = cpcall_start(s, &cfg->auth, cfg->method, cfg->max_response, &cbs, u, cfg->peer,
+                           why, sizeof(why));
     if (u->call == NULL) {
-        snprintf(why, sizeof(why), "cannot open a call to %s", cfg->peer);
         finish(u, false, why);
         return;
     }

@@ -13,21 +13,16 @@
 #include <stdint.h>
 
 #include "channel/channel.h"
+#include "cpcall/cpcall.h"
 #include "loop/loop.h"
-#include "rpc/rpc.h"
 
 /* How to call; the strings and the channel are borrowed and outlive every call. */
 struct cp_unary_config {
     struct loop *loop;
     struct channel *chan;
     const char *method;    /* "/package.Service/Method" */
-    const char *authority; /* :authority (the name meshd's certificate has) */
-    const char *cluster;   /* "clusterid" metadata */
+    struct cpcall_auth auth; /* its bearer is asked once the session is up */
     const char *peer;      /* who answers, for reasons: "CA", "meshd" */
-    /* "Bearer <token>" into |out|, asked once the session is up; 0, or -1 with |why| (the
-     * call fails with it). NULL: no authorization metadata. */
-    int (*bearer)(void *arg, char *out, size_t outlen, char *why, size_t whylen);
-    void *bearer_arg;
     size_t max_response;
     uint64_t timeout_ms;
 };
