@@ -74,9 +74,11 @@ void certmgr_sweep(struct certmgr *m, const char *why);
 /*
  * Waiting for a certificate: |fn| runs once, when one for |identity| is
  * installed (then certmgr_get() returns it), or when |identity| is forgotten
- * (then it returns NULL). Parking asks for the certificate as certmgr_get()
- * does. |w| must stay valid until then or certmgr_cancel(); the callback may
- * park again, cancel others or call the manager (not free it).
+ * (then it returns NULL); before certmgr_wait() returns if one is there
+ * already (local mode mints at once). Parking asks for the certificate as
+ * certmgr_get() does. |w| must stay valid until then or certmgr_cancel();
+ * the callback may park again, cancel others or call the manager (not free
+ * it).
  */
 typedef void certmgr_wait_fn(void *arg);
 struct certmgr_waiter {
