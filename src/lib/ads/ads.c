@@ -160,7 +160,7 @@ ads_start(const struct ads_config *cfg)
     struct ads *a = xcalloc(1, sizeof(*a));
     a->cfg = *cfg;
     memset(&a->cfg.mux, 0, sizeof(a->cfg.mux)); /* the mux copied what it keeps */
-    a->cfg.auth.authority = xstrdup(cfg->auth.authority);
+    a->cfg.auth.authority = xstrdup(cfg->auth.authority ? cfg->auth.authority : "");
     a->cfg.auth.cluster = xstrdup(cfg->auth.cluster ? cfg->auth.cluster : "");
     if (a->cfg.max_message == 0)
         a->cfg.max_message = XDS_MAX_RESPONSE_BYTES;

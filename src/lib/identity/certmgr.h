@@ -76,9 +76,9 @@ void certmgr_sweep(struct certmgr *m, const char *why);
  * installed (then certmgr_get() returns it), or when |identity| is forgotten
  * (then it returns NULL); before certmgr_wait() returns if one is there
  * already (local mode mints at once). Parking asks for the certificate as
- * certmgr_get() does. |w| must stay valid until then or certmgr_cancel();
- * the callback may park again, cancel others or call the manager (not free
- * it).
+ * certmgr_get() does. |w| starts zeroed and must stay valid until then or
+ * certmgr_cancel(); the callback may park again, cancel others or call the
+ * manager (not free it).
  */
 typedef void certmgr_wait_fn(void *arg);
 struct certmgr_waiter {

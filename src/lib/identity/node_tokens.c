@@ -347,9 +347,9 @@ node_tokens_new(const struct node_tokens_config *cfg)
     char why[300];
     t->loop = cfg->loop;
     t->path = xstrdup(cfg->path);
-    t->authority = xstrdup(cfg->authority);
-    t->cluster = xstrdup(cfg->cluster);
-    t->who = xstrdup(cfg->who);
+    t->authority = xstrdup(cfg->authority ? cfg->authority : "");
+    t->cluster = xstrdup(cfg->cluster ? cfg->cluster : "");
+    t->who = xstrdup(cfg->who ? cfg->who : "this proxy");
     t->chan[0] = cfg->xds_chan;
     t->chan[1] = cfg->ca_chan;
     for (int i = 0; i < 2; i++) {
