@@ -21,7 +21,9 @@
 #include "base/base.h"
 #include "buf/buf.h"
 #include "conn/hs_guard.h"
+#include "channel/channel.h"
 #include "config/local_config.h"
+#include "identity/node_tokens.h"
 #include "log/log.h"
 #include "policy/policy.h"
 #include "tls/tls_cp.h"
@@ -327,8 +329,20 @@ main(int argc, char **argv)
     zt.loop = loop_new();
     if (zt.loop == NULL)
         fatal("epoll: %s", strerror(errno));
-    if (zt.opts.xds)
-        zt_tokens_new(&zt);
+    if (zt.opts.xds) {
+        zt.xds_chan = channel_new(zt.loop, &zt.opts.xds_ip, zt.opts.xds_port, zt.cp_ctx, "xDS");
+        zt.ca_chan = channel_new(zt.loop, &zt.opts.ca_ip, zt.opts.ca_port, zt.cp_ctx, "CA");
+        const struct node_tokens_config tc = {
+            .loop = zt.loop,
+            .path = zt.opts.token_file,
+            .xds_chan = zt.xds_chan,
+            .ca_chan = zt.ca_chan,
+            .authority = zt.opts.cp_name,
+            .cluster = zt.opts.cluster,
+            .who = "ztunnel",
+        };
+        zt.tokens = node_tokens_new(&tc);
+    }
     if ((zt.certs = certs_new(&zt, err, sizeof(err))) == NULL)
         fatal("%s", err);
     zt.pool = pool_new(&zt);
@@ -393,11 +407,13 @@ main(int argc, char **argv)
     loop_io_stop(zt.loop, &sig_io);
     close(sigfd);
     loop_run_deferred(zt.loop); /* releases what the closes above queued */
-    zt_tokens_free(zt.tokens);
+    node_tokens_free(zt.tokens);
     xds_stop(zt.xds);
     loop_run_deferred(zt.loop);
     pool_free(zt.pool);
     certs_free(zt.certs);
+    channel_free(zt.xds_chan);
+    channel_free(zt.ca_chan);
     zpod_unref(zt.node_scope);
     policy_set_unref(zt.policies);
     while (zt.pods != NULL)

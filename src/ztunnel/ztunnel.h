@@ -7,9 +7,8 @@
  *   passthrough.c 15006: captured plaintext inbound
  *   pool.c        HBONE client connections keyed by identities and addresses
  *   waypoint.c    whether a connection goes through a waypoint, and which replica
- *   certs.c       per-identity certificates (meshd's CA, or minted from a local CA)
- *   xds.c         config from meshd (delta xDS) into the model
- *   token.c       node tokens for meshd: per audience, renewed, re-read when the file changes
+ *   certs.c       per-identity certificates for local workloads (lib/identity)
+ *   xds.c         config from meshd (lib/ads) into the model and the policy set
  *   pods.c        where listeners live: the node's namespace, or each enrolled pod's (in-pod mode)
  *   inpod.c       in-pod mode: pods and their namespaces from the node agent (ZDS)
  *   wait.c        connections held until the workload or certificate they need is known
@@ -25,7 +24,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "casvc/token.h"
 #include "conn/listener.h"
 #include "conn/pipe.h"
 #include "loop/loop.h"
@@ -69,7 +67,7 @@ struct certs;
 struct pool;
 struct zt_xds;
 struct zt_inpod;
-struct zt_tokens;
+struct node_tokens;
 struct channel;
 struct zwait;
 struct policy_set;
@@ -123,7 +121,8 @@ struct zt {
     struct certs *certs;
     struct pool *pool;
     struct zt_xds *xds;        /* control-plane mode */
-    struct zt_tokens *tokens;  /* control-plane mode: credentials for meshd */
+    struct node_tokens *tokens; /* control-plane mode: credentials for meshd */
+    struct channel *xds_chan, *ca_chan; /* control-plane mode: meshd's xDS and CA addresses */
     SSL_CTX *cp_ctx;           /* TLS to meshd */
     struct zconn *conns;
     size_t n_conns;
@@ -275,20 +274,6 @@ void zt_update_ready(struct zt *zt);
 struct zt_xds *xds_start(struct zt *zt, char *err, size_t errlen);
 void xds_stop(struct zt_xds *x);
 void xds_dump(const struct zt_xds *x, struct json_t *obj);
-
-/* xds.c, certs.c: the channel to meshd's xDS / CA address (token renewals use them too). */
-struct channel *xds_channel(struct zt_xds *x);
-struct channel *certs_channel(struct certs *c);
-
-/* token.c: reads --token now; renewals start with the loop. */
-struct zt_tokens *zt_tokens_new(struct zt *zt);
-void zt_tokens_free(struct zt_tokens *t);
-/*
- * "Bearer <token>" for |aud|: the one in memory, or the file's if it changed
- * on disk since. Returns 0 or -1 with |why|.
- */
-int zt_bearer(struct zt *zt, enum token_aud aud, char *out, size_t outlen, char *why,
-              size_t whylen);
 
 /* inbound.c, outbound.c, passthrough.c: listener callbacks take the scope (struct zpod *). */
 struct inbound *inbound_start(struct zt *zt);

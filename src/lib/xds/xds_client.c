@@ -68,9 +68,15 @@ struct rejects {
 static const char *const default_types[] = {XDS_TYPE_ADDRESS, XDS_TYPE_AUTHORIZATION};
 
 char *
+xds_node_id(const char *type, const char *ip, const char *pod, const char *ns)
+{
+    return xasprintf("%s~%s~%s.%s~%s.svc.cluster.local", type, ip, pod, ns, ns);
+}
+
+char *
 xds_node_id_ztunnel(const char *ip, const char *pod, const char *ns)
 {
-    return xasprintf("ztunnel~%s~%s.%s~%s.svc.cluster.local", ip, pod, ns, ns);
+    return xds_node_id("ztunnel", ip, pod, ns);
 }
 
 struct xds_client *

@@ -113,7 +113,13 @@ size_t xds_client_count(const struct xds_client *c, const char *type_url);
 
 const struct xds_client_stats *xds_client_stats(const struct xds_client *c);
 
-/* Formats ztunnel's node id (reference 3.1) into a heap string. */
+/*
+ * Formats a proxy's node id (reference 3.1) into a heap string:
+ * "<type>~<ip>~<pod>.<ns>~<ns>.svc.cluster.local"; ztunnel's type is
+ * "ztunnel", a waypoint's "router" (as Istio's).
+ */
+char *xds_node_id(const char *type, const char *ip, const char *pod, const char *ns);
+/* xds_node_id("ztunnel", ...). */
 char *xds_node_id_ztunnel(const char *ip, const char *pod, const char *ns);
 
 #endif

@@ -1,11 +1,11 @@
 /*
- * token.c - this node's credentials for meshd (control-plane mode): one token
- * per audience (xds, ca) from --token FILE, kept in memory, renewed before
- * they expire, and taken from the file again whenever it changes.
+ * node_tokens.c - this node's credentials for meshd (control-plane mode): one
+ * token per audience (xds, ca) from the token file, kept in memory, renewed
+ * before they expire, and taken from the file again whenever it changes.
  *
  * Renewal: at half-life each token is exchanged for a fresh one of the same
  * audience and lifetime (TOKEN_RENEW_METHOD on meshd, over the channel of
- * that audience), so a running ztunnel never loses its credential. The fresh
+ * that audience), so a running proxy never loses its credential. The fresh
  * tokens are written back to the file (temporary file, rename) when it is
  * writable, so a restart starts from them; a read-only file (a mounted
  * secret) is left alone and the renewed tokens live in memory.
@@ -26,13 +26,11 @@
 
 #define LOG_SCOPE "token"
 #include "base/base.h"
-#include "casvc/token.h"
-#include "channel/channel.h"
+#include "cpcall/cp_unary.h"
+#include "identity/node_tokens.h"
 #include "log/log.h"
 #include "pbcheck/pbcheck.h"
-#include "rpc/rpc.h"
 #include "token.pb-c.h"
-#include "ztunnel.h"
 
 #define RENEW_DEADLINE_MS 10000
 #define RENEW_RETRY_START_MS 1000
@@ -41,26 +39,25 @@
 #define RENEW_MAX_RESPONSE 1024
 
 struct tok_slot {
-    struct zt_tokens *owner;
+    struct node_tokens *owner;
     enum token_aud aud;
     char tok[TOKEN_MAX_LEN + 1]; /* "" when the file had none for this audience */
     size_t len;
     bool renewable; /* a v2 token: |c| holds its fields */
     struct token_claims c;
     uint64_t version;        /* bumped by adopt(): which token |tok| is */
-    uint64_t call_version;   /* the token the renewal in flight presented */
+    uint64_t call_version;   /* the token the renewal in flight presented... */
+    bool call_sent;          /* ...once it did */
     struct loop_timer timer; /* next renewal, or retry */
-    struct loop_timer deadline;
-    struct channel_waiter wait;
-    struct rpc_call *call;
-    uint8_t *resp;
-    size_t resp_len;
+    struct cp_unary call;    /* the renewal in flight */
     uint64_t backoff_ms;
     bool said_expired; /* logged once per token */
 };
 
-struct zt_tokens {
-    struct zt *zt;
+struct node_tokens {
+    struct loop *loop;
+    char *path, *authority, *cluster, *who;
+    struct channel *chan[2]; /* xds, ca */
     struct tok_slot slot[2]; /* xds, ca */
     struct stat seen;        /* the file as last read or written */
     bool have_seen;
@@ -70,7 +67,7 @@ struct zt_tokens {
 static void schedule(struct tok_slot *s);
 
 static struct tok_slot *
-slot_of(struct zt_tokens *t, enum token_aud aud)
+slot_of(struct node_tokens *t, enum token_aud aud)
 {
     return &t->slot[aud == TOKEN_AUD_CA ? 1 : 0];
 }
@@ -101,8 +98,8 @@ adopt(struct tok_slot *s, const char *tok, size_t len, const char *from)
         log_info("%s token for node %s from %s, valid until %" PRId64 " (generation %" PRIu64 ")",
                  token_aud_name(s->aud), s->c.node, from, s->c.expires, s->c.gen);
     else
-        log_warn("%s token from %s is not one ztunnel can renew (%s); using it as it is",
-                 token_aud_name(s->aud), from, why ? why : "another audience");
+        log_warn("%s token from %s is not one %s can renew (%s); using it as it is",
+                 token_aud_name(s->aud), from, s->owner->who, why ? why : "another audience");
     schedule(s);
 }
 
@@ -111,9 +108,9 @@ adopt(struct tok_slot *s, const char *tok, size_t len, const char *from)
  * or -1 with |why| when it cannot be read (the tokens in memory stay).
  */
 static int
-refresh(struct zt_tokens *t, char *why, size_t whylen)
+refresh(struct node_tokens *t, char *why, size_t whylen)
 {
-    const char *path = t->zt->opts.token_file;
+    const char *path = t->path;
     char text[TOKEN_FILE_MAX + 1];
     struct stat st;
 
@@ -155,16 +152,16 @@ refresh(struct zt_tokens *t, char *why, size_t whylen)
         }
     }
     if (!any) {
-        snprintf(why, whylen, "token %s holds no token ztunnel can use", path);
+        snprintf(why, whylen, "token %s holds no token %s can use", path, t->who);
         return -1;
     }
     return 0;
 }
 
 int
-zt_bearer(struct zt *zt, enum token_aud aud, char *out, size_t outlen, char *why, size_t whylen)
+node_tokens_bearer(struct node_tokens *t, enum token_aud aud, char *out, size_t outlen, char *why,
+                   size_t whylen)
 {
-    struct zt_tokens *t = zt->tokens;
     struct tok_slot *s = slot_of(t, aud);
     char rwhy[300];
     if (refresh(t, rwhy, sizeof(rwhy)) < 0 && s->len == 0) {
@@ -172,8 +169,7 @@ zt_bearer(struct zt *zt, enum token_aud aud, char *out, size_t outlen, char *why
         return -1;
     }
     if (s->len == 0) {
-        snprintf(why, whylen, "token %s has no %s token", zt->opts.token_file,
-                 token_aud_name(aud));
+        snprintf(why, whylen, "token %s has no %s token", t->path, token_aud_name(aud));
         return -1;
     }
     snprintf(out, outlen, "Bearer %s", s->tok);
@@ -182,9 +178,9 @@ zt_bearer(struct zt *zt, enum token_aud aud, char *out, size_t outlen, char *why
 
 /* Writes the tokens in memory back to the file, if it is ours to write. */
 static void
-persist(struct zt_tokens *t)
+persist(struct node_tokens *t)
 {
-    const char *path = t->zt->opts.token_file;
+    const char *path = t->path;
     char tmp[4200], text[2 * (TOKEN_MAX_LEN + 1) + 1] = "", why[300];
     struct stat st;
 
@@ -225,79 +221,53 @@ persist(struct zt_tokens *t)
 
 static void on_due(void *arg);
 
-static struct channel *
-channel_of(struct tok_slot *s)
-{
-    struct zt *zt = s->owner->zt;
-    return s->aud == TOKEN_AUD_CA ? certs_channel(zt->certs) : xds_channel(zt->xds);
-}
-
-static void
-call_cleanup(struct tok_slot *s)
-{
-    struct zt *zt = s->owner->zt;
-    loop_timer_stop(zt->loop, &s->deadline);
-    if (s->wait.queued)
-        channel_cancel(channel_of(s), &s->wait);
-    if (s->call != NULL) {
-        rpc_call_free(s->call);
-        s->call = NULL;
-    }
-    free(s->resp);
-    s->resp = NULL;
-    s->resp_len = 0;
-}
-
 /* Plans the next renewal at half-life (now, if that has passed). */
 static void
 schedule(struct tok_slot *s)
 {
-    struct zt *zt = s->owner->zt;
-    loop_timer_stop(zt->loop, &s->timer);
-    if (!s->renewable || s->call != NULL || s->wait.queued)
+    struct loop *loop = s->owner->loop;
+    loop_timer_stop(loop, &s->timer);
+    if (!s->renewable || cp_unary_active(&s->call))
         return; /* a renewal in flight reschedules when it ends */
     int64_t due_ms = (s->c.issued + (s->c.expires - s->c.issued) / 2) * 1000;
     int64_t now_ms = (int64_t)clock_wall_ms();
-    loop_timer_start(zt->loop, &s->timer, due_ms > now_ms ? (uint64_t)(due_ms - now_ms) : 0,
+    loop_timer_start(loop, &s->timer, due_ms > now_ms ? (uint64_t)(due_ms - now_ms) : 0,
                      on_due, s);
 }
 
 static void
 failed(struct tok_slot *s, const char *why)
 {
-    struct zt *zt = s->owner->zt;
-    call_cleanup(s);
+    cp_unary_cancel(&s->call);
     s->backoff_ms = s->backoff_ms == 0 ? RENEW_RETRY_START_MS : s->backoff_ms * 2;
     if (s->backoff_ms > RENEW_RETRY_MAX_MS)
         s->backoff_ms = RENEW_RETRY_MAX_MS;
     log_warn("cannot renew the %s token: %s; retrying in %" PRIu64 " ms (valid until %" PRId64
              ")", token_aud_name(s->aud), why, s->backoff_ms, s->c.expires);
-    loop_timer_start(zt->loop, &s->timer, s->backoff_ms, on_due, s);
+    loop_timer_start(s->owner->loop, &s->timer, s->backoff_ms, on_due, s);
 }
 
+/* The token the renewal presents: this slot's, whichever it is once the session is up. */
 static int
-on_renew_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
+renew_bearer(void *arg, char *out, size_t outlen, char *why, size_t whylen)
 {
     struct tok_slot *s = arg;
-    (void)call;
-    if (s->resp != NULL)
-        return -MESH_EPROTO; /* unary: one answer */
-    s->resp = xmalloc(len ? len : 1);
-    memcpy(s->resp, msg, len);
-    s->resp_len = len;
+    (void)why, (void)whylen;
+    snprintf(out, outlen, "Bearer %s", s->tok);
+    s->call_version = s->version;
+    s->call_sent = true;
     return 0;
 }
 
 static void
-on_renew_end(void *arg, struct rpc_call *call, int status, const char *message)
+on_renewed(void *arg, const uint8_t *resp, size_t resp_len, const char *failure)
 {
     struct tok_slot *s = arg;
     struct token_claims c;
     const char *why = NULL;
     char buf[300];
-    (void)call;
 
-    if (s->call_version != s->version) {
+    if (s->call_sent && s->call_version != s->version) {
         /*
          * The file gave this slot another token while the call was out (an
          * operator's replacement, maybe after a revocation): the answer is about
@@ -305,20 +275,17 @@ on_renew_end(void *arg, struct rpc_call *call, int status, const char *message)
          */
         log_info("dropped meshd's answer to the renewal of a %s token replaced meanwhile",
                  token_aud_name(s->aud));
-        call_cleanup(s);
         schedule(s);
         return;
     }
-    if (status != GRPC_STATUS_OK || s->resp == NULL) {
-        snprintf(buf, sizeof(buf), "meshd answered status %d%s%s", status, message ? ": " : "",
-                 message ? message : "");
-        failed(s, buf);
+    if (resp == NULL) {
+        failed(s, failure);
         return;
     }
     char pbwhy[PB_ERR_MAX];
-    Amesh__Token__V1__RenewResponse *r = pb_unpack_checked(
-        &amesh__token__v1__renew_response__descriptor, s->resp, s->resp_len, RENEW_MAX_RESPONSE,
-        pbwhy, sizeof(pbwhy));
+    Amesh__Token__V1__RenewResponse *r =
+        pb_unpack_checked(&amesh__token__v1__renew_response__descriptor, resp, resp_len,
+                          RENEW_MAX_RESPONSE, pbwhy, sizeof(pbwhy));
     if (r == NULL)
         why = pbwhy;
     const char *tok = r ? r->token : NULL;
@@ -332,55 +299,16 @@ on_renew_end(void *arg, struct rpc_call *call, int status, const char *message)
         failed(s, buf);
         return;
     }
-    call_cleanup(s);
     adopt(s, tok, len, "meshd (renewed)");
     amesh__token__v1__renew_response__free_unpacked(r, NULL);
     persist(s->owner);
-}
-
-static const struct rpc_call_cbs renew_cbs = {
-    .on_message = on_renew_message,
-    .on_end = on_renew_end,
-};
-
-static void
-on_session(void *arg, struct h2_session *sess, int err)
-{
-    struct tok_slot *s = arg;
-    struct zt *zt = s->owner->zt;
-    char auth[TOKEN_MAX_LEN + 16], why[200];
-
-    if (sess == NULL) {
-        snprintf(why, sizeof(why), "meshd unreachable: %s", mesh_strerror(err));
-        failed(s, why);
-        return;
-    }
-    snprintf(auth, sizeof(auth), "Bearer %s", s->tok);
-    s->call_version = s->version;
-    struct h2_header md[] = {
-        {"authorization", auth},
-        {"clusterid", zt->opts.cluster},
-    };
-    s->call = rpc_call_start(sess, TOKEN_RENEW_METHOD, zt->opts.cp_name, md, 2,
-                             RENEW_MAX_RESPONSE, &renew_cbs, s);
-    if (s->call == NULL || rpc_call_send(s->call, "", 0) < 0) {
-        failed(s, "cannot open a call to meshd");
-        return;
-    }
-    rpc_call_close_send(s->call);
-}
-
-static void
-on_deadline(void *arg)
-{
-    failed(arg, "meshd did not answer in time");
 }
 
 static void
 on_due(void *arg)
 {
     struct tok_slot *s = arg;
-    struct zt *zt = s->owner->zt;
+    struct node_tokens *t = s->owner;
     char why[300];
 
     /* A fresher token may be in the file (adopt() then plans anew). */
@@ -393,26 +321,41 @@ on_due(void *arg)
         if (!s->said_expired)
             log_error("the %s token expired at %" PRId64 " and cannot be renewed; waiting for a "
                       "new one in %s (meshd token --node %s)", token_aud_name(s->aud), s->c.expires,
-                      zt->opts.token_file, s->c.node);
+                      t->path, s->c.node);
         s->said_expired = true;
-        loop_timer_start(zt->loop, &s->timer, EXPIRED_POLL_MS, on_due, s);
+        loop_timer_start(t->loop, &s->timer, EXPIRED_POLL_MS, on_due, s);
         return;
     }
-    loop_timer_start(zt->loop, &s->deadline, RENEW_DEADLINE_MS, on_deadline, s);
-    channel_get(channel_of(s), &s->wait, on_session, s);
+    const struct cp_unary_config uc = {
+        .loop = t->loop,
+        .chan = t->chan[s->aud == TOKEN_AUD_CA ? 1 : 0],
+        .method = TOKEN_RENEW_METHOD,
+        .auth = {.authority = t->authority, .cluster = t->cluster, .bearer = renew_bearer,
+                 .bearer_arg = s},
+        .peer = "meshd",
+        .max_response = RENEW_MAX_RESPONSE,
+        .timeout_ms = RENEW_DEADLINE_MS,
+    };
+    s->call_sent = false;
+    cp_unary_start(&s->call, &uc, (const uint8_t *)"", 0, on_renewed, s);
 }
 
-struct zt_tokens *
-zt_tokens_new(struct zt *zt)
+struct node_tokens *
+node_tokens_new(const struct node_tokens_config *cfg)
 {
-    struct zt_tokens *t = xcalloc(1, sizeof(*t));
+    struct node_tokens *t = xcalloc(1, sizeof(*t));
     char why[300];
-    t->zt = zt;
+    t->loop = cfg->loop;
+    t->path = xstrdup(cfg->path);
+    t->authority = xstrdup(cfg->authority ? cfg->authority : "");
+    t->cluster = xstrdup(cfg->cluster ? cfg->cluster : "");
+    t->who = xstrdup(cfg->who ? cfg->who : "this proxy");
+    t->chan[0] = cfg->xds_chan;
+    t->chan[1] = cfg->ca_chan;
     for (int i = 0; i < 2; i++) {
         t->slot[i].owner = t;
         t->slot[i].aud = i == 0 ? TOKEN_AUD_XDS : TOKEN_AUD_CA;
     }
-    zt->tokens = t;
     /* Unreadable now is not fatal: every use tries again, as the file may appear. */
     if (refresh(t, why, sizeof(why)) < 0)
         log_warn("%s", why);
@@ -420,15 +363,30 @@ zt_tokens_new(struct zt *zt)
 }
 
 void
-zt_tokens_free(struct zt_tokens *t)
+node_tokens_free(struct node_tokens *t)
 {
     if (t == NULL)
         return;
     for (int i = 0; i < 2; i++) {
         struct tok_slot *s = &t->slot[i];
-        loop_timer_stop(t->zt->loop, &s->timer);
-        call_cleanup(s);
+        loop_timer_stop(t->loop, &s->timer);
+        cp_unary_cancel(&s->call);
     }
-    t->zt->tokens = NULL;
+    free(t->path);
+    free(t->authority);
+    free(t->cluster);
+    free(t->who);
     free(t);
+}
+
+int
+node_tokens_bearer_xds(void *t, char *out, size_t outlen, char *why, size_t whylen)
+{
+    return node_tokens_bearer(t, TOKEN_AUD_XDS, out, outlen, why, whylen);
+}
+
+int
+node_tokens_bearer_ca(void *t, char *out, size_t outlen, char *why, size_t whylen)
+{
+    return node_tokens_bearer(t, TOKEN_AUD_CA, out, outlen, why, whylen);
 }
