@@ -95,7 +95,7 @@ path_mod(json_t *o, enum rt_mod_kind mod, const char *path)
 static json_t *
 rule(const struct rt_rule *r)
 {
-    json_t *o = json_pack("{sso}", "name", r->name, "match", match(&r->m));
+    json_t *o = json_pack("{ssso}", "name", r->name, "match", match(&r->m));
     json_t *b = json_array();
     for (size_t i = 0; i < r->n_backends; i++)
         json_array_append_new(b, json_pack("{s{ssss}sisi}", "service", "namespace",

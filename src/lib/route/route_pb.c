@@ -225,10 +225,14 @@ route_decode(const uint8_t *data, size_t len, struct route_table **out, char *er
         data = empty;
         len = 0;
     }
-    if (pb_check(&amesh__waypoint__v1__route__descriptor, data, len, ROUTE_MAX_BYTES, 0, why,
-                 sizeof(why)) < 0) {
+    if (len > ROUTE_MAX_BYTES) {
+        snprintf(err, errlen, "route: %zu bytes, more than %d", len, ROUTE_MAX_BYTES);
+        return -MESH_ELIMIT;
+    }
+    if ((rc = pb_check(&amesh__waypoint__v1__route__descriptor, data, len, ROUTE_MAX_BYTES, 0,
+                       why, sizeof(why))) < 0) {
         snprintf(err, errlen, "route: not a valid amesh.waypoint.v1.Route message: %s", why);
-        return -MESH_EPROTO;
+        return rc;
     }
     if ((rc = route_wire_check(data, len, err, errlen)) < 0)
         return rc;

@@ -125,7 +125,8 @@ set_new(struct route_table **v, size_t n)
     atomic_init(&s->refs, 1);
     s->v = v;
     s->n = n;
-    qsort(s->v, n, sizeof(*s->v), table_cmp);
+    if (n > 1)
+        qsort(s->v, n, sizeof(*s->v), table_cmp);
     return s;
 }
 

@@ -6,16 +6,19 @@
 #include "waypoint.pb-c.h"
 
 struct pool {
-    void *p[4096];
-    size_t n;
+    void **p;
+    size_t n, cap;
 };
 
 static void *
 palloc(struct pool *pl, size_t n)
 {
     void *p = calloc(1, n);
-    if (pl->n < sizeof(pl->p) / sizeof(pl->p[0]))
-        pl->p[pl->n++] = p;
+    if (pl->n == pl->cap) {
+        pl->cap = pl->cap ? pl->cap * 2 : 256;
+        pl->p = realloc(pl->p, pl->cap * sizeof(*pl->p));
+    }
+    pl->p[pl->n++] = p;
     return p;
 }
 
@@ -244,6 +247,7 @@ rb_build(const char *spec, uint32_t port, size_t *len)
     free(copy);
     for (size_t i = 0; i < pl->n; i++)
         free(pl->p[i]);
+    free(pl->p);
     free(pl);
     return buf;
 }
