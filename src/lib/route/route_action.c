@@ -56,9 +56,14 @@ modified_path(enum rt_mod_kind mod, const char *value, const struct rt_match *m,
     return xasprintf("%.*s%.*s", (int)plen, path, (int)qn, query);
 }
 
-/* The request's host without its port; IPv6 literals keep their brackets. */
+/*
+ * The request's host without its port; IPv6 literals keep their brackets. A
+ * host that could not stand in a URL (empty, or with a space, control
+ * character or one of "/?#@\\") is replaced by the service's own name, so a
+ * Location never carries what the codec should have refused.
+ */
 static void
-req_host(const struct route_req *req, const char **h, size_t *n)
+req_host(const struct route_table *t, const struct route_req *req, const char **h, size_t *n)
 {
     const char *a = req->authority ? req->authority : "";
     size_t len = req->authority_len;
@@ -69,11 +74,18 @@ req_host(const struct route_req *req, const char **h, size_t *n)
         const char *close = memchr(a, ']', len);
         if (close)
             *n = (size_t)(close - a) + 1;
-        return;
+    } else {
+        const char *colon = memchr(a, ':', len);
+        if (colon)
+            *n = (size_t)(colon - a);
     }
-    const char *colon = memchr(a, ':', len);
-    if (colon)
-        *n = (size_t)(colon - a);
+    bool ok = *n > 0;
+    for (size_t i = 0; i < *n && ok; i++)
+        ok = (unsigned char)a[i] > 0x20 && a[i] != 0x7f && strchr("/?#@\\", a[i]) == NULL;
+    if (!ok) {
+        *h = t->host;
+        *n = strlen(t->host);
+    }
 }
 
 static char *
@@ -91,7 +103,7 @@ location(const struct route_table *t, const struct rt_rule *r, const struct rout
         host = d->hostname;
         hn = strlen(host);
     } else {
-        req_host(req, &host, &hn);
+        req_host(t, req, &host, &hn);
     }
     if (d->port)
         port = d->port;

@@ -213,8 +213,29 @@ route_wire_check(const uint8_t *data, size_t len, char *err, size_t errlen)
     return walk(&w, &amesh__waypoint__v1__route__descriptor, data, len, 1);
 }
 
+/* Errors quote config values: no control character may reach a log line or NACK as is. */
+static int
+clean(int rc, char *err)
+{
+    for (char *p = err; rc < 0 && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return rc;
+}
+
+static int decode(const uint8_t *data, size_t len, struct route_table **out, char *err,
+                  size_t errlen);
+
 int
 route_decode(const uint8_t *data, size_t len, struct route_table **out, char *err, size_t errlen)
+{
+    if (errlen > 0)
+        err[0] = '\0';
+    return clean(decode(data, len, out, err, errlen), err);
+}
+
+static int
+decode(const uint8_t *data, size_t len, struct route_table **out, char *err, size_t errlen)
 {
     static const uint8_t empty[1];
     char why[PB_ERR_MAX];

@@ -271,6 +271,9 @@ static const struct {
      "POST /pay host:shop", 307, "https://secure.example.com/pay"},
     {"redir.status=308", 80, "GET /p host:[2001:db8::1]:80", 308, "http://[2001:db8::1]/p"},
     {"redir.status=303", 80, "GET /p host:198.18.0.1", 303, "http://198.18.0.1/p"},
+    /* no usable Host: the service's own name, never the raw bytes */
+    {"redir.scheme=https", 80, "GET /p", 302, "https://" RB_HOST "/p"},
+    {"redir.scheme=https", 80, "GET /p host:a@evil", 302, "https://" RB_HOST "/p"},
 };
 
 static void
