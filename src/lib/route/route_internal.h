@@ -27,8 +27,13 @@ struct route_regex;
  */
 int route_regex_compile(const char *pattern, size_t len, struct route_regex **out, char *err,
                         size_t errlen);
-/* 1 if all of |s| matches, 0 if not, -1 if a limit stopped it (counted as no match). */
-int route_regex_match(const struct route_regex *re, const char *s, size_t n);
+/*
+ * 1 if all of |s| matches, 0 if not, -1 if a limit stopped it (counted as no
+ * match): |s| longer than ROUTE_MAX_SUBJECT, or *|steps| (pattern items
+ * visited, accumulated over the regexes of one request) past the budget.
+ */
+int route_regex_match(const struct route_regex *re, const char *s, size_t n,
+                      unsigned long *steps);
 void route_regex_free(struct route_regex *re);
 
 /* ---- the compiled table ---- */

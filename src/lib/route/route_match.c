@@ -28,17 +28,23 @@ count_regex_error(const struct route_table *t)
     atomic_fetch_add(&((struct route_table *)t)->regex_errors, 1);
 }
 
+/* The regex steps one request has used, over all the rules it is matched against. */
+struct mctx {
+    const struct route_table *t;
+    unsigned long steps;
+};
+
 static bool
-regex_ok(const struct route_table *t, const struct route_regex *re, const char *s, size_t n)
+regex_ok(struct mctx *c, const struct route_regex *re, const char *s, size_t n)
 {
-    int rc = route_regex_match(re, s, n);
+    int rc = route_regex_match(re, s, n, &c->steps);
     if (rc < 0)
-        count_regex_error(t);
+        count_regex_error(c->t);
     return rc == 1;
 }
 
 static bool
-path_ok(const struct route_table *t, const struct rt_match *m, const char *path, size_t n)
+path_ok(struct mctx *c, const struct rt_match *m, const char *path, size_t n)
 {
     switch (m->kind) {
     case RT_PATH_PREFIX:
@@ -47,21 +53,21 @@ path_ok(const struct route_table *t, const struct rt_match *m, const char *path,
     case RT_PATH_EXACT:
         return n == m->path_len && memcmp(path, m->path, n) == 0;
     case RT_PATH_REGEX:
-        return regex_ok(t, m->path_re, path, n);
+        return regex_ok(c, m->path_re, path, n);
     }
     return false;
 }
 
 static bool
-value_ok(const struct route_table *t, const struct rt_keymatch *k, const char *v, size_t n)
+value_ok(struct mctx *c, const struct rt_keymatch *k, const char *v, size_t n)
 {
     if (k->re != NULL)
-        return regex_ok(t, k->re, v, n);
+        return regex_ok(c, k->re, v, n);
     return n == k->value_len && memcmp(v, k->value, n) == 0;
 }
 
 static bool
-header_ok(const struct route_table *t, const struct rt_keymatch *k, const struct route_req *req)
+header_ok(struct mctx *c, const struct rt_keymatch *k, const struct route_req *req)
 {
     const struct route_hdr *first = NULL;
     size_t count = 0, total = 0;
@@ -77,7 +83,7 @@ header_ok(const struct route_table *t, const struct rt_keymatch *k, const struct
     if (count == 0)
         return false;
     if (count == 1)
-        return value_ok(t, k, first->value, first->value_len);
+        return value_ok(c, k, first->value, first->value_len);
     if (total > ROUTE_MAX_SUBJECT + 1)
         return false;
     char *joined = xmalloc(total), *p = joined;
@@ -91,14 +97,14 @@ header_ok(const struct route_table *t, const struct rt_keymatch *k, const struct
             memcpy(p, h->value, h->value_len);
         p += h->value_len;
     }
-    bool ok = value_ok(t, k, joined, (size_t)(p - joined));
+    bool ok = value_ok(c, k, joined, (size_t)(p - joined));
     free(joined);
     return ok;
 }
 
 /* The first "name[=value]" of |q| (the query, without '?') named |k|; false if none. */
 static bool
-query_ok(const struct route_table *t, const struct rt_keymatch *k, const char *q, size_t n)
+query_ok(struct mctx *c, const struct rt_keymatch *k, const char *q, size_t n)
 {
     size_t i = 0;
     while (i <= n && q != NULL) {
@@ -109,7 +115,7 @@ query_ok(const struct route_table *t, const struct rt_keymatch *k, const char *q
         size_t name_len = eq ? (size_t)(eq - (q + i)) : end - i;
         if (name_len == k->name_len && memcmp(q + i, k->name, name_len) == 0) {
             const char *v = eq ? eq + 1 : q + end;
-            return value_ok(t, k, v, (size_t)(q + end - v));
+            return value_ok(c, k, v, (size_t)(q + end - v));
         }
         i = end + 1;
     }
@@ -117,7 +123,7 @@ query_ok(const struct route_table *t, const struct rt_keymatch *k, const char *q
 }
 
 static bool
-match_ok(const struct route_table *t, const struct rt_match *m, const struct route_req *req)
+match_ok(struct mctx *c, const struct rt_match *m, const struct route_req *req)
 {
     const char *path = req->path ? req->path : "";
     const char *qm = req->path_len ? memchr(path, '?', req->path_len) : NULL;
@@ -126,13 +132,13 @@ match_ok(const struct route_table *t, const struct rt_match *m, const struct rou
     if (m->method != NULL &&
         (req->method_len != m->method_len || memcmp(req->method, m->method, m->method_len) != 0))
         return false;
-    if (!path_ok(t, m, path, plen))
+    if (!path_ok(c, m, path, plen))
         return false;
     for (size_t i = 0; i < m->n_headers; i++)
-        if (!header_ok(t, &m->headers[i], req))
+        if (!header_ok(c, &m->headers[i], req))
             return false;
     for (size_t i = 0; i < m->n_query; i++)
-        if (qm == NULL || !query_ok(t, &m->query[i], qm + 1, req->path_len - plen - 1))
+        if (qm == NULL || !query_ok(c, &m->query[i], qm + 1, req->path_len - plen - 1))
             return false;
     return true;
 }
@@ -140,8 +146,10 @@ match_ok(const struct route_table *t, const struct rt_match *m, const struct rou
 long
 route_match(const struct route_table *t, const struct route_req *req)
 {
+    struct mctx c = {t, 0};
+
     for (size_t i = 0; i < t->n_rules; i++)
-        if (match_ok(t, &t->rules[i].m, req))
+        if (match_ok(&c, &t->rules[i].m, req))
             return (long)i;
     return -1;
 }

@@ -241,6 +241,18 @@ test_regex_no_backtracking(void **state)
     assert_int_equal(route_match(t2, &q.r), -1);
     assert_int_equal(route_table_regex_errors(t2), 1);
     route_table_unref(t2);
+
+    /* the worst pattern the size cap allows, on the longest subject: stopped by the step
+     * budget of the request (counted, no match), not run for a second */
+    t2 = table("regex=/(?:a*){90}\nregex=/(?:.*){90}\nprefix=/ be=b:80", 80);
+    big[ROUTE_MAX_SUBJECT - 1] = '\0';
+    q.r.path_len = strlen(big);
+    t0 = clock();
+    assert_int_equal(route_match(t2, &q.r), 2);
+    ms = (double)(clock() - t0) * 1000.0 / CLOCKS_PER_SEC;
+    assert_true(ms < 1000);
+    assert_int_equal(route_table_regex_errors(t2), 2); /* the second found the budget spent */
+    route_table_unref(t2);
     route_table_unref(t);
 }
 

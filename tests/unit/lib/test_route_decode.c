@@ -53,7 +53,7 @@ static const struct {
     {"regex=/(?#c)", -MESH_ECONFIG, "comments"},
     {"regex=/(?x)a", -MESH_ECONFIG, "the flags i, m, s, U"},
     {"regex=/[", -MESH_ECONFIG, "missing terminating ]"},
-    {"regex=/(abcdefgh){900}", -MESH_ELIMIT, "compiles to more than 4 KB"},
+    {"regex=/(abcdefgh){40}", -MESH_ELIMIT, "compiles to more than 2 KB"},
     {"hr=x:(a)\\1", -MESH_ECONFIG, "match.headers[0]: regex \"(a)\\1\": backreferences"},
     {"qr=x:a(", -MESH_ECONFIG, "match.query[0]: regex"},
     {"h=b@d:1", -MESH_ECONFIG, "is not a valid header name"},
