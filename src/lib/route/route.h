@@ -15,7 +15,9 @@
  *
  * Matching follows Gateway API (kubernetes-sigs/gateway-api apis/v1/
  * httproute_types.go): path Exact, PathPrefix by whole path elements, or
- * RegularExpression (full match, see route_regex.c for the dialect); header
+ * RegularExpression (full match; PCRE2's automaton matcher with RE2's
+ * refusals, a size cap and a per-request step budget: see route_regex.c for
+ * the dialect and the measured worst case); header
  * names case-insensitive, values exact or regex; query parameters; method;
  * every condition of a match AND-ed. No match: 404. The result is an action
  * (struct route_action): forward to one weighted backend with an optional
@@ -41,7 +43,7 @@ struct json_t; /* jansson's json_t */
 #define ROUTE_MAX_HOST    253           /* hostnames, namespaces */
 #define ROUTE_MAX_VALUE   4096          /* header values (match and modifier) */
 #define ROUTE_MAX_PATH    1024          /* path values, query values */
-#define ROUTE_MAX_REGEX   1024          /* bytes of one regular expression */
+#define ROUTE_MAX_REGEX   1024          /* bytes of one regular expression (compiled: 2 KB) */
 #define ROUTE_MAX_SUBJECT 16384         /* longest path/header a regex is run on; longer: no match */
 #define ROUTE_MAX_TIMEOUT_MS (24ull * 3600 * 1000)
 #define ROUTE_ERR_MAX     256

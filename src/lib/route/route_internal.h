@@ -34,6 +34,10 @@ int route_regex_compile(const char *pattern, size_t len, struct route_regex **ou
  */
 int route_regex_match(const struct route_regex *re, const char *s, size_t n,
                       unsigned long *steps);
+/* One engine only (tests compare them): the JIT (|dfa| false) or the DFA. */
+int route_regex_match_engine(const struct route_regex *re, const char *s, size_t n, bool dfa,
+                             unsigned long *steps);
+bool route_regex_has_jit(const struct route_regex *re); /* false where JIT memory is refused */
 void route_regex_free(struct route_regex *re);
 
 /* ---- the compiled table ---- */

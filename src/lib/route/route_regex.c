@@ -2,23 +2,29 @@
  * route_regex.c - the RegularExpression of path, header and query matches.
  *
  * Istio and Envoy use RE2: linear time, full match, no backtracking. Debian
- * packages RE2 only with a C++ API, so this is PCRE2 (libpcre2-8) used the
- * way that keeps RE2's promises:
- *   - matching runs pcre2_dfa_match(), PCRE2's automaton matcher: it never
- *     backtracks, so (a+)+b on 1500 a's is not 2^1500 steps. It is still not
- *     RE2's cached DFA: each character costs the live states squared (its
- *     duplicate check), and (?:a*){200} took 1.1 s on 16 KB. So three bounds:
- *     the compiled pattern (auto-callouts included) is at most RX_MAX_CODE
- *     bytes, which also sizes the per-thread workspace so that it can never
- *     run out (before that bound, (?:a?){400}a{400} ran out and failed to
- *     match); subjects longer than ROUTE_MAX_SUBJECT never match; and an
- *     auto-callout before every pattern item counts the steps of one whole
- *     request (all its rules' regexes) against RX_STEP_BUDGET. Past the
- *     budget a regex counts as no match and the table's regex_errors rises.
- *     Worst case measured (gcc -O2, this 2-vCPU class): ~22 ms of CPU per
- *     request, with the worst pattern the size cap lets through on a 16 KB
- *     path; ordinary patterns use a few steps per character (a cookie regex
- *     .*session=[^;]+.* on 16 KB: ~40k of the 100k).
+ * packages RE2 only with a C++ API, so this is PCRE2 (libpcre2-8) used so that
+ * it keeps RE2's answers and bounds its CPU:
+ *   - each pattern is compiled twice. The JIT copy (pcre2_match, ~0.3 us for
+ *     a 20-byte path, 5x faster than the DFA) answers first under a match
+ *     limit of RX_JIT_LIMIT backtracking calls. If it gives up (a pattern
+ *     that backtracks: (x+x+)+y on x...xyy), the automaton copy answers:
+ *     pcre2_dfa_match() never backtracks, so the answer is the right one,
+ *     not a "no match" a backtracking engine would invent.
+ *   - the automaton is still not RE2's cached DFA: each character costs the
+ *     live states squared (its duplicate check), and (?:a*){200} took 1.1 s
+ *     on 16 KB. So: the compiled pattern (auto-callouts included) is at most
+ *     RX_MAX_CODE bytes, which also sizes the per-thread workspace so that it
+ *     can never run out (before that bound, (?:a?){400}a{400} ran out and
+ *     failed to match); subjects longer than ROUTE_MAX_SUBJECT never match;
+ *     and an auto-callout before every pattern item counts the steps of one
+ *     whole request (all its rules' regexes, JIT runs charged too) against
+ *     RX_STEP_BUDGET. Past the budget a regex counts as no match and the
+ *     table's regex_errors rises. Worst case measured (gcc -O2, this 2-vCPU
+ *     class): ~22 ms of CPU per request on a 16 KB path; ordinary patterns
+ *     never get near the budget.
+ *   - PCRE2 10.42's DFA ignores ENDANCHORED ((.*a){2} "matched" /aab), so
+ *     every match is checked to span the whole subject (the longest comes
+ *     first).
  *   - the pattern is compiled ANCHORED | ENDANCHORED: the whole path or value
  *     must match, as with RE2::FullMatch (Envoy's safe_regex).
  *   - constructs RE2 refuses are refused here too, with a message:
@@ -62,13 +68,17 @@
 #define RX_MATCH_LIM 200000
 #define RX_NEST_LIM  32
 
+#define RX_JIT_LIMIT 10000 /* pcre2_match() backtracking calls before falling back to the DFA */
+
 struct route_regex {
-    pcre2_code *code;
+    pcre2_code *code; /* with auto-callouts: pcre2_dfa_match(), the step budget */
+    pcre2_code *fast; /* JIT-compiled, no callouts; NULL if JIT is unavailable */
 };
 
 static _Thread_local int rx_ws[RX_WS];
 static _Thread_local pcre2_match_data *rx_md;
 static _Thread_local pcre2_match_context *rx_mc;
+static _Thread_local pcre2_match_context *rx_mc_jit;
 
 /* Called before every pattern item the matcher visits: the CPU budget of one match. */
 static int
@@ -195,40 +205,90 @@ route_regex_compile(const char *pattern, size_t len, struct route_regex **out, c
     }
     struct route_regex *re = xmalloc(sizeof(*re));
     re->code = code;
+    re->fast = pcre2_compile((PCRE2_SPTR)pattern, len,
+                             PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED |
+                                 PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C |
+                                 PCRE2_NO_AUTO_CAPTURE,
+                             &ecode, &eoff, NULL);
+    if (re->fast != NULL && pcre2_jit_compile(re->fast, PCRE2_JIT_COMPLETE) != 0) {
+        pcre2_code_free(re->fast);
+        re->fast = NULL;
+    }
     *out = re;
     return 0;
 }
 
-int
-route_regex_match(const struct route_regex *re, const char *s, size_t n, unsigned long *steps)
+static void
+rx_thread_init(void)
 {
-    static const char empty[1];
-    int rc;
+    if (rx_md != NULL)
+        return;
+    rx_md = pcre2_match_data_create(1, NULL);
+    rx_mc = pcre2_match_context_create(NULL);
+    rx_mc_jit = pcre2_match_context_create(NULL);
+    CHECK(rx_md != NULL && rx_mc != NULL && rx_mc_jit != NULL);
+    pcre2_set_match_limit(rx_mc, RX_MATCH_LIM);
+    pcre2_set_depth_limit(rx_mc, RX_NEST_LIM);
+    pcre2_set_match_limit(rx_mc_jit, RX_JIT_LIMIT);
+}
 
-    if (n > ROUTE_MAX_SUBJECT)
-        return -1;
-    if (rx_md == NULL) {
-        rx_md = pcre2_match_data_create(1, NULL);
-        CHECK(rx_md != NULL);
-    }
-    if (rx_mc == NULL) {
-        rx_mc = pcre2_match_context_create(NULL);
-        CHECK(rx_mc != NULL);
-        pcre2_set_match_limit(rx_mc, RX_MATCH_LIM);
-        pcre2_set_depth_limit(rx_mc, RX_NEST_LIM);
-    }
-    if (*steps >= RX_STEP_BUDGET)
-        return -1;
-    pcre2_set_callout(rx_mc, rx_step, steps);
-    rc = pcre2_dfa_match(re->code, (PCRE2_SPTR)(s ? s : empty), n, 0,
-                         PCRE2_ANCHORED | PCRE2_ENDANCHORED, rx_md, rx_mc, rx_ws, RX_WS);
-    if (rc >= 0)
-        return 1;
+/* 1 / 0 for a definite answer that spans all |n| bytes; -1 for a limit or error. */
+static int
+rx_result(int rc, size_t n)
+{
+    if (rc >= 0) /* the longest match comes first: it must end at the end */
+        return pcre2_get_ovector_pointer(rx_md)[0] == 0 &&
+               pcre2_get_ovector_pointer(rx_md)[1] == n;
     if (rc == PCRE2_ERROR_NOMATCH || rc == PCRE2_ERROR_PARTIAL)
         return 0;
     if (rc <= PCRE2_ERROR_UTF8_ERR1 && rc >= PCRE2_ERROR_UTF8_ERR21)
         return 0; /* not UTF-8: never matches (documented above) */
     return -1;
+}
+
+int
+route_regex_match_engine(const struct route_regex *re, const char *s, size_t n, bool dfa,
+                         unsigned long *steps)
+{
+    static const char empty[1];
+
+    if (n > ROUTE_MAX_SUBJECT)
+        return -1;
+    rx_thread_init();
+    if (!dfa) {
+        if (re->fast == NULL)
+            return -1;
+        *steps += 1 + n / 64;
+        return rx_result(pcre2_match(re->fast, (PCRE2_SPTR)(s ? s : empty), n, 0, 0, rx_md,
+                                     rx_mc_jit),
+                         n);
+    }
+    if (*steps >= RX_STEP_BUDGET)
+        return -1;
+    pcre2_set_callout(rx_mc, rx_step, steps);
+    return rx_result(pcre2_dfa_match(re->code, (PCRE2_SPTR)(s ? s : empty), n, 0,
+                                     PCRE2_ANCHORED | PCRE2_ENDANCHORED, rx_md, rx_mc, rx_ws,
+                                     RX_WS),
+                     n);
+}
+
+int
+route_regex_match(const struct route_regex *re, const char *s, size_t n, unsigned long *steps)
+{
+    if (*steps >= RX_STEP_BUDGET)
+        return -1;
+    int rc = route_regex_match_engine(re, s, n, false, steps);
+    if (rc >= 0)
+        return rc;
+    if (re->fast != NULL)
+        *steps += RX_JIT_LIMIT / 4; /* the JIT gave up: charge what it spent */
+    return route_regex_match_engine(re, s, n, true, steps);
+}
+
+bool
+route_regex_has_jit(const struct route_regex *re)
+{
+    return re->fast != NULL;
 }
 
 void
@@ -237,5 +297,6 @@ route_regex_free(struct route_regex *re)
     if (re == NULL)
         return;
     pcre2_code_free(re->code);
+    pcre2_code_free(re->fast);
     free(re);
 }

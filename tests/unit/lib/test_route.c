@@ -20,6 +20,7 @@
 
 #include "base/base.h"
 #include "route/route.h"
+#include "route/route_internal.h"
 #include "route_build.h"
 
 static struct route_table *
@@ -119,6 +120,12 @@ static const struct {
     {"regex=/\\d{3}", "GET /123", true},
     {"regex=/\\d{3}", "GET /1234", false},
     {"regex=/a$", "GET /a", true},
+    /* the whole path, also where PCRE2's DFA ignores ENDANCHORED (10.42) */
+    {"regex=/(.*a){2}", "GET /aab", false},
+    {"regex=/(.*a){2}", "GET /aba", true},
+    {"regex=/.*a", "GET /ab", false},
+    {"regex=/(x+x+)+y", "GET /xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxyy", false},
+    {"regex=/(x+x+)+y", "GET /xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxy", true},
     /* headers: names case-insensitive, values exact and case-sensitive */
     {"h=version:v2", "GET / version:v2", true},
     {"h=version:v2", "GET / Version:v2", true},
@@ -242,9 +249,11 @@ test_regex_no_backtracking(void **state)
     assert_int_equal(route_table_regex_errors(t2), 1);
     route_table_unref(t2);
 
-    /* the worst pattern the size cap allows, on the longest subject: stopped by the step
-     * budget of the request (counted, no match), not run for a second */
-    t2 = table("regex=/(?:a*){90}\nregex=/(?:.*){90}\nprefix=/ be=b:80", 80);
+    /* about the worst pattern the size cap allows, on the longest subject: the JIT gives up
+     * (backtracking), the DFA is stopped by the step budget of the request (counted, no
+     * match), not run for a second */
+    t2 = table("regex=/(?:a*){90}[ab]\nregex=/(?:.*){90}[ab]\nprefix=/ be=b:80", 80);
+    big[ROUTE_MAX_SUBJECT - 2] = 'c';
     big[ROUTE_MAX_SUBJECT - 1] = '\0';
     q.r.path_len = strlen(big);
     t0 = clock();
@@ -254,6 +263,47 @@ test_regex_no_backtracking(void **state)
     assert_int_equal(route_table_regex_errors(t2), 2); /* the second found the budget spent */
     route_table_unref(t2);
     route_table_unref(t);
+}
+
+/* Both engines (the JIT fast path and the DFA it falls back to) give RE2's full-match answer. */
+static void
+test_regex_engines(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *re, *s;
+        int want;
+    } cases[] = {
+        {"/(.*a){2}", "/aab", 0}, {"/(.*a){2}", "/aba", 1}, /* must end at the end */
+        {"a|ab", "ab", 1},        {"ab|a", "a", 1},          /* alternation, full match */
+        {"(?i)abc", "ABC", 1},    {"[^/]+", "a/b", 0},
+        {"\\d+", "\xd9\xa1\xd9\xa2", 0},                 /* \d is ASCII, as in RE2 */
+        {"\\w", "\xc3\xa9", 0},  {".", "\xc3\xa9", 1},       /* UTF-8: one character */
+        {"..", "\xc3\xa9", 0},    {".", "\xff", 0},           /* not UTF-8: no match */
+        {"a*?", "aaa", 1},        {"", "", 1},
+        {"", "a", 0},             {"x{2,3}", "xxxx", 0},
+        {".", "\n", 0},           {"(?s).", "\n", 1},
+        {"a$", "a\n", 0},         {"^a$", "a", 1},
+        {"(?U)a+", "aaa", 1},     {"[[:alpha:]]+", "abc", 1},
+        {"\\Qa.b\\E", "a.b", 1}, {"\\Qa.b\\E", "axb", 0},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        struct route_regex *re;
+        char err[ROUTE_ERR_MAX];
+        unsigned long steps = 0;
+        if (route_regex_compile(cases[i].re, strlen(cases[i].re), &re, err, sizeof(err)) != 0)
+            fail_msg("case %zu: %s", i, err);
+        size_t n = strlen(cases[i].s);
+        int jit = route_regex_match_engine(re, cases[i].s, n, false, &steps);
+        int dfa = route_regex_match_engine(re, cases[i].s, n, true, &steps);
+        int both = route_regex_match(re, cases[i].s, n, &steps);
+        if (jit == -1 && !route_regex_has_jit(re))
+            jit = cases[i].want; /* no JIT on this machine: the DFA answers alone */
+        if (jit != cases[i].want || dfa != cases[i].want || both != cases[i].want)
+            fail_msg("case %zu: /%s/ on \"%s\": jit %d dfa %d, want %d", i, cases[i].re,
+                     cases[i].s, jit, dfa, cases[i].want);
+        route_regex_free(re);
+    }
 }
 
 /* ---- redirects ---- */
@@ -562,6 +612,7 @@ main(void)
         cmocka_unit_test(test_match_table),
         cmocka_unit_test(test_first_match_wins),
         cmocka_unit_test(test_regex_no_backtracking),
+        cmocka_unit_test(test_regex_engines),
         cmocka_unit_test(test_redirect_table),
         cmocka_unit_test(test_rewrite_prefix_table),
         cmocka_unit_test(test_rewrite_full_and_host),
