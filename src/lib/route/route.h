@@ -44,6 +44,7 @@ struct json_t; /* jansson's json_t */
 #define ROUTE_MAX_VALUE   4096          /* header values (match and modifier) */
 #define ROUTE_MAX_PATH    1024          /* path values, query values */
 #define ROUTE_MAX_REGEX   1024          /* bytes of one regular expression (compiled: 2 KB) */
+#define ROUTE_MAX_REGEXES 512           /* regular expressions in one Route (~2-20 KB each) */
 #define ROUTE_MAX_SUBJECT 16384         /* longest path/header a regex is run on; longer: no match */
 #define ROUTE_MAX_TIMEOUT_MS (24ull * 3600 * 1000)
 #define ROUTE_ERR_MAX     256

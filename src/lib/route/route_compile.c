@@ -20,6 +20,7 @@
 struct cctx {
     char *err;
     size_t errlen;
+    size_t regexes; /* compiled so far in this route */
     char where[400]; /* "route ns/host:port: rules[3] (name)" */
 };
 
@@ -175,6 +176,21 @@ service_ok(struct cctx *c, const Istio__Workload__NamespacedHostname *s, const c
     return 0;
 }
 
+/* route_regex_compile() within the route's cap on regexes. */
+static int
+regex(struct cctx *c, const char *field, const char *p, size_t n, struct route_regex **out)
+{
+    char why[ROUTE_ERR_MAX];
+    int rc;
+
+    if (++c->regexes > ROUTE_MAX_REGEXES)
+        return cfail(c, -MESH_ELIMIT, field, "more than %d regular expressions in one route",
+                     ROUTE_MAX_REGEXES);
+    if ((rc = route_regex_compile(p, n, out, why, sizeof(why))) < 0)
+        return cfail(c, rc, field, "%s", why);
+    return 0;
+}
+
 static int
 keymatches(struct cctx *c, Amesh__Waypoint__V1__KeyMatch **in, size_t n, bool header,
            struct rt_keymatch **out, size_t *nout)
@@ -216,11 +232,9 @@ keymatches(struct cctx *c, Amesh__Waypoint__V1__KeyMatch **in, size_t n, bool he
                     *p = (char)(*p + 32);
         m->value = xstrdup(v);
         m->value_len = vlen;
-        if (k->value_case == AMESH__WAYPOINT__V1__KEY_MATCH__VALUE_REGEX) {
-            char why[ROUTE_ERR_MAX];
-            if ((rc = route_regex_compile(v, vlen, &m->re, why, sizeof(why))) < 0)
-                return cfail(c, rc, field, "%s", why);
-        }
+        if (k->value_case == AMESH__WAYPOINT__V1__KEY_MATCH__VALUE_REGEX &&
+            (rc = regex(c, field, v, vlen, &m->re)) < 0)
+            return rc;
     }
     return 0;
 }
@@ -253,18 +267,15 @@ compile_match(struct cctx *c, const Amesh__Waypoint__V1__Match *pb, struct rt_ma
         m->path_given = xstrdup(v);
         break;
     }
-    case AMESH__WAYPOINT__V1__MATCH__PATH_REGEX: {
-        char re_why[ROUTE_ERR_MAX];
+    case AMESH__WAYPOINT__V1__MATCH__PATH_REGEX:
         free(m->path);
         free(m->path_given);
         m->kind = RT_PATH_REGEX;
         m->path = xstrdup(pb->regex);
         m->path_given = xstrdup(pb->regex);
-        if ((rc = route_regex_compile(pb->regex, strlen(pb->regex), &m->path_re, re_why,
-                                      sizeof(re_why))) < 0)
-            return cfail(c, rc, "match.regex", "%s", re_why);
+        if ((rc = regex(c, "match.regex", pb->regex, strlen(pb->regex), &m->path_re)) < 0)
+            return rc;
         break;
-    }
     default:
         return cfail(c, -MESH_EPROTO, "match", "unknown path kind");
     }

@@ -167,6 +167,15 @@ test_wire_caps(void **state)
     assert_int_equal(decode_spec(spec, 80, err, sizeof(err)), -MESH_ELIMIT);
     assert_non_null(strstr(err, "more than 32768 messages and entries in one route"));
     free(spec);
+
+    /* regexes: ~2-20 KB each compiled; 513 in one route are refused */
+    spec = malloc(ROUTE_MAX_RULES * 32);
+    spec[0] = '\0';
+    for (int i = 0; i <= ROUTE_MAX_REGEXES / 2; i++)
+        snprintf(spec + strlen(spec), 32, "regex=/r%d hr=h:v%d\n", i, i);
+    assert_int_equal(decode_spec(spec, 80, err, sizeof(err)), -MESH_ELIMIT);
+    assert_non_null(strstr(err, "rules[256]: match.regex: more than 512 regular expressions"));
+    free(spec);
 }
 
 /* Bytes protobuf-c would take but mean something else, or nothing. */
