@@ -38,7 +38,7 @@ struct json_t; /* jansson's json_t */
 #define ROUTE_MAX_RULES   1024          /* (rule, match) pairs of one service port */
 #define ROUTE_MAX_LIST    16            /* header/query matches, backends, each header op, codes */
 #define ROUTE_MAX_SOURCES 256           /* Route.sources */
-#define ROUTE_MAX_ENTRIES 32768         /* messages + repeated elements in one Route */
+#define ROUTE_MAX_ENTRIES 32768         /* fields (each an allocation or less) in one Route */
 #define ROUTE_MAX_NAME    256           /* header/query names, rule names, sources, methods */
 #define ROUTE_MAX_HOST    253           /* hostnames, namespaces */
 #define ROUTE_MAX_VALUE   4096          /* header values (match and modifier) */

@@ -174,7 +174,7 @@ walk(struct wire *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size
         }
         w->entries += add;
         if (w->entries > ROUTE_MAX_ENTRIES)
-            return wfail(w, -MESH_ELIMIT, NULL, "more than %d messages and entries in one route",
+            return wfail(w, -MESH_ELIMIT, NULL, "more than %d fields in one route",
                          ROUTE_MAX_ENTRIES);
         if ((tag & 7) != 2)
             continue;

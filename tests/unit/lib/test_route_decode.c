@@ -154,7 +154,7 @@ test_wire_caps(void **state)
     assert_int_equal(decode_spec(many, 80, err, sizeof(err)), -MESH_ELIMIT);
     assert_string_equal(err, "route: rules[0].backends: more than 16 entries");
 
-    /* 1024 rules x (16 headers + 16 query params): over the total of messages */
+    /* 1024 rules x (16 headers + 16 query params): over the total of fields */
     size_t per = 0;
     char rule[1024] = "";
     for (int i = 0; i < ROUTE_MAX_LIST; i++)
@@ -165,7 +165,7 @@ test_wire_caps(void **state)
         memcpy(spec + i * per, rule, per);
     spec[per * ROUTE_MAX_RULES] = '\0';
     assert_int_equal(decode_spec(spec, 80, err, sizeof(err)), -MESH_ELIMIT);
-    assert_non_null(strstr(err, "more than 32768 messages and entries in one route"));
+    assert_non_null(strstr(err, "more than 32768 fields in one route"));
     free(spec);
 
     /* regexes: ~2-20 KB each compiled; 513 in one route are refused */
