@@ -208,6 +208,8 @@ token(struct pool *pl, Amesh__Waypoint__V1__Rule *r, const char *k, const char *
                     memcpy(codes, t->codes, t->n_codes * sizeof(*codes));
                 codes[t->n_codes++] = (uint32_t)strtoul(p, &end, 10);
                 t->codes = codes;
+                if (end == p)
+                    break; /* not a number: stop (fuzz_route_match found the endless loop) */
                 p = *end == ',' ? end + 1 : end;
             }
             if (*p == ':')
