@@ -8,6 +8,8 @@ set -euo pipefail
 pkgs=(
   cmake ninja-build gcc clang pkg-config
   libssl-dev libnghttp2-dev libyaml-dev libjansson-dev libcmocka-dev
+  # libpcre2-dev: the waypoint's route regexes (lib/route), matched with its DFA matcher
+  libpcre2-dev
   # libprotobuf-dev: the well-known .proto files (google/protobuf/*.proto) protoc-c compiles
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev python3-protobuf
   iproute2 iptables tcpdump openssl bc procps util-linux

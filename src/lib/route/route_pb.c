@@ -1,0 +1,270 @@
+/*
+ * route_pb.c - route_decode(): bytes of an amesh.waypoint.v1.Route -> a
+ * compiled table.
+ *
+ * Three passes, each cheap before the next allocates: pb_check() (size,
+ * depth, wire validity); route_wire_check(), a walk guided by the message
+ * descriptors that counts every repeated field against its cap before
+ * protobuf-c allocates one struct per element (an empty Rule costs 2 bytes on
+ * the wire and ~100 in memory), and refuses strings with a NUL (protobuf-c
+ * would cut them there without a word: "/admin\0x" would become "/admin") or
+ * invalid UTF-8; then pb_unpack_checked() and route_compile() for meaning.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "pbcheck/pbcheck.h"
+#include "route/route_internal.h"
+
+#define WIRE_MAX_FIELDS 16 /* fields of the largest message walked (Rule: 11) */
+#define WIRE_MAX_DEPTH  8  /* Route > Rule > Match > KeyMatch is 4 */
+
+struct wire {
+    char *err;
+    size_t errlen;
+    char path[160];
+    size_t entries;
+};
+
+static int wfail(struct wire *w, int rc, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+wfail(struct wire *w, int rc, const char *field, const char *fmt, ...)
+{
+    char msg[128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(w->err, w->errlen, "route: %s%s%s: %s", w->path, w->path[0] && field ? "." : "",
+             field ? field : "", msg);
+    return rc;
+}
+
+static int
+varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* Skips one field's value of wire type |type|; for type 2 returns the payload. */
+static int
+skip_value(const uint8_t **p, const uint8_t *end, unsigned type, const uint8_t **data,
+           size_t *len)
+{
+    uint64_t v;
+
+    *data = NULL;
+    *len = 0;
+    switch (type) {
+    case 0:
+        return varint(p, end, &v);
+    case 1:
+    case 5: {
+        size_t n = type == 1 ? 8 : 4;
+        if ((size_t)(end - *p) < n)
+            return -1;
+        *p += n;
+        return 0;
+    }
+    case 2:
+        if (varint(p, end, &v) < 0 || v > (uint64_t)(end - *p))
+            return -1;
+        *data = *p;
+        *len = (size_t)v;
+        *p += v;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), as proto3 requires. */
+static bool
+utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t len;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            min = 0x10000;
+        } else {
+            return false;
+        }
+        if (n - i < len)
+            return false;
+        cp = c & (0x7fu >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static size_t
+list_cap(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
+{
+    if (d == &amesh__waypoint__v1__route__descriptor)
+        return f->id == 4 ? ROUTE_MAX_RULES : ROUTE_MAX_SOURCES;
+    return ROUTE_MAX_LIST;
+}
+
+static int
+walk(struct wire *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+     unsigned depth)
+{
+    const uint8_t *end = p + len;
+    size_t count[WIRE_MAX_FIELDS] = {0};
+
+    if (depth > WIRE_MAX_DEPTH || d->n_fields > WIRE_MAX_FIELDS)
+        return wfail(w, -MESH_ELIMIT, NULL, "nested too deep");
+    while (p < end) {
+        uint64_t tag;
+        const uint8_t *data;
+        size_t dlen;
+        if (varint(&p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX ||
+            skip_value(&p, end, (unsigned)(tag & 7), &data, &dlen) < 0)
+            return wfail(w, -MESH_EPROTO, NULL, "malformed protobuf");
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
+        if (f == NULL)
+            continue; /* unknown field: protobuf-c keeps it as bytes */
+        size_t idx = (size_t)(f - d->fields), add = 1, at = count[idx];
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            if ((tag & 7) == 2 && f->type != PROTOBUF_C_TYPE_STRING &&
+                f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_BYTES) {
+                const uint8_t *q = data;
+                uint64_t v;
+                for (add = 0; q < data + dlen; add++)
+                    if (varint(&q, data + dlen, &v) < 0)
+                        return wfail(w, -MESH_EPROTO, f->name, "malformed packed list");
+            }
+            count[idx] += add;
+            if (count[idx] > list_cap(d, f))
+                return wfail(w, -MESH_ELIMIT, f->name, "more than %zu entries", list_cap(d, f));
+        }
+        w->entries += add;
+        if (w->entries > ROUTE_MAX_ENTRIES)
+            return wfail(w, -MESH_ELIMIT, NULL, "more than %d fields in one route",
+                         ROUTE_MAX_ENTRIES);
+        if ((tag & 7) != 2)
+            continue;
+        char name[64];
+        if (f->label == PROTOBUF_C_LABEL_REPEATED)
+            snprintf(name, sizeof(name), "%s[%zu]", f->name, at);
+        else
+            snprintf(name, sizeof(name), "%s", f->name);
+        if (f->type == PROTOBUF_C_TYPE_STRING) {
+            if (dlen > ROUTE_MAX_VALUE)
+                return wfail(w, -MESH_ELIMIT, name, "%zu bytes, more than %d", dlen,
+                             ROUTE_MAX_VALUE);
+            if (memchr(data, 0, dlen) != NULL)
+                return wfail(w, -MESH_EPROTO, name, "string with a NUL byte");
+            if (!utf8_valid(data, dlen))
+                return wfail(w, -MESH_EPROTO, name, "string is not valid UTF-8");
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            size_t saved = strlen(w->path);
+            snprintf(w->path + saved, sizeof(w->path) - saved, "%s%s", saved ? "." : "", name);
+            int rc = walk(w, f->descriptor, data, dlen, depth + 1);
+            if (rc < 0)
+                return rc;
+            w->path[saved] = '\0';
+        }
+    }
+    return 0;
+}
+
+int
+route_wire_check(const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+    struct wire w = {.err = err, .errlen = errlen};
+
+    if (len > ROUTE_MAX_BYTES)
+        return wfail(&w, -MESH_ELIMIT, NULL, "%zu bytes, more than %d", len, ROUTE_MAX_BYTES);
+    return walk(&w, &amesh__waypoint__v1__route__descriptor, data, len, 1);
+}
+
+/* Errors quote config values: no control character may reach a log line or NACK as is. */
+static int
+clean(int rc, char *err)
+{
+    for (char *p = err; rc < 0 && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return rc;
+}
+
+static int decode(const uint8_t *data, size_t len, struct route_table **out, char *err,
+                  size_t errlen);
+
+int
+route_decode(const uint8_t *data, size_t len, struct route_table **out, char *err, size_t errlen)
+{
+    if (errlen > 0)
+        err[0] = '\0';
+    return clean(decode(data, len, out, err, errlen), err);
+}
+
+static int
+decode(const uint8_t *data, size_t len, struct route_table **out, char *err, size_t errlen)
+{
+    static const uint8_t empty[1];
+    char why[PB_ERR_MAX];
+    int rc;
+
+    *out = NULL;
+    if (data == NULL) {
+        data = empty;
+        len = 0;
+    }
+    if (len > ROUTE_MAX_BYTES) {
+        snprintf(err, errlen, "route: %zu bytes, more than %d", len, ROUTE_MAX_BYTES);
+        return -MESH_ELIMIT;
+    }
+    if ((rc = pb_check(&amesh__waypoint__v1__route__descriptor, data, len, ROUTE_MAX_BYTES, 0,
+                       why, sizeof(why))) < 0) {
+        snprintf(err, errlen, "route: not a valid amesh.waypoint.v1.Route message: %s", why);
+        return rc;
+    }
+    if ((rc = route_wire_check(data, len, err, errlen)) < 0)
+        return rc;
+    Amesh__Waypoint__V1__Route *pb = pb_unpack_checked(&amesh__waypoint__v1__route__descriptor,
+                                                       data, len, ROUTE_MAX_BYTES, why,
+                                                       sizeof(why));
+    if (pb == NULL) {
+        snprintf(err, errlen, "route: not a valid amesh.waypoint.v1.Route message: %s", why);
+        return -MESH_EPROTO;
+    }
+    rc = route_compile(pb, out, err, errlen);
+    amesh__waypoint__v1__route__free_unpacked(pb, NULL);
+    return rc;
+}
