@@ -419,7 +419,8 @@ compile_targets(struct comp *c, const Amesh__Waypoint__V1__Policy *pb)
             if ((rc = name_field(c, t->service->namespace_, name, false, &o->ns)) < 0)
                 return rc;
             snprintf(name, sizeof(name), "targets[%zu].service.hostname", i);
-            rc = name_field(c, t->service->hostname, name, false, &o->name);
+            if ((rc = name_field(c, t->service->hostname, name, false, &o->name)) < 0)
+                return rc;
             o->name = lower(p, o->name, strlen(o->name)); /* DNS names: case-insensitive */
             break;
         default:
