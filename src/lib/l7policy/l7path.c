@@ -39,7 +39,12 @@ unreserved(int c)
            c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-/* Bytes that cannot stand in a URL path as they are. */
+/*
+ * Bytes that cannot stand in a URL path as they are. A '%' that does not
+ * start an escape is one too (decode()): written "%25", it cannot combine
+ * with what follows into an escape a later decoder would read ("%%32e" ->
+ * "%2e"), so normalising the output again changes nothing.
+ */
 static bool
 must_escape(unsigned char c)
 {
@@ -68,7 +73,7 @@ decode(const char *in, size_t n, bool slashes, char *out)
         unsigned char b = (unsigned char)in[r++];
         if (b == '\\') {
             out[w++] = '/';
-        } else if (must_escape(b)) {
+        } else if (must_escape(b) || (b == '%' && c < 0)) {
             out[w++] = '%';
             out[w++] = hex[b >> 4];
             out[w++] = hex[b & 15];
@@ -136,6 +141,10 @@ l7path_normalize(enum l7path_mode mode, const char *in, size_t len, char *out, s
     }
     if (outlen < L7PATH_OUT_SIZE(len)) {
         *why = "path buffer too small";
+        return -MESH_EPROTO;
+    }
+    if (memchr(in, '\0', len) != NULL) {
+        *why = "NUL in path"; /* HTTP codecs refuse it; escaped it would read as %00 */
         return -MESH_EPROTO;
     }
     if (memchr(in, '#', len) != NULL) {

@@ -13,7 +13,11 @@
  *     segment);
  *   - '\' -> '/';
  *   - bytes that may not appear in a URL path (controls, space, DEL, 8-bit)
- *     percent-encoded in upper case, as Envoy's canonicaliser writes them;
+ *     percent-encoded in upper case, as Envoy's canonicaliser writes them,
+ *     and a '%' that does not start an escape written "%25" (RFC 3986;
+ *     stricter than Envoy, which leaves it: "%%32e" would otherwise become
+ *     "%2e", a dot for whoever decodes next), so the output is canonical:
+ *     normalising it again changes nothing;
  *   - dot segments resolved, "." and ".." (also when decoded from %2E);
  *     ".." never climbs above "/"; a trailing "/." or "/.." leaves a "/";
  *   - ';' is not special: "/admin;x" stays (Envoy keeps path parameters).
@@ -23,7 +27,7 @@
  * NONE: the path is used as received.
  *
  * In every mode a '#' anywhere in the :path is a 400 (Envoy rejects
- * fragments in request paths) and the query ('?' onwards) is never changed
+ * fragments in request paths), and so is a raw NUL byte and the query ('?' onwards) is never changed
  * and never matched: *path_len excludes it. A path that does not start with
  * '/' is a 400 except in NONE (CONNECT and "*" are the caller's business).
  */
