@@ -4,7 +4,6 @@
  * 1 KB; the L4 context (the client principal's text) is built once per
  * request, and only if some policy has an l4 condition.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -245,7 +244,10 @@ decide(struct l7pol_decision *d, enum l7pol_verdict v, const char *reason, const
 {
     d->verdict = v;
     d->reason = reason;
-    snprintf(d->policy, sizeof(d->policy), "%s", p ? p->key : "");
+    size_t n = p ? strlen(p->key) : 0;
+    CHECK(n < sizeof(d->policy)); /* names are capped on the wire */
+    memcpy(d->policy, p ? p->key : "", n);
+    d->policy[n] = '\0';
     return v;
 }
 
