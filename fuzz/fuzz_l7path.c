@@ -62,7 +62,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (mode != L7PATH_BASE && memmem(out, plen, "//", 2) != NULL)
             abort();
         again = malloc(L7PATH_OUT_SIZE(len));
-        if (l7path_normalize(mode, out, len, again, L7PATH_OUT_SIZE(len), &len2, &plen2, &why) < 0 ||
+        if (l7path_normalize(mode, out, len, again, L7PATH_OUT_SIZE(len), &len2, &plen2, &why) <
+                0 ||
             len2 != len || plen2 != plen || memcmp(again, out, len) != 0)
             abort();
     }

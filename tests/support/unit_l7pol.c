@@ -190,6 +190,7 @@ l7spec_pb(const struct l7spec *s)
     m->hosts = strs(s->hosts, &m->n_hosts);
     m->not_hosts = strs(s->not_hosts, &m->n_not_hosts);
     m->request_principals = strs(s->req_principals, &m->n_request_principals);
+    m->not_request_principals = strs(s->not_req_principals, &m->n_not_request_principals);
     if (s->header != NULL) {
         Amesh__Waypoint__V1__HeaderCond *h = xmalloc(sizeof(*h));
         amesh__waypoint__v1__header_cond__init(h);

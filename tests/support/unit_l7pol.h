@@ -28,7 +28,7 @@ struct l7spec {
     const char *paths[L7SPEC_LIST], *not_paths[L7SPEC_LIST];
     const char *methods[L7SPEC_LIST], *not_methods[L7SPEC_LIST];
     const char *hosts[L7SPEC_LIST], *not_hosts[L7SPEC_LIST];
-    const char *req_principals[L7SPEC_LIST];
+    const char *req_principals[L7SPEC_LIST], *not_req_principals[L7SPEC_LIST];
     const char *header; /* one request.headers[...] condition */
     const char *values[L7SPEC_LIST], *not_values[L7SPEC_LIST];
     /* l4 */

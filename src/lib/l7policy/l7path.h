@@ -27,8 +27,8 @@
  * NONE: the path is used as received.
  *
  * In every mode a '#' anywhere in the :path is a 400 (Envoy rejects
- * fragments in request paths), and so is a raw NUL byte and the query ('?' onwards) is never changed
- * and never matched: *path_len excludes it. A path that does not start with
+ * fragments in request paths), and so is a raw NUL byte and the query ('?' onwards) is never
+ * changed and never matched: *path_len excludes it. A path that does not start with
  * '/' is a 400 except in NONE (CONNECT and "*" are the caller's business).
  */
 #ifndef MESH_LIB_L7PATH_H

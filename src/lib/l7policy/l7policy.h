@@ -77,10 +77,10 @@ typedef bool (*l7pol_header_fn)(void *arg, const char *name, size_t i, const cha
 
 /* One request as the waypoint saw it. Strings are not NUL-terminated unless said. */
 struct l7pol_request {
-    const char *waypoint_ns;   /* the waypoint Gateway, NUL-terminated */
-    const char *waypoint_name; /* NUL-terminated */
-    const char *service_ns;    /* the target Service (NULL: none, e.g. workload traffic) */
-    const char *service_host;  /* its hostname, NUL-terminated */
+    const char *waypoint_ns;          /* the waypoint Gateway, NUL-terminated */
+    const char *waypoint_name;        /* NUL-terminated */
+    const char *service_ns;           /* the target Service (NULL: none, e.g. workload traffic) */
+    const char *service_host;         /* its hostname, NUL-terminated */
     const struct policy_peer *client; /* the HBONE peer's SPIFFE identity; NULL: none */
     struct ipaddr src_ip;             /* client address */
     struct ipaddr dst_ip;             /* original destination (service VIP or pod IP) */
@@ -103,7 +103,7 @@ extern const char L7POL_REASON_NO_ALLOW[];    /* "no allow policies" */
 
 struct l7pol_decision {
     enum l7pol_verdict verdict;
-    const char *reason;        /* one of L7POL_REASON_* */
+    const char *reason;         /* one of L7POL_REASON_* */
     char policy[L7POL_KEY_MAX]; /* "<ns>/<name>" that decided; "" when none did */
     size_t applied;             /* applicable policies evaluated before deciding */
 };

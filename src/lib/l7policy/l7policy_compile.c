@@ -170,8 +170,7 @@ str_list(struct comp *c, Istio__Security__StringMatch *const *v, size_t n, const
  * "/a/{*}/b/{**}": '/'-separated segments after a leading '/', each a
  * literal without '{' '}' '*', "{*}" or "{**}" (last only).
  */
-static int
-template(struct comp *c, const char *t, const char *field, struct l7_str *e)
+static int template(struct comp *c, const char *t, const char *field, struct l7_str *e)
 {
     size_t n = strlen(t), nseg = 0;
 
@@ -295,8 +294,8 @@ headers(struct comp *c, Amesh__Waypoint__V1__HeaderCond *const *v, size_t n, str
         if ((rc = str_list(c, h->values, h->n_values, name, false, &m->hdr[i].values)) < 0)
             return rc;
         snprintf(name, sizeof(name), "headers[%zu].not_values", i);
-        if ((rc = str_list(c, h->not_values, h->n_not_values, name, false,
-                           &m->hdr[i].not_values)) < 0)
+        if ((rc = str_list(c, h->not_values, h->n_not_values, name, false, &m->hdr[i].not_values)) <
+            0)
             return rc;
     }
     c->p->headers |= n > 0;
@@ -384,8 +383,7 @@ compile_rules(struct comp *c, const Amesh__Waypoint__V1__Policy *pb)
             out->n = cl->n_matches;
             out->m = l7_alloc(p, cl->n_matches * sizeof(*out->m));
             for (size_t k = 0; k < cl->n_matches; k++) {
-                snprintf(c->path, sizeof(c->path), "rules[%zu].clauses[%zu].matches[%zu]", i, j,
-                         k);
+                snprintf(c->path, sizeof(c->path), "rules[%zu].clauses[%zu].matches[%zu]", i, j, k);
                 if ((rc = compile_match(c, cl->matches[k], &out->m[k])) < 0)
                     return rc;
             }
@@ -446,7 +444,8 @@ l7_compile(const Amesh__Waypoint__V1__Policy *pb, const char *what, struct l7pol
     if ((rc = name_field(&c, pb->name, "name", false, &p->name)) < 0 ||
         (rc = name_field(&c, pb->namespace_, "namespace", false, &p->ns)) < 0)
         goto fail;
-    if (pb->action != ISTIO__SECURITY__ACTION__ALLOW && pb->action != ISTIO__SECURITY__ACTION__DENY) {
+    if (pb->action != ISTIO__SECURITY__ACTION__ALLOW &&
+        pb->action != ISTIO__SECURITY__ACTION__DENY) {
         rc = fail(&c, "action", "%d is not ALLOW (0) or DENY (1)", (int)pb->action);
         goto fail;
     }
@@ -475,9 +474,8 @@ l7pol_decode(const uint8_t *data, size_t len, struct l7pol **out, char *err, siz
         len = 0;
     if ((rc = l7_wire_check(data, len, what, sizeof(what), err, errlen)) < 0)
         return rc;
-    Amesh__Waypoint__V1__Policy *pb = pb_unpack_checked(&amesh__waypoint__v1__policy__descriptor,
-                                                        data, len, L7POL_MAX_BYTES, why,
-                                                        sizeof(why));
+    Amesh__Waypoint__V1__Policy *pb = pb_unpack_checked(
+        &amesh__waypoint__v1__policy__descriptor, data, len, L7POL_MAX_BYTES, why, sizeof(why));
     if (pb == NULL) {
         snprintf(err, errlen, "%s: not a valid amesh.waypoint.v1.Policy message: %s", what, why);
         return -MESH_EPROTO;

@@ -48,7 +48,8 @@ match_json(const struct l7_match *m)
     for (int f = 0; f < L7F_COUNT; f++)
         for (int neg = 0; neg < 2; neg++)
             if (m->l[f][neg].n > 0)
-                json_object_set_new(o, json_names[f][neg], list_json(&m->l[f][neg], f == L7F_PATHS));
+                json_object_set_new(o, json_names[f][neg],
+                                    list_json(&m->l[f][neg], f == L7F_PATHS));
     if (m->n_hdr > 0) {
         json_t *a = json_array();
         for (size_t i = 0; i < m->n_hdr; i++) {

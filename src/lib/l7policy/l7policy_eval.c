@@ -167,8 +167,8 @@ match_holds(const struct l7_match *m, struct ctx *c)
                 r->method_len, false) ||
         !family(&m->l[L7F_HOSTS][0], &m->l[L7F_HOSTS][1], r->host ? r->host : "", r->host_len,
                 true) ||
-        !family(&m->l[L7F_REQ_PRINCIPALS][0], &m->l[L7F_REQ_PRINCIPALS][1], rp,
-                rp ? strlen(rp) : 0, false))
+        !family(&m->l[L7F_REQ_PRINCIPALS][0], &m->l[L7F_REQ_PRINCIPALS][1], rp, rp ? strlen(rp) : 0,
+                false))
         return false;
     for (size_t i = 0; i < m->n_hdr; i++)
         if (!header_holds(&m->hdr[i], r))

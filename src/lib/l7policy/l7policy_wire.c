@@ -25,7 +25,7 @@
 #include "base/base.h"
 #include "l7policy/l7policy_internal.h"
 
-#define WIRE_MAX_DEPTH 8
+#define WIRE_MAX_DEPTH  8
 #define WIRE_MAX_FIELDS 32 /* fields of the widest message (Match: 13) */
 
 struct wire {
@@ -36,7 +36,8 @@ struct wire {
     size_t entries;
 };
 
-static int wfail(struct wire *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int wfail(struct wire *w, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 wfail(struct wire *w, int rc, const char *fmt, ...)
@@ -197,7 +198,8 @@ walk(struct wire *w, const ProtobufCMessageDescriptor *d, const uint8_t *data, s
     return 0;
 }
 
-/* |n| bytes at |s| for a message: at most 64, control bytes as '?' (the name is not checked yet). */
+/* |n| bytes at |s| for a message: at most 64, control bytes as '?' (the name is not checked yet).
+ */
 static size_t
 printable(char *out, const uint8_t *s, size_t n)
 {
@@ -228,8 +230,7 @@ name_policy(const uint8_t *data, size_t len, char *what, size_t whatlen)
 }
 
 int
-l7_wire_check(const uint8_t *data, size_t len, char *what, size_t whatlen, char *err,
-              size_t errlen)
+l7_wire_check(const uint8_t *data, size_t len, char *what, size_t whatlen, char *err, size_t errlen)
 {
     struct wire w = {.err = err, .errlen = errlen, .what = what};
 

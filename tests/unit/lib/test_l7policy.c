@@ -34,50 +34,115 @@
 
 /* "path": one DENY on the admin tree through the waypoint, nothing else (no ALLOW). */
 static const struct l7spec set_path[] = {
-    {.ns = WP_NS, .name = "deny-admin", .action = 1, .gateway = WP_NAME,
+    {.ns = WP_NS,
+     .name = "deny-admin",
+     .action = 1,
+     .gateway = WP_NAME,
      .paths = {"/admin", "/admin/*"}},
 };
 
 /* "api": ALLOWs per role on the echo Service, DENYs on headers and hosts. */
 static const struct l7spec set_api[] = {
-    {.ns = WP_NS, .name = "allow-reader", .action = 0, .svc_ns = WP_NS, .svc_host = ECHO,
-     .methods = {"GET", "HEAD"}, .paths = {"/api/*"},
+    {.ns = WP_NS,
+     .name = "allow-reader",
+     .action = 0,
+     .svc_ns = WP_NS,
+     .svc_host = ECHO,
+     .methods = {"GET", "HEAD"},
+     .paths = {"/api/*"},
      .principals = {"cluster.local/ns/client/sa/*"}},
-    {.ns = WP_NS, .name = "allow-writer", .action = 0, .svc_ns = WP_NS, .svc_host = ECHO,
-     .methods = {"POST"}, .paths = {"/api/{*}/items/{**}"}, .namespaces = {"writer"}},
-    {.ns = WP_NS, .name = "deny-debug", .action = 1, .svc_ns = WP_NS, .svc_host = ECHO,
-     .header = "X-Debug", .values = {"1", "true*"}},
-    {.ns = WP_NS, .name = "deny-evil-host", .action = 1, .gateway = WP_NAME,
+    {.ns = WP_NS,
+     .name = "allow-writer",
+     .action = 0,
+     .svc_ns = WP_NS,
+     .svc_host = ECHO,
+     .methods = {"POST"},
+     .paths = {"/api/{*}/items/{**}"},
+     .namespaces = {"writer"}},
+    {.ns = WP_NS,
+     .name = "deny-debug",
+     .action = 1,
+     .svc_ns = WP_NS,
+     .svc_host = ECHO,
+     .header = "X-Debug",
+     .values = {"1", "true*"}},
+    {.ns = WP_NS,
+     .name = "deny-evil-host",
+     .action = 1,
+     .gateway = WP_NAME,
      .hosts = {"evil.example*"}},
     /* Another namespace's Gateway of the same name: never applies here. */
     {.ns = "other", .name = "allow-all", .action = 0, .gateway = WP_NAME, .empty_rule = true},
     /* Another Service: applies only to requests for it. */
-    {.ns = WP_NS, .name = "allow-none-other", .action = 0, .svc_ns = WP_NS,
-     .svc_host = "other.demo.svc.cluster.local", .no_rules = true},
+    {.ns = WP_NS,
+     .name = "allow-none-other",
+     .action = 0,
+     .svc_ns = WP_NS,
+     .svc_host = "other.demo.svc.cluster.local",
+     .no_rules = true},
 };
 
 /* "host": hosts compared case-insensitively, port included as Envoy does. */
 static const struct l7spec set_host[] = {
-    {.ns = WP_NS, .name = "allow-echo-host", .action = 0, .gateway = WP_NAME,
+    {.ns = WP_NS,
+     .name = "allow-echo-host",
+     .action = 0,
+     .gateway = WP_NAME,
      .hosts = {ECHO, "echo.demo:*"}},
 };
 
 /* "not": negative lists and request principals without JWT. */
 static const struct l7spec set_not[] = {
-    {.ns = WP_NS, .name = "allow-public", .action = 0, .gateway = WP_NAME,
-     .not_paths = {"/private/*"}, .not_methods = {"DELETE"}},
-    {.ns = WP_NS, .name = "deny-jwt-users", .action = 1, .gateway = WP_NAME,
+    {.ns = WP_NS,
+     .name = "allow-public",
+     .action = 0,
+     .gateway = WP_NAME,
+     .not_paths = {"/private/*"},
+     .not_methods = {"DELETE"}},
+    {.ns = WP_NS,
+     .name = "deny-jwt-users",
+     .action = 1,
+     .gateway = WP_NAME,
      .req_principals = {"*"}},
-    {.ns = WP_NS, .name = "deny-no-trace", .action = 1, .gateway = WP_NAME, .header = "x-trace",
+    {.ns = WP_NS,
+     .name = "deny-no-trace",
+     .action = 1,
+     .gateway = WP_NAME,
+     .header = "x-trace",
      .not_values = {"*"}},
+    /* Matches only the joined value of two x-env headers. */
+    {.ns = WP_NS,
+     .name = "deny-env-ab",
+     .action = 1,
+     .gateway = WP_NAME,
+     .header = "x-env",
+     .values = {"a,b"}},
+};
+
+/* "jwt": Istio's "require a request principal" DENY (notRequestPrincipals ["*"]) on a subtree. */
+static const struct l7spec set_jwt[] = {
+    {.ns = WP_NS,
+     .name = "require-jwt",
+     .action = 1,
+     .gateway = WP_NAME,
+     .not_req_principals = {"*"},
+     .paths = {"/secure/*"}},
 };
 
 /* "l4": source blocks and ports through lib/policy. */
 static const struct l7spec set_l4[] = {
-    {.ns = WP_NS, .name = "deny-lab", .action = 1, .gateway = WP_NAME,
-     .source_ips = {"198.18.9.0/24", "2001:db8:9::/48"}, .ports = {8080}},
-    {.ns = WP_NS, .name = "deny-not-ours", .action = 1, .gateway = WP_NAME,
-     .not_namespaces = {"client", "writer", "demo"}, .paths = {"/ours/*"}},
+    {.ns = WP_NS,
+     .name = "deny-lab",
+     .action = 1,
+     .gateway = WP_NAME,
+     .source_ips = {"198.18.9.0/24", "2001:db8:9::/48"},
+     .ports = {8080}},
+    {.ns = WP_NS,
+     .name = "deny-not-ours",
+     .action = 1,
+     .gateway = WP_NAME,
+     .not_namespaces = {"client", "writer", "demo"},
+     .paths = {"/ours/*"}},
 };
 
 struct set_def {
@@ -89,7 +154,7 @@ struct set_def {
 static const struct set_def sets[] = {
     {"path", set_path, ARRAY_LEN(set_path)}, {"api", set_api, ARRAY_LEN(set_api)},
     {"host", set_host, ARRAY_LEN(set_host)}, {"not", set_not, ARRAY_LEN(set_not)},
-    {"l4", set_l4, ARRAY_LEN(set_l4)},
+    {"l4", set_l4, ARRAY_LEN(set_l4)},       {"jwt", set_jwt, ARRAY_LEN(set_jwt)},
 };
 
 static struct l7pol_set *
@@ -127,6 +192,7 @@ struct tcase {
     uint16_t port;       /* default 80 */
     enum outcome want;
     const char *policy; /* the deciding policy, "" none; NULL: not checked */
+    const char *jwt;    /* request principal "iss/sub"; NULL: none */
 };
 
 #define B  L7PATH_BASE
@@ -137,151 +203,173 @@ struct tcase {
 
 static const struct tcase cases[] = {
     /* path: the DENY holds against every spelling Envoy resolves to /admin. */
-    {"path", B, "client", "GET", ECHO, "/admin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/admin/users", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/public", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", B, "client", "GET", ECHO, "/a/../admin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/%2e%2e/admin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/%2E%2e/admin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/x/%2e%2E/admin/", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/../../admin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/./admin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/admin/.", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/admin/x/..", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/admin/../public", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", B, "client", "GET", ECHO, "/%61dmin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/%41dmin", NULL, ECHO, NULL, 0, ALLOW, ""}, /* "/Admin" */
+    {"path", B, "client", "GET", ECHO, "/admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/admin/users", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/public", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", B, "client", "GET", ECHO, "/a/../admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/%2e%2e/admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/%2E%2e/admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/x/%2e%2E/admin/", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/../../admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/./admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/admin/.", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/admin/x/..", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/admin/../public", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", B, "client", "GET", ECHO, "/%61dmin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/%41dmin", NULL, ECHO, NULL, 0, ALLOW, "",
+     NULL}, /* "/Admin" */
     /* Decoded once: %252e is "%2e" for the backend, not a dot segment. */
-    {"path", B, "client", "GET", ECHO, "/%252e%252e/admin", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", B, "client", "GET", ECHO, "/admin%00", NULL, ECHO, NULL, 0, BAD, NULL},
-    {"path", B, "client", "GET", ECHO, "/%00/../admin", NULL, ECHO, NULL, 0, BAD, NULL},
-    {"path", B, "client", "GET", ECHO, "/x\\..\\admin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/admin\\x", NULL, ECHO, NULL, 0, DENY, DA},
+    {"path", B, "client", "GET", ECHO, "/%252e%252e/admin", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", B, "client", "GET", ECHO, "/admin%00", NULL, ECHO, NULL, 0, BAD, NULL, NULL},
+    {"path", B, "client", "GET", ECHO, "/%00/../admin", NULL, ECHO, NULL, 0, BAD, NULL, NULL},
+    {"path", B, "client", "GET", ECHO, "/x\\..\\admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/admin\\x", NULL, ECHO, NULL, 0, DENY, DA, NULL},
     /* BASE keeps "//": "//admin" is not under "/admin" (MERGE_SLASHES closes it). */
-    {"path", B, "client", "GET", ECHO, "//admin", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", M, "client", "GET", ECHO, "//admin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/\\admin", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", M, "client", "GET", ECHO, "/\\admin", NULL, ECHO, NULL, 0, DENY, DA},
+    {"path", B, "client", "GET", ECHO, "//admin", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", M, "client", "GET", ECHO, "//admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/\\admin", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", M, "client", "GET", ECHO, "/\\admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
     /* Dots are resolved before slashes merge (Envoy's order): ".." drops the empty segment. */
-    {"path", M, "client", "GET", ECHO, "/x//..//admin", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", M, "client", "GET", ECHO, "/x/..//admin", NULL, ECHO, NULL, 0, DENY, DA},
+    {"path", M, "client", "GET", ECHO, "/x//..//admin", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", M, "client", "GET", ECHO, "/x/..//admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
     /* BASE keeps %2F: one segment "admin%2Fx", neither "/admin" nor under "/admin/". */
-    {"path", B, "client", "GET", ECHO, "/admin%2Fx", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", M, "client", "GET", ECHO, "/admin%2Fx", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", DM, "client", "GET", ECHO, "/admin%2Fx", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", DM, "client", "GET", ECHO, "/admin%2fx", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/x/..%2Fadmin", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", DM, "client", "GET", ECHO, "/x/..%2Fadmin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", DM, "client", "GET", ECHO, "/x%5C..%5Cadmin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", DM, "client", "GET", ECHO, "/%2Fadmin", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", DM, "client", "GET", ECHO, "/%252Fadmin", NULL, ECHO, NULL, 0, ALLOW, ""},
+    {"path", B, "client", "GET", ECHO, "/admin%2Fx", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", M, "client", "GET", ECHO, "/admin%2Fx", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", DM, "client", "GET", ECHO, "/admin%2Fx", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", DM, "client", "GET", ECHO, "/admin%2fx", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/x/..%2Fadmin", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", DM, "client", "GET", ECHO, "/x/..%2Fadmin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", DM, "client", "GET", ECHO, "/x%5C..%5Cadmin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", DM, "client", "GET", ECHO, "/%2Fadmin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", DM, "client", "GET", ECHO, "/%252Fadmin", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
     /* ';' is not special to Envoy: "/admin;x" is not "/admin" (an ALLOW-list avoids this). */
-    {"path", B, "client", "GET", ECHO, "/admin;x", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", B, "client", "GET", ECHO, "/admin/;x", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/x;/../admin", NULL, ECHO, NULL, 0, DENY, DA},
+    {"path", B, "client", "GET", ECHO, "/admin;x", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", B, "client", "GET", ECHO, "/admin/;x", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/x;/../admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
     /* The query is never matched, never normalised. */
-    {"path", B, "client", "GET", ECHO, "/admin?x=1", NULL, ECHO, NULL, 0, DENY, DA},
-    {"path", B, "client", "GET", ECHO, "/public?/admin", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", B, "client", "GET", ECHO, "/public?x=/../admin", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", B, "client", "GET", ECHO, "/admin%3Fx", NULL, ECHO, NULL, 0, ALLOW, ""},
+    {"path", B, "client", "GET", ECHO, "/admin?x=1", NULL, ECHO, NULL, 0, DENY, DA, NULL},
+    {"path", B, "client", "GET", ECHO, "/public?/admin", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", B, "client", "GET", ECHO, "/public?x=/../admin", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", B, "client", "GET", ECHO, "/admin%3Fx", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
     /* Fragments are refused. */
-    {"path", B, "client", "GET", ECHO, "/admin#x", NULL, ECHO, NULL, 0, BAD, NULL},
-    {"path", B, "client", "GET", ECHO, "/public#/../admin", NULL, ECHO, NULL, 0, BAD, NULL},
-    {"path", NN, "client", "GET", ECHO, "/public#x", NULL, ECHO, NULL, 0, BAD, NULL},
-    {"path", B, "client", "GET", ECHO, "/ADMIN", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", B, "client", "GET", ECHO, "admin", NULL, ECHO, NULL, 0, BAD, NULL},
+    {"path", B, "client", "GET", ECHO, "/admin#x", NULL, ECHO, NULL, 0, BAD, NULL, NULL},
+    {"path", B, "client", "GET", ECHO, "/public#/../admin", NULL, ECHO, NULL, 0, BAD, NULL, NULL},
+    {"path", NN, "client", "GET", ECHO, "/public#x", NULL, ECHO, NULL, 0, BAD, NULL, NULL},
+    {"path", B, "client", "GET", ECHO, "/ADMIN", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", B, "client", "GET", ECHO, "admin", NULL, ECHO, NULL, 0, BAD, NULL, NULL},
     /* NONE: matched as sent, so "/a/../admin" passes (Istio: "not recommended"). */
-    {"path", NN, "client", "GET", ECHO, "/a/../admin", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"path", NN, "client", "GET", ECHO, "/admin", NULL, ECHO, NULL, 0, DENY, DA},
+    {"path", NN, "client", "GET", ECHO, "/a/../admin", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"path", NN, "client", "GET", ECHO, "/admin", NULL, ECHO, NULL, 0, DENY, DA, NULL},
     /* The Gateway target covers workload-addressed traffic too. */
-    {"path", B, NULL, "GET", "198.18.5.5:80", "/admin", NULL, NULL, NULL, 0, DENY, DA},
+    {"path", B, NULL, "GET", "198.18.5.5:80", "/admin", NULL, NULL, NULL, 0, DENY, DA, NULL},
 
     /* api: roles, templates, headers, hosts, targets. */
-    {"api", B, "client", "GET", ECHO, "/api/x", NULL, ECHO, NULL, 0, ALLOW, "demo/allow-reader"},
-    {"api", B, "client", "HEAD", ECHO, "/api/x", NULL, ECHO, NULL, 0, ALLOW, "demo/allow-reader"},
-    {"api", B, "client", "DELETE", ECHO, "/api/x", NULL, ECHO, NULL, 0, DENY, ""},
-    {"api", B, "client", "get", ECHO, "/api/x", NULL, ECHO, NULL, 0, DENY, ""}, /* case matters */
-    {"api", B, "client", "GET", ECHO, "/apix", NULL, ECHO, NULL, 0, DENY, ""},
-    {"api", B, NULL, "GET", ECHO, "/api/x", NULL, ECHO, NULL, 0, DENY, ""}, /* no principal */
-    {"api", B, "writer", "GET", ECHO, "/api/x", NULL, ECHO, NULL, 0, DENY, ""},
+    {"api", B, "client", "GET", ECHO, "/api/x", NULL, ECHO, NULL, 0, ALLOW, "demo/allow-reader",
+     NULL},
+    {"api", B, "client", "HEAD", ECHO, "/api/x", NULL, ECHO, NULL, 0, ALLOW, "demo/allow-reader",
+     NULL},
+    {"api", B, "client", "DELETE", ECHO, "/api/x", NULL, ECHO, NULL, 0, DENY, "", NULL},
+    {"api", B, "client", "get", ECHO, "/api/x", NULL, ECHO, NULL, 0, DENY, "",
+     NULL}, /* case matters */
+    {"api", B, "client", "GET", ECHO, "/apix", NULL, ECHO, NULL, 0, DENY, "", NULL},
+    {"api", B, NULL, "GET", ECHO, "/api/x", NULL, ECHO, NULL, 0, DENY, "", NULL}, /* no principal */
+    {"api", B, "writer", "GET", ECHO, "/api/x", NULL, ECHO, NULL, 0, DENY, "", NULL},
     {"api", B, "writer", "POST", ECHO, "/api/v1/items/", NULL, ECHO, NULL, 0, ALLOW,
-     "demo/allow-writer"},
+     "demo/allow-writer", NULL},
     {"api", B, "writer", "POST", ECHO, "/api/v1/items/a/b", NULL, ECHO, NULL, 0, ALLOW,
-     "demo/allow-writer"},
-    {"api", B, "writer", "POST", ECHO, "/api/v1/items", NULL, ECHO, NULL, 0, DENY, ""},
-    {"api", B, "writer", "POST", ECHO, "/api//items/a", NULL, ECHO, NULL, 0, DENY, ""},
-    {"api", B, "writer", "POST", ECHO, "/api/v1/v2/items/a", NULL, ECHO, NULL, 0, DENY, ""},
+     "demo/allow-writer", NULL},
+    {"api", B, "writer", "POST", ECHO, "/api/v1/items", NULL, ECHO, NULL, 0, DENY, "", NULL},
+    {"api", B, "writer", "POST", ECHO, "/api//items/a", NULL, ECHO, NULL, 0, DENY, "", NULL},
+    {"api", B, "writer", "POST", ECHO, "/api/v1/v2/items/a", NULL, ECHO, NULL, 0, DENY, "", NULL},
     {"api", B, "writer", "POST", ECHO, "/api/v1/items/a?q=1", NULL, ECHO, NULL, 0, ALLOW,
-     "demo/allow-writer"},
+     "demo/allow-writer", NULL},
     {"api", B, "writer", "POST", ECHO, "/api/v1/x/../items/a", NULL, ECHO, NULL, 0, ALLOW,
-     "demo/allow-writer"},
-    {"api", B, "client", "POST", ECHO, "/api/v1/items/a", NULL, ECHO, NULL, 0, DENY, ""},
+     "demo/allow-writer", NULL},
+    {"api", B, "client", "POST", ECHO, "/api/v1/items/a", NULL, ECHO, NULL, 0, DENY, "", NULL},
     {"api", B, "client", "GET", ECHO, "/api/x", "x-debug: 1\n", ECHO, NULL, 0, DENY,
-     "demo/deny-debug"},
+     "demo/deny-debug", NULL},
     {"api", B, "client", "GET", ECHO, "/api/x", "X-DEBUG: trueish\n", ECHO, NULL, 0, DENY,
-     "demo/deny-debug"},
+     "demo/deny-debug", NULL},
     {"api", B, "client", "GET", ECHO, "/api/x", "x-debug: 0\n", ECHO, NULL, 0, ALLOW,
-     "demo/allow-reader"},
+     "demo/allow-reader", NULL},
     {"api", B, "client", "GET", ECHO, "/api/x", "x-debug: TRUE\n", ECHO, NULL, 0, ALLOW,
-     "demo/allow-reader"}, /* header values are case-sensitive */
+     "demo/allow-reader", NULL}, /* header values are case-sensitive */
     /* Repeats are joined with ',': "0,1" is not "1" ... */
     {"api", B, "client", "GET", ECHO, "/api/x", "x-debug: 0\nx-debug: 1\n", ECHO, NULL, 0, ALLOW,
-     "demo/allow-reader"},
+     "demo/allow-reader", NULL},
     /* ... and "true,0" starts with "true". */
     {"api", B, "client", "GET", ECHO, "/api/x", "x-debug: true\nx-debug: 0\n", ECHO, NULL, 0, DENY,
-     "demo/deny-debug"},
+     "demo/deny-debug", NULL},
     {"api", B, "client", "GET", "Evil.Example.com", "/api/x", NULL, ECHO, NULL, 0, DENY,
-     "demo/deny-evil-host"},
+     "demo/deny-evil-host", NULL},
     {"api", B, "client", "GET", "good.example", "/api/x", NULL, ECHO, NULL, 0, ALLOW,
-     "demo/allow-reader"},
+     "demo/allow-reader", NULL},
     /* Service hostnames are DNS names: any case. */
-    {"api", B, "client", "GET", ECHO, "/api/x", NULL, "ECHO.demo.svc.cluster.local", NULL, 0,
-     ALLOW, "demo/allow-reader"},
+    {"api", B, "client", "GET", ECHO, "/api/x", NULL, "ECHO.demo.svc.cluster.local", NULL, 0, ALLOW,
+     "demo/allow-reader", NULL},
     /* Another Service: only its own (empty) ALLOW applies, and it never matches. */
-    {"api", B, "client", "GET", ECHO, "/api/x", NULL, "other.demo.svc.cluster.local", NULL, 0,
-     DENY, ""},
+    {"api", B, "client", "GET", ECHO, "/api/x", NULL, "other.demo.svc.cluster.local", NULL, 0, DENY,
+     "", NULL},
     /* A third Service: no ALLOW applies at all ("other/allow-all" is another waypoint's). */
-    {"api", B, "client", "DELETE", ECHO, "/x", NULL, "third.demo.svc.cluster.local", NULL, 0,
-     ALLOW, ""},
-    {"api", B, "client", "GET", "evil.example", "/x", NULL, "third.demo.svc.cluster.local", NULL,
-     0, DENY, "demo/deny-evil-host"},
+    {"api", B, "client", "DELETE", ECHO, "/x", NULL, "third.demo.svc.cluster.local", NULL, 0, ALLOW,
+     "", NULL},
+    {"api", B, "client", "GET", "evil.example", "/x", NULL, "third.demo.svc.cluster.local", NULL, 0,
+     DENY, "demo/deny-evil-host", NULL},
 
     /* host: case-insensitive, port as received. */
-    {"host", B, "client", "GET", ECHO, "/", NULL, ECHO, NULL, 0, ALLOW, "demo/allow-echo-host"},
+    {"host", B, "client", "GET", ECHO, "/", NULL, ECHO, NULL, 0, ALLOW, "demo/allow-echo-host",
+     NULL},
     {"host", B, "client", "GET", "ECHO.Demo.svc.cluster.LOCAL", "/", NULL, ECHO, NULL, 0, ALLOW,
-     "demo/allow-echo-host"},
+     "demo/allow-echo-host", NULL},
     /* Envoy does not strip the port from :authority: the exact host no longer matches. */
-    {"host", B, "client", "GET", ECHO ":80", "/", NULL, ECHO, NULL, 0, DENY, ""},
+    {"host", B, "client", "GET", ECHO ":80", "/", NULL, ECHO, NULL, 0, DENY, "", NULL},
     {"host", B, "client", "GET", "echo.demo:8080", "/", NULL, ECHO, NULL, 0, ALLOW,
-     "demo/allow-echo-host"},
-    {"host", B, "client", "GET", "echo.demo", "/", NULL, ECHO, NULL, 0, DENY, ""},
-    {"host", B, "client", "GET", "", "/", NULL, ECHO, NULL, 0, DENY, ""},
+     "demo/allow-echo-host", NULL},
+    {"host", B, "client", "GET", "echo.demo", "/", NULL, ECHO, NULL, 0, DENY, "", NULL},
+    {"host", B, "client", "GET", "", "/", NULL, ECHO, NULL, 0, DENY, "", NULL},
 
     /* not: negative lists; request principals never match without JWT. */
     {"not", B, "client", "GET", ECHO, "/x", "x-trace: a\n", ECHO, NULL, 0, ALLOW,
-     "demo/allow-public"},
-    {"not", B, "client", "DELETE", ECHO, "/x", "x-trace: a\n", ECHO, NULL, 0, DENY, ""},
-    {"not", B, "client", "GET", ECHO, "/private/x", "x-trace: a\n", ECHO, NULL, 0, DENY, ""},
+     "demo/allow-public", NULL},
+    {"not", B, "client", "DELETE", ECHO, "/x", "x-trace: a\n", ECHO, NULL, 0, DENY, "", NULL},
+    {"not", B, "client", "GET", ECHO, "/private/x", "x-trace: a\n", ECHO, NULL, 0, DENY, "", NULL},
     {"not", B, "client", "GET", ECHO, "/public/../private/x", "x-trace: a\n", ECHO, NULL, 0, DENY,
-     ""},
+     "", NULL},
     /* notValues ["*"]: holds when the header is absent ... */
-    {"not", B, "client", "GET", ECHO, "/x", NULL, ECHO, NULL, 0, DENY, "demo/deny-no-trace"},
+    {"not", B, "client", "GET", ECHO, "/x", NULL, ECHO, NULL, 0, DENY, "demo/deny-no-trace", NULL},
     /* ... and not when present, even empty. */
     {"not", B, "client", "GET", ECHO, "/x", "x-trace: \n", ECHO, NULL, 0, ALLOW,
-     "demo/allow-public"},
+     "demo/allow-public", NULL},
+    /* Repeated headers are matched joined: "a" then "b" is "a,b". */
+    {"not", B, "client", "GET", ECHO, "/x", "x-trace: t\nx-env: a\nx-env: b\n", ECHO, NULL, 0, DENY,
+     "demo/deny-env-ab", NULL},
+    {"not", B, "client", "GET", ECHO, "/x", "x-trace: t\nx-env: a\n", ECHO, NULL, 0, ALLOW,
+     "demo/allow-public", NULL},
+    {"not", B, "client", "GET", ECHO, "/x", "x-trace: t\nx-env: a,b\n", ECHO, NULL, 0, DENY,
+     "demo/deny-env-ab", NULL},
+
+    /* jwt: no request principal (no RequestAuthentication yet) -> denied on /secure/. */
+    {"jwt", B, "client", "GET", ECHO, "/secure/x", NULL, ECHO, NULL, 0, DENY, "demo/require-jwt",
+     NULL},
+    {"jwt", B, "client", "GET", ECHO, "/public", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"jwt", B, "client", "GET", ECHO, "/secure/x", NULL, ECHO, NULL, 0, ALLOW, "",
+     "issuer/subject"},
 
     /* l4: source blocks, ports, namespaces through lib/policy. */
-    {"l4", B, "client", "GET", ECHO, "/", NULL, ECHO, "198.18.9.5", 8080, DENY, "demo/deny-lab"},
+    {"l4", B, "client", "GET", ECHO, "/", NULL, ECHO, "198.18.9.5", 8080, DENY, "demo/deny-lab",
+     NULL},
     {"l4", B, "client", "GET", ECHO, "/", NULL, ECHO, "::ffff:198.18.9.5", 8080, DENY,
-     "demo/deny-lab"},
-    {"l4", B, "client", "GET", ECHO, "/", NULL, ECHO, "2001:db8:9::7", 8080, DENY, "demo/deny-lab"},
-    {"l4", B, "client", "GET", ECHO, "/", NULL, ECHO, "198.18.9.5", 80, ALLOW, ""},
-    {"l4", B, "client", "GET", ECHO, "/", NULL, ECHO, "198.18.10.5", 8080, ALLOW, ""},
-    {"l4", B, "client", "GET", ECHO, "/ours/x", NULL, ECHO, NULL, 0, ALLOW, ""},
-    {"l4", B, "intruder", "GET", ECHO, "/ours/x", NULL, ECHO, NULL, 0, DENY, "demo/deny-not-ours"},
+     "demo/deny-lab", NULL},
+    {"l4", B, "client", "GET", ECHO, "/", NULL, ECHO, "2001:db8:9::7", 8080, DENY, "demo/deny-lab",
+     NULL},
+    {"l4", B, "client", "GET", ECHO, "/", NULL, ECHO, "198.18.9.5", 80, ALLOW, "", NULL},
+    {"l4", B, "client", "GET", ECHO, "/", NULL, ECHO, "198.18.10.5", 8080, ALLOW, "", NULL},
+    {"l4", B, "client", "GET", ECHO, "/ours/x", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
+    {"l4", B, "intruder", "GET", ECHO, "/ours/x", NULL, ECHO, NULL, 0, DENY, "demo/deny-not-ours",
+     NULL},
     /* Without identity the namespace is "": not one of ours, so denied. */
-    {"l4", B, NULL, "GET", ECHO, "/ours/x", NULL, ECHO, NULL, 0, DENY, "demo/deny-not-ours"},
-    {"l4", B, "intruder", "GET", ECHO, "/theirs", NULL, ECHO, NULL, 0, ALLOW, ""},
+    {"l4", B, NULL, "GET", ECHO, "/ours/x", NULL, ECHO, NULL, 0, DENY, "demo/deny-not-ours", NULL},
+    {"l4", B, "intruder", "GET", ECHO, "/theirs", NULL, ECHO, NULL, 0, ALLOW, "", NULL},
 };
 
 struct hdrs {
@@ -339,8 +427,8 @@ run_case(const struct tcase *c, size_t idx, struct l7pol_set *s)
     CHECK(strlen(c->path) <= 256);
     parse_headers(c->headers, &h);
     enum outcome got;
-    if (l7path_normalize(c->mode, c->path, strlen(c->path), norm, sizeof(norm), &len, &plen,
-                         &why) < 0) {
+    if (l7path_normalize(c->mode, c->path, strlen(c->path), norm, sizeof(norm), &len, &plen, &why) <
+        0) {
         got = BAD;
     } else {
         struct l7pol_request r = {
@@ -358,6 +446,7 @@ run_case(const struct tcase *c, size_t idx, struct l7pol_set *s)
             .path_len = plen,
             .header = get_header,
             .header_arg = &h,
+            .request_principal = c->jwt,
         };
         CHECK(ipaddr_parse(c->src ? c->src : "198.18.0.10", &r.src_ip) == 0);
         CHECK(ipaddr_parse("198.19.0.10", &r.dst_ip) == 0);
@@ -487,15 +576,19 @@ static void
 test_set_update(void **state)
 {
     (void)state;
-    struct l7spec a = {.ns = WP_NS, .name = "b-deny", .action = 1, .gateway = WP_NAME,
-                       .paths = {"/x"}};
-    struct l7spec b = {.ns = WP_NS, .name = "a-deny", .action = 1, .gateway = WP_NAME,
-                       .paths = {"/x"}};
+    struct l7spec a = {
+        .ns = WP_NS, .name = "b-deny", .action = 1, .gateway = WP_NAME, .paths = {"/x"}};
+    struct l7spec b = {
+        .ns = WP_NS, .name = "a-deny", .action = 1, .gateway = WP_NAME, .paths = {"/x"}};
     struct l7pol *pa = l7spec_decode(&a), *pb = l7spec_decode(&b);
     struct l7pol *ps[2] = {pa, pb};
     struct l7pol_set *s1 = l7pol_set_build(ps, 2);
-    struct l7pol_request r = {.waypoint_ns = WP_NS, .waypoint_name = WP_NAME, .method = "GET",
-                              .method_len = 3, .path = "/x", .path_len = 2};
+    struct l7pol_request r = {.waypoint_ns = WP_NS,
+                              .waypoint_name = WP_NAME,
+                              .method = "GET",
+                              .method_len = 3,
+                              .path = "/x",
+                              .path_len = 2};
     struct l7pol_decision d;
 
     /* Key order decides which of two matching DENYs is named, not arrival order. */
@@ -538,13 +631,17 @@ test_dump(void **state)
     json_t *j = l7pol_set_to_json(s);
     char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
     /* Sorted by key; Service hostnames and hosts lower case; l4 in lib/policy's form. */
-    assert_non_null(strstr(text, "{\"policies\":[{\"action\":\"ALLOW\",\"name\":\"allow-none-other\""));
+    assert_non_null(
+        strstr(text, "{\"policies\":[{\"action\":\"ALLOW\",\"name\":\"allow-none-other\""));
     assert_non_null(strstr(text, "\"methods\":[{\"exact\":\"GET\"},{\"exact\":\"HEAD\"}]"));
     assert_non_null(strstr(text, "\"paths\":[{\"template\":\"/api/{*}/items/{**}\"}]"));
-    assert_non_null(strstr(text, "\"l4\":{\"principals\":[{\"prefix\":\"cluster.local/ns/client/sa/\"}]}"));
-    assert_non_null(strstr(text, "\"headers\":[{\"name\":\"x-debug\",\"values\":[{\"exact\":\"1\"},{\"prefix\":\"true\"}]}]"));
+    assert_non_null(
+        strstr(text, "\"l4\":{\"principals\":[{\"prefix\":\"cluster.local/ns/client/sa/\"}]}"));
+    assert_non_null(strstr(text, "\"headers\":[{\"name\":\"x-debug\",\"values\":[{\"exact\":\"1\"},"
+                                 "{\"prefix\":\"true\"}]}]"));
     assert_non_null(strstr(text, "\"targets\":[{\"gateway\":\"waypoint\"}]"));
-    assert_non_null(strstr(text, "{\"service\":{\"hostname\":\"" ECHO "\",\"namespace\":\"demo\"}}"));
+    assert_non_null(
+        strstr(text, "{\"service\":{\"hostname\":\"" ECHO "\",\"namespace\":\"demo\"}}"));
     assert_non_null(strstr(text, "\"rules\":[]"));
     free(text);
     json_decref(j);

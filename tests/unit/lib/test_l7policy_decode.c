@@ -23,8 +23,8 @@
 struct ncase {
     enum l7path_mode mode;
     const char *in;
-    const char *out;  /* NULL: 400 */
-    size_t path_len;  /* of |out| without the query; 0: strlen(out) */
+    const char *out; /* NULL: 400 */
+    size_t path_len; /* of |out| without the query; 0: strlen(out) */
 };
 
 static const struct ncase ncases[] = {
@@ -82,8 +82,8 @@ test_normalize(void **state)
         char out[L7PATH_OUT_SIZE(64)];
         size_t len, plen;
         const char *why;
-        int rc = l7path_normalize(c->mode, c->in, strlen(c->in), out, sizeof(out), &len, &plen,
-                                  &why);
+        int rc =
+            l7path_normalize(c->mode, c->in, strlen(c->in), out, sizeof(out), &len, &plen, &why);
         if (c->out == NULL) {
             if (rc == 0)
                 fail_msg("case %zu %s: got \"%s\", want 400", i, c->in, out);
@@ -110,18 +110,17 @@ test_normalize_limits(void **state)
 
     memset(in, 'a', n);
     in[0] = '/';
-    assert_int_equal(l7path_normalize(L7PATH_BASE, in, n, out, L7PATH_OUT_SIZE(n), &len, &plen,
-                                      &why),
-                     -MESH_EPROTO);
+    assert_int_equal(
+        l7path_normalize(L7PATH_BASE, in, n, out, L7PATH_OUT_SIZE(n), &len, &plen, &why),
+        -MESH_EPROTO);
     assert_string_equal(why, "path too long");
     /* The largest accepted path, all bytes escaped: exactly three times as long. */
     memset(in + 1, ' ', n - 2);
-    assert_int_equal(l7path_normalize(L7PATH_BASE, in, n - 1, out, L7PATH_OUT_SIZE(n - 1), &len,
-                                      &plen, &why),
-                     0);
+    assert_int_equal(
+        l7path_normalize(L7PATH_BASE, in, n - 1, out, L7PATH_OUT_SIZE(n - 1), &len, &plen, &why),
+        0);
     assert_int_equal(len, 1 + 3 * (n - 2));
-    assert_int_equal(l7path_normalize(L7PATH_BASE, in, 4, out, 3, &len, &plen, &why),
-                     -MESH_EPROTO);
+    assert_int_equal(l7path_normalize(L7PATH_BASE, in, 4, out, 3, &len, &plen, &why), -MESH_EPROTO);
     /* 10,000 ".." segments climb no higher than "/". */
     size_t k = 10000 * 3;
     for (size_t i = 0; i < k; i += 3)
@@ -149,10 +148,16 @@ test_normalize_limits(void **state)
 
 /* ---- decoder errors ---- */
 
-static const struct l7spec good = {
-    .ns = "demo", .name = "p", .action = 1, .gateway = "waypoint", .paths = {"/a/{*}"},
-    .methods = {"GET"}, .header = "x-a", .values = {"1"}, .principals = {"cluster.local/*"},
-    .ports = {80}};
+static const struct l7spec good = {.ns = "demo",
+                                   .name = "p",
+                                   .action = 1,
+                                   .gateway = "waypoint",
+                                   .paths = {"/a/{*}"},
+                                   .methods = {"GET"},
+                                   .header = "x-a",
+                                   .values = {"1"},
+                                   .principals = {"cluster.local/*"},
+                                   .ports = {80}};
 
 static int
 decode_pb(Amesh__Waypoint__V1__Policy *pb, char *err, size_t errlen)
@@ -306,7 +311,8 @@ test_caps(void **state)
         amesh__waypoint__v1__policy_match__init(c->matches[i]);
     }
     c->n_matches = 1025;
-    expect_error(pb, -MESH_ELIMIT, "policy demo/p: rules[0].clauses[0].matches: more than 1024 entries");
+    expect_error(pb, -MESH_ELIMIT,
+                 "policy demo/p: rules[0].clauses[0].matches: more than 1024 entries");
 
     /* 1025 rules. */
     pb = l7spec_pb(&good);
