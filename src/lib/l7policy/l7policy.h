@@ -69,9 +69,10 @@ struct l7pol;     /* one compiled Policy; immutable, reference counted */
 struct l7pol_set; /* the policies a waypoint enforces; immutable, reference counted */
 
 /*
- * Request header |name| (lower case, as written in the policy): its |i|-th
- * value (0 first, in arrival order) through *v and *n, false when there are no
- * more. Called only for policies that test headers.
+ * Request header |name| (lower case; may be a pseudo-header such as
+ * ":authority" if a policy names one): its |i|-th value (0 first, in arrival
+ * order) through *v and *n, false when there are no more. Called only for
+ * policies that test headers, possibly several times per request.
  */
 typedef bool (*l7pol_header_fn)(void *arg, const char *name, size_t i, const char **v, size_t *n);
 

@@ -2,14 +2,16 @@
  * l7policy_compile.c - l7pol_decode(): bytes -> wire caps (l7policy_wire.c)
  * -> pb_unpack_checked() -> validation and the compiled form.
  *
- * What is an error here (a NACK naming the field) rather than silently
- * dropped: a missing or unknown action (AUDIT, CUSTOM: meshd refuses them,
- * so seeing one means a broken control plane), a target of no kind or with
- * empty parts, a StringMatch or PathMatch of no kind, "presence: false", an
- * empty exact/prefix/suffix where it could never mean anything useful is
- * still accepted (Istio accepts it), a path template that is not a list of
- * whole segments with "{**}" last, a header condition without a name or
- * without values, a header name that is not an HTTP token.
+ * What is an error here (a NACK naming the field) rather than dropped or
+ * guessed at: an action other than ALLOW or DENY (meshd refuses AUDIT and
+ * CUSTOM, so one here means a broken control plane), an empty name or
+ * namespace, a target of no kind or with an empty part, a StringMatch or
+ * PathMatch of no kind, "presence: false", a path template that is not a
+ * list of whole segments with "{**}" only last, a header condition without
+ * values, a header name that is not an HTTP token (a leading ':' allowed
+ * for pseudo-headers). Empty exact/prefix/suffix strings are accepted, as
+ * Istio accepts them. The l4 Match is lib/policy's (policy_match.h), with
+ * its errors.
  */
 #include <stdarg.h>
 #include <stdio.h>
