@@ -21,7 +21,7 @@
  *   - strings: exact, prefix, suffix, presence (meshd maps "x*", "*x", "*");
  *     methods and paths are case-sensitive; hosts case-insensitive against
  *     :authority as received, port included (Envoy does not strip it, so
- *     hosts ["a.example"] does not match "a.example:8080": write
+ *     hosts ["a.example"] does not match "a.example:8080", istio/istio#44080: write
  *     "a.example*" or list both); paths match the normalised path without
  *     query (l7path.h); path templates "{*}" (one non-empty segment) and
  *     "{**}" (the rest, zero or more segments; last operator only), each a
