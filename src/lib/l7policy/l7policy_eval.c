@@ -251,7 +251,29 @@ decide(struct l7pol_decision *d, enum l7pol_verdict v, const char *reason, const
     return v;
 }
 
-/* Policies in key order (l7policy_set.c); NULL past the end. */
+/* The next policy index of two ascending lists, each index once; false at the end. */
+static bool
+next_index(const size_t *a, size_t na, size_t *ia, const size_t *b, size_t nb, size_t *ib,
+           size_t *out)
+{
+    if (*ia < na && (*ib >= nb || a[*ia] <= b[*ib])) {
+        *out = a[(*ia)++];
+        if (*ib < nb && b[*ib] == *out)
+            (*ib)++;
+        return true;
+    }
+    if (*ib < nb) {
+        *out = b[(*ib)++];
+        return true;
+    }
+    return false;
+}
+
+/*
+ * The policies that apply are the union of the two target lists of the set
+ * (l7_set_targets), in key order: every DENY first, the first matching one
+ * decides; then the ALLOWs.
+ */
 enum l7pol_verdict
 l7pol_check(const struct l7pol_set *s, const struct l7pol_request *r, struct l7pol_decision *why)
 {
@@ -260,26 +282,25 @@ l7pol_check(const struct l7pol_set *s, const struct l7pol_request *r, struct l7p
     struct ctx c = {.r = r};
     const struct l7pol *allow_hit = NULL, *deny_hit = NULL;
     bool any_allow = false;
-    size_t n = s ? l7pol_set_count(s) : 0;
+    const size_t *g, *v;
+    size_t ng, nv, i;
 
     d->applied = 0;
-    /* DENY first: the first matching DENY in key order decides. */
-    for (size_t i = 0; i < n && deny_hit == NULL; i++) {
-        const struct l7pol *p = l7pol_set_at(s, i);
-        if (p->action != L7POL_DENY || !l7pol_applies(p, r))
-            continue;
-        d->applied++;
-        if (rules_match(p, &c))
-            deny_hit = p;
-    }
-    for (size_t i = 0; i < n && deny_hit == NULL && allow_hit == NULL; i++) {
-        const struct l7pol *p = l7pol_set_at(s, i);
-        if (p->action != L7POL_ALLOW || !l7pol_applies(p, r))
-            continue;
-        d->applied++;
-        any_allow = true;
-        if (rules_match(p, &c))
-            allow_hit = p;
+    l7_set_targets(s, r, &g, &ng, &v, &nv);
+    for (int pass = 0; pass < 2 && deny_hit == NULL && allow_hit == NULL; pass++) {
+        enum l7pol_action want = pass == 0 ? L7POL_DENY : L7POL_ALLOW;
+        size_t ia = 0, ib = 0;
+        while (next_index(g, ng, &ia, v, nv, &ib, &i)) {
+            const struct l7pol *p = l7pol_set_at(s, i);
+            if (p->action != want)
+                continue;
+            d->applied++;
+            any_allow |= want == L7POL_ALLOW;
+            if (rules_match(p, &c)) {
+                *(want == L7POL_DENY ? &deny_hit : &allow_hit) = p;
+                break;
+            }
+        }
     }
     if (c.l4_ready)
         policy_ctx_done(&c.l4);

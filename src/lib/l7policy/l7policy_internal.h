@@ -106,6 +106,14 @@ int l7_wire_check(const uint8_t *data, size_t len, char *what, size_t whatlen, c
 int l7_compile(const Amesh__Waypoint__V1__Policy *pb, const char *what, struct l7pol **out,
                char *err, size_t errlen);
 
+/*
+ * The indexes (ascending, into l7pol_set_at) of the policies of |s| that
+ * target the request's Gateway (*g) and its Service (*v); a policy naming
+ * both is in both lists.
+ */
+void l7_set_targets(const struct l7pol_set *s, const struct l7pol_request *r, const size_t **g,
+                    size_t *ng, const size_t **v, size_t *nv);
+
 /* String and template matching, exposed for the dump's round trip and tests. */
 bool l7_str_match(const struct l7_str *m, const char *s, size_t n, bool icase);
 

@@ -621,6 +621,104 @@ test_set_update(void **state)
     l7pol_set_unref(s2);
 }
 
+/*
+ * The target index against the definition: every policy of the set whose
+ * l7pol_applies() holds, DENYs then ALLOWs in key order. 400 policies over
+ * 4 Gateways (two namespaces, same names), 20 Services (hostnames in mixed
+ * case), some naming a Gateway and a Service, some one target twice.
+ */
+static void
+brute(const struct l7pol_set *s, const struct l7pol_request *r, bool *allow, const char **by)
+{
+    bool any_allow = false;
+    *by = "";
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < l7pol_set_count(s); i++) {
+            const struct l7pol *p = l7pol_set_at(s, i);
+            if ((int)l7pol_action(p) != (pass == 0 ? L7POL_DENY : L7POL_ALLOW) ||
+                !l7pol_applies(p, r))
+                continue;
+            any_allow |= pass == 1;
+            if (l7pol_matches(p, r)) {
+                *allow = pass == 1;
+                *by = l7pol_key(p);
+                return;
+            }
+        }
+    }
+    *allow = !any_allow;
+}
+
+static void
+test_index(void **state)
+{
+    (void)state;
+    static const char *const nss[] = {"demo", "prod"};
+    static const char *const gws[] = {"waypoint", "wp2"};
+    static const char *const methods[] = {"GET", "POST", "PUT", "DELETE"};
+    struct l7pol *ps[400];
+    char names[400][32], hosts[20][64];
+
+    for (size_t k = 0; k < 20; k++)
+        snprintf(hosts[k], sizeof(hosts[k]),
+                 k % 3 ? "svc%zu.demo.svc.cluster.local" : "SVC%zu.Demo.svc.cluster.local", k);
+    for (size_t i = 0; i < 400; i++) {
+        snprintf(names[i], sizeof(names[i]), "p%03zu", (i * 7919) % 400); /* not in key order */
+        struct l7spec sp = {.ns = nss[i % 2],
+                            .name = names[i],
+                            .action = (int)(i % 3 == 0),
+                            .methods = {methods[i % 4]}};
+        if (i % 5 != 4)
+            sp.svc_ns = nss[(i / 2) % 2], sp.svc_host = hosts[i % 20];
+        if (i % 5 >= 3)
+            sp.gateway = gws[(i / 5) % 2];
+        Amesh__Waypoint__V1__Policy *pb = l7spec_pb(&sp);
+        if (i % 11 == 0 && pb->n_targets > 0) { /* the same target twice */
+            Amesh__Waypoint__V1__Target *t = pb->targets[0];
+            size_t len = amesh__waypoint__v1__target__get_packed_size(t);
+            uint8_t *buf = xmalloc(len + 1);
+            amesh__waypoint__v1__target__pack(t, buf);
+            pb->targets = xrealloc(pb->targets, (pb->n_targets + 1) * sizeof(*pb->targets));
+            pb->targets[pb->n_targets++] = (Amesh__Waypoint__V1__Target *)protobuf_c_message_unpack(
+                &amesh__waypoint__v1__target__descriptor, NULL, len, buf);
+            free(buf);
+        }
+        ps[i] = decode_pb(pb);
+    }
+    struct l7pol_set *s = l7pol_set_build(ps, 400);
+    size_t checked = 0, denied = 0;
+    for (size_t n = 0; n < 2; n++)
+        for (size_t g = 0; g < 3; g++)
+            for (size_t h = 0; h < 21; h++)
+                for (size_t m = 0; m < 4; m++) {
+                    char host[64];
+                    snprintf(host, sizeof(host), "svc%zu.demo.svc.cluster.local", h);
+                    struct l7pol_request r = {.waypoint_ns = nss[n],
+                                              .waypoint_name = g < 2 ? gws[g] : NULL,
+                                              .service_ns = h < 20 ? nss[(n + h) % 2] : NULL,
+                                              .service_host = h < 20 ? host : NULL,
+                                              .method = methods[m],
+                                              .method_len = strlen(methods[m]),
+                                              .path = "/",
+                                              .path_len = 1};
+                    struct l7pol_decision d;
+                    bool want;
+                    const char *by;
+                    brute(s, &r, &want, &by);
+                    bool got = l7pol_check(s, &r, &d) == L7POL_ALLOWED;
+                    if (got != want || strcmp(d.policy, by) != 0)
+                        fail_msg("%s/%s %s %s: index %d by \"%s\", definition %d by \"%s\"", nss[n],
+                                 g < 2 ? gws[g] : "-", h < 20 ? host : "-", methods[m], got,
+                                 d.policy, want, by);
+                    checked++;
+                    denied += !got;
+                }
+    assert_true(denied > 50 && denied < checked - 50); /* both outcomes exercised */
+    for (size_t i = 0; i < 400; i++)
+        l7pol_unref(ps[i]);
+    l7pol_set_unref(s);
+}
+
 /* ---- dump ---- */
 
 static void
@@ -680,9 +778,8 @@ main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0)
         return write_corpus(argv[2]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_structure),
-        cmocka_unit_test(test_set_update),
+        cmocka_unit_test(test_table),      cmocka_unit_test(test_structure),
+        cmocka_unit_test(test_set_update), cmocka_unit_test(test_index),
         cmocka_unit_test(test_dump),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
