@@ -66,12 +66,6 @@ tidx_key(const void *e)
     return ((const struct l7_tidx *)e)->key;
 }
 
-static int
-tidx_cmp(const void *a, const void *b)
-{
-    return strcmp(tidx_key(a), tidx_key(b));
-}
-
 /* "g/<ns>/<gateway>" or "s/<ns>/<hostname>" (lower case) into |buf|; false if it cannot fit. */
 static bool
 target_key(char *buf, size_t len, bool gateway, const char *ns, const char *name)
@@ -93,40 +87,55 @@ target_key(char *buf, size_t len, bool gateway, const char *ns, const char *name
 
 #define TKEY_MAX (2 * L7POL_MAX_NAME + 4)
 
-/* Rebuilds the target index of |s| from its policies. */
+struct tpair {
+    char *key;
+    size_t i;
+};
+
+static int
+tpair_cmp(const void *a, const void *b)
+{
+    const struct tpair *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Builds the target index of |s|: (key, policy) pairs sorted, then grouped; O(n log n). */
 static void
 index_targets(struct l7pol_set *s)
 {
-    size_t cap = 0;
+    size_t n = 0, k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        n += s->v[i]->n_targets;
+    struct tpair *pairs = xcalloc(n + 1, sizeof(*pairs));
     for (size_t i = 0; i < s->n; i++) {
         const struct l7pol *p = s->v[i];
-        for (size_t k = 0; k < p->n_targets; k++) {
-            const struct l7_target *t = &p->targets[k];
+        for (size_t t = 0; t < p->n_targets; t++) {
             char key[TKEY_MAX];
-            CHECK(target_key(key, sizeof(key), t->gateway, t->ns, t->name));
-            struct l7_tidx *e = NULL;
-            for (size_t j = 0; j < s->nt && e == NULL; j++) /* build time only */
-                if (strcmp(s->t[j].key, key) == 0)
-                    e = &s->t[j];
-            if (e == NULL) {
-                if (s->nt == cap) {
-                    cap = cap ? cap * 2 : 8;
-                    s->t = xrealloc(s->t, cap * sizeof(*s->t));
-                }
-                e = &s->t[s->nt++];
-                *e = (struct l7_tidx){.key = xstrdup(key)};
-            }
-            if (e->n > 0 && e->v[e->n - 1] == i)
-                continue; /* the same target twice in one policy */
-            if (e->n == e->cap) {
-                e->cap = e->cap ? e->cap * 2 : 4;
-                e->v = xrealloc(e->v, e->cap * sizeof(*e->v));
-            }
-            e->v[e->n++] = i;
+            CHECK(target_key(key, sizeof(key), p->targets[t].gateway, p->targets[t].ns,
+                             p->targets[t].name));
+            pairs[k++] = (struct tpair){.key = xstrdup(key), .i = i};
         }
     }
-    if (s->nt > 1)
-        qsort(s->t, s->nt, sizeof(*s->t), tidx_cmp);
+    qsort(pairs, n, sizeof(*pairs), tpair_cmp);
+    s->t = xcalloc(n + 1, sizeof(*s->t));
+    for (size_t j = 0; j < n; j++) {
+        struct l7_tidx *e = s->nt > 0 ? &s->t[s->nt - 1] : NULL;
+        if (e == NULL || strcmp(e->key, pairs[j].key) != 0) {
+            e = &s->t[s->nt++];
+            e->key = pairs[j].key; /* owned by the index from here */
+        } else {
+            free(pairs[j].key);
+            if (e->v[e->n - 1] == pairs[j].i)
+                continue; /* the same target twice in one policy */
+        }
+        if (e->n == e->cap) {
+            e->cap = e->cap ? e->cap * 2 : 4;
+            e->v = xrealloc(e->v, e->cap * sizeof(*e->v));
+        }
+        e->v[e->n++] = pairs[j].i;
+    }
+    free(pairs);
 }
 
 static const struct l7_tidx *
