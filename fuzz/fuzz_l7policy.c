@@ -1,9 +1,11 @@
 /*
  * fuzz_l7policy.c - amesh.waypoint.v1.Policy values from xDS (l7pol_decode).
- * A policy that decodes is dumped, put in a set with a fixed DENY and
- * replaced by itself (l7pol_set_update), and checked against requests that
- * vary identity, addresses, method, host, path and headers; a decision must
- * name a policy that applies and, for DENY/ALLOW by a policy, matches.
+ * A policy that decodes is dumped, put in a set (alone, then replaced by
+ * itself with l7pol_set_update, then beside two renamed copies of itself,
+ * so targets hold several policies) and checked against requests that vary
+ * identity, addresses, method, host, path and headers: l7pol_check() (which
+ * uses the set's target index) must decide as the definition does (every
+ * policy that applies, DENY then ALLOW in key order), naming the same policy.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +35,29 @@ header(void *arg, const char *name, size_t i, const char **v, size_t *n)
         }
     }
     return false;
+}
+
+/* The definition, without the target index. */
+static void
+brute(const struct l7pol_set *s, const struct l7pol_request *r, bool *allow, const char **by)
+{
+    bool any_allow = false;
+    *by = "";
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < l7pol_set_count(s); i++) {
+            const struct l7pol *p = l7pol_set_at(s, i);
+            if ((int)l7pol_action(p) != (pass == 0 ? L7POL_DENY : L7POL_ALLOW) ||
+                !l7pol_applies(p, r))
+                continue;
+            any_allow |= pass == 1;
+            if (l7pol_matches(p, r)) {
+                *allow = pass == 1;
+                *by = l7pol_key(p);
+                return;
+            }
+        }
+    }
+    *allow = !any_allow;
 }
 
 static void
@@ -68,12 +93,11 @@ requests(const struct l7pol *p, const struct l7pol_set *s)
         ipaddr_parse(ips[i % 3], &r.src_ip);
         ipaddr_parse(ips[(i + 1) % 3], &r.dst_ip);
         (void)l7pol_matches(p, &r);
-        l7pol_check(s, &r, &d);
-        if (d.policy[0] != '\0') {
-            const struct l7pol *q = l7pol_set_get(s, d.policy);
-            if (q == NULL || !l7pol_applies(q, &r) || !l7pol_matches(q, &r))
-                abort(); /* a decision names a policy that did not decide */
-        }
+        bool want;
+        const char *by;
+        brute(s, &r, &want, &by);
+        if ((l7pol_check(s, &r, &d) == L7POL_ALLOWED) != want || strcmp(d.policy, by) != 0)
+            abort(); /* the index decided otherwise than the definition */
     }
 }
 
@@ -101,6 +125,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (l7pol_set_count(s2) != 1 || l7pol_set_get(s2, l7pol_key(p)) != p)
         abort();
     requests(p, s2);
+    /* Two renamed copies of the same bytes: more than one policy per target. */
+    struct l7pol *more[2] = {NULL, NULL};
+    for (int k = 0; k < 2 && size < 4096; k++) {
+        uint8_t *b = malloc(size + 16);
+        memcpy(b, data, size);
+        /* A later name field wins in protobuf: "c0" / "c1". */
+        b[size] = 0x0a;
+        b[size + 1] = 2;
+        b[size + 2] = 'c';
+        b[size + 3] = (uint8_t)('0' + k);
+        if (l7pol_decode(b, size + 4, &more[k], err, sizeof(err)) < 0)
+            more[k] = NULL;
+        free(b);
+    }
+    struct l7pol *all[3] = {p, more[0], more[1]};
+    struct l7pol_set *s4 = l7pol_set_build(all, more[0] && more[1] ? 3 : 1);
+    requests(p, s4);
+    l7pol_set_unref(s4);
+    l7pol_unref(more[0]);
+    l7pol_unref(more[1]);
     const char *key = l7pol_key(p);
     struct l7pol_set *s3 = l7pol_set_update(s2, NULL, 0, &key, 1);
     if (l7pol_set_count(s3) != 0)
