@@ -163,7 +163,7 @@ build(const char *name)
     for (size_t i = 0; i < ARRAY_LEN(sets); i++) {
         if (strcmp(sets[i].name, name) != 0)
             continue;
-        struct l7pol *ps[16];
+        struct l7pol *ps[16] = {0};
         for (size_t k = 0; k < sets[i].n; k++)
             ps[k] = l7spec_decode(&sets[i].specs[k]);
         struct l7pol_set *s = l7pol_set_build(ps, sets[i].n);
