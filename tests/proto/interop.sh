@@ -5,6 +5,7 @@
 # compatible with Istio; this catches a wrong number or type in proto/*.proto.
 set -euo pipefail
 SAMPLE=$1
+L7SAMPLE=$2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
@@ -21,4 +22,19 @@ grep -qx 'initial=Kubernetes//Pod/default/server:3' "$W/req.txt"
 grep -qx 'error=3:bad resource' "$W/req.txt"
 grep -q '^node.id=ztunnel~198.18.0.1~' "$W/req.txt"
 echo "ok: C decodes Python's DeltaDiscoveryRequest"
-echo "1 passed, 0 failed"
+
+# amesh.waypoint.v1.Policy: protobuf-c -> Python, Python -> lib/l7policy (dump compared field by
+# field), and a Python policy the decoder must refuse with the field named.
+"$L7SAMPLE" encode "$W/policy_c.bin"
+/usr/bin/python3 "$ROOT/tests/proto/pb_check.py" "$W" l7check "$W/policy_c.bin"
+/usr/bin/python3 "$ROOT/tests/proto/pb_check.py" "$W" l7write "$W"
+"$L7SAMPLE" dump "$W/policy_py.bin" >"$W/policy_py.json"
+cat "$W/policy_py.json"
+/usr/bin/python3 "$ROOT/tests/proto/pb_check.py" "$W" l7compare "$W/policy_py.bin" "$W/policy_py.json"
+if "$L7SAMPLE" dump "$W/policy_bad.bin" >"$W/policy_bad.txt"; then
+    echo "FAIL: a template with {**} before the end decoded"; exit 1
+fi
+cat "$W/policy_bad.txt"
+grep -qx 'error: policy shop/mixed: rules\[0\].clauses\[0\].matches\[0\].paths\[0\].template: "/v1/{\*\*}/x": {\*\*} must be the last segment' "$W/policy_bad.txt"
+echo "ok: lib/l7policy refuses Python's bad template, naming the field"
+echo "2 passed, 0 failed"

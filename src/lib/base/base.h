@@ -43,6 +43,12 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t bsearch_str(const void *v, size_t n, size_t size, const char *key,
                    const char *(*key_of)(const void *elem), bool *found);
 
+/*
+ * Whether |n| bytes at |s| are strict UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF), as proto3 strings must be.
+ */
+bool utf8_valid(const uint8_t *s, size_t n);
+
 /* Aborts with file and line when |cond| is false, in every build. */
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

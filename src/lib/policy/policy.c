@@ -173,9 +173,9 @@ normalise(struct ipaddr *ip)
 }
 
 void
-pol_ctx_init(struct pol_ctx *c, const struct policy_request *r)
+policy_ctx_init(struct policy_ctx *c, const struct policy_request *r)
 {
-    memset(c, 0, offsetof(struct pol_ctx, buf));
+    memset(c, 0, offsetof(struct policy_ctx, buf));
     c->heap = NULL;
     c->src = r->src_ip;
     c->dst = r->dst_ip;
@@ -204,7 +204,7 @@ pol_ctx_init(struct pol_ctx *c, const struct policy_request *r)
 }
 
 void
-pol_ctx_done(struct pol_ctx *c)
+policy_ctx_done(struct policy_ctx *c)
 {
     free(c->heap);
 }
@@ -241,7 +241,7 @@ cidr_contains(const struct pol_cidr *c, const struct ipaddr *ip)
 }
 
 static bool
-entry_matches(enum pol_field f, const struct pol_list *l, size_t i, const struct pol_ctx *c)
+entry_matches(enum pol_field f, const struct pol_list *l, size_t i, const struct policy_ctx *c)
 {
     switch (f) {
     case PF_NAMESPACES:
@@ -266,7 +266,7 @@ entry_matches(enum pol_field f, const struct pol_list *l, size_t i, const struct
 }
 
 static bool
-any_matches(enum pol_field f, const struct pol_list *l, const struct pol_ctx *c)
+any_matches(enum pol_field f, const struct pol_list *l, const struct policy_ctx *c)
 {
     for (size_t i = 0; i < l->n; i++)
         if (entry_matches(f, l, i, c))
@@ -275,7 +275,7 @@ any_matches(enum pol_field f, const struct pol_list *l, const struct pol_ctx *c)
 }
 
 static bool
-match_matches(const struct pol_match *m, const struct pol_ctx *c)
+match_matches(const struct pol_match *m, const struct policy_ctx *c)
 {
     for (int f = 0; f < PF_COUNT; f++) {
         const struct pol_list *pos = &m->l[f][0], *neg = &m->l[f][1];
@@ -288,7 +288,7 @@ match_matches(const struct pol_match *m, const struct pol_ctx *c)
 }
 
 static bool
-clause_matches(const struct pol_clause *cl, const struct pol_ctx *c)
+clause_matches(const struct pol_clause *cl, const struct policy_ctx *c)
 {
     if (cl->n == 0)
         return true;
@@ -299,7 +299,7 @@ clause_matches(const struct pol_clause *cl, const struct pol_ctx *c)
 }
 
 bool
-pol_match(const struct policy *p, const struct pol_ctx *c)
+pol_match(const struct policy *p, const struct policy_ctx *c)
 {
     for (size_t i = 0; i < p->n_rules; i++) {
         const struct pol_rule *r = &p->rules[i];
@@ -313,12 +313,33 @@ pol_match(const struct policy *p, const struct pol_ctx *c)
 }
 
 bool
+policy_match_eval(const struct policy_match *m, const struct policy_ctx *c)
+{
+    return match_matches(&m->m, c);
+}
+
+bool
+policy_match_empty(const struct policy_match *m)
+{
+    return m->m.empty;
+}
+
+void
+policy_match_free(struct policy_match *m)
+{
+    if (m == NULL)
+        return;
+    struct pol_arena a = m->a; /* |m| itself lives in its arena */
+    pol_arena_free(&a);
+}
+
+bool
 policy_matches(const struct policy *p, const struct policy_request *r)
 {
-    struct pol_ctx c;
-    pol_ctx_init(&c, r);
+    struct policy_ctx c;
+    policy_ctx_init(&c, r);
     bool m = pol_match(p, &c);
-    pol_ctx_done(&c);
+    policy_ctx_done(&c);
     return m;
 }
 

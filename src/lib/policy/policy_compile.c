@@ -326,6 +326,28 @@ compile(struct comp *c, const Istio__Security__Authorization *pb, struct policy 
 }
 
 int
+policy_match_compile(const Istio__Security__Match *pb, const char *what, const char *path,
+                     size_t *entries, struct policy_match **out, char *err, size_t errlen)
+{
+    struct pol_arena a = {0};
+    struct comp c = {.err = err, .errlen = errlen, .entries = *entries, .a = &a};
+    int rc;
+
+    *out = NULL;
+    snprintf(c.what, sizeof(c.what), "%s", what);
+    snprintf(c.path, sizeof(c.path), "%s", path);
+    struct policy_match *m = pol_arena_alloc(&a, sizeof(*m));
+    if ((rc = compile_match(&c, pb, &m->m)) < 0) {
+        pol_arena_free(&a);
+        return rc;
+    }
+    m->a = a;
+    *entries = c.entries;
+    *out = m;
+    return 0;
+}
+
+int
 policy_compile(const Istio__Security__Authorization *pb, bool json, struct policy **out, char *err,
                size_t errlen)
 {

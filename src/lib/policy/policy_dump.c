@@ -64,6 +64,12 @@ match_json(const struct pol_match *m)
 }
 
 json_t *
+policy_match_to_json(const struct policy_match *m)
+{
+    return match_json(&m->m);
+}
+
+json_t *
 policy_to_json(const struct policy *p)
 {
     json_t *rules = json_array();

@@ -15,6 +15,7 @@
 
 #include "authorization.pb-c.h"
 #include "policy/policy.h"
+#include "policy/policy_match.h"
 
 /* Bump allocator: everything of one compiled policy lives in one arena. */
 struct pol_arena_chunk;
@@ -65,6 +66,12 @@ struct pol_match {
     bool empty;                     /* no list populated: never matches */
 };
 
+/* A Match compiled on its own (policy_match.h); lives in its own arena. */
+struct policy_match {
+    struct pol_match m;
+    struct pol_arena a;
+};
+
 struct pol_clause {
     struct pol_match *m;
     size_t n;
@@ -88,23 +95,8 @@ struct policy {
     struct pol_arena arena;
 };
 
-/* A request in the form the matchers want; built once per check. */
-struct pol_ctx {
-    struct ipaddr src, dst; /* normalised */
-    uint16_t port;
-    bool has_id;
-    const char *ns; /* "" without identity */
-    size_t ns_len;
-    const char *sa;
-    const char *principal; /* "<td>/ns/<ns>/sa/<sa>" ("spiffe://" stripped); "" without identity */
-    size_t principal_len;
-    char *heap; /* the principal when it does not fit |buf| */
-    char buf[640];
-};
-void pol_ctx_init(struct pol_ctx *c, const struct policy_request *r);
-void pol_ctx_done(struct pol_ctx *c);
 /* Whether |p|'s rules match (policy_matches() with a prepared context). */
-bool pol_match(const struct policy *p, const struct pol_ctx *c);
+bool pol_match(const struct policy *p, const struct policy_ctx *c);
 
 /* Field names: [family][negative][json]. */
 const char *pol_field_name(enum pol_field f, bool neg, bool json);

@@ -374,7 +374,7 @@ policy_check(const struct policy_set *s, const struct policy_request *r,
     struct policy_decision local;
     const struct policy *p, *deny = NULL, *dry_deny = NULL, *allow = NULL, *dry_allow = NULL;
     size_t n_allow = 0, n_dry_allow = 0;
-    struct pol_ctx c;
+    struct policy_ctx c;
     struct walk w;
 
     if (why == NULL)
@@ -389,7 +389,7 @@ policy_check(const struct policy_set *s, const struct policy_request *r,
         decide_dry(why, POLICY_ALLOW, POLICY_REASON_NO_ALLOW, NULL);
         return decide(why, POLICY_ALLOW, POLICY_REASON_NO_ALLOW, NULL);
     }
-    pol_ctx_init(&c, r);
+    policy_ctx_init(&c, r);
     /* DENY first: every dry-run DENY up to its first match, real ones up to the first match. */
     walk_start(s, r, &w);
     while ((p = walk_next(s, r, &w, why)) != NULL) {
@@ -403,7 +403,7 @@ policy_check(const struct policy_set *s, const struct policy_request *r,
     }
     if (deny != NULL) {
         decide_dry(why, POLICY_DENY, POLICY_REASON_DENIED, dry_deny ? dry_deny : deny);
-        pol_ctx_done(&c);
+        policy_ctx_done(&c);
         return decide(why, POLICY_DENY, POLICY_REASON_DENIED, deny);
     }
     /* Then ALLOW. */
@@ -421,7 +421,7 @@ policy_check(const struct policy_set *s, const struct policy_request *r,
                 allow = p;
         }
     }
-    pol_ctx_done(&c);
+    policy_ctx_done(&c);
     if (dry_deny != NULL)
         decide_dry(why, POLICY_DENY, POLICY_REASON_DENIED, dry_deny);
     else if (n_allow + n_dry_allow == 0)
