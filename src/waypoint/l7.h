@@ -1,0 +1,110 @@
+/*
+ * l7.h - the waypoint's L7 engines and what the binary gives them.
+ *
+ * The binary (main.c, inbound.c, ...) terminates HBONE, decides that a CONNECT carries HTTP
+ * for a bound service port or workload, and hands the CONNECT stream to an engine:
+ * wp_http1_serve() for HTTP/1.1 (http1_*.c), later wp_http2_serve() for h2/gRPC. An engine
+ * owns the downstream stream from then on: it parses requests, normalises the path, checks
+ * L7 policy, routes, picks an endpoint per request, talks to it over a stream the binary's
+ * upstream ops open (HBONE to the endpoint, pooled), and reports every request to on_done.
+ * Engines know nothing of TLS, HBONE, metrics or the access log.
+ */
+#ifndef MESH_WAYPOINT_L7_H
+#define MESH_WAYPOINT_L7_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn/stream.h"
+#include "l7policy/l7path.h"
+#include "l7policy/l7policy.h"
+#include "loop/loop.h"
+#include "model/model.h"
+#include "net/addr.h"
+#include "route/route.h"
+
+struct wp_l7_conn;
+
+/* An upstream connection the binary opened: a stream to |ep| on |port|, or an error. */
+typedef void wp_upstream_fn(void *arg, struct stream *s, int err);
+
+struct wp_upstream_ops {
+    /*
+     * Opens a stream to endpoint |ep| (a workload of the backend service) on target port
+     * |port|; |cb| runs exactly once, later (never inside this call), with the stream or a
+     * negative error (-ECONNREFUSED: refused, -ETIMEDOUT, -EHOSTUNREACH, ...). Returns a
+     * handle for cancel(), or NULL when |cb| will not run (error at once, returned in *err).
+     */
+    void *(*connect)(void *ctx, const struct workload *ep, uint16_t port, wp_upstream_fn *cb,
+                     void *arg, int *err);
+    /* Cancels a connect() whose callback has not run; the callback then never runs. */
+    void (*cancel)(void *ctx, void *handle);
+    void *ctx;
+};
+
+/* Envoy's response flags, as the engines set them (several may be set at once). */
+enum {
+    WP_FLAG_NR = 1 << 0,   /* no route configured */
+    WP_FLAG_UH = 1 << 1,   /* no healthy upstream */
+    WP_FLAG_UF = 1 << 2,   /* upstream connection failure */
+    WP_FLAG_URX = 1 << 3,  /* upstream retry limit exceeded */
+    WP_FLAG_UT = 1 << 4,   /* upstream request timeout */
+    WP_FLAG_UPE = 1 << 5,  /* upstream protocol error */
+    WP_FLAG_UC = 1 << 6,   /* upstream connection termination */
+    WP_FLAG_DC = 1 << 7,   /* downstream connection termination */
+    WP_FLAG_RBAC = 1 << 8, /* denied by L7 policy (Envoy's "RBAC" in %RESPONSE_CODE_DETAILS%) */
+};
+
+/* One finished request, for metrics and the access log. Borrowed during the callback only. */
+struct wp_request_info {
+    const char *method;
+    const char *path;       /* as received (X-ENVOY-ORIGINAL-PATH) */
+    const char *protocol;   /* "HTTP/1.1", "HTTP/2" */
+    const char *authority;  /* Host / :authority as received */
+    const char *request_id; /* x-request-id (received or generated) */
+    const char *user_agent;
+    int status;             /* sent downstream; 0 when none was sent */
+    unsigned flags;         /* WP_FLAG_* */
+    const char *details;    /* Envoy's RESPONSE_CODE_DETAILS-like word, e.g. "via_upstream" */
+    const char *route;      /* the rule's name, or NULL */
+    const struct workload *upstream; /* the endpoint of the last try, or NULL */
+    uint16_t upstream_port;
+    const char *policy;     /* "<ns>/<name>" that decided L7 policy, or "" */
+    uint64_t bytes_in, bytes_out; /* request and response bodies */
+    uint64_t start_ms, duration_ms;
+    unsigned attempts;
+};
+
+struct wp_l7_conn {
+    struct loop *loop;
+    /* Who is asking: the HBONE peer (its certificate's identity) and its address. */
+    const struct policy_peer *client;
+    struct ipaddr client_ip;
+    uint16_t client_port;
+    /* What it asked for: the original destination (CONNECT :authority). */
+    struct ipaddr dst_ip;
+    uint16_t dst_port;
+    const struct service *service;   /* bound service, or NULL for a bound workload */
+    const struct workload *workload; /* bound workload (pod-addressed), or NULL */
+    /* This waypoint (the Gateway), for policy targets. */
+    const char *waypoint_ns, *waypoint_name;
+    /* Config in force when the connection started; an engine may take fresher sets per
+     * request through get_config (a policy change applies to the next request). */
+    void (*get_config)(void *arg, struct model **m, struct route_set **r, struct l7pol_set **p);
+    void *config_arg;
+    enum l7path_mode path_mode;
+    struct wp_upstream_ops up;
+    void (*on_done)(void *arg, const struct wp_request_info *ri);
+    /* The connection ended (downstream closed or failed); no callback follows. */
+    void (*on_closed)(void *arg);
+    void *arg;
+};
+
+/*
+ * Serves HTTP/1.1 on |down| until either side ends it. |c| must stay valid until
+ * c->on_closed runs. The engine takes ownership of |down|.
+ */
+void wp_http1_serve(const struct wp_l7_conn *c, struct stream *down);
+
+#endif
