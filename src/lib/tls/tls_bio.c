@@ -19,7 +19,7 @@ tls_bio_send(struct stream *lower, struct buf *out)
     while (buf_len(out) > 0) {
         ssize_t n = stream_write(lower, buf_head(out), buf_len(out));
         if (n == -EINTR)
-            return 0;
+            continue;
         if (n < 0)
             return (int)n;
         buf_consume(out, (size_t)n);

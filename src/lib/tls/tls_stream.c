@@ -5,7 +5,9 @@
  *
  * During the handshake the lower stream's interest follows what OpenSSL
  * waits for; afterwards it follows the owner's want(), plus writability
- * while encrypted records wait in |enc|.
+ * once the lower stream refused records (not merely while some wait in
+ * |enc| for the end-of-iteration flush: turning write interest on and off
+ * around every flush would cost two epoll_ctl calls per request).
  */
 #include <errno.h>
 #include <limits.h>
@@ -33,6 +35,7 @@ struct tls_stream {
     bool up_rd, up_wr; /* the owner's want() */
     bool rd_more;      /* the last read returned data: OpenSSL may hold more records */
     bool rd_needs_wr;  /* a read stopped because |enc| was full */
+    bool wr_blocked;   /* the lower stream refused records (-EAGAIN) */
     bool wr_shut;      /* close_notify queued */
     bool lower_shut;   /* ... and sent, then the lower stream's write side shut */
     bool closed;
@@ -55,6 +58,7 @@ send_enc(struct tls_stream *t)
 {
     int rc = tls_bio_send(t->lower, &t->enc);
 
+    t->wr_blocked = rc == -EAGAIN;
     if (rc == 0 && t->wr_shut && !t->lower_shut) {
         t->lower_shut = true;
         stream_shutdown_write(t->lower);
@@ -80,10 +84,10 @@ update_lower(struct tls_stream *t)
         rd = wr = false;
     } else if (!t->open) {
         rd = t->hs_rd;
-        wr = t->hs_wr || buf_len(&t->enc) > 0;
+        wr = t->hs_wr || t->wr_blocked;
     } else {
         rd = t->up_rd;
-        wr = buf_len(&t->enc) > 0;
+        wr = t->wr_blocked;
     }
     stream_want(t->lower, rd, wr);
 }
@@ -168,7 +172,7 @@ static void
 handshake(struct tls_stream *t)
 {
     int rc = SSL_do_handshake(t->ssl);
-    int sent = tls_bio_send(t->lower, &t->enc);
+    int sent = send_enc(t);
 
     if (sent < 0 && sent != -EAGAIN) {
         ERR_clear_error();
