@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conn/tcp_stream.h"
 #include "fuzz_peer.h"
 #include "h2/h2.h"
 #include "loop/loop.h"
@@ -99,7 +100,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&f, 0, sizeof(f));
     fuzz_peer_init(&f.p, data, size, NULL);
-    f.s = h2_session_new(f.p.loop, f.p.session_fd, NULL, false, &cbs, &f);
+    f.s = h2_session_new(f.p.loop, tcp_stream_new(f.p.loop, f.p.session_fd), false, &cbs, &f);
     if (!h2_session_can_open(f.s))
         abort();
     f.st = h2_session_connect(f.s, "198.18.0.10:8080", hdrs, 2, on_response, &f);

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conn/tcp_stream.h"
 #include "fuzz_peer.h"
 #include "h2/h2.h"
 #include "loop/loop.h"
@@ -127,7 +128,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&f, 0, sizeof(f));
     /* The client preface first, unless the input brings its own. */
     fuzz_peer_init(&f.p, data, size, size >= 3 && memcmp(data, "PRI", 3) == 0 ? NULL : preface);
-    f.s = h2_session_new(f.p.loop, f.p.session_fd, NULL, true, &cbs, &f);
+    f.s = h2_session_new(f.p.loop, tcp_stream_new(f.p.loop, f.p.session_fd), true, &cbs, &f);
     fuzz_peer_run(&f.p);
 
     /* Owner's exit: our streams, then the session; the frees run deferred. */

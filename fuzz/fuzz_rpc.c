@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn/tcp_stream.h"
 #include "fuzz_peer.h"
 #include "h2/h2.h"
 #include "loop/loop.h"
@@ -123,10 +124,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&f, 0, sizeof(f));
     if (server) {
         fuzz_peer_init(&f.p, data, size, size >= 3 && memcmp(data, "PRI", 3) == 0 ? NULL : preface);
-        f.s = h2_session_new(f.p.loop, f.p.session_fd, NULL, true, &sess_cbs, &f);
+        f.s =
+            h2_session_new(f.p.loop, tcp_stream_new(f.p.loop, f.p.session_fd), true, &sess_cbs, &f);
     } else {
         fuzz_peer_init(&f.p, data, size, NULL);
-        f.s = h2_session_new(f.p.loop, f.p.session_fd, NULL, false, &sess_cbs, &f);
+        f.s = h2_session_new(f.p.loop, tcp_stream_new(f.p.loop, f.p.session_fd), false, &sess_cbs,
+                             &f);
         struct fcall *k = &f.calls[f.n_calls++];
         k->f = &f;
         k->c =

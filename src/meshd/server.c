@@ -24,11 +24,13 @@
 #include "casvc/casvc.h"
 #include "conn/hs_guard.h"
 #include "conn/listener.h"
+#include "conn/tcp_stream.h"
 #include "grpc/grpc.h"
 #include "h2/h2.h"
 #include "log/log.h"
 #include "meshd_server.h"
 #include "rpc/rpc.h"
+#include "tls/tls_stream.h"
 #include "xds/xds.h"
 
 #define GRPC_STATUS_UNIMPLEMENTED 12
@@ -228,7 +230,9 @@ on_first_record(void *arg)
         on_guard_end(mc, HS_END_CLOSED);
         return;
     }
-    mc->sess = h2_session_new(srv->d->loop, mc->fd, ssl, true, &cbs, mc);
+    struct loop *l = srv->d->loop;
+    struct stream *x = tls_stream_new(l, tcp_stream_new(l, mc->fd), ssl, true, TLS_STREAM_ALPN_H2);
+    mc->sess = h2_session_new(l, x, true, &cbs, mc);
     mc->fd = -1;
     loop_timer_start(srv->d->loop, &mc->auth_deadline, MESHD_AUTH_DEADLINE_MS, on_auth_deadline,
                      mc);

@@ -27,6 +27,7 @@
 #include "h2/h2.h"
 #include "log/log.h"
 #include "net/sock.h"
+#include "tls/tls_stream.h"
 #include "ztunnel.h"
 
 /* One accepted HBONE connection. */
@@ -346,7 +347,9 @@ start_session(struct zpod *pod, int fd, struct hs_ticket *ticket, const struct i
     in->n_conns++;
     hc->ticket = ticket;
     hs_ticket_rebind(ticket, on_session_guard_end, hc);
-    hc->sess = h2_session_new(zt->loop, fd, ssl, true, &server_cbs, hc);
+    struct stream *x =
+        tls_stream_new(zt->loop, tcp_stream_new(zt->loop, fd), ssl, true, TLS_STREAM_ALPN_H2);
+    hc->sess = h2_session_new(zt->loop, x, true, &server_cbs, hc);
 }
 
 static void try_accept(struct held_accept *h);

@@ -15,9 +15,11 @@
 
 #define LOG_SCOPE "pool"
 #include "base/base.h"
+#include "conn/tcp_stream.h"
 #include "h2/h2.h"
 #include "log/log.h"
 #include "net/sock.h"
+#include "tls/tls_stream.h"
 #include "ztunnel.h"
 
 struct waiter {
@@ -232,7 +234,9 @@ conn_new(struct pool *p, const struct pool_target *t, char *key, int *err)
         p->conns->prev = pc;
     p->conns = pc;
     p->n_conns++;
-    pc->sess = h2_session_new(p->zt->loop, fd, ssl, false, &client_cbs, pc);
+    struct loop *l = p->zt->loop;
+    struct stream *x = tls_stream_new(l, tcp_stream_new(l, fd), ssl, false, TLS_STREAM_ALPN_H2);
+    pc->sess = h2_session_new(l, x, false, &client_cbs, pc);
     return pc;
 }
 

@@ -132,13 +132,13 @@ h2t_setup(struct h2t *t)
     t->respond_status = 200;
     t->loop = loop_new();
     unit_socketpair(fds);
-    t->cli = h2_session_new(t->loop, fds[0], NULL, false, &cli_cbs, t);
-    t->srv = h2_session_new(t->loop, fds[1], NULL, true, &srv_cbs, t);
+    t->cli = h2_session_new(t->loop, tcp_stream_new(t->loop, fds[0]), false, &cli_cbs, t);
+    t->srv = h2_session_new(t->loop, tcp_stream_new(t->loop, fds[1]), true, &srv_cbs, t);
     assert_non_null(t->cli);
     assert_non_null(t->srv);
     assert_true(h2_session_is_ready(t->cli));
     assert_true(h2_session_is_ready(t->srv));
-    assert_null(h2_session_ssl(t->cli));
+    assert_non_null(h2_session_transport(t->cli));
 }
 
 /* Closes what is left, releases both sessions and checks each closed exactly once. */

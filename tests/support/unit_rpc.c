@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include "base/base.h"
+#include "conn/tcp_stream.h"
+#include "tls/tls_stream.h"
 #include "unit_certs.h"
 #include "unit_loop.h"
 #include "unit_rpc.h"
@@ -212,11 +214,16 @@ rpct_setup(struct rpct *t, const struct ca *ca)
         tls_creds_unref(cc);
         tls_creds_unref(sc);
     }
-    t->cli = h2_session_new(t->loop, fds[0], cs, false, &rpct_sess_cbs, t);
-    t->srv = h2_session_new(t->loop, fds[1], ss, true, &rpct_sess_cbs, t);
+    struct stream *cx = tcp_stream_new(t->loop, fds[0]), *sx = tcp_stream_new(t->loop, fds[1]);
+    if (ca != NULL) {
+        cx = tls_stream_new(t->loop, cx, cs, false, TLS_STREAM_ALPN_H2);
+        sx = tls_stream_new(t->loop, sx, ss, true, TLS_STREAM_ALPN_H2);
+    }
+    t->cli = h2_session_new(t->loop, cx, false, &rpct_sess_cbs, t);
+    t->srv = h2_session_new(t->loop, sx, true, &rpct_sess_cbs, t);
     assert_true(unit_run_until(t->loop, cond_ready, t, 3000));
     if (ca != NULL)
-        assert_non_null(h2_session_ssl(t->cli));
+        assert_non_null(tls_stream_ssl(h2_session_transport(t->cli)));
 }
 
 void

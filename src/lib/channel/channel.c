@@ -11,8 +11,10 @@
 #include "base/base.h"
 #include "channel/channel.h"
 #include "conn/dial.h"
+#include "conn/tcp_stream.h"
 #include "log/log.h"
 #include "net/sock.h"
+#include "tls/tls_stream.h"
 
 struct channel {
     struct loop *loop;
@@ -87,7 +89,9 @@ on_dialled(void *arg, int fd)
         flush(c, NULL, -MESH_ETLS);
         return;
     }
-    c->sess = h2_session_new(c->loop, fd, ssl, false, &cbs, c);
+    struct stream *x =
+        tls_stream_new(c->loop, tcp_stream_new(c->loop, fd), ssl, false, TLS_STREAM_ALPN_H2);
+    c->sess = h2_session_new(c->loop, x, false, &cbs, c);
 }
 
 struct channel *

@@ -1,11 +1,22 @@
 /*
- * stream.h - a byte stream endpoint: a TCP socket or an HTTP/2 CONNECT stream.
+ * stream.h - a byte stream endpoint: a TCP socket, an HTTP/2 CONNECT stream,
+ * or TLS over either of them (tls_stream.h).
  *
- * The pipe moves bytes between two streams without knowing which kind each
- * is. Readiness is reported through |on_event|; a stream reports only what its
- * owner asked for with want(). Reads and writes never block:
+ * The pipe and the HTTP/2 session move bytes over streams without knowing
+ * which kind each is. Readiness is reported through |on_event|; a stream
+ * reports only what its owner asked for with want(). Reads and writes never
+ * block:
  *   read:  >0 bytes, 0 end of stream, -EAGAIN nothing yet, other <0 error
  *   write: >0 bytes accepted (maybe fewer than offered), -EAGAIN full, <0 error
+ * Readiness is level-triggered: a stream that holds input its owner has not
+ * read yet (in its own buffers rather than the kernel's) reports READABLE
+ * again when want() asks for reads, so an owner may stop reading at any point
+ * for fairness. A stream that batches output sends it by the end of the loop
+ * iteration without being asked.
+ *
+ * Some streams have a setup phase before they carry bytes (a TLS handshake):
+ * opened() returns 0 during it; when it ends the stream reports STREAM_OPEN
+ * once, and opened() then returns 1, or the error that ended it.
  */
 #ifndef MESH_LIB_STREAM_H
 #define MESH_LIB_STREAM_H
@@ -17,6 +28,7 @@
 enum stream_event {
     STREAM_READABLE = 1,
     STREAM_WRITABLE = 2,
+    STREAM_OPEN = 4, /* the setup phase ended (see opened()) */
 };
 
 struct stream;
@@ -30,6 +42,8 @@ struct stream_ops {
     void (*want)(struct stream *s, bool rd, bool wr);
     /* Releases the stream; |abort| resets it (RST) instead of closing cleanly. */
     void (*close)(struct stream *s, bool abort);
+    /* Optional (absent: always open): 1 open, 0 still setting up, <0 setup failed. */
+    int (*opened)(struct stream *s);
 
     /*
      * Optional zero-copy access, used by the pipe when present:
@@ -86,6 +100,12 @@ static inline void
 stream_close(struct stream *s, bool abort)
 {
     s->ops->close(s, abort);
+}
+
+static inline int
+stream_opened(struct stream *s)
+{
+    return s->ops->opened != NULL ? s->ops->opened(s) : 1;
 }
 
 #endif

@@ -1,9 +1,13 @@
 /*
- * h2.h - HTTP/2 sessions carrying HBONE CONNECT tunnels, over TLS (or plain
- * TCP for tests and fuzzing), driven by the loop. They also carry ordinary
- * requests with bodies and trailers, which is what gRPC (lib/rpc) needs.
+ * h2.h - HTTP/2 sessions carrying HBONE CONNECT tunnels, driven by the loop.
+ * They also carry ordinary requests with bodies and trailers, which is what
+ * gRPC (lib/rpc) needs.
  *
- * A session owns its socket and SSL. Each CONNECT is an h2_stream that is also
+ * A session runs over any struct stream and owns it: TLS over TCP
+ * (tls_stream.h) for HBONE, plain TCP for h2c, tests and fuzzing, or a
+ * CONNECT stream of another session (HTTP/2 inside an HBONE tunnel); it never
+ * knows which. A transport with a setup phase (a TLS handshake) is waited for
+ * (H2_HANDSHAKE_TIMEOUT_MS), then on_ready runs. Each CONNECT is an h2_stream that is also
  * a struct stream (stream.h), so a pipe can move bytes between it and a TCP
  * socket; a request's body goes through the same interface. Flow control is
  * manual: received bytes are acknowledged to the peer only when the stream's
@@ -25,8 +29,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <openssl/ssl.h>
 
 #include "conn/stream.h"
 #include "loop/loop.h"
@@ -54,7 +56,7 @@ struct h2_header {
 };
 
 struct h2_session_cbs {
-    /* TLS (if any) completed and HTTP/2 is running. Return <0 to refuse the peer. */
+    /* The transport is set up (TLS handshake done) and HTTP/2 is running. <0 refuses the peer. */
     int (*on_ready)(void *arg, struct h2_session *s);
     /* Server: a complete request on |st|; answer with h2_stream_respond(). */
     void (*on_request)(void *arg, struct h2_session *s, struct h2_stream *st);
@@ -68,11 +70,12 @@ struct h2_session_cbs {
 typedef void h2_response_fn(void *arg, struct h2_stream *st, int status);
 
 /*
- * Starts a session on the connected (or connecting) |fd|. Takes ownership of
- * |fd| and |ssl| (NULL for cleartext HTTP/2). With |ssl| the handshake runs
- * first; the session is usable after on_ready.
+ * Starts a session on the transport |xprt| (connected or connecting), which it
+ * owns from now on. NULL |xprt| (a failed constructor) gives a session that
+ * fails at once (on_closed with -ENOMEM), so callers have one error path.
+ * The session is usable after on_ready.
  */
-struct h2_session *h2_session_new(struct loop *l, int fd, SSL *ssl, bool server,
+struct h2_session *h2_session_new(struct loop *l, struct stream *xprt, bool server,
                                   const struct h2_session_cbs *cbs, void *arg);
 /* Graceful: GOAWAY, no new streams; the session closes when its streams end. */
 void h2_session_shutdown(struct h2_session *s);
@@ -81,7 +84,8 @@ void h2_session_close(struct h2_session *s, int err);
 /* Drops the owner's reference; the session must already be closing or closed. */
 void h2_session_release(struct h2_session *s);
 
-SSL *h2_session_ssl(const struct h2_session *s);
+/* The transport (e.g. for tls_stream_ssl()); NULL once the session was torn down. */
+struct stream *h2_session_transport(const struct h2_session *s);
 struct loop *h2_session_loop(const struct h2_session *s);
 bool h2_session_is_ready(const struct h2_session *s);
 bool h2_session_is_closed(const struct h2_session *s);

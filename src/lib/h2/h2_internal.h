@@ -14,11 +14,10 @@
 #define H2_OUT_MAX     (H2_OUT_BATCH + H2_MAX_FRAME + 64)
 #define H2_TX_MAX      (256 * 1024)
 #define H2_READ_ROUNDS 16
-#define H2_ENC_MAX     (256 * 1024)
-#define H2_ENC_BATCH   (160 * 1024) /* measured best on 2 vCPU: fewer sends, peer still busy */
 #define H2_DIRECT_MIN  4096 /* frames this large skip the |out| copy */
 #define H2_FRAME_HEADER 9
-#define H2_RECORD_PAYLOAD (16384 - H2_FRAME_HEADER) /* DATA payload filling one TLS record */
+/* DATA payload filling one TLS record (TLS_STREAM_RECORD_PAYLOAD); harmless on other transports */
+#define H2_RECORD_PAYLOAD (16384 - H2_FRAME_HEADER)
 #define H2_VALUE_MAX   4096
 #define H2_ID_GAPS     8 /* server: ranges of client stream ids skipped, remembered */
 
@@ -38,8 +37,7 @@ struct h2_fields {
 struct h2_session {
     struct loop *loop;
     nghttp2_session *ng;
-    SSL *ssl;
-    int fd;
+    struct stream *xprt; /* the transport, owned; NULL once torn down */
     bool server;
     enum h2_state state;
     int err;
@@ -57,13 +55,10 @@ struct h2_session {
     uint32_t next_peer_id;
     struct { uint32_t lo, hi; } id_gaps[H2_ID_GAPS];
     unsigned n_id_gaps;        /* ranges ever recorded; the ring keeps the last H2_ID_GAPS */
-    struct buf out;            /* HTTP/2 frames not yet handed to TLS (or the socket) */
-    struct buf enc;            /* TLS records not yet sent */
-    struct loop_io io;
+    struct buf out;            /* HTTP/2 frames not yet handed to the transport */
     struct loop_timer hs_timer;
     struct loop_timer ping_timer;
     struct loop_defer flush_defer;
-    struct loop_defer read_defer;
     struct loop_defer ready_defer;
     struct loop_defer teardown_defer;
     struct loop_defer free_defer;

@@ -1,88 +1,30 @@
 /*
- * h2_session.c - an HTTP/2 connection driven by the loop: transport I/O (TLS
- * or cleartext), the nghttp2 session and its callbacks, PING liveness, and
- * the session lifecycle.
+ * h2_session.c - an HTTP/2 connection driven by the loop: transport I/O over
+ * a struct stream (TCP, TLS, or a CONNECT stream of another session: this file
+ * cannot tell), the nghttp2 session and its callbacks, PING liveness, and the
+ * session lifecycle.
  *
- * States:  HANDSHAKE -> RUNNING -> (GOAWAY) -> DEAD
+ * States:  HANDSHAKE (the transport's setup, e.g. TLS) -> RUNNING -> (GOAWAY) -> DEAD
  * Reads feed nghttp2_session_mem_recv(); frames to send are gathered from
  * nghttp2_session_mem_send() into |out| and written in large batches by a
- * deferred flush, so many stream writes in one iteration cost one syscall.
+ * deferred flush, so many stream writes in one iteration cost one syscall
+ * (a TLS transport batches its records the same way).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <openssl/err.h>
 
 #define LOG_SCOPE "h2"
 #include "base/base.h"
 #include "h2/h2_internal.h"
 #include "log/log.h"
-#include "tls/tls.h"
-#include "tls/tls_bio.h"
 
 static const struct h2_session_cbs no_cbs;
 
 static void session_flush(void *arg);
 static void session_read(struct h2_session *s);
 static void session_fail(struct h2_session *s, int err);
-
-/* ---- transport ---------------------------------------------------------- */
-
-/* Returns >0 bytes, 0 on EOF, -EAGAIN, or another negative error. */
-static ssize_t
-xprt_read(struct h2_session *s, void *p, size_t len, bool *want_write)
-{
-    *want_write = false;
-    if (s->ssl == NULL) {
-        ssize_t n = read(s->fd, p, len);
-        return n >= 0 ? n : -errno;
-    }
-    int n = SSL_read(s->ssl, p, (int)(len > INT32_MAX ? INT32_MAX : len));
-    if (n > 0)
-        return n;
-    switch (SSL_get_error(s->ssl, n)) {
-    case SSL_ERROR_WANT_READ:
-        return -EAGAIN;
-    case SSL_ERROR_WANT_WRITE:
-        *want_write = true;
-        return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    case SSL_ERROR_SYSCALL:
-        ERR_clear_error();
-        return errno ? -errno : 0;
-    default:
-        tls_log_errors("TLS read");
-        return -MESH_ETLS;
-    }
-}
-
-static ssize_t
-xprt_write(struct h2_session *s, const void *p, size_t len)
-{
-    if (s->ssl == NULL) {
-        ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL);
-        return n >= 0 ? n : -errno;
-    }
-    int n = SSL_write(s->ssl, p, (int)(len > INT32_MAX ? INT32_MAX : len));
-    if (n > 0)
-        return n;
-    switch (SSL_get_error(s->ssl, n)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        return -EAGAIN;
-    case SSL_ERROR_SYSCALL:
-        ERR_clear_error();
-        return errno ? -errno : -EPIPE;
-    default:
-        ERR_clear_error();
-        return -MESH_ETLS;
-    }
-}
 
 void
 h2_schedule_flush(struct h2_session *s)
@@ -325,35 +267,23 @@ update_interest(struct h2_session *s, bool want_write)
 {
     if (s->state == H2_DEAD)
         return;
-    loop_io_set(s->loop, &s->io, EPOLLIN | (want_write ? EPOLLOUT : 0));
+    stream_want(s->xprt, true, want_write);
 }
 
 /*
- * Hands |len| bytes to the transport: cleartext goes to the socket; with TLS
- * they are encrypted into |enc|, which is sent in batches of a few records
- * (fewer syscalls, and the peer starts early). Stores how much was taken in
- * |*done|. Returns 0 when all was taken, -EAGAIN when blocked, or an error.
+ * Hands |len| bytes to the transport (a TLS stream encrypts them and sends its
+ * records in batches). Stores how much was taken in |*done|. Returns 0 when
+ * all was taken, -EAGAIN when blocked, or an error.
  */
 static int
 write_some(struct h2_session *s, const uint8_t *p, size_t len, size_t *done)
 {
     *done = 0;
     while (*done < len) {
-        ssize_t n = xprt_write(s, p + *done, len - *done);
-        if (n == -EAGAIN && s->ssl != NULL) {
-            int rc = tls_bio_send(s->fd, &s->enc);
-            if (rc < 0)
-                return rc;
-            continue;
-        }
+        ssize_t n = stream_write(s->xprt, p + *done, len - *done);
         if (n < 0)
             return (int)n;
         *done += (size_t)n;
-        if (s->ssl != NULL && buf_len(&s->enc) >= H2_ENC_BATCH) {
-            int rc = tls_bio_send(s->fd, &s->enc);
-            if (rc < 0 && rc != -EAGAIN)
-                return rc;
-        }
     }
     return 0;
 }
@@ -410,13 +340,6 @@ on_send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size
     return 0;
 }
 
-/* Sends pending TLS records; 0, -EAGAIN or an error. */
-static int
-send_enc(struct h2_session *s)
-{
-    return s->ssl != NULL ? tls_bio_send(s->fd, &s->enc) : 0;
-}
-
 static void
 session_flush(void *arg)
 {
@@ -439,7 +362,7 @@ session_flush(void *arg)
             if (n == 0)
                 break;
             if (buf_len(&s->out) == 0 && n >= H2_DIRECT_MIN) {
-                /* A large DATA frame: encrypt it straight from nghttp2's buffer. */
+                /* A large frame: to the transport straight from nghttp2's buffer. */
                 size_t done;
                 rc = write_some(s, p, (size_t)n, &done);
                 if (rc < 0 && rc != -EAGAIN) {
@@ -457,8 +380,6 @@ session_flush(void *arg)
         if (buf_len(&s->out) == 0)
             break;
     }
-    if (rc == 0)
-        rc = send_enc(s);
     if (rc == -EAGAIN) {
         update_interest(s, true);
         return;
@@ -496,25 +417,18 @@ on_ping_timer(void *arg)
 }
 
 static void
-session_read_deferred(void *arg)
-{
-    struct h2_session *s = arg;
-    if (s->state == H2_RUNNING)
-        session_read(s);
-}
-
-static void
 session_read(struct h2_session *s)
 {
     uint8_t b[16384 + 512];
-    bool want_write = false, blocked = false;
 
+    /*
+     * At most H2_READ_ROUNDS, for fairness: what is left wakes us again (streams are
+     * level-triggered, also for input a TLS stream already holds).
+     */
     for (int i = 0; i < H2_READ_ROUNDS && s->state == H2_RUNNING; i++) {
-        ssize_t n = xprt_read(s, b, sizeof(b), &want_write);
-        if (n == -EAGAIN) {
-            blocked = true;
+        ssize_t n = stream_read(s->xprt, b, sizeof(b));
+        if (n == -EAGAIN)
             break;
-        }
         if (n <= 0) {
             session_fail(s, n == 0 ? 0 : (int)n);
             return;
@@ -526,18 +440,8 @@ session_read(struct h2_session *s)
             return;
         }
     }
-    if (s->state == H2_RUNNING) {
+    if (s->state == H2_RUNNING)
         session_flush(s);
-        if (want_write)
-            update_interest(s, true);
-        /*
-         * We stopped for fairness with records OpenSSL already holds, which will not wake
-         * epoll: come back for them. Not after EAGAIN: then what it holds is an incomplete
-         * record, and the socket wakes us when the rest arrives.
-         */
-        if (!blocked && s->ssl != NULL && SSL_has_pending(s->ssl))
-            loop_defer(s->loop, &s->read_defer, session_read_deferred, s);
-    }
 }
 
 static int
@@ -588,66 +492,48 @@ start_http2(struct h2_session *s)
     return 0;
 }
 
+/* The transport finished its setup (TLS handshake): HTTP/2 starts. */
 static void
-handshake(struct h2_session *s)
+transport_open(struct h2_session *s)
 {
-    int rc = SSL_do_handshake(s->ssl);
-    int sent = tls_bio_send(s->fd, &s->enc);
+    int o = stream_opened(s->xprt);
 
-    if (sent < 0 && sent != -EAGAIN) {
-        session_fail(s, sent);
+    if (o == 0)
+        return;
+    loop_timer_stop(s->loop, &s->hs_timer);
+    if (o < 0) {
+        session_fail(s, o);
         return;
     }
-
-    if (rc == 1) {
-        loop_timer_stop(s->loop, &s->hs_timer);
-        tls_handshake_done(s->ssl);
-        if (!tls_alpn_is_h2(s->ssl)) {
-            log_debug("peer did not negotiate ALPN h2");
-            session_fail(s, -MESH_ETLS);
-            return;
-        }
-        if (start_http2(s) < 0) {
-            session_fail(s, -ENOMEM);
-            return;
-        }
-        if (s->cbs->on_ready != NULL && s->cbs->on_ready(s->arg, s) < 0) {
-            session_fail(s, -MESH_EDENIED);
-            return;
-        }
-        session_flush(s);
-        /* The peer's first frames may have arrived with its last handshake flight. */
+    if (start_http2(s) < 0) {
+        session_fail(s, -ENOMEM);
+        return;
+    }
+    if (s->cbs->on_ready != NULL && s->cbs->on_ready(s->arg, s) < 0) {
+        session_fail(s, -MESH_EDENIED);
+        return;
+    }
+    session_flush(s);
+    /* The peer's first frames may have arrived with its last handshake flight. */
+    if (s->state == H2_RUNNING)
         session_read(s);
-        return;
-    }
-    switch (SSL_get_error(s->ssl, rc)) {
-    case SSL_ERROR_WANT_READ:
-        loop_io_set(s->loop, &s->io, EPOLLIN | (buf_len(&s->enc) ? EPOLLOUT : 0));
-        return;
-    case SSL_ERROR_WANT_WRITE:
-        loop_io_set(s->loop, &s->io, EPOLLOUT);
-        return;
-    default:
-        tls_log_errors("TLS handshake");
-        session_fail(s, -MESH_ETLS);
-        return;
-    }
 }
 
 static void
-on_io(void *arg, uint32_t events)
+on_xprt(void *arg, struct stream *x, unsigned events)
 {
     struct h2_session *s = arg;
+    (void)x;
 
     if (s->state == H2_HANDSHAKE) {
-        handshake(s);
+        transport_open(s);
         return;
     }
     if (s->state != H2_RUNNING)
         return;
-    if (events & EPOLLOUT)
+    if (events & STREAM_WRITABLE)
         session_flush(s);
-    if (s->state == H2_RUNNING && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+    if (s->state == H2_RUNNING && (events & STREAM_READABLE))
         session_read(s);
 }
 
@@ -655,7 +541,7 @@ static void
 on_handshake_timeout(void *arg)
 {
     struct h2_session *s = arg;
-    log_debug("TLS handshake timed out");
+    log_debug("transport setup (TLS handshake) timed out");
     session_fail(s, -ETIMEDOUT);
 }
 
@@ -666,7 +552,6 @@ session_free(void *arg)
 {
     struct h2_session *s = arg;
     buf_cleanup(&s->out);
-    buf_cleanup(&s->enc);
     free(s);
 }
 
@@ -683,22 +568,18 @@ teardown(void *arg)
     struct h2_session *s = arg;
     struct h2_stream *st, *next;
 
-    loop_io_stop(s->loop, &s->io);
     loop_timer_stop(s->loop, &s->hs_timer);
     loop_timer_stop(s->loop, &s->ping_timer);
-    if (s->ssl != NULL) {
-        /* Best effort close_notify; the socket is non-blocking so this never waits. */
-        if (s->err == 0 && SSL_is_init_finished(s->ssl)) {
-            SSL_shutdown(s->ssl);
-            tls_bio_send(s->fd, &s->enc);
-        }
-        SSL_free(s->ssl);
-        s->ssl = NULL;
+    if (s->xprt != NULL) {
+        /*
+         * A clean end says so (TLS close_notify; never waits). Errors close too, not reset:
+         * a GOAWAY we queued should still reach the peer.
+         */
+        if (s->err == 0 && stream_opened(s->xprt) > 0)
+            stream_shutdown_write(s->xprt);
+        stream_close(s->xprt, false);
+        s->xprt = NULL;
     }
-    ERR_clear_error();
-    if (s->fd >= 0)
-        close(s->fd);
-    s->fd = -1;
     nghttp2_session_del(s->ng);
     s->ng = NULL;
     for (st = s->streams; st != NULL; st = next) {
@@ -721,7 +602,7 @@ session_fail(struct h2_session *s, int err)
 }
 
 static void
-on_cleartext_ready(void *arg)
+on_open_ready(void *arg)
 {
     struct h2_session *s = arg;
 
@@ -735,42 +616,36 @@ on_cleartext_ready(void *arg)
 }
 
 struct h2_session *
-h2_session_new(struct loop *l, int fd, SSL *ssl, bool server, const struct h2_session_cbs *cbs,
+h2_session_new(struct loop *l, struct stream *xprt, bool server, const struct h2_session_cbs *cbs,
                void *arg)
 {
     struct h2_session *s = xcalloc(1, sizeof(*s));
 
     s->loop = l;
-    s->fd = fd;
-    s->ssl = ssl;
+    s->xprt = xprt;
     s->server = server;
     s->cbs = cbs;
     s->arg = arg;
     s->refs = 2; /* the owner's and the transport's (dropped at teardown) */
     s->next_peer_id = 1;
     buf_init(&s->out, H2_OUT_MAX);
-    buf_init(&s->enc, H2_ENC_MAX + TLS_BIO_RECORD_MAX);
-    if (loop_io_start(l, &s->io, fd, EPOLLIN | EPOLLOUT, on_io, s) < 0) {
-        session_fail(s, -errno);
+    if (xprt == NULL) {
+        session_fail(s, -ENOMEM);
         return s;
     }
-    if (ssl != NULL) {
-        BIO *bio = tls_bio_new(fd, &s->enc);
-        if (bio == NULL) {
-            session_fail(s, -ENOMEM);
-            return s;
-        }
-        SSL_set_bio(ssl, bio, bio);
-        if (server)
-            SSL_set_accept_state(ssl);
-        else
-            SSL_set_connect_state(ssl);
+    stream_set_handler(xprt, on_xprt, s);
+    int o = stream_opened(xprt);
+    if (o < 0) {
+        session_fail(s, o);
+    } else if (o == 0) {
+        stream_want(xprt, true, false);
         loop_timer_start(l, &s->hs_timer, H2_HANDSHAKE_TIMEOUT_MS, on_handshake_timeout, s);
     } else if (start_http2(s) < 0) {
         session_fail(s, -ENOMEM);
     } else {
-        /* Cleartext: ready at once, announced from the loop like the TLS case. */
-        loop_defer(l, &s->ready_defer, on_cleartext_ready, s);
+        /* Already open: ready at once, announced from the loop like the TLS case. */
+        stream_want(xprt, true, false);
+        loop_defer(l, &s->ready_defer, on_open_ready, s);
     }
     return s;
 }
@@ -805,10 +680,10 @@ h2_session_release(struct h2_session *s)
     h2_session_unref(s);
 }
 
-SSL *
-h2_session_ssl(const struct h2_session *s)
+struct stream *
+h2_session_transport(const struct h2_session *s)
 {
-    return s->ssl;
+    return s->xprt;
 }
 
 struct loop *

@@ -63,6 +63,8 @@ stream_dispatch(void *arg)
         st->resp_cb = NULL;
         if (cb != NULL)
             cb(st->resp_arg, st, status);
+        /* Body bytes (or the end) that came with the status: the reader hears of them too. */
+        h2_stream_kick(st);
         return;
     }
     unsigned ev = stream_ready_events(st);

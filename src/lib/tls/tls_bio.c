@@ -1,26 +1,27 @@
 /*
- * tls_bio.c - recv(2) for reads, a batch buffer plus send(MSG_NOSIGNAL) for writes.
+ * tls_bio.c - lower stream reads, a batch buffer plus lower stream writes.
  */
 #include <errno.h>
-#include <sys/socket.h>
 
 #include "base/base.h"
 #include "tls/tls_bio.h"
 
 struct tls_bio {
-    int fd;
+    struct stream *lower;
     struct buf *out;
 };
 
 static BIO_METHOD *method;
 
 int
-tls_bio_send(int fd, struct buf *out)
+tls_bio_send(struct stream *lower, struct buf *out)
 {
     while (buf_len(out) > 0) {
-        ssize_t n = send(fd, buf_head(out), buf_len(out), MSG_NOSIGNAL);
+        ssize_t n = stream_write(lower, buf_head(out), buf_len(out));
+        if (n == -EINTR)
+            continue;
         if (n < 0)
-            return errno == EINTR ? 0 : -errno;
+            return (int)n;
         buf_consume(out, (size_t)n);
     }
     buf_release_if_empty(out);
@@ -37,7 +38,7 @@ bio_write(BIO *b, const char *p, int len)
         return 0;
     if (buf_space(t->out) < (size_t)len) {
         /* Make room by sending; if the socket is full too, OpenSSL retries later. */
-        int rc = tls_bio_send(t->fd, t->out);
+        int rc = tls_bio_send(t->lower, t->out);
         if (rc < 0 && rc != -EAGAIN) {
             errno = -rc;
             return -1;
@@ -57,10 +58,11 @@ bio_read(BIO *b, char *p, int len)
     struct tls_bio *t = BIO_get_data(b);
 
     BIO_clear_retry_flags(b);
-    ssize_t n = recv(t->fd, p, (size_t)len, 0);
+    ssize_t n = stream_read(t->lower, p, (size_t)len);
     if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR)
+        if (n == -EAGAIN || n == -EINTR)
             BIO_set_retry_read(b);
+        errno = (int)-n; /* SSL_ERROR_SYSCALL reports it through errno */
         return -1;
     }
     return (int)n;
@@ -72,7 +74,7 @@ bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     (void)b;
     (void)num;
     (void)ptr;
-    /* Flushing is the session's job (tls_bio_send after each round of SSL calls). */
+    /* Flushing is the TLS stream's job (tls_bio_send after each round of SSL calls). */
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
@@ -93,10 +95,10 @@ bio_destroy(BIO *b)
 }
 
 BIO *
-tls_bio_new(int fd, struct buf *out)
+tls_bio_new(struct stream *lower, struct buf *out)
 {
     if (method == NULL) {
-        method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "amesh socket");
+        method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "amesh stream");
         if (method == NULL || !BIO_meth_set_write(method, bio_write) ||
             !BIO_meth_set_read(method, bio_read) || !BIO_meth_set_ctrl(method, bio_ctrl) ||
             !BIO_meth_set_create(method, bio_create) || !BIO_meth_set_destroy(method, bio_destroy))
@@ -108,7 +110,7 @@ tls_bio_new(int fd, struct buf *out)
         OPENSSL_free(t);
         return NULL;
     }
-    t->fd = fd;
+    t->lower = lower;
     t->out = out;
     BIO_set_data(b, t);
     return b;

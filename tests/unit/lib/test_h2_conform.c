@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "conn/tcp_stream.h"
 #include "h2/h2.h"
 #include "unit_loop.h"
 
@@ -193,7 +194,7 @@ rc_setup(struct rc *r)
     r->loop = loop_new();
     unit_socketpair(fds);
     r->peer = fds[0];
-    r->srv = h2_session_new(r->loop, fds[1], NULL, true, &cbs, r);
+    r->srv = h2_session_new(r->loop, tcp_stream_new(r->loop, fds[1]), true, &cbs, r);
     rc_send(r, preface, sizeof(preface) - 1);
     rc_frame(r, F_SETTINGS, 0, 0, NULL, 0);
     rc_frame(r, F_SETTINGS, FL_ACK, 0, NULL, 0);

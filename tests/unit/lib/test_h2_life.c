@@ -256,7 +256,7 @@ test_interim_1xx_is_not_final(void **state)
     r.loop = loop_new();
     unit_socketpair(fds);
     r.peer = fds[0];
-    r.cli = h2_session_new(r.loop, fds[1], NULL, false, &none, NULL);
+    r.cli = h2_session_new(r.loop, tcp_stream_new(r.loop, fds[1]), false, &none, NULL);
     r.c.st = h2_session_connect(r.cli, "198.18.0.1:80", NULL, 0, h2t_on_response, &r.c);
     assert_non_null(r.c.st);
     unit_run_for(r.loop, 5);

@@ -26,6 +26,7 @@
 #include "h2/h2.h"
 #include "tls/ca.h"
 #include "tls/tls.h"
+#include "tls/tls_stream.h"
 #include "unit_certs.h"
 #include "unit_h2.h"
 #include "unit_loop.h"
@@ -220,8 +221,14 @@ test_partial_tls_record_no_busy_loop(void **state)
     r.to_srv = b[0];
     assert_int_equal(loop_io_start(r.loop, &r.io_c, r.to_cli, EPOLLIN, on_relay_cli, &r), 0);
     assert_int_equal(loop_io_start(r.loop, &r.io_s, r.to_srv, EPOLLIN, on_relay_srv, &r), 0);
-    r.cli = h2_session_new(r.loop, a[0], tls_new_client(cc, &cchk), false, &tls_cbs, &r);
-    r.srv = h2_session_new(r.loop, b[1], tls_new_server(sc, &schk), true, &tls_cbs, &r);
+    r.cli = h2_session_new(r.loop,
+                           tls_stream_new(r.loop, tcp_stream_new(r.loop, a[0]),
+                                          tls_new_client(cc, &cchk), false, TLS_STREAM_ALPN_H2),
+                           false, &tls_cbs, &r);
+    r.srv = h2_session_new(r.loop,
+                           tls_stream_new(r.loop, tcp_stream_new(r.loop, b[1]),
+                                          tls_new_server(sc, &schk), true, TLS_STREAM_ALPN_H2),
+                           true, &tls_cbs, &r);
     assert_non_null(r.cli);
     assert_non_null(r.srv);
     assert_true(unit_run_until(r.loop, cond_both_ready, &r, 2000));

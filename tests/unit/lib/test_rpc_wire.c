@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "base/base.h"
+#include "conn/tcp_stream.h"
 #include "h2/h2.h"
 #include "rpc/rpc.h"
 #include "unit_loop.h"
@@ -230,7 +231,7 @@ test_python_client(void **state)
     memset(&t, 0, sizeof(t));
     t.loop = loop_new();
     unit_socketpair(fds);
-    t.srv = h2_session_new(t.loop, fds[1], NULL, true, &rpct_sess_cbs, &t);
+    t.srv = h2_session_new(t.loop, tcp_stream_new(t.loop, fds[1]), true, &rpct_sess_cbs, &t);
     memset(&ch, 0, sizeof(ch));
     ch.pid = spawn_peer("client", fds[0]);
     child_check(&ch, t.loop);
@@ -264,7 +265,7 @@ test_python_server(void **state)
     memset(&t, 0, sizeof(t));
     t.loop = loop_new();
     unit_socketpair(fds);
-    t.cli = h2_session_new(t.loop, fds[0], NULL, false, &rpct_sess_cbs, &t);
+    t.cli = h2_session_new(t.loop, tcp_stream_new(t.loop, fds[0]), false, &rpct_sess_cbs, &t);
     memset(&ch, 0, sizeof(ch));
     ch.pid = spawn_peer("server", fds[1]);
     unit_run_for(t.loop, 1);

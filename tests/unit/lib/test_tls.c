@@ -19,10 +19,12 @@
 #include <openssl/ssl.h>
 
 #include "base/base.h"
+#include "conn/tcp_stream.h"
 #include "h2/h2.h"
 #include "tls/ca.h"
 #include "tls/spiffe.h"
 #include "tls/tls.h"
+#include "tls/tls_stream.h"
 #include "unit_certs.h"
 #include "unit_loop.h"
 
@@ -69,7 +71,7 @@ static int
 on_ready(void *arg, struct h2_session *s)
 {
     struct side *d = side_of(arg, s);
-    SSL *ssl = h2_session_ssl(s);
+    SSL *ssl = tls_stream_ssl(h2_session_transport(s));
 
     assert_non_null(ssl);
     d->ready++;
@@ -135,8 +137,13 @@ tt_start(struct tt *t, SSL *ssl_c, SSL *ssl_s)
     assert_non_null(ssl_c);
     assert_non_null(ssl_s);
     unit_socketpair(fds);
-    t->c.s = h2_session_new(t->loop, fds[0], ssl_c, false, &cbs, t);
-    t->srv.s = h2_session_new(t->loop, fds[1], ssl_s, true, &cbs, t);
+    struct loop *l = t->loop;
+    struct stream *xc =
+        tls_stream_new(l, tcp_stream_new(l, fds[0]), ssl_c, false, TLS_STREAM_ALPN_H2);
+    struct stream *xs =
+        tls_stream_new(l, tcp_stream_new(l, fds[1]), ssl_s, true, TLS_STREAM_ALPN_H2);
+    t->c.s = h2_session_new(l, xc, false, &cbs, t);
+    t->srv.s = h2_session_new(l, xs, true, &cbs, t);
     assert_false(h2_session_is_ready(t->c.s));
 }
 
