@@ -9,6 +9,7 @@
  *   k8s_authz_pa.c  PeerAuthentication: effective mode, converted policies
  *   k8s_waypoint.c  which waypoint a Service or pod is bound to; bad bindings
  *   k8s_route.c     HTTPRoutes -> amesh.waypoint.v1.Route per service port (sans-I/O)
+ *   k8s_wpconf.c    one waypoint's Routes and Policies (targetRefs)
  *
  * It reads the store's objects in effect (k8s/k8s_internal.h) and never
  * writes them.
