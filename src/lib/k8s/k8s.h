@@ -131,6 +131,14 @@ void k8s_store_file_diags(const struct k8s_store *st, struct k8s_diags *out);
  */
 bool k8s_sa_on_node(const struct k8s_store *st, const char *node, const char *ns, const char *sa);
 
+/*
+ * The same for a waypoint's claim on an xDS stream: does a pod that has not
+ * terminated on |node| run in |ns| as |sa| with label
+ * gateway.networking.k8s.io/gateway-name=|gw| (a replica of that waypoint)?
+ */
+bool k8s_waypoint_on_node(const struct k8s_store *st, const char *node, const char *ns,
+                          const char *gw, const char *sa);
+
 /* What the CA and the node agent need of a pod. Pointers are borrowed from the store. */
 struct k8s_pod_info {
     const char *uid;             /* metadata.uid, "" when absent */
