@@ -10,7 +10,8 @@
 #   netns node-2: the clients; node-2 runs waypoint pods wp-a and wp-b
 #
 # 1. wp-a gets exactly the Routes of svc-a's ports and Policy pol-a (targets its
-#    Gateway); wp-b exactly svc-b's and pol-b (targets Service svc-b).
+#    Gateway); wp-b exactly svc-b's (one from a GRPCRoute) and pol-b (targets
+#    Service svc-b).
 # 2. A claim on wp-a with node-1's token (no pod of wp-a on node-1) gets empty
 #    Route and Policy sets and a "permission denied" line in meshd's log.
 # 3. A ztunnel stream asking for Route and Policy gets no answer to them, and
@@ -77,6 +78,15 @@ spec:
   rules:
   - matches: [{headers: [{name: x-b, value: "1"}]}]
     backendRefs: [{name: svc-b, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc-b, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: svc-b, port: 9090}]
+  rules:
+  - matches: [{method: {service: pkg.Echo, method: Say}}]
+    backendRefs: [{name: svc-b, port: 9090}]
 YAML
 }
 write_route /v1
@@ -144,6 +154,9 @@ wpc "$B" 3 node-2 --waypoint wp-b --sa wp-b >"$WORK/wp-b.out" 2>&1
 check "wp-b holds exactly svc-b's Routes and pol-b (a Service target)" test \
     "$(q "$B" "(sorted(r), sorted(p), p['default/pol-b']['value']['targets'][0]['service']['hostname'])")" = \
     "(['default/svc-b.default.svc.cluster.local:80', 'default/svc-b.default.svc.cluster.local:9090'], ['default/pol-b'], 'svc-b.default.svc.cluster.local')"
+check "wp-b's port 9090 table: GRPCRoute grpc-b's exact /pkg.Echo/Say first, then route-b (all ports)" test \
+    "$(q "$B" "(lambda v: (v['protocol'], v['rules'][0]['match'], v['sources']))(r['default/svc-b.default.svc.cluster.local:9090']['value'])")" = \
+    "('GRPC', {'exact': '/pkg.Echo/Say'}, ['GRPCRoute/default/grpc-b', 'HTTPRoute/default/route-b'])"
 
 # ---- 2. a claim the token's node cannot back ----------------------------------------------
 C=$WORK/claim.json

@@ -5,7 +5,7 @@
  * Namespace, ServiceAccount, Pod and Service are decoded for conversion;
  * AuthorizationPolicy and PeerAuthentication (security.istio.io) are
  * validated as Istio's webhook does and converted for ztunnel; Gateway,
- * GatewayClass, HTTPRoute (gateway.networking.k8s.io) and VirtualService
+ * GatewayClass, HTTPRoute, GRPCRoute (gateway.networking.k8s.io) and VirtualService
  * (networking.istio.io) are validated lightly and kept as JSON with line
  * numbers for the modules that convert them. Other kinds get a warning.
  *
@@ -81,6 +81,7 @@ enum k8s_kind {
     K8S_HTTP_ROUTE,
     K8S_VIRTUAL_SERVICE,
     K8S_GATEWAY_CLASS, /* cluster-scoped, like Namespace */
+    K8S_GRPC_ROUTE,
     K8S_KIND_COUNT,
 };
 
