@@ -18,6 +18,8 @@
 #    its Authorization does not carry the targetRefs policies.
 # 4. An HTTPRoute edit reaches wp-a within 1 s; a broken HTTPRoute file keeps
 #    the last good table (and meshd reports it).
+# 5. What the waypoint cannot serve (an AUDIT policy, a GRPCRoute mirror) is left
+#    out, and meshd's log and `meshctl analyze` say so with AM0006 / AM0005.
 . "$(dirname "$0")/lib.sh"
 require_root
 topo_two_nodes 4
@@ -108,6 +110,22 @@ spec:
   targetRefs: [{kind: Service, group: "", name: svc-b}]
   rules:
   - from: [{source: {principals: [cluster.local/ns/default/sa/client]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: pol-audit, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: wp-a}]
+  action: AUDIT
+  rules: [{}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc-mirror, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: svc-a, port: 9090}]
+  rules:
+  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: svc-a, port: 9090}}}]
 YAML
 start_meshd "$CFG" "$STATE" "$WORK/meshd.log"
 for n in node-1 node-2; do
@@ -201,6 +219,18 @@ check "meshd reports the broken HTTPRoute file" wait_secs 5 grep -q 'routes.yaml
 sleep 0.5
 check "wp-a keeps the last good table (/v2, both routes, no new Route push)" test \
     "$(route_prefix) $(q "$A" "(len(r), n['route'] == $BEFORE)")" = "/v2 (2, True)"
+
+# ---- 5. refused, and said so -------------------------------------------------------------------
+check "neither the AUDIT policy nor the mirroring GRPCRoute reached wp-a" test \
+    "$(q "$A" "('default/pol-audit' in p, r['default/svc-a.default.svc.cluster.local:9090']['value'].get('rules', []))")" = \
+    "(False, [])"
+rc=0
+"$BIN/meshctl" analyze -f "$CFG" >"$WORK/analyze.txt" 2>&1 || rc=$?
+check "meshctl analyze: AM0006 for the AUDIT policy, AM0005 for the mirror (with file:line)" sh -c "
+    grep -Eq 'policies.yaml:[0-9]+: warning: .*AUDIT.*AM0006' '$WORK/analyze.txt' &&
+    grep -Eq 'policies.yaml:[0-9]+: error: GRPCRoute default/grpc-mirror: .*RequestMirror.*AM0005' '$WORK/analyze.txt'" \
+    || cat "$WORK/analyze.txt"
+check "meshd logs both" sh -c "grep -q 'AM0006' '$WORK/meshd.log' && grep -q 'GRPCRoute default/grpc-mirror.*AM0005' '$WORK/meshd.log'"
 touch "$WORK/stop-a"
 wait "$A_PID"
 check "wp-a's stream had no error" test "$(q "$A" "d['error']")" = None

@@ -189,3 +189,33 @@ k8s_waypoint_config(const struct k8s_store *st, const struct k8s_build_opts *o, 
         qsort(out->v, out->n, sizeof(*out->v), cmp_res);
     return 0;
 }
+
+static bool
+same_diag(const struct k8s_diag *a, const struct k8s_diag *b)
+{
+    return a->line == b->line && a->severity == b->severity && strcmp(a->file, b->file) == 0 &&
+           strcmp(a->msg, b->msg) == 0;
+}
+
+void
+k8s_wpconf_diags(const struct k8s_store *st, struct k8s_diags *out)
+{
+    struct k8s_diags all = {0};
+
+    for (size_t i = 0; i < k8s_store_count(st, K8S_GATEWAY); i++) {
+        const struct k8s_obj *gw = k8s_store_at(st, K8S_GATEWAY, i);
+        struct mesh_resources r;
+        if (k8s_waypoint_config(st, NULL, gw->meta.ns, gw->meta.name, &r, &all) == 0)
+            mesh_resources_free(&r);
+    }
+    /* A route attached to several ports (or waypoints) is refused once per table: say it once. */
+    for (size_t i = 0; i < all.n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = same_diag(&all.v[i], &all.v[j]);
+        if (!seen)
+            k8s_diag_add(out, all.v[i].file, all.v[i].line, all.v[i].severity, all.v[i].code,
+                         "%s", all.v[i].msg);
+    }
+    k8s_diags_clear(&all);
+}

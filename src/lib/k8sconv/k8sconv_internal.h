@@ -259,5 +259,7 @@ Istio__Workload__GatewayAddress *k8s_waypoint_address(struct k8s_arena *a,
                                                       const struct k8s_obj *gw);
 /* Appends what is wrong with waypoint Gateways and use-waypoint labels in effect. */
 void k8s_waypoint_diags(const struct k8s_store *st, struct k8s_diags *out);
+/* Appends the route errors (AM0005) of what every waypoint is served, each once. */
+void k8s_wpconf_diags(const struct k8s_store *st, struct k8s_diags *out);
 
 #endif

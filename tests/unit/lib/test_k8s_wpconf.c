@@ -320,6 +320,24 @@ test_versions(void **state)
     done(&c);
 }
 
+/* Route errors of waypoint tables reach the diagnostics (meshctl analyze, meshd's log) once. */
+static void
+test_route_errors_reported_once(void **state)
+{
+    struct served s;
+    (void)state;
+
+    serve(&s,
+          BASE "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, "
+               "namespace: app}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: s1}]\n"
+               "  rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: s1, "
+               "port: 80}}}]}]\n",
+          "w1");
+    assert_int_equal(n_type(&s, K8S_TYPE_ROUTE), 2); /* both ports, without the route */
+    assert_int_equal(count_code(s.st, "AM0005"), 1); /* attached to two ports, said once */
+    done(&s);
+}
+
 int
 main(void)
 {
@@ -329,6 +347,7 @@ main(void)
         cmocka_unit_test(test_policy_table),
         cmocka_unit_test(test_gateway_class_root_only),
         cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_route_errors_reported_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
