@@ -185,6 +185,36 @@ check "wp-a claimed from node-1 (no pod of it there): answered, but no Route and
 check "meshd logs the denied claim" grep -q \
     'claims waypoint default/wp-a as service account wp-a, but node node-1 runs no pod of it .*permission denied' \
     "$WORK/meshd.log"
+# The claim follows the pods: a replica of wp-a scheduled on node-1 grants it, its removal
+# takes everything back (removals pushed), each within 1 s.
+M=$WORK/moving.json
+wpc "$M" 20 node-1 --waypoint wp-a --sa wp-a --stop-file "$WORK/stop-m" >"$WORK/moving.out" 2>&1 &
+M_PID=$!
+check "node-1's claim is answered (empty)" wait_secs 10 both_answered "$M"
+cat >"$CFG/wp-a-node1.yaml" <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: wp-a-1, namespace: default, uid: 0c11e7e0-wp-a-1, labels: {gateway.networking.k8s.io/gateway-name: wp-a}}
+spec:
+  serviceAccountName: wp-a
+  nodeName: node-1
+  containers: [{name: istio-proxy, image: none}]
+status:
+  phase: Running
+YAML
+T0=$(date +%s%N)
+granted() { [ "$(q "$M" "(len(r), sorted(p))")" = "(2, ['default/pol-a'])" ]; }
+check "a wp-a pod on node-1: node-1's claim now gets wp-a's Routes and Policy" wait_secs 5 granted
+MS=$(( ($(date +%s%N) - T0) / 1000000 ))
+check "within 1 s ($MS ms)" test "$MS" -le 1000
+rm "$CFG/wp-a-node1.yaml"
+T0=$(date +%s%N)
+revoked() { [ "$(q "$M" "(len(r), len(p))")" = "(0, 0)" ]; }
+check "the pod gone: everything is removed from node-1's stream" wait_secs 5 revoked
+MS=$(( ($(date +%s%N) - T0) / 1000000 ))
+check "within 1 s ($MS ms)" test "$MS" -le 1000
+touch "$WORK/stop-m"
+wait "$M_PID"
 S=$WORK/wrong-sa.json
 wpc "$S" 3 node-2 --waypoint wp-a --sa default >"$WORK/wrong-sa.out" 2>&1
 check "wp-a claimed as another service account: no Route, no Policy" \
