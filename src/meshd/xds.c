@@ -65,6 +65,12 @@ struct xds_conn {
     bool told_not_waypoint;
 };
 
+/*
+ * Waypoint lines: any node can open streams with claims at will, so they are
+ * rate-limited per node (one node's flood cannot hide another's first line).
+ */
+static struct log_ratelimit_set wp_log = LOG_RATELIMIT_SET_INIT(10000, 5);
+
 /* Every stream serves all four; the waypoint types only from a waypoint's own snapshot. */
 static const char *const served_types[] = {XDS_TYPE_ADDRESS, XDS_TYPE_AUTHORIZATION,
                                            XDS_TYPE_WAYPOINT_ROUTE, XDS_TYPE_WAYPOINT_POLICY};
@@ -94,9 +100,10 @@ on_event(void *arg, const struct xds_server_event *ev)
         const char *sa = xds_server_stream_node_meta(c->xs, XDS_META_SERVICE_ACCOUNT);
         if (wp != NULL && (ns == NULL || sa == NULL || wp[0] == '\0' || ns[0] == '\0' ||
                            sa[0] == '\0')) {
-            log_warn("%s claims waypoint \"%.64s\" without %s and %s; it gets no waypoint "
-                     "config",
-                     peer_name(c), wp, XDS_META_NAMESPACE, XDS_META_SERVICE_ACCOUNT);
+            log_warn_rl(log_ratelimit_for(&wp_log, c->node),
+                        "%s claims waypoint \"%.64s\" without %s and %s; it gets no waypoint "
+                        "config",
+                        peer_name(c), wp, XDS_META_NAMESPACE, XDS_META_SERVICE_ACCOUNT);
         } else if (wp != NULL) {
             c->wp_ns = xstrdup(ns);
             c->wp_name = xstrdup(wp);
@@ -157,14 +164,17 @@ waypoint_sync(struct xds_conn *c, struct xds_out *out)
         return;
     }
     if (!allowed && (!c->wp_built || c->wp_allowed))
-        log_warn("%s (node %s) claims waypoint %s/%s as service account %s, but node %s runs "
-                 "no pod of it as that service account: permission denied for Route and Policy "
-                 "(it gets none)",
-                 peer_name(c), c->node, c->wp_ns, c->wp_name, c->wp_sa, c->node);
+        log_warn_rl(log_ratelimit_for(&wp_log, c->node),
+                    "%s (node %s) claims waypoint %s/%s as service account %s, but node %s runs "
+                    "no pod of it as that service account: permission denied for Route and "
+                    "Policy (it gets none)",
+                    peer_name(c), c->node, c->wp_ns, c->wp_name, c->wp_sa, c->node);
     else if (allowed && (!c->wp_built || !c->wp_allowed))
-        log_info("%s is waypoint %s/%s%s: %zu Route and Policy resources", peer_name(c),
-                 c->wp_ns, c->wp_name, exists ? "" : " (no such Gateway of class istio-waypoint)",
-                 xds_snapshot_len(own));
+        log_info_rl(log_ratelimit_for(&wp_log, c->node),
+                    "%s is waypoint %s/%s%s: %zu Route and Policy resources", peer_name(c),
+                    c->wp_ns, c->wp_name,
+                    exists ? "" : " (no such Gateway of class istio-waypoint)",
+                    xds_snapshot_len(own));
     c->wp_built = true;
     c->wp_allowed = allowed;
     c->wp_gen = gen;
@@ -182,8 +192,9 @@ check_not_waypoint(struct xds_conn *c)
         return;
     for (size_t i = 0; i < ARRAY_LEN(own_types); i++)
         if (xds_server_stream_type_status_by_url(c->xs, own_types[i], &st) == 0) {
-            log_info("%s asked for %s but claims no waypoint (node metadata %s): it gets none",
-                     peer_name(c), own_types[i], XDS_META_WAYPOINT);
+            log_info_rl(log_ratelimit_for(&wp_log, c->node),
+                        "%s asked for %s but claims no waypoint (node metadata %s): it gets none",
+                        peer_name(c), own_types[i], XDS_META_WAYPOINT);
             c->told_not_waypoint = true;
             return;
         }
