@@ -510,12 +510,35 @@ int
 k8s_route_build(const struct k8s_store *st, const struct k8s_build_opts *o, const char *ns,
                 const char *name, uint32_t port, struct mesh_resource *out, struct k8s_diags *d)
 {
+    static const enum k8s_kind kinds[] = {K8S_HTTP_ROUTE, K8S_GRPC_ROUTE};
     const struct k8s_obj *svc = k8s_store_find(st, K8S_SERVICE, ns, name);
+    size_t b[2], e[2], nr = 0;
+
+    /* Every route of the namespace is a candidate. */
+    for (size_t k = 0; k < 2; k++)
+        k8s_store_ns_range(st, kinds[k], ns, &b[k], &e[k]);
+    const struct k8s_obj **cands = xcalloc(e[0] - b[0] + e[1] - b[1] + 1, sizeof(*cands));
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = b[k]; i < e[k]; i++)
+            cands[nr++] = k8s_store_at(st, kinds[k], i);
+    int rc = svc ? k8s_route_build_among(st, o, svc, port, cands, nr, out, d) : -ENOENT;
+    if (svc == NULL)
+        memset(out, 0, sizeof(*out));
+    free(cands);
+    return rc;
+}
+
+int
+k8s_route_build_among(const struct k8s_store *st, const struct k8s_build_opts *o,
+                      const struct k8s_obj *svc, uint32_t port, const struct k8s_obj *const *cands,
+                      size_t n_cands, struct mesh_resource *out, struct k8s_diags *d)
+{
+    const char *ns = svc->meta.ns;
     const struct k8s_sport *sp = NULL;
     struct k8s_arena a = {0};
 
     memset(out, 0, sizeof(*out));
-    for (size_t i = 0; svc != NULL && i < svc->u.svc.n_ports; i++)
+    for (size_t i = 0; i < svc->u.svc.n_ports; i++)
         if (svc->u.svc.ports[i].port == port)
             sp = &svc->u.svc.ports[i];
     if (sp == NULL)
@@ -526,15 +549,11 @@ k8s_route_build(const struct k8s_store *st, const struct k8s_build_opts *o, cons
                      .suffix = o && o->domain_suffix && o->domain_suffix[0] ? o->domain_suffix
                                                                             : "cluster.local"};
     /* The routes that attach, oldest first. */
-    static const enum k8s_kind kinds[] = {K8S_HTTP_ROUTE, K8S_GRPC_ROUTE};
-    size_t b[2], e[2], nr = 0;
-    for (size_t k = 0; k < 2; k++)
-        k8s_store_ns_range(st, kinds[k], ns, &b[k], &e[k]);
-    const struct k8s_obj **routes = xcalloc(e[0] - b[0] + e[1] - b[1] + 1, sizeof(*routes));
-    for (size_t k = 0; k < 2; k++)
-        for (size_t i = b[k]; i < e[k]; i++)
-            if (attaches(k8s_store_at(st, kinds[k], i), svc, port))
-                routes[nr++] = k8s_store_at(st, kinds[k], i);
+    size_t nr = 0;
+    const struct k8s_obj **routes = xcalloc(n_cands + 1, sizeof(*routes));
+    for (size_t i = 0; i < n_cands; i++)
+        if (attaches(cands[i], svc, port))
+            routes[nr++] = cands[i];
     qsort(routes, nr, sizeof(*routes), cmp_route);
 
     Amesh__Waypoint__V1__Route r = AMESH__WAYPOINT__V1__ROUTE__INIT;

@@ -145,6 +145,62 @@ policy_for(const struct k8s_store *st, const struct k8s_obj *ap, const struct k8
     return any;
 }
 
+/* A Service bound to the waypoint and the routes that name it in a parentRef. */
+struct bound {
+    const struct k8s_obj *svc;
+    const struct k8s_obj **routes;
+    size_t n, cap;
+};
+
+static int
+cmp_bound(const void *key, const void *elem)
+{
+    const struct k8s_obj *const *k = key; /* a Service-like pair: meta.ns, meta.name */
+    const struct bound *b = elem;
+    int c = strcmp((*k)->meta.ns, b->svc->meta.ns);
+    return c ? c : strcmp((*k)->meta.name, b->svc->meta.name);
+}
+
+/*
+ * Files every route of the bound Services' namespaces under the bound
+ * Services its parentRefs name (once each): one pass over the routes instead
+ * of one per service port. |v| is sorted by (namespace, name).
+ */
+static void
+file_routes(const struct k8s_store *st, struct bound *v, size_t n)
+{
+    static const enum k8s_kind kinds[] = {K8S_HTTP_ROUTE, K8S_GRPC_ROUTE};
+
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(v[i].svc->meta.ns, v[i - 1].svc->meta.ns) == 0)
+            continue; /* namespace done */
+        for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
+            size_t b, e;
+            k8s_store_ns_range(st, kinds[k], v[i].svc->meta.ns, &b, &e);
+            for (size_t j = b; j < e; j++) {
+                const struct k8s_obj *rt = k8s_store_at(st, kinds[k], j);
+                const json_t *refs = member(member(k8s_obj_json(rt), "spec"), "parentRefs");
+                for (size_t p = 0; p < json_array_size(refs); p++) {
+                    const json_t *ref = json_array_get(refs, p);
+                    struct k8s_obj key = {.meta = {.ns = rt->meta.ns,
+                                                   .name = (char *)(uintptr_t)jstr(ref, "name")}};
+                    const struct k8s_obj *kp = &key;
+                    if (strcmp(jstr(ref, "kind"), "Service") != 0)
+                        continue;
+                    struct bound *bd = bsearch(&kp, v, n, sizeof(*v), cmp_bound);
+                    if (bd == NULL || (bd->n > 0 && bd->routes[bd->n - 1] == rt))
+                        continue;
+                    if (bd->n == bd->cap) {
+                        bd->cap = bd->cap ? bd->cap * 2 : 4;
+                        bd->routes = xrealloc(bd->routes, bd->cap * sizeof(*bd->routes));
+                    }
+                    bd->routes[bd->n++] = rt;
+                }
+            }
+        }
+    }
+}
+
 static int
 cmp_res(const void *a, const void *b)
 {
@@ -165,20 +221,33 @@ k8s_waypoint_config(const struct k8s_store *st, const struct k8s_build_opts *o, 
     memset(out, 0, sizeof(*out));
     if (gw == NULL)
         return -ENOENT;
+    struct bound *bv = NULL;
+    size_t nb = 0, bcap = 0;
     for (size_t i = 0; i < k8s_store_count(st, K8S_SERVICE); i++) {
         const struct k8s_obj *svc = k8s_store_at(st, K8S_SERVICE, i);
         if (!bound_to(st, svc, gw))
             continue;
+        if (nb == bcap) {
+            bcap = bcap ? bcap * 2 : 16;
+            bv = xrealloc(bv, bcap * sizeof(*bv));
+        }
+        bv[nb++] = (struct bound){.svc = svc};
+    }
+    file_routes(st, bv, nb);
+    for (size_t i = 0; i < nb; i++) {
+        const struct k8s_obj *svc = bv[i].svc;
         for (size_t p = 0; p < svc->u.svc.n_ports; p++) {
             struct mesh_resource r;
             bool dup = false; /* the same number for TCP and UDP: one table */
             for (size_t q = 0; q < p && !dup; q++)
                 dup = svc->u.svc.ports[q].port == svc->u.svc.ports[p].port;
-            if (!dup && k8s_route_build(st, o, svc->meta.ns, svc->meta.name, svc->u.svc.ports[p].port,
-                                &r, d) == 0)
+            if (!dup && k8s_route_build_among(st, o, svc, svc->u.svc.ports[p].port,
+                                              bv[i].routes, bv[i].n, &r, d) == 0)
                 add(out, &cap, &r);
         }
+        free(bv[i].routes);
     }
+    free(bv);
     for (size_t i = 0; i < k8s_store_count(st, K8S_AUTHORIZATION_POLICY); i++) {
         const struct k8s_obj *ap = k8s_store_at(st, K8S_AUTHORIZATION_POLICY, i);
         struct mesh_resource r;

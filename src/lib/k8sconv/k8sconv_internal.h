@@ -241,6 +241,18 @@ void k8s_pa_keys(const struct k8s_store *st, const struct k8s_obj *pod, char ***
 void k8s_pa_resources(const struct k8s_store *st, struct mesh_resource **res, size_t *n,
                       struct k8s_diags *d);
 
+/*
+ * k8s_route_build() for Service |svc| with the routes to consider given: the
+ * HTTPRoutes and GRPCRoutes |cands| (each at most once; those that do not
+ * attach are skipped), so that a caller building many tables scans the
+ * routes once (k8s_wpconf.c). Same result as k8s_route_build() when |cands|
+ * holds every route that attaches.
+ */
+int k8s_route_build_among(const struct k8s_store *st, const struct k8s_build_opts *o,
+                          const struct k8s_obj *svc, uint32_t port,
+                          const struct k8s_obj *const *cands, size_t n_cands,
+                          struct mesh_resource *out, struct k8s_diags *d);
+
 /* ---- Waypoints (k8s_waypoint.c) ---- */
 
 #define K8S_WP_SERVICE  1u
