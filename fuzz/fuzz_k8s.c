@@ -4,7 +4,9 @@
  * duplicate), converted, then half of it replaces the first file (the
  * last-good-state paths), the other file goes, and it is converted again;
  * every resource built must decode, and so must the waypoint route table of
- * every Service port (k8s_route_build: HTTPRoutes).
+ * every Service port (k8s_route_build: HTTPRoutes, GRPCRoutes) and what every
+ * Gateway would be served as a waypoint (k8s_waypoint_config: Routes, and
+ * Policies from AuthorizationPolicies with targetRefs).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,7 +50,7 @@ convert(struct k8s_conv *cv, const struct k8s_store *st, const struct k8s_build_
 static void
 routes(const struct k8s_store *st, struct k8s_diags *d)
 {
-    static const uint32_t ports[] = {80, 443, 8080, 9080, 15008};
+    static const uint32_t ports[] = {80, 443, 8080, 9080, 9090, 15008};
 
     for (size_t i = 0; i < k8s_store_count(st, K8S_SERVICE) && i < 64; i++) {
         const struct k8s_obj *svc = k8s_store_at(st, K8S_SERVICE, i);
@@ -67,6 +69,34 @@ routes(const struct k8s_store *st, struct k8s_diags *d)
     }
 }
 
+/* What each Gateway (first 16) is served as a waypoint: every resource must decode. */
+static void
+waypoints(const struct k8s_store *st, struct k8s_diags *d)
+{
+    for (size_t i = 0; i < k8s_store_count(st, K8S_GATEWAY) && i < 16; i++) {
+        const struct k8s_obj *gw = k8s_store_at(st, K8S_GATEWAY, i);
+        struct mesh_resources r;
+        if (k8s_waypoint_config(st, NULL, k8s_obj_namespace(gw), k8s_obj_name(gw), &r, d) != 0)
+            continue;
+        for (size_t j = 0; j < r.n; j++) {
+            if (strcmp(r.v[j].type_url, K8S_TYPE_POLICY) == 0) {
+                Amesh__Waypoint__V1__Policy *p =
+                    amesh__waypoint__v1__policy__unpack(NULL, r.v[j].len, r.v[j].data);
+                if (p == NULL)
+                    abort();
+                amesh__waypoint__v1__policy__free_unpacked(p, NULL);
+            } else {
+                Amesh__Waypoint__V1__Route *x =
+                    amesh__waypoint__v1__route__unpack(NULL, r.v[j].len, r.v[j].data);
+                if (x == NULL)
+                    abort();
+                amesh__waypoint__v1__route__free_unpacked(x, NULL);
+            }
+        }
+        mesh_resources_free(&r);
+    }
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -80,6 +110,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     k8s_store_load_buf(st, "a.yaml", text, size, &d);
     convert(cv, st, NULL, &d);
     routes(st, &d);
+    waypoints(st, &d);
     k8s_store_load_buf(st, "b.yaml", text, size / 2, &d);
     k8s_store_remove_file(st, "a.yaml");
     convert(cv, st, &o, &d);

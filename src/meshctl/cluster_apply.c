@@ -37,7 +37,8 @@ apply_usage(FILE *f)
     fprintf(f, "Usage: meshctl apply -f FILE|DIR|- [-f ...] [-n NAMESPACE]\n"
                "  Creates or updates the objects in Kubernetes YAML files (a directory: its\n"
                "  *.yaml and *.yml files): Namespace, ServiceAccount, Service, Pod, Deployment,\n"
-               "  AuthorizationPolicy, PeerAuthentication, Gateway, HTTPRoute, VirtualService.\n");
+               "  AuthorizationPolicy, PeerAuthentication, Gateway, HTTPRoute, GRPCRoute,\n"
+               "  VirtualService.\n");
 }
 
 void
@@ -259,7 +260,7 @@ delete_object(struct cluster *c, const struct kind_info *k, const char *ns, cons
         /* Everything in it: Deployments (with their pods) first, then the rest. */
         static const char *const order[] = {
             "Deployment",         "Pod",     "Service",   "ServiceAccount", "AuthorizationPolicy",
-            "PeerAuthentication", "Gateway", "HTTPRoute", "VirtualService"};
+            "PeerAuthentication", "Gateway", "HTTPRoute", "GRPCRoute", "VirtualService"};
         for (size_t i = 0; i < ARRAY_LEN(order); i++) {
             const struct kind_info *ki = kind_by_name(order[i]);
             json_t *all = rec_list(c, ki, name);

@@ -26,7 +26,7 @@ get_usage(FILE *f)
                "                  [--show-labels]\n"
                "  KIND: pods (po), services (svc), namespaces (ns), deployments (deploy),\n"
                "  serviceaccounts (sa), authorizationpolicies, peerauthentications, gateways,\n"
-               "  httproutes, virtualservices.\n");
+               "  httproutes, grpcroutes, virtualservices.\n");
 }
 
 struct get_opts {

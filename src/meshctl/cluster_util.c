@@ -27,6 +27,8 @@ static const struct kind_info kinds[] = {
      "gateways.gateway.networking.k8s.io", true, true},
     {"HTTPRoute", "gateway.networking.k8s.io", "httproute.gateway.networking.k8s.io",
      "httproutes.gateway.networking.k8s.io", true, true},
+    {"GRPCRoute", "gateway.networking.k8s.io", "grpcroute.gateway.networking.k8s.io",
+     "grpcroutes.gateway.networking.k8s.io", true, true},
     {"VirtualService", "networking.istio.io", "virtualservice.networking.istio.io",
      "virtualservices.networking.istio.io", true, true},
 };
@@ -60,6 +62,8 @@ static const struct {
     {"gtw", "Gateway"},
     {"httproutes", "HTTPRoute"},
     {"httproute", "HTTPRoute"},
+    {"grpcroutes", "GRPCRoute"},
+    {"grpcroute", "GRPCRoute"},
     {"virtualservices", "VirtualService"},
     {"virtualservice", "VirtualService"},
     {"vs", "VirtualService"},

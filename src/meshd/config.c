@@ -72,17 +72,11 @@ report(struct meshd_config *c)
     k8s_diags_clear(&all);
 }
 
+/* Moves the resources of |res| into a new snapshot (NULL when two share a name). */
 static struct xds_snapshot *
-build_snapshot(struct meshd_config *c)
+snapshot_of(struct mesh_resources *res0)
 {
-    struct mesh_resources res = {0};
-    struct k8s_diags diags = {0};
-    struct k8s_build_opts o = {
-        .cluster_id = c->d->opts.cluster_id,
-        .trust_domain = c->d->opts.trust_domain,
-    };
-    k8s_conv_build(c->conv, c->store, &o, &res, &diags);
-    k8s_diags_clear(&diags); /* conversion warnings are part of k8s_conv_diags() */
+    struct mesh_resources res = *res0;
     struct xds_resource *v = xcalloc(res.n ? res.n : 1, sizeof(*v));
     for (size_t i = 0; i < res.n; i++) {
         struct mesh_resource *r = &res.v[i];
@@ -96,7 +90,42 @@ build_snapshot(struct meshd_config *c)
     }
     size_t n = res.n;
     mesh_resources_free(&res);
+    memset(res0, 0, sizeof(*res0));
     return xds_snapshot_new(v, n);
+}
+
+static struct xds_snapshot *
+build_snapshot(struct meshd_config *c)
+{
+    struct mesh_resources res = {0};
+    struct k8s_diags diags = {0};
+    struct k8s_build_opts o = {
+        .cluster_id = c->d->opts.cluster_id,
+        .trust_domain = c->d->opts.trust_domain,
+    };
+    k8s_conv_build(c->conv, c->store, &o, &res, &diags);
+    k8s_diags_clear(&diags); /* conversion warnings are part of k8s_conv_diags() */
+    return snapshot_of(&res);
+}
+
+struct xds_snapshot *
+config_waypoint_snapshot(const struct meshd_config *c, const char *ns, const char *name,
+                         bool *exists)
+{
+    struct mesh_resources res = {0};
+    struct k8s_build_opts o = {
+        .cluster_id = c->d->opts.cluster_id,
+        .trust_domain = c->d->opts.trust_domain,
+    };
+    /* Route errors are reported by k8s_conv_diags(), once for the whole store. */
+    *exists = k8s_waypoint_config(c->store, &o, ns, name, &res, NULL) == 0;
+    return snapshot_of(&res);
+}
+
+struct xds_snapshot *
+config_empty_snapshot(void)
+{
+    return xds_snapshot_new(NULL, 0);
 }
 
 static void
@@ -126,6 +155,9 @@ reload(struct meshd_config *c)
     if (c->snap != NULL &&
         strcmp(xds_snapshot_version(c->snap), xds_snapshot_version(snap)) == 0) {
         xds_snapshot_unref(snap);
+        /* Shared resources unchanged, but what waypoints get (routes) may differ. */
+        if (c->d->server != NULL)
+            server_snapshot_changed(c->d->server);
         return;
     }
     xds_snapshot_unref(c->snap);

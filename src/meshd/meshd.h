@@ -111,6 +111,15 @@ void config_stop(struct meshd_config *c);
 /* The snapshot being served (borrowed) and the store it came from. */
 struct xds_snapshot *config_snapshot(const struct meshd_config *c);
 const struct k8s_store *config_store(const struct meshd_config *c);
+/*
+ * What waypoint Gateway |ns|/|name| is served (its Routes and Policies) from
+ * the store now, as a snapshot (a new reference; NULL if it cannot be made);
+ * |exists| says whether |ns|/|name| is a waypoint Gateway at all.
+ */
+struct xds_snapshot *config_waypoint_snapshot(const struct meshd_config *c, const char *ns,
+                                              const char *name, bool *exists);
+/* A snapshot with nothing in it (a new reference). */
+struct xds_snapshot *config_empty_snapshot(void);
 /* Diagnostics now standing, rendered one per line (for logs and /debug/config_errors). */
 char *config_errors_text(const struct meshd_config *c);
 

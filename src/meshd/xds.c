@@ -2,6 +2,19 @@
  * xds.c - DeltaAggregatedResources streams: each is a lib/xds server state
  * fed with the proxy's requests and with every new snapshot; what it produces
  * goes out on the call in order. One log line per push at debug level.
+ *
+ * Waypoints: a stream whose node metadata claims a waypoint (xds.h,
+ * XDS_META_WAYPOINT) gets that waypoint's Routes and Policies from its own
+ * snapshot (lib/xds own_type_urls), rebuilt when the store changes, while
+ * Address and Authorization stay the one shared snapshot. Per-stream
+ * snapshots rather than a filter inside lib/xds: the filter would have to
+ * follow bindings too (a Service bound to another waypoint changes what a
+ * waypoint sees without any Route changing), and a snapshot already diffs
+ * whatever changed. The claim holds only while the node of the stream's
+ * credential runs a pod of that waypoint as that service account
+ * (k8s_waypoint_on_node); otherwise the stream holds an empty set, so a
+ * claim that stops holding removes what it had. Other streams (ztunnel)
+ * never get these types, even when they ask.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +24,7 @@
 #define LOG_SCOPE "xds"
 #include "base/base.h"
 #include "grpc/grpc.h"
+#include "k8s/k8s.h"
 #include "log/log.h"
 #include "meshd_server.h"
 #include "pbcheck/pbcheck.h"
@@ -43,7 +57,24 @@ struct xds_conn {
     uint64_t gen; /* of the token that opened it */
     bool ended;
     bool push_pending; /* a snapshot arrived while output was still queued */
+    /* A waypoint's claim (node metadata), NULL for other proxies. */
+    char *wp_ns, *wp_name, *wp_sa;
+    bool wp_built;   /* an own snapshot was pushed, from store generation wp_gen */
+    bool wp_allowed; /* the claim held at the last build */
+    uint64_t wp_gen;
+    bool told_not_waypoint;
 };
+
+/*
+ * Waypoint lines: any node can open streams with claims at will, so they are
+ * rate-limited per node (one node's flood cannot hide another's first line).
+ */
+static struct log_ratelimit_set wp_log = LOG_RATELIMIT_SET_INIT(10000, 5);
+
+/* Every stream serves all four; the waypoint types only from a waypoint's own snapshot. */
+static const char *const served_types[] = {XDS_TYPE_ADDRESS, XDS_TYPE_AUTHORIZATION,
+                                           XDS_TYPE_WAYPOINT_ROUTE, XDS_TYPE_WAYPOINT_POLICY};
+static const char *const own_types[] = {XDS_TYPE_WAYPOINT_ROUTE, XDS_TYPE_WAYPOINT_POLICY};
 
 static const char *
 peer_name(const struct xds_conn *c)
@@ -64,6 +95,20 @@ on_event(void *arg, const struct xds_server_event *ev)
         if (nn != NULL && strcmp(nn, c->node) != 0)
             log_warn("xDS stream of node %s says NODE_NAME %s; its credential wins", c->node, nn);
         log_info("xDS stream from %s (node %s)", peer_name(c), c->node);
+        const char *wp = xds_server_stream_node_meta(c->xs, XDS_META_WAYPOINT);
+        const char *ns = xds_server_stream_node_meta(c->xs, XDS_META_NAMESPACE);
+        const char *sa = xds_server_stream_node_meta(c->xs, XDS_META_SERVICE_ACCOUNT);
+        if (wp != NULL && (ns == NULL || sa == NULL || wp[0] == '\0' || ns[0] == '\0' ||
+                           sa[0] == '\0')) {
+            log_warn_rl(log_ratelimit_for(&wp_log, c->node),
+                        "%s claims waypoint \"%.64s\" without %s and %s; it gets no waypoint "
+                        "config",
+                        peer_name(c), wp, XDS_META_NAMESPACE, XDS_META_SERVICE_ACCOUNT);
+        } else if (wp != NULL) {
+            c->wp_ns = xstrdup(ns);
+            c->wp_name = xstrdup(wp);
+            c->wp_sa = xstrdup(sa);
+        }
         break;
     }
     case XDS_SERVER_EV_ACK:
@@ -93,6 +138,66 @@ on_event(void *arg, const struct xds_server_event *ev)
     case XDS_SERVER_EV_STALE_NONCE:
         break;
     }
+}
+
+/*
+ * A waypoint stream's own snapshot, built again when the store changed since
+ * the last one: its Routes and Policies while the claim holds, else none.
+ */
+static void
+waypoint_sync(struct xds_conn *c, struct xds_out *out)
+{
+    struct meshd_config *cfg = c->srv->d->config;
+    const struct k8s_store *st = config_store(cfg);
+    uint64_t gen = k8s_store_generation(st);
+    bool exists = false;
+
+    if (c->wp_name == NULL || (c->wp_built && gen == c->wp_gen))
+        return;
+    bool allowed = k8s_waypoint_on_node(st, c->node, c->wp_ns, c->wp_name, c->wp_sa);
+    struct xds_snapshot *own = allowed
+                                   ? config_waypoint_snapshot(cfg, c->wp_ns, c->wp_name, &exists)
+                                   : config_empty_snapshot();
+    if (own == NULL) {
+        log_error("cannot build the config of waypoint %s/%s; %s keeps what it has", c->wp_ns,
+                  c->wp_name, peer_name(c));
+        return;
+    }
+    if (!allowed && (!c->wp_built || c->wp_allowed))
+        log_warn_rl(log_ratelimit_for(&wp_log, c->node),
+                    "%s (node %s) claims waypoint %s/%s as service account %s, but node %s runs "
+                    "no pod of it as that service account: permission denied for Route and "
+                    "Policy (it gets none)",
+                    peer_name(c), c->node, c->wp_ns, c->wp_name, c->wp_sa, c->node);
+    else if (allowed && (!c->wp_built || !c->wp_allowed))
+        log_info_rl(log_ratelimit_for(&wp_log, c->node),
+                    "%s is waypoint %s/%s%s: %zu Route and Policy resources", peer_name(c),
+                    c->wp_ns, c->wp_name,
+                    exists ? "" : " (no such Gateway of class istio-waypoint)",
+                    xds_snapshot_len(own));
+    c->wp_built = true;
+    c->wp_allowed = allowed;
+    c->wp_gen = gen;
+    xds_server_stream_push_own(c->xs, own, out);
+    xds_snapshot_unref(own);
+}
+
+/* A proxy that is no waypoint asking for waypoint types is told once, in the log. */
+static void
+check_not_waypoint(struct xds_conn *c)
+{
+    struct xds_server_type_status st;
+
+    if (c->wp_name != NULL || c->told_not_waypoint)
+        return;
+    for (size_t i = 0; i < ARRAY_LEN(own_types); i++)
+        if (xds_server_stream_type_status_by_url(c->xs, own_types[i], &st) == 0) {
+            log_info_rl(log_ratelimit_for(&wp_log, c->node),
+                        "%s asked for %s but claims no waypoint (node metadata %s): it gets none",
+                        peer_name(c), own_types[i], XDS_META_WAYPOINT);
+            c->told_not_waypoint = true;
+            return;
+        }
 }
 
 /* Sends what the stream produced. Returns false when the call cannot take it (then ended). */
@@ -129,6 +234,7 @@ push(struct xds_conn *c)
     c->push_pending = false;
     xds_out_init(&out);
     xds_server_stream_push(c->xs, config_snapshot(c->srv->d->config), &out);
+    waypoint_sync(c, &out);
     send_out(c, &out);
     xds_out_cleanup(&out);
 }
@@ -164,6 +270,9 @@ on_message(void *arg, struct rpc_call *call, const uint8_t *msg, size_t len)
         rpc_call_finish(c->call, GRPC_STATUS_INVALID_ARGUMENT, msg_out);
         c->ended = true;
     } else {
+        /* After the request that carried the node: a claim's own snapshot, answers included. */
+        waypoint_sync(c, &out);
+        check_not_waypoint(c);
         send_out(c, &out);
     }
     xds_out_cleanup(&out);
@@ -182,6 +291,9 @@ conn_free(struct xds_conn *c)
         c->next->prev = c->prev;
     srv->n_streams--;
     xds_server_stream_free(c->xs);
+    free(c->wp_ns);
+    free(c->wp_name);
+    free(c->wp_sa);
     free(c);
 }
 
@@ -207,7 +319,13 @@ void
 xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node, uint64_t gen)
 {
     struct xds_conn *c = xcalloc(1, sizeof(*c));
-    struct xds_server_config cfg = {.on_event = on_event, .arg = c, .max_names = XDS_MAX_NAMES};
+    struct xds_server_config cfg = {.type_urls = served_types,
+                                    .n_type_urls = ARRAY_LEN(served_types),
+                                    .own_type_urls = own_types,
+                                    .n_own_type_urls = ARRAY_LEN(own_types),
+                                    .on_event = on_event,
+                                    .arg = c,
+                                    .max_names = XDS_MAX_NAMES};
     struct xds_out out;
 
     c->srv = srv;

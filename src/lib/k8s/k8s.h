@@ -5,7 +5,7 @@
  * Namespace, ServiceAccount, Pod and Service are decoded for conversion;
  * AuthorizationPolicy and PeerAuthentication (security.istio.io) are
  * validated as Istio's webhook does and converted for ztunnel; Gateway,
- * GatewayClass, HTTPRoute (gateway.networking.k8s.io) and VirtualService
+ * GatewayClass, HTTPRoute, GRPCRoute (gateway.networking.k8s.io) and VirtualService
  * (networking.istio.io) are validated lightly and kept as JSON with line
  * numbers for the modules that convert them. Other kinds get a warning.
  *
@@ -81,6 +81,7 @@ enum k8s_kind {
     K8S_HTTP_ROUTE,
     K8S_VIRTUAL_SERVICE,
     K8S_GATEWAY_CLASS, /* cluster-scoped, like Namespace */
+    K8S_GRPC_ROUTE,
     K8S_KIND_COUNT,
 };
 
@@ -130,6 +131,14 @@ void k8s_store_file_diags(const struct k8s_store *st, struct k8s_diags *out);
  * service account |sa| in namespace |ns|?
  */
 bool k8s_sa_on_node(const struct k8s_store *st, const char *node, const char *ns, const char *sa);
+
+/*
+ * The same for a waypoint's claim on an xDS stream: does a pod that has not
+ * terminated on |node| run in |ns| as |sa| with label
+ * gateway.networking.k8s.io/gateway-name=|gw| (a replica of that waypoint)?
+ */
+bool k8s_waypoint_on_node(const struct k8s_store *st, const char *node, const char *ns,
+                          const char *gw, const char *sa);
 
 /* What the CA and the node agent need of a pod. Pointers are borrowed from the store. */
 struct k8s_pod_info {

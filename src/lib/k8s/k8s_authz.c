@@ -39,28 +39,12 @@
 
 #include "authorization.pb-c.h"
 #include "base/base.h"
+#include "k8s/k8s_authz_internal.h"
 #include "k8s/k8s_internal.h"
 #include "policy/policy.h"
 
-/* Istio analyzer codes (istioctl analyze). */
-#define CODE_SCHEMA_ERROR   "IST0106" /* SchemaValidationError */
-#define CODE_BAD_ANNOTATION "IST0125" /* InvalidAnnotation */
-#define CODE_SCHEMA_WARNING "IST0133" /* SchemaWarning */
-#define CODE_INEFFECTIVE    "IST0167" /* IneffectivePolicy */
-
-enum action { A_ALLOW, A_DENY, A_AUDIT, A_CUSTOM };
-
-struct apc {
-    struct k8s_dctx *c;
-    const struct k8s_meta *m;
-    struct k8s_ap *ap;
-    int errors;
-};
-
 static void aerr(struct apc *x, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void anote(struct apc *x, int sev, int line, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
 
 static void
 aerr(struct apc *x, int line, const char *fmt, ...)
@@ -74,8 +58,8 @@ aerr(struct apc *x, int line, const char *fmt, ...)
     x->errors++;
 }
 
-static void
-anote(struct apc *x, int sev, int line, const char *code, const char *fmt, ...)
+void
+ap_note(struct apc *x, int sev, int line, const char *code, const char *fmt, ...)
 {
     va_list ap;
 
@@ -89,6 +73,7 @@ k8s_ap_cleanup(struct k8s_ap *ap)
 {
     k8s_kv_free(ap->labels, ap->n_labels);
     free(ap->data);
+    free(ap->wp_rules);
     k8s_diags_clear(&ap->diags);
 }
 
@@ -357,8 +342,8 @@ static const char *const l4_when_keys[] = {
     "source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port", NULL,
 };
 
-static bool
-l4_when_key(const char *k)
+bool
+ap_l4_when_key(const char *k)
 {
     for (size_t i = 0; l4_when_keys[i] != NULL; i++)
         if (strcmp(l4_when_keys[i], k) == 0)
@@ -602,7 +587,7 @@ validate_selector(struct apc *x, const json_t *sel, struct k8s_kv **out, size_t 
         return;
     *match_labels = ml != NULL;
     if (ml == NULL || json_object_size(ml) == 0) {
-        anote(x, K8S_WARNING, val_line(x, sel), CODE_SCHEMA_WARNING,
+        ap_note(x, K8S_WARNING, val_line(x, sel), CODE_SCHEMA_WARNING,
               "workload selector specified without labels: %s",
               ml == NULL ? "no workload lists this policy (istiod attaches it to none)"
                          : "every workload of its scope lists this policy (an empty selector "
@@ -694,21 +679,9 @@ validate_target_ref(struct apc *x, const json_t *t, const char *path)
 
 /* ---- Conversion (valid input only) ---- */
 
-struct conv {
-    struct apc *x;
-    struct k8s_arena *a;
-    const char *ns;
-    size_t entries; /* rules, clauses, matches and values, against POLICY_MAX_ENTRIES */
-    /* HTTP attributes found in the current rule, in order of appearance, and in any rule */
-    const char *l7[32];
-    size_t n_l7;
-    int l7_line;
-    const char *all_l7[64];
-    size_t n_all_l7;
-};
 
 static void
-found_l7(struct conv *v, const char *name, int line)
+found_l7(struct ap_conv *v, const char *name, int line)
 {
     bool seen = false;
 
@@ -757,8 +730,8 @@ joined(struct k8s_arena *a, const char *const *v, size_t n)
 }
 
 /* stringToMatch: "*" presence, "*x" suffix, "x*" prefix, else exact. */
-static Istio__Security__StringMatch *
-string_match(struct k8s_arena *a, const char *v)
+Istio__Security__StringMatch *
+ap_string_match(struct k8s_arena *a, const char *v)
 {
     Istio__Security__StringMatch *m = k8s_arena_alloc(a, sizeof(*m));
     size_t n = strlen(v);
@@ -782,19 +755,19 @@ string_match(struct k8s_arena *a, const char *v)
     return m;
 }
 
-static void
-strs(struct conv *v, const json_t *arr, Istio__Security__StringMatch ***out, size_t *n)
+void
+ap_strs(struct ap_conv *v, const json_t *arr, Istio__Security__StringMatch ***out, size_t *n)
 {
     *n = count(arr);
     *out = k8s_arena_alloc(v->a, (*n + 1) * sizeof(**out));
     for (size_t i = 0; i < *n; i++)
-        (*out)[i] = string_match(v->a, json_string_value(json_array_get(arr, i)));
+        (*out)[i] = ap_string_match(v->a, json_string_value(json_array_get(arr, i)));
     v->entries += *n;
 }
 
 /* stringToIP (every entry is valid here). */
-static void
-ips(struct conv *v, const json_t *arr, Istio__Security__Address ***out, size_t *n)
+void
+ap_ips(struct ap_conv *v, const json_t *arr, Istio__Security__Address ***out, size_t *n)
 {
     *n = 0;
     *out = k8s_arena_alloc(v->a, (count(arr) + 1) * sizeof(**out));
@@ -816,8 +789,8 @@ ips(struct conv *v, const json_t *arr, Istio__Security__Address ***out, size_t *
 }
 
 /* stringToPort. */
-static void
-ports(struct conv *v, const json_t *arr, uint32_t **out, size_t *n)
+void
+ap_ports(struct ap_conv *v, const json_t *arr, uint32_t **out, size_t *n)
 {
     *n = 0;
     *out = k8s_arena_alloc(v->a, (count(arr) + 1) * sizeof(**out));
@@ -829,7 +802,7 @@ ports(struct conv *v, const json_t *arr, uint32_t **out, size_t *n)
 
 /* stringToServiceAccountMatch: "ns/sa", or "sa" in the policy's namespace. */
 static void
-sas(struct conv *v, const json_t *arr, Istio__Security__ServiceAccountMatch ***out, size_t *n)
+sas(struct ap_conv *v, const json_t *arr, Istio__Security__ServiceAccountMatch ***out, size_t *n)
 {
     *n = count(arr);
     *out = k8s_arena_alloc(v->a, (*n + 1) * sizeof(**out));
@@ -850,8 +823,8 @@ sas(struct conv *v, const json_t *arr, Istio__Security__ServiceAccountMatch ***o
     v->entries += *n;
 }
 
-static Istio__Security__Match *
-new_match(struct conv *v)
+Istio__Security__Match *
+ap_new_match(struct ap_conv *v)
 {
     Istio__Security__Match *m = k8s_arena_alloc(v->a, sizeof(*m));
 
@@ -861,7 +834,7 @@ new_match(struct conv *v)
 }
 
 static Istio__Security__Clause *
-new_clause(struct conv *v, size_t cap)
+new_clause(struct ap_conv *v, size_t cap)
 {
     Istio__Security__Clause *c = k8s_arena_alloc(v->a, sizeof(*c));
 
@@ -874,70 +847,70 @@ new_clause(struct conv *v, size_t cap)
 /* An operation: ports and notPorts; the HTTP fields are recorded, not converted (httpOperations).
  */
 static Istio__Security__Match *
-to_match(struct conv *v, const json_t *op)
+to_match(struct ap_conv *v, const json_t *op)
 {
-    Istio__Security__Match *m = new_match(v);
+    Istio__Security__Match *m = ap_new_match(v);
 
     for (size_t i = 0; operation_fields[i] != NULL; i++)
         if (l7_operation_field(operation_fields[i]) && count(k8s_json_member(op, operation_fields[i])) > 0)
             found_l7(v, operation_fields[i], key_line(v->x, op, operation_fields[i]));
-    ports(v, k8s_json_member(op, "ports"), &m->destination_ports, &m->n_destination_ports);
-    ports(v, k8s_json_member(op, "notPorts"), &m->not_destination_ports, &m->n_not_destination_ports);
+    ap_ports(v, k8s_json_member(op, "ports"), &m->destination_ports, &m->n_destination_ports);
+    ap_ports(v, k8s_json_member(op, "notPorts"), &m->not_destination_ports, &m->n_not_destination_ports);
     return m;
 }
 
 /* A source (httpSources for what is not converted). */
-static Istio__Security__Match *
-from_match(struct conv *v, const json_t *src)
+Istio__Security__Match *
+ap_from_match(struct ap_conv *v, const json_t *src)
 {
-    Istio__Security__Match *m = new_match(v);
+    Istio__Security__Match *m = ap_new_match(v);
 
     for (size_t i = 0; source_fields[i] != NULL; i++)
         if (l7_source_field(source_fields[i]) && count(k8s_json_member(src, source_fields[i])) > 0)
             found_l7(v, source_fields[i], key_line(v->x, src, source_fields[i]));
-    ips(v, k8s_json_member(src, "ipBlocks"), &m->source_ips, &m->n_source_ips);
-    ips(v, k8s_json_member(src, "notIpBlocks"), &m->not_source_ips, &m->n_not_source_ips);
-    strs(v, k8s_json_member(src, "namespaces"), &m->namespaces, &m->n_namespaces);
-    strs(v, k8s_json_member(src, "notNamespaces"), &m->not_namespaces, &m->n_not_namespaces);
+    ap_ips(v, k8s_json_member(src, "ipBlocks"), &m->source_ips, &m->n_source_ips);
+    ap_ips(v, k8s_json_member(src, "notIpBlocks"), &m->not_source_ips, &m->n_not_source_ips);
+    ap_strs(v, k8s_json_member(src, "namespaces"), &m->namespaces, &m->n_namespaces);
+    ap_strs(v, k8s_json_member(src, "notNamespaces"), &m->not_namespaces, &m->n_not_namespaces);
     sas(v, k8s_json_member(src, "serviceAccounts"), &m->service_accounts, &m->n_service_accounts);
     sas(v, k8s_json_member(src, "notServiceAccounts"), &m->not_service_accounts, &m->n_not_service_accounts);
-    strs(v, k8s_json_member(src, "principals"), &m->principals, &m->n_principals);
-    strs(v, k8s_json_member(src, "notPrincipals"), &m->not_principals, &m->n_not_principals);
+    ap_strs(v, k8s_json_member(src, "principals"), &m->principals, &m->n_principals);
+    ap_strs(v, k8s_json_member(src, "notPrincipals"), &m->not_principals, &m->n_not_principals);
     return m;
 }
 
 /* A condition: one Match with the field its key names (whenMatch); nothing for other keys. */
-static Istio__Security__Match *
-when_match(struct conv *v, const json_t *cond)
+Istio__Security__Match *
+ap_when_match(struct ap_conv *v, const json_t *cond)
 {
-    Istio__Security__Match *m = new_match(v);
+    Istio__Security__Match *m = ap_new_match(v);
     const char *key = json_string_value(k8s_json_member(cond, "key"));
     const json_t *vals = k8s_json_member(cond, "values"), *nvals = k8s_json_member(cond, "notValues");
 
-    if (!l4_when_key(key)) {
+    if (!ap_l4_when_key(key)) {
         found_l7(v, key, key_line(v->x, cond, "key"));
     } else if (strcmp(key, "source.namespace") == 0) {
-        strs(v, vals, &m->namespaces, &m->n_namespaces);
-        strs(v, nvals, &m->not_namespaces, &m->n_not_namespaces);
+        ap_strs(v, vals, &m->namespaces, &m->n_namespaces);
+        ap_strs(v, nvals, &m->not_namespaces, &m->n_not_namespaces);
     } else if (strcmp(key, "source.principal") == 0) {
-        strs(v, vals, &m->principals, &m->n_principals);
-        strs(v, nvals, &m->not_principals, &m->n_not_principals);
+        ap_strs(v, vals, &m->principals, &m->n_principals);
+        ap_strs(v, nvals, &m->not_principals, &m->n_not_principals);
     } else if (strcmp(key, "source.ip") == 0) {
-        ips(v, vals, &m->source_ips, &m->n_source_ips);
-        ips(v, nvals, &m->not_source_ips, &m->n_not_source_ips);
+        ap_ips(v, vals, &m->source_ips, &m->n_source_ips);
+        ap_ips(v, nvals, &m->not_source_ips, &m->n_not_source_ips);
     } else if (strcmp(key, "destination.port") == 0) {
-        ports(v, vals, &m->destination_ports, &m->n_destination_ports);
-        ports(v, nvals, &m->not_destination_ports, &m->n_not_destination_ports);
+        ap_ports(v, vals, &m->destination_ports, &m->n_destination_ports);
+        ap_ports(v, nvals, &m->not_destination_ports, &m->n_not_destination_ports);
     } else {
-        ips(v, vals, &m->destination_ips, &m->n_destination_ips);
-        ips(v, nvals, &m->not_destination_ips, &m->n_not_destination_ips);
+        ap_ips(v, vals, &m->destination_ips, &m->n_destination_ips);
+        ap_ips(v, nvals, &m->not_destination_ips, &m->n_not_destination_ips);
     }
     return m;
 }
 
 /* handleRule: the clauses of one rule, or NULL when an ALLOW drops it. */
 static Istio__Security__Rule *
-convert_rule(struct conv *v, const json_t *rule, enum action action)
+convert_rule(struct ap_conv *v, const json_t *rule, enum action action)
 {
     const json_t *to = k8s_json_member(rule, "to"), *from = k8s_json_member(rule, "from"), *when = k8s_json_member(rule, "when");
     Istio__Security__Rule *r = k8s_arena_alloc(v->a, sizeof(*r));
@@ -956,12 +929,12 @@ convert_rule(struct conv *v, const json_t *rule, enum action action)
     if (count(from) > 0) {
         Istio__Security__Clause *c = new_clause(v, count(from));
         for (size_t i = 0; i < count(from); i++)
-            c->matches[c->n_matches++] = from_match(v, k8s_json_member(json_array_get(from, i), "source"));
+            c->matches[c->n_matches++] = ap_from_match(v, k8s_json_member(json_array_get(from, i), "source"));
         r->clauses[r->n_clauses++] = c;
     }
     for (size_t i = 0; i < count(when); i++) {
         Istio__Security__Clause *c = new_clause(v, 1);
-        c->matches[c->n_matches++] = when_match(v, json_array_get(when, i));
+        c->matches[c->n_matches++] = ap_when_match(v, json_array_get(when, i));
         r->clauses[r->n_clauses++] = c;
     }
     /* L7 policies never match for ALLOW; for DENY the empty matches stay (ztunnel skips them). */
@@ -1011,7 +984,7 @@ static void
 convert(struct apc *x, const json_t *spec, enum action action, bool dry_run, int action_line)
 {
     struct k8s_arena a = {0};
-    struct conv v = {.x = x, .a = &a, .ns = x->m->ns};
+    struct ap_conv v = {.x = x, .a = &a, .ns = x->m->ns};
     Istio__Security__Authorization pol = ISTIO__SECURITY__AUTHORIZATION__INIT;
     const json_t *rules = k8s_json_member(spec, "rules");
     size_t dropped = 0;
@@ -1037,10 +1010,10 @@ convert(struct apc *x, const json_t *spec, enum action action, bool dry_run, int
         const char *found = joined(&a, v.l7, v.n_l7);
         if (action == A_ALLOW) {
             dropped++;
-            anote(x, K8S_WARNING, v.l7_line, CODE_INEFFECTIVE, "spec.rules[%zu] is omitted: %s", i,
+            ap_note(x, K8S_WARNING, v.l7_line, CODE_INEFFECTIVE, "spec.rules[%zu] is omitted: %s", i,
                   k8s_arena_printf(&a, HTTP_RULE_FMT, found, allow_rule));
         } else {
-            anote(x, K8S_WARNING, v.l7_line, CODE_INEFFECTIVE, "spec.rules[%zu]: %s", i,
+            ap_note(x, K8S_WARNING, v.l7_line, CODE_INEFFECTIVE, "spec.rules[%zu]: %s", i,
                   k8s_arena_printf(&a, HTTP_RULE_FMT, found,
                                    rule_effective(r) ? deny_mixed
                                                      : "Without them this rule can never match "
@@ -1053,12 +1026,12 @@ convert(struct apc *x, const json_t *spec, enum action action, bool dry_run, int
         for (size_t i = 0; i < pol.n_rules && !effective; i++)
             effective = rule_effective(pol.rules[i]);
         if (action == A_DENY && !effective)
-            anote(x, K8S_WARNING, action_line, CODE_INEFFECTIVE,
+            ap_note(x, K8S_WARNING, action_line, CODE_INEFFECTIVE,
                   "The policy has no impact at ztunnel: %s",
                   k8s_arena_printf(&a, HTTP_RULE_FMT, joined(&a, v.all_l7, v.n_all_l7),
                                    deny_no_effect));
         if (action == A_ALLOW && pol.n_rules == 0 && dropped > 0)
-            anote(x, K8S_WARNING, action_line, CODE_INEFFECTIVE,
+            ap_note(x, K8S_WARNING, action_line, CODE_INEFFECTIVE,
                   "every rule of this ALLOW policy uses HTTP attributes and is omitted: at "
                   "ztunnel it allows nothing, so it denies all traffic to the workloads it "
                   "applies to");
@@ -1186,7 +1159,7 @@ k8s_decode_authz(struct k8s_dctx *c, const json_t *json, const struct k8s_meta *
     if (dr != NULL && dr[0] != '\0') {
         int b = parse_bool(dr);
         if (b < 0)
-            anote(&x, K8S_WARNING, c->line, CODE_BAD_ANNOTATION,
+            ap_note(&x, K8S_WARNING, c->line, CODE_BAD_ANNOTATION,
                   "annotation istio.io/dry-run: \"%s\" is not a boolean; the policy is enforced",
                   dr);
         dry_run = b == 1;
@@ -1194,14 +1167,15 @@ k8s_decode_authz(struct k8s_dctx *c, const json_t *json, const struct k8s_meta *
 
     if (x.errors == 0) {
         if (target_ref != NULL || count(target_refs) > 0) {
-            /* TargetRef is not intended for ztunnel. */
-            anote(&x, K8S_INFO, key_line(&x, spec, target_ref != NULL ? "targetRef" : "targetRefs"),
-                  NULL,
-                  "AuthorizationPolicy %s/%s has targetRefs: the waypoint enforces it; it is not "
-                  "sent to ztunnel",
-                  m->ns, m->name);
+            /* TargetRef is not intended for ztunnel: only waypoints get it (k8s_authz_wp.c). */
+            ap_note(&x, K8S_INFO,
+                    key_line(&x, spec, target_ref != NULL ? "targetRef" : "targetRefs"), NULL,
+                    "AuthorizationPolicy %s/%s has targetRefs: the waypoint enforces it; it is "
+                    "not sent to ztunnel",
+                    m->ns, m->name);
+            ap_convert_waypoint(&x, spec, action, action_line);
         } else if (action == A_AUDIT || action == A_CUSTOM) {
-            anote(&x, K8S_WARNING, action_line, CODE_INEFFECTIVE,
+            ap_note(&x, K8S_WARNING, action_line, CODE_INEFFECTIVE,
                   "The policy has no impact at ztunnel: ztunnel does not support the %s action; "
                   "the policy is not sent to ztunnel",
                   action == A_AUDIT ? "AUDIT" : "CUSTOM");

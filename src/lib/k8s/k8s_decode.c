@@ -34,6 +34,7 @@ static const struct kind_def kinds[] = {
     {"gateway.networking.k8s.io", "HTTPRoute", {"v1", "v1beta1"}, K8S_HTTP_ROUTE},
     {"networking.istio.io", "VirtualService", {"v1", "v1beta1", "v1alpha3"}, K8S_VIRTUAL_SERVICE},
     {"gateway.networking.k8s.io", "GatewayClass", {"v1", "v1beta1"}, K8S_GATEWAY_CLASS},
+    {"gateway.networking.k8s.io", "GRPCRoute", {"v1", "v1alpha2"}, K8S_GRPC_ROUTE},
 };
 
 const char *

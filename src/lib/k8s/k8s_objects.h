@@ -116,6 +116,16 @@ struct k8s_ap {
     size_t len;
     char version[17];
     struct k8s_diags diags; /* warnings and notes of the conversion, reported while in effect */
+    /*
+     * targetRefs: the policy for waypoints (k8s_authz_wp.c). wp_rules is an
+     * amesh.waypoint.v1.Policy packed with only its rules (field 5), so the
+     * converter prepends name, namespace, targets and action (fields 1-4) and
+     * the concatenation is the whole message in field order.
+     */
+    bool wp_sent;
+    bool wp_deny;
+    uint8_t *wp_rules;
+    size_t wp_len;
 };
 
 enum k8s_mtls {

@@ -82,6 +82,25 @@ k8s_sa_on_node(const struct k8s_store *st, const char *node, const char *ns, con
 }
 
 bool
+k8s_waypoint_on_node(const struct k8s_store *st, const char *node, const char *ns, const char *gw,
+                     const char *sa)
+{
+    size_t b, e;
+
+    if (node == NULL || node[0] == '\0')
+        return false;
+    k8s_store_ns_range(st, K8S_POD, ns, &b, &e);
+    for (size_t i = b; i < e; i++) {
+        const struct k8s_obj *o = st->eff[K8S_POD][i];
+        const char *name = k8s_obj_label(o, "gateway.networking.k8s.io/gateway-name");
+        if (!o->u.pod.terminal && strcmp(o->u.pod.node, node) == 0 &&
+            strcmp(o->u.pod.service_account, sa) == 0 && name != NULL && strcmp(name, gw) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool
 k8s_pod_info(const struct k8s_store *st, const char *ns, const char *name, struct k8s_pod_info *out)
 {
     const struct k8s_obj *o = k8s_store_find(st, K8S_POD, ns, name);

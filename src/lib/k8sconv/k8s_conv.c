@@ -71,6 +71,7 @@ k8s_conv_diags(struct k8s_conv *cv, const struct k8s_store *st, struct k8s_diags
     k8s_check_ports(cv, &all);
     k8s_authz_diags(cv, &all);
     k8s_waypoint_diags(st, &all);
+    k8s_wpconf_diags(st, &all);
     k8s_diags_sort(&all);
     k8s_diags_append(out, &all);
     k8s_diags_clear(&all);

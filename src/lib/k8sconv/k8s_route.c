@@ -1,7 +1,8 @@
 /*
  * k8s_route.c - the route table of one service port for waypoints
- * (amesh.waypoint.v1.Route, proto/waypoint.proto) from the HTTPRoutes in
- * effect (GAMMA: parentRefs to a Service), converted as istiod converts them
+ * (amesh.waypoint.v1.Route, proto/waypoint.proto) from the HTTPRoutes and
+ * GRPCRoutes in effect (GAMMA: parentRefs to a Service; GRPCRoute matches in
+ * k8s_route_grpc.c), converted as istiod converts them
  * (pilot/pkg/config/kube/gateway conversion: matches, filters, backends,
  * timeouts, retry) and ordered by Gateway API precedence. Sans-I/O: store
  * in, packed bytes and diagnostics out.
@@ -16,8 +17,10 @@
  *              1); none, or all weights 0: direct_status 500
  *   order      by the route's age (creationTimestamp), then "<ns>/<name>",
  *              then rule and match order; then, stably: Exact path before
- *              PathPrefix before RegularExpression, the longer path first,
- *              a method match first, more header matches, more query matches
+ *              PathPrefix before RegularExpression (whatever their lengths:
+ *              istiod's getURIRank) before no path, the longer path first,
+ *              a method match first, more header matches, more query matches;
+ *              a GRPCRoute rule without matches last (istiod's sortHTTPRoutes)
  *   refused    a route with a field the waypoint cannot serve (a filter
  *              other than the header modifiers, redirect and rewrite; a
  *              backend that is not a Service of its namespace or has no
@@ -35,10 +38,9 @@
 
 #include "base/base.h"
 #include "google/protobuf/duration.pb-c.h"
-#include "k8sconv/k8sconv_internal.h"
+#include "k8sconv/k8s_route_internal.h"
 #include "waypoint.pb-c.h"
 
-#define CODE_ROUTE "AM0005" /* an HTTPRoute field the waypoint cannot serve */
 
 static const json_t *
 member(const json_t *parent, const char *key)
@@ -53,27 +55,8 @@ jstr(const json_t *parent, const char *key)
     return json_string_value(member(parent, key));
 }
 
-/* One converted (rule, match) with what precedence looks at. */
-struct entry {
-    Amesh__Waypoint__V1__Rule *rule;
-    int rank; /* 3 Exact, 2 PathPrefix, 1 RegularExpression */
-    size_t len;
-    bool method;
-    size_t headers, query;
-    size_t seq; /* position after the route order: keeps the sort stable */
-};
-
-struct conv {
-    const struct k8s_store *st;
-    const struct k8s_obj *route;
-    struct k8s_arena *a;
-    const char *suffix;
-    struct k8s_diags *d;
-    int errors;
-};
-
-static void __attribute__((format(printf, 3, 4)))
-refuse(struct conv *c, const json_t *at, const char *fmt, ...)
+void
+route_refuse(struct conv *c, const json_t *at, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -83,8 +66,8 @@ refuse(struct conv *c, const json_t *at, const char *fmt, ...)
     va_end(ap);
     if (c->d != NULL)
         k8s_diag_add(c->d, c->route->file, at ? k8s_obj_line_of(c->route, at) : c->route->line,
-                     K8S_ERROR, CODE_ROUTE, "HTTPRoute %s/%s: %s; the route is not served",
-                     c->route->meta.ns, c->route->meta.name, msg);
+                     K8S_ERROR, CODE_ROUTE, "%s %s/%s: %s; the route is not served",
+                     k8s_kind_name(c->route->kind), c->route->meta.ns, c->route->meta.name, msg);
     c->errors++;
 }
 
@@ -129,7 +112,7 @@ duration(struct conv *c, const json_t *parent, const char *key)
     if (v == NULL)
         return NULL;
     if (parse_duration(json_string_value(v), &ms) < 0) {
-        refuse(c, v, "%s: not a Gateway API duration (such as 10s, 1m30s, 500ms)", key);
+        route_refuse(c, v, "%s: not a Gateway API duration (such as 10s, 1m30s, 500ms)", key);
         return NULL;
     }
     Google__Protobuf__Duration *d = k8s_arena_alloc(c->a, sizeof(*d));
@@ -139,8 +122,8 @@ duration(struct conv *c, const json_t *parent, const char *key)
     return d;
 }
 
-static Amesh__Waypoint__V1__KeyMatch **
-key_matches(struct conv *c, const json_t *arr, size_t *n, const char *what)
+Amesh__Waypoint__V1__KeyMatch **
+route_key_matches(struct conv *c, const json_t *arr, size_t *n, const char *what)
 {
     Amesh__Waypoint__V1__KeyMatch **v =
         k8s_arena_alloc(c->a, (json_array_size(arr) + 1) * sizeof(*v));
@@ -152,7 +135,7 @@ key_matches(struct conv *c, const json_t *arr, size_t *n, const char *what)
         Amesh__Waypoint__V1__KeyMatch *k = k8s_arena_alloc(c->a, sizeof(*k));
         amesh__waypoint__v1__key_match__init(k);
         if (name == NULL || value == NULL) {
-            refuse(c, e, "%s[%zu]: name and value are required", what, i);
+            route_refuse(c, e, "%s[%zu]: name and value are required", what, i);
             continue;
         }
         k->name = (char *)(uintptr_t)name;
@@ -163,7 +146,7 @@ key_matches(struct conv *c, const json_t *arr, size_t *n, const char *what)
             k->value_case = AMESH__WAYPOINT__V1__KEY_MATCH__VALUE_REGEX;
             k->regex = (char *)(uintptr_t)value;
         } else {
-            refuse(c, e, "%s[%zu].type: unsupported match type %s", what, i, type);
+            route_refuse(c, e, "%s[%zu].type: unsupported match type %s", what, i, type);
             continue;
         }
         v[(*n)++] = k;
@@ -196,11 +179,11 @@ convert_match(struct conv *c, const json_t *m, struct entry *e)
         out->regex = (char *)(uintptr_t)value;
         e->rank = 1;
     } else {
-        refuse(c, path, "path.type: unsupported match type %s", type);
+        route_refuse(c, path, "path.type: unsupported match type %s", type);
     }
     e->len = strlen(value);
-    out->headers = key_matches(c, member(m, "headers"), &out->n_headers, "headers");
-    out->query = key_matches(c, member(m, "queryParams"), &out->n_query, "queryParams");
+    out->headers = route_key_matches(c, member(m, "headers"), &out->n_headers, "headers");
+    out->query = route_key_matches(c, member(m, "queryParams"), &out->n_query, "queryParams");
     const char *method = jstr(m, "method");
     if (method != NULL)
         out->method = (char *)(uintptr_t)method;
@@ -222,7 +205,7 @@ headers(struct conv *c, const json_t *arr, size_t *n)
         Amesh__Waypoint__V1__Header *h = k8s_arena_alloc(c->a, sizeof(*h));
         amesh__waypoint__v1__header__init(h);
         if (jstr(e, "name") == NULL || jstr(e, "value") == NULL) {
-            refuse(c, e, "header modifier: name and value are required");
+            route_refuse(c, e, "header modifier: name and value are required");
             continue;
         }
         h->name = (char *)(uintptr_t)jstr(e, "name");
@@ -262,14 +245,15 @@ path_modifier(struct conv *c, const json_t *p, const char **full, const char **p
         *prefix = jstr(p, "replacePrefixMatch");
         return 0;
     }
-    refuse(c, p,
+    route_refuse(c, p,
            "path: type ReplaceFullPath with replaceFullPath, or ReplacePrefixMatch with "
            "replacePrefixMatch, is required");
     return -EINVAL;
 }
 
+/* HTTPRoute filters; a GRPCRoute (|grpc|) has only the header modifiers (and RequestMirror). */
 static void
-filters(struct conv *c, const json_t *arr, Amesh__Waypoint__V1__Rule *r)
+filters(struct conv *c, const json_t *arr, Amesh__Waypoint__V1__Rule *r, bool grpc)
 {
     for (size_t i = 0; i < json_array_size(arr); i++) {
         const json_t *f = json_array_get(arr, i);
@@ -279,6 +263,9 @@ filters(struct conv *c, const json_t *arr, Amesh__Waypoint__V1__Rule *r)
             r->request_headers = header_modifier(c, member(f, "requestHeaderModifier"));
         } else if (type != NULL && strcmp(type, "ResponseHeaderModifier") == 0) {
             r->response_headers = header_modifier(c, member(f, "responseHeaderModifier"));
+        } else if (grpc) {
+            route_refuse(c, f, "filters[%zu]: unsupported filter type %s", i,
+                         type ? type : "(none)");
         } else if (type != NULL && strcmp(type, "RequestRedirect") == 0) {
             const json_t *rd = member(f, "requestRedirect");
             Amesh__Waypoint__V1__Redirect *x = k8s_arena_alloc(c->a, sizeof(*x));
@@ -312,7 +299,7 @@ filters(struct conv *c, const json_t *arr, Amesh__Waypoint__V1__Rule *r)
             }
             r->rewrite = x;
         } else {
-            refuse(c, f, "filters[%zu]: unsupported filter type %s", i, type ? type : "(none)");
+            route_refuse(c, f, "filters[%zu]: unsupported filter type %s", i, type ? type : "(none)");
         }
     }
 }
@@ -330,11 +317,11 @@ backends(struct conv *c, const json_t *arr, Amesh__Waypoint__V1__Rule *r)
         const json_t *port = member(b, "port"), *weight = member(b, "weight");
         if ((group != NULL && group[0] != '\0') || (kind != NULL && strcmp(kind, "Service") != 0) ||
             name == NULL) {
-            refuse(c, b, "backendRefs[%zu]: only Services are supported", i);
+            route_refuse(c, b, "backendRefs[%zu]: only Services are supported", i);
             continue;
         }
         if (ns != NULL && strcmp(ns, c->route->meta.ns) != 0) {
-            refuse(c, b,
+            route_refuse(c, b,
                    "backendRefs[%zu]: Service %s/%s is in another namespace (a ReferenceGrant "
                    "would be needed; not supported)",
                    i, ns, name);
@@ -342,7 +329,7 @@ backends(struct conv *c, const json_t *arr, Amesh__Waypoint__V1__Rule *r)
         }
         if (!json_is_integer(port) || json_integer_value(port) < 1 ||
             json_integer_value(port) > 65535) {
-            refuse(c, b, "backendRefs[%zu]: port (1-65535) is required for a Service", i);
+            route_refuse(c, b, "backendRefs[%zu]: port (1-65535) is required for a Service", i);
             continue;
         }
         Amesh__Waypoint__V1__Backend *x = k8s_arena_alloc(c->a, sizeof(*x));
@@ -427,8 +414,15 @@ convert_route(struct conv *c, struct entry **v, size_t *n, size_t *cap)
             e->rule->name = name ? (char *)(uintptr_t)name
                                  : k8s_arena_printf(c->a, "%s.%s.%zu", c->route->meta.ns,
                                                     c->route->meta.name, i);
+            if (c->route->kind == K8S_GRPC_ROUTE) {
+                /* GRPCRoute: method matches, header modifiers and backends only. */
+                route_grpc_match(c, json_array_get(matches, j), e);
+                filters(c, member(rule, "filters"), e->rule, true);
+                backends(c, member(rule, "backendRefs"), e->rule);
+                continue;
+            }
             convert_match(c, json_array_get(matches, j), e);
-            filters(c, member(rule, "filters"), e->rule);
+            filters(c, member(rule, "filters"), e->rule, false);
             backends(c, member(rule, "backendRefs"), e->rule);
             const json_t *to = member(rule, "timeouts");
             e->rule->timeout = duration(c, to, "request");
@@ -486,6 +480,8 @@ port_protocol(const struct k8s_sport *p)
         return AMESH__WAYPOINT__V1__PROTOCOL__HTTP2;
     if (strcmp(name, "kubernetes.io/ws") == 0 || strncasecmp(name, "grpc-web", 8) == 0)
         return AMESH__WAYPOINT__V1__PROTOCOL__HTTP1;
+    if (strcmp(name, "kubernetes.io/wss") == 0)
+        return AMESH__WAYPOINT__V1__PROTOCOL__TCP; /* istiod: HTTPS, TLS the waypoint passes on */
     static const struct {
         const char *name;
         Amesh__Waypoint__V1__Protocol proto;
@@ -514,12 +510,35 @@ int
 k8s_route_build(const struct k8s_store *st, const struct k8s_build_opts *o, const char *ns,
                 const char *name, uint32_t port, struct mesh_resource *out, struct k8s_diags *d)
 {
+    static const enum k8s_kind kinds[] = {K8S_HTTP_ROUTE, K8S_GRPC_ROUTE};
     const struct k8s_obj *svc = k8s_store_find(st, K8S_SERVICE, ns, name);
+    size_t b[2], e[2], nr = 0;
+
+    /* Every route of the namespace is a candidate. */
+    for (size_t k = 0; k < 2; k++)
+        k8s_store_ns_range(st, kinds[k], ns, &b[k], &e[k]);
+    const struct k8s_obj **cands = xcalloc(e[0] - b[0] + e[1] - b[1] + 1, sizeof(*cands));
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = b[k]; i < e[k]; i++)
+            cands[nr++] = k8s_store_at(st, kinds[k], i);
+    int rc = svc ? k8s_route_build_among(st, o, svc, port, cands, nr, out, d) : -ENOENT;
+    if (svc == NULL)
+        memset(out, 0, sizeof(*out));
+    free(cands);
+    return rc;
+}
+
+int
+k8s_route_build_among(const struct k8s_store *st, const struct k8s_build_opts *o,
+                      const struct k8s_obj *svc, uint32_t port, const struct k8s_obj *const *cands,
+                      size_t n_cands, struct mesh_resource *out, struct k8s_diags *d)
+{
+    const char *ns = svc->meta.ns;
     const struct k8s_sport *sp = NULL;
     struct k8s_arena a = {0};
 
     memset(out, 0, sizeof(*out));
-    for (size_t i = 0; svc != NULL && i < svc->u.svc.n_ports; i++)
+    for (size_t i = 0; i < svc->u.svc.n_ports; i++)
         if (svc->u.svc.ports[i].port == port)
             sp = &svc->u.svc.ports[i];
     if (sp == NULL)
@@ -530,12 +549,11 @@ k8s_route_build(const struct k8s_store *st, const struct k8s_build_opts *o, cons
                      .suffix = o && o->domain_suffix && o->domain_suffix[0] ? o->domain_suffix
                                                                             : "cluster.local"};
     /* The routes that attach, oldest first. */
-    size_t b, e, nr = 0;
-    k8s_store_ns_range(st, K8S_HTTP_ROUTE, ns, &b, &e);
-    const struct k8s_obj **routes = xcalloc(e - b + 1, sizeof(*routes));
-    for (size_t i = b; i < e; i++)
-        if (attaches(k8s_store_at(st, K8S_HTTP_ROUTE, i), svc, port))
-            routes[nr++] = k8s_store_at(st, K8S_HTTP_ROUTE, i);
+    size_t nr = 0;
+    const struct k8s_obj **routes = xcalloc(n_cands + 1, sizeof(*routes));
+    for (size_t i = 0; i < n_cands; i++)
+        if (attaches(cands[i], svc, port))
+            routes[nr++] = cands[i];
     qsort(routes, nr, sizeof(*routes), cmp_route);
 
     Amesh__Waypoint__V1__Route r = AMESH__WAYPOINT__V1__ROUTE__INIT;
@@ -554,7 +572,8 @@ k8s_route_build(const struct k8s_store *st, const struct k8s_build_opts *o, cons
         convert_route(&c, &v, &n, &cap);
         if (n > before || c.errors == 0)
             r.sources[r.n_sources++] =
-                k8s_arena_printf(&a, "HTTPRoute/%s/%s", routes[i]->meta.ns, routes[i]->meta.name);
+                k8s_arena_printf(&a, "%s/%s/%s", k8s_kind_name(routes[i]->kind),
+                                 routes[i]->meta.ns, routes[i]->meta.name);
     }
     for (size_t i = 0; i < n; i++)
         v[i].seq = i;

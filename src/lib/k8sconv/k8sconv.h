@@ -27,6 +27,7 @@
 #define K8S_TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
 #define K8S_TYPE_AUTHORIZATION "type.googleapis.com/istio.security.Authorization"
 #define K8S_TYPE_ROUTE         "type.googleapis.com/amesh.waypoint.v1.Route"
+#define K8S_TYPE_POLICY        "type.googleapis.com/amesh.waypoint.v1.Policy"
 
 struct mesh_resource {
     char *name;           /* Workload: uid; Service, Authorization: "<ns>/<name or hostname>" */
@@ -89,6 +90,16 @@ void k8s_build_diags(const struct k8s_store *st, struct k8s_diags *out);
 int k8s_route_build(const struct k8s_store *st, const struct k8s_build_opts *o, const char *ns,
                     const char *name, uint32_t port, struct mesh_resource *out,
                     struct k8s_diags *d);
+
+/*
+ * Everything waypoint Gateway |ns|/|name| is served (k8s_wpconf.c): the Route
+ * of every port of the Services bound to it and the Policies (targetRefs)
+ * that reach it, into |out| (overwritten, sorted), with route errors in |d|
+ * (NULL: not wanted). Returns 0, or -ENOENT when |ns|/|name| is not a
+ * Gateway of class istio-waypoint (then |out| is empty).
+ */
+int k8s_waypoint_config(const struct k8s_store *st, const struct k8s_build_opts *o, const char *ns,
+                        const char *name, struct mesh_resources *out, struct k8s_diags *d);
 
 void mesh_resources_free(struct mesh_resources *r);
 /* Returns the resource called |name| of |type_url|, or NULL. */

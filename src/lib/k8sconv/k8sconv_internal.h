@@ -9,6 +9,7 @@
  *   k8s_authz_pa.c  PeerAuthentication: effective mode, converted policies
  *   k8s_waypoint.c  which waypoint a Service or pod is bound to; bad bindings
  *   k8s_route.c     HTTPRoutes -> amesh.waypoint.v1.Route per service port (sans-I/O)
+ *   k8s_wpconf.c    one waypoint's Routes and Policies (targetRefs)
  *
  * It reads the store's objects in effect (k8s/k8s_internal.h) and never
  * writes them.
@@ -240,6 +241,18 @@ void k8s_pa_keys(const struct k8s_store *st, const struct k8s_obj *pod, char ***
 void k8s_pa_resources(const struct k8s_store *st, struct mesh_resource **res, size_t *n,
                       struct k8s_diags *d);
 
+/*
+ * k8s_route_build() for Service |svc| with the routes to consider given: the
+ * HTTPRoutes and GRPCRoutes |cands| (each at most once; those that do not
+ * attach are skipped), so that a caller building many tables scans the
+ * routes once (k8s_wpconf.c). Same result as k8s_route_build() when |cands|
+ * holds every route that attaches.
+ */
+int k8s_route_build_among(const struct k8s_store *st, const struct k8s_build_opts *o,
+                          const struct k8s_obj *svc, uint32_t port,
+                          const struct k8s_obj *const *cands, size_t n_cands,
+                          struct mesh_resource *out, struct k8s_diags *d);
+
 /* ---- Waypoints (k8s_waypoint.c) ---- */
 
 #define K8S_WP_SERVICE  1u
@@ -258,5 +271,7 @@ Istio__Workload__GatewayAddress *k8s_waypoint_address(struct k8s_arena *a,
                                                       const struct k8s_obj *gw);
 /* Appends what is wrong with waypoint Gateways and use-waypoint labels in effect. */
 void k8s_waypoint_diags(const struct k8s_store *st, struct k8s_diags *out);
+/* Appends the route errors (AM0005) of what every waypoint is served, each once. */
+void k8s_wpconf_diags(const struct k8s_store *st, struct k8s_diags *out);
 
 #endif

@@ -18,6 +18,31 @@
 #define XDS_TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
 #define XDS_TYPE_AUTHORIZATION "type.googleapis.com/istio.security.Authorization"
 
+/*
+ * What a waypoint proxy says on its delta ADS stream so that meshd serves it
+ * its Routes and Policies (amesh.waypoint.v1, proto/waypoint.proto). The
+ * amesh waypoint binary sends exactly this:
+ *
+ *   node.id   "waypoint~<pod IP>~<pod>.<namespace>~<namespace>.svc.cluster.local"
+ *             (Istio's waypoint node id)
+ *   metadata  string fields, as Istio's proxies send the first two:
+ *             NAMESPACE        the waypoint's namespace
+ *             SERVICE_ACCOUNT  its service account
+ *             WAYPOINT         its Gateway's name (Istio has it only inside
+ *                              the LABELS map, which meshd does not read)
+ *             NODE_NAME        the Kubernetes node, as ztunnel sends it
+ *
+ * meshd serves the two types only when the node of the stream's credential
+ * runs a pod of that Gateway (label gateway.networking.k8s.io/gateway-name)
+ * in that namespace as that service account; otherwise the stream gets an
+ * empty set of them. Streams without WAYPOINT (ztunnel) never get them.
+ */
+#define XDS_TYPE_WAYPOINT_ROUTE  "type.googleapis.com/amesh.waypoint.v1.Route"
+#define XDS_TYPE_WAYPOINT_POLICY "type.googleapis.com/amesh.waypoint.v1.Policy"
+#define XDS_META_NAMESPACE       "NAMESPACE"
+#define XDS_META_SERVICE_ACCOUNT "SERVICE_ACCOUNT"
+#define XDS_META_WAYPOINT        "WAYPOINT"
+
 /* gRPC method of the stream (reference A.2). */
 #define XDS_DELTA_ADS_PATH                                                                         \
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"

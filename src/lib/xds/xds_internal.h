@@ -138,6 +138,7 @@ struct srv_flight {
 struct srv_type {
     char *type_url;
     bool served;
+    bool own;       /* from the stream's own snapshot (own_type_urls) */
     bool wildcard;
     bool initial_pending;        /* first request not answered yet: answer even if empty */
     bool dirty;                  /* subscriptions changed since the last push was built */
@@ -175,6 +176,9 @@ struct xds_server_stream {
     struct srv_type **types; /* in order of first request */
     size_t n_types;
     struct xds_snapshot *snap; /* current, a reference; NULL before the first push */
+    char **own;                /* own_type_urls */
+    size_t n_own;
+    struct xds_snapshot *own_snap; /* theirs, a reference; NULL until push_own */
     char *node_id;
     struct srv_meta *meta;
     size_t n_meta;

@@ -58,6 +58,10 @@ xds_server_stream_new(const struct xds_server_config *cfg)
     s->served = xcalloc(s->n_served, sizeof(*s->served));
     for (size_t i = 0; i < s->n_served; i++)
         s->served[i] = xstrdup(types[i]);
+    s->n_own = cfg->n_own_type_urls;
+    s->own = xcalloc(s->n_own + 1, sizeof(*s->own));
+    for (size_t i = 0; i < s->n_own; i++)
+        s->own[i] = xstrdup(cfg->own_type_urls[i]);
     s->max_types = cfg->max_types ? cfg->max_types : XDS_MAX_TYPES_DEFAULT;
     s->max_names = cfg->max_names ? cfg->max_names : XDS_MAX_NAMES_DEFAULT;
     s->max_name_len = cfg->max_name_len ? cfg->max_name_len : XDS_MAX_NAME_LEN_DEFAULT;
@@ -81,6 +85,10 @@ xds_server_stream_free(struct xds_server_stream *s)
     for (size_t i = 0; i < s->n_served; i++)
         free(s->served[i]);
     free(s->served);
+    for (size_t i = 0; i < s->n_own; i++)
+        free(s->own[i]);
+    free(s->own);
+    xds_snapshot_unref(s->own_snap);
     for (size_t i = 0; i < s->n_meta; i++) {
         free(s->meta[i].key);
         free(s->meta[i].value);
@@ -116,6 +124,8 @@ type_add(struct xds_server_stream *s, const char *type_url)
 
     t->type_url = xstrdup(type_url);
     t->served = is_served(s, type_url);
+    for (size_t i = 0; i < s->n_own && !t->own; i++)
+        t->own = strcmp(s->own[i], type_url) == 0;
     xds_map_init(&t->entries);
     s->types = xrealloc(s->types, (s->n_types + 1) * sizeof(*s->types));
     s->types[s->n_types++] = t;
@@ -394,7 +404,24 @@ xds_server_stream_push(struct xds_server_stream *s, struct xds_snapshot *snap, s
     xds_snapshot_unref(s->snap);
     s->snap = snap;
     for (size_t i = 0; i < s->n_types; i++)
-        n += srv_type_sync(s, s->types[i], out);
+        if (!s->types[i]->own)
+            n += srv_type_sync(s, s->types[i], out);
+    return n;
+}
+
+size_t
+xds_server_stream_push_own(struct xds_server_stream *s, struct xds_snapshot *own,
+                           struct xds_out *out)
+{
+    size_t n = 0;
+
+    CHECK(own != NULL);
+    xds_snapshot_ref(own);
+    xds_snapshot_unref(s->own_snap);
+    s->own_snap = own;
+    for (size_t i = 0; i < s->n_types; i++)
+        if (s->types[i]->own)
+            n += srv_type_sync(s, s->types[i], out);
     return n;
 }
 

@@ -94,6 +94,14 @@ typedef void (*xds_server_event_fn)(void *arg, const struct xds_server_event *ev
 struct xds_server_config {
     const char *const *type_urls; /* served types; NULL: Address and Authorization */
     size_t n_type_urls;
+    /*
+     * Served types whose resources come from the stream's own snapshot
+     * (xds_server_stream_push_own), not the shared one: what differs per
+     * client, such as a waypoint's routes. Until the stream has one, these
+     * types are tracked but never answered.
+     */
+    const char *const *own_type_urls;
+    size_t n_own_type_urls;
     size_t max_types;          /* 0: XDS_MAX_TYPES_DEFAULT */
     size_t max_names;          /* per list in a request and per type; 0: default */
     size_t max_name_len;       /* 0: XDS_MAX_NAME_LEN_DEFAULT */
@@ -159,6 +167,14 @@ int xds_server_stream_on_request(struct xds_server_stream *s, const uint8_t *msg
  */
 size_t xds_server_stream_push(struct xds_server_stream *s, struct xds_snapshot *snap,
                               struct xds_out *out);
+
+/*
+ * The same for the types of own_type_urls: makes |own| (a reference is
+ * taken) their snapshot and appends what brings the client to it. Returns
+ * the number of responses appended.
+ */
+size_t xds_server_stream_push_own(struct xds_server_stream *s, struct xds_snapshot *own,
+                                  struct xds_out *out);
 
 /* ---- Reporting ---- */
 

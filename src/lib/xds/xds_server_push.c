@@ -436,13 +436,15 @@ srv_type_sync(struct xds_server_stream *s, struct srv_type *t, struct xds_out *o
     struct plan p;
     size_t first, n;
 
-    if (!t->served || s->snap == NULL || t->n_flights > 0)
+    struct xds_snapshot *src = t->own ? s->own_snap : s->snap;
+
+    if (!t->served || src == NULL || t->n_flights > 0)
         return 0;
-    if (!t->initial_pending && !t->dirty && t->synced == s->snap)
+    if (!t->initial_pending && !t->dirty && t->synced == src)
         return 0;
     /* The old snapshot stays alive while flights borrow its strings. */
     struct xds_snapshot *base = t->synced;
-    t->synced = xds_snapshot_ref(s->snap);
+    t->synced = xds_snapshot_ref(src);
     t->dirty = false;
     xds_snapshot_type_range(t->synced, t->type_url, &first, &n);
     plan_build(t, base, first, n, &p);
