@@ -24,6 +24,7 @@
 
 #include "base/base.h"
 #include "l7policy/l7policy_internal.h"
+#include "pbcheck/pbwire.h"
 
 #define WIRE_MAX_DEPTH  8
 #define WIRE_MAX_FIELDS 32 /* fields of the widest message (Match: 13) */
@@ -52,63 +53,6 @@ wfail(struct wire *w, int rc, const char *fmt, ...)
     return rc;
 }
 
-static int
-varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-struct field {
-    uint32_t num;
-    unsigned type;
-    const uint8_t *data;
-    size_t len;
-};
-
-/* The next field of [*p, end): 1, 0 at the end, -1 if malformed. */
-static int
-next_field(const uint8_t **p, const uint8_t *end, struct field *f)
-{
-    uint64_t tag, v;
-
-    if (*p == end)
-        return 0;
-    if (varint(p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
-        return -1;
-    f->num = (uint32_t)(tag >> 3);
-    f->type = (unsigned)(tag & 7);
-    f->data = *p;
-    f->len = 0;
-    switch (f->type) {
-    case 0:
-        return varint(p, end, &v) < 0 ? -1 : 1;
-    case 1:
-    case 5: {
-        size_t n = f->type == 1 ? 8 : 4;
-        if ((size_t)(end - *p) < n)
-            return -1;
-        *p += n;
-        return 1;
-    }
-    case 2:
-        if (varint(p, end, &v) < 0 || v > (uint64_t)(end - *p))
-            return -1;
-        f->data = *p;
-        f->len = (size_t)v;
-        *p += v;
-        return 1;
-    default:
-        return -1;
-    }
-}
-
 static size_t
 list_cap(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *fd)
 {
@@ -134,13 +78,13 @@ string_cap(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *
 }
 
 static size_t
-packed_count(const struct field *f)
+packed_count(const struct pb_field *f)
 {
     const uint8_t *p = f->data, *end = f->data + f->len;
     uint64_t v;
     size_t n = 0;
 
-    while (p < end && varint(&p, end, &v) == 0)
+    while (p < end && pb_wire_varint(&p, end, &v) == 0)
         n++;
     return n;
 }
@@ -152,12 +96,12 @@ walk(struct wire *w, const ProtobufCMessageDescriptor *d, const uint8_t *data, s
     const uint8_t *p = data, *end = data + len;
     size_t counts[WIRE_MAX_FIELDS] = {0};
     size_t saved = strlen(w->path);
-    struct field f;
+    struct pb_field f;
     int rc;
 
     if (depth > WIRE_MAX_DEPTH)
         return wfail(w, -MESH_EPROTO, "nested deeper than %d messages", WIRE_MAX_DEPTH);
-    while ((rc = next_field(&p, end, &f)) > 0) {
+    while ((rc = pb_wire_next(&p, end, &f)) > 0) {
         const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(d, f.num);
         if (fd == NULL)
             continue; /* unknown: protobuf-c keeps it as bytes, counted in the total size */
@@ -215,10 +159,10 @@ static void
 name_policy(const uint8_t *data, size_t len, char *what, size_t whatlen)
 {
     const uint8_t *p = data, *end = data + len;
-    struct field f, name = {0}, ns = {0};
+    struct pb_field f, name = {0}, ns = {0};
     char a[65], b[65];
 
-    while (next_field(&p, end, &f) > 0) {
+    while (pb_wire_next(&p, end, &f) > 0) {
         if (f.type == 2 && f.num == 1)
             name = f;
         else if (f.type == 2 && f.num == 2)

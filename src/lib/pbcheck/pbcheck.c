@@ -12,6 +12,7 @@
 
 #include "base/base.h"
 #include "pbcheck/pbcheck.h"
+#include "pbcheck/pbwire.h"
 
 #define PB_DEPTH_CAP 100        /* max_depth is clamped to this (protobuf's own default) */
 #define VARINT_MAX   10         /* bytes in a 64-bit varint */
@@ -37,9 +38,8 @@ refuse(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* Reads a varint of at most VARINT_MAX bytes. Returns 0, or -1 if cut short or too long. */
-static int
-varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+int
+pb_wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     *v = 0;
     for (unsigned i = 0; i < VARINT_MAX && *p < end; i++) {
@@ -49,6 +49,42 @@ varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
             return 0;
     }
     return -1;
+}
+
+int
+pb_wire_next(const uint8_t **p, const uint8_t *end, struct pb_field *f)
+{
+    uint64_t tag, v;
+
+    if (*p == end)
+        return 0;
+    if (pb_wire_varint(p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
+        return -1;
+    f->num = (uint32_t)(tag >> 3);
+    f->type = (unsigned)(tag & 7);
+    f->data = *p;
+    f->len = 0;
+    switch (f->type) {
+    case 0:
+        return pb_wire_varint(p, end, &v) < 0 ? -1 : 1;
+    case 1:
+    case 5: {
+        size_t n = f->type == 1 ? 8 : 4;
+        if ((size_t)(end - *p) < n)
+            return -1;
+        *p += n;
+        return 1;
+    }
+    case 2:
+        if (pb_wire_varint(p, end, &v) < 0 || v > (uint64_t)(end - *p))
+            return -1;
+        f->data = *p;
+        f->len = (size_t)v;
+        *p += v;
+        return 1;
+    default:
+        return -1;
+    }
 }
 
 /* The wire type a (non-packed) value of |t| uses. */
@@ -87,7 +123,7 @@ packed_ok(enum wire w, const uint8_t *p, size_t len)
         return len % 8 == 0;
     default:
         while (p < end)
-            if (varint(&p, end, &v) < 0)
+            if (pb_wire_varint(&p, end, &v) < 0)
                 return false;
         return true;
     }
@@ -141,7 +177,7 @@ pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len
             depth--;
             continue;
         }
-        if (varint(&fr->p, fr->end, &tag) < 0)
+        if (pb_wire_varint(&fr->p, fr->end, &tag) < 0)
             return refuse(err, errlen, -MESH_EPROTO, "%s: bad tag at byte %zu", fr->desc->name,
                           (size_t)(field_start - data));
         if ((tag >> 3) == 0 || (tag >> 3) > FIELD_MAX)
@@ -155,7 +191,7 @@ pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len
 
         switch (w) {
         case W_VARINT:
-            if (varint(&fr->p, fr->end, &n) < 0)
+            if (pb_wire_varint(&fr->p, fr->end, &n) < 0)
                 return refuse(err, errlen, -MESH_EPROTO, "%s field %u: bad varint", fr->desc->name,
                               num);
             break;
@@ -168,7 +204,7 @@ pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len
             fr->p += n;
             break;
         case W_LEN:
-            if (varint(&fr->p, fr->end, &n) < 0)
+            if (pb_wire_varint(&fr->p, fr->end, &n) < 0)
                 return refuse(err, errlen, -MESH_EPROTO, "%s field %u: bad length", fr->desc->name,
                               num);
             left = (size_t)(fr->end - fr->p);

@@ -16,6 +16,7 @@
 
 #include "base/base.h"
 #include "pbcheck/pbcheck.h"
+#include "pbcheck/pbwire.h"
 #include "policy/policy_internal.h"
 
 enum msg_kind { M_AUTH, M_RULE, M_CLAUSE, M_MATCH, M_STRMATCH, M_ADDR, M_SA };
@@ -44,65 +45,7 @@ wfail(struct wire *w, int rc, const char *field, const char *fmt, ...)
 }
 
 static int
-varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-/* One field: its number, wire type and, for length-delimited ones, the payload. */
-struct field {
-    uint32_t num;
-    unsigned type;
-    const uint8_t *data;
-    size_t len;
-};
-
-/* Reads the next field of [*p, end). Returns 1, 0 at the end, -1 if malformed. */
-static int
-next_field(const uint8_t **p, const uint8_t *end, struct field *f)
-{
-    uint64_t tag, v;
-
-    if (*p == end)
-        return 0;
-    if (varint(p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
-        return -1;
-    f->num = (uint32_t)(tag >> 3);
-    f->type = (unsigned)(tag & 7);
-    f->data = *p;
-    f->len = 0;
-    switch (f->type) {
-    case 0:
-        return varint(p, end, &v) < 0 ? -1 : 1;
-    case 1:
-    case 5: {
-        size_t n = f->type == 1 ? 8 : 4;
-        if ((size_t)(end - *p) < n)
-            return -1;
-        *p += n;
-        return 1;
-    }
-    case 2:
-        if (varint(p, end, &v) < 0 || v > (uint64_t)(end - *p))
-            return -1;
-        f->data = *p;
-        f->len = (size_t)v;
-        *p += v;
-        return 1;
-    default: /* groups are not part of this schema; protobuf-c rejects them too */
-        return -1;
-    }
-}
-
-static int
-check_string(struct wire *w, const struct field *f, size_t max, const char *field)
+check_string(struct wire *w, const struct pb_field *f, size_t max, const char *field)
 {
     if (f->type != 2)
         return 0; /* protobuf-c rejects the wrong wire type */
@@ -130,14 +73,14 @@ counted(struct wire *w, size_t *n, size_t add, size_t max, const char *field)
 
 /* Packed varints in a payload. */
 static int
-count_packed(const struct field *f, size_t *n)
+count_packed(const struct pb_field *f, size_t *n)
 {
     const uint8_t *p = f->data, *end = f->data + f->len;
     uint64_t v;
 
     *n = 0;
     while (p < end) {
-        if (varint(&p, end, &v) < 0)
+        if (pb_wire_varint(&p, end, &v) < 0)
             return -1;
         (*n)++;
     }
@@ -148,15 +91,15 @@ static int scan(struct wire *w, enum msg_kind kind, const uint8_t *data, size_t 
 
 /* A StringMatch or ServiceAccountMatch entry |i| of list |field|. */
 static int
-scan_leaf(struct wire *w, enum msg_kind kind, const struct field *f, const char *field, size_t i)
+scan_leaf(struct wire *w, enum msg_kind kind, const struct pb_field *f, const char *field, size_t i)
 {
     const uint8_t *p = f->data, *end = f->data + f->len;
-    struct field sub;
+    struct pb_field sub;
     char name[64];
     int rc;
 
     snprintf(name, sizeof(name), "%s[%zu]", field, i);
-    while ((rc = next_field(&p, end, &sub)) > 0) {
+    while ((rc = pb_wire_next(&p, end, &sub)) > 0) {
         bool str = kind == M_STRMATCH ? sub.num >= 1 && sub.num <= 3 : sub.num <= 2;
         if (str && (rc = check_string(w, &sub, POLICY_MAX_STRING, name)) < 0)
             return rc;
@@ -169,10 +112,10 @@ scan_match(struct wire *w, const uint8_t *data, size_t len)
 {
     const uint8_t *p = data, *end = data + len;
     size_t n[13] = {0};
-    struct field f;
+    struct pb_field f;
     int rc;
 
-    while ((rc = next_field(&p, end, &f)) > 0) {
+    while ((rc = pb_wire_next(&p, end, &f)) > 0) {
         if (f.num < 1 || f.num > 12)
             continue; /* extensions, unknown fields */
         enum pol_field fam = (enum pol_field)((f.num - 1) / 2);
@@ -208,12 +151,12 @@ scan(struct wire *w, enum msg_kind kind, const uint8_t *data, size_t len)
     };
     const uint8_t *p = data, *end = data + len;
     size_t n = 0, saved = strlen(w->path);
-    struct field f;
+    struct pb_field f;
     int rc;
 
     if (kind == M_MATCH)
         return scan_match(w, data, len);
-    while ((rc = next_field(&p, end, &f)) > 0) {
+    while ((rc = pb_wire_next(&p, end, &f)) > 0) {
         if (kind == M_AUTH && (f.num == 1 || f.num == 2) &&
             (rc = check_string(w, &f, POLICY_MAX_NAME, f.num == 1 ? "name" : "namespace")) < 0)
             return rc;
@@ -236,9 +179,9 @@ static void
 name_policy(struct wire *w, const uint8_t *data, size_t len)
 {
     const uint8_t *p = data, *end = data + len;
-    struct field f, name = {0}, ns = {0};
+    struct pb_field f, name = {0}, ns = {0};
 
-    while (next_field(&p, end, &f) > 0) {
+    while (pb_wire_next(&p, end, &f) > 0) {
         if (f.type == 2 && f.num == 1)
             name = f;
         else if (f.type == 2 && f.num == 2)

@@ -16,6 +16,7 @@
 
 #include "base/base.h"
 #include "pbcheck/pbcheck.h"
+#include "pbcheck/pbwire.h"
 #include "route/route_internal.h"
 
 #define WIRE_MAX_FIELDS 16 /* fields of the largest message walked (Rule: 11) */
@@ -45,51 +46,6 @@ wfail(struct wire *w, int rc, const char *field, const char *fmt, ...)
     return rc;
 }
 
-static int
-varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-/* Skips one field's value of wire type |type|; for type 2 returns the payload. */
-static int
-skip_value(const uint8_t **p, const uint8_t *end, unsigned type, const uint8_t **data,
-           size_t *len)
-{
-    uint64_t v;
-
-    *data = NULL;
-    *len = 0;
-    switch (type) {
-    case 0:
-        return varint(p, end, &v);
-    case 1:
-    case 5: {
-        size_t n = type == 1 ? 8 : 4;
-        if ((size_t)(end - *p) < n)
-            return -1;
-        *p += n;
-        return 0;
-    }
-    case 2:
-        if (varint(p, end, &v) < 0 || v > (uint64_t)(end - *p))
-            return -1;
-        *data = *p;
-        *len = (size_t)v;
-        *p += v;
-        return 0;
-    default:
-        return -1;
-    }
-}
-
 static size_t
 list_cap(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
 {
@@ -108,24 +64,22 @@ walk(struct wire *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size
     if (depth > WIRE_MAX_DEPTH || d->n_fields > WIRE_MAX_FIELDS)
         return wfail(w, -MESH_ELIMIT, NULL, "nested too deep");
     while (p < end) {
-        uint64_t tag;
-        const uint8_t *data;
-        size_t dlen;
-        if (varint(&p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX ||
-            skip_value(&p, end, (unsigned)(tag & 7), &data, &dlen) < 0)
+        struct pb_field pf;
+        if (pb_wire_next(&p, end, &pf) < 0)
             return wfail(w, -MESH_EPROTO, NULL, "malformed protobuf");
-        const ProtobufCFieldDescriptor *f =
-            protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
+        const uint8_t *data = pf.data;
+        size_t dlen = pf.len;
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, pf.num);
         if (f == NULL)
             continue; /* unknown field: protobuf-c keeps it as bytes */
         size_t idx = (size_t)(f - d->fields), add = 1, at = count[idx];
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            if ((tag & 7) == 2 && f->type != PROTOBUF_C_TYPE_STRING &&
+            if (pf.type == 2 && f->type != PROTOBUF_C_TYPE_STRING &&
                 f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_BYTES) {
                 const uint8_t *q = data;
                 uint64_t v;
                 for (add = 0; q < data + dlen; add++)
-                    if (varint(&q, data + dlen, &v) < 0)
+                    if (pb_wire_varint(&q, data + dlen, &v) < 0)
                         return wfail(w, -MESH_EPROTO, f->name, "malformed packed list");
             }
             count[idx] += add;
@@ -136,7 +90,7 @@ walk(struct wire *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size
         if (w->entries > ROUTE_MAX_ENTRIES)
             return wfail(w, -MESH_ELIMIT, NULL, "more than %d fields in one route",
                          ROUTE_MAX_ENTRIES);
-        if ((tag & 7) != 2)
+        if (pf.type != 2)
             continue;
         char name[64];
         if (f->label == PROTOBUF_C_LABEL_REPEATED)
