@@ -1,0 +1,329 @@
+/*
+ * test_wp_http1.c - the waypoint's HTTP/1.1 engine end to end over socketpairs: what the
+ * backend receives and what the client gets back, for framing (keep-alive, pipelining,
+ * chunked, 100-continue, HEAD/204/304, upgrade) and for the proxy's decisions (policy,
+ * routing, rewrites, header modifiers, retries, timeouts, response flags, smuggling forms).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "wp_h1_fixture.h"
+
+#define OK_RESP "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+#define GET(path) "GET " path " HTTP/1.1\r\nHost: echo\r\n\r\n"
+
+#define BE(t, i) ((t)->be[i].rx != NULL ? (t)->be[i].rx : "")
+#define CL(t)    ((t)->crx != NULL ? (t)->crx : "")
+
+/* One GET answered by backend 0 with |resp|. */
+static void
+one_get(struct wpt *t, const char *req, const char *resp)
+{
+    wpt_send(t, req);
+    assert_true(wpt_be_has(t, 0, "\r\n\r\n"));
+    wpt_be_send(t, 0, resp);
+}
+
+static void
+test_get_forwarded(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    one_get(&t, "GET /hello?x=1 HTTP/1.1\r\nHost: echo\r\nUser-Agent: t\r\n\r\n", OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    assert_non_null(strstr(BE(&t, 0), "GET /hello?x=1 HTTP/1.1\r\n"));
+    assert_non_null(strstr(BE(&t, 0), "host: echo\r\n"));
+    assert_non_null(strstr(BE(&t, 0), "x-request-id: "));
+    assert_non_null(strstr(CL(&t), "HTTP/1.1 200 OK\r\n"));
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].status, 200);
+    assert_int_equal(t.done[0].flags, 0);
+    assert_string_equal(t.done[0].details, "via_upstream");
+    assert_int_equal(t.done[0].attempts, 1);
+    assert_int_equal(t.be[0].port, 8080);
+    wpt_teardown(&t);
+}
+
+static void
+test_keepalive_reuses_upstream(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    /* Only endpoint 0: the second request must find its idle connection. */
+    wpt_unhealthy(&t, 1);
+    wpt_unhealthy(&t, 2);
+    one_get(&t, GET("/a"), OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    wpt_send(&t, GET("/b"));
+    assert_true(wpt_be_has(&t, 0, "GET /b "));
+    wpt_be_send(&t, 0, OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 2));
+    assert_int_equal(t.n_be, 1);
+    assert_int_equal(t.connects[0], 1);
+    assert_false(t.ceof);
+    wpt_teardown(&t);
+}
+
+static void
+test_pipelining_in_order(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_unhealthy(&t, 1);
+    wpt_unhealthy(&t, 2);
+    wpt_send(&t, GET("/first") GET("/second"));
+    assert_true(wpt_be_has(&t, 0, "GET /first "));
+    wpt_run(&t, 20);
+    /* One request at a time upstream: the second waits for the first response. */
+    assert_null(strstr(BE(&t, 0), "/second"));
+    wpt_be_send(&t, 0, "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\none");
+    assert_true(wpt_be_has(&t, 0, "GET /second "));
+    wpt_be_send(&t, 0, "HTTP/1.1 201 Created\r\ncontent-length: 3\r\n\r\ntwo");
+    assert_true(wpt_client_has(&t, "two", 1));
+    const char *a = strstr(CL(&t), "one"), *b = strstr(CL(&t), "201 Created");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(a < b);
+    wpt_teardown(&t);
+}
+
+static void
+test_chunked_request(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_send(&t, "POST /up HTTP/1.1\r\nHost: echo\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: yes\r\n\r\n");
+    assert_true(wpt_be_has(&t, 0, "0\r\nx-trailer: yes\r\n\r\n"));
+    assert_non_null(strstr(BE(&t, 0), "transfer-encoding: chunked\r\n"));
+    assert_non_null(strstr(BE(&t, 0), "5\r\nhello\r\n6\r\n world\r\n"));
+    assert_null(strstr(BE(&t, 0), "ext=1")); /* re-chunked, extensions not forwarded */
+    wpt_be_send(&t, 0, OK_RESP);
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].bytes_in, 11);
+    wpt_teardown(&t);
+}
+
+static void
+test_chunked_response(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    one_get(&t, GET("/"), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+    assert_true(wpt_client_has(&t, "0\r\n\r\n", 1));
+    assert_non_null(strstr(CL(&t), "transfer-encoding: chunked\r\n"));
+    assert_non_null(strstr(CL(&t), "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].bytes_out, 5);
+    wpt_teardown(&t);
+}
+
+static void
+test_content_length_body(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_send(&t, "PUT /x HTTP/1.1\r\nHost: echo\r\nContent-Length: 10\r\n\r\n0123456789");
+    assert_true(wpt_be_has(&t, 0, "\r\n\r\n0123456789"));
+    assert_non_null(strstr(BE(&t, 0), "Content-Length: 10\r\n"));
+    wpt_be_send(&t, 0, OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    wpt_teardown(&t);
+}
+
+static void
+test_close_delimited_to_chunked(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    one_get(&t, GET("/"), "HTTP/1.1 200 OK\r\n\r\nuntil close");
+    wpt_be_close(&t, 0);
+    assert_true(wpt_client_has(&t, "0\r\n\r\n", 1));
+    assert_non_null(strstr(CL(&t), "transfer-encoding: chunked\r\n"));
+    assert_non_null(strstr(CL(&t), "b\r\nuntil close\r\n0\r\n\r\n"));
+    assert_false(t.ceof); /* the client connection stays */
+    wpt_teardown(&t);
+}
+
+static void
+test_http10_close_delimited(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    one_get(&t, "GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\nold client");
+    wpt_be_close(&t, 0);
+    assert_true(wpt_client_eof(&t));
+    assert_non_null(strstr(CL(&t), "connection: close\r\n\r\nold client"));
+    assert_null(strstr(CL(&t), "chunked"));
+    assert_non_null(strstr(BE(&t, 0), "host: echo.default.svc.cluster.local\r\n"));
+    wpt_teardown(&t);
+}
+
+static void
+test_connection_close(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    one_get(&t, "GET / HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n", OK_RESP);
+    assert_true(wpt_client_eof(&t));
+    assert_non_null(strstr(CL(&t), "connection: close\r\n"));
+    assert_non_null(strstr(CL(&t), "hello"));
+    assert_null(strstr(BE(&t, 0), "Connection: close")); /* hop-by-hop: not forwarded */
+    wpt_teardown(&t);
+}
+
+static void
+test_expect_continue(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_send(&t, "POST / HTTP/1.1\r\nHost: echo\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    assert_true(wpt_client_has(&t, "HTTP/1.1 100 Continue\r\n\r\n", 1));
+    wpt_send(&t, "body");
+    assert_true(wpt_be_has(&t, 0, "\r\n\r\nbody"));
+    assert_null(strstr(BE(&t, 0), "Expect"));
+    wpt_be_send(&t, 0, "HTTP/1.1 100 Continue\r\n\r\n" OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    assert_int_equal(wpt_count(CL(&t), t.crx_len, "100 Continue"), 1);
+    wpt_teardown(&t);
+}
+
+static void
+test_websocket(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_send(&t, "GET /ws HTTP/1.1\r\nHost: echo\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                 "Sec-WebSocket-Key: k\r\n\r\nearly");
+    assert_true(wpt_be_has(&t, 0, "\r\n\r\n"));
+    assert_non_null(strstr(BE(&t, 0), "connection: upgrade\r\nupgrade: websocket\r\n"));
+    wpt_be_send(&t, 0, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                       "Upgrade: websocket\r\nSec-WebSocket-Accept: a\r\n\r\nserver-first");
+    assert_true(wpt_client_has(&t, "server-first", 1));
+    assert_non_null(strstr(CL(&t), "HTTP/1.1 101 Switching Protocols\r\n"));
+    assert_true(wpt_be_has(&t, 0, "early"));
+    wpt_send(&t, "frame-from-client");
+    assert_true(wpt_be_has(&t, 0, "frame-from-client"));
+    wpt_be_send(&t, 0, "frame-from-server");
+    assert_true(wpt_client_has(&t, "frame-from-server", 1));
+    wpt_be_close(&t, 0);
+    close(t.cfd);
+    t.cfd = -1;
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].status, 101);
+    wpt_teardown(&t);
+}
+
+static void
+test_head_no_body(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_unhealthy(&t, 1);
+    wpt_unhealthy(&t, 2);
+    one_get(&t, "HEAD / HTTP/1.1\r\nHost: echo\r\n\r\n", "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n");
+    assert_true(wpt_dones(&t, 1));
+    wpt_send(&t, GET("/after"));
+    assert_true(wpt_be_has(&t, 0, "GET /after"));
+    wpt_be_send(&t, 0, OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    assert_non_null(strstr(CL(&t), "content-length: 100\r\n\r\nHTTP/1.1 200 OK"));
+    wpt_teardown(&t);
+}
+
+static void
+test_204_304(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_unhealthy(&t, 1);
+    wpt_unhealthy(&t, 2);
+    one_get(&t, GET("/a"), "HTTP/1.1 204 No Content\r\n\r\n");
+    assert_true(wpt_dones(&t, 1));
+    wpt_send(&t, GET("/b"));
+    assert_true(wpt_be_has(&t, 0, "GET /b"));
+    wpt_be_send(&t, 0, "HTTP/1.1 304 Not Modified\r\netag: x\r\n\r\n");
+    assert_true(wpt_dones(&t, 2));
+    assert_true(wpt_client_has(&t, "etag: x\r\n\r\n", 1));
+    assert_int_equal(t.done[0].status, 204);
+    assert_int_equal(t.done[1].status, 304);
+    assert_null(strstr(CL(&t), "chunked"));
+    wpt_teardown(&t);
+}
+
+static void
+test_path_normalised_upstream(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    one_get(&t, GET("/a/../b/%2e/c?q=/../"), OK_RESP);
+    assert_non_null(strstr(BE(&t, 0), "GET /b/c?q=/../ HTTP/1.1"));
+    assert_true(wpt_dones(&t, 1));
+    assert_string_equal(t.done[0].path, "/a/../b/%2e/c?q=/../");
+    wpt_teardown(&t);
+}
+
+static void
+test_path_nul_400(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_unhealthy(&t, 1);
+    wpt_unhealthy(&t, 2);
+    wpt_send(&t, GET("/a%00b"));
+    assert_true(wpt_client_has(&t, "HTTP/1.1 400 Bad Request\r\n", 1));
+    assert_int_equal(t.n_be, 0);
+    /* The connection stays usable. */
+    wpt_send(&t, GET("/ok"));
+    assert_true(wpt_be_has(&t, 0, "GET /ok"));
+    wpt_be_send(&t, 0, OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    wpt_teardown(&t);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_forwarded),
+        cmocka_unit_test(test_keepalive_reuses_upstream),
+        cmocka_unit_test(test_pipelining_in_order),
+        cmocka_unit_test(test_chunked_request),
+        cmocka_unit_test(test_chunked_response),
+        cmocka_unit_test(test_content_length_body),
+        cmocka_unit_test(test_close_delimited_to_chunked),
+        cmocka_unit_test(test_http10_close_delimited),
+        cmocka_unit_test(test_connection_close),
+        cmocka_unit_test(test_expect_continue),
+        cmocka_unit_test(test_websocket),
+        cmocka_unit_test(test_head_no_body),
+        cmocka_unit_test(test_204_304),
+        cmocka_unit_test(test_path_normalised_upstream),
+        cmocka_unit_test(test_path_nul_400),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
