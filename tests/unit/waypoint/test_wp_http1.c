@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "unit_loop.h"
 #include "wp_h1_fixture.h"
 
 #define OK_RESP "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
@@ -305,6 +307,178 @@ test_path_nul_400(void **state)
     wpt_teardown(&t);
 }
 
+/* A client that does not read stops the engine reading from the endpoint: what the endpoint
+ * can write is bounded by the socket buffers and the engine's caps, not by the response. */
+static void
+test_backpressure_slow_client(void **state)
+{
+    struct wpt t;
+    const size_t total = 16u << 20;
+    char chunk[65536];
+    size_t sent = 0;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_unhealthy(&t, 1);
+    wpt_unhealthy(&t, 2);
+    wpt_send(&t, GET("/big"));
+    assert_true(wpt_be_has(&t, 0, "\r\n\r\n"));
+    char head[128];
+    snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\ncontent-length: %zu\r\n\r\n", total);
+    wpt_be_send(&t, 0, head);
+    memset(chunk, 'x', sizeof(chunk));
+    /* The endpoint writes until it would block, the client reading nothing. */
+    for (int idle = 0; idle < 50 && sent < total;) {
+        ssize_t n = send(t.be[0].fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            idle = 0;
+        } else {
+            unit_run_for(t.loop, 1);
+            idle++;
+        }
+    }
+    print_message("slow client: the endpoint could write %zu of %zu bytes\n", sent, total);
+    assert_true(sent < total);
+    assert_true(sent < 4u << 20);
+    /* Now the client reads: everything arrives, in order. */
+    size_t got = 0;
+    while (sent < total || got < total) {
+        if (sent < total) {
+            ssize_t n = send(t.be[0].fd, chunk, total - sent < sizeof(chunk) ? total - sent : sizeof(chunk),
+                             MSG_NOSIGNAL);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        unit_run_for(t.loop, 0);
+        ssize_t r = recv(t.cfd, chunk, sizeof(chunk), 0);
+        if (r > 0)
+            got += (size_t)r;
+        if (got > total + 200)
+            break;
+    }
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].bytes_out, total);
+    wpt_teardown(&t);
+}
+
+/* An endpoint that does not read stops the engine reading the client's body. */
+static void
+test_backpressure_slow_endpoint(void **state)
+{
+    struct wpt t;
+    const size_t total = 16u << 20;
+    char chunk[65536];
+    size_t sent = 0;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_unhealthy(&t, 1);
+    wpt_unhealthy(&t, 2);
+    char head[128];
+    snprintf(head, sizeof(head), "POST /up HTTP/1.1\r\nHost: echo\r\ncontent-length: %zu\r\n\r\n", total);
+    wpt_send(&t, head);
+    memset(chunk, 'y', sizeof(chunk));
+    for (int idle = 0; idle < 50 && sent < total;) {
+        ssize_t n = send(t.cfd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            idle = 0;
+        } else {
+            unit_run_for(t.loop, 1);
+            idle++;
+        }
+    }
+    print_message("slow endpoint: the client could send %zu of %zu body bytes\n", sent, total);
+    assert_true(sent < 4u << 20);
+    /* The endpoint reads: the whole body streams through. */
+    size_t got = 0;
+    assert_true(t.n_be == 1);
+    while (got < total + strlen(head)) {
+        if (sent < total) {
+            ssize_t n = send(t.cfd, chunk, total - sent < sizeof(chunk) ? total - sent : sizeof(chunk),
+                             MSG_NOSIGNAL);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        unit_run_for(t.loop, 0);
+        ssize_t r = recv(t.be[0].fd, chunk, sizeof(chunk), 0);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0)
+            break;
+    }
+    assert_true(got >= total);
+    wpt_be_send(&t, 0, OK_RESP);
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].bytes_in, total);
+    wpt_teardown(&t);
+}
+
+/* A body past the retry cap streams through and is not retried: the endpoint's 503 goes back. */
+static void
+test_big_body_not_retried(void **state)
+{
+    struct wpt t;
+    const size_t total = 256 * 1024;
+    (void)state;
+    wpt_setup(&t, NULL);
+    char head[128];
+    snprintf(head, sizeof(head), "POST /up HTTP/1.1\r\nHost: echo\r\ncontent-length: %zu\r\n\r\n", total);
+    char *body = malloc(total);
+    memset(body, 'z', total);
+    wpt_send(&t, head);
+    wpt_send_n(&t, body, total);
+    /* Read it all at the endpoint, then refuse with a retriable status. */
+    size_t got = 0;
+    for (int i = 0; i < 3000 && got < total; i++) {
+        unit_run_for(t.loop, 1);
+        ssize_t r = recv(t.be[0].fd, body, total, 0);
+        if (r > 0)
+            got += (size_t)r;
+    }
+    assert_true(got >= total);
+    wpt_be_send(&t, 0, "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].status, 503);
+    assert_int_equal(t.done[0].attempts, 1);
+    assert_int_equal(t.n_be, 1);
+    free(body);
+    wpt_teardown(&t);
+}
+
+/* A small body is kept and sent again on the retry. */
+static void
+test_small_body_replayed(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_unhealthy(&t, 2);
+    wpt_send(&t, "POST /p HTTP/1.1\r\nHost: echo\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ndata\r\n0\r\n\r\n");
+    assert_true(wpt_be_has(&t, 0, "0\r\n\r\n"));
+    wpt_be_send(&t, 0, "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    assert_true(wpt_be_has(&t, 1, "4\r\ndata\r\n0\r\n\r\n"));
+    assert_non_null(strstr(BE(&t, 1), "POST /p HTTP/1.1\r\n"));
+    wpt_be_send(&t, 1, OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    wpt_teardown(&t);
+}
+
+static void
+test_on_closed_once(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    one_get(&t, GET("/"), OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    close(t.cfd);
+    t.cfd = -1;
+    wpt_run(&t, 20);
+    assert_int_equal(t.closed, 1);
+    assert_true(wpt_be_eof(&t, 0)); /* the idle endpoint connection is closed with it */
+    wpt_teardown(&t);
+}
+
 int
 main(void)
 {
@@ -324,6 +498,11 @@ main(void)
         cmocka_unit_test(test_204_304),
         cmocka_unit_test(test_path_normalised_upstream),
         cmocka_unit_test(test_path_nul_400),
+        cmocka_unit_test(test_backpressure_slow_client),
+        cmocka_unit_test(test_backpressure_slow_endpoint),
+        cmocka_unit_test(test_big_body_not_retried),
+        cmocka_unit_test(test_small_body_replayed),
+        cmocka_unit_test(test_on_closed_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
