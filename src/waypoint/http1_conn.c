@@ -579,11 +579,13 @@ pump(struct wp_h1_conn *c)
         if (c->ended)
             return;
         if (c->up != NULL) {
-            int rc = flush(c->up->s, &c->uout);
+            int rc = c->up_wdead ? 0 : flush(c->up->s, &c->uout);
             if (rc > 0)
                 progress = true;
-            else if (rc < 0 && !c->up_eof) {
-                c->up_eof = true; /* read what it said before it went */
+            else if (rc < 0) {
+                /* It will take no more: drop what it did not take, read what it said. */
+                buf_consume(&c->uout, buf_len(&c->uout));
+                c->up_wdead = true;
                 progress = true;
             }
             if (!c->up_eof && c->up != NULL && (rc = fill(c->up->s, &c->uin)) != 0) {
@@ -612,6 +614,13 @@ pump(struct wp_h1_conn *c)
         if (c->active && c->req_done && c->resp_done && !c->tunnel) {
             wp_h1_finish(c);
             progress = true;
+        } else if (c->active && c->resp_done && !c->req_done && (c->up_eof || c->up_wdead) &&
+                   !c->tunnel) {
+            /* The endpoint answered and left before the request body ended: the rest of it
+             * has nowhere to go, so this connection ends after the response. */
+            c->keep_alive = false;
+            wp_h1_finish(c);
+            progress = true;
         } else if (c->active && c->resp_done && c->local && !c->keep_alive) {
             wp_h1_finish(c); /* the body will not be read: the connection closes */
             progress = true;
@@ -627,7 +636,7 @@ pump(struct wp_h1_conn *c)
                 buf_len(&c->dout) > 0);
     if (c->up != NULL)
         stream_want(c->up->s, !c->up_eof && buf_space(&c->uin) > 0 && !c->tunnel,
-                    buf_len(&c->uout) > 0);
+                    buf_len(&c->uout) > 0 && !c->up_wdead);
 }
 
 void

@@ -434,7 +434,7 @@ wp_h1_finish(struct wp_h1_conn *c)
     loop_timer_stop(c->loop, &c->t_backoff);
     if (cfg->on_done != NULL)
         cfg->on_done(cfg->arg, &ri);
-    wp_h1_drop_up(c, c->resp_done && c->req_done && !c->up_eof && !c->tunnel &&
+    wp_h1_drop_up(c, c->resp_done && c->req_done && !c->up_eof && !c->up_wdead && !c->tunnel &&
                          c->rs.head.keep_alive && buf_len(&c->uout) == 0);
     if (c->have_act)
         route_action_clear(&c->act);

@@ -56,7 +56,7 @@ struct wp_h1_conn {
 
     /* The exchange. */
     bool active, local, req_done, resp_head, resp_done, interim;
-    bool replay_ok, up_eof, chunk_up, chunk_down, close_down, keep_alive, client10;
+    bool replay_ok, up_eof, up_wdead, chunk_up, chunk_down, close_down, keep_alive, client10;
     bool expect_continue, upgrade, tunnel;
     struct model *m;
     struct route_set *routes;

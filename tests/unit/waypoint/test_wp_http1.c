@@ -479,6 +479,27 @@ test_on_closed_once(void **state)
     wpt_teardown(&t);
 }
 
+/* The endpoint answers early (413) and closes while the client still sends its body: the
+ * client gets the answer and the connection ends; nothing spins or hangs. */
+static void
+test_early_response_then_close(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_send(&t, "POST / HTTP/1.1\r\nHost: echo\r\nContent-Length: 100000\r\n\r\nstart");
+    assert_true(wpt_be_has(&t, 0, "start"));
+    wpt_be_send(&t, 0, "HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 3\r\n\r\nbig");
+    wpt_be_close(&t, 0);
+    wpt_send(&t, "more body bytes");
+    assert_true(wpt_client_eof(&t));
+    assert_non_null(strstr(CL(&t), "HTTP/1.1 413 Payload Too Large\r\n"));
+    assert_non_null(strstr(CL(&t), "\r\n\r\nbig"));
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].status, 413);
+    wpt_teardown(&t);
+}
+
 int
 main(void)
 {
@@ -503,6 +524,7 @@ main(void)
         cmocka_unit_test(test_big_body_not_retried),
         cmocka_unit_test(test_small_body_replayed),
         cmocka_unit_test(test_on_closed_once),
+        cmocka_unit_test(test_early_response_then_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
