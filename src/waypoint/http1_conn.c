@@ -563,21 +563,26 @@ pump(struct wp_h1_conn *c)
             if (rc > 0)
                 progress = true;
             else if (rc < 0) {
+                /* The client's end of stream ends the connection, as Envoy's HTTP/1 codec
+                 * does: a request in flight is reset upstream and reported DC; requests
+                 * read but not started are dropped. (A half-closing client that still
+                 * waits for its answer is rare; a vanished one we would otherwise wait on
+                 * forever, holding an endpoint stream.) */
                 c->down_eof = true;
-                progress = true;
-                if (c->active && !c->req_done) {
+                if (c->active) {
                     conn_end(c, WP_FLAG_DC);
                     return;
                 }
-                c->keep_alive = false;
-                if (!c->active)
-                    c->closing = true;
+                c->closing = true;
+                progress = true;
             }
         }
         if (step_request(c))
             progress = true;
         if (c->ended)
             return;
+        if (c->up_wdead) /* nobody will take these */
+            buf_consume(&c->uout, buf_len(&c->uout));
         if (c->up != NULL) {
             int rc = c->up_wdead ? 0 : flush(c->up->s, &c->uout);
             if (rc > 0)
@@ -625,7 +630,7 @@ pump(struct wp_h1_conn *c)
             wp_h1_finish(c); /* the body will not be read: the connection closes */
             progress = true;
         }
-        if (c->closing && buf_len(&c->dout) == 0) {
+        if (c->closing && !c->active && buf_len(&c->dout) == 0) {
             conn_end(c, 0);
             return;
         }

@@ -500,6 +500,49 @@ test_early_response_then_close(void **state)
     wpt_teardown(&t);
 }
 
+/* The client goes away while its request waits for the endpoint: the exchange is reported DC,
+ * the endpoint stream is reset, the connection ends (before: it waited on the endpoint forever). */
+static void
+test_client_gone_while_waiting_dc(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_send(&t, GET("/wait"));
+    assert_true(wpt_be_has(&t, 0, "\r\n\r\n"));
+    close(t.cfd);
+    t.cfd = -1;
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].flags, WP_FLAG_DC);
+    assert_int_equal(t.done[0].status, 0);
+    assert_true(wpt_be_eof(&t, 0));
+    assert_int_equal(t.closed, 1);
+    wpt_teardown(&t);
+}
+
+/* The endpoint accepts the upgrade and closes at once while the client's early bytes are still
+ * on their way to it: the client gets the 101 and the bytes, then the tunnel ends (before:
+ * the early bytes waited forever for an endpoint that had gone). */
+static void
+test_upgrade_endpoint_closes(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    wpt_send(&t, "GET /ws HTTP/1.1\r\nHost: echo\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+                 "early frame");
+    assert_true(wpt_be_has(&t, 0, "\r\n\r\n"));
+    wpt_be_send(&t, 0, "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nbye");
+    wpt_be_close(&t, 0);
+    assert_true(wpt_client_has(&t, "bye", 1));
+    close(t.cfd);
+    t.cfd = -1;
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].status, 101);
+    assert_int_equal(t.closed, 1);
+    wpt_teardown(&t);
+}
+
 int
 main(void)
 {
@@ -525,6 +568,8 @@ main(void)
         cmocka_unit_test(test_small_body_replayed),
         cmocka_unit_test(test_on_closed_once),
         cmocka_unit_test(test_early_response_then_close),
+        cmocka_unit_test(test_client_gone_while_waiting_dc),
+        cmocka_unit_test(test_upgrade_endpoint_closes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
