@@ -3,7 +3,8 @@
  * endpoints that both send arbitrary bytes. Input: one flags byte, then the client's bytes,
  * then "\xff\xfe", then what every endpoint connection answers with.
  * flags: bit 0 the first endpoint refuses connections; bit 1 the client half-closes after
- * sending; bit 2 each endpoint closes after answering. The engine must not crash, leak or
+ * sending; bit 2 each endpoint closes after answering; bit 3 real time (1 ms steps, so retry
+ * backoffs fire) instead of 200 loop iterations. The engine must not crash, leak or
  * hang, and must report its end (on_closed) exactly once.
  */
 #include <errno.h>
@@ -19,7 +20,7 @@
 #include "conn/tcp_stream.h"
 #include "waypoint/l7.h"
 
-#define KEY "default/echo.default.svc.cluster.local"
+#define KEY    "default/echo.default.svc.cluster.local"
 #define MAX_BE 16
 
 struct fz {
@@ -153,11 +154,11 @@ on_tick(void *arg)
         drain(f->be[i]);
     }
     drain(f->cfd);
-    if (++f->ticks >= 60 || f->closed) {
+    if (++f->ticks >= ((f->flags & 8) ? 60 : 200) || f->closed) {
         loop_stop(f->loop);
         return;
     }
-    loop_timer_start(f->loop, &f->tick, 1, on_tick, f);
+    loop_timer_start(f->loop, &f->tick, (f->flags & 8) ? 1 : 0, on_tick, f);
 }
 
 static struct workload *

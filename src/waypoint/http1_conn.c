@@ -24,9 +24,6 @@
 
 static struct log_ratelimit h1_rl = LOG_RATELIMIT_INIT(10000, 5);
 
-static void pump(struct wp_h1_conn *c);
-static stream_event_fn on_idle_event;
-
 static void
 free_conn(void *arg)
 {
@@ -37,17 +34,9 @@ free_conn(void *arg)
     free(c);
 }
 
-static void
-up_close(struct wp_h1_up *u, bool abort)
-{
-    stream_close(u->s, abort);
-    workload_unref(u->ep);
-    free(u);
-}
-
 /* The connection is over: everything is released, on_closed runs, the memory goes later. */
-static void
-conn_end(struct wp_h1_conn *c, unsigned flags)
+void
+wp_h1_end(struct wp_h1_conn *c, unsigned flags)
 {
     if (c->ended)
         return;
@@ -61,7 +50,7 @@ conn_end(struct wp_h1_conn *c, unsigned flags)
     while (c->idle != NULL) {
         struct wp_h1_up *u = c->idle;
         c->idle = u->next;
-        up_close(u, false);
+        wp_h1_up_close(u, false);
     }
     if (c->down != NULL)
         stream_close(c->down, flags != 0);
@@ -78,212 +67,12 @@ conn_end(struct wp_h1_conn *c, unsigned flags)
     loop_defer(c->loop, &c->free_defer, free_conn, c);
 }
 
-void
-wp_h1_drop_up(struct wp_h1_conn *c, bool reuse)
-{
-    if (c->connecting != NULL) {
-        c->cfg->up.cancel(c->cfg->up.ctx, c->connecting);
-        c->connecting = NULL;
-    }
-    if (c->counted) {
-        wp_h1_outstanding_add(c->cur_ep, -1);
-        c->counted = false;
-    }
-    struct wp_h1_up *u = c->up;
-    c->up = NULL;
-    buf_cleanup(&c->uin);
-    buf_cleanup(&c->uout);
-    buf_init(&c->uin, WP_H1_IN_BUF);
-    buf_init(&c->uout, WP_H1_OUT_BUF);
-    if (u == NULL)
-        return;
-    if (reuse && c->n_idle < WP_H1_IDLE_MAX && !c->ended) {
-        u->next = c->idle;
-        c->idle = u;
-        c->n_idle++;
-        stream_set_handler(u->s, on_idle_event, u);
-        stream_want(u->s, true, false); /* to notice the endpoint closing it */
-        return;
-    }
-    up_close(u, !reuse);
-}
-
-/* An idle upstream said something: it closed, failed, or talks out of turn. Drop it. */
-static void
-on_idle_event(void *arg, struct stream *s, unsigned events)
-{
-    struct wp_h1_up *u = arg;
-    struct wp_h1_conn *c = u->c;
-    char b[1];
-
-    (void)events;
-    if (stream_read(s, b, sizeof(b)) == -EAGAIN)
-        return;
-    for (struct wp_h1_up **pp = &c->idle; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == u) {
-            *pp = u->next;
-            c->n_idle--;
-            break;
-        }
-    }
-    up_close(u, true);
-}
-
-static void
-on_up_event(void *arg, struct stream *s, unsigned events)
-{
-    struct wp_h1_up *u = arg;
-    (void)s;
-    (void)events;
-    pump(u->c);
-}
-
 static void
 on_down_event(void *arg, struct stream *s, unsigned events)
 {
     (void)s;
     (void)events;
-    pump(arg);
-}
-
-/* The upstream is connected: it gets everything sent so far. */
-static void
-up_attach(struct wp_h1_conn *c, struct wp_h1_up *u)
-{
-    c->up = u;
-    u->c = c;
-    stream_set_handler(u->s, on_up_event, u);
-    http1_parser_free(&c->rs);
-    struct http1_limits lim = {.max_head = WP_H1_MAX_HEAD};
-    http1_parser_init(&c->rs, true, &lim);
-    http1_parser_expect(&c->rs, c->method, strlen(c->method));
-    CHECK(buf_append(&c->uout, buf_head(&c->replay), buf_len(&c->replay)) == 0);
-}
-
-static void try_failed(struct wp_h1_conn *c, unsigned flag);
-
-static void
-on_connect(void *arg, struct stream *s, int err)
-{
-    struct wp_h1_conn *c = arg;
-
-    c->connecting = NULL;
-    if (err < 0 || s == NULL) {
-        try_failed(c, WP_FLAG_UF);
-    } else {
-        struct wp_h1_up *u = xcalloc(1, sizeof(*u));
-        u->s = s;
-        u->ep = workload_ref((struct workload *)c->cur_ep);
-        u->port = c->cur_port;
-        up_attach(c, u);
-    }
-    pump(c);
-}
-
-static void
-on_backoff(void *arg)
-{
-    struct wp_h1_conn *c = arg;
-    wp_h1_try(c);
-    pump(c);
-}
-
-/* A try failed before any response head: retry (connect failure) or answer 503. */
-static void
-try_failed(struct wp_h1_conn *c, unsigned flag)
-{
-    const struct route_retry *r = &c->act.retry;
-
-    wp_h1_drop_up(c, false);
-    if (flag == WP_FLAG_UF && c->have_act && (r->on & ROUTE_RETRY_CONNECT_FAILURE) &&
-        c->attempts < c->max_tries) {
-        uint64_t cap = (uint64_t)r->backoff_base_ms << (c->attempts - 1 < 16 ? c->attempts - 1 : 16);
-        if (cap > r->backoff_max_ms)
-            cap = r->backoff_max_ms;
-        loop_timer_start(c->loop, &c->t_backoff, wp_h1_rand() % (cap + 1), on_backoff, c);
-        return;
-    }
-    if (c->attempts > 1)
-        flag |= WP_FLAG_URX;
-    wp_h1_local(c, 503, flag,
-                flag & WP_FLAG_UF ? "upstream_reset_before_response_started{remote_connection_failure}"
-                                  : "upstream_reset_before_response_started{connection_termination}",
-                flag & WP_FLAG_UF ? "upstream connect error or disconnect/reset before headers. "
-                                    "reset reason: remote connection failure"
-                                  : "upstream connect error or disconnect/reset before headers. "
-                                    "reset reason: connection termination",
-                NULL, !c->req_done);
-}
-
-void
-wp_h1_try(struct wp_h1_conn *c)
-{
-    const struct wp_l7_conn *cfg = c->cfg;
-    struct wp_h1_pick pk;
-    int err = 0;
-
-    if (c->backend != NULL) {
-        if (!wp_h1_pick(c->m, c->backend, c->backend_port, c->tried, c->n_tried, &pk)) {
-            if (c->attempts == 0) {
-                wp_h1_local(c, 503, WP_FLAG_UH, "no_healthy_upstream", "no healthy upstream", NULL,
-                            false);
-                return;
-            }
-            try_failed(c, WP_FLAG_UF);
-            return;
-        }
-    } else {
-        pk.ep = cfg->workload;
-        pk.port = cfg->dst_port;
-        if (pk.ep == NULL) {
-            wp_h1_local(c, 503, WP_FLAG_UH, "no_healthy_upstream", "no healthy upstream", NULL, false);
-            return;
-        }
-    }
-    c->attempts++;
-    c->cur_ep = pk.ep;
-    c->cur_port = pk.port;
-    if (c->n_tried < sizeof(c->tried) / sizeof(c->tried[0]))
-        c->tried[c->n_tried++] = pk.ep;
-    wp_h1_outstanding_add(pk.ep, 1);
-    c->counted = true;
-    /* A kept-alive connection to that endpoint first. */
-    for (struct wp_h1_up **pp = &c->idle; *pp != NULL; pp = &(*pp)->next) {
-        struct wp_h1_up *u = *pp;
-        if (u->port == pk.port && strcmp(u->ep->uid ? u->ep->uid : "", pk.ep->uid ? pk.ep->uid : "") == 0) {
-            *pp = u->next;
-            c->n_idle--;
-            up_attach(c, u);
-            stream_want(u->s, true, true);
-            return;
-        }
-    }
-    c->connecting = cfg->up.connect(cfg->up.ctx, pk.ep, pk.port, on_connect, c, &err);
-    if (c->connecting == NULL) {
-        log_warn_rl(&h1_rl, "upstream connect to %s port %u: %s", pk.ep->name ? pk.ep->name : "?",
-                    pk.port, mesh_strerror(err));
-        try_failed(c, WP_FLAG_UF);
-    }
-}
-
-void
-wp_h1_on_timeout(void *arg)
-{
-    struct wp_h1_conn *c = arg;
-
-    if (!c->active)
-        return;
-    if (c->resp_head && !c->local) {
-        conn_end(c, WP_FLAG_UT);
-        return;
-    }
-    if (c->local)
-        return;
-    loop_timer_stop(c->loop, &c->t_backoff);
-    wp_h1_drop_up(c, false);
-    wp_h1_local(c, 504, WP_FLAG_UT, "upstream_response_timeout", "upstream request timeout", NULL,
-                !c->req_done);
-    pump(c);
+    wp_h1_pump(arg);
 }
 
 /* Reads |s| into |b| while it has room. Returns 1 progress, 0 none, -1 EOF, <-1 error. */
@@ -363,15 +152,15 @@ step_request(struct wp_h1_conn *c)
                 /* Nothing sensible follows a malformed request on this connection. */
                 c->active = true;
                 c->start_ms = loop_now_ms(c->loop);
-                wp_h1_local(c, http1_error_status(ev), 0, c->rq.why, http1_reason(http1_error_status(ev)),
-                            NULL, true);
+                wp_h1_local(c, http1_error_status(ev), 0, c->rq.why,
+                            http1_reason(http1_error_status(ev)), NULL, true);
                 c->req_done = true;
             } else if (!c->resp_head) {
                 wp_h1_drop_up(c, false);
                 c->req_done = true;
                 wp_h1_local(c, 400, 0, c->rq.why, "Bad Request", NULL, true);
             } else {
-                conn_end(c, WP_FLAG_DC);
+                wp_h1_end(c, WP_FLAG_DC);
             }
             return true;
         }
@@ -402,7 +191,7 @@ step_request(struct wp_h1_conn *c)
                 size_t before = buf_len(dst);
                 int rc = http1_put_last_chunk(dst, c->rq.trailers, c->rq.n_trailers, p);
                 if (rc < 0) {
-                    conn_end(c, WP_FLAG_DC);
+                    wp_h1_end(c, WP_FLAG_DC);
                     return true;
                 }
                 if (dst == &c->uout && c->replay_ok &&
@@ -443,7 +232,7 @@ step_response(struct wp_h1_conn *c)
             log_warn_rl(&h1_rl, "bad response from %s: %s", c->cur_ep->name ? c->cur_ep->name : "?",
                         c->rs.why ? c->rs.why : "?");
             if (c->resp_head) {
-                conn_end(c, WP_FLAG_UPE);
+                wp_h1_end(c, WP_FLAG_UPE);
             } else {
                 wp_h1_drop_up(c, false);
                 wp_h1_local(c, 502, WP_FLAG_UPE, "upstream_protocol_error", "Bad Gateway", NULL,
@@ -454,9 +243,9 @@ step_response(struct wp_h1_conn *c)
         if (ev < 0 || (c->up_eof && len == 0 && ev == HTTP1_MORE)) {
             /* The upstream went away inside (or before) its response. */
             if (c->resp_head)
-                conn_end(c, WP_FLAG_UC);
+                wp_h1_end(c, WP_FLAG_UC);
             else
-                try_failed(c, WP_FLAG_UC);
+                wp_h1_try_failed(c, WP_FLAG_UC);
             return true;
         }
         if (ev == HTTP1_HEAD) {
@@ -467,8 +256,7 @@ step_response(struct wp_h1_conn *c)
                 int rc = wp_h1_resp_head(c, p, &h);
                 if (rc == 1) {
                     wp_h1_drop_up(c, false);
-                    uint64_t cap = c->act.retry.backoff_base_ms;
-                    loop_timer_start(c->loop, &c->t_backoff, wp_h1_rand() % (cap + 1), on_backoff, c);
+                    wp_h1_retry_later(c, c->act.retry.backoff_base_ms);
                     return true;
                 }
                 if (rc < 0) {
@@ -493,7 +281,7 @@ step_response(struct wp_h1_conn *c)
         } else if (ev == HTTP1_END) {
             if (c->chunk_down &&
                 http1_put_last_chunk(&c->dout, c->rs.trailers, c->rs.n_trailers, p) < 0) {
-                conn_end(c, WP_FLAG_UPE);
+                wp_h1_end(c, WP_FLAG_UPE);
                 return true;
             }
             c->resp_done = true;
@@ -518,7 +306,7 @@ on_pipe_done(void *arg, const struct pipe_result *res)
     c->bytes_out += res->b_to_a;
     c->down = NULL; /* the pipe closed both */
     c->up_eof = true;
-    conn_end(c, 0);
+    wp_h1_end(c, 0);
 }
 
 /* After a 101: drain what each side sent early, then a pipe copies both ways. */
@@ -551,8 +339,8 @@ step_tunnel(struct wp_h1_conn *c)
     return false;
 }
 
-static void
-pump(struct wp_h1_conn *c)
+void
+wp_h1_pump(struct wp_h1_conn *c)
 {
     bool progress = true;
 
@@ -570,7 +358,7 @@ pump(struct wp_h1_conn *c)
                  * forever, holding an endpoint stream.) */
                 c->down_eof = true;
                 if (c->active) {
-                    conn_end(c, WP_FLAG_DC);
+                    wp_h1_end(c, WP_FLAG_DC);
                     return;
                 }
                 c->closing = true;
@@ -610,7 +398,7 @@ pump(struct wp_h1_conn *c)
         if (c->down != NULL) {
             int rc = flush(c->down, &c->dout);
             if (rc < 0) {
-                conn_end(c, WP_FLAG_DC);
+                wp_h1_end(c, WP_FLAG_DC);
                 return;
             }
             if (rc > 0)
@@ -631,7 +419,7 @@ pump(struct wp_h1_conn *c)
             progress = true;
         }
         if (c->closing && !c->active && buf_len(&c->dout) == 0) {
-            conn_end(c, 0);
+            wp_h1_end(c, 0);
             return;
         }
     }

@@ -52,8 +52,8 @@ pol_header(void *arg, const char *name, size_t i, const char **v, size_t *n)
         *n = strlen(val);
         return true;
     }
-    for (int j = 0; (j = http1_find(hv->h->fields, hv->h->n_fields, hv->base, name, (size_t)j)) >= 0;
-         j++) {
+    for (int j = 0;
+         (j = http1_find(hv->h->fields, hv->h->n_fields, hv->base, name, (size_t)j)) >= 0; j++) {
         if (k++ == i) {
             *v = hv->base + hv->h->fields[j].value.off;
             *n = hv->h->fields[j].value.len;
@@ -77,7 +77,8 @@ static bool
 hdr_has(const struct route_hdr_list *l, const char *name)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (l->v[i].name_len == strlen(name) && strncasecmp(l->v[i].name, name, l->v[i].name_len) == 0)
+        if (l->v[i].name_len == strlen(name) &&
+            strncasecmp(l->v[i].name, name, l->v[i].name_len) == 0)
             return true;
     return false;
 }
@@ -92,8 +93,8 @@ put_list(struct buf *b, const struct route_hdr_list *l)
 }
 
 void
-wp_h1_local(struct wp_h1_conn *c, int status, unsigned flags, const char *details,
-            const char *body, const char *location, bool close)
+wp_h1_local(struct wp_h1_conn *c, int status, unsigned flags, const char *details, const char *body,
+            const char *location, bool close)
 {
     char len[24];
     size_t blen = body != NULL ? strlen(body) : 0;
@@ -139,7 +140,8 @@ stage_request(struct wp_h1_conn *c, const char *target, size_t tlen, struct rout
     if (rc == 0 && c->upgrade) {
         rc = http1_put_field(&c->replay, "connection", 10, "upgrade", 7);
         if (rc == 0)
-            rc = http1_put_field(&c->replay, "upgrade", 7, c->upgrade_proto, strlen(c->upgrade_proto));
+            rc = http1_put_field(&c->replay, "upgrade", 7, c->upgrade_proto,
+                                 strlen(c->upgrade_proto));
     }
     if (rc == 0)
         rc = http1_put_crlf(&c->replay);
@@ -206,9 +208,8 @@ wp_h1_start(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
         return;
     }
     norm = xmalloc(L7PATH_OUT_SIZE(tlen));
-    if (tlen > L7PATH_MAX ||
-        l7path_normalize(cfg->path_mode, t, tlen, norm, L7PATH_OUT_SIZE(tlen), &norm_len,
-                         &path_len, &why) < 0) {
+    if (tlen > L7PATH_MAX || l7path_normalize(cfg->path_mode, t, tlen, norm, L7PATH_OUT_SIZE(tlen),
+                                              &norm_len, &path_len, &why) < 0) {
         wp_h1_local(c, 400, 0, "path_normalization_failed", "Bad Request", NULL, false);
         goto out;
     }
@@ -253,8 +254,8 @@ wp_h1_start(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
     struct l7pol_decision dec = {0};
     if (l7pol_check(c->pols, &pr, &dec) == L7POL_DENIED) {
         snprintf(c->policy, sizeof(c->policy), "%s", dec.policy);
-        wp_h1_local(c, 403, WP_FLAG_RBAC, "rbac_access_denied_matched_policy", "RBAC: access denied",
-                    NULL, false);
+        wp_h1_local(c, 403, WP_FLAG_RBAC, "rbac_access_denied_matched_policy",
+                    "RBAC: access denied", NULL, false);
         goto out;
     }
     snprintf(c->policy, sizeof(c->policy), "%s", dec.policy);
@@ -264,11 +265,12 @@ wp_h1_start(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
     if (cfg->service != NULL) {
         const struct route_table *tab = NULL;
         if (c->routes != NULL)
-            tab = route_set_find(c->routes, cfg->service->ns, cfg->service->hostname, cfg->dst_port);
+            tab =
+                route_set_find(c->routes, cfg->service->ns, cfg->service->hostname, cfg->dst_port);
         if (tab == NULL) {
             if (c->deftab == NULL)
-                c->deftab = route_table_default(cfg->service->ns, cfg->service->hostname,
-                                                cfg->dst_port);
+                c->deftab =
+                    route_table_default(cfg->service->ns, cfg->service->hostname, cfg->dst_port);
             tab = c->deftab;
         }
         struct route_req rr = {
@@ -298,7 +300,8 @@ wp_h1_start(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
         c->backend = c->m != NULL ? model_service_by_key(c->m, key) : NULL;
         c->backend_port = (uint16_t)c->act.backend_port;
         if (c->backend == NULL) {
-            wp_h1_local(c, 503, WP_FLAG_UH, "cluster_not_found", "no healthy upstream", NULL, false);
+            wp_h1_local(c, 503, WP_FLAG_UH, "cluster_not_found", "no healthy upstream", NULL,
+                        false);
             goto out;
         }
         if (c->act.path != NULL) {
@@ -317,8 +320,8 @@ wp_h1_start(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
     if (!hdr_has(&l, "x-request-id"))
         hdr_push(&l, "x-request-id", 12, c->request_id, strlen(c->request_id));
     if (stage_request(c, up_target, up_tlen, &l) < 0) {
-        wp_h1_local(c, 431, 0, "request_headers_too_large", "Request Header Fields Too Large",
-                    NULL, false);
+        wp_h1_local(c, 431, 0, "request_headers_too_large", "Request Header Fields Too Large", NULL,
+                    false);
         goto out;
     }
     if (c->expect_continue && !c->client10)

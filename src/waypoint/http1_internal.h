@@ -19,12 +19,12 @@
  * flight). The request and response heads are capped by the codec at WP_H1_MAX_HEAD; a
  * head we write may grow by header modifiers, so the output buffers leave room for that.
  */
-#define WP_H1_MAX_HEAD   (64 * 1024)  /* a received head, request or response */
-#define WP_H1_IN_BUF     (80 * 1024)  /* bytes read and not yet parsed, each direction */
-#define WP_H1_OUT_HEAD   (96 * 1024)  /* a head we serialise (after header modifiers) */
-#define WP_H1_RETRY_BODY (64 * 1024)  /* request body kept for a retry; more: no retry */
+#define WP_H1_MAX_HEAD   (64 * 1024) /* a received head, request or response */
+#define WP_H1_IN_BUF     (80 * 1024) /* bytes read and not yet parsed, each direction */
+#define WP_H1_OUT_HEAD   (96 * 1024) /* a head we serialise (after header modifiers) */
+#define WP_H1_RETRY_BODY (64 * 1024) /* request body kept for a retry; more: no retry */
 #define WP_H1_OUT_BUF    (WP_H1_OUT_HEAD + WP_H1_RETRY_BODY) /* bytes not yet written */
-#define WP_H1_IDLE_MAX   4            /* idle upstream connections kept per downstream one */
+#define WP_H1_IDLE_MAX   4 /* idle upstream connections kept per downstream one */
 
 struct pipe;
 
@@ -42,9 +42,9 @@ struct wp_h1_conn {
     const struct wp_l7_conn *cfg;
     struct loop *loop;
     struct stream *down;
-    struct buf din, dout;   /* downstream bytes read, not yet parsed / to write */
-    struct buf uin, uout;   /* upstream, the same */
-    struct buf replay;      /* request head + body sent so far, for a retry */
+    struct buf din, dout; /* downstream bytes read, not yet parsed / to write */
+    struct buf uin, uout; /* upstream, the same */
+    struct buf replay;    /* request head + body sent so far, for a retry */
     struct http1_parser rq, rs;
     struct loop_defer free_defer;
     struct loop_timer t_req, t_backoff;
@@ -69,11 +69,11 @@ struct wp_h1_conn {
     size_t n_tried;
     const struct workload *cur_ep;
     uint16_t cur_port;
-    bool counted;          /* cur_ep's outstanding count holds this request */
-    struct wp_h1_up *up;   /* connected upstream */
-    void *connecting;      /* a connect() in flight */
+    bool counted;        /* cur_ep's outstanding count holds this request */
+    struct wp_h1_up *up; /* connected upstream */
+    void *connecting;    /* a connect() in flight */
     unsigned attempts, max_tries;
-    int last_err_flag;     /* WP_FLAG_UF or WP_FLAG_UC of the last failed try */
+    int last_err_flag; /* WP_FLAG_UF or WP_FLAG_UC of the last failed try */
     int status;
     unsigned flags;
     const char *details;
@@ -92,9 +92,20 @@ void wp_h1_local(struct wp_h1_conn *c, int status, unsigned flags, const char *d
 /* Releases what the exchange holds and reports it; the connection may take the next one. */
 void wp_h1_finish(struct wp_h1_conn *c);
 
-/* http1_conn.c: the upstream side of an exchange. */
+/* http1_conn.c: moves what can move, then asks each stream for what it needs next. */
+void wp_h1_pump(struct wp_h1_conn *c);
+/* Ends the connection (|flags| for the exchange in progress, if any); on_closed runs. */
+void wp_h1_end(struct wp_h1_conn *c, unsigned flags);
+
+/* http1_up.c: the upstream side of an exchange. */
 void wp_h1_try(struct wp_h1_conn *c);
+/* A try failed before a response head (WP_FLAG_UF or WP_FLAG_UC): retry or answer 503. */
+void wp_h1_try_failed(struct wp_h1_conn *c, unsigned flag);
+/* Tries again after a random backoff of up to |max_ms| (the response was retriable). */
+void wp_h1_retry_later(struct wp_h1_conn *c, uint64_t max_ms);
+/* Lets go of the exchange's upstream: kept idle for reuse, or closed. */
 void wp_h1_drop_up(struct wp_h1_conn *c, bool reuse);
+void wp_h1_up_close(struct wp_h1_up *u, bool abort);
 /* The route's timeout (or the per-try one) fired. */
 void wp_h1_on_timeout(void *arg);
 

@@ -19,7 +19,7 @@
 #include "unit_loop.h"
 #include "wp_h1_fixture.h"
 
-#define OK_RESP "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+#define OK_RESP   "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: echo\r\n\r\n"
 
 #define BE(t, i) ((t)->be[i].rx != NULL ? (t)->be[i].rx : "")
@@ -124,8 +124,9 @@ test_chunked_response(void **state)
     struct wpt t;
     (void)state;
     wpt_setup(&t, NULL);
-    one_get(&t, GET("/"), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                          "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+    one_get(&t, GET("/"),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
     assert_true(wpt_client_has(&t, "0\r\n\r\n", 1));
     assert_non_null(strstr(CL(&t), "transfer-encoding: chunked\r\n"));
     assert_non_null(strstr(CL(&t), "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
@@ -198,7 +199,8 @@ test_expect_continue(void **state)
     struct wpt t;
     (void)state;
     wpt_setup(&t, NULL);
-    wpt_send(&t, "POST / HTTP/1.1\r\nHost: echo\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    wpt_send(&t,
+             "POST / HTTP/1.1\r\nHost: echo\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
     assert_true(wpt_client_has(&t, "HTTP/1.1 100 Continue\r\n\r\n", 1));
     wpt_send(&t, "body");
     assert_true(wpt_be_has(&t, 0, "\r\n\r\nbody"));
@@ -219,8 +221,9 @@ test_websocket(void **state)
                  "Sec-WebSocket-Key: k\r\n\r\nearly");
     assert_true(wpt_be_has(&t, 0, "\r\n\r\n"));
     assert_non_null(strstr(BE(&t, 0), "connection: upgrade\r\nupgrade: websocket\r\n"));
-    wpt_be_send(&t, 0, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
-                       "Upgrade: websocket\r\nSec-WebSocket-Accept: a\r\n\r\nserver-first");
+    wpt_be_send(&t, 0,
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                "Upgrade: websocket\r\nSec-WebSocket-Accept: a\r\n\r\nserver-first");
     assert_true(wpt_client_has(&t, "server-first", 1));
     assert_non_null(strstr(CL(&t), "HTTP/1.1 101 Switching Protocols\r\n"));
     assert_true(wpt_be_has(&t, 0, "early"));
@@ -244,7 +247,8 @@ test_head_no_body(void **state)
     wpt_setup(&t, NULL);
     wpt_unhealthy(&t, 1);
     wpt_unhealthy(&t, 2);
-    one_get(&t, "HEAD / HTTP/1.1\r\nHost: echo\r\n\r\n", "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n");
+    one_get(&t, "HEAD / HTTP/1.1\r\nHost: echo\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n");
     assert_true(wpt_dones(&t, 1));
     wpt_send(&t, GET("/after"));
     assert_true(wpt_be_has(&t, 0, "GET /after"));
@@ -344,8 +348,9 @@ test_backpressure_slow_client(void **state)
     size_t got = 0;
     while (sent < total || got < total) {
         if (sent < total) {
-            ssize_t n = send(t.be[0].fd, chunk, total - sent < sizeof(chunk) ? total - sent : sizeof(chunk),
-                             MSG_NOSIGNAL);
+            ssize_t n =
+                send(t.be[0].fd, chunk, total - sent < sizeof(chunk) ? total - sent : sizeof(chunk),
+                     MSG_NOSIGNAL);
             if (n > 0)
                 sent += (size_t)n;
         }
@@ -374,7 +379,8 @@ test_backpressure_slow_endpoint(void **state)
     wpt_unhealthy(&t, 1);
     wpt_unhealthy(&t, 2);
     char head[128];
-    snprintf(head, sizeof(head), "POST /up HTTP/1.1\r\nHost: echo\r\ncontent-length: %zu\r\n\r\n", total);
+    snprintf(head, sizeof(head), "POST /up HTTP/1.1\r\nHost: echo\r\ncontent-length: %zu\r\n\r\n",
+             total);
     wpt_send(&t, head);
     memset(chunk, 'y', sizeof(chunk));
     for (int idle = 0; idle < 50 && sent < total;) {
@@ -394,8 +400,9 @@ test_backpressure_slow_endpoint(void **state)
     assert_true(t.n_be == 1);
     while (got < total + strlen(head)) {
         if (sent < total) {
-            ssize_t n = send(t.cfd, chunk, total - sent < sizeof(chunk) ? total - sent : sizeof(chunk),
-                             MSG_NOSIGNAL);
+            ssize_t n =
+                send(t.cfd, chunk, total - sent < sizeof(chunk) ? total - sent : sizeof(chunk),
+                     MSG_NOSIGNAL);
             if (n > 0)
                 sent += (size_t)n;
         }
@@ -422,7 +429,8 @@ test_big_body_not_retried(void **state)
     (void)state;
     wpt_setup(&t, NULL);
     char head[128];
-    snprintf(head, sizeof(head), "POST /up HTTP/1.1\r\nHost: echo\r\ncontent-length: %zu\r\n\r\n", total);
+    snprintf(head, sizeof(head), "POST /up HTTP/1.1\r\nHost: echo\r\ncontent-length: %zu\r\n\r\n",
+             total);
     char *body = malloc(total);
     memset(body, 'z', total);
     wpt_send(&t, head);
@@ -453,7 +461,8 @@ test_small_body_replayed(void **state)
     (void)state;
     wpt_setup(&t, NULL);
     wpt_unhealthy(&t, 2);
-    wpt_send(&t, "POST /p HTTP/1.1\r\nHost: echo\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ndata\r\n0\r\n\r\n");
+    wpt_send(&t, "POST /p HTTP/1.1\r\nHost: echo\r\nTransfer-Encoding: "
+                 "chunked\r\n\r\n4\r\ndata\r\n0\r\n\r\n");
     assert_true(wpt_be_has(&t, 0, "0\r\n\r\n"));
     wpt_be_send(&t, 0, "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
     assert_true(wpt_be_has(&t, 1, "4\r\ndata\r\n0\r\n\r\n"));
@@ -489,7 +498,9 @@ test_early_response_then_close(void **state)
     wpt_setup(&t, NULL);
     wpt_send(&t, "POST / HTTP/1.1\r\nHost: echo\r\nContent-Length: 100000\r\n\r\nstart");
     assert_true(wpt_be_has(&t, 0, "start"));
-    wpt_be_send(&t, 0, "HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 3\r\n\r\nbig");
+    wpt_be_send(
+        &t, 0,
+        "HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 3\r\n\r\nbig");
     wpt_be_close(&t, 0);
     wpt_send(&t, "more body bytes");
     assert_true(wpt_client_eof(&t));
@@ -529,10 +540,13 @@ test_upgrade_endpoint_closes(void **state)
     struct wpt t;
     (void)state;
     wpt_setup(&t, NULL);
-    wpt_send(&t, "GET /ws HTTP/1.1\r\nHost: echo\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
-                 "early frame");
+    wpt_send(&t,
+             "GET /ws HTTP/1.1\r\nHost: echo\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+             "early frame");
     assert_true(wpt_be_has(&t, 0, "\r\n\r\n"));
-    wpt_be_send(&t, 0, "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nbye");
+    wpt_be_send(
+        &t, 0,
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nbye");
     wpt_be_close(&t, 0);
     assert_true(wpt_client_has(&t, "bye", 1));
     close(t.cfd);

@@ -18,11 +18,11 @@
 #include "unit_l7pol.h"
 #include "wp_h1_fixture.h"
 
-#define OK_RESP "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+#define OK_RESP   "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: echo\r\n\r\n"
-#define BE(t, i) ((t)->be[i].rx != NULL ? (t)->be[i].rx : "")
-#define CL(t)    ((t)->crx != NULL ? (t)->crx : "")
-#define ECHO     " be=echo.default.svc.cluster.local:80"
+#define BE(t, i)  ((t)->be[i].rx != NULL ? (t)->be[i].rx : "")
+#define CL(t)     ((t)->crx != NULL ? (t)->crx : "")
+#define ECHO      " be=echo.default.svc.cluster.local:80"
 
 static void
 only_ep0(struct wpt *t)
@@ -34,7 +34,10 @@ only_ep0(struct wpt *t)
 static void
 deny_admin(struct wpt *t)
 {
-    struct l7spec s = {.ns = "default", .name = "no-admin", .action = 1, .gateway = "waypoint",
+    struct l7spec s = {.ns = "default",
+                       .name = "no-admin",
+                       .action = 1,
+                       .gateway = "waypoint",
                        .paths = {"/admin*"}};
     struct l7pol *p = l7spec_decode(&s);
     wpt_set_policies(t, l7pol_set_build(&p, 1));
@@ -192,7 +195,8 @@ test_response_header_ops(void **state)
     only_ep0(&t);
     wpt_send(&t, GET("/"));
     assert_true(wpt_be_has(&t, 0, "\r\n\r\n"));
-    wpt_be_send(&t, 0, "HTTP/1.1 200 OK\r\nServer: app\r\nX-Internal: 1\r\ncontent-length: 2\r\n\r\nok");
+    wpt_be_send(&t, 0,
+                "HTTP/1.1 200 OK\r\nServer: app\r\nX-Internal: 1\r\ncontent-length: 2\r\n\r\nok");
     assert_true(wpt_client_has(&t, "\r\n\r\nok", 1));
     assert_non_null(strstr(CL(&t), "server: waypoint\r\n"));
     assert_null(strstr(CL(&t), "Server: app"));
@@ -563,7 +567,8 @@ test_weighted_split(void **state)
     const int n = 1000;
     int small = 0;
     (void)state;
-    wpt_setup(&t, "prefix=/ be=" "echo.default.svc.cluster.local:80:90 "
+    wpt_setup(&t, "prefix=/ be="
+                  "echo.default.svc.cluster.local:80:90 "
                   "be=echo2.default.svc.cluster.local:80:10");
     for (int i = 0; i < n; i++) {
         wpt_send(&t, GET("/s"));

@@ -50,8 +50,8 @@ struct wpt {
     struct wp_l7_conn conn;
     struct service *svc;
     /* fake endpoints */
-    int refuse[WPT_EPS];       /* connect fails (later) with this error */
-    int refuse_now[WPT_EPS];   /* connect() itself fails with this error */
+    int refuse[WPT_EPS];     /* connect fails (later) with this error */
+    int refuse_now[WPT_EPS]; /* connect() itself fails with this error */
     struct wpt_backend be[WPT_BACKENDS];
     int n_be;
     int connects[WPT_EPS];
@@ -71,7 +71,8 @@ void wpt_unhealthy(struct wpt *t, int i);
 
 void wpt_send(struct wpt *t, const char *s);
 void wpt_send_n(struct wpt *t, const void *p, size_t n);
-/* Runs until the client has received |needle| |count| times (or EOF with |eof|); false on timeout. */
+/* Runs until the client has received |needle| |count| times (or EOF with |eof|); false on timeout.
+ */
 bool wpt_client_has(struct wpt *t, const char *needle, int count);
 bool wpt_client_eof(struct wpt *t);
 /* Runs until backend connection |i| exists and has received |needle|. */
