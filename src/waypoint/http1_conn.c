@@ -425,6 +425,7 @@ wp_h1_pump(struct wp_h1_conn *c)
     }
     if (c->ended || c->pipe != NULL)
         return;
+    buf_release_if_empty(&c->din); /* an idle keep-alive connection holds no buffer */
     stream_want(c->down, !c->down_eof && !c->tunnel && buf_space(&c->din) > 0,
                 buf_len(&c->dout) > 0);
     if (c->up != NULL)

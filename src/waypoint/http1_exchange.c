@@ -119,6 +119,8 @@ wp_h1_local(struct wp_h1_conn *c, int status, unsigned flags, const char *detail
         rc = http1_put_field(&c->dout, "x-request-id", 12, c->request_id, strlen(c->request_id));
     if (rc == 0 && !c->keep_alive)
         rc = http1_put_field(&c->dout, "connection", 10, "close", 5);
+    else if (rc == 0 && c->client10)
+        rc = http1_put_field(&c->dout, "connection", 10, "keep-alive", 10);
     if (rc == 0)
         rc = http1_put_crlf(&c->dout);
     if (rc == 0 && blen > 0)
@@ -395,6 +397,9 @@ wp_h1_resp_head(struct wp_h1_conn *c, const char *base, const struct http1_head 
                         : -EPROTO;
     } else if (rc == 0 && !c->keep_alive) {
         rc = http1_put_field(&c->dout, "connection", 10, "close", 5);
+    } else if (rc == 0 && c->client10) {
+        /* HTTP/1.0 closes unless told otherwise */
+        rc = http1_put_field(&c->dout, "connection", 10, "keep-alive", 10);
     }
     if (rc == 0)
         rc = http1_put_crlf(&c->dout);

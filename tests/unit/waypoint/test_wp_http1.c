@@ -557,6 +557,21 @@ test_upgrade_endpoint_closes(void **state)
     wpt_teardown(&t);
 }
 
+/* An HTTP/1.0 client asking for keep-alive is told so, and its connection stays. */
+static void
+test_http10_keepalive(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    one_get(&t, "GET /k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    assert_non_null(strstr(CL(&t), "connection: keep-alive\r\n"));
+    wpt_run(&t, 20);
+    assert_false(t.ceof);
+    wpt_teardown(&t);
+}
+
 int
 main(void)
 {
@@ -584,6 +599,7 @@ main(void)
         cmocka_unit_test(test_early_response_then_close),
         cmocka_unit_test(test_client_gone_while_waiting_dc),
         cmocka_unit_test(test_upgrade_endpoint_closes),
+        cmocka_unit_test(test_http10_keepalive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
