@@ -256,7 +256,7 @@ step_response(struct wp_h1_conn *c)
                 int rc = wp_h1_resp_head(c, p, &h);
                 if (rc == 1) {
                     wp_h1_drop_up(c, false);
-                    wp_h1_retry_later(c, c->act.retry.backoff_base_ms);
+                    wp_h1_retry_later(c);
                     return true;
                 }
                 if (rc < 0) {

@@ -101,8 +101,8 @@ void wp_h1_end(struct wp_h1_conn *c, unsigned flags);
 void wp_h1_try(struct wp_h1_conn *c);
 /* A try failed before a response head (WP_FLAG_UF or WP_FLAG_UC): retry or answer 503. */
 void wp_h1_try_failed(struct wp_h1_conn *c, unsigned flag);
-/* Tries again after a random backoff of up to |max_ms| (the response was retriable). */
-void wp_h1_retry_later(struct wp_h1_conn *c, uint64_t max_ms);
+/* Tries again after the route's jittered backoff. */
+void wp_h1_retry_later(struct wp_h1_conn *c);
 /* Lets go of the exchange's upstream: kept idle for reuse, or closed. */
 void wp_h1_drop_up(struct wp_h1_conn *c, bool reuse);
 void wp_h1_up_close(struct wp_h1_up *u, bool abort);

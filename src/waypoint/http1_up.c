@@ -134,11 +134,7 @@ wp_h1_try_failed(struct wp_h1_conn *c, unsigned flag)
     wp_h1_drop_up(c, false);
     if (flag == WP_FLAG_UF && c->have_act && (r->on & ROUTE_RETRY_CONNECT_FAILURE) &&
         c->attempts < c->max_tries) {
-        uint64_t cap = (uint64_t)r->backoff_base_ms
-                       << (c->attempts - 1 < 16 ? c->attempts - 1 : 16);
-        if (cap > r->backoff_max_ms)
-            cap = r->backoff_max_ms;
-        loop_timer_start(c->loop, &c->t_backoff, wp_h1_rand() % (cap + 1), on_backoff, c);
+        wp_h1_retry_later(c);
         return;
     }
     if (c->attempts > 1)
@@ -227,8 +223,16 @@ wp_h1_on_timeout(void *arg)
     wp_h1_pump(c);
 }
 
+/* Envoy's jittered exponential backoff: uniform in [0, base * 2^(n-1)] after the n-th try,
+ * capped at max (Istio's defaults: 25 ms base, 250 ms max). */
 void
-wp_h1_retry_later(struct wp_h1_conn *c, uint64_t max_ms)
+wp_h1_retry_later(struct wp_h1_conn *c)
 {
-    loop_timer_start(c->loop, &c->t_backoff, wp_h1_rand() % (max_ms + 1), on_backoff, c);
+    const struct route_retry *r = &c->act.retry;
+    unsigned n = c->attempts > 0 ? c->attempts - 1 : 0;
+    uint64_t cap = (uint64_t)r->backoff_base_ms << (n < 16 ? n : 16);
+
+    if (cap > r->backoff_max_ms)
+        cap = r->backoff_max_ms;
+    loop_timer_start(c->loop, &c->t_backoff, wp_h1_rand() % (cap + 1), on_backoff, c);
 }
