@@ -626,6 +626,65 @@ test_least_outstanding(void **state)
     wpt_teardown(&a);
 }
 
+static void
+test_policy_on_header(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup(&t, NULL);
+    only_ep0(&t);
+    struct l7spec sp = {.ns = "default",
+                        .name = "no-debug",
+                        .action = 1,
+                        .gateway = "waypoint",
+                        .header = "x-debug",
+                        .values = {"*"}};
+    struct l7pol *p = l7spec_decode(&sp);
+    wpt_set_policies(&t, l7pol_set_build(&p, 1));
+    l7pol_unref(p);
+    wpt_send(&t, GET("/plain"));
+    assert_true(wpt_be_has(&t, 0, "GET /plain "));
+    wpt_be_send(&t, 0, OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    wpt_send(&t, "GET /dbg HTTP/1.1\r\nHost: echo\r\nX-Debug: 1\r\n\r\n");
+    assert_true(wpt_client_has(&t, "RBAC: access denied", 1));
+    assert_null(strstr(BE(&t, 0), "/dbg"));
+    wpt_teardown(&t);
+}
+
+/* A pod-addressed request goes to that workload on the port asked for, routes aside. */
+static void
+test_bound_workload(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup_ex(&t, NULL, 2, L7PATH_BASE);
+    wpt_send(&t, GET("/pod"));
+    assert_true(wpt_be_has(&t, 0, "GET /pod "));
+    assert_int_equal(t.be[0].ep, 2);
+    assert_int_equal(t.be[0].port, 8080);
+    wpt_be_send(&t, 0, OK_RESP);
+    assert_true(wpt_dones(&t, 1));
+    assert_int_equal(t.done[0].ep, 2);
+    assert_string_equal(t.done[0].route, "(null)");
+    wpt_teardown(&t);
+}
+
+static void
+test_merge_slashes_mode(void **state)
+{
+    struct wpt t;
+    (void)state;
+    wpt_setup_ex(&t, NULL, -1, L7PATH_MERGE_SLASHES);
+    only_ep0(&t);
+    wpt_send(&t, GET("//a///b/../c"));
+    assert_true(wpt_be_has(&t, 0, "\r\n\r\n"));
+    assert_non_null(strstr(BE(&t, 0), "GET /a/c HTTP/1.1\r\n"));
+    wpt_be_send(&t, 0, OK_RESP);
+    assert_true(wpt_client_has(&t, "hello", 1));
+    wpt_teardown(&t);
+}
+
 int
 main(void)
 {
@@ -665,6 +724,9 @@ main(void)
         cmocka_unit_test(test_connect_method_405),
         cmocka_unit_test(test_weighted_split),
         cmocka_unit_test(test_least_outstanding),
+        cmocka_unit_test(test_policy_on_header),
+        cmocka_unit_test(test_bound_workload),
+        cmocka_unit_test(test_merge_slashes_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

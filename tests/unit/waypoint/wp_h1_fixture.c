@@ -195,6 +195,12 @@ fake_cancel(void *ctx, void *handle)
 void
 wpt_setup(struct wpt *t, const char *spec)
 {
+    wpt_setup_ex(t, spec, -1, L7PATH_BASE);
+}
+
+void
+wpt_setup_ex(struct wpt *t, const char *spec, int workload, enum l7path_mode mode)
+{
     int fds[2];
 
     memset(t, 0, sizeof(*t));
@@ -234,6 +240,13 @@ wpt_setup(struct wpt *t, const char *spec)
     };
     ipaddr_parse("198.18.2.1", &t->conn.client_ip);
     t->conn.dst_ip = t->svc->vips[0];
+    t->conn.path_mode = mode;
+    if (workload >= 0) {
+        t->conn.service = NULL;
+        t->conn.workload = t->ws[workload];
+        t->conn.dst_ip = t->ws[workload]->addrs[0];
+        t->conn.dst_port = 8080;
+    }
     wp_http1_serve(&t->conn, tcp_stream_new(t->loop, fds[1]));
 }
 

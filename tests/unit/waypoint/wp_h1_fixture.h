@@ -63,6 +63,8 @@ struct wpt {
 
 /* Sets up with Route |spec| (NULL: no Route, the service's default) and no policies. */
 void wpt_setup(struct wpt *t, const char *spec);
+/* The same, pod-addressed (bound workload |workload| >= 0, no service) and/or another path mode. */
+void wpt_setup_ex(struct wpt *t, const char *spec, int workload, enum l7path_mode mode);
 void wpt_teardown(struct wpt *t);
 /* Replaces the policies with |pols| (taken). */
 void wpt_set_policies(struct wpt *t, struct l7pol_set *pols);
