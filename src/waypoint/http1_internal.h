@@ -1,6 +1,8 @@
 /*
- * http1_internal.h - what the HTTP/1.1 engine's files share (http1_conn.c: the connection and
- * its exchanges; http1_lb.c: endpoint choice; http1_msg.c: heads and local answers).
+ * http1_internal.h - what the HTTP/1.1 engine's files share: http1_conn.c (the connection, its
+ * buffers and the pump through the codec), http1_exchange.c (a request's checks, policy,
+ * route, the heads written each way, local answers, the report), http1_up.c (endpoint streams,
+ * retries, timeout), http1_lb.c (endpoint choice, request ids).
  */
 #ifndef MESH_WAYPOINT_HTTP1_INTERNAL_H
 #define MESH_WAYPOINT_HTTP1_INTERNAL_H
