@@ -592,6 +592,7 @@ test_weighted_split(void **state)
         assert_true(wpt_dones(&t, i + 1));
     }
     double sigma = sqrt(n * 0.1 * 0.9);
+    print_message("90/10 split: echo2 got %d of %d (100 +- %.1f)\n", small, n, 3 * sigma);
     if (fabs(small - 100.0) > 3 * sigma)
         fail_msg("echo2 got %d of %d (expected 100 +- %.1f)", small, n, 3 * sigma);
     /* Kept-alive: at most one connection per endpoint. */
