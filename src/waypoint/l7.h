@@ -89,8 +89,11 @@ struct wp_l7_conn {
     const struct workload *workload; /* bound workload (pod-addressed), or NULL */
     /* This waypoint (the Gateway), for policy targets. */
     const char *waypoint_ns, *waypoint_name;
-    /* Config in force when the connection started; an engine may take fresher sets per
-     * request through get_config (a policy change applies to the next request). */
+    /* The config in force, asked for at each request's head (a policy or route change applies
+     * to the next request): stores a new reference to each of the model, route set and policy
+     * set (each may be NULL: no routes / no policies), which the engine releases when the
+     * request ends (model_unref, route_set_unref, l7pol_set_unref). NULL get_config: no model,
+     * so only a bound workload (|workload|) can be served. */
     void (*get_config)(void *arg, struct model **m, struct route_set **r, struct l7pol_set **p);
     void *config_arg;
     enum l7path_mode path_mode;
@@ -104,6 +107,12 @@ struct wp_l7_conn {
 /*
  * Serves HTTP/1.1 on |down| until either side ends it. |c| must stay valid until
  * c->on_closed runs. The engine takes ownership of |down|.
+ *
+ * Memory per connection (allocated only while bytes are in flight): 80 KiB read buffer and
+ * 160 KiB write buffer on each side, and up to 160 KiB kept for a retry (the request head and
+ * the first 64 KiB of its body; a longer body streams through and is not retried). Endpoint
+ * streams (up.connect) are kept alive and reused by later requests of the same connection
+ * (at most 4 idle).
  */
 void wp_http1_serve(const struct wp_l7_conn *c, struct stream *down);
 

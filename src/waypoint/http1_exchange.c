@@ -1,0 +1,470 @@
+/*
+ * http1_exchange.c - one HTTP/1.1 exchange of the waypoint: the request head is checked
+ * (form, path normalisation), authorized (l7pol_check), routed (route_decide) and written for
+ * the upstream; the response head is checked for a retry and written for the client; local
+ * answers (400, 403, 404, redirects, 503, 504) and the report at the end.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/base.h"
+#include "conn/pipe.h"
+#include "http1/http1_write.h"
+#include "http1_internal.h"
+
+static char *
+span_dup(const char *base, struct http1_span s)
+{
+    return xstrndup(base + s.off, s.len);
+}
+
+static char *
+field_dup(const char *base, const struct http1_head *h, const char *name)
+{
+    int i = http1_find(h->fields, h->n_fields, base, name, 0);
+    return i < 0 ? NULL : span_dup(base, h->fields[i].value);
+}
+
+/* Policy header lookups over the received head (names arrive in lower case). */
+struct hdr_view {
+    const char *base;
+    const struct http1_head *h;
+    const struct wp_h1_conn *c;
+};
+
+static bool
+pol_header(void *arg, const char *name, size_t i, const char **v, size_t *n)
+{
+    const struct hdr_view *hv = arg;
+    size_t k = 0;
+
+    if (name[0] == ':') {
+        const char *val = strcmp(name, ":authority") == 0 ? hv->c->authority
+                          : strcmp(name, ":method") == 0  ? hv->c->method
+                          : strcmp(name, ":path") == 0    ? hv->c->path
+                                                          : NULL;
+        if (val == NULL || i > 0)
+            return false;
+        *v = val;
+        *n = strlen(val);
+        return true;
+    }
+    for (int j = 0;
+         (j = http1_find(hv->h->fields, hv->h->n_fields, hv->base, name, (size_t)j)) >= 0; j++) {
+        if (k++ == i) {
+            *v = hv->base + hv->h->fields[j].value.off;
+            *n = hv->h->fields[j].value.len;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+hdr_push(struct route_hdr_list *l, const char *n, size_t nl, const char *v, size_t vl)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = (struct route_hdr){.name = n, .name_len = nl, .value = v, .value_len = vl};
+}
+
+static bool
+hdr_has(const struct route_hdr_list *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].name_len == strlen(name) &&
+            strncasecmp(l->v[i].name, name, l->v[i].name_len) == 0)
+            return true;
+    return false;
+}
+
+static int
+put_list(struct buf *b, const struct route_hdr_list *l)
+{
+    int rc = 0;
+    for (size_t i = 0; i < l->n && rc == 0; i++)
+        rc = http1_put_field(b, l->v[i].name, l->v[i].name_len, l->v[i].value, l->v[i].value_len);
+    return rc;
+}
+
+void
+wp_h1_local(struct wp_h1_conn *c, int status, unsigned flags, const char *details, const char *body,
+            const char *location, bool close)
+{
+    char len[24];
+    size_t blen = body != NULL ? strlen(body) : 0;
+
+    c->local = true;
+    c->status = status;
+    c->flags |= flags;
+    c->details = details;
+    c->resp_head = c->resp_done = true;
+    /* A client waiting for 100-continue will not send the body we would have to skip. */
+    if (close || (!c->req_done && c->expect_continue))
+        c->keep_alive = false;
+    snprintf(len, sizeof(len), "%zu", blen);
+    int rc = http1_put_status_line(&c->dout, 1, status, NULL, 0);
+    if (rc == 0 && location != NULL)
+        rc = http1_put_field(&c->dout, "location", 8, location, strlen(location));
+    if (rc == 0 && blen > 0)
+        rc = http1_put_field(&c->dout, "content-type", 12, "text/plain", 10);
+    if (rc == 0)
+        rc = http1_put_field(&c->dout, "content-length", 14, len, strlen(len));
+    if (rc == 0 && c->request_id != NULL)
+        rc = http1_put_field(&c->dout, "x-request-id", 12, c->request_id, strlen(c->request_id));
+    if (rc == 0 && !c->keep_alive)
+        rc = http1_put_field(&c->dout, "connection", 10, "close", 5);
+    else if (rc == 0 && c->client10)
+        rc = http1_put_field(&c->dout, "connection", 10, "keep-alive", 10);
+    if (rc == 0)
+        rc = http1_put_crlf(&c->dout);
+    if (rc == 0 && blen > 0)
+        rc = buf_append(&c->dout, body, blen);
+    if (rc < 0) /* a full output buffer cannot happen at a head's start; end the connection */
+        c->keep_alive = false;
+    c->bytes_out += blen;
+}
+
+/* Writes the upstream request head into c->replay; the list has the fields to send. */
+static int
+stage_request(struct wp_h1_conn *c, const char *target, size_t tlen, struct route_hdr_list *l)
+{
+    int rc = http1_put_request_line(&c->replay, c->method, strlen(c->method), target, tlen, 1);
+    if (rc == 0)
+        rc = put_list(&c->replay, l);
+    if (rc == 0 && c->chunk_up)
+        rc = http1_put_field(&c->replay, "transfer-encoding", 17, "chunked", 7);
+    if (rc == 0 && c->upgrade) {
+        rc = http1_put_field(&c->replay, "connection", 10, "upgrade", 7);
+        if (rc == 0)
+            rc = http1_put_field(&c->replay, "upgrade", 7, c->upgrade_proto,
+                                 strlen(c->upgrade_proto));
+    }
+    if (rc == 0)
+        rc = http1_put_crlf(&c->replay);
+    return rc;
+}
+
+static const char *
+absolute_path(const char *t, size_t len, size_t *plen)
+{
+    const char *p = memmem(t, len, "://", 3);
+    if (p == NULL) {
+        *plen = 0;
+        return NULL;
+    }
+    p += 3;
+    const char *e = t + len;
+    while (p < e && *p != '/' && *p != '?')
+        p++;
+    *plen = (size_t)(e - p);
+    return p;
+}
+
+void
+wp_h1_start(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
+{
+    const struct wp_l7_conn *cfg = c->cfg;
+    struct route_hdr_list l = {0};
+    char *norm = NULL;
+    size_t norm_len = 0, path_len = 0;
+    const char *why = NULL;
+
+    c->active = true;
+    c->start_ms = loop_now_ms(c->loop);
+    c->method = span_dup(base, h->method);
+    c->path = span_dup(base, h->target);
+    c->authority = h->host >= 0 ? span_dup(base, h->fields[h->host].value) : NULL;
+    c->user_agent = field_dup(base, h, "user-agent");
+    c->request_id = field_dup(base, h, "x-request-id");
+    if (c->request_id == NULL) {
+        c->request_id = xmalloc(37);
+        wp_h1_uuid(c->request_id);
+    }
+    c->client10 = h->minor == 0;
+    c->keep_alive = h->keep_alive && !c->down_eof;
+    c->expect_continue = h->expect_continue;
+    c->chunk_up = h->body == HTTP1_BODY_CHUNKED;
+    c->replay_ok = true;
+    if (cfg->get_config != NULL)
+        cfg->get_config(cfg->config_arg, &c->m, &c->routes, &c->pols);
+
+    /* The target: origin-form, or absolute-form reduced to its path. */
+    const char *t = base + h->target.off;
+    size_t tlen = h->target.len;
+    if (h->is_connect) {
+        wp_h1_local(c, 405, 0, "method_not_allowed", NULL, NULL, true);
+        return;
+    }
+    if (h->form == HTTP1_FORM_ABSOLUTE) {
+        t = absolute_path(t, tlen, &tlen);
+        if (t == NULL || tlen == 0)
+            t = "/", tlen = 1;
+    } else if (h->form != HTTP1_FORM_ORIGIN) {
+        wp_h1_local(c, 400, 0, "http1.invalid_url", "Bad Request", NULL, false);
+        return;
+    }
+    norm = xmalloc(L7PATH_OUT_SIZE(tlen));
+    if (tlen > L7PATH_MAX || l7path_normalize(cfg->path_mode, t, tlen, norm, L7PATH_OUT_SIZE(tlen),
+                                              &norm_len, &path_len, &why) < 0) {
+        wp_h1_local(c, 400, 0, "path_normalization_failed", "Bad Request", NULL, false);
+        goto out;
+    }
+    if (c->authority == NULL) /* HTTP/1.0 without Host: the original destination */
+        c->authority = cfg->service != NULL ? xstrdup(cfg->service->hostname) : xstrdup("");
+
+    /* Fields as received, hop-by-hop ones and Host and Expect aside; Host first. */
+    hdr_push(&l, "host", 4, c->authority, strlen(c->authority));
+    for (size_t i = 0; i < h->n_fields; i++) {
+        const struct http1_field *f = &h->fields[i];
+        const char *n = base + f->name.off;
+        if ((int)i == h->host || http1_hop_by_hop(h, base, i) ||
+            (f->name.len == 6 && strncasecmp(n, "expect", 6) == 0))
+            continue;
+        hdr_push(&l, n, f->name.len, base + f->value.off, f->value.len);
+    }
+    if (h->upgrade >= 0 && h->conn_upgrade) {
+        c->upgrade_proto = span_dup(base, h->fields[h->upgrade].value);
+        c->upgrade = strcasecmp(c->upgrade_proto, "websocket") == 0;
+    }
+
+    /* L7 policy on the normalised path. */
+    struct hdr_view hv = {.base = base, .h = h, .c = c};
+    struct l7pol_request pr = {
+        .waypoint_ns = cfg->waypoint_ns,
+        .waypoint_name = cfg->waypoint_name,
+        .service_ns = cfg->service != NULL ? cfg->service->ns : NULL,
+        .service_host = cfg->service != NULL ? cfg->service->hostname : NULL,
+        .client = cfg->client,
+        .src_ip = cfg->client_ip,
+        .dst_ip = cfg->dst_ip,
+        .dst_port = cfg->dst_port,
+        .method = c->method,
+        .method_len = strlen(c->method),
+        .host = c->authority,
+        .host_len = strlen(c->authority),
+        .path = norm,
+        .path_len = path_len,
+        .header = pol_header,
+        .header_arg = &hv,
+    };
+    struct l7pol_decision dec = {0};
+    if (l7pol_check(c->pols, &pr, &dec) == L7POL_DENIED) {
+        snprintf(c->policy, sizeof(c->policy), "%s", dec.policy);
+        wp_h1_local(c, 403, WP_FLAG_RBAC, "rbac_access_denied_matched_policy",
+                    "RBAC: access denied", NULL, false);
+        goto out;
+    }
+    snprintf(c->policy, sizeof(c->policy), "%s", dec.policy);
+
+    const char *up_target = norm;
+    size_t up_tlen = norm_len;
+    if (cfg->service != NULL) {
+        const struct route_table *tab = NULL;
+        if (c->routes != NULL)
+            tab =
+                route_set_find(c->routes, cfg->service->ns, cfg->service->hostname, cfg->dst_port);
+        if (tab == NULL) {
+            if (c->deftab == NULL)
+                c->deftab =
+                    route_table_default(cfg->service->ns, cfg->service->hostname, cfg->dst_port);
+            tab = c->deftab;
+        }
+        struct route_req rr = {
+            .method = c->method,
+            .method_len = strlen(c->method),
+            .path = norm,
+            .path_len = norm_len,
+            .authority = c->authority,
+            .authority_len = strlen(c->authority),
+            .headers = l.v + 1, /* Host is matched as the authority */
+            .n_headers = l.n - 1,
+        };
+        route_decide(tab, &rr, wp_h1_rand(), &c->act);
+        c->have_act = true;
+        if (c->act.kind == ROUTE_REDIRECT) {
+            wp_h1_local(c, (int)c->act.status, 0, "redirect", NULL, c->act.location, false);
+            goto out;
+        }
+        if (c->act.kind == ROUTE_DIRECT) {
+            bool nr = c->act.rule == NULL;
+            wp_h1_local(c, (int)c->act.status, nr ? WP_FLAG_NR : 0,
+                        nr ? "route_not_found" : "direct_response", NULL, NULL, false);
+            goto out;
+        }
+        char key[2 * ROUTE_MAX_HOST + 2];
+        snprintf(key, sizeof(key), "%s/%s", c->act.backend_ns, c->act.backend_host);
+        c->backend = c->m != NULL ? model_service_by_key(c->m, key) : NULL;
+        c->backend_port = (uint16_t)c->act.backend_port;
+        if (c->backend == NULL) {
+            wp_h1_local(c, 503, WP_FLAG_UH, "cluster_not_found", "no healthy upstream", NULL,
+                        false);
+            goto out;
+        }
+        if (c->act.path != NULL) {
+            up_target = c->act.path;
+            up_tlen = strlen(c->act.path);
+        }
+        if (c->act.authority != NULL) {
+            l.v[0].value = c->act.authority;
+            l.v[0].value_len = strlen(c->act.authority);
+        }
+        route_hdrs_apply(c->act.request_headers, &l);
+        c->max_tries = 1 + c->act.retry.attempts;
+    } else {
+        c->max_tries = 1; /* a pod-addressed request has one endpoint */
+    }
+    if (!hdr_has(&l, "x-request-id"))
+        hdr_push(&l, "x-request-id", 12, c->request_id, strlen(c->request_id));
+    if (stage_request(c, up_target, up_tlen, &l) < 0) {
+        wp_h1_local(c, 431, 0, "request_headers_too_large", "Request Header Fields Too Large", NULL,
+                    false);
+        goto out;
+    }
+    if (c->expect_continue && !c->client10)
+        (void)buf_append(&c->dout, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    uint64_t to = c->act.timeout_ms;
+    if (c->act.backend_timeout_ms != 0 && (to == 0 || c->act.backend_timeout_ms < to))
+        to = c->act.backend_timeout_ms;
+    if (to != 0)
+        loop_timer_start(c->loop, &c->t_req, to, wp_h1_on_timeout, c);
+    wp_h1_try(c);
+out:
+    route_hdr_list_free(&l);
+    free(norm);
+}
+
+static bool
+retriable_status(const struct route_retry *r, int status)
+{
+    if (!(r->on & ROUTE_RETRY_STATUS_CODES))
+        return false;
+    if (r->n_codes == 0) /* Istio's default retriable code */
+        return status == 503;
+    for (size_t i = 0; i < r->n_codes; i++)
+        if (r->codes[i] == status)
+            return true;
+    return false;
+}
+
+int
+wp_h1_resp_head(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
+{
+    struct route_hdr_list l = {0};
+    bool retriable = c->have_act && retriable_status(&c->act.retry, h->status);
+    int rc;
+
+    if (retriable && c->attempts < c->max_tries && c->replay_ok)
+        return 1;
+    if (retriable && c->attempts > 1)
+        c->flags |= WP_FLAG_URX;
+    c->status = h->status;
+    c->details = "via_upstream";
+    if (h->status == 101 && !c->upgrade)
+        return -EPROTO; /* an upgrade nobody asked for */
+    if (h->body == HTTP1_BODY_CHUNKED || h->body == HTTP1_BODY_CLOSE) {
+        if (c->client10)
+            c->close_down = true; /* HTTP/1.0 has no chunked: the close ends the body */
+        else
+            c->chunk_down = true;
+    }
+    if (c->close_down)
+        c->keep_alive = false;
+    for (size_t i = 0; i < h->n_fields; i++) {
+        const struct http1_field *f = &h->fields[i];
+        if (!http1_hop_by_hop(h, base, i))
+            hdr_push(&l, base + f->name.off, f->name.len, base + f->value.off, f->value.len);
+    }
+    if (c->have_act)
+        route_hdrs_apply(c->act.response_headers, &l);
+    rc = http1_put_status_line(&c->dout, 1, h->status, h->reason.len ? base + h->reason.off : NULL,
+                               h->reason.len);
+    if (rc == 0)
+        rc = put_list(&c->dout, &l);
+    if (rc == 0 && c->chunk_down)
+        rc = http1_put_field(&c->dout, "transfer-encoding", 17, "chunked", 7);
+    if (rc == 0 && h->status == 101) {
+        int u = h->upgrade;
+        rc = http1_put_field(&c->dout, "connection", 10, "upgrade", 7);
+        if (rc == 0)
+            rc = u >= 0 ? http1_put_field(&c->dout, "upgrade", 7, base + h->fields[u].value.off,
+                                          h->fields[u].value.len)
+                        : -EPROTO;
+    } else if (rc == 0 && !c->keep_alive) {
+        rc = http1_put_field(&c->dout, "connection", 10, "close", 5);
+    } else if (rc == 0 && c->client10) {
+        /* HTTP/1.0 closes unless told otherwise */
+        rc = http1_put_field(&c->dout, "connection", 10, "keep-alive", 10);
+    }
+    if (rc == 0)
+        rc = http1_put_crlf(&c->dout);
+    route_hdr_list_free(&l);
+    if (rc < 0)
+        return rc;
+    c->resp_head = true;
+    c->tunnel = h->status == 101;
+    return 0;
+}
+
+void
+wp_h1_finish(struct wp_h1_conn *c)
+{
+    const struct wp_l7_conn *cfg = c->cfg;
+    struct wp_request_info ri = {
+        .method = c->method != NULL ? c->method : "",
+        .path = c->path != NULL ? c->path : "",
+        .protocol = c->client10 ? "HTTP/1.0" : "HTTP/1.1",
+        .authority = c->authority != NULL ? c->authority : "",
+        .request_id = c->request_id != NULL ? c->request_id : "",
+        .user_agent = c->user_agent != NULL ? c->user_agent : "",
+        .status = c->resp_head ? c->status : 0,
+        .flags = c->flags,
+        .details = c->details != NULL ? c->details : "",
+        .route = c->have_act ? c->act.rule : NULL,
+        .upstream = c->cur_ep,
+        .upstream_port = c->cur_port,
+        .policy = c->policy,
+        .bytes_in = c->bytes_in,
+        .bytes_out = c->bytes_out,
+        .start_ms = c->start_ms,
+        .duration_ms = loop_now_ms(c->loop) - c->start_ms,
+        .attempts = c->attempts,
+    };
+
+    if (!c->active)
+        return;
+    loop_timer_stop(c->loop, &c->t_req);
+    loop_timer_stop(c->loop, &c->t_backoff);
+    if (cfg->on_done != NULL)
+        cfg->on_done(cfg->arg, &ri);
+    wp_h1_drop_up(c, c->resp_done && c->req_done && !c->up_eof && !c->up_wdead && !c->tunnel &&
+                         c->rs.head.keep_alive && buf_len(&c->uout) == 0);
+    if (c->have_act)
+        route_action_clear(&c->act);
+    if (c->m != NULL)
+        model_unref(c->m);
+    if (c->routes != NULL)
+        route_set_unref(c->routes);
+    if (c->pols != NULL)
+        l7pol_set_unref(c->pols);
+    free(c->method);
+    free(c->path);
+    free(c->authority);
+    free(c->request_id);
+    free(c->user_agent);
+    free(c->upgrade_proto);
+    buf_cleanup(&c->replay);
+    buf_init(&c->replay, WP_H1_OUT_BUF);
+    buf_release_if_empty(&c->uin);
+    buf_release_if_empty(&c->uout);
+    if (!c->keep_alive)
+        c->closing = true;
+    /* Everything per exchange goes back to zero. */
+    size_t from = offsetof(struct wp_h1_conn, active);
+    memset((char *)c + from, 0, sizeof(*c) - from);
+}
