@@ -16,6 +16,8 @@
 
 #include "base/base.h"
 #include "casvc/casvc.h"
+#include "conn/tcp_stream.h"
+#include "tls/tls_stream.h"
 #include "tls/tls_cp.h"
 #include "unit_ca_server.h"
 
@@ -123,7 +125,9 @@ on_accept(void *arg, uint32_t events)
             close(fd);
             continue;
         }
-        s->sess[i] = h2_session_new(s->loop, fd, SSL_new(s->ctx), true, &sess_cbs, s);
+        struct stream *x = tls_stream_new(s->loop, tcp_stream_new(s->loop, fd), SSL_new(s->ctx),
+                                          true, TLS_STREAM_ALPN_H2);
+        s->sess[i] = h2_session_new(s->loop, x, true, &sess_cbs, s);
     }
 }
 
