@@ -6,8 +6,8 @@
  *   hbone_server.c  server side: TLS with the SPIFFE checks, HTTP/2, per-CONNECT checks
  *   hbone_headers.c the request headers a CONNECT carries (forwarded, baggage, traceparent)
  */
-#ifndef MESH_HBONE_H
-#define MESH_HBONE_H
+#ifndef MESH_LIB_HBONE_H
+#define MESH_LIB_HBONE_H
 
 #include <stdbool.h>
 #include <stddef.h>
