@@ -83,7 +83,7 @@ address_commit(void *arg)
         return;
     }
     set_model(c->wp, m);
-    log_debug("model now %zu workloads, %zu services", m->n_workloads, m->n_services);
+    log_info("xDS: %zu workloads, %zu services", m->n_workloads, m->n_services);
 }
 
 /* ---- amesh.waypoint.v1.Route --------------------------------------------- */

@@ -179,8 +179,11 @@ static void
 on_cert(void *arg)
 {
     struct wp *w = arg;
-    w->have_cert = certmgr_get(w->certs, w->identity) != NULL;
-    if (!w->have_cert)
+    struct tls_creds *c = certmgr_get(w->certs, w->identity);
+    w->have_cert = c != NULL;
+    if (c != NULL)
+        log_info("certificate %s valid until %ld", w->identity, tls_creds_not_after(c));
+    else
         certmgr_wait(w->certs, &w->cert_wait, w->identity, on_cert, w);
     wp_update_ready(w);
 }

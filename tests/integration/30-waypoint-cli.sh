@@ -81,7 +81,15 @@ assert s[\"metadata\"][\"annotations\"][\"networking.istio.io/traffic-distributi
 '"
 check "the ServiceAccount exists" sh -c "'$M' get sa waypoint -n demo -o name | grep -qx 'serviceaccount/waypoint'"
 check "meshd sees the Gateway" sh -c "ls '$MESH_CLUSTER_DIR'/config | grep -q '^gateway.*demo_waypoint'"
-# No replica answers /healthz/ready yet, so not programmed.
+# The replica is the waypoint binary: its one certificate from meshd's CA (node token) and
+# its Address config over delta ADS, as the pod log shows.
+check "the replica runs the waypoint binary and gets its certificate from meshd's CA" wait_for sh -c "
+cat '$MESH_CLUSTER_DIR'/pods/demo_waypoint-*/log 2>/dev/null |
+grep -q 'waypoint.certificate spiffe://cluster.local/ns/demo/sa/waypoint valid until'"
+check "... and its Address config over xDS" wait_for sh -c "
+cat '$MESH_CLUSTER_DIR'/pods/demo_waypoint-*/log 2>/dev/null | grep -Eq 'config.xDS: [1-9][0-9]* workloads'"
+# meshd does not serve amesh.waypoint.v1 Route/Policy yet (branch h-wpcfg), and a waypoint
+# is ready only with every watched type: no replica answers /healthz/ready, not programmed.
 "$M" waypoint list -n demo >"$WORK/list.out"
 cat "$WORK/list.out"
 check "list: istioctl's columns, not programmed without a ready replica" sh -c "
