@@ -3,7 +3,8 @@
  * Route and Policy, each response applied whole) or from a local file (workloads and
  * services as ztunnel's local config).
  *
- * A refused resource NACKs the response with the decoder's one line and keeps its previous
+ * The local file's `routes:` and `waypointPolicies:` go through the same decoders
+ * (lib/config local_waypoint.c). A refused resource NACKs the response with the decoder's one line and keeps its previous
  * version; the others of the response apply (lib/ads). The waypoint keeps a reference to the
  * current model, route set and policy set; a connection takes its own when it starts.
  */
@@ -285,9 +286,17 @@ wp_config_start(struct wp *wp, char *err, size_t errlen)
         return NULL;
     }
     set_model(wp, m);
+    if (local_config_load_waypoint(wp->opts.local_config, &c->routes, &wp->policies, err,
+                                   errlen) < 0) {
+        wp_config_stop(c);
+        return NULL;
+    }
+    route_set_unref(wp->routes);
+    wp->routes = route_store_get(&c->routes);
     wp->config_synced = true;
-    log_info("local config %s: %zu workloads, %zu services", wp->opts.local_config,
-             m->n_workloads, m->n_services);
+    log_info("local config %s: %zu workloads, %zu services, %zu routes, %zu policies",
+             wp->opts.local_config, m->n_workloads, m->n_services, route_set_count(wp->routes),
+             l7pol_set_count(wp->policies));
     return c;
 }
 

@@ -72,6 +72,21 @@ services:
   addresses: ["198.19.0.20"]
   ports: [{servicePort: 15008, targetPort: 15008}]
 policies: []
+routes:
+- service: {namespace: default, hostname: echo.default.svc.cluster.local}
+  port: 81
+  protocol: HTTP1
+  rules:
+  - name: all
+    match: {prefix: /}
+    backends: [{service: {namespace: default, hostname: echo.default.svc.cluster.local}, port: 81, weight: 1}]
+    timeout: 2.5s
+waypointPolicies:
+- name: deny-admin
+  namespace: default
+  targets: [{gateway: wp}]
+  action: DENY
+  rules: [{clauses: [{matches: [{paths: [{prefix: /admin}], notMethods: [{exact: GET}]}]}]}]
 YAML
 $MKCERTS leaf --ca "$WORK/ca" --cert "$WORK/client.pem" --key "$WORK/client-key.pem" --uri "$TD/client"
 
@@ -158,8 +173,23 @@ assert svcs == ['echo.default.svc.cluster.local'], svcs
 assert wls == ['server'], wls
 assert d['config']['identity'] == '$TD/waypoint', d['config']
 assert d['config']['ready'] is True
-assert d['certificates'] and d['routes'] == [] and d['policies'] == []
+assert d['certificates']
 "
+check "/config_dump shows the local config's route table and L7 policy" $PY -c "
+import json
+d = json.load(open('$WORK/dump.json'))
+r = d['routes']
+assert len(r) == 1 and r[0]['name'] == 'default/echo.default.svc.cluster.local:81', r
+assert r[0]['protocol'] == 'HTTP1', r[0]
+p = d['policies']
+assert len(p) == 1 and p[0]['name'] == 'deny-admin' and p[0]['action'] == 'DENY', p
+"
+sed 's/protocol: HTTP1/protocol: SCTP/' "$WORK/mesh.yaml" >"$WORK/bad.yaml"
+rc=0; ip netns exec "$WPNS" "$BIN/waypoint" --local-config "$WORK/bad.yaml" --ca-dir "$WORK/ca" \
+    --namespace default --name wp --service-account waypoint >"$WORK/bad.log" 2>&1 || rc=$?
+cat "$WORK/bad.log"
+check "a bad route in the local config: refused at start, naming its line and field" sh -c "
+[ $rc != 0 ] && grep -Eq 'bad.yaml:[0-9]+: routes\[0\]: protocol: \"SCTP\" is not a value of amesh.waypoint.v1.Protocol' '$WORK/bad.log'"
 check "metrics on 15020 count the connections" sh -c "
 ip netns exec $WPNS curl -s http://$WPIP:15020/metrics | grep -Eq '^waypoint_connections_total ([4-9]|[1-9][0-9]+)\$'"
 
