@@ -13,7 +13,8 @@
 #
 # Checks: service and pod traffic round-trip through the waypoint; the destination ztunnel's
 # access log names the waypoint's identity as src.identity; HTTP bytes on an HTTP port pass
-# through unchanged; CONNECTs to what is not bound get 503, malformed ones 400; the
+# through unchanged; CONNECTs to what is not bound get 503, malformed ones 400; a flood of
+# half-open handshakes is capped per source; the local config's routes and policies; the
 # waypoint's readiness, /config_dump and a clean SIGTERM.
 . "$(dirname "$0")/lib.sh"
 require_root
@@ -161,6 +162,20 @@ check "an unknown address: 503" hb status:503 198.18.99.99:80
 check "an authority that is not IP:port: 400" hb status:400 echo.default.svc.cluster.local:80
 check "a method other than CONNECT: 400" hb status:400 $VIP:80 --method GET
 check "refusals are logged with their reason" grep -q "service is not bound to this waypoint" "$WORK/wp.log"
+
+# Half-open handshakes from one address (the handshake guard, as ztunnel's 15008): the
+# waypoint closes what is over the per-source cap (64) at once and keeps serving others.
+start_bg "$WORK/flood.out" ip netns exec "$N2" $PY "$ROOT/tests/support/hs_flood.py" --addr $WPIP \
+    --sources 198.18.251.1 --count 300 --bytes 10 --hold 4 --status "$WORK/flood.status"
+FLOOD=$LAST_PID
+wait_for sh -c "grep -q 'opened=300' '$WORK/flood.status' 2>/dev/null"
+pending=$(ip netns exec $WPNS curl -s http://$WPIP:15020/metrics | awk '/^waypoint_hbone_pending_handshakes / {print $2}')
+echo "pending handshakes during the flood: $pending"
+check "a flood of 300 half-open handshakes from one address: at most 64 held" [ "${pending:-999}" -le 64 ]
+check "... and a client from another address is served meanwhile" hb echo $VIP:80 --bind $SERVER_IP
+wait $FLOOD || true
+check "... the rest were closed by the waypoint" sh -c "
+tail -1 '$WORK/flood.status' | grep -Eq 'closed_by_server=(2[3-9][0-9]|300)'"
 
 ip netns exec "$WPNS" curl -s http://127.0.0.1:15000/config_dump >"$WORK/dump.json"
 check "/config_dump lists the bound service and workload, not the others, and the identity" \
