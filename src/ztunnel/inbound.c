@@ -25,9 +25,9 @@
 #include "conn/hs_guard.h"
 #include "conn/tcp_stream.h"
 #include "h2/h2.h"
+#include "hbone/hbone.h"
 #include "log/log.h"
 #include "net/sock.h"
-#include "tls/tls_stream.h"
 #include "ztunnel.h"
 
 /* One accepted HBONE connection. */
@@ -81,15 +81,6 @@ struct connect_req {
 static const struct h2_session_cbs server_cbs;
 
 static void
-reject(struct h2_stream *st, int status, const char *why)
-{
-    log_debug("CONNECT %s refused with %d: %s", h2_stream_authority(st) ? h2_stream_authority(st) : "-",
-              status, why);
-    h2_stream_respond(st, status, NULL, 0, true);
-    stream_close(h2_stream_as_stream(st), false);
-}
-
-static void
 on_pipe_done(void *arg, const struct pipe_result *res)
 {
     struct connect_req *r = arg;
@@ -106,7 +97,7 @@ on_app_dialled(void *arg, int fd)
     r->dial = NULL;
     if (fd < 0) {
         r->zc->error = "connection to the workload failed";
-        reject(r->st, 503, mesh_strerror(fd));
+        hbone_reject(r->st, 503, mesh_strerror(fd));
         struct pipe_result res = {.err = fd};
         zconn_finish(zt, r->zc, &res);
         free(r);
@@ -115,7 +106,7 @@ on_app_dialled(void *arg, int fd)
     if (!zt_authz_recheck(zt, r->zc)) {
         /* Policies or the workload changed while we dialled: as if refused at once. */
         close(fd);
-        reject(r->st, 401, "connection closed due to policy change");
+        hbone_reject(r->st, 401, "connection closed due to policy change");
         zconn_set_flag(r->zc, "DENY");
         r->zc->error = "connection closed due to policy change";
         struct pipe_result res = {.err = -MESH_EDENIED};
@@ -171,31 +162,27 @@ on_request(void *arg, struct h2_session *s, struct h2_stream *st)
 {
     struct hbone_conn *hc = arg;
     struct zt *zt = hc->in->zt;
-    const char *method = h2_stream_method(st), *auth = h2_stream_authority(st);
     struct ipaddr ip;
     uint16_t port;
     (void)s;
 
-    if (method == NULL || strcmp(method, "CONNECT") != 0 || h2_stream_has_path(st)) {
-        reject(st, 400, "not a CONNECT request");
-        return;
-    }
-    if (auth == NULL || authority_parse(auth, strlen(auth), &ip, &port) < 0) {
-        reject(st, 400, "authority is not IP:port");
+    const char *bad = hbone_connect_target(st, &ip, &port);
+    if (bad != NULL) {
+        hbone_reject(st, 400, bad);
         return;
     }
     const struct workload *w = zt_local_workload(zt, &ip);
     if (w == NULL || strcmp(w->uid, hc->local_uid) != 0) {
         /* The certificate we served belongs to the workload at the connection's address. */
-        reject(st, 400, "authority is not the local workload of this connection");
+        hbone_reject(st, 400, "authority is not the local workload of this connection");
         return;
     }
     if (zt_is_own_port(port)) {
-        reject(st, 400, "authority targets a ztunnel port");
+        hbone_reject(st, 400, "authority targets a ztunnel port");
         return;
     }
     if (zt->draining) {
-        reject(st, 503, "draining");
+        hbone_reject(st, 503, "draining");
         return;
     }
 
@@ -227,7 +214,7 @@ on_request(void *arg, struct h2_session *s, struct h2_stream *st)
     char reason[600], why[700];
     if (!zt_authorize(zt, w, hc->chk.peer.uri, &hc->peer_ip, &ip, port, reason, sizeof(reason))) {
         snprintf(why, sizeof(why), "connection closed due to policy rejection: %s", reason);
-        reject(st, 401, why);
+        hbone_reject(st, 401, why);
         zconn_set_flag(r->zc, "DENY");
         r->zc->error = "connection closed due to policy rejection";
         log_info("%s", why);
@@ -329,17 +316,7 @@ start_session(struct zpod *pod, int fd, struct hs_ticket *ticket, const struct i
     hc->pod = zpod_ref(pod);
     hc->creds = creds;
     tls_creds_ref(creds);
-    hc->chk.trust_domain = tls_creds_id(creds)->td;
-    SSL *ssl = tls_new_server(creds, &hc->chk);
-    if (ssl == NULL) {
-        hs_ticket_done(ticket, false);
-        close(fd);
-        tls_creds_unref(creds);
-        zpod_unref(hc->pod);
-        free(hc->local_uid);
-        free(hc);
-        return;
-    }
+    /* Linked first: a session that fails at once reports to on_closed, which unlinks it. */
     hc->next = in->conns;
     if (in->conns)
         in->conns->prev = hc;
@@ -347,9 +324,22 @@ start_session(struct zpod *pod, int fd, struct hs_ticket *ticket, const struct i
     in->n_conns++;
     hc->ticket = ticket;
     hs_ticket_rebind(ticket, on_session_guard_end, hc);
-    struct stream *x =
-        tls_stream_new(zt->loop, tcp_stream_new(zt->loop, fd), ssl, true, TLS_STREAM_ALPN_H2);
-    hc->sess = h2_session_new(zt->loop, x, true, &server_cbs, hc);
+    hc->sess = hbone_server_start(zt->loop, fd, creds, &hc->chk, &server_cbs, hc);
+    if (hc->sess == NULL) {
+        hc->ticket = NULL;
+        hs_ticket_done(ticket, false);
+        if (hc->prev)
+            hc->prev->next = hc->next;
+        else
+            in->conns = hc->next;
+        if (hc->next)
+            hc->next->prev = hc->prev;
+        in->n_conns--;
+        tls_creds_unref(creds);
+        zpod_unref(hc->pod);
+        free(hc->local_uid);
+        free(hc);
+    }
 }
 
 static void try_accept(struct held_accept *h);

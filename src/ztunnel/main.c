@@ -23,6 +23,7 @@
 #include "conn/hs_guard.h"
 #include "channel/channel.h"
 #include "config/local_config.h"
+#include "hbone/hbone.h"
 #include "identity/node_tokens.h"
 #include "log/log.h"
 #include "policy/policy.h"
@@ -246,7 +247,7 @@ static bool
 all_closed(void)
 {
     return zt.n_conns == 0 && (zt.inbound == NULL || inbound_n_sessions(zt.inbound) == 0) &&
-           pool_n_conns(zt.pool) == 0;
+           hbone_pool_n_conns(zt.pool) == 0;
 }
 
 static void
@@ -265,7 +266,7 @@ on_drain_tick(void *arg)
         drain_forced = true;
         zconn_abort_all(&zt);
         inbound_abort(zt.inbound);
-        pool_abort(zt.pool);
+        hbone_pool_abort(zt.pool);
     } else if (now >= drain_deadline_ms + 2000) {
         log_warn("giving up on %zu connections", zt.n_conns);
         loop_stop(zt.loop);
@@ -288,7 +289,7 @@ start_drain(void)
     zt.inpod = NULL;
     zt_expire_waiters(&zt); /* connections held for a workload or certificate give up */
     inbound_drain(zt.inbound);
-    pool_drain(zt.pool);
+    hbone_pool_drain(zt.pool);
     drain_deadline_ms = clock_mono_ms() + zt.opts.drain_ms;
     loop_timer_start(zt.loop, &drain_timer, 0, on_drain_tick, NULL);
 }
@@ -345,7 +346,8 @@ main(int argc, char **argv)
     }
     if ((zt.certs = certs_new(&zt, err, sizeof(err))) == NULL)
         fatal("%s", err);
-    zt.pool = pool_new(&zt);
+    const struct sock_opts dial = {.mark = SOCK_MARK_ZTUNNEL};
+    zt.pool = hbone_pool_new(zt.loop, zt.opts.pool_idle_ms, &dial);
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -410,7 +412,7 @@ main(int argc, char **argv)
     node_tokens_free(zt.tokens);
     xds_stop(zt.xds);
     loop_run_deferred(zt.loop);
-    pool_free(zt.pool);
+    hbone_pool_free(zt.pool);
     certs_free(zt.certs);
     channel_free(zt.xds_chan);
     channel_free(zt.ca_chan);

@@ -21,6 +21,7 @@
 #include "conn/dial.h"
 #include "conn/tcp_stream.h"
 #include "h2/h2.h"
+#include "hbone/hbone.h"
 #include "log/log.h"
 #include "net/sock.h"
 #include "ztunnel.h"
@@ -108,45 +109,6 @@ on_plain_dialled(void *arg, int fd)
     start_pipe(o, up);
 }
 
-static void
-random_hex(char *out, size_t bytes)
-{
-    unsigned char b[32];
-    static const char hex[] = "0123456789abcdef";
-
-    RAND_bytes(b, (int)bytes);
-    for (size_t i = 0; i < bytes; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[2 * bytes] = '\0';
-}
-
-/* Builds the W3C baggage describing the source workload (reference 1.5). */
-static void
-make_baggage(const struct zt *zt, const struct workload *w, char *out, size_t len)
-{
-    size_t n = 0;
-    const char *items[][2] = {
-        {"k8s.cluster.name", w->cluster_id ? w->cluster_id : zt->opts.cluster},
-        {"k8s.namespace.name", w->ns},
-        {"k8s.pod.name", w->workload_name ? w->workload_name : w->name},
-        {"service.name", w->canonical_name},
-        {"service.version", w->canonical_revision},
-    };
-    out[0] = '\0';
-    for (size_t i = 0; i < ARRAY_LEN(items); i++) {
-        if (items[i][1] == NULL || items[i][1][0] == '\0')
-            continue;
-        int k = snprintf(out + n, len - n, "%s%s=%s", n ? "," : "", items[i][0], items[i][1]);
-        if (k < 0 || (size_t)k >= len - n) {
-            out[n] = '\0';
-            return;
-        }
-        n += (size_t)k;
-    }
-}
-
 /*
  * A CONNECT for |authority| over a pooled mTLS connection to |ip|:|port| whose server must be
  * one of |ids|; |svc| (the service dialled, if any) names the forwarded host.
@@ -157,21 +119,11 @@ start_hbone(struct outbound_conn *o, const struct workload *src, struct tls_cred
             const char *authority, const struct service *svc)
 {
     struct zt *zt = o->zt;
-    char client[ADDR_STRLEN], fwd[ADDR_STRLEN + 300];
-    char baggage[1024], trace[64], tid[33], pid[17];
+    struct hbone_headers h;
 
-    ipport_str(&o->zc->src_ip, o->zc->src_port, client);
-    if (svc != NULL)
-        snprintf(fwd, sizeof(fwd), "for=\"%s\";host=%s", client, svc->hostname);
-    else
-        snprintf(fwd, sizeof(fwd), "for=\"%s\"", client);
-    make_baggage(zt, src, baggage, sizeof(baggage));
-    random_hex(tid, 16);
-    random_hex(pid, 8);
-    snprintf(trace, sizeof(trace), "00-%s-%s-00", tid, pid);
-    struct h2_header hdrs[] = {{"baggage", baggage}, {"forwarded", fwd}, {"traceparent", trace}};
-
-    struct pool_target t = {
+    hbone_headers_make(&h, &o->zc->src_ip, o->zc->src_port, svc ? svc->hostname : NULL, src,
+                       zt->opts.cluster);
+    struct hbone_target t = {
         .creds = creds,
         .dst_ids = ids,
         .n_dst_ids = n_ids,
@@ -183,7 +135,7 @@ start_hbone(struct outbound_conn *o, const struct workload *src, struct tls_cred
     o->zc->mtls = true;
     o->zc->dst_ip = *ip;
     o->zc->dst_port = port;
-    pool_connect(zt->pool, &t, authority, hdrs, baggage[0] ? 3 : 2, on_hbone_response, o);
+    hbone_pool_connect(zt->pool, &t, authority, h.h, h.n, on_hbone_response, o);
 }
 
 /* Expected server identities: a workload's own plus its service's SANs. */

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "base/base.h"
+#include "hbone/hbone.h"
 #include "ztunnel.h"
 
 /* The waypoint's service ("<ns>/<hostname>" or its VIP), or a single waypoint workload. */
@@ -69,7 +70,7 @@ pick(struct zt *zt, const struct service *wsvc, const struct workload *single, i
         const struct ipaddr *a = workload_addr(w, family);
         if (a == NULL || a->family != family)
             continue;
-        unsigned s = pool_streams_to(zt->pool, a, port);
+        unsigned s = hbone_pool_streams_to(zt->pool, a, port);
         if (best == NULL || s < best_streams) {
             best = w;
             best_streams = s;

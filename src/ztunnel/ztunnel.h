@@ -5,7 +5,6 @@
  *   outbound.c    15001: captured outbound, resolve, HBONE or plain TCP
  *   inbound.c     15008: HBONE server (mTLS + HTTP/2 CONNECT)
  *   passthrough.c 15006: captured plaintext inbound
- *   pool.c        HBONE client connections keyed by identities and addresses
  *   waypoint.c    whether a connection goes through a waypoint, and which replica
  *   certs.c       per-identity certificates for local workloads (lib/identity)
  *   xds.c         config from meshd (lib/ads) into the model and the policy set
@@ -64,7 +63,7 @@ struct zt_opts {
 };
 
 struct certs;
-struct pool;
+struct hbone_pool;
 struct zt_xds;
 struct zt_inpod;
 struct node_tokens;
@@ -119,7 +118,7 @@ struct zt {
     struct zt_opts opts;
     struct model *model;
     struct certs *certs;
-    struct pool *pool;
+    struct hbone_pool *pool;    /* HBONE client connections (lib/hbone) */
     struct zt_xds *xds;        /* control-plane mode */
     struct node_tokens *tokens; /* control-plane mode: credentials for meshd */
     struct channel *xds_chan, *ca_chan; /* control-plane mode: meshd's xDS and CA addresses */
@@ -289,38 +288,6 @@ void inbound_abort(struct inbound *in);
 void inbound_free(struct inbound *in);
 void outbound_accept(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port);
 void passthrough_accept(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port);
-
-/* pool.c */
-struct pool *pool_new(struct zt *zt);
-void pool_free(struct pool *p);
-void pool_drain(struct pool *p);
-/* Closes every pooled connection at once. */
-void pool_abort(struct pool *p);
-size_t pool_n_conns(const struct pool *p);
-
-struct h2_stream;
-struct h2_header;
-/* Called with the opened stream and the response status, or NULL and a negative error. */
-typedef void pool_stream_fn(void *arg, struct h2_stream *st, int status);
-
-struct pool_target {
-    struct tls_creds *creds;         /* source identity */
-    const char *const *dst_ids;      /* acceptable server identities */
-    size_t n_dst_ids;
-    struct ipaddr src_ip;
-    struct ipaddr dst_ip;
-    uint16_t dst_port;
-    const struct sock_opts *dial;    /* how to make the socket (the source pod's namespace) */
-};
-/*
- * Opens a CONNECT for |authority| on a pooled connection for |t|. |cb| runs exactly
- * once: later with the response, or before this returns if no connection can be started.
- */
-void pool_connect(struct pool *p, const struct pool_target *t, const char *authority,
-                  const struct h2_header *hdrs, size_t n_hdrs, pool_stream_fn *cb, void *arg);
-
-/* How many streams we have open or asked for to |ip|:|port| (the replica choice of waypoint.c). */
-unsigned pool_streams_to(const struct pool *p, const struct ipaddr *ip, uint16_t port);
 
 /* waypoint.c */
 struct zt_waypoint {

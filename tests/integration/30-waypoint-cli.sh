@@ -81,22 +81,35 @@ assert s[\"metadata\"][\"annotations\"][\"networking.istio.io/traffic-distributi
 '"
 check "the ServiceAccount exists" sh -c "'$M' get sa waypoint -n demo -o name | grep -qx 'serviceaccount/waypoint'"
 check "meshd sees the Gateway" sh -c "ls '$MESH_CLUSTER_DIR'/config | grep -q '^gateway.*demo_waypoint'"
-# No replica answers /healthz/ready yet, so not programmed.
+# The replica is the waypoint binary: its one certificate from meshd's CA (node token) and
+# its Address config over delta ADS, as the pod log shows.
+check "the replica runs the waypoint binary and gets its certificate from meshd's CA" wait_for sh -c "
+cat '$MESH_CLUSTER_DIR'/pods/demo_waypoint-*/log 2>/dev/null |
+grep -q 'waypoint.certificate spiffe://cluster.local/ns/demo/sa/waypoint valid until'"
+check "... and its Address config over xDS" wait_for sh -c "
+cat '$MESH_CLUSTER_DIR'/pods/demo_waypoint-*/log 2>/dev/null | grep -Eq 'config.xDS: [1-9][0-9]* workloads'"
+# Ready = its certificate and every watched type (Address, and the Route and Policy meshd
+# serves only to a waypoint whose pod runs on the token's node): then Programmed.
+"$M" waypoint apply -n demo --wait --waypoint-timeout 60s >"$WORK/wait.out" 2>&1
+cat "$WORK/wait.out"
+check "apply --wait prints istioctl's ready line once a replica is ready" \
+    grep -qx '✅ waypoint demo/waypoint is ready!' "$WORK/wait.out"
+# meshd may see the stream a moment before the pod that grants its claim; it then grants.
+check "meshd grants the replica's waypoint claim (Route and Policy types)" wait_for sh -c "
+grep -q 'is waypoint demo/waypoint: [0-9]* Route and Policy resources' '$MESH_CLUSTER_DIR/meshd.log' &&
+cat '$MESH_CLUSTER_DIR'/pods/demo_waypoint-*/log | grep -Eq 'xDS: synced \([0-9]+ workloads, [0-9]+ services, [0-9]+ routes, [0-9]+ policies\)'"
 "$M" waypoint list -n demo >"$WORK/list.out"
 cat "$WORK/list.out"
-check "list: istioctl's columns, not programmed without a ready replica" sh -c "
+check "list: istioctl's columns, programmed" sh -c "
 head -1 '$WORK/list.out' | grep -Eq '^NAME +REVISION +TRAFFIC TYPE +PROGRAMMED\$' &&
-grep -Eq '^waypoint +default +service +False\$' '$WORK/list.out'"
+grep -Eq '^waypoint +default +service +True\$' '$WORK/list.out'"
 "$M" waypoint status -n demo >"$WORK/status.out"
 cat "$WORK/status.out"
-check "status: Programmed False, reason Pending, with the replica count" sh -c "
+check "status: Programmed True with istiod's message" sh -c "
 head -1 '$WORK/status.out' | grep -Eq '^NAME +STATUS +TYPE +REASON +MESSAGE\$' &&
-grep -Eq '^waypoint +False +Programmed +Pending +Waiting for a ready replica of deployment demo/waypoint \(0/1 ready\)\$' '$WORK/status.out'"
-check "apply --wait gives up after --waypoint-timeout with istioctl's error" sh -c "
-! '$M' waypoint apply -n demo --wait --waypoint-timeout 2s >'$WORK/wait.out' 2>&1 &&
-grep -q 'timed out while waiting for waypoint' '$WORK/wait.out'"
+grep -Eq '^waypoint +True +Programmed +Programmed +Resource programmed, assigned to service\(s\) waypoint.demo.svc.cluster.local:15008\$' '$WORK/status.out'"
 check "list -A adds the namespace column" sh -c "
-'$M' waypoint list -A | grep -Eq '^demo +waypoint +default +service +False\$'"
+'$M' waypoint list -A | grep -Eq '^demo +waypoint +default +service +True\$'"
 
 # ---- enrollment, --for, --replicas -----------------------------------------------------------
 "$M" waypoint apply -n demo --enroll-namespace >"$WORK/enroll.out" 2>&1
@@ -110,10 +123,17 @@ grep -q 'already has an enrolled Waypoint' '$WORK/enroll2.out' &&
 ! '$M' waypoint list -n demo | grep -q '^other'"
 run "$M" waypoint apply -n demo --for all --replicas 2 >/dev/null
 check "--for and --replicas reach the Gateway and the Deployment (2 pods)" sh -c "
-'$M' waypoint list -n demo | grep -Eq '^waypoint +default +all +False\$' &&
+'$M' waypoint list -n demo | grep -Eq '^waypoint +default +all +(True|False)\$' &&
 [ \$('$M' get deploy waypoint -n demo -o json | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"spec\"][\"replicas\"])') = 2 ] &&
 [ \$('$M' get pods -n demo | grep -c '^waypoint-') = 2 ]"
-check "status counts both replicas" sh -c "'$M' waypoint status -n demo | grep -q '(0/2 ready)'"
+check "both replicas become ready (READY 1/1)" wait_for sh -c "
+[ \$('$M' get pods -n demo | grep -E '^waypoint-' | grep -c ' 1/1 ') = 2 ]"
+run "$M" waypoint apply -n demo --for all --replicas 0 >/dev/null
+check "with no replica: Programmed False, reason Pending, with the count" sh -c "
+'$M' waypoint status -n demo | grep -Eq '^waypoint +False +Programmed +Pending +Waiting for a ready replica of deployment demo/waypoint \(0/0 ready\)\$'"
+check "apply --wait then gives up after --waypoint-timeout with istioctl's error" sh -c "
+! '$M' waypoint apply -n demo --for all --replicas 0 --wait --waypoint-timeout 2s >'$WORK/wait0.out' 2>&1 &&
+grep -q 'timed out while waiting for waypoint' '$WORK/wait0.out'"
 
 # ---- readiness probes decide READY ------------------------------------------------------
 cat >"$WORK/probed.yaml" <<'YAML'

@@ -626,6 +626,10 @@ parse_root(struct ctx *c, struct model *m)
             if ((rc = seq(c, v, "policies", CONFIG_MAX_ITEMS, &items, &count)) < 0)
                 return rc;
             m->n_policies = count;
+        } else if (strcmp(k, "routes") == 0 || strcmp(k, "waypointPolicies") == 0) {
+            /* The waypoint's lists (local_waypoint.c); a list here, read there. */
+            if ((rc = seq(c, v, k, CONFIG_MAX_ITEMS, &items, &count)) < 0)
+                return rc;
         } else {
             return fail(c, node(c, p->key), "unknown top-level field \"%s\"", k);
         }

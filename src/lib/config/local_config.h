@@ -2,6 +2,8 @@
  * local_config.h - ztunnel's local-mode configuration file.
  *
  *   workloads: [Workload...]   services: [Service...]   policies: [...]
+ *   routes: [amesh.waypoint.v1.Route...]   waypointPolicies: [amesh.waypoint.v1.Policy...]
+ *   (the last two for the waypoint, in proto3 JSON)
  *
  * Errors are reported as "<file>:<line>: <reason>".
  */
@@ -34,5 +36,22 @@ int local_config_policies(const char *data, size_t len, const char *name, struct
                           char *err, size_t errlen);
 int local_config_load_policies(const char *path, struct policy_set **out, char *err,
                                size_t errlen);
+
+/* Reads |path| (at most CONFIG_MAX_BYTES) into *data (NUL-terminated, free()). */
+int local_config_read(const char *path, char **data, size_t *len, char *err, size_t errlen);
+
+struct route_store;
+struct l7pol_set;
+/*
+ * The waypoint's lists: every `routes:` entry applied to |routes| in one batch, the
+ * `waypointPolicies:` entries as a new set in *pols. Each entry is encoded to wire bytes and
+ * checked by the decoder meshd's pushes go through. 0, or <0 with |err| naming the entry's
+ * line, and nothing applied.
+ */
+int local_config_waypoint(const char *data, size_t len, const char *name,
+                          struct route_store *routes, struct l7pol_set **pols, char *err,
+                          size_t errlen);
+int local_config_load_waypoint(const char *path, struct route_store *routes,
+                               struct l7pol_set **pols, char *err, size_t errlen);
 
 #endif

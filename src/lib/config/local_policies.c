@@ -210,24 +210,35 @@ out:
 }
 
 int
-local_config_load_policies(const char *path, struct policy_set **out, char *err, size_t errlen)
+local_config_read(const char *path, char **data, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
-    char *data = NULL;
-    size_t len = 0;
     if (f == NULL) {
         snprintf(err, errlen, "%s: cannot open", path);
         return -MESH_ECONFIG;
     }
-    data = xmalloc(CONFIG_MAX_BYTES + 1);
-    len = fread(data, 1, CONFIG_MAX_BYTES + 1, f);
+    *data = xmalloc(CONFIG_MAX_BYTES + 1);
+    *len = fread(*data, 1, CONFIG_MAX_BYTES + 1, f);
     fclose(f);
-    if (len > CONFIG_MAX_BYTES) {
-        free(data);
+    if (*len > CONFIG_MAX_BYTES) {
+        free(*data);
+        *data = NULL;
         snprintf(err, errlen, "%s: larger than %d bytes", path, CONFIG_MAX_BYTES);
         return -MESH_ECONFIG;
     }
-    int rc = local_config_policies(data, len, path, out, err, errlen);
+    (*data)[*len] = '\0';
+    return 0;
+}
+
+int
+local_config_load_policies(const char *path, struct policy_set **out, char *err, size_t errlen)
+{
+    char *data;
+    size_t len;
+    int rc = local_config_read(path, &data, &len, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = local_config_policies(data, len, path, out, err, errlen);
     free(data);
     return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * pool.c - HBONE client connections, shared by tunnels with the same key.
+ * hbone_pool.c - HBONE client connections, shared by tunnels with the same key
+ * (ztunnel's outbound, the waypoint's upstream).
  *
  * Key: (source identity, expected destination identities, source IP,
  * destination address) - connections never mix identities. A key may own
@@ -13,27 +14,27 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LOG_SCOPE "pool"
+#define LOG_SCOPE "hbone-pool"
 #include "base/base.h"
 #include "conn/tcp_stream.h"
 #include "h2/h2.h"
+#include "hbone/hbone.h"
 #include "log/log.h"
 #include "net/sock.h"
 #include "tls/tls_stream.h"
-#include "ztunnel.h"
 
 struct waiter {
     struct waiter *next;
     char *authority;
     struct h2_header hdrs[4];
     size_t n_hdrs;
-    pool_stream_fn *cb;
+    hbone_stream_fn *cb;
     void *arg;
 };
 
 struct pool_conn {
     struct pool_conn *prev, *next;
-    struct pool *pool;
+    struct hbone_pool *pool;
     char *key;                /* src id \n sorted dst ids \n src ip \n dst addr */
     char **dst_ids;
     size_t n_dst_ids;
@@ -49,8 +50,10 @@ struct pool_conn {
     struct loop_timer idle;
 };
 
-struct pool {
-    struct zt *zt;
+struct hbone_pool {
+    struct loop *loop;
+    uint64_t idle_ms;
+    struct sock_opts dial; /* when the target names none */
     struct pool_conn *conns;
     size_t n_conns;
 };
@@ -62,7 +65,7 @@ cmp_str(const void *a, const void *b)
 }
 
 static char *
-make_key(const struct pool_target *t)
+make_key(const struct hbone_target *t)
 {
     const char **ids = xcalloc(t->n_dst_ids, sizeof(*ids));
     char sip[ADDR_STRLEN], dst[ADDR_STRLEN];
@@ -104,7 +107,7 @@ open_stream(struct pool_conn *pc, struct waiter *w)
         h2_session_connect(pc->sess, w->authority, w->hdrs, w->n_hdrs, w->cb, w->arg);
     if (st == NULL)
         w->cb(w->arg, NULL, -MESH_EPROTO);
-    loop_timer_stop(pc->pool->zt->loop, &pc->idle);
+    loop_timer_stop(pc->pool->loop, &pc->idle);
 }
 
 static void
@@ -144,10 +147,10 @@ static void
 on_streams(void *arg, struct h2_session *s)
 {
     struct pool_conn *pc = arg;
-    struct loop *l = pc->pool->zt->loop;
+    struct loop *l = pc->pool->loop;
 
     if (h2_session_n_streams(s) == 0 && !pc->retiring)
-        loop_timer_start(l, &pc->idle, pc->pool->zt->opts.pool_idle_ms, on_idle, pc);
+        loop_timer_start(l, &pc->idle, pc->pool->idle_ms, on_idle, pc);
     else
         loop_timer_stop(l, &pc->idle);
 }
@@ -156,7 +159,7 @@ static void
 on_closed(void *arg, struct h2_session *s, int err)
 {
     struct pool_conn *pc = arg;
-    struct pool *p = pc->pool;
+    struct hbone_pool *p = pc->pool;
 
     if (!pc->ready)
         log_warn("HBONE connection to %s failed: %s", strrchr(pc->key, '\n') + 1,
@@ -167,7 +170,7 @@ on_closed(void *arg, struct h2_session *s, int err)
         w->cb(w->arg, NULL, err ? err : -ECONNRESET);
         waiter_free(w);
     }
-    loop_timer_stop(p->zt->loop, &pc->idle);
+    loop_timer_stop(p->loop, &pc->idle);
     if (pc->prev)
         pc->prev->next = pc->next;
     else
@@ -191,10 +194,9 @@ static const struct h2_session_cbs client_cbs = {
 };
 
 static struct pool_conn *
-conn_new(struct pool *p, const struct pool_target *t, char *key, int *err)
+conn_new(struct hbone_pool *p, const struct hbone_target *t, char *key, int *err)
 {
-    struct sock_opts o = {.mark = SOCK_MARK_ZTUNNEL};
-    const struct sock_opts *so = t->dial != NULL ? t->dial : &o;
+    const struct sock_opts *so = t->dial != NULL ? t->dial : &p->dial;
     int fd = sock_connect(&t->dst_ip, t->dst_port, &t->src_ip, so);
 
     if (fd == -EADDRNOTAVAIL || fd == -EINVAL) /* source address not local here: let the kernel pick */
@@ -234,15 +236,15 @@ conn_new(struct pool *p, const struct pool_target *t, char *key, int *err)
         p->conns->prev = pc;
     p->conns = pc;
     p->n_conns++;
-    struct loop *l = p->zt->loop;
+    struct loop *l = p->loop;
     struct stream *x = tls_stream_new(l, tcp_stream_new(l, fd), ssl, false, TLS_STREAM_ALPN_H2);
     pc->sess = h2_session_new(l, x, false, &client_cbs, pc);
     return pc;
 }
 
 void
-pool_connect(struct pool *p, const struct pool_target *t, const char *authority,
-             const struct h2_header *hdrs, size_t n_hdrs, pool_stream_fn *cb, void *arg)
+hbone_pool_connect(struct hbone_pool *p, const struct hbone_target *t, const char *authority,
+             const struct h2_header *hdrs, size_t n_hdrs, hbone_stream_fn *cb, void *arg)
 {
     char *key = make_key(t);
     struct pool_conn *pc;
@@ -284,16 +286,18 @@ pool_connect(struct pool *p, const struct pool_target *t, const char *authority,
     pc->n_waiters++;
 }
 
-struct pool *
-pool_new(struct zt *zt)
+struct hbone_pool *
+hbone_pool_new(struct loop *l, uint64_t idle_ms, const struct sock_opts *dial)
 {
-    struct pool *p = xcalloc(1, sizeof(*p));
-    p->zt = zt;
+    struct hbone_pool *p = xcalloc(1, sizeof(*p));
+    p->loop = l;
+    p->idle_ms = idle_ms;
+    p->dial = *dial;
     return p;
 }
 
 void
-pool_drain(struct pool *p)
+hbone_pool_drain(struct hbone_pool *p)
 {
     for (struct pool_conn *pc = p->conns; pc != NULL; pc = pc->next) {
         pc->retiring = true;
@@ -302,7 +306,7 @@ pool_drain(struct pool *p)
 }
 
 void
-pool_abort(struct pool *p)
+hbone_pool_abort(struct hbone_pool *p)
 {
     for (struct pool_conn *pc = p->conns; pc != NULL; pc = pc->next) {
         pc->retiring = true;
@@ -311,7 +315,7 @@ pool_abort(struct pool *p)
 }
 
 unsigned
-pool_streams_to(const struct pool *p, const struct ipaddr *ip, uint16_t port)
+hbone_pool_streams_to(const struct hbone_pool *p, const struct ipaddr *ip, uint16_t port)
 {
     unsigned n = 0;
     for (const struct pool_conn *pc = p->conns; pc != NULL; pc = pc->next)
@@ -321,13 +325,13 @@ pool_streams_to(const struct pool *p, const struct ipaddr *ip, uint16_t port)
 }
 
 size_t
-pool_n_conns(const struct pool *p)
+hbone_pool_n_conns(const struct hbone_pool *p)
 {
     return p->n_conns;
 }
 
 void
-pool_free(struct pool *p)
+hbone_pool_free(struct hbone_pool *p)
 {
     if (p != NULL && p->n_conns == 0)
         free(p);
