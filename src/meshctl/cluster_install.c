@@ -339,7 +339,7 @@ install_main(int argc, char **argv)
             return MESHCTL_EXIT_USAGE;
         }
     }
-    static const char *const bins[] = {"meshd", "ztunnel", "mesh-cni"};
+    static const char *const bins[] = {"meshd", "ztunnel", "mesh-cni", "waypoint"};
     for (size_t i = 0; i < ARRAY_LEN(bins); i++) {
         char *p = xasprintf("%s/%s", cl_self_bindir(), bins[i]);
         bool ok = access(p, X_OK) == 0;
