@@ -11,7 +11,8 @@
  * HBONE from the waypoint's own identity, :authority endpointIP:targetPort, the server the
  * endpoint's identity (pooled, lib/hbone), or plain TCP for an endpoint outside the mesh.
  * The downstream gets 200 once the upstream answered 200, else 503; then the two streams are
- * piped. One access line per CONNECT when it ends.
+ * piped. One access line per CONNECT when it ends. A bound service port whose Route table
+ * says HTTP1 goes to the HTTP/1.1 engine instead (l7_in.c); TCP and DETECT ports are piped.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -75,6 +76,8 @@ struct wp_in {
 
 /* ---- one CONNECT --------------------------------------------------------- */
 
+static void conn_drop(struct wp_conn *c);
+
 static void
 conn_finish(struct wp_conn *c, const struct pipe_result *res)
 {
@@ -102,6 +105,14 @@ conn_finish(struct wp_conn *c, const struct pipe_result *res)
         {"error", err, true},
     };
     log_fields(err ? LOG_ERROR : LOG_INFO, "access", "connection complete", f, ARRAY_LEN(f));
+    conn_drop(c);
+}
+
+/* Unlinks and frees |c| (its access line written, or handed to the L7 engine). */
+static void
+conn_drop(struct wp_conn *c)
+{
+    struct wp *wp = c->wp;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -273,6 +284,13 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
     }
     if (t.service != NULL)
         zset(&c->dst_service, t.service->hostname);
+    if (t.service != NULL && t.protocol == ROUTE_PROTO_HTTP1) {
+        /* HTTP/1.1 by the Route table: the engine answers and logs each request (l7_in.c). */
+        conn_drop(c);
+        wp_l7_serve(wp, st, &t, &s->chk.peer, &s->peer_ip, s->peer_port, &s->local_ip, &ip,
+                    port);
+        return;
+    }
     zset(&c->dst_workload, t.endpoint->name);
     zset(&c->dst_ns, t.endpoint->ns);
     zset(&c->dst_identity, t.endpoint->identity);

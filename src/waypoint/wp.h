@@ -6,6 +6,8 @@
  *   bound.c    what a CONNECT's :authority selects: a bound service port or workload
  *   hbone_in.c 15008: HBONE termination (lib/hbone), CONNECT checks, TCP passthrough
  *              upstream over HBONE from the waypoint's identity (pooled), access log
+ *   l7_in.c    HTTP1 ports: the CONNECT stream to wp_http1_serve() (l7.h), upstream
+ *              streams, config references and an access line per request
  *   admin.c    127.0.0.1:15000 /config_dump /logging, :15021 /healthz/ready, :15020 metrics
  *
  * One event loop, as ztunnel (ARCHITECTURE.md).
@@ -112,6 +114,13 @@ size_t wp_in_sessions(const struct wp_in *in);
 void wp_in_free(struct wp_in *in);
 struct hs_guard_stats;
 const struct hs_guard_stats *wp_in_handshake_stats(const struct wp_in *in);
+
+/* l7_in.c: answers |down| 200 and serves HTTP/1.1 on it for the bound service of |t|. */
+struct h2_stream;
+struct spiffe_id;
+void wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
+                 const struct spiffe_id *peer, const struct ipaddr *src_ip, uint16_t src_port,
+                 const struct ipaddr *local_ip, const struct ipaddr *dst_ip, uint16_t dst_port);
 
 /* admin.c */
 int wp_admin_start(struct wp *wp, char *err, size_t errlen);

@@ -5,17 +5,19 @@
 # the endpoint's ztunnel. Local-config mode; the same file for both ztunnels and the waypoint.
 #
 #   node-1: ztunnel, client 198.18.250.20 (outbound captured)
-#   node-2: ztunnel, server 198.18.250.10 (echo on 8080 and 8081)
+#   node-2: ztunnel, server 198.18.250.10 (echo on 8080, an HTTP server on 8081)
 #   pod wp-1 198.18.251.30 behind node-2 (its own namespace): the waypoint binary
 #   services: echo VIP .10:80 -> server:8080 and web :81 -> server:8081 (waypoint wp);
 #             direct VIP .11:80 (no waypoint); wp VIP .20:15008 (the waypoint's service)
 #   the workload server itself has waypoint wp (pod-addressed traffic)
 #
 # Checks: service and pod traffic round-trip through the waypoint; the destination ztunnel's
-# access log names the waypoint's identity as src.identity; HTTP bytes on an HTTP port pass
-# through unchanged; CONNECTs to what is not bound get 503, malformed ones 400; a flood of
-# half-open handshakes is capped per source; the local config's routes and policies; the
-# waypoint's readiness, /config_dump and a clean SIGTERM.
+# access log names the waypoint's identity as src.identity; bytes pass through unchanged on
+# TCP/DETECT ports, while the HTTP1 port (81) is served by the HTTP/1.1 engine (200 from an
+# HTTP server, an access line per request, the DENY policy's 403); CONNECTs to what is not
+# bound get 503, malformed ones 400; a flood of half-open handshakes is capped per source;
+# the local config's routes and policies; the waypoint's readiness, /config_dump and a clean
+# SIGTERM.
 . "$(dirname "$0")/lib.sh"
 require_root
 topo_two_nodes 4
@@ -92,7 +94,26 @@ YAML
 $MKCERTS leaf --ca "$WORK/ca" --cert "$WORK/client.pem" --key "$WORK/client-key.pem" --uri "$TD/client"
 
 start_server "$N2" "$SERVER_IP" 8080 "$WORK/server.log"
-start_server "$N2" "$SERVER_IP" 8081 "$WORK/server81.log"
+# An HTTP/1.1 server on 8081 (the HTTP1 port 81): echoes method and path, keep-alive.
+cat >"$WORK/http81.py" <<'PY'
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def reply(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        body = ("%s %s from 8081\n" % (self.command, self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = reply
+# TCPServer, not HTTPServer: its getfqdn() would wait on DNS in the netns.
+socketserver.TCPServer((sys.argv[1], 8081), H).serve_forever()
+PY
+start_bg "$WORK/server81.log" ip netns exec "$N2" $PY "$WORK/http81.py" "$SERVER_IP"
+wait_for sh -c "ip netns exec $N2 ss -Hltn 'sport = :8081' | grep -q ."
 start_ztunnel "$N1" node-1 "$WORK/mesh.yaml" "$WORK/ca" "$WORK/zt1.log"
 start_ztunnel "$N2" node-2 "$WORK/mesh.yaml" "$WORK/ca" "$WORK/zt2.log"
 start_bg "$WORK/wp.log" ip netns exec "$WPNS" "$BIN/waypoint" --local-config "$WORK/mesh.yaml" \
@@ -137,9 +158,34 @@ grep -q 'src.identity=\"$TD/waypoint\"'"
 check "... and no connection from the client's identity reached it directly" sh -c "
 ! grep 'connection complete' '$WORK/zt2.log' | grep 'direction=\"inbound\"' | grep -q 'src.identity=\"$TD/client\"'"
 
-out=$(roundtrip $VIP:81 'GET /hello HTTP/1.1\r\nHost: echo\r\nUser-Agent: t33\r\n\r\n')
-check "an HTTP port (81) passes the request bytes through unchanged" [ "$out" = same ]
-check "... to its own target port 8081" sh -c "grep 'connection complete' '$WORK/wp.log' | grep -q 'upstream=$SERVER_IP:8081'"
+# The HTTP1 port (81): the waypoint's HTTP/1.1 engine serves each request (l7_in.c).
+web() { # method path -> "status body"
+    ip netns exec "$N1" curl -s -m 8 --interface "$CLIENT_IP" -X "$1" -w ' %{http_code}' \
+        "http://$VIP:81$2" || true
+}
+out=$(web GET /hello)
+echo "GET /hello via the waypoint: $out"
+check "an HTTP/1.1 request on the HTTP1 port gets the server's 200 through the waypoint" \
+    [ "$out" = "GET /hello from 8081
+ 200" ]
+check "... the waypoint's access log has a line for the request (method, path, status, upstream)" sh -c "
+grep 'request complete' '$WORK/wp.log' | grep 'src.identity=\"$TD/client\"' | grep 'method=\"GET\"' |
+grep 'path=\"/hello\"' | grep 'status=200' | grep 'flags=-' | grep -q 'upstream=$SERVER_IP:8081'"
+# (ztunnel logs a connection when it ends: the engine closes its upstream when curl has gone.)
+check "... the server's ztunnel saw the waypoint's identity on 8081" wait_for sh -c "
+grep 'connection complete' '$WORK/zt2.log' | grep 'direction=\"inbound\"' | grep 'dst.hbone_addr=$SERVER_IP:8081' |
+grep -q 'src.identity=\"$TD/waypoint\"'"
+out=$(web POST /admin/users)
+echo "POST /admin/users via the waypoint: $out"
+check "an L7 DENY policy (POST /admin): 403 RBAC: access denied from the waypoint" \
+    [ "$out" = "RBAC: access denied 403" ]
+check "... logged with status 403 and the RBAC flag, no upstream" sh -c "
+grep 'request complete' '$WORK/wp.log' | grep 'method=\"POST\"' | grep 'path=\"/admin/users\"' |
+grep 'status=403' | grep 'flags=RBAC' | grep -vq 'upstream='"
+check "... and it never reached the server" sh -c "! grep -q '/admin' '$WORK/server81.log'"
+out=$(web GET /admin/users)
+check "GET /admin (not denied) is served" [ "$out" = "GET /admin/users from 8081
+ 200" ]
 
 out=$(roundtrip $SERVER_IP:8080 "pod addressed $RANDOM")
 check "pod-addressed traffic to a workload bound to the waypoint round-trips through it" [ "$out" = same ]
