@@ -15,6 +15,7 @@
 
 #define LOG_SCOPE "admin"
 #include "admin/admin_http.h"
+#include "admin/admin_proxy.h"
 #include "base/base.h"
 #include "conn/hs_guard.h"
 #include "hbone/hbone.h"
@@ -61,43 +62,23 @@ config_dump(struct wp *wp)
     return out;
 }
 
+static char *
+dump_cb(void *arg)
+{
+    return config_dump(arg);
+}
+
 static void
 on_admin(void *arg, const struct http1_req *req, struct admin_resp *r)
 {
-    struct wp *wp = arg;
-    char level[16];
-
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
-        r->status = 405;
-        return;
-    }
-    if (strcmp(req->path, "/config_dump") == 0) {
-        r->status = 200;
-        r->content_type = "application/json";
-        r->body = config_dump(wp);
-    } else if (strcmp(req->path, "/logging") == 0) {
-        if (http1_query_get(req->query, "level", level, sizeof(level)) == 0) {
-            int lv = log_parse_level(level);
-            if (lv < 0) {
-                r->status = 400;
-                r->body = xasprintf("unknown level \"%s\"\n", level);
-                return;
-            }
-            log_set_level((enum log_level)lv);
-        }
-        r->status = 200;
-        r->body = xasprintf("current log level is %s\n", log_level_name(log_get_level()));
-    }
+    admin_proxy_handle(req, r, dump_cb, arg);
 }
 
 static void
 on_ready(void *arg, const struct http1_req *req, struct admin_resp *r)
 {
     struct wp *wp = arg;
-    if (strcmp(req->path, "/healthz/ready") != 0)
-        return;
-    r->status = wp->ready ? 200 : 503;
-    r->body = xstrdup(wp->ready ? "ready\n" : "not ready\n");
+    admin_proxy_ready(req, r, wp->ready);
 }
 
 static void
