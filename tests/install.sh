@@ -14,7 +14,7 @@ P=$D/stage/opt/amesh
 for b in ztunnel waypoint meshd mesh-cni meshctl echo-server hold-conn; do
     check "bin/$b installed, executable" test -x "$P/bin/$b"
 done
-for f in echo.yaml curl.yaml sleep.yaml allow-curl.yaml README.md; do
+for f in echo.yaml curl.yaml sleep.yaml allow-curl.yaml waypoint.yaml README.md; do
     check "share/amesh/samples/$f installed" test -f "$P/share/amesh/samples/$f"
 done
 check "nothing outside DESTDIR/PREFIX" test "$(cd "$D/stage" && find . -mindepth 1 -maxdepth 2 | sort | tr '\n' ' ')" = "./opt ./opt/amesh "
