@@ -77,16 +77,7 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 
 # ---------------------------------------------------------------- packages
-need=()
-for p in haproxy stunnel4 iperf3 wrk nginx-light gcc; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    say "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    timeout 300 apt-get update -qq
-    timeout 600 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+"$ROOT/tools/install-deps.sh" bench # the peers (haproxy, stunnel, nginx, wrk, iperf3) too
 
 ulimit -n "$(ulimit -Hn)" # the proxies, the holder and the echo server need ~2 fds per tunnel
 NOFILE=$(ulimit -n)

@@ -3,6 +3,7 @@
 # Idempotent: does nothing when everything is already present.
 #   tools/install-deps.sh               what `make demo` / `make test` need
 #   tools/install-deps.sh fresh-check   also what `make fresh-check` needs on the host
+#   tools/install-deps.sh bench         also what `make bench` runs beside amesh
 set -euo pipefail
 
 pkgs=(
@@ -23,7 +24,9 @@ case "${1:-}" in
   # mmdebstrap builds the minimal Debian 12 root of tools/fresh-check.sh (not needed
   # inside that root, nor by a user's `make demo`).
   fresh-check) pkgs+=(mmdebstrap) ;;
-  *) echo "usage: $0 [fresh-check]" >&2; exit 2 ;;
+  # nginx-light: the origin server of the benchmark's HTTP paths (bench/run.sh).
+  bench) pkgs+=(nginx-light) ;;
+  *) echo "usage: $0 [fresh-check|bench]" >&2; exit 2 ;;
 esac
 
 missing=()
