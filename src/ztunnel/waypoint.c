@@ -50,34 +50,53 @@ is_replica(const struct model *m, const struct service *wsvc, const struct workl
     return false;
 }
 
-/* The replica with the fewest open streams from us; NULL when none is usable. */
+/* |w|'s address in |family| when |w| can take traffic, else NULL. */
+static const struct ipaddr *
+usable(const struct workload *w, int family)
+{
+    if (w == NULL || w->status != WORKLOAD_HEALTHY)
+        return NULL;
+    const struct ipaddr *a = workload_addr(w, family);
+    return a != NULL && a->family == family ? a : NULL;
+}
+
+/*
+ * The replica with the fewest open streams from us; NULL when none is usable. Counting
+ * streams walks the pool, so it is done only when there is a choice to make.
+ */
 static const struct workload *
 pick(struct zt *zt, const struct service *wsvc, const struct workload *single, int family,
      uint16_t port, const struct ipaddr **ip)
 {
-    size_t n = 1;
+    size_t n = 1, n_usable = 0;
     const struct workload *const *eps = &single;
+    const struct workload *best = NULL;
     if (single == NULL)
         eps = (const struct workload *const *)model_endpoints(zt->model, wsvc->key, &n);
-    const struct workload *best = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (usable(eps[i], family) != NULL && n_usable++ == 0)
+            best = eps[i];
+    if (n_usable <= 1) {
+        if (best != NULL)
+            *ip = usable(best, family);
+        return best;
+    }
     unsigned best_streams = 0, ties = 0;
     uint32_t r;
     RAND_bytes((unsigned char *)&r, sizeof(r));
+    best = NULL;
     for (size_t i = 0; i < n; i++) {
-        const struct workload *w = eps[i];
-        if (w == NULL || w->status != WORKLOAD_HEALTHY)
-            continue;
-        const struct ipaddr *a = workload_addr(w, family);
-        if (a == NULL || a->family != family)
+        const struct ipaddr *a = usable(eps[i], family);
+        if (a == NULL)
             continue;
         unsigned s = hbone_pool_streams_to(zt->pool, a, port);
         if (best == NULL || s < best_streams) {
-            best = w;
+            best = eps[i];
             best_streams = s;
             *ip = a;
             ties = 1;
         } else if (s == best_streams && (r = r * 1103515245u + 12345u) % ++ties == 0) {
-            best = w; /* reservoir choice among equals */
+            best = eps[i]; /* reservoir choice among equals */
             *ip = a;
         }
     }
