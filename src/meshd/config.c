@@ -31,7 +31,30 @@ struct meshd_config {
     struct dirwatch *watch;
     char **standing; /* diagnostics standing after the last reload, rendered */
     size_t n_standing;
+    /*
+     * Waypoint configs built at the store's generation |wp_gen|, one per Gateway asked for:
+     * every replica of a waypoint streams the same config, so it is built once per change.
+     */
+    struct wp_cached {
+        char *key; /* "<ns>/<name>" */
+        struct xds_snapshot *snap;
+        bool exists;
+    } *wp;
+    size_t n_wp;
+    uint64_t wp_gen;
 };
+
+static void
+wp_cache_clear(struct meshd_config *c)
+{
+    for (size_t i = 0; i < c->n_wp; i++) {
+        free(c->wp[i].key);
+        xds_snapshot_unref(c->wp[i].snap);
+    }
+    free(c->wp);
+    c->wp = NULL;
+    c->n_wp = 0;
+}
 
 static bool
 was_standing(const struct meshd_config *c, const char *s)
@@ -109,9 +132,21 @@ build_snapshot(struct meshd_config *c)
 }
 
 struct xds_snapshot *
-config_waypoint_snapshot(const struct meshd_config *c, const char *ns, const char *name,
-                         bool *exists)
+config_waypoint_snapshot(struct meshd_config *c, const char *ns, const char *name, bool *exists)
 {
+    uint64_t gen = k8s_store_generation(c->store);
+    char *key = xasprintf("%s/%s", ns, name);
+
+    if (gen != c->wp_gen) {
+        wp_cache_clear(c);
+        c->wp_gen = gen;
+    }
+    for (size_t i = 0; i < c->n_wp; i++)
+        if (strcmp(c->wp[i].key, key) == 0) {
+            free(key);
+            *exists = c->wp[i].exists;
+            return xds_snapshot_ref(c->wp[i].snap);
+        }
     struct mesh_resources res = {0};
     struct k8s_build_opts o = {
         .cluster_id = c->d->opts.cluster_id,
@@ -119,7 +154,14 @@ config_waypoint_snapshot(const struct meshd_config *c, const char *ns, const cha
     };
     /* Route errors are reported by k8s_conv_diags(), once for the whole store. */
     *exists = k8s_waypoint_config(c->store, &o, ns, name, &res, NULL) == 0;
-    return snapshot_of(&res);
+    struct xds_snapshot *snap = snapshot_of(&res);
+    if (snap == NULL) {
+        free(key);
+        return NULL;
+    }
+    c->wp = xrealloc(c->wp, (c->n_wp + 1) * sizeof(*c->wp));
+    c->wp[c->n_wp++] = (struct wp_cached){key, xds_snapshot_ref(snap), *exists};
+    return snap;
 }
 
 struct xds_snapshot *
@@ -209,6 +251,7 @@ config_stop(struct meshd_config *c)
     for (size_t i = 0; i < c->n_standing; i++)
         free(c->standing[i]);
     free(c->standing);
+    wp_cache_clear(c);
     xds_snapshot_unref(c->snap);
     k8s_conv_free(c->conv);
     k8s_store_free(c->store);

@@ -114,9 +114,10 @@ const struct k8s_store *config_store(const struct meshd_config *c);
 /*
  * What waypoint Gateway |ns|/|name| is served (its Routes and Policies) from
  * the store now, as a snapshot (a new reference; NULL if it cannot be made);
- * |exists| says whether |ns|/|name| is a waypoint Gateway at all.
+ * |exists| says whether |ns|/|name| is a waypoint Gateway at all. Built once per
+ * store generation and Gateway, however many replicas ask.
  */
-struct xds_snapshot *config_waypoint_snapshot(const struct meshd_config *c, const char *ns,
+struct xds_snapshot *config_waypoint_snapshot(struct meshd_config *c, const char *ns,
                                               const char *name, bool *exists);
 /* A snapshot with nothing in it (a new reference). */
 struct xds_snapshot *config_empty_snapshot(void);
