@@ -14,12 +14,14 @@ waypoint speaks HBONE to peers that share nothing with it:
           must be exactly --expect-san, one CONNECT to --authority, then the --request lines
           ("METHOD PATH [HEADER:VALUE ...]") sent one after another on that tunnel
           (keep-alive); prints one JSON line per response: {"status", "reason",
-          "headers": {lower-case name: value}, "body"}.
+          "headers": {lower-case name: value}, "body"}. A request line "WAIT FILE" holds
+          the tunnel until FILE exists.
 
 Every wait has a deadline (--timeout), so a broken peer fails the test instead of hanging.
 """
 import argparse
 import json
+import os
 import select
 import socket
 import ssl
@@ -269,6 +271,11 @@ def client(a):
         return
     for line in a.request:
         parts = line.split(" ")
+        if parts[0] == "WAIT":  # holds the tunnel (and its HTTP connection) until a file exists
+            while not os.path.exists(parts[1]):
+                left()
+                time.sleep(0.05)
+            continue
         method, path, extra = parts[0], parts[1], parts[2:]
         head = "%s %s HTTP/1.1\r\nhost: %s\r\nuser-agent: hbone_http\r\n" % (
             method, path, a.host or a.authority)
