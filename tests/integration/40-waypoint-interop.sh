@@ -13,7 +13,8 @@
 # waypoint's certificate; routes (header modifiers both ways, rewrite, redirect) as the
 # independent server sees them; x-request-id added; several requests on one client tunnel
 # reuse one upstream tunnel; the ALLOW policy on the client's principal (403 for another
-# identity, nothing reaches the server); unbound authority 503.
+# identity, nothing reaches the server); unbound authority 503; handshakes without a client
+# certificate, from another root or trust domain, or in TLS 1.2 refused.
 . "$(dirname "$0")/lib.sh"
 require_root
 topo_two_nodes 4
@@ -149,6 +150,28 @@ check "another identity (sa/intruder): 403 RBAC: access denied by the ALLOW poli
 check "... and nothing reached the server" [ "$(grep -c '^request ' "$WORK/dest.log")" = "$before" ]
 out=$(client client 198.19.0.99:80 "GET /")
 check "an authority nothing binds to this waypoint: CONNECT answered 503" [ "$out" = '{"connect_status": 503}' ]
+
+# Handshakes the waypoint's 15008 refuses (issue 10 section 4), with an independent client
+# (tests/support/hbone_client.py); nothing reaches the server meanwhile.
+make_ca "$WORK/other-ca" other-root
+$MKCERTS leaf --ca "$WORK/other-ca" --cert "$WORK/otherroot.pem" --key "$WORK/otherroot-key.pem" --uri "$TD/client"
+$MKCERTS leaf --ca "$WORK/ca" --cert "$WORK/othertd.pem" --key "$WORK/othertd-key.pem" \
+    --uri spiffe://other.local/ns/default/sa/client
+hb() { # cert|none expect [args]
+    local cert=$1 e=$2; shift 2
+    local c=()
+    [ "$cert" != none ] && c=(--cert "$WORK/$cert.pem" --key "$WORK/$cert-key.pem")
+    ip netns exec "$N1" $PY "$ROOT/tests/support/hbone_client.py" --addr $WPIP --ca "$WORK/ca/root-cert.pem" \
+        --expect-san "$TD/waypoint" --timeout 10 --authority $VIP:80 "${c[@]}" --expect "$e" "$@"
+}
+before=$(grep -c '^connect ' "$WORK/dest.log")
+check "no client certificate: handshake refused (certificate_required)" \
+    hb none tls-alert:TLSV13_ALERT_CERTIFICATE_REQUIRED
+check "a certificate from another root: refused (unknown_ca)" hb otherroot tls-alert:TLSV1_ALERT_UNKNOWN_CA
+check "another trust domain (spiffe://other.local/...): refused (handshake_failure)" \
+    hb othertd tls-alert:SSLV3_ALERT_HANDSHAKE_FAILURE
+check "TLS 1.2: refused (protocol_version)" hb client tls-alert:TLSV1_ALERT_PROTOCOL_VERSION --tls-max 1.2
+check "... and none of them reached the server" [ "$(grep -c '^connect ' "$WORK/dest.log")" = "$before" ]
 
 kill -TERM $WPPID
 wait_for sh -c "! kill -0 $WPPID 2>/dev/null"
