@@ -105,7 +105,7 @@ wait_for sh -c "[ \"\$(ip netns exec $WPNS curl -s -o /dev/null -w '%{http_code}
 client() { # cert authority request...
     local who=$1 auth=$2; shift 2
     local args=()
-    for r in "$@"; do args+=(--request "$r"); done
+    for r in "$@"; do case $r in --*) args+=("$r") ;; *) args+=(--request "$r") ;; esac; done
     ip netns exec "$N1" $HH client --addr $WPIP --ca "$WORK/ca/root-cert.pem" --cert "$WORK/$who.pem" \
         --key "$WORK/$who-key.pem" --expect-san "$TD/waypoint" --authority "$auth" --host echo.default \
         "${args[@]}" || true
@@ -150,6 +150,35 @@ check "another identity (sa/intruder): 403 RBAC: access denied by the ALLOW poli
 check "... and nothing reached the server" [ "$(grep -c '^request ' "$WORK/dest.log")" = "$before" ]
 out=$(client client 198.19.0.99:80 "GET /")
 check "an authority nothing binds to this waypoint: CONNECT answered 503" [ "$out" = '{"connect_status": 503}' ]
+
+# Smuggling forms and oversize heads (issue 10 section 4): 400 / 431 and the tunnel ends,
+# nothing reaches the server; a malformed upstream response: 502.
+bad() { # expected-status raw-request
+    local out before
+    before=$(grep -c '^request ' "$WORK/dest.log")
+    out=$(client client $VIP:80 "RAW $2" --expect-close)
+    printf '%s\n' "$out" | cut -c1-200
+    [ "$(printf '%s\n' "$out" | head -1 | $PY -c 'import json,sys; print(json.load(sys.stdin).get("status"))')" = "$1" ] &&
+        [ "$(printf '%s\n' "$out" | tail -1)" = '{"tunnel": "ended"}' ] &&
+        [ "$(grep -c '^request ' "$WORK/dest.log")" = "$before" ]
+}
+check "Content-Length with Transfer-Encoding (CL.TE): 400, tunnel ended, nothing upstream" \
+    bad 400 'POST /plain HTTP/1.1\r\nHost: echo\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
+check "two different Content-Lengths: 400" \
+    bad 400 'POST /plain HTTP/1.1\r\nHost: echo\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'
+check "a bad chunk size: 400" \
+    bad 400 'POST /plain HTTP/1.1\r\nHost: echo\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n'
+check "obs-fold: 400" bad 400 'GET /plain HTTP/1.1\r\nHost: echo\r\nX-A: a\r\n  b\r\n\r\n'
+check "bare LF line ends: 400" bad 400 'GET /plain HTTP/1.1\nHost: echo\n\n'
+check "a NUL in a header value: 400" bad 400 'GET /plain HTTP/1.1\r\nHost: echo\r\nX-A: a\x00b\r\n\r\n'
+check "no Host: 400" bad 400 'GET /plain HTTP/1.1\r\nX-A: a\r\n\r\n'
+check "a 70 KB request head: 431" \
+    bad 431 "GET /plain HTTP/1.1\\r\\nHost: echo\\r\\nX-Big: $(head -c 70000 /dev/zero | tr '\0' a)\\r\\n\\r\\n"
+out=$(client client $VIP:80 "GET /bad-response")
+echo "$out"
+check "an upstream response with two Content-Lengths: 502 to the client" \
+    [ "$(field "$out" "r['status']")" = 502 ]
+check "... logged with the upstream protocol error flag (UPE)" grep -q 'UPE' "$WORK/wp.log"
 
 # Handshakes the waypoint's 15008 refuses (issue 10 section 4), with an independent client
 # (tests/support/hbone_client.py); nothing reaches the server meanwhile.

@@ -10,12 +10,14 @@ waypoint speaks HBONE to peers that share nothing with it:
           answered 200, and then served as HTTP/1.1 (keep-alive, Content-Length or chunked
           request bodies): each request gets 200 with a JSON body
             {"method", "path", "headers": [[name, value]...], "body_len", "authority", "peer"}
+          except /bad-response, answered with two Content-Length headers (a smuggling form)
   client  a client ztunnel: mutual TLS 1.3 to --addr:15008 with --cert, the server's URI SAN
           must be exactly --expect-san, one CONNECT to --authority, then the --request lines
           ("METHOD PATH [HEADER:VALUE ...]") sent one after another on that tunnel
           (keep-alive); prints one JSON line per response: {"status", "reason",
           "headers": {lower-case name: value}, "body"}. A request line "WAIT FILE" holds
-          the tunnel until FILE exists.
+          the tunnel until FILE exists; "RAW BYTES" sends BYTES (Python escapes) as they are;
+          --expect-close waits for the waypoint to end the tunnel after the last response.
 
 Every wait has a deadline (--timeout), so a broken peer fails the test instead of hanging.
 """
@@ -161,6 +163,10 @@ def serve_conn(raw, ctx, logf):
                         start, hdrs, body = m
                         method, path = start.split(" ")[0:2]
                         record(logf, "request %s %s authority=%s" % (method, path, st[0]))
+                        if path == "/bad-response":  # two Content-Lengths: a smuggling form
+                            conn.send_data(ev.stream_id, b"HTTP/1.1 200 OK\r\ncontent-length: 5"
+                                           b"\r\ncontent-length: 6\r\n\r\nhello!")
+                            continue
                         out = json.dumps({"method": method, "path": path, "headers": hdrs,
                                           "body_len": len(body), "authority": st[0],
                                           "peer": peer}).encode()
@@ -276,26 +282,39 @@ def client(a):
                 left()
                 time.sleep(0.05)
             continue
-        method, path, extra = parts[0], parts[1], parts[2:]
-        head = "%s %s HTTP/1.1\r\nhost: %s\r\nuser-agent: hbone_http\r\n" % (
-            method, path, a.host or a.authority)
-        for e in extra:
-            k, v = e.split(":", 1)
-            head += "%s: %s\r\n" % (k, v)
-        conn.send_data(sid, (head + "\r\n").encode())
+        if parts[0] == "RAW":  # bytes as given (Python escapes), e.g. a smuggling form
+            method = "RAW"
+            raw = line[4:].encode().decode("unicode_escape").encode("latin-1")
+            for i in range(0, len(raw), 16384):
+                conn.send_data(sid, raw[i:i + 16384])
+                tls.sendall(conn.data_to_send())
+        else:
+            method, path, extra = parts[0], parts[1], parts[2:]
+            head = "%s %s HTTP/1.1\r\nhost: %s\r\nuser-agent: hbone_http\r\n" % (
+                method, path, a.host or a.authority)
+            for e in extra:
+                k, v = e.split(":", 1)
+                head += "%s: %s\r\n" % (k, v)
+            conn.send_data(sid, (head + "\r\n").encode())
         tls.sendall(conn.data_to_send())
         while True:
             m = reader.next(head_request=method == "HEAD")
             if m is not None:
                 break
             if state["ended"]:
-                fail("tunnel ended before a response to %s %s" % (method, path))
+                fail("tunnel ended before a response to %s" % line)
             pump()
         start, hdrs, body = m
         print(json.dumps({"status": int(start.split(" ")[1]),
                           "reason": start.split(" ", 2)[2] if start.count(" ") >= 2 else "",
                           "headers": dict(hdrs), "body": body.decode("utf-8", "replace")}))
         sys.stdout.flush()
+    if a.expect_close:  # the waypoint must end the tunnel after the last response
+        while not state["ended"]:
+            pump()
+        print(json.dumps({"tunnel": "ended"}))
+        tls.close()
+        return
     conn.end_stream(sid)
     tls.sendall(conn.data_to_send())
     tls.close()
@@ -315,6 +334,7 @@ def main():
     cl.add_argument("--host", default=None)
     cl.add_argument("--timeout", type=float, default=10)
     cl.add_argument("--request", action="append", default=[])
+    cl.add_argument("--expect-close", action="store_true")
     a = ap.parse_args()
     serve(a) if a.cmd == "serve" else client(a)
 
