@@ -261,5 +261,9 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
         .arg = l,
     };
     wp->n_conns++;
-    wp_http1_serve(&l->lc, h2_stream_as_stream(down));
+    /* The engine the port's protocol names: h2c (gRPC too) inside the tunnel, or HTTP/1.1. */
+    if (t->protocol == ROUTE_PROTO_HTTP2 || t->protocol == ROUTE_PROTO_GRPC)
+        wp_http2_serve(&l->lc, h2_stream_as_stream(down));
+    else
+        wp_http1_serve(&l->lc, h2_stream_as_stream(down));
 }
