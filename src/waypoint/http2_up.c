@@ -60,12 +60,13 @@ up_failed(struct wp_h2_up *u, unsigned flag)
     struct wp_h2_conn *c = u->c;
 
     u->dead = true;
+    u->users++; /* the waiters let go of it below; it goes after them */
     for (struct wp_h2_x *x = c->xs, *next; x != NULL; x = next) {
         next = x->next;
         if (x->us == u && x->waiting && !x->finished)
             wp_h2_try_failed(x, flag);
     }
-    if (u->users == 0)
+    if (--u->users == 0)
         up_unlink_free(u);
 }
 
