@@ -15,8 +15,8 @@
 #include "http2_internal.h"
 
 /* Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2); te is kept only as "trailers". */
-static bool
-conn_specific(const char *n, size_t nl, const char *v, size_t vl)
+bool
+wp_h2_conn_specific(const char *n, size_t nl, const char *v, size_t vl)
 {
     static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
                                         "transfer-encoding", "upgrade", "host"};
@@ -26,6 +26,13 @@ conn_specific(const char *n, size_t nl, const char *v, size_t vl)
     if (nl == 2 && strncasecmp(n, "te", 2) == 0)
         return !(vl == 8 && strncasecmp(v, "trailers", 8) == 0);
     return false;
+}
+
+static void
+lower(char *s)
+{
+    for (; *s != '\0'; s++)
+        *s = (char)tolower((unsigned char)*s);
 }
 
 /* Policy header lookups over the request as received. */
@@ -151,75 +158,74 @@ wp_h2_local(struct wp_h2_x *x, int status, unsigned flags, const char *details, 
     wp_h2_finish(x, 0);
 }
 
-static void
-lower(char *s)
-{
-    for (; *s != '\0'; s++)
-        *s = (char)tolower((unsigned char)*s);
-}
 
 int
-wp_h2_resp_head(struct wp_h2_x *x, int status)
+wp_h2_resp_head_list(struct wp_h2_x *x, int status, struct route_hdr_list *l, bool end,
+                     const char *grpc_status)
 {
     const struct route_retry *r = &x->act.retry;
-    struct h2_header got[H2_MAX_HEADERS];
-    size_t n_got = h2_stream_headers(x->up, got, ARRAY_LEN(got));
-    struct route_hdr_list l = {0};
     bool retriable = x->have_act && wp_l7_retriable_status(r, status);
 
-    if (n_got > ARRAY_LEN(got))
-        n_got = ARRAY_LEN(got);
-    if (x->have_act && x->grpc) {
-        /* A trailers-only gRPC answer carries its status in the head (Envoy's retry_on
-         * "unavailable", "cancelled"). */
-        const char *gs = h2_stream_header(x->up, "grpc-status");
-        if (gs != NULL && ((strcmp(gs, "14") == 0 && (r->on & ROUTE_RETRY_UNAVAILABLE)) ||
-                           (strcmp(gs, "1") == 0 && (r->on & ROUTE_RETRY_CANCELLED))))
-            retriable = true;
-    }
+    /* A trailers-only gRPC answer carries its status in the head (Envoy's retry_on
+     * "unavailable", "cancelled"). */
+    if (x->have_act && x->grpc && grpc_status != NULL &&
+        ((strcmp(grpc_status, "14") == 0 && (r->on & ROUTE_RETRY_UNAVAILABLE)) ||
+         (strcmp(grpc_status, "1") == 0 && (r->on & ROUTE_RETRY_CANCELLED))))
+        retriable = true;
     if (retriable && x->attempts < x->v.max_tries && x->replay_ok)
         return 1;
     if (retriable && x->attempts > 1)
         x->flags |= WP_FLAG_URX;
     x->status = status;
     x->details = "via_upstream";
-    for (size_t i = 0; i < n_got; i++) {
-        size_t nl = strlen(got[i].name), vl = strlen(got[i].value);
-        if (!conn_specific(got[i].name, nl, got[i].value, vl))
-            wp_l7_hdr_push(&l, got[i].name, nl, got[i].value, vl);
-    }
     if (x->have_act)
-        route_hdrs_apply(x->act.response_headers, &l);
-    if (l.n > H2_RESPOND_MAX_HEADERS) {
-        route_hdr_list_free(&l);
+        route_hdrs_apply(x->act.response_headers, l);
+    if (l->n > H2_RESPOND_MAX_HEADERS)
         return -E2BIG;
-    }
     /* Copies: the modifiers' strings are not NUL-terminated and names must be lower case. */
-    struct h2_header *out = xcalloc(l.n + 1, sizeof(*out));
-    for (size_t i = 0; i < l.n; i++) {
-        char *nm = xstrndup(l.v[i].name, l.v[i].name_len);
+    struct h2_header *out = xcalloc(l->n + 1, sizeof(*out));
+    for (size_t i = 0; i < l->n; i++) {
+        char *nm = xstrndup(l->v[i].name, l->v[i].name_len);
         lower(nm);
         out[i].name = nm;
-        out[i].value = xstrndup(l.v[i].value, l.v[i].value_len);
+        out[i].value = xstrndup(l->v[i].value, l->v[i].value_len);
     }
-    /* An upstream already at its end with nothing to read: a headers-only (or gRPC
-     * trailers-only) response, passed on as one HEADERS frame with END_STREAM. */
-    const void *p;
-    bool end = wp_h2_peek(h2_stream_as_stream(x->up), &p) == 0 &&
-               h2_stream_trailers(x->up, NULL, 0) == 0;
-    int rc = h2_stream_respond(x->down, status, out, l.n, end);
-    for (size_t i = 0; i < l.n; i++) {
+    int rc = h2_stream_respond(x->down, status, out, l->n, end);
+    for (size_t i = 0; i < l->n; i++) {
         free((char *)out[i].name);
         free((char *)out[i].value);
     }
     free(out);
-    route_hdr_list_free(&l);
     if (rc < 0)
         return rc;
     x->resp_head = true;
     if (end)
         x->resp_done = true;
     return 0;
+}
+
+int
+wp_h2_resp_head(struct wp_h2_x *x, int status)
+{
+    struct h2_header got[H2_MAX_HEADERS];
+    size_t n_got = h2_stream_headers(x->up, got, ARRAY_LEN(got));
+    struct route_hdr_list l = {0};
+
+    if (n_got > ARRAY_LEN(got))
+        n_got = ARRAY_LEN(got);
+    for (size_t i = 0; i < n_got; i++) {
+        size_t nl = strlen(got[i].name), vl = strlen(got[i].value);
+        if (!wp_h2_conn_specific(got[i].name, nl, got[i].value, vl))
+            wp_l7_hdr_push(&l, got[i].name, nl, got[i].value, vl);
+    }
+    /* An upstream already at its end with nothing to read: a headers-only (or gRPC
+     * trailers-only) response, passed on as one HEADERS frame with END_STREAM. */
+    const void *p;
+    bool end = wp_h2_peek(h2_stream_as_stream(x->up), &p) == 0 &&
+               h2_stream_trailers(x->up, NULL, 0) == 0;
+    int rc = wp_h2_resp_head_list(x, status, &l, end, h2_stream_header(x->up, "grpc-status"));
+    route_hdr_list_free(&l);
+    return rc;
 }
 
 static void
@@ -287,7 +293,7 @@ wp_h2_start(struct wp_h2_conn *c, struct h2_stream *st)
     wp_l7_hdr_push(&x->hdrs, "host", 4, x->authority, strlen(x->authority));
     for (size_t i = 0; i < x->n_rf; i++) {
         size_t nl = strlen(x->rf[i].name), vl = strlen(x->rf[i].value);
-        if (!conn_specific(x->rf[i].name, nl, x->rf[i].value, vl))
+        if (!wp_h2_conn_specific(x->rf[i].name, nl, x->rf[i].value, vl))
             wp_l7_hdr_push(&x->hdrs, x->rf[i].name, nl, x->rf[i].value, vl);
     }
     struct wp_l7_req in = {

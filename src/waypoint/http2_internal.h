@@ -106,6 +106,12 @@ void wp_h2_local(struct wp_h2_x *x, int status, unsigned flags, const char *deta
                  const char *body, const char *location);
 /* The upstream's response head on x->up: 0 sent downstream, 1 retry instead, <0 error. */
 int wp_h2_resp_head(struct wp_h2_x *x, int status);
+/* The same from any endpoint: its fields (edited: response header modifiers), |end| when
+ * nothing follows, its grpc-status field if any. */
+int wp_h2_resp_head_list(struct wp_h2_x *x, int status, struct route_hdr_list *l, bool end,
+                         const char *grpc_status);
+/* Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2, and host). */
+bool wp_h2_conn_specific(const char *n, size_t nl, const char *v, size_t vl);
 /* The exchange is over: report, release; |flags| added (DC, UC, UT); reset if unfinished. */
 void wp_h2_finish(struct wp_h2_x *x, unsigned flags);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <malloc.h>
 
 #include "base/base.h"
 #include "unit_l7pol.h"
@@ -793,6 +794,37 @@ test_client_goes_away_mid_request(void **state)
     w2_teardown(&w);
 }
 
+/*
+ * Heap per connection and per waiting stream (release build; ASan's allocator reports 0).
+ * The figure per stream includes the test's own client and endpoint objects for it (its
+ * w2_call and w2_req and their two lib/h2 streams), which are subtracted where known.
+ */
+static void
+test_memory_figures(void **state)
+{
+    struct w2 w;
+    const int n = 100;
+    (void)state;
+    size_t m0 = mallinfo2().uordblks;
+    w2_setup(&w, NULL);
+    only_ep0(&w);
+    w2_run(&w, 10);
+    size_t m1 = mallinfo2().uordblks;
+    for (int i = 0; i < n; i++)
+        (void)w2_call(&w, "GET", "/wait", NULL, NULL, 0, true);
+    assert_true(w2_reqs(&w, n));
+    w2_run(&w, 20);
+    size_t m2 = mallinfo2().uordblks;
+    if (m0 != 0 || m2 != 0) {
+        size_t test_side = sizeof(struct w2_call) + sizeof(struct w2_req);
+        print_message("heap: connection set-up (engine + test client + model) %zu B; per waiting "
+                      "stream %zu B (engine and both lib/h2 sides; test objects %zu B already "
+                      "subtracted)\n",
+                      m1 - m0, (m2 - m1) / (size_t)n - test_side, test_side);
+    }
+    w2_teardown(&w);
+}
+
 int
 main(void)
 {
@@ -833,6 +865,7 @@ main(void)
         cmocka_unit_test(test_session_reused_sequentially),
         cmocka_unit_test(test_endpoint_session_lost_reconnects),
         cmocka_unit_test(test_client_goes_away_mid_request),
+        cmocka_unit_test(test_memory_figures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
