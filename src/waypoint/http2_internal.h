@@ -14,12 +14,15 @@
 
 #include "buf/buf.h"
 #include "h2/h2.h"
+#include "http1/http1.h"
 #include "l7.h"
 #include "l7_decide.h"
 
 #define WP_H2_RETRY_BODY (64 * 1024) /* request body kept for a retry; more: no retry */
 #define WP_H2_UP_MAX     16          /* endpoint sessions per downstream connection */
 #define WP_H2_TRAILERS   H2_MAX_TRAILERS /* trailer fields passed on; more are dropped */
+#define WP_H2_H1_HEAD    (64 * 1024) /* an HTTP/1.1 endpoint's response head */
+#define WP_H2_H1_BUF     (80 * 1024) /* each way to an HTTP/1.1 endpoint */
 
 struct wp_h2_conn;
 
@@ -65,6 +68,12 @@ struct wp_h2_x {
     struct buf replay; /* the request body so far, while it fits */
     size_t sent;       /* of |replay|, written to the current try */
     bool replay_ok, req_eof, up_shut, up_wdead, resp_head, resp_done, local;
+    /* The try's endpoint speaks HTTP/1.1 (http2_h1up.c): its connection and codec. */
+    bool h1, h1_chunked, h1_eof;
+    struct stream *h1s;
+    void *h1_connecting;
+    struct buf h1in, h1out;
+    struct http1_parser h1rs;
     int status;
     unsigned flags;
     const char *details;
@@ -123,6 +132,18 @@ void wp_h2_drop_up(struct wp_h2_x *x, bool clean);
 /* Moves request and response bytes as far as they can go. */
 void wp_h2_pump(struct wp_h2_x *x);
 void wp_h2_up_close(struct wp_h2_up *u);
+/* The response asks for a retry: the try's upstream goes, another follows the backoff. */
+void wp_h2_retry(struct wp_h2_x *x);
+
+/* http2_h1up.c: the try's endpoint speaks HTTP/1.1. */
+void wp_h2_h1_connect(struct wp_h2_x *x);
+/* Request body bytes, framed; -EAGAIN when the buffer to the endpoint is full. */
+ssize_t wp_h2_h1_write(struct wp_h2_x *x, const void *p, size_t n);
+void wp_h2_h1_end(struct wp_h2_x *x);
+/* Writes what is buffered for the endpoint; true if some went. */
+bool wp_h2_h1_flush(struct wp_h2_x *x);
+void wp_h2_h1_pump(struct wp_h2_x *x, bool *want_down_wr);
+void wp_h2_h1_drop(struct wp_h2_x *x);
 void wp_h2_on_timeout(void *arg);
 
 #endif

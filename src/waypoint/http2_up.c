@@ -170,6 +170,8 @@ up_get(struct wp_h2_conn *c, const struct workload *ep, uint16_t port, int *err)
 void
 wp_h2_drop_up(struct wp_h2_x *x, bool clean)
 {
+    wp_h2_h1_drop(x);
+    x->h1_eof = x->h1_chunked = false;
     if (x->up != NULL) {
         stream_close(h2_stream_as_stream(x->up), !clean);
         x->up = NULL;
@@ -214,6 +216,14 @@ wp_h2_try_failed(struct wp_h2_x *x, unsigned flag)
                 flag & WP_FLAG_UF ? WP_L7_RESET_UF : WP_L7_RESET_UC, NULL);
 }
 
+void
+wp_h2_retry(struct wp_h2_x *x)
+{
+    wp_h2_drop_up(x, false);
+    loop_timer_start(x->c->loop, &x->t_backoff, wp_l7_backoff_ms(&x->act.retry, x->attempts),
+                     on_backoff, x);
+}
+
 static void
 on_up_event(void *arg, struct stream *s, unsigned events)
 {
@@ -237,9 +247,7 @@ on_up_response(void *arg, struct h2_stream *st, int status)
     }
     int rc = wp_h2_resp_head(x, status);
     if (rc == 1) {
-        wp_h2_drop_up(x, false);
-        loop_timer_start(x->c->loop, &x->t_backoff, wp_l7_backoff_ms(&x->act.retry, x->attempts),
-                         on_backoff, x);
+        wp_h2_retry(x);
         return;
     }
     if (rc < 0) {
@@ -295,6 +303,18 @@ x_open(struct wp_h2_x *x)
     stream_want(h2_stream_as_stream(x->up), true, true);
 }
 
+/* The backend port's Route says HTTP1: the request is translated (http2_h1up.c). Any other
+ * protocol (HTTP2, GRPC, DETECT: the client's own) goes as HTTP/2. */
+static bool
+backend_h1(const struct wp_h2_x *x)
+{
+    const struct service *b = x->v.backend;
+    if (b == NULL || x->routes == NULL)
+        return false;
+    const struct route_table *t = route_set_find(x->routes, b->ns, b->hostname, x->v.backend_port);
+    return t != NULL && route_table_protocol(t) == ROUTE_PROTO_HTTP1;
+}
+
 void
 wp_h2_try(struct wp_h2_x *x)
 {
@@ -327,6 +347,10 @@ wp_h2_try(struct wp_h2_x *x)
         x->tried[x->n_tried++] = pk.ep;
     wp_h1_outstanding_add(pk.ep, 1);
     x->counted = true;
+    if ((x->h1 = backend_h1(x))) {
+        wp_h2_h1_connect(x);
+        return;
+    }
     struct wp_h2_up *u = up_get(c, pk.ep, pk.port, &err);
     if (u == NULL) {
         log_warn_rl(&up_rl, "upstream connect to %s port %u: %s", pk.ep->name ? pk.ep->name : "?",
@@ -360,16 +384,34 @@ wp_h2_on_timeout(void *arg)
 /* ---- bodies ------------------------------------------------------------- */
 
 /* Request body: downstream -> replay buffer (while it fits) -> upstream. */
+/* Body bytes to the try's endpoint, HTTP/2 or HTTP/1.1. */
+static ssize_t
+up_write(struct wp_h2_x *x, const void *p, size_t n)
+{
+    if (x->h1s != NULL)
+        return wp_h2_h1_write(x, p, n);
+    return stream_write(h2_stream_as_stream(x->up), p, n);
+}
+
+static void
+up_end(struct wp_h2_x *x)
+{
+    if (x->h1s != NULL)
+        wp_h2_h1_end(x);
+    else
+        (void)stream_shutdown_write(h2_stream_as_stream(x->up));
+}
+
 static void
 pump_request(struct wp_h2_x *x, bool *want_down_rd, bool *want_up_wr)
 {
     struct stream *d = h2_stream_as_stream(x->down);
-    struct stream *up = x->up != NULL ? h2_stream_as_stream(x->up) : NULL;
+    bool up = x->up != NULL || x->h1s != NULL;
 
     for (;;) {
-        if (up != NULL && !x->up_wdead && x->sent < buf_len(&x->replay)) {
-            ssize_t w = stream_write(up, buf_head(&x->replay) + x->sent,
-                                     buf_len(&x->replay) - x->sent);
+        if (up && !x->up_wdead && x->sent < buf_len(&x->replay)) {
+            ssize_t w = up_write(x, buf_head(&x->replay) + x->sent,
+                                 buf_len(&x->replay) - x->sent);
             if (w == -EAGAIN) {
                 *want_up_wr = true;
                 return;
@@ -382,9 +424,9 @@ pump_request(struct wp_h2_x *x, bool *want_down_rd, bool *want_up_wr)
             continue;
         }
         if (x->req_eof) {
-            if (up != NULL && !x->up_shut && !x->up_wdead) {
+            if (up && !x->up_shut && !x->up_wdead) {
                 x->up_shut = true;
-                (void)stream_shutdown_write(up);
+                up_end(x);
             }
             return;
         }
@@ -411,7 +453,7 @@ pump_request(struct wp_h2_x *x, bool *want_down_rd, bool *want_up_wr)
                 x->bytes_in += k;
                 continue;
             }
-            if (up == NULL || x->sent < buf_len(&x->replay))
+            if (!up || x->sent < buf_len(&x->replay))
                 return; /* full until a try takes it */
             /* Too long to keep: this request is not retried, the rest streams through. */
             x->replay_ok = false;
@@ -420,9 +462,9 @@ pump_request(struct wp_h2_x *x, bool *want_down_rd, bool *want_up_wr)
             x->sent = 0;
             continue;
         }
-        if (up == NULL)
+        if (!up)
             return;
-        ssize_t w = x->up_wdead ? n : stream_write(up, p, (size_t)n);
+        ssize_t w = x->up_wdead ? n : up_write(x, p, (size_t)n);
         if (w == -EAGAIN) {
             *want_up_wr = true;
             return;
@@ -486,10 +528,20 @@ wp_h2_pump(struct wp_h2_x *x)
 
     if (x->finished)
         return;
-    pump_request(x, &down_rd, &up_wr);
-    if (x->finished)
-        return;
-    if (x->resp_head && x->up != NULL) {
+    /* An HTTP/1.1 endpoint's buffer is written here, not by a stream: refill it as it drains. */
+    for (int i = 0; i < 16; i++) {
+        down_rd = up_wr = false;
+        pump_request(x, &down_rd, &up_wr);
+        if (x->finished)
+            return;
+        if (x->h1s == NULL || !up_wr || !wp_h2_h1_flush(x))
+            break;
+    }
+    if (x->h1s != NULL) {
+        wp_h2_h1_pump(x, &down_wr);
+        if (x->finished)
+            return;
+    } else if (x->resp_head && x->up != NULL) {
         pump_response(x, &up_rd, &down_wr);
         if (x->finished)
             return;

@@ -420,7 +420,14 @@ wpt_be_eof(struct wpt *t, int i)
 void
 wpt_be_send(struct wpt *t, int i, const char *s)
 {
-    size_t n = strlen(s), off = 0;
+    wpt_be_send_n(t, i, s, strlen(s));
+}
+
+void
+wpt_be_send_n(struct wpt *t, int i, const void *p, size_t n)
+{
+    const char *s = p;
+    size_t off = 0;
     while (off < n) {
         ssize_t k = send(t->be[i].fd, s + off, n - off, MSG_NOSIGNAL);
         if (k > 0)

@@ -84,6 +84,7 @@ bool wpt_client_eof(struct wpt *t);
 bool wpt_be_has(struct wpt *t, int i, const char *needle);
 bool wpt_be_eof(struct wpt *t, int i);
 void wpt_be_send(struct wpt *t, int i, const char *s);
+void wpt_be_send_n(struct wpt *t, int i, const void *p, size_t n);
 void wpt_be_close(struct wpt *t, int i);
 /* Runs until |n| requests were reported. */
 bool wpt_dones(struct wpt *t, int n);

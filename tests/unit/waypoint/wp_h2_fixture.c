@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -157,7 +158,7 @@ static const struct h2_session_cbs be_cbs = {.on_request = on_be_request};
 static void
 attach(struct w2 *w)
 {
-    while (w->n_bs < w->t.n_be) {
+    while (!w->raw_be && w->n_bs < w->t.n_be) {
         int fd = dup(w->t.be[w->n_bs].fd);
         CHECK(fd >= 0);
         w->bs[w->n_bs] = NULL;
@@ -386,6 +387,42 @@ w2_reset_call(struct w2 *w, int i)
     struct w2_call *c = w->calls[i];
     c->closed = true;
     stream_close(h2_stream_as_stream(c->st), true);
+}
+
+struct be_has {
+    int i;
+    const char *needle;
+};
+
+static bool
+c_be_raw(struct w2 *w, void *arg)
+{
+    struct be_has *a = arg;
+    char b[16384];
+
+    if (a->i >= w->t.n_be)
+        return false;
+    struct wpt_backend *be = &w->t.be[a->i];
+    for (;;) {
+        ssize_t n = be->fd >= 0 ? recv(be->fd, b, sizeof(b), 0) : -1;
+        if (n <= 0)
+            break;
+        if (be->rx_len + (size_t)n + 1 > be->rx_cap) {
+            be->rx_cap = (be->rx_len + (size_t)n + 1) * 2;
+            be->rx = xrealloc(be->rx, be->rx_cap);
+        }
+        memcpy(be->rx + be->rx_len, b, (size_t)n);
+        be->rx_len += (size_t)n;
+        be->rx[be->rx_len] = '\0';
+    }
+    return be->rx != NULL && strstr(be->rx, a->needle) != NULL;
+}
+
+bool
+w2_be_raw_has(struct w2 *w, int i, const char *needle)
+{
+    struct be_has a = {i, needle};
+    return w2_until(w, c_be_raw, &a, 3000);
 }
 
 const char *

@@ -75,6 +75,7 @@ struct w2 {
     struct w2_call *calls[W2_CALLS];
     int n_calls;
     enum w2_mode mode;
+    bool raw_be; /* endpoints speak HTTP/1.1: the test reads and writes their sockets */
 };
 
 void w2_setup(struct w2 *w, const char *spec);
@@ -104,6 +105,8 @@ void w2_reset_call(struct w2 *w, int i);
 /* Runs |ms| of the loop (attaching endpoint sessions as they come). */
 void w2_run(struct w2 *w, uint64_t ms);
 bool w2_until(struct w2 *w, bool (*cond)(struct w2 *w, void *arg), void *arg, uint64_t ms);
+/* Raw endpoints: runs until connection |i| has received |needle| (bytes in t.be[i].rx). */
+bool w2_be_raw_has(struct w2 *w, int i, const char *needle);
 /* The value of |name| in "name: value\n" lines, copied to |out|; NULL if absent. */
 const char *w2_hdr(const char *hdrs, const char *name, char *out, size_t size);
 
