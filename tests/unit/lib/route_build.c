@@ -240,7 +240,7 @@ rb_build(const char *spec, uint32_t port, size_t *len)
             if (eq)
                 *eq = '\0';
             if (strcmp(t, "proto") == 0 && eq) /* the Route's, not the rule's */
-                route.protocol = (Amesh__Waypoint__V1__Protocol)atoi(eq + 1);
+                route.protocol = (Amesh__Waypoint__V1__Protocol)strtol(eq + 1, NULL, 10);
             else
                 token(pl, r, t, eq ? eq + 1 : "");
         }
