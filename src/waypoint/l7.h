@@ -3,7 +3,8 @@
  *
  * The binary (main.c, inbound.c, ...) terminates HBONE, decides that a CONNECT carries HTTP
  * for a bound service port or workload, and hands the CONNECT stream to an engine:
- * wp_http1_serve() for HTTP/1.1 (http1_*.c), later wp_http2_serve() for h2/gRPC. An engine
+ * wp_http1_serve() for HTTP/1.1 (http1_*.c), wp_http2_serve() for h2c/gRPC (http2_*.c); what
+ * both decide per request is one code (l7_decide.c). An engine
  * owns the downstream stream from then on: it parses requests, normalises the path, checks
  * L7 policy, routes, picks an endpoint per request, talks to it over a stream the binary's
  * upstream ops open (HBONE to the endpoint, pooled), and reports every request to on_done.

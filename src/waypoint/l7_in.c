@@ -1,7 +1,8 @@
 /*
- * l7_in.c - a CONNECT to a bound service port whose Route table says HTTP/1.1: the binary's
- * side of the L7 engine (l7.h). hbone_in.c answers nothing yet; here the CONNECT gets 200
- * and its stream goes to wp_http1_serve() with what the engine needs from the binary:
+ * l7_in.c - a CONNECT to a bound service port whose Route table says HTTP1, HTTP2 or GRPC: the
+ * binary's side of the L7 engines (l7.h). hbone_in.c answers nothing yet; here the CONNECT
+ * gets 200 and its stream goes to wp_http1_serve() or (HTTP2, GRPC: h2c inside the tunnel)
+ * wp_http2_serve() with what the engine needs from the binary:
  *
  *   - the client: the HBONE peer's certificate identity and address;
  *   - the config in force: a new reference to the model, route set and policy set at each
