@@ -16,6 +16,9 @@ pkgs=(
   iproute2 iptables tcpdump openssl bc procps util-linux
   curl
   python3 python3-h2 python3-cryptography
+  # python3-grpcio: gRPC unary and server-streaming calls through the waypoint's HTTP/2 engine
+  # (test 35); nghttp2-client: h2load, the h2c load through it (test 35)
+  python3-grpcio nghttp2-client
   haproxy stunnel4 iperf3 wrk
   prometheus # promtool check metrics on ztunnel's scrape (test 14); its service is not needed
 )

@@ -12,7 +12,8 @@
  * endpoint's identity (pooled, lib/hbone), or plain TCP for an endpoint outside the mesh.
  * The downstream gets 200 once the upstream answered 200, else 503; then the two streams are
  * piped. One access line per CONNECT when it ends. A bound service port whose Route table
- * says HTTP1 goes to the HTTP/1.1 engine instead (l7_in.c); TCP and DETECT ports are piped.
+ * says HTTP1, HTTP2 or GRPC goes to an L7 engine instead (l7_in.c); TCP and DETECT ports are
+ * piped.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -284,8 +285,9 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
     }
     if (t.service != NULL)
         zset(&c->dst_service, t.service->hostname);
-    if (t.service != NULL && t.protocol == ROUTE_PROTO_HTTP1) {
-        /* HTTP/1.1 by the Route table: the engine answers and logs each request (l7_in.c). */
+    if (t.service != NULL && (t.protocol == ROUTE_PROTO_HTTP1 || t.protocol == ROUTE_PROTO_HTTP2 ||
+                              t.protocol == ROUTE_PROTO_GRPC)) {
+        /* HTTP by the Route table: an engine answers and logs each request (l7_in.c). */
         conn_drop(c);
         wp_l7_serve(wp, st, &t, &s->chk.peer, &s->peer_ip, s->peer_port, &s->local_ip, &ip,
                     port);

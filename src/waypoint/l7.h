@@ -3,7 +3,8 @@
  *
  * The binary (main.c, inbound.c, ...) terminates HBONE, decides that a CONNECT carries HTTP
  * for a bound service port or workload, and hands the CONNECT stream to an engine:
- * wp_http1_serve() for HTTP/1.1 (http1_*.c), later wp_http2_serve() for h2/gRPC. An engine
+ * wp_http1_serve() for HTTP/1.1 (http1_*.c), wp_http2_serve() for h2c/gRPC (http2_*.c); what
+ * both decide per request is one code (l7_decide.c). An engine
  * owns the downstream stream from then on: it parses requests, normalises the path, checks
  * L7 policy, routes, picks an endpoint per request, talks to it over a stream the binary's
  * upstream ops open (HBONE to the endpoint, pooled), and reports every request to on_done.
@@ -115,5 +116,20 @@ struct wp_l7_conn {
  * (at most 4 idle).
  */
 void wp_http1_serve(const struct wp_l7_conn *c, struct stream *down);
+
+/*
+ * Serves HTTP/2 (prior-knowledge h2c, gRPC) on |down| until either side ends it: an HTTP/2
+ * server session (lib/h2) whose request streams go upstream on HTTP/2 client sessions to the
+ * endpoints (one per endpoint, shared by the connection's requests, at most 16). Same
+ * ownership as wp_http1_serve(); every request is reported with protocol "HTTP/2".
+ *
+ * Memory, bounded by lib/h2's flow control (h2.h): per stream, up to its 4 MiB receive window
+ * of request body not yet taken upstream, 256 KiB not yet framed each way, and up to 64 KiB
+ * of request body kept for a retry (longer bodies stream through and are not retried); per
+ * connection, at most 200 concurrent streams (h2 SETTINGS), a 16 MiB receive window shared by
+ * them, 64 KiB of request headers per stream; the same caps per endpoint session for the
+ * responses. Idle connections and streams hold no buffers.
+ */
+void wp_http2_serve(const struct wp_l7_conn *c, struct stream *down);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * l7_in.c - a CONNECT to a bound service port whose Route table says HTTP/1.1: the binary's
- * side of the L7 engine (l7.h). hbone_in.c answers nothing yet; here the CONNECT gets 200
- * and its stream goes to wp_http1_serve() with what the engine needs from the binary:
+ * l7_in.c - a CONNECT to a bound service port whose Route table says HTTP1, HTTP2 or GRPC: the
+ * binary's side of the L7 engines (l7.h). hbone_in.c answers nothing yet; here the CONNECT
+ * gets 200 and its stream goes to wp_http1_serve() or (HTTP2, GRPC: h2c inside the tunnel)
+ * wp_http2_serve() with what the engine needs from the binary:
  *
  *   - the client: the HBONE peer's certificate identity and address;
  *   - the config in force: a new reference to the model, route set and policy set at each
@@ -261,5 +262,9 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
         .arg = l,
     };
     wp->n_conns++;
-    wp_http1_serve(&l->lc, h2_stream_as_stream(down));
+    /* The engine the port's protocol names: h2c (gRPC too) inside the tunnel, or HTTP/1.1. */
+    if (t->protocol == ROUTE_PROTO_HTTP2 || t->protocol == ROUTE_PROTO_GRPC)
+        wp_http2_serve(&l->lc, h2_stream_as_stream(down));
+    else
+        wp_http1_serve(&l->lc, h2_stream_as_stream(down));
 }

@@ -6,7 +6,7 @@
  *   bound.c    what a CONNECT's :authority selects: a bound service port or workload
  *   hbone_in.c 15008: HBONE termination (lib/hbone), CONNECT checks, TCP passthrough
  *              upstream over HBONE from the waypoint's identity (pooled), access log
- *   l7_in.c    HTTP1 ports: the CONNECT stream to wp_http1_serve() (l7.h), upstream
+ *   l7_in.c    HTTP1, HTTP2, GRPC ports: the CONNECT stream to an L7 engine (l7.h), upstream
  *              streams, config references and an access line per request
  *   admin.c    127.0.0.1:15000 /config_dump /logging, :15021 /healthz/ready, :15020 metrics
  *

@@ -239,7 +239,10 @@ rb_build(const char *spec, uint32_t port, size_t *len)
             char *eq = strchr(t, '=');
             if (eq)
                 *eq = '\0';
-            token(pl, r, t, eq ? eq + 1 : "");
+            if (strcmp(t, "proto") == 0 && eq) /* the Route's, not the rule's */
+                route.protocol = (Amesh__Waypoint__V1__Protocol)strtol(eq + 1, NULL, 10);
+            else
+                token(pl, r, t, eq ? eq + 1 : "");
         }
         PUSH(pl, route.n_rules, route.rules, r);
     }

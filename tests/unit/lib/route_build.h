@@ -13,6 +13,7 @@
  *   rset=n:v radd=n:v rrm=n            response header modifier
  *   direct=503 name=x timeout=ms btimeout=ms retry=attempts[:code,code][:backoff_ms]
  *   nomatch                            the Rule has no Match message at all
+ *   proto=1                            the Route's protocol (1 HTTP1, 2 HTTP2, 3 GRPC)
  * The route's service is default/echo.default.svc.cluster.local at |port|.
  * An empty spec gives a Route without rules.
  */

@@ -110,6 +110,15 @@ test_h2_request_and_trailers(void **state)
     assert_string_equal(h2_stream_header(ss, "content-type"), "text/plain");
     assert_null(h2_stream_header(ss, "baggage"));
     assert_false(rpc_is_grpc(ss));
+    /* Every field in order, pseudo-headers aside; |max| bounds what is stored, not the count. */
+    struct h2_header all[4];
+    assert_int_equal(h2_stream_headers(ss, all, 4), 2);
+    assert_string_equal(all[0].name, "x-req");
+    assert_string_equal(all[0].value, "1");
+    assert_string_equal(all[1].name, "content-type");
+    assert_int_equal(h2_stream_headers(ss, all, 1), 2);
+    assert_int_equal(h2_stream_headers(ss, NULL, 0), 2);
+    assert_int_equal(h2_stream_error(ss), 0);
 
     /* The request body, then EOF from the client's END_STREAM. */
     memset(&rd, 0, sizeof(rd));
@@ -143,7 +152,15 @@ test_h2_request_and_trailers(void **state)
     assert_string_equal(h2_stream_trailer(cs, "x-t"), "done");
     assert_string_equal(h2_stream_trailer(cs, "x-u"), "2");
     assert_null(h2_stream_trailer(cs, "x-a"));
+    assert_int_equal(h2_stream_headers(cs, all, 4), 2);
+    assert_string_equal(all[1].name, "x-a");
+    assert_string_equal(all[1].value, "yes");
+    assert_int_equal(h2_stream_trailers(cs, all, 4), 2);
+    assert_string_equal(all[0].name, "x-t");
+    assert_string_equal(all[0].value, "done");
+    assert_string_equal(all[1].name, "x-u");
     assert_true(unit_run_until(t.loop, rpct_cond_no_streams, &t, 2000));
+    assert_int_equal(h2_stream_error(cs), 0); /* both ends finished: a clean close */
     stream_close(cx, false);
     stream_close(h2_stream_as_stream(ss), false);
 

@@ -201,6 +201,13 @@ wpt_setup(struct wpt *t, const char *spec)
 void
 wpt_setup_ex(struct wpt *t, const char *spec, int workload, enum l7path_mode mode)
 {
+    wpt_setup_serve(t, spec, workload, mode, wp_http1_serve);
+}
+
+void
+wpt_setup_serve(struct wpt *t, const char *spec, int workload, enum l7path_mode mode,
+                void (*serve)(const struct wp_l7_conn *c, struct stream *down))
+{
     int fds[2];
 
     memset(t, 0, sizeof(*t));
@@ -247,7 +254,7 @@ wpt_setup_ex(struct wpt *t, const char *spec, int workload, enum l7path_mode mod
         t->conn.dst_ip = t->ws[workload]->addrs[0];
         t->conn.dst_port = 8080;
     }
-    wp_http1_serve(&t->conn, tcp_stream_new(t->loop, fds[1]));
+    serve(&t->conn, tcp_stream_new(t->loop, fds[1]));
 }
 
 void
@@ -413,7 +420,14 @@ wpt_be_eof(struct wpt *t, int i)
 void
 wpt_be_send(struct wpt *t, int i, const char *s)
 {
-    size_t n = strlen(s), off = 0;
+    wpt_be_send_n(t, i, s, strlen(s));
+}
+
+void
+wpt_be_send_n(struct wpt *t, int i, const void *p, size_t n)
+{
+    const char *s = p;
+    size_t off = 0;
     while (off < n) {
         ssize_t k = send(t->be[i].fd, s + off, n - off, MSG_NOSIGNAL);
         if (k > 0)

@@ -65,6 +65,9 @@ struct wpt {
 void wpt_setup(struct wpt *t, const char *spec);
 /* The same, pod-addressed (bound workload |workload| >= 0, no service) and/or another path mode. */
 void wpt_setup_ex(struct wpt *t, const char *spec, int workload, enum l7path_mode mode);
+/* The same with another engine (wp_http2_serve). */
+void wpt_setup_serve(struct wpt *t, const char *spec, int workload, enum l7path_mode mode,
+                     void (*serve)(const struct wp_l7_conn *c, struct stream *down));
 void wpt_teardown(struct wpt *t);
 /* Replaces the policies with |pols| (taken). */
 void wpt_set_policies(struct wpt *t, struct l7pol_set *pols);
@@ -81,6 +84,7 @@ bool wpt_client_eof(struct wpt *t);
 bool wpt_be_has(struct wpt *t, int i, const char *needle);
 bool wpt_be_eof(struct wpt *t, int i);
 void wpt_be_send(struct wpt *t, int i, const char *s);
+void wpt_be_send_n(struct wpt *t, int i, const void *p, size_t n);
 void wpt_be_close(struct wpt *t, int i);
 /* Runs until |n| requests were reported. */
 bool wpt_dones(struct wpt *t, int n);
