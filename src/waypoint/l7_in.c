@@ -37,6 +37,7 @@ struct wp_l7 {
     struct spiffe_id peer_id;
     struct policy_peer peer;
     struct ipaddr local_ip;
+    const char *detected; /* "http1" when sniffed (static), NULL when the Route declared it */
     struct wp_l7_conn lc;
 };
 
@@ -209,6 +210,7 @@ on_done(void *arg, const struct wp_request_info *ri)
         {"status", status, false},
         {"flags", n ? flags : "-", false},
         {"route", ri->route, true},
+        {"detected", l->detected, false},
         {"upstream", up_ip != NULL ? ipport_str(up_ip, ri->upstream_port, up) : NULL, false},
         {"duration", dur, true},
     };
@@ -234,6 +236,16 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
         stream_close(h2_stream_as_stream(down), true);
         return;
     }
+    wp_l7_serve_stream(wp, h2_stream_as_stream(down), t, NULL, peer, src_ip, src_port, local_ip,
+                       dst_ip, dst_port);
+}
+
+void
+wp_l7_serve_stream(struct wp *wp, struct stream *down, const struct wp_target *t,
+                   const char *detected, const struct spiffe_id *peer,
+                   const struct ipaddr *src_ip, uint16_t src_port, const struct ipaddr *local_ip,
+                   const struct ipaddr *dst_ip, uint16_t dst_port)
+{
     struct wp_l7 *l = xcalloc(1, sizeof(*l));
     l->wp = wp;
     model_ref(wp->model);
@@ -241,6 +253,7 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
     l->peer_id = *peer;
     l->peer = (struct policy_peer){l->peer_id.td, l->peer_id.ns, l->peer_id.sa};
     l->local_ip = *local_ip;
+    l->detected = detected;
     l->lc = (struct wp_l7_conn){
         .loop = wp->loop,
         .client = &l->peer,
@@ -261,5 +274,5 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
         .arg = l,
     };
     wp->n_conns++;
-    wp_http1_serve(&l->lc, h2_stream_as_stream(down));
+    wp_http1_serve(&l->lc, down);
 }
