@@ -97,8 +97,11 @@ wp_sniff(const void *data, size_t n, bool final)
         return WP_PROTO_TCP;
     if (!final)
         return WP_PROTO_MORE;
-    /* Still possibly HTTP when no more comes: an HTTP engine, never around L7 policy. */
-    return h2 == MAYBE ? WP_PROTO_HTTP2 : WP_PROTO_HTTP1;
+    /*
+     * Still possibly HTTP when no more comes: an HTTP engine, never around L7 policy. HTTP/2
+     * only once HTTP/1 is ruled out ("PRI * HTTP/2"): a dribbled "P" may be "POST".
+     */
+    return h1 == NO ? WP_PROTO_HTTP2 : WP_PROTO_HTTP1;
 }
 
 struct wp_detect {
