@@ -60,10 +60,10 @@ struct wp_conn {
     struct wp_conn *prev, *next;
     struct wp *wp;
     struct h2_stream *down;
-    struct stream *down_s; /* once answered 200 before the upstream (sniffing): the replay */
+    struct stream *down_s;     /* once answered 200 before the upstream (sniffing): the replay */
     struct spiffe_id *peer_id; /* while sniffing: the client, for the L7 engine */
     struct ipaddr local_ip;
-    const char *detected;      /* what sniffing found, for the access line; NULL: declared */
+    const char *detected; /* what sniffing found, for the access line; NULL: declared */
     struct dial *dial;
     struct pipe *pipe;
     struct ipaddr src_ip, dst_ip, up_ip;

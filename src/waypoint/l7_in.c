@@ -242,9 +242,9 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
 
 void
 wp_l7_serve_stream(struct wp *wp, struct stream *down, const struct wp_target *t,
-                   const char *detected, const struct spiffe_id *peer,
-                   const struct ipaddr *src_ip, uint16_t src_port, const struct ipaddr *local_ip,
-                   const struct ipaddr *dst_ip, uint16_t dst_port)
+                   const char *detected, const struct spiffe_id *peer, const struct ipaddr *src_ip,
+                   uint16_t src_port, const struct ipaddr *local_ip, const struct ipaddr *dst_ip,
+                   uint16_t dst_port)
 {
     struct wp_l7 *l = xcalloc(1, sizeof(*l));
     l->wp = wp;

@@ -302,9 +302,12 @@ test_through_pipe(void **state)
     unit_socketpair(fb);
     memcpy(want, "\x16\x03\x01\x00", 4);
     memcpy(want + 4, pat, 100000);
-    struct unit_peer pa = {.fd = fa[0], .tx = pat, .tx_len = 100000, .shut_when_sent = true,
-                           .reading = true};
-    struct unit_peer pb = {.fd = fb[0], .reading = true, .rx = malloc(100004), .rx_cap = 100004,
+    struct unit_peer pa = {
+        .fd = fa[0], .tx = pat, .tx_len = 100000, .shut_when_sent = true, .reading = true};
+    struct unit_peer pb = {.fd = fb[0],
+                           .reading = true,
+                           .rx = malloc(100004),
+                           .rx_cap = 100004,
                            .shut_when_sent = true};
     struct stream *a = replay_stream_new(l, tcp_stream_new(l, fa[1]), "\x16\x03\x01\x00", 4);
     pipe_start(l, a, tcp_stream_new(l, fb[1]), PIPE_BUF_DEFAULT, on_pipe_done, &done);

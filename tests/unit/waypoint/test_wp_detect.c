@@ -28,7 +28,7 @@
 struct row {
     const char *name;
     const char *in;
-    size_t len; /* 0: strlen(in) */
+    size_t len;                /* 0: strlen(in) */
     enum wp_proto more, final; /* the decision while more may come, and when no more will */
 };
 
