@@ -12,11 +12,12 @@
  * endpoint's identity (pooled, lib/hbone), or plain TCP for an endpoint outside the mesh.
  * The downstream gets 200 once the upstream answered 200, else 503; then the two streams are
  * piped. One access line per CONNECT when it ends. A bound service port whose Route table
- * says HTTP1 goes to the HTTP/1.1 engine instead (l7_in.c); TCP ports are piped. A DETECT
- * port (no Route table, or no protocol in it) and pod-addressed traffic get 200 at once and
- * are sniffed (detect.c): HTTP/1.x to the engine, anything else piped, the sniffed bytes
- * first. The target is selected again once the sniff decided (up to 200 ms later), so the
- * config in force then applies and nothing points into a model freed meanwhile.
+ * says HTTP1, HTTP2 or GRPC goes to an L7 engine instead (l7_in.c); TCP ports are piped. A
+ * DETECT port (no Route table, or no protocol in it) and pod-addressed traffic get 200 at once
+ * and are sniffed (detect.c): HTTP/1.x and the HTTP/2 preface to the engines, anything else
+ * piped, the sniffed bytes first. The target is selected again once the sniff decided (up to
+ * 200 ms later), so the config in force then applies and nothing points into a model freed
+ * meanwhile.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -297,10 +298,11 @@ on_detected(void *arg, struct stream *s, enum wp_proto proto, int err)
     /* A Route table that declares the protocol now wins over the sniff. */
     if (t.protocol == ROUTE_PROTO_HTTP1 && t.service != NULL)
         proto = WP_PROTO_HTTP1;
+    else if ((t.protocol == ROUTE_PROTO_HTTP2 || t.protocol == ROUTE_PROTO_GRPC) && t.service)
+        proto = WP_PROTO_HTTP2;
     else if (t.protocol == ROUTE_PROTO_TCP)
         proto = WP_PROTO_TCP;
-    /* HTTP/2 is piped until the HTTP/2 engine takes it. */
-    if (proto != WP_PROTO_HTTP1) {
+    if (proto == WP_PROTO_TCP) {
         pass_through(c, &t);
         return;
     }
@@ -309,8 +311,8 @@ on_detected(void *arg, struct stream *s, enum wp_proto proto, int err)
     uint16_t src_port = c->src_port, dst_port = c->dst_port;
     c->peer_id = NULL;
     conn_drop(c); /* the engine logs each request from now on */
-    wp_l7_serve_stream(wp, s, &t, wp_proto_name(proto), peer, &src_ip, src_port, &local_ip, &dst_ip,
-                       dst_port);
+    wp_l7_serve_stream(wp, s, &t, proto == WP_PROTO_HTTP2 ? ROUTE_PROTO_HTTP2 : ROUTE_PROTO_HTTP1,
+                       wp_proto_name(proto), peer, &src_ip, src_port, &local_ip, &dst_ip, dst_port);
     free(peer);
 }
 
@@ -377,8 +379,9 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
     }
     if (t.service != NULL)
         zset(&c->dst_service, t.service->hostname);
-    if (t.service != NULL && t.protocol == ROUTE_PROTO_HTTP1) {
-        /* HTTP/1.1 by the Route table: the engine answers and logs each request (l7_in.c). */
+    if (t.service != NULL && (t.protocol == ROUTE_PROTO_HTTP1 || t.protocol == ROUTE_PROTO_HTTP2 ||
+                              t.protocol == ROUTE_PROTO_GRPC)) {
+        /* HTTP by the Route table: an engine answers and logs each request (l7_in.c). */
         conn_drop(c);
         wp_l7_serve(wp, st, &t, &s->chk.peer, &s->peer_ip, s->peer_port, &s->local_ip, &ip,
                     port);

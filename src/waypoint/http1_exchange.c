@@ -63,26 +63,6 @@ pol_header(void *arg, const char *name, size_t i, const char **v, size_t *n)
     return false;
 }
 
-static void
-hdr_push(struct route_hdr_list *l, const char *n, size_t nl, const char *v, size_t vl)
-{
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
-    }
-    l->v[l->n++] = (struct route_hdr){.name = n, .name_len = nl, .value = v, .value_len = vl};
-}
-
-static bool
-hdr_has(const struct route_hdr_list *l, const char *name)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (l->v[i].name_len == strlen(name) &&
-            strncasecmp(l->v[i].name, name, l->v[i].name_len) == 0)
-            return true;
-    return false;
-}
-
 static int
 put_list(struct buf *b, const struct route_hdr_list *l)
 {
@@ -171,9 +151,7 @@ wp_h1_start(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
 {
     const struct wp_l7_conn *cfg = c->cfg;
     struct route_hdr_list l = {0};
-    char *norm = NULL;
-    size_t norm_len = 0, path_len = 0;
-    const char *why = NULL;
+    struct wp_l7_verdict v = {0};
 
     c->active = true;
     c->start_ms = loop_now_ms(c->loop);
@@ -209,154 +187,69 @@ wp_h1_start(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
         wp_h1_local(c, 400, 0, "http1.invalid_url", "Bad Request", NULL, false);
         return;
     }
-    norm = xmalloc(L7PATH_OUT_SIZE(tlen));
-    if (tlen > L7PATH_MAX || l7path_normalize(cfg->path_mode, t, tlen, norm, L7PATH_OUT_SIZE(tlen),
-                                              &norm_len, &path_len, &why) < 0) {
-        wp_h1_local(c, 400, 0, "path_normalization_failed", "Bad Request", NULL, false);
-        goto out;
-    }
     if (c->authority == NULL) /* HTTP/1.0 without Host: the original destination */
         c->authority = cfg->service != NULL ? xstrdup(cfg->service->hostname) : xstrdup("");
 
     /* Fields as received, hop-by-hop ones and Host and Expect aside; Host first. */
-    hdr_push(&l, "host", 4, c->authority, strlen(c->authority));
+    wp_l7_hdr_push(&l, "host", 4, c->authority, strlen(c->authority));
     for (size_t i = 0; i < h->n_fields; i++) {
         const struct http1_field *f = &h->fields[i];
         const char *n = base + f->name.off;
         if ((int)i == h->host || http1_hop_by_hop(h, base, i) ||
             (f->name.len == 6 && strncasecmp(n, "expect", 6) == 0))
             continue;
-        hdr_push(&l, n, f->name.len, base + f->value.off, f->value.len);
+        wp_l7_hdr_push(&l, n, f->name.len, base + f->value.off, f->value.len);
     }
     if (h->upgrade >= 0 && h->conn_upgrade) {
         c->upgrade_proto = span_dup(base, h->fields[h->upgrade].value);
         c->upgrade = strcasecmp(c->upgrade_proto, "websocket") == 0;
     }
 
-    /* L7 policy on the normalised path. */
+    /* Policy, route, rewrite and header modifiers: the same for every engine. */
     struct hdr_view hv = {.base = base, .h = h, .c = c};
-    struct l7pol_request pr = {
-        .waypoint_ns = cfg->waypoint_ns,
-        .waypoint_name = cfg->waypoint_name,
-        .service_ns = cfg->service != NULL ? cfg->service->ns : NULL,
-        .service_host = cfg->service != NULL ? cfg->service->hostname : NULL,
-        .client = cfg->client,
-        .src_ip = cfg->client_ip,
-        .dst_ip = cfg->dst_ip,
-        .dst_port = cfg->dst_port,
+    struct wp_l7_req in = {
+        .cfg = cfg,
+        .m = c->m,
+        .routes = c->routes,
+        .pols = c->pols,
+        .deftab = &c->deftab,
         .method = c->method,
-        .method_len = strlen(c->method),
-        .host = c->authority,
-        .host_len = strlen(c->authority),
-        .path = norm,
-        .path_len = path_len,
+        .authority = c->authority,
+        .request_id = c->request_id,
+        .target = t,
+        .target_len = tlen,
         .header = pol_header,
         .header_arg = &hv,
+        .hdrs = &l,
     };
-    struct l7pol_decision dec = {0};
-    if (l7pol_check(c->pols, &pr, &dec) == L7POL_DENIED) {
-        snprintf(c->policy, sizeof(c->policy), "%s", dec.policy);
-        wp_h1_local(c, 403, WP_FLAG_RBAC, "rbac_access_denied_matched_policy",
-                    "RBAC: access denied", NULL, false);
+    wp_l7_decide(&in, &c->act, &c->have_act, c->policy, &v);
+    if (v.status != 0) {
+        wp_h1_local(c, v.status, v.flags, v.details, v.body, v.location, false);
         goto out;
     }
-    snprintf(c->policy, sizeof(c->policy), "%s", dec.policy);
-
-    const char *up_target = norm;
-    size_t up_tlen = norm_len;
-    if (cfg->service != NULL) {
-        const struct route_table *tab = NULL;
-        if (c->routes != NULL)
-            tab =
-                route_set_find(c->routes, cfg->service->ns, cfg->service->hostname, cfg->dst_port);
-        if (tab == NULL) {
-            if (c->deftab == NULL)
-                c->deftab =
-                    route_table_default(cfg->service->ns, cfg->service->hostname, cfg->dst_port);
-            tab = c->deftab;
-        }
-        struct route_req rr = {
-            .method = c->method,
-            .method_len = strlen(c->method),
-            .path = norm,
-            .path_len = norm_len,
-            .authority = c->authority,
-            .authority_len = strlen(c->authority),
-            .headers = l.v + 1, /* Host is matched as the authority */
-            .n_headers = l.n - 1,
-        };
-        route_decide(tab, &rr, wp_h1_rand(), &c->act);
-        c->have_act = true;
-        if (c->act.kind == ROUTE_REDIRECT) {
-            wp_h1_local(c, (int)c->act.status, 0, "redirect", NULL, c->act.location, false);
-            goto out;
-        }
-        if (c->act.kind == ROUTE_DIRECT) {
-            bool nr = c->act.rule == NULL;
-            wp_h1_local(c, (int)c->act.status, nr ? WP_FLAG_NR : 0,
-                        nr ? "route_not_found" : "direct_response", NULL, NULL, false);
-            goto out;
-        }
-        char key[2 * ROUTE_MAX_HOST + 2];
-        snprintf(key, sizeof(key), "%s/%s", c->act.backend_ns, c->act.backend_host);
-        c->backend = c->m != NULL ? model_service_by_key(c->m, key) : NULL;
-        c->backend_port = (uint16_t)c->act.backend_port;
-        if (c->backend == NULL) {
-            wp_h1_local(c, 503, WP_FLAG_UH, "cluster_not_found", "no healthy upstream", NULL,
-                        false);
-            goto out;
-        }
-        if (c->act.path != NULL) {
-            up_target = c->act.path;
-            up_tlen = strlen(c->act.path);
-        }
-        if (c->act.authority != NULL) {
-            l.v[0].value = c->act.authority;
-            l.v[0].value_len = strlen(c->act.authority);
-        }
-        route_hdrs_apply(c->act.request_headers, &l);
-        c->max_tries = 1 + c->act.retry.attempts;
-    } else {
-        c->max_tries = 1; /* a pod-addressed request has one endpoint */
-    }
-    if (!hdr_has(&l, "x-request-id"))
-        hdr_push(&l, "x-request-id", 12, c->request_id, strlen(c->request_id));
-    if (stage_request(c, up_target, up_tlen, &l) < 0) {
+    c->backend = v.backend;
+    c->backend_port = v.backend_port;
+    c->max_tries = v.max_tries;
+    if (stage_request(c, v.target, v.target_len, &l) < 0) {
         wp_h1_local(c, 431, 0, "request_headers_too_large", "Request Header Fields Too Large", NULL,
                     false);
         goto out;
     }
     if (c->expect_continue && !c->client10)
         (void)buf_append(&c->dout, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    uint64_t to = c->act.timeout_ms;
-    if (c->act.backend_timeout_ms != 0 && (to == 0 || c->act.backend_timeout_ms < to))
-        to = c->act.backend_timeout_ms;
-    if (to != 0)
-        loop_timer_start(c->loop, &c->t_req, to, wp_h1_on_timeout, c);
+    if (v.timeout_ms != 0)
+        loop_timer_start(c->loop, &c->t_req, v.timeout_ms, wp_h1_on_timeout, c);
     wp_h1_try(c);
 out:
     route_hdr_list_free(&l);
-    free(norm);
-}
-
-static bool
-retriable_status(const struct route_retry *r, int status)
-{
-    if (!(r->on & ROUTE_RETRY_STATUS_CODES))
-        return false;
-    if (r->n_codes == 0) /* Istio's default retriable code */
-        return status == 503;
-    for (size_t i = 0; i < r->n_codes; i++)
-        if (r->codes[i] == status)
-            return true;
-    return false;
+    wp_l7_verdict_clear(&v);
 }
 
 int
 wp_h1_resp_head(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
 {
     struct route_hdr_list l = {0};
-    bool retriable = c->have_act && retriable_status(&c->act.retry, h->status);
+    bool retriable = c->have_act && wp_l7_retriable_status(&c->act.retry, h->status);
     int rc;
 
     if (retriable && c->attempts < c->max_tries && c->replay_ok)
@@ -378,7 +271,7 @@ wp_h1_resp_head(struct wp_h1_conn *c, const char *base, const struct http1_head 
     for (size_t i = 0; i < h->n_fields; i++) {
         const struct http1_field *f = &h->fields[i];
         if (!http1_hop_by_hop(h, base, i))
-            hdr_push(&l, base + f->name.off, f->name.len, base + f->value.off, f->value.len);
+            wp_l7_hdr_push(&l, base + f->name.off, f->name.len, base + f->value.off, f->value.len);
     }
     if (c->have_act)
         route_hdrs_apply(c->act.response_headers, &l);

@@ -15,6 +15,7 @@
 #include "http1/http1.h"
 #include "route/route.h"
 #include "l7.h"
+#include "l7_decide.h"
 
 /*
  * Buffer caps per downstream connection (storage is allocated only while bytes are in
@@ -110,28 +111,5 @@ void wp_h1_drop_up(struct wp_h1_conn *c, bool reuse);
 void wp_h1_up_close(struct wp_h1_up *u, bool abort);
 /* The route's timeout (or the per-try one) fired. */
 void wp_h1_on_timeout(void *arg);
-
-/* Picks an endpoint of the backend: least outstanding requests, ties at random. */
-struct wp_h1_pick {
-    const struct workload *ep;
-    uint16_t port;
-};
-
-/*
- * Among the healthy endpoints of |svc| serving |svc_port| in |m|, not in |tried| (unless all
- * are), the ones with the fewest outstanding requests; one of them at random. Returns false
- * when there is none.
- */
-bool wp_h1_pick(const struct model *m, const struct service *svc, uint16_t svc_port,
-                const struct workload *const *tried, size_t n_tried, struct wp_h1_pick *out);
-
-/* Outstanding requests per endpoint (by uid), this thread's count. */
-void wp_h1_outstanding_add(const struct workload *ep, int delta);
-unsigned wp_h1_outstanding(const struct workload *ep);
-
-/* This thread's random numbers (seeded from getrandom once). */
-uint32_t wp_h1_rand(void);
-/* 36 characters of a random UUID (version 4) and a NUL. */
-void wp_h1_uuid(char out[37]);
 
 #endif

@@ -139,15 +139,8 @@ wp_h1_try_failed(struct wp_h1_conn *c, unsigned flag)
     }
     if (c->attempts > 1)
         flag |= WP_FLAG_URX;
-    wp_h1_local(c, 503, flag,
-                flag & WP_FLAG_UF
-                    ? "upstream_reset_before_response_started{remote_connection_failure}"
-                    : "upstream_reset_before_response_started{connection_termination}",
-                flag & WP_FLAG_UF ? "upstream connect error or disconnect/reset before headers. "
-                                    "reset reason: remote connection failure"
-                                  : "upstream connect error or disconnect/reset before headers. "
-                                    "reset reason: connection termination",
-                NULL, !c->req_done);
+    wp_h1_local(c, 503, flag, flag & WP_FLAG_UF ? WP_L7_DETAILS_UF : WP_L7_DETAILS_UC,
+                flag & WP_FLAG_UF ? WP_L7_RESET_UF : WP_L7_RESET_UC, NULL, !c->req_done);
 }
 
 void
@@ -223,16 +216,9 @@ wp_h1_on_timeout(void *arg)
     wp_h1_pump(c);
 }
 
-/* Envoy's jittered exponential backoff: uniform in [0, base * 2^(n-1)] after the n-th try,
- * capped at max (Istio's defaults: 25 ms base, 250 ms max). */
 void
 wp_h1_retry_later(struct wp_h1_conn *c)
 {
-    const struct route_retry *r = &c->act.retry;
-    unsigned n = c->attempts > 0 ? c->attempts - 1 : 0;
-    uint64_t cap = (uint64_t)r->backoff_base_ms << (n < 16 ? n : 16);
-
-    if (cap > r->backoff_max_ms)
-        cap = r->backoff_max_ms;
-    loop_timer_start(c->loop, &c->t_backoff, wp_h1_rand() % (cap + 1), on_backoff, c);
+    loop_timer_start(c->loop, &c->t_backoff, wp_l7_backoff_ms(&c->act.retry, c->attempts),
+                     on_backoff, c);
 }

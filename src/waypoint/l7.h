@@ -116,4 +116,19 @@ struct wp_l7_conn {
  */
 void wp_http1_serve(const struct wp_l7_conn *c, struct stream *down);
 
+/*
+ * Serves HTTP/2 (prior-knowledge h2c, gRPC) on |down| until either side ends it: an HTTP/2
+ * server session (lib/h2) whose request streams go upstream on HTTP/2 client sessions to the
+ * endpoints (one per endpoint, shared by the connection's requests, at most 16). Same
+ * ownership as wp_http1_serve(); every request is reported with protocol "HTTP/2".
+ *
+ * Memory, bounded by lib/h2's flow control (h2.h): per stream, up to its 4 MiB receive window
+ * of request body not yet taken upstream, 256 KiB not yet framed each way, and up to 64 KiB
+ * of request body kept for a retry (longer bodies stream through and are not retried); per
+ * connection, at most 200 concurrent streams (h2 SETTINGS), a 16 MiB receive window shared by
+ * them, 64 KiB of request headers per stream; the same caps per endpoint session for the
+ * responses. Idle connections and streams hold no buffers.
+ */
+void wp_http2_serve(const struct wp_l7_conn *c, struct stream *down);
+
 #endif

@@ -236,15 +236,15 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
         stream_close(h2_stream_as_stream(down), true);
         return;
     }
-    wp_l7_serve_stream(wp, h2_stream_as_stream(down), t, NULL, peer, src_ip, src_port, local_ip,
-                       dst_ip, dst_port);
+    wp_l7_serve_stream(wp, h2_stream_as_stream(down), t, t->protocol, NULL, peer, src_ip, src_port,
+                       local_ip, dst_ip, dst_port);
 }
 
 void
 wp_l7_serve_stream(struct wp *wp, struct stream *down, const struct wp_target *t,
-                   const char *detected, const struct spiffe_id *peer, const struct ipaddr *src_ip,
-                   uint16_t src_port, const struct ipaddr *local_ip, const struct ipaddr *dst_ip,
-                   uint16_t dst_port)
+                   enum route_protocol proto, const char *detected, const struct spiffe_id *peer,
+                   const struct ipaddr *src_ip, uint16_t src_port, const struct ipaddr *local_ip,
+                   const struct ipaddr *dst_ip, uint16_t dst_port)
 {
     struct wp_l7 *l = xcalloc(1, sizeof(*l));
     l->wp = wp;
@@ -274,5 +274,9 @@ wp_l7_serve_stream(struct wp *wp, struct stream *down, const struct wp_target *t
         .arg = l,
     };
     wp->n_conns++;
-    wp_http1_serve(&l->lc, down);
+    /* The engine the protocol names: h2c (gRPC too) inside the tunnel, or HTTP/1.1. */
+    if (proto == ROUTE_PROTO_HTTP2 || proto == ROUTE_PROTO_GRPC)
+        wp_http2_serve(&l->lc, down);
+    else
+        wp_http1_serve(&l->lc, down);
 }

@@ -44,7 +44,8 @@
 #define H2_PING_INTERVAL_MS   10000
 #define H2_PING_TIMEOUT_MS    20000
 #define H2_HANDSHAKE_TIMEOUT_MS 10000
-#define H2_REQUEST_MAX_HEADERS 32 /* extra headers of one h2_session_request() */
+#define H2_REQUEST_MAX_HEADERS 128 /* extra headers of one h2_session_request() */
+#define H2_RESPOND_MAX_HEADERS 128 /* headers of one h2_stream_respond() */
 #define H2_MAX_TRAILERS        16 /* fields of one h2_stream_send_trailers() */
 
 struct h2_session;
@@ -126,9 +127,21 @@ const char *h2_stream_path(const struct h2_stream *st);
 const char *h2_stream_header(const struct h2_stream *st, const char *name);
 /* Client, h2_session_request() streams: a trailer field, first value; NULL if absent. */
 const char *h2_stream_trailer(const struct h2_stream *st, const char *name);
+/*
+ * Every header field kept whole, in the order received, pseudo-headers aside: server, the
+ * request's (requests with :path); client, the response's (h2_session_request() streams).
+ * Stores up to |max| in |out| (the strings live as long as |st|) and returns how many there
+ * are, which may be more than |max|.
+ */
+size_t h2_stream_headers(const struct h2_stream *st, struct h2_header *out, size_t max);
+/* Client, h2_session_request() streams: the trailer fields, the same way. */
+size_t h2_stream_trailers(const struct h2_stream *st, struct h2_header *out, size_t max);
+/* 0, or why |st| ended badly (-ECONNRESET: reset by the peer, or its session ended). */
+int h2_stream_error(const struct h2_stream *st);
 /* True if the request had :scheme or :path (not classic CONNECT). */
 bool h2_stream_has_path(const struct h2_stream *st);
-/* Server: answers |st|; |end| ends the stream (error statuses). Returns 0 or <0. */
+/* Server: answers |st| with at most H2_RESPOND_MAX_HEADERS headers; |end| ends the stream
+ * (error statuses, trailers-only responses). Returns 0 or <0. */
 int h2_stream_respond(struct h2_stream *st, int status, const struct h2_header *hdrs,
                       size_t n_hdrs, bool end);
 /*

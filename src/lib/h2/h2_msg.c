@@ -58,6 +58,31 @@ h2_fields_find(const struct h2_fields *f, const char *name)
     return NULL;
 }
 
+static size_t
+fields_list(const struct h2_fields *f, struct h2_header *out, size_t max)
+{
+    const char *p = f->data;
+
+    for (unsigned i = 0; i < f->n && i < max; i++) {
+        out[i].name = p;
+        out[i].value = p + strlen(p) + 1;
+        p = out[i].value + strlen(out[i].value) + 1;
+    }
+    return f->n;
+}
+
+size_t
+h2_stream_headers(const struct h2_stream *st, struct h2_header *out, size_t max)
+{
+    return fields_list(&st->fields, out, max);
+}
+
+size_t
+h2_stream_trailers(const struct h2_stream *st, struct h2_header *out, size_t max)
+{
+    return fields_list(&st->trailers, out, max);
+}
+
 void
 h2_fields_clear(struct h2_fields *f)
 {

@@ -447,7 +447,7 @@ h2_stream_respond(struct h2_stream *st, int status, const struct h2_header *hdrs
                   bool end)
 {
     struct h2_session *s = st->sess;
-    nghttp2_nv nva[8];
+    nghttp2_nv nva[1 + H2_RESPOND_MAX_HEADERS];
     char code[8];
     size_t n = 0;
 
@@ -496,6 +496,14 @@ h2_stream_header(const struct h2_stream *st, const char *name)
     if (strcmp(name, "traceparent") == 0)
         return st->traceparent;
     return NULL;
+}
+
+int
+h2_stream_error(const struct h2_stream *st)
+{
+    if (st->err != 0)
+        return st->err;
+    return st->h2_closed && !st->remote_eof ? -ECONNRESET : 0;
 }
 
 bool
