@@ -263,10 +263,14 @@ h2raw_get_fields(uint8_t *p)
 }
 
 void
-h2raw_connect(struct h2raw *r, uint32_t sid)
+h2raw_connect(struct h2raw *r, uint32_t sid, unsigned extra)
 {
-    uint8_t b[64];
+    uint8_t *b = malloc(64 + 8 * (size_t)extra);
+    assert_non_null(b);
     size_t n = h2raw_lit_idx(b, 2, "CONNECT");
     n += h2raw_lit_idx(b + n, 1, "198.18.0.10:8080");
+    for (unsigned i = 0; i < extra; i++)
+        n += h2raw_lit(b + n, "x-h", "v");
     h2raw_frame(r, H2F_HEADERS, H2FL_END_HEADERS, sid, b, n);
+    free(b);
 }

@@ -99,7 +99,7 @@ size_t h2raw_lit_n(uint8_t *p, const char *name, size_t nlen, const char *value,
 size_t h2raw_lit(uint8_t *p, const char *name, const char *value);
 /* The fields of "GET /x" over https to "a.example", in that order. */
 size_t h2raw_get_fields(uint8_t *p);
-/* HEADERS opening a CONNECT tunnel to 198.18.0.10:8080 on |sid|. */
-void h2raw_connect(struct h2raw *r, uint32_t sid);
+/* HEADERS opening a CONNECT tunnel to 198.18.0.10:8080 on |sid|, with |extra| "x-h: v". */
+void h2raw_connect(struct h2raw *r, uint32_t sid, unsigned extra);
 
 #endif

@@ -209,12 +209,12 @@ test_concurrency_limit(void **state)
     (void)state;
     h2raw_setup(&r);
     for (uint32_t i = 0; i < H2_SERVER_MAX_STREAMS; i++)
-        h2raw_connect(&r, 1 + 2 * i);
+        h2raw_connect(&r, 1 + 2 * i, 0);
     h2raw_run(&r, 50);
     assert_int_equal(r.n_req, H2_SERVER_MAX_STREAMS);
     expect_alive(&r, "200 open streams");
     uint32_t over = 1 + 2 * H2_SERVER_MAX_STREAMS;
-    h2raw_connect(&r, over);
+    h2raw_connect(&r, over, 0);
     struct seen s;
     h2raw_run(&r, 20);
     scan(&r, &s, NULL);
@@ -237,11 +237,11 @@ test_concurrency_reuse(void **state)
     (void)state;
     h2raw_setup(&r);
     for (uint32_t i = 0; i < H2_SERVER_MAX_STREAMS; i++)
-        h2raw_connect(&r, 1 + 2 * i);
+        h2raw_connect(&r, 1 + 2 * i, 0);
     h2raw_run(&r, 50);
     h2raw_frame(&r, H2F_RST, 0, 1, cancel, 4);
     h2raw_run(&r, 10);
-    h2raw_connect(&r, 1 + 2 * H2_SERVER_MAX_STREAMS);
+    h2raw_connect(&r, 1 + 2 * H2_SERVER_MAX_STREAMS, 0);
     expect_alive(&r, "a new stream after one of 200 was reset");
     assert_int_equal(r.n_req, H2_SERVER_MAX_STREAMS + 1);
     h2raw_teardown(&r);
@@ -256,7 +256,7 @@ test_frame_too_large(void **state)
     struct h2raw r;
     (void)state;
     h2raw_setup(&r);
-    h2raw_connect(&r, 1);
+    h2raw_connect(&r, 1, 0);
     h2raw_run(&r, 5);
     h2raw_header(&r, H2_MAX_FRAME + 1, H2F_DATA, 0, 1);
     expect_stream_or_conn_error(&r, 1, H2E_FRAME_SIZE_ERROR, "DATA of max frame + 1 (4.2)");
@@ -283,7 +283,7 @@ test_frame_at_limit(void **state)
     uint8_t *p = calloc(1, H2_MAX_FRAME);
     (void)state;
     h2raw_setup(&r);
-    h2raw_connect(&r, 1);
+    h2raw_connect(&r, 1, 0);
     h2raw_run(&r, 5);
     h2raw_frame(&r, H2F_DATA, 0, 1, p, H2_MAX_FRAME);
     expect_alive(&r, "DATA of exactly max frame (4.2)");
@@ -311,7 +311,7 @@ test_stream_window_exceeded(void **state)
     struct h2raw r;
     (void)state;
     h2raw_setup(&r);
-    h2raw_connect(&r, 1);
+    h2raw_connect(&r, 1, 0);
     h2raw_run(&r, 5);
     send_data(&r, 1, H2_STREAM_WINDOW);
     expect_alive(&r, "DATA filling the stream window");
@@ -329,7 +329,7 @@ test_conn_window_exceeded(void **state)
     (void)state;
     h2raw_setup(&r);
     for (uint32_t sid = 1; sid <= 9; sid += 2)
-        h2raw_connect(&r, sid);
+        h2raw_connect(&r, sid, 0);
     h2raw_run(&r, 5);
     for (uint32_t sid = 1; sid <= 7; sid += 2)
         send_data(&r, sid, H2_CONN_WINDOW / 4);
@@ -345,7 +345,7 @@ test_window_update_zero_stream(void **state)
     struct h2raw r;
     (void)state;
     h2raw_setup(&r);
-    h2raw_connect(&r, 1);
+    h2raw_connect(&r, 1, 0);
     h2raw_run(&r, 5);
     window_update(&r, 1, 0);
     expect_stream_or_conn_error(&r, 1, H2E_PROTOCOL_ERROR, "WINDOW_UPDATE 0 on a stream (6.9)");
@@ -370,7 +370,7 @@ test_window_overflow_stream(void **state)
     struct h2raw r;
     (void)state;
     h2raw_setup(&r);
-    h2raw_connect(&r, 1);
+    h2raw_connect(&r, 1, 0);
     h2raw_run(&r, 5);
     window_update(&r, 1, 0x7fffffff); /* 65535 + 2^31-1 */
     expect_stream_error(&r, 1, H2E_FLOW_CONTROL_ERROR, "stream window past 2^31-1 (6.9.1)");
@@ -396,7 +396,7 @@ test_initial_window_overflow(void **state)
     struct h2raw r;
     (void)state;
     h2raw_setup(&r);
-    h2raw_connect(&r, 1);
+    h2raw_connect(&r, 1, 0);
     h2raw_run(&r, 5);
     window_update(&r, 1, 0x7fffffff - 65535); /* exactly 2^31-1: legal */
     expect_alive(&r, "stream window of exactly 2^31-1");
