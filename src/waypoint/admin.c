@@ -21,6 +21,7 @@
 #include "hbone/hbone.h"
 #include "log/log.h"
 #include "model/model_json.h"
+#include "detect.h"
 #include "wp.h"
 
 static struct admin_http *admin_srv, *ready_srv, *metrics_srv;
@@ -96,9 +97,15 @@ on_metrics(void *arg, const struct http1_req *req, struct admin_resp *r)
                         "# TYPE waypoint_hbone_sessions gauge\nwaypoint_hbone_sessions %zu\n"
                         "# TYPE waypoint_hbone_pending_handshakes gauge\n"
                         "waypoint_hbone_pending_handshakes %zu\n"
-                        "# TYPE waypoint_upstream_connections gauge\nwaypoint_upstream_connections %zu\n",
+                        "# TYPE waypoint_upstream_connections gauge\nwaypoint_upstream_connections %zu\n"
+                        "# TYPE waypoint_protocol_detected_total counter\n"
+                        "waypoint_protocol_detected_total{protocol=\"http1\"} %" PRIu64 "\n"
+                        "waypoint_protocol_detected_total{protocol=\"http2\"} %" PRIu64 "\n"
+                        "waypoint_protocol_detected_total{protocol=\"tcp\"} %" PRIu64 "\n",
                         wp->ready, wp->n_conns, wp->total_conns, wp_in_sessions(wp->in),
-                        (size_t)hs->pending, hbone_pool_n_conns(wp->pool));
+                        (size_t)hs->pending, hbone_pool_n_conns(wp->pool),
+                        wp_in_detected(wp->in, WP_PROTO_HTTP1), wp_in_detected(wp->in, WP_PROTO_HTTP2),
+                        wp_in_detected(wp->in, WP_PROTO_TCP));
 }
 
 int

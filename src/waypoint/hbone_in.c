@@ -12,8 +12,12 @@
  * endpoint's identity (pooled, lib/hbone), or plain TCP for an endpoint outside the mesh.
  * The downstream gets 200 once the upstream answered 200, else 503; then the two streams are
  * piped. One access line per CONNECT when it ends. A bound service port whose Route table
- * says HTTP1, HTTP2 or GRPC goes to an L7 engine instead (l7_in.c); TCP and DETECT ports are
- * piped.
+ * says HTTP1, HTTP2 or GRPC goes to an L7 engine instead (l7_in.c); TCP ports are piped. A
+ * DETECT port (no Route table, or no protocol in it) and pod-addressed traffic get 200 at once
+ * and are sniffed (detect.c): HTTP/1.x and the HTTP/2 preface to the engines, anything else
+ * piped, the sniffed bytes first. The target is selected again once the sniff decided (up to
+ * 200 ms later), so the config in force then applies and nothing points into a model freed
+ * meanwhile.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -29,10 +33,12 @@
 #include "conn/listener.h"
 #include "conn/pipe.h"
 #include "conn/tcp_stream.h"
+#include "detect.h"
 #include "h2/h2.h"
 #include "hbone/hbone.h"
 #include "log/log.h"
 #include "net/sock.h"
+#include "tls/spiffe.h"
 #include "wp.h"
 
 /* One accepted HBONE connection. */
@@ -55,6 +61,10 @@ struct wp_conn {
     struct wp_conn *prev, *next;
     struct wp *wp;
     struct h2_stream *down;
+    struct stream *down_s;     /* once answered 200 before the upstream (sniffing): the replay */
+    struct spiffe_id *peer_id; /* while sniffing: the client, for the L7 engine */
+    struct ipaddr local_ip;
+    const char *detected; /* what sniffing found, for the access line; NULL: declared */
     struct dial *dial;
     struct pipe *pipe;
     struct ipaddr src_ip, dst_ip, up_ip;
@@ -73,6 +83,7 @@ struct wp_in {
     struct hs_guard *guard;
     struct log_ratelimit_set rl_failed;
     struct log_ratelimit rl_refused;
+    uint64_t detected[WP_PROTO_TCP + 1];
 };
 
 /* ---- one CONNECT --------------------------------------------------------- */
@@ -100,6 +111,7 @@ conn_finish(struct wp_conn *c, const struct pipe_result *res)
         {"dst.namespace", c->dst_ns, true},
         {"dst.identity", c->dst_identity, true},
         {"upstream", c->up_ip.family ? ipport_str(&c->up_ip, c->up_port, up) : NULL, false},
+        {"detected", c->detected, false},
         {"bytes_sent", sent, false},
         {"bytes_recv", recv, false},
         {"duration", dur, true},
@@ -126,15 +138,19 @@ conn_drop(struct wp_conn *c)
     free(c->dst_workload);
     free(c->dst_ns);
     free(c->dst_identity);
+    free(c->peer_id);
     free(c);
 }
 
-/* Answers |status| downstream and ends |c| with |err|. */
+/* Answers |status| downstream (resets it if it was answered already) and ends |c| with |err|. */
 static void
 conn_refuse(struct wp_conn *c, int status, int err, const char *why)
 {
     c->error = why;
-    hbone_reject(c->down, status, why);
+    if (c->down_s != NULL)
+        stream_close(c->down_s, true);
+    else
+        hbone_reject(c->down, status, why);
     struct pipe_result res = {.err = err};
     conn_finish(c, &res);
 }
@@ -149,6 +165,11 @@ on_pipe_done(void *arg, const struct pipe_result *res)
 static void
 start_pipe(struct wp_conn *c, struct stream *up)
 {
+    if (c->down_s != NULL) {
+        /* Answered before the sniff: the downstream replays what was sniffed first. */
+        c->pipe = pipe_start(c->wp->loop, c->down_s, up, PIPE_BUF_DEFAULT, on_pipe_done, c);
+        return;
+    }
     if (h2_stream_respond(c->down, 200, NULL, 0, false) < 0) {
         /* The tunnel went away while the upstream was set up. */
         stream_close(up, true);
@@ -191,7 +212,7 @@ on_upstream_dialled(void *arg, int fd)
 
 /* Opens the upstream of |c| for |t| (TCP passthrough). */
 static void
-connect_upstream(struct wp_conn *c, struct wp_sess *s, const struct wp_target *t)
+connect_upstream(struct wp_conn *c, const struct wp_target *t)
 {
     struct wp *wp = c->wp;
     const struct workload *ep = t->endpoint;
@@ -226,7 +247,7 @@ connect_upstream(struct wp_conn *c, struct wp_sess *s, const struct wp_target *t
         .creds = creds,
         .dst_ids = ids,
         .n_dst_ids = n_ids,
-        .src_ip = s->local_ip,
+        .src_ip = c->local_ip,
         .dst_ip = *t->ep_ip,
         .dst_port = HBONE_PORT,
     };
@@ -237,6 +258,78 @@ static void
 zset(char **f, const char *v)
 {
     *f = v != NULL ? xstrdup(v) : NULL;
+}
+
+/* Passthrough of |c| to the endpoint |t| picked (names for the access line, then the dial). */
+static void
+pass_through(struct wp_conn *c, const struct wp_target *t)
+{
+    zset(&c->dst_workload, t->endpoint->name);
+    zset(&c->dst_ns, t->endpoint->ns);
+    zset(&c->dst_identity, t->endpoint->identity);
+    connect_upstream(c, t);
+}
+
+/* The sniff decided: the target again with the config in force now, then engine or pipe. */
+static void
+on_detected(void *arg, struct stream *s, enum wp_proto proto, int err)
+{
+    struct wp_conn *c = arg;
+    struct wp *wp = c->wp;
+    struct wp_target t;
+
+    if (s == NULL) {
+        c->error = "tunnel closed while its protocol was sniffed";
+        struct pipe_result res = {.err = err};
+        conn_finish(c, &res);
+        return;
+    }
+    c->down_s = s;
+    wp->in->detected[proto]++;
+    c->detected = wp_proto_name(proto);
+    if (wp->draining) {
+        conn_refuse(c, 503, -ECONNREFUSED, "draining");
+        return;
+    }
+    if (wp_select(wp, &c->dst_ip, c->dst_port, &t) < 0) {
+        conn_refuse(c, t.status, -EHOSTUNREACH, t.why);
+        return;
+    }
+    /* A Route table that declares the protocol now wins over the sniff. */
+    if (t.protocol == ROUTE_PROTO_HTTP1 && t.service != NULL)
+        proto = WP_PROTO_HTTP1;
+    else if ((t.protocol == ROUTE_PROTO_HTTP2 || t.protocol == ROUTE_PROTO_GRPC) && t.service)
+        proto = WP_PROTO_HTTP2;
+    else if (t.protocol == ROUTE_PROTO_TCP)
+        proto = WP_PROTO_TCP;
+    if (proto == WP_PROTO_TCP) {
+        pass_through(c, &t);
+        return;
+    }
+    struct spiffe_id *peer = c->peer_id;
+    struct ipaddr src_ip = c->src_ip, local_ip = c->local_ip, dst_ip = c->dst_ip;
+    uint16_t src_port = c->src_port, dst_port = c->dst_port;
+    c->peer_id = NULL;
+    conn_drop(c); /* the engine logs each request from now on */
+    wp_l7_serve_stream(wp, s, &t, proto == WP_PROTO_HTTP2 ? ROUTE_PROTO_HTTP2 : ROUTE_PROTO_HTTP1,
+                       wp_proto_name(proto), peer, &src_ip, src_port, &local_ip, &dst_ip, dst_port);
+    free(peer);
+}
+
+/* Sniffs what |c| carries (detect.c): the CONNECT is answered 200 first. */
+static void
+start_detect(struct wp_conn *c, const struct spiffe_id *peer)
+{
+    if (h2_stream_respond(c->down, 200, NULL, 0, false) < 0) {
+        stream_close(h2_stream_as_stream(c->down), true);
+        c->error = "tunnel closed before the CONNECT was answered";
+        struct pipe_result res = {.err = -ECONNRESET};
+        conn_finish(c, &res);
+        return;
+    }
+    c->peer_id = xmalloc(sizeof(*c->peer_id));
+    *c->peer_id = *peer;
+    wp_detect_start(c->wp->loop, h2_stream_as_stream(c->down), on_detected, c);
 }
 
 static void
@@ -261,6 +354,7 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
     c->start_ms = loop_now_ms(wp->loop);
     c->src_ip = s->peer_ip;
     c->src_port = s->peer_port;
+    c->local_ip = s->local_ip;
     c->dst_ip = ip;
     c->dst_port = port;
     zset(&c->src_identity, s->chk.peer.uri);
@@ -293,10 +387,19 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
                     port);
         return;
     }
-    zset(&c->dst_workload, t.endpoint->name);
-    zset(&c->dst_ns, t.endpoint->ns);
-    zset(&c->dst_identity, t.endpoint->identity);
-    connect_upstream(c, s, &t);
+    if (t.protocol == ROUTE_PROTO_DETECT) {
+        /* No declared protocol (a service port without one, or a pod-addressed CONNECT). */
+        start_detect(c, &s->chk.peer);
+        return;
+    }
+    pass_through(c, &t);
+}
+
+/* Connections whose protocol sniffing chose |p| (detect.h), for metrics. */
+uint64_t
+wp_in_detected(const struct wp_in *in, int p)
+{
+    return p >= 0 && p <= WP_PROTO_TCP ? in->detected[p] : 0;
 }
 
 /* ---- sessions ------------------------------------------------------------ */

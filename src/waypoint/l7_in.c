@@ -38,6 +38,7 @@ struct wp_l7 {
     struct spiffe_id peer_id;
     struct policy_peer peer;
     struct ipaddr local_ip;
+    const char *detected; /* "http1" when sniffed (static), NULL when the Route declared it */
     struct wp_l7_conn lc;
 };
 
@@ -210,6 +211,7 @@ on_done(void *arg, const struct wp_request_info *ri)
         {"status", status, false},
         {"flags", n ? flags : "-", false},
         {"route", ri->route, true},
+        {"detected", l->detected, false},
         {"upstream", up_ip != NULL ? ipport_str(up_ip, ri->upstream_port, up) : NULL, false},
         {"duration", dur, true},
     };
@@ -235,6 +237,16 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
         stream_close(h2_stream_as_stream(down), true);
         return;
     }
+    wp_l7_serve_stream(wp, h2_stream_as_stream(down), t, t->protocol, NULL, peer, src_ip, src_port,
+                       local_ip, dst_ip, dst_port);
+}
+
+void
+wp_l7_serve_stream(struct wp *wp, struct stream *down, const struct wp_target *t,
+                   enum route_protocol proto, const char *detected, const struct spiffe_id *peer,
+                   const struct ipaddr *src_ip, uint16_t src_port, const struct ipaddr *local_ip,
+                   const struct ipaddr *dst_ip, uint16_t dst_port)
+{
     struct wp_l7 *l = xcalloc(1, sizeof(*l));
     l->wp = wp;
     model_ref(wp->model);
@@ -242,6 +254,7 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
     l->peer_id = *peer;
     l->peer = (struct policy_peer){l->peer_id.td, l->peer_id.ns, l->peer_id.sa};
     l->local_ip = *local_ip;
+    l->detected = detected;
     l->lc = (struct wp_l7_conn){
         .loop = wp->loop,
         .client = &l->peer,
@@ -262,9 +275,9 @@ wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
         .arg = l,
     };
     wp->n_conns++;
-    /* The engine the port's protocol names: h2c (gRPC too) inside the tunnel, or HTTP/1.1. */
-    if (t->protocol == ROUTE_PROTO_HTTP2 || t->protocol == ROUTE_PROTO_GRPC)
-        wp_http2_serve(&l->lc, h2_stream_as_stream(down));
+    /* The engine the protocol names: h2c (gRPC too) inside the tunnel, or HTTP/1.1. */
+    if (proto == ROUTE_PROTO_HTTP2 || proto == ROUTE_PROTO_GRPC)
+        wp_http2_serve(&l->lc, down);
     else
-        wp_http1_serve(&l->lc, h2_stream_as_stream(down));
+        wp_http1_serve(&l->lc, down);
 }

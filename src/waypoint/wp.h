@@ -114,13 +114,25 @@ size_t wp_in_sessions(const struct wp_in *in);
 void wp_in_free(struct wp_in *in);
 struct hs_guard_stats;
 const struct hs_guard_stats *wp_in_handshake_stats(const struct wp_in *in);
+/* CONNECTs whose sniffed protocol (detect.h enum wp_proto) was |p|. */
+uint64_t wp_in_detected(const struct wp_in *in, int p);
 
-/* l7_in.c: answers |down| 200 and serves HTTP/1.1 on it for the bound service of |t|. */
+/* l7_in.c: answers |down| 200 and serves it with the engine the port of |t| declares. */
 struct h2_stream;
 struct spiffe_id;
 void wp_l7_serve(struct wp *wp, struct h2_stream *down, const struct wp_target *t,
                  const struct spiffe_id *peer, const struct ipaddr *src_ip, uint16_t src_port,
                  const struct ipaddr *local_ip, const struct ipaddr *dst_ip, uint16_t dst_port);
+/*
+ * The same on |down| answered 200 already, with the engine for |proto| (HTTP1, or HTTP2/GRPC;
+ * |detected|: what sniffing found, for the access line, NULL when declared).
+ */
+struct stream;
+void wp_l7_serve_stream(struct wp *wp, struct stream *down, const struct wp_target *t,
+                        enum route_protocol proto, const char *detected,
+                        const struct spiffe_id *peer, const struct ipaddr *src_ip,
+                        uint16_t src_port, const struct ipaddr *local_ip,
+                        const struct ipaddr *dst_ip, uint16_t dst_port);
 
 /* admin.c */
 int wp_admin_start(struct wp *wp, char *err, size_t errlen);

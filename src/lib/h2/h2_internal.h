@@ -46,6 +46,8 @@ struct h2_session {
     bool goaway_sent;
     bool ping_outstanding;
     bool proto_error;          /* we ended the connection with GOAWAY PROTOCOL_ERROR */
+    /* At the start of a peer's SETTINGS: its INITIAL_WINDOW_SIZE and our largest send window. */
+    int64_t settings_initial, settings_max_window;
     uint64_t ping_sent_ms;
     unsigned n_streams;
     /*

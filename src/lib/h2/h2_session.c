@@ -39,11 +39,51 @@ h2_schedule_flush(struct h2_session *s)
  * RFC 9113 5.1.1, which nghttp2 leaves to us for ids below the highest one
  * (see h2_ids.c): GOAWAY PROTOCOL_ERROR, then the connection closes.
  */
+/*
+ * RFC 9113 6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE change that takes any stream's send window
+ * past 2^31-1 is a connection error FLOW_CONTROL_ERROR. nghttp2 resets only the streams
+ * concerned, so the largest window before the frame is noted here and checked once it is
+ * applied (settings_applied). At most every open stream per SETTINGS frame.
+ */
+static void
+settings_begin(struct h2_session *s)
+{
+    s->settings_initial =
+        nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+    s->settings_max_window = -1;
+    for (struct h2_stream *st = s->streams; st != NULL; st = st->next) {
+        if (st->h2_closed || st->id <= 0)
+            continue;
+        int32_t w = nghttp2_session_get_stream_remote_window_size(s->ng, st->id);
+        if (w > s->settings_max_window)
+            s->settings_max_window = w;
+    }
+}
+
+static int
+settings_applied(struct h2_session *s)
+{
+    int64_t now = nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+    if (s->settings_max_window < 0 ||
+        s->settings_max_window + (now - s->settings_initial) <= NGHTTP2_MAX_WINDOW_SIZE)
+        return 0;
+    log_debug("SETTINGS_INITIAL_WINDOW_SIZE %lld takes a stream window past 2^31-1",
+              (long long)now);
+    s->settings_max_window = -1;
+    if (nghttp2_session_terminate_session(s->ng, NGHTTP2_FLOW_CONTROL_ERROR) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
 static int
 on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
 {
     struct h2_session *s = user;
 
+    if (hd->type == NGHTTP2_SETTINGS && !(hd->flags & NGHTTP2_FLAG_ACK) && hd->stream_id == 0) {
+        settings_begin(s);
+        return 0;
+    }
     if (!s->server || hd->type != NGHTTP2_HEADERS || s->proto_error ||
         !h2_ids_bad_new_stream(s, (uint32_t)hd->stream_id))
         return 0;
@@ -179,6 +219,10 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
         if (f->hd.flags & NGHTTP2_FLAG_ACK)
             s->ping_outstanding = false;
         break;
+    case NGHTTP2_SETTINGS:
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+            return settings_applied(s);
+        break;
     case NGHTTP2_GOAWAY:
         s->goaway_recv = true;
         if (s->cbs->on_streams != NULL)
@@ -236,9 +280,18 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
         nghttp2_session_consume_connection(ng, len);
         return 0;
     }
-    /* Flow control bounds what the peer may send to the window we advertised. */
-    if (buf_append(&st->rx, data, len) < 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    /*
+     * Flow control bounds what the peer may send to the window we advertised, which is the
+     * buffer's size. More means the peer broke it: nghttp2 has queued RST_STREAM
+     * FLOW_CONTROL_ERROR (RFC 9113 6.9.1) and still hands us the bytes. They are dropped and
+     * given back to the connection window; failing the session here would close the whole
+     * connection without a word (no RST_STREAM, no GOAWAY).
+     */
+    if (buf_append(&st->rx, data, len) < 0) {
+        log_debug("stream %d: DATA past the window we advertised, dropped", id);
+        nghttp2_session_consume_connection(ng, len);
+        return 0;
+    }
     h2_stream_kick(st);
     return 0;
 }
