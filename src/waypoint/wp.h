@@ -9,6 +9,7 @@
  *   l7_in.c    HTTP1 ports: the CONNECT stream to wp_http1_serve() (l7.h), upstream
  *              streams, config references and an access line per request
  *   admin.c    127.0.0.1:15000 /config_dump /logging, :15021 /healthz/ready, :15020 metrics
+ *   telemetry.c, wp_labels.c, access_log.c  Istio's metrics and the access log (telemetry.h)
  *
  * One event loop, as ztunnel (ARCHITECTURE.md).
  */
@@ -114,6 +115,8 @@ size_t wp_in_sessions(const struct wp_in *in);
 void wp_in_free(struct wp_in *in);
 struct hs_guard_stats;
 const struct hs_guard_stats *wp_in_handshake_stats(const struct wp_in *in);
+/* Counts the bytes open passthrough tunnels moved since the last call (a scrape). */
+void wp_in_collect(struct wp_in *in);
 
 /* l7_in.c: answers |down| 200 and serves HTTP/1.1 on it for the bound service of |t|. */
 struct h2_stream;
