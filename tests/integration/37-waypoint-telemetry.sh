@@ -219,6 +219,21 @@ check "istio_tcp_received_bytes_total and _sent_bytes_total: the $bytes bytes ea
 check "the HTTP requests are not counted as TCP connections" \
     [ "$($PQ istio_tcp_connections_opened_total <"$WORK/m2.txt")" = $K ]
 check "promtool check metrics: clean with TCP series too" promtool_ok "$WORK/m2.txt"
+# meshctl waypoint-config against this waypoint's admin port (the cluster's is test 34).
+WC="ip netns exec $WPNS $BIN/meshctl waypoint-config --admin 127.0.0.1:15000"
+$WC routes >"$WORK/wc-routes.txt" 2>&1 || true
+$WC policies >"$WORK/wc-pols.txt" 2>&1 || true
+cat "$WORK/wc-routes.txt" "$WORK/wc-pols.txt"
+check "meshctl waypoint-config routes: the route table, one row per rule" sh -c "
+head -1 '$WORK/wc-routes.txt' | grep -Eq '^NAMESPACE +SERVICE +PORT +PROTOCOL +RULE +MATCH +ACTION\$' &&
+grep -Eq '^default +echo +81 +HTTP1 +all +prefix / +echo:81\$' '$WORK/wc-routes.txt'"
+check "meshctl waypoint-config policies: the L7 policy" sh -c "
+head -1 '$WORK/wc-pols.txt' | grep -Eq '^NAMESPACE +POLICY NAME +ACTION +TARGETS +RULES\$' &&
+grep -Eq '^default +deny-admin +DENY +gateway wp +1\$' '$WORK/wc-pols.txt'"
+check "meshctl waypoint-config workloads -o json: the bound workloads" sh -c "
+$WC workloads -o json | $PY -c 'import json,sys; assert [w[\"name\"] for w in json.load(sys.stdin)] == []'"
+check "meshctl waypoint-config services: the bound service" sh -c "
+$WC services | grep -Eq '^default +echo +$VIP '"
 stop_waypoint "$WORK/wp.log"
 
 # JSON: Istio's keys, numbers as numbers, absent values null.
