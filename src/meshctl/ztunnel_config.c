@@ -207,8 +207,8 @@ zc_fetch(const char *cmd, const char *file, const char *admin, const char *node,
                 snprintf(err + n, sizeof(err) - n, " (in node %s's network namespace)", node);
             else if (guessed)
                 snprintf(err + n, sizeof(err) - n,
-                         " (no local cluster in %s; name the proxy's admin with --admin, or "
-                         "use --file)",
+                         " (no local cluster in %s; name a ztunnel with --node, --admin or "
+                         "--file)",
                          cluster_dir());
             goto fail;
         }

@@ -234,6 +234,9 @@ check "meshctl waypoint-config workloads -o json: the bound workloads" sh -c "
 $WC workloads -o json | $PY -c 'import json,sys; assert [w[\"name\"] for w in json.load(sys.stdin)] == []'"
 check "meshctl waypoint-config services: the bound service" sh -c "
 $WC services | grep -Eq '^default +echo +$VIP '"
+ip netns exec "$WPNS" curl -s http://127.0.0.1:15000/config_dump >"$WORK/dump.json"
+check "meshctl waypoint-config --file of a saved dump prints what --admin printed" sh -c "
+$BIN/meshctl waypoint-config routes --file '$WORK/dump.json' | cmp -s - '$WORK/wc-routes.txt'"
 stop_waypoint "$WORK/wp.log"
 
 # JSON: Istio's keys, numbers as numbers, absent values null.

@@ -8,8 +8,8 @@
  * The first TL_N_TCP labels are ztunnel's CommonTrafficLabels; HTTP metrics add
  * response_code and grpc_response_status (Istio's stats filter, PX all_tags_).
  */
-#ifndef MESH_LIB_TELEMETRY_TRAFFIC_LABELS_H
-#define MESH_LIB_TELEMETRY_TRAFFIC_LABELS_H
+#ifndef MESH_LIB_TRAFFIC_LABELS_H
+#define MESH_LIB_TRAFFIC_LABELS_H
 
 #include <stdbool.h>
 
