@@ -13,10 +13,10 @@
  *   istio_tcp_received_bytes_total       counter    client -> upstream bytes, at each
  *   istio_tcp_sent_bytes_total           counter    scrape and at close (as ztunnel)
  *
- * Each of those keeps at most WP_METRICS_MAX_SERIES label sets; past it an update with a new
- * label set is dropped and counted in amesh_metrics_series_overflow_total{metric}. One
- * request with a new label set adds one series to each of the four HTTP families (measured:
- * README "Waypoint telemetry").
+ * Each of those keeps at most WP_METRICS_MAX_SERIES label sets (the histograms
+ * WP_METRICS_MAX_HIST_SERIES); past it an update with a new label set is dropped and counted
+ * in amesh_metrics_series_overflow_total{metric}. A request with a new label set adds one
+ * series to each of the four HTTP families.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -171,8 +171,9 @@ http(const char *name, const char *help)
 static struct metric *
 hist(const char *name, const char *help)
 {
-    return metrics_add_histogram(T.reg, name, help, tl_names, TL_N_HTTP, WP_METRICS_MAX_SERIES,
-                                 metrics_envoy_buckets, METRICS_ENVOY_N_BUCKETS);
+    return metrics_add_histogram(T.reg, name, help, tl_names, TL_N_HTTP,
+                                 WP_METRICS_MAX_HIST_SERIES, metrics_envoy_buckets,
+                                 METRICS_ENVOY_N_BUCKETS);
 }
 
 static struct metric *
