@@ -115,6 +115,11 @@ show meshctl apply -f "$ROOT/samples/waypoint.yaml"
 l7_ready() { meshctl exec -n demo deploy/curl -- curl -s -o /dev/null -w '%{http_code}' \
                  http://echo/admin | grep -qx 403; }
 for _ in $(seq 50); do l7_ready && break; sleep 0.2; done
+wp_metrics() { meshctl exec -n demo deploy/waypoint -- curl -s http://127.0.0.1:15020/metrics; }
+wp_requests() { # the sum of the waypoint's istio_requests_total
+    wp_metrics | awk '/^istio_requests_total\{/ {n += $NF} END {print n + 0}'
+}
+REQ0=$(wp_requests)
 say "100 requests to echo: the HTTPRoute sends 90% to v1 and 10% to v2"
 for _ in $(seq 100); do meshctl exec -n demo deploy/curl -- curl -s http://echo/hello; done |
     grep -o 'version=v[12]' | sort | uniq -c
@@ -124,8 +129,26 @@ rc=0
 printf '\033[2m$ %s\033[0m\n' "meshctl exec -n demo deploy/sleep -- curl -s http://echo/hello"
 meshctl exec -n demo deploy/sleep -- curl -s -w ' (%{http_code})\n' http://echo/hello || rc=$?
 say "the sleep pod's identity is not allowed at L7: 403 from the waypoint"
-say "The waypoint's access log, one line per request:"
-meshctl logs deploy/waypoint -n demo | grep 'request complete' | tail -3
+say "The waypoint's access log (Envoy's format, as Istio's waypoints write it), one line per request:"
+meshctl logs deploy/waypoint -n demo | grep '^\[' | tail -3
+say "What the waypoint holds: its route table and L7 policies"
+show meshctl waypoint-config routes waypoint -n demo
+show meshctl waypoint-config policies waypoint -n demo
+say "The waypoint's istio_requests_total (reporter=\"waypoint\"; 6 of its 25 labels shown):"
+printf '\033[2m$ %s\033[0m\n' "meshctl exec -n demo deploy/waypoint -- curl -s http://127.0.0.1:15020/metrics"
+wp_metrics | $PY -c '
+import re, sys
+keep = ("source_workload", "source_principal", "destination_service", "destination_workload",
+        "response_code", "response_flags")
+for line in sys.stdin:
+    if line.startswith("istio_requests_total{"):
+        labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", line))
+        value = line.rsplit(" ", 1)[1].strip()
+        shown = ",".join("%s=\"%s\"" % (k, labels[k]) for k in keep)
+        print("istio_requests_total{%s,...} %s" % (shown, value))'
+REQ1=$(wp_requests)
+say "requests sent since the 90/10 run began: 102 (100 + /admin/users + sleep's); istio_requests_total grew by $((REQ1 - REQ0))"
+[ "$((REQ1 - REQ0))" = 102 ] || { say "UNEXPECTED: the waypoint counted $((REQ1 - REQ0))"; exit 1; }
 
 step "8. No pod was restarted"
 show meshctl get pods -n demo

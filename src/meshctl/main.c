@@ -33,6 +33,8 @@ static const struct command {
     {"logs", logs_main, logs_usage, "print the logs of a pod, ztunnel, mesh-cni or meshd"},
     {"waypoint", waypoint_main, waypoint_usage,
      "generate, apply, list, show the status of, or delete waypoints (L7 proxies)"},
+    {"waypoint-config", waypoint_config_main, waypoint_config_usage,
+     "show a waypoint's routes, L7 policies, services, workloads, certificate"},
     {"help", help_main, NULL, "show this help, or a command's (meshctl help COMMAND)"},
 };
 

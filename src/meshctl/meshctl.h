@@ -6,6 +6,8 @@
  *   analyze.c         analyze: offline lint with meshd's own parser (lib/k8s)
  *   waypoint_*.c      waypoint generate|apply|list|status|delete (waypoint.h)
  *   ztunnel_config.c  ztunnel-config: flags, fetching and parsing the dump, -o json|yaml
+ *   waypoint_config.c waypoint-config: a waypoint replica's dump (its pod's netns), tables
+ *   wc_tables.c       waypoint-config's routes and policies tables
  *   zc_tables.c       workloads, services, policies, connections tables
  *   zc_certs.c        certificates table (serials, validity, PEM fallback)
  *   admin_get.c       a tiny blocking HTTP/1.1 GET with timeouts and a size cap
@@ -36,6 +38,8 @@ meshctl_cmd_fn ztunnel_config_main;
 void ztunnel_config_usage(FILE *f);
 meshctl_cmd_fn waypoint_main; /* waypoint_cmd.c */
 void waypoint_usage(FILE *f);
+meshctl_cmd_fn waypoint_config_main; /* waypoint_config.c */
+void waypoint_config_usage(FILE *f);
 meshctl_cmd_fn analyze_main; /* analyze.c */
 void analyze_usage(FILE *f);
 /* The local cluster (cluster.h). */
@@ -84,6 +88,16 @@ struct zc_opts {
     const char *ns; /* -n filter, NULL = all */
     time_t now;     /* for certificate validity */
 };
+enum zc_output { OUT_SHORT = 0, OUT_JSON, OUT_YAML };
+/*
+ * Reads a proxy's config dump: from |file|, else GET /config_dump from |admin| (inside node
+ * |node|'s network namespace when given; |guessed|: no address was named, say so on
+ * failure). Errors are printed as "meshctl |cmd|: ...". Returns 0 with *dump a JSON object.
+ */
+int zc_fetch(const char *cmd, const char *file, const char *admin, const char *node,
+             int timeout_ms, bool guessed, json_t **dump);
+/* |v| as indented JSON (sorted keys) or YAML on stdout. */
+void zc_print_value(const json_t *v, enum zc_output out);
 /* The values of section |key| of the dump (an array, or an object's values); new reference. */
 json_t *zc_section(const json_t *dump, const char *key);
 /* A string member, or |dflt| when absent or not a string. */
@@ -94,6 +108,8 @@ void zc_print_services(FILE *f, const json_t *dump, const struct zc_opts *o);
 void zc_print_policies(FILE *f, const json_t *dump, const struct zc_opts *o);
 void zc_print_connections(FILE *f, const json_t *dump, const struct zc_opts *o);
 void zc_print_certificates(FILE *f, const json_t *dump, const struct zc_opts *o);
+void wc_print_routes(FILE *f, const json_t *dump, const struct zc_opts *o);
+void wc_print_policies(FILE *f, const json_t *dump, const struct zc_opts *o);
 
 #define ZC_PAD 2 /* spaces between table columns */
 

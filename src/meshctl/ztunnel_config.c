@@ -40,7 +40,6 @@ static const struct kind {
     {"all", NULL, NULL, NULL, false},
 };
 
-enum output { OUT_SHORT = 0, OUT_JSON, OUT_YAML };
 
 void
 ztunnel_config_usage(FILE *f)
@@ -155,8 +154,8 @@ filter_ns(json_t *items, const char *ns)
     return out;
 }
 
-static void
-print_value(const json_t *v, enum output out)
+void
+zc_print_value(const json_t *v, enum zc_output out)
 {
     if (out == OUT_YAML) {
         json_print_yaml(stdout, v);
@@ -186,9 +185,9 @@ cluster_default_node(char *out, size_t outlen)
     return true;
 }
 
-static int
-fetch(const char *file, const char *admin, const char *node, int timeout_ms, bool guessed,
-      json_t **dump)
+int
+zc_fetch(const char *cmd, const char *file, const char *admin, const char *node, int timeout_ms,
+         bool guessed, json_t **dump)
 {
     char err[1024], *data = NULL, src[512];
     size_t len = 0;
@@ -228,7 +227,7 @@ fetch(const char *file, const char *admin, const char *node, int timeout_ms, boo
     }
     return 0;
 fail:
-    fprintf(stderr, "meshctl ztunnel-config: %s\n", err);
+    fprintf(stderr, "meshctl %s: %s\n", cmd, err);
     return -1;
 }
 
@@ -267,7 +266,7 @@ ztunnel_config_main(int argc, char **argv)
     };
     const char *file = NULL, *admin = NULL, *node = NULL;
     struct zc_opts o = {0};
-    enum output out = OUT_SHORT;
+    enum zc_output out = OUT_SHORT;
     int timeout_ms = ADMIN_TIMEOUT_MS;
     char flag[8];
     int c;
@@ -338,17 +337,18 @@ ztunnel_config_main(int argc, char **argv)
                 cluster_dir(), node);
     }
     json_t *dump;
-    if (fetch(file, admin ? admin : ADMIN_DEFAULT_ADDR, node, timeout_ms, guessed, &dump) < 0)
+    if (zc_fetch("ztunnel-config", file, admin ? admin : ADMIN_DEFAULT_ADDR, node, timeout_ms,
+                 guessed, &dump) < 0)
         return MESHCTL_EXIT_FAIL;
     o.now = now();
     if (out == OUT_SHORT) {
         print_tables(k, dump, &o);
     } else if (k->section == NULL) {
-        print_value(dump, out);
+        zc_print_value(dump, out);
     } else {
         json_t *items = zc_section(dump, k->section);
         json_t *shown = k->has_ns ? filter_ns(items, o.ns) : json_incref(items);
-        print_value(shown, out);
+        zc_print_value(shown, out);
         json_decref(shown);
         json_decref(items);
     }

@@ -1,6 +1,7 @@
 /*
  * admin.c - the waypoint's admin ports: 127.0.0.1:15000 (/config_dump, /logging), 15021
- * (/healthz/ready, on every address: the kubelet probes the pod IP) and 15020 (/metrics).
+ * (/healthz/ready, on every address: the kubelet probes the pod IP) and 15020 (/metrics,
+ * /stats/prometheus: telemetry.c).
  *
  * config_dump shows what this waypoint serves: the services and workloads bound to it (Istio's
  * workload API names, lib/model), the route tables (lib/route) and L7 policies (lib/l7policy)
@@ -20,8 +21,9 @@
 #include "conn/hs_guard.h"
 #include "hbone/hbone.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "model/model_json.h"
-#include "detect.h"
+#include "telemetry.h"
 #include "wp.h"
 
 static struct admin_http *admin_srv, *ready_srv, *metrics_srv;
@@ -88,24 +90,13 @@ on_metrics(void *arg, const struct http1_req *req, struct admin_resp *r)
     struct wp *wp = arg;
     if (strcmp(req->path, "/metrics") != 0 && strcmp(req->path, "/stats/prometheus") != 0)
         return;
-    const struct hs_guard_stats *hs = wp_in_handshake_stats(wp->in);
+    if (strcmp(req->method, "GET") != 0) {
+        r->status = 405;
+        return;
+    }
     r->status = 200;
-    r->content_type = "text/plain; version=0.0.4";
-    r->body = xasprintf("# TYPE waypoint_ready gauge\nwaypoint_ready %d\n"
-                        "# TYPE waypoint_connections_open gauge\nwaypoint_connections_open %" PRIu64 "\n"
-                        "# TYPE waypoint_connections_total counter\nwaypoint_connections_total %" PRIu64 "\n"
-                        "# TYPE waypoint_hbone_sessions gauge\nwaypoint_hbone_sessions %zu\n"
-                        "# TYPE waypoint_hbone_pending_handshakes gauge\n"
-                        "waypoint_hbone_pending_handshakes %zu\n"
-                        "# TYPE waypoint_upstream_connections gauge\nwaypoint_upstream_connections %zu\n"
-                        "# TYPE waypoint_protocol_detected_total counter\n"
-                        "waypoint_protocol_detected_total{protocol=\"http1\"} %" PRIu64 "\n"
-                        "waypoint_protocol_detected_total{protocol=\"http2\"} %" PRIu64 "\n"
-                        "waypoint_protocol_detected_total{protocol=\"tcp\"} %" PRIu64 "\n",
-                        wp->ready, wp->n_conns, wp->total_conns, wp_in_sessions(wp->in),
-                        (size_t)hs->pending, hbone_pool_n_conns(wp->pool),
-                        wp_in_detected(wp->in, WP_PROTO_HTTP1), wp_in_detected(wp->in, WP_PROTO_HTTP2),
-                        wp_in_detected(wp->in, WP_PROTO_TCP));
+    r->content_type = METRICS_CONTENT_TYPE;
+    r->body = wp_telemetry_render(wp);
 }
 
 int

@@ -11,7 +11,8 @@
  * HBONE from the waypoint's own identity, :authority endpointIP:targetPort, the server the
  * endpoint's identity (pooled, lib/hbone), or plain TCP for an endpoint outside the mesh.
  * The downstream gets 200 once the upstream answered 200, else 503; then the two streams are
- * piped. One access line per CONNECT when it ends. A bound service port whose Route table
+ * piped. One access line per CONNECT when it ends; istio_tcp_* count established tunnels
+ * (telemetry.c). A bound service port whose Route table
  * says HTTP1, HTTP2 or GRPC goes to an L7 engine instead (l7_in.c); TCP ports are piped. A
  * DETECT port (no Route table, or no protocol in it) and pod-addressed traffic get 200 at once
  * and are sniffed (detect.c): HTTP/1.x and the HTTP/2 preface to the engines, anything else
@@ -39,6 +40,7 @@
 #include "log/log.h"
 #include "net/sock.h"
 #include "tls/spiffe.h"
+#include "telemetry.h"
 #include "wp.h"
 
 /* One accepted HBONE connection. */
@@ -72,6 +74,7 @@ struct wp_conn {
     char *src_identity, *dst_service, *dst_workload, *dst_ns, *dst_identity;
     const char *error;
     uint64_t start_ms;
+    struct wp_tcp_tel tel; /* istio_tcp_* of this tunnel */
 };
 
 struct wp_in {
@@ -99,6 +102,7 @@ conn_finish(struct wp_conn *c, const struct pipe_result *res)
 
     if (err == NULL && res->err != 0)
         err = mesh_strerror(res->err);
+    wp_telemetry_tcp_close(&c->tel, res->a_to_b, res->b_to_a, res->err);
     snprintf(sent, sizeof(sent), "%" PRIu64, res->a_to_b);
     snprintf(recv, sizeof(recv), "%" PRIu64, res->b_to_a);
     snprintf(dur, sizeof(dur), "%" PRIu64 "ms", loop_now_ms(wp->loop) - c->start_ms);
@@ -182,6 +186,7 @@ start_pipe(struct wp_conn *c, struct stream *up)
     /* a = downstream, b = upstream: a_to_b counts bytes the client sent. */
     c->pipe = pipe_start(c->wp->loop, h2_stream_as_stream(c->down), up, PIPE_BUF_DEFAULT,
                          on_pipe_done, c);
+    wp_telemetry_tcp_open(&c->tel);
 }
 
 static void
@@ -267,6 +272,18 @@ pass_through(struct wp_conn *c, const struct wp_target *t)
     zset(&c->dst_workload, t->endpoint->name);
     zset(&c->dst_ns, t->endpoint->ns);
     zset(&c->dst_identity, t->endpoint->identity);
+    const struct wp_peer_ctx pc = {
+        .model = c->wp->model,
+        .client_identity = c->src_identity,
+        .client_ip = c->src_ip,
+        .client_port = c->src_port,
+        .dst_ip = c->dst_ip,
+        .dst_port = c->dst_port,
+        .service = t->service,
+        .workload = t->workload,
+        .cluster = c->wp->opts.cluster,
+    };
+    wp_telemetry_tcp_prepare(&c->tel, &pc, t->endpoint);
     connect_upstream(c, t);
 }
 
@@ -552,6 +569,18 @@ wp_in_start(struct wp *wp, char *err, size_t errlen)
     }
     wp->in = in;
     return in;
+}
+
+void
+wp_in_collect(struct wp_in *in)
+{
+    for (struct wp_conn *c = in != NULL ? in->conns : NULL; c != NULL; c = c->next) {
+        uint64_t ab, ba;
+        if (c->pipe == NULL)
+            continue;
+        pipe_counts(c->pipe, &ab, &ba);
+        wp_telemetry_tcp_bytes(&c->tel, ab, ba);
+    }
 }
 
 const struct hs_guard_stats *

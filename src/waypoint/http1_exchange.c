@@ -321,6 +321,8 @@ wp_h1_finish(struct wp_h1_conn *c)
         .route = c->have_act ? c->act.rule : NULL,
         .upstream = c->cur_ep,
         .upstream_port = c->cur_port,
+        .backend = c->backend,
+        .backend_port = c->backend_port,
         .policy = c->policy,
         .bytes_in = c->bytes_in,
         .bytes_out = c->bytes_out,

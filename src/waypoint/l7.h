@@ -71,6 +71,8 @@ struct wp_request_info {
     const char *route;      /* the rule's name, or NULL */
     const struct workload *upstream; /* the endpoint of the last try, or NULL */
     uint16_t upstream_port;
+    const struct service *backend;   /* the route's backend service, or NULL (none chosen) */
+    uint16_t backend_port;
     const char *policy;     /* "<ns>/<name>" that decided L7 policy, or "" */
     uint64_t bytes_in, bytes_out; /* request and response bodies */
     uint64_t start_ms, duration_ms;

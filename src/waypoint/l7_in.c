@@ -10,7 +10,8 @@
  *   - upstream streams: HBONE from the waypoint's identity to endpoint:15008, :authority
  *     endpoint:targetPort, the endpoint's identity as the accepted server (pooled), or plain
  *     TCP for an endpoint outside the mesh;
- *   - one access-log line per request.
+ *   - the client's side of each request's report: metrics and one access-log line per
+ *     request (telemetry.c).
  *
  * The connection holds a model reference for its whole life: the bound service it was given
  * must not be freed by a config update while the engine still reads it.
@@ -30,6 +31,7 @@
 #include "l7.h"
 #include "log/log.h"
 #include "policy/policy.h"
+#include "telemetry.h"
 #include "wp.h"
 
 struct wp_l7 {
@@ -176,47 +178,23 @@ up_cancel(void *ctx, void *handle)
     u->cancelled = true; /* freed when the pool answers */
 }
 
-static const struct {
-    unsigned flag;
-    const char *name;
-} flag_names[] = {
-    {WP_FLAG_NR, "NR"},   {WP_FLAG_UH, "UH"}, {WP_FLAG_UF, "UF"}, {WP_FLAG_URX, "URX"},
-    {WP_FLAG_UT, "UT"},   {WP_FLAG_UPE, "UPE"}, {WP_FLAG_UC, "UC"}, {WP_FLAG_DC, "DC"},
-    {WP_FLAG_RBAC, "RBAC"},
-};
-
+/* The engine's report, with what the binary knows of the client, to metrics and the log. */
 static void
 on_done(void *arg, const struct wp_request_info *ri)
 {
     struct wp_l7 *l = arg;
-    char src[ADDR_STRLEN], dst[ADDR_STRLEN], up[ADDR_STRLEN], status[16], dur[32], flags[64];
-    size_t n = 0;
-
-    flags[0] = '\0';
-    for (size_t i = 0; i < ARRAY_LEN(flag_names); i++)
-        if (ri->flags & flag_names[i].flag)
-            n += (size_t)snprintf(flags + n, sizeof(flags) - n, "%s%s", n ? "," : "",
-                                  flag_names[i].name);
-    snprintf(status, sizeof(status), "%d", ri->status);
-    snprintf(dur, sizeof(dur), "%" PRIu64 "ms", ri->duration_ms);
-    const struct ipaddr *up_ip =
-        ri->upstream != NULL ? workload_addr(ri->upstream, l->lc.dst_ip.family) : NULL;
-    struct log_field f[] = {
-        {"src.addr", ipport_str(&l->lc.client_ip, l->lc.client_port, src), false},
-        {"src.identity", l->peer_id.uri, true},
-        {"dst.addr", ipport_str(&l->lc.dst_ip, l->lc.dst_port, dst), false},
-        {"dst.service", l->lc.service != NULL ? l->lc.service->hostname : NULL, true},
-        {"method", ri->method, true},
-        {"path", ri->path, true},
-        {"status", status, false},
-        {"flags", n ? flags : "-", false},
-        {"route", ri->route, true},
-        {"detected", l->detected, false},
-        {"upstream", up_ip != NULL ? ipport_str(up_ip, ri->upstream_port, up) : NULL, false},
-        {"duration", dur, true},
+    const struct wp_peer_ctx p = {
+        .model = l->wp->model,
+        .client_identity = l->peer_id.uri,
+        .client_ip = l->lc.client_ip,
+        .client_port = l->lc.client_port,
+        .dst_ip = l->lc.dst_ip,
+        .dst_port = l->lc.dst_port,
+        .service = l->lc.service,
+        .workload = l->lc.workload,
+        .cluster = l->wp->opts.cluster,
     };
-    log_fields(ri->status >= 500 || ri->status == 0 ? LOG_ERROR : LOG_INFO, "access",
-               "request complete", f, ARRAY_LEN(f));
+    wp_telemetry_request(&p, ri);
 }
 
 static void

@@ -27,6 +27,7 @@
 #include "identity/node_tokens.h"
 #include "log/log.h"
 #include "tls/tls_cp.h"
+#include "telemetry.h"
 #include "wp.h"
 
 #define DRAIN_POLL_MS 50
@@ -72,7 +73,9 @@ usage(FILE *f)
             "  --cert-ttl SECS         certificate lifetime to mint or ask for (86400)\n"
             "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
-            "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
+            "  --log-format FORMAT     plain (default) or json, for the log and the access log\n"
+            "                          (Envoy's text format, or Istio's JSON keys); env\n"
+            "                          LOG_FORMAT too\n");
 }
 
 static void
@@ -299,6 +302,7 @@ main(int argc, char **argv)
     sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sigfd < 0 || loop_io_start(wp.loop, &sig_io, sigfd, EPOLLIN, on_signal, &sigfd) < 0)
         fatal("signalfd: %s", strerror(errno));
+    wp_telemetry_start(&wp);
     if (wp_in_start(&wp, err, sizeof(err)) == NULL)
         fatal("%s", err);
     if (wp_admin_start(&wp, err, sizeof(err)) < 0)
@@ -328,6 +332,7 @@ main(int argc, char **argv)
     l7pol_set_unref(wp.policies);
     model_unref(wp.model);
     SSL_CTX_free(wp.cp_ctx);
+    wp_telemetry_stop();
     loop_free(wp.loop);
     buf_cache_drop();
     return rc < 0 ? 1 : 0;

@@ -9,6 +9,7 @@
  *   l7_in.c    HTTP1, HTTP2, GRPC ports: the CONNECT stream to an L7 engine (l7.h), upstream
  *              streams, config references and an access line per request
  *   admin.c    127.0.0.1:15000 /config_dump /logging, :15021 /healthz/ready, :15020 metrics
+ *   telemetry.c, wp_labels.c, access_log.c  Istio's metrics and the access log (telemetry.h)
  *
  * One event loop, as ztunnel (ARCHITECTURE.md).
  */
@@ -116,6 +117,8 @@ struct hs_guard_stats;
 const struct hs_guard_stats *wp_in_handshake_stats(const struct wp_in *in);
 /* CONNECTs whose sniffed protocol (detect.h enum wp_proto) was |p|. */
 uint64_t wp_in_detected(const struct wp_in *in, int p);
+/* Counts the bytes open passthrough tunnels moved since the last call (a scrape). */
+void wp_in_collect(struct wp_in *in);
 
 /* l7_in.c: answers |down| 200 and serves it with the engine the port of |t| declares. */
 struct h2_stream;

@@ -46,6 +46,7 @@
 #include "metrics/metrics.h"
 #include "metrics/process.h"
 #include "net/sock.h"
+#include "telemetry/traffic_labels.h"
 #include "ztunnel.h"
 
 #ifndef MESH_VERSION
@@ -53,60 +54,6 @@
 #endif
 #define ZT_METRICS_MAX_SERIES 5000 /* per traffic family: about 6 MB of text at most */
 #define ZT_METRICS_MAX_XDS    64   /* per xDS family (type URLs, reasons) */
-
-enum {
-    L_REPORTER,
-    L_SRC_WORKLOAD,
-    L_SRC_CANONICAL_SERVICE,
-    L_SRC_CANONICAL_REVISION,
-    L_SRC_NAMESPACE,
-    L_SRC_PRINCIPAL,
-    L_SRC_APP,
-    L_SRC_VERSION,
-    L_SRC_CLUSTER,
-    L_DST_SERVICE,
-    L_DST_SERVICE_NAMESPACE,
-    L_DST_SERVICE_NAME,
-    L_DST_WORKLOAD,
-    L_DST_CANONICAL_SERVICE,
-    L_DST_CANONICAL_REVISION,
-    L_DST_NAMESPACE,
-    L_DST_PRINCIPAL,
-    L_DST_APP,
-    L_DST_VERSION,
-    L_DST_CLUSTER,
-    L_PROTOCOL,
-    L_FLAGS,
-    L_SECURITY,
-    N_TRAFFIC_LABELS
-};
-
-/* ztunnel's CommonTrafficLabels, in its order. */
-static const char *const traffic_labels[N_TRAFFIC_LABELS] = {
-    "reporter",
-    "source_workload",
-    "source_canonical_service",
-    "source_canonical_revision",
-    "source_workload_namespace",
-    "source_principal",
-    "source_app",
-    "source_version",
-    "source_cluster",
-    "destination_service",
-    "destination_service_namespace",
-    "destination_service_name",
-    "destination_workload",
-    "destination_canonical_service",
-    "destination_canonical_revision",
-    "destination_workload_namespace",
-    "destination_principal",
-    "destination_app",
-    "destination_version",
-    "destination_cluster",
-    "request_protocol",
-    "response_flags",
-    "connection_security_policy",
-};
 
 /* Per connection, from its opening to its end. */
 struct zconn_metrics {
@@ -126,33 +73,6 @@ static struct {
     struct metric *self_refused, *hold_refused;
     struct metric *hs_pending, *hs_total;
 } M;
-
-static const char *
-or_unknown(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? s : "unknown";
-}
-
-/* The eight labels of one side; both sides have the same layout from *_WORKLOAD. */
-_Static_assert(L_DST_CLUSTER - L_DST_WORKLOAD == L_SRC_CLUSTER - L_SRC_WORKLOAD &&
-                   L_DST_PRINCIPAL - L_DST_WORKLOAD == L_SRC_PRINCIPAL - L_SRC_WORKLOAD,
-               "source and destination labels differ in layout");
-
-static void
-workload_labels(const struct zt *zt, const struct workload *w, const char *ns_fallback,
-                const char **v, bool src)
-{
-    const char **s = v + (src ? L_SRC_WORKLOAD : L_DST_WORKLOAD);
-    const char *cluster = w == NULL ? NULL : w->cluster_id ? w->cluster_id : zt->opts.cluster;
-
-    s[0] = or_unknown(w ? w->workload_name : NULL);
-    s[L_SRC_CANONICAL_SERVICE - L_SRC_WORKLOAD] = or_unknown(w ? w->canonical_name : NULL);
-    s[L_SRC_CANONICAL_REVISION - L_SRC_WORKLOAD] = or_unknown(w ? w->canonical_revision : NULL);
-    s[L_SRC_NAMESPACE - L_SRC_WORKLOAD] = or_unknown(w ? w->ns : ns_fallback);
-    s[L_SRC_APP - L_SRC_WORKLOAD] = or_unknown(w ? w->canonical_name : NULL);
-    s[L_SRC_VERSION - L_SRC_WORKLOAD] = or_unknown(w ? w->canonical_revision : NULL);
-    s[L_SRC_CLUSTER - L_SRC_WORKLOAD] = or_unknown(cluster);
-}
 
 /* Outbound: the service the app dialled (its hostname is on the connection). */
 static const struct service *
@@ -213,18 +133,16 @@ traffic_labels_of(const struct zt *zt, const struct zconn *c, const char **v)
             dst = zpod_workload(c->pod, ip);
         svc = inbound_service(zt, dst, tunnel ? c->hbone_port : c->dst_port);
     }
-    v[L_REPORTER] = c->inbound ? "destination" : "source";
-    workload_labels(zt, src, c->src_ns, v, true);
-    workload_labels(zt, dst, c->dst_ns, v, false);
+    v[TL_REPORTER] = c->inbound ? "destination" : "source";
+    tl_workload(v, true, src, c->src_ns, zt->opts.cluster);
+    tl_workload(v, false, dst, c->dst_ns, zt->opts.cluster);
     /* The identity the tunnel really used: ours outbound, the peer's certificate inbound. */
-    v[L_SRC_PRINCIPAL] = or_unknown(c->mtls ? c->src_identity : NULL);
-    v[L_DST_PRINCIPAL] = or_unknown(dst ? dst->identity : NULL);
-    v[L_DST_SERVICE] = or_unknown(svc ? svc->hostname : c->inbound ? NULL : c->dst_service);
-    v[L_DST_SERVICE_NAMESPACE] = or_unknown(svc ? svc->ns : NULL);
-    v[L_DST_SERVICE_NAME] = or_unknown(svc ? svc->name : NULL);
-    v[L_PROTOCOL] = "tcp";
-    v[L_FLAGS] = "-";
-    v[L_SECURITY] = c->mtls ? "mutual_tls" : "unknown";
+    v[TL_SRC_PRINCIPAL] = tl_or_unknown(c->mtls ? c->src_identity : NULL);
+    v[TL_DST_PRINCIPAL] = tl_or_unknown(dst ? dst->identity : NULL);
+    tl_service(v, svc, c->inbound ? NULL : c->dst_service);
+    v[TL_PROTOCOL] = "tcp";
+    v[TL_FLAGS] = "-";
+    v[TL_SECURITY] = c->mtls ? "mutual_tls" : "unknown";
     return true;
 }
 
@@ -232,7 +150,7 @@ traffic_labels_of(const struct zt *zt, const struct zconn *c, const char **v)
 static struct zconn_metrics *
 conn_open(struct zt *zt, struct zconn *c)
 {
-    const char *v[N_TRAFFIC_LABELS];
+    const char *v[TL_N_TCP];
 
     if (c->metrics != NULL)
         return c->metrics;
@@ -286,7 +204,7 @@ end_flag(const struct zconn *c, const struct pipe_result *res)
 void
 zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *res)
 {
-    const char *v[N_TRAFFIC_LABELS];
+    const char *v[TL_N_TCP];
 
     if (M.reg == NULL)
         return;
@@ -299,9 +217,9 @@ zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *re
             memcpy(v, metric_series_labels(s), sizeof(v));
         else
             traffic_labels_of(zt, c, v);
-        v[L_FLAGS] = end_flag(c, res);
+        v[TL_FLAGS] = end_flag(c, res);
         metric_add(M.closed, v, 1);
-        if (strcmp(v[L_FLAGS], "-") != 0)
+        if (strcmp(v[TL_FLAGS], "-") != 0)
             metric_add(M.failed, v, 1);
     }
     free(cm);
@@ -399,7 +317,7 @@ on_request(void *arg, const struct http1_req *req, struct admin_resp *r)
 static struct metric *
 traffic(const char *name, const char *help)
 {
-    return metrics_add(M.reg, METRIC_COUNTER, name, help, traffic_labels, N_TRAFFIC_LABELS,
+    return metrics_add(M.reg, METRIC_COUNTER, name, help, tl_names, TL_N_TCP,
                        ZT_METRICS_MAX_SERIES);
 }
 

@@ -17,6 +17,7 @@
 # lines are missing.
 . "$(dirname "$0")/lib.sh"
 require_root
+AL="$PY $ROOT/tests/support/envoy_access_log.py"
 topo_two_nodes 4
 make_ca "$WORK/ca"
 WPIP=198.18.251.30 WPNS=amt-wp-$ID
@@ -262,9 +263,9 @@ check "h2load -n 10000 -c 4 -m 10 through the waypoint: all 2xx" \
 
 # ---- what the waypoint and the destination ztunnel saw ----
 check "the waypoint's access log has the requests (h2c, gRPC and the 403)" sh -c "
-grep 'request complete' '$WORK/wp.log' | grep -q 'path=\"/hello?a=1\"' &&
-grep 'request complete' '$WORK/wp.log' | grep -q 'path=\"/amesh.test.Echo/Stream\"' &&
-grep 'request complete' '$WORK/wp.log' | grep 'path=\"/amesh.test.Echo/Forbidden\"' | grep -q 'flags=RBAC'"
+[ \"\$($AL text path=/hello?a=1 protocol=HTTP/2 <'$WORK/wp.log')\" -ge 1 ] &&
+[ \"\$($AL text path=/amesh.test.Echo/Stream protocol=HTTP/2 <'$WORK/wp.log')\" -ge 1 ] &&
+[ \"\$($AL text path=/amesh.test.Echo/Forbidden upstream_host=- <'$WORK/wp.log')\" -ge 1 ]"
 check "the destination ztunnel sees the waypoint's identity on the h2c and gRPC ports" sh -c "
 grep 'direction=\"inbound\"' '$WORK/zt2.log' | grep 'src.identity=\"$TD/waypoint\"' | grep -q ':8083' &&
 grep 'direction=\"inbound\"' '$WORK/zt2.log' | grep 'src.identity=\"$TD/waypoint\"' | grep -q ':8082'"

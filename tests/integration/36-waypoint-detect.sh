@@ -21,6 +21,7 @@
 # bound workload gets L7 policy too.
 . "$(dirname "$0")/lib.sh"
 require_root
+AL="$PY $ROOT/tests/support/envoy_access_log.py"
 topo_two_nodes 4
 make_ca "$WORK/ca"
 WPIP=198.18.251.30 WPNS=amt-wp-$ID
@@ -148,15 +149,14 @@ out=$(web http://$VIP:80/hello)
 echo "GET /hello on DETECT port 80: $out"
 check "HTTP/1.1 on a DETECT port: the server's 200 through the waypoint" [ "$out" = "GET /hello from 8081
  200" ]
-check "... served by the HTTP/1.1 engine: an access line for the request, detected=http1" sh -c "
-grep 'request complete' '$WORK/wp.log' | grep 'dst.addr=$VIP:80' | grep 'method=\"GET\"' |
-grep 'path=\"/hello\"' | grep 'status=200' | grep -q 'detected=http1'"
+check "... served by the HTTP/1.1 engine: an access line for the request (Envoy's format)" \
+    [ "$($AL text method=GET path=/hello protocol=HTTP/1.1 response_code=200 <"$WORK/wp.log")" = 1 ]
 out=$(web http://$VIP:80/admin/users -X POST)
 echo "POST /admin/users on DETECT port 80: $out"
 check "an L7 DENY policy on a DETECT port: 403 RBAC: access denied" [ "$out" = "RBAC: access denied 403" ]
-check "... logged with the RBAC flag, never reached the server" sh -c "
-grep 'request complete' '$WORK/wp.log' | grep 'method=\"POST\"' | grep 'path=\"/admin/users\"' |
-grep 'status=403' | grep -q 'flags=RBAC' && ! grep -q 'POST /admin' '$WORK/web8081.log'"
+check "... logged as denied by the policy, never reached the server" sh -c "
+[ \"\$($AL text method=POST path=/admin/users response_code=403 upstream_host=- <'$WORK/wp.log')\" = 1 ] &&
+grep -q 'rbac_access_denied_matched_policy' '$WORK/wp.log' && ! grep -q 'POST /admin' '$WORK/web8081.log'"
 
 # The same request with its first byte alone and the rest after the 200 ms window: still the
 # engine (no way around L7 policy by sending slowly).
@@ -186,9 +186,8 @@ check "pod-addressed HTTP to a workload bound to the waypoint: L7 DENY applies (
 out=$(web http://$SERVER_IP:8081/pod)
 check "... and an allowed request is served (200)" [ "$out" = "GET /pod from 8081
  200" ]
-check "... the waypoint logged it as a request to the pod address, detected=http1" sh -c "
-grep 'request complete' '$WORK/wp.log' | grep 'dst.addr=$SERVER_IP:8081' | grep 'path=\"/pod\"' |
-grep 'status=200' | grep -q 'detected=http1'"
+check "... the waypoint logged it as a request to the pod, served by the pod" \
+    [ "$($AL text method=GET path=/pod response_code=200 upstream_host=$SERVER_IP:8081 <"$WORK/wp.log")" = 1 ]
 
 # ---- a server that speaks first ------------------------------------------------------------
 greet() { # prints "<ms to the greeting> <greeting> | <echo>"
@@ -247,9 +246,8 @@ echo "h2 GET /h2 on DETECT port 82: $out"
 check "prior-knowledge HTTP/2 on a DETECT port: the h2c server's 200 through the HTTP/2 engine" \
     [ "$out" = "h2 GET /h2
  200" ]
-check "... an access line for the request, detected=http2" sh -c "
-grep 'request complete' '$WORK/wp.log' | grep 'dst.addr=$VIP:82' | grep 'path=\"/h2\"' |
-grep 'status=200' | grep -q 'detected=http2'"
+check "... an access line for the request, protocol HTTP/2" \
+    [ "$($AL text method=GET path=/h2 protocol=HTTP/2 response_code=200 <"$WORK/wp.log")" = 1 ]
 out=$(web http://$VIP:82/admin/h2 --http2-prior-knowledge -X POST)
 echo "h2 POST /admin/h2: $out"
 check "... and the L7 DENY policy answers 403 on HTTP/2 too" [ "$out" = "RBAC: access denied 403" ]

@@ -5,7 +5,8 @@
 #
 #   tests/unit/meshctl/*.json         dumps: amesh_local (a real local-mode
 #                                     ztunnel), amesh_proposed (the fields
-#                                     asked of admin.c), ztunnel_istio (Istio's)
+#                                     asked of admin.c), ztunnel_istio (Istio's),
+#                                     waypoint_local (a waypoint's, waypoint-config)
 #   tests/unit/meshctl/golden/*.txt   expected output; UPDATE=1 rewrites them
 set -u
 
@@ -215,6 +216,22 @@ serve hang
 start=$(date +%s)
 fails http_timeout 1 'reading from 127.0.0.1:[0-9]+: timed out' ztunnel-config all --timeout 1 --admin "127.0.0.1:$PORT"
 if [ $(( $(date +%s) - start )) -gt 4 ]; then not_ok "http_timeout took too long"; fi
+
+# waypoint-config: a waypoint's dump (test 37's local-mode waypoint, plus a second route table
+# and policy of the kinds meshd sends), its own tables, and ztunnel-config's for the rest.
+W=$FIX/waypoint_local.json
+golden wp_routes waypoint-config routes --file "$W"
+golden wp_policies waypoint-config policy --file "$W"
+golden wp_all_ns waypoint-config -n shop --file "$W"
+golden wp_endpoints waypoint-config endpoints --file "$W"
+golden wp_routes_json waypoint-config routes -o json --file "$W"
+golden help_wc waypoint-config --help
+fails wp_extra_arg 2 'unexpected argument "more"' waypoint-config routes wp more --file "$W"
+fails wp_pod_and_file 2 '--pod picks a local-cluster replica' waypoint-config --pod p --file "$W"
+fails wp_bad_output 2 'unknown output format "xml"' waypoint-config -o xml --file "$W"
+MESH_CLUSTER_DIR=$TMP/no-cluster fails wp_no_cluster 1 'no local cluster in .*/no-cluster' waypoint-config routes
+serve clen "$W"
+golden wp_admin_policies waypoint-config policies --admin "127.0.0.1:$PORT"
 
 stop_server
 echo "# $PASSES passed, $FAILS failed"

@@ -4,8 +4,9 @@
  *
  * Each family keeps its series in a chained hash table keyed by the label
  * values joined with NULs (FNV-1a). A series is one allocation: the struct,
- * the pointers to its values, then the key bytes those pointers point into.
- * Series are never removed, so callers may keep pointers to them.
+ * the pointers to its values, a histogram's bucket counts, then the key bytes
+ * the value pointers point into. Series are never removed, so callers may
+ * keep pointers to them.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -19,9 +20,18 @@
 struct metric_series {
     struct metric_series *hnext;
     uint64_t hash;
-    double value;
-    size_t key_len;
-    const char *vals[]; /* n_labels pointers, then the key bytes */
+    double value;      /* a histogram's sum */
+    uint64_t *buckets; /* histograms: n_bounds + 1 counts (the last is +Inf), not cumulative */
+    const double *bounds; /* the family's */
+    uint32_t n_buckets;
+    uint32_t key_len;
+    const char *key;
+    const char *vals[]; /* n_labels pointers, then the buckets, then the key bytes */
+};
+
+const double metrics_envoy_buckets[METRICS_ENVOY_N_BUCKETS] = {
+    0.5,   1,     5,     10,     25,     50,     100,     250,     500,    1000,
+    2500,  5000,  10000, 30000,  60000,  300000, 600000,  1800000, 3600000,
 };
 
 struct metric {
@@ -34,6 +44,8 @@ struct metric {
     size_t max_series;
     size_t n_series;
     uint64_t overflows;
+    double *bounds; /* histograms: upper bounds, increasing */
+    size_t n_bounds;
     struct metric_series **buckets;
     size_t n_buckets; /* a power of two */
 };
@@ -63,6 +75,7 @@ family_free(struct metric *m)
         }
     }
     free(m->buckets);
+    free(m->bounds);
     for (size_t i = 0; i < m->n_labels; i++)
         free(m->labels[i]);
     free(m->labels);
@@ -98,11 +111,10 @@ valid_name(const char *s, bool colon)
     return true;
 }
 
-struct metric *
-metrics_add(struct metrics *r, enum metric_type type, const char *name, const char *help,
-            const char *const *labels, size_t n_labels, size_t max_series)
+static struct metric *
+family_add(struct metrics *r, enum metric_type type, const char *name, const char *help,
+           const char *const *labels, size_t n_labels, size_t max_series)
 {
-    CHECK(type == METRIC_COUNTER || type == METRIC_GAUGE);
     CHECK(valid_name(name, true));
     CHECK(n_labels <= METRICS_MAX_LABELS);
     CHECK(strcmp(name, METRICS_OVERFLOW_NAME) != 0);
@@ -127,6 +139,32 @@ metrics_add(struct metrics *r, enum metric_type type, const char *name, const ch
     m->buckets = xcalloc(m->n_buckets, sizeof(*m->buckets));
     *r->tail = m;
     r->tail = &m->next;
+    return m;
+}
+
+struct metric *
+metrics_add(struct metrics *r, enum metric_type type, const char *name, const char *help,
+            const char *const *labels, size_t n_labels, size_t max_series)
+{
+    CHECK(type == METRIC_COUNTER || type == METRIC_GAUGE);
+    return family_add(r, type, name, help, labels, n_labels, max_series);
+}
+
+struct metric *
+metrics_add_histogram(struct metrics *r, const char *name, const char *help,
+                      const char *const *labels, size_t n_labels, size_t max_series,
+                      const double *bounds, size_t n_bounds)
+{
+    CHECK(n_bounds >= 1 && n_bounds <= METRICS_MAX_BUCKETS);
+    for (size_t i = 0; i < n_bounds; i++)
+        CHECK(isfinite(bounds[i]) && (i == 0 || bounds[i] > bounds[i - 1]));
+    /* "le" is the bucket label; the family must not use it. */
+    for (size_t i = 0; i < n_labels; i++)
+        CHECK(strcmp(labels[i], "le") != 0);
+    struct metric *m = family_add(r, METRIC_HISTOGRAM, name, help, labels, n_labels, max_series);
+    m->bounds = xcalloc(n_bounds, sizeof(double));
+    memcpy(m->bounds, bounds, n_bounds * sizeof(double));
+    m->n_bounds = n_bounds;
     return m;
 }
 
@@ -205,12 +243,6 @@ fnv1a(const char *p, size_t n)
     return h;
 }
 
-static const char *
-series_key(const struct metric *m, const struct metric_series *s)
-{
-    return (const char *)(s->vals + m->n_labels);
-}
-
 static void
 grow(struct metric *m)
 {
@@ -242,21 +274,27 @@ metric_series(struct metric *m, const char *const *values)
     }
     uint64_t h = fnv1a(key, len);
     for (struct metric_series *s = m->buckets[h & (m->n_buckets - 1)]; s != NULL; s = s->hnext)
-        if (s->hash == h && s->key_len == len && memcmp(series_key(m, s), key, len) == 0)
+        if (s->hash == h && s->key_len == len && memcmp(s->key, key, len) == 0)
             return s;
     if (m->n_series >= m->max_series) {
         m->overflows++;
         return NULL;
     }
-    struct metric_series *s = xcalloc(1, sizeof(*s) + m->n_labels * sizeof(char *) + len + 1);
-    char *k = (char *)(s->vals + m->n_labels);
+    size_t nb = m->type == METRIC_HISTOGRAM ? m->n_bounds + 1 : 0;
+    struct metric_series *s = xcalloc(1, sizeof(*s) + m->n_labels * sizeof(char *) +
+                                             nb * sizeof(uint64_t) + len + 1);
+    s->buckets = nb ? (uint64_t *)(void *)(s->vals + m->n_labels) : NULL;
+    s->n_buckets = (uint32_t)nb;
+    s->bounds = m->bounds;
+    char *k = (char *)(s->vals + m->n_labels) + nb * sizeof(uint64_t);
     memcpy(k, key, len);
+    s->key = k;
     for (size_t i = 0, off = 0; i < m->n_labels; i++) {
         s->vals[i] = k + off;
         off += strlen(k + off) + 1;
     }
     s->hash = h;
-    s->key_len = len;
+    s->key_len = (uint32_t)len;
     s->hnext = m->buckets[h & (m->n_buckets - 1)];
     m->buckets[h & (m->n_buckets - 1)] = s;
     if (++m->n_series > m->n_buckets)
@@ -273,21 +311,48 @@ metric_series_labels(const struct metric_series *s)
 void
 metric_series_add(struct metric_series *s, double v)
 {
-    if (s != NULL)
+    if (s != NULL) {
+        CHECK(s->buckets == NULL);
         s->value += v;
+    }
 }
 
 void
 metric_series_set(struct metric_series *s, double v)
 {
-    if (s != NULL)
+    if (s != NULL) {
+        CHECK(s->buckets == NULL);
         s->value = v;
+    }
+}
+
+void
+metric_series_observe(struct metric_series *s, double v)
+{
+    uint32_t i = 0;
+
+    if (s == NULL)
+        return;
+    CHECK(s->buckets != NULL);
+    while (i + 1 < s->n_buckets && !(v <= s->bounds[i]))
+        i++; /* NaN lands in +Inf only */
+    s->buckets[i]++;
+    s->value += v;
 }
 
 double
 metric_series_value(const struct metric_series *s)
 {
     return s ? s->value : 0;
+}
+
+uint64_t
+metric_series_count(const struct metric_series *s)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; s != NULL && i < s->n_buckets; i++)
+        n += s->buckets[i];
+    return n;
 }
 
 void
@@ -300,6 +365,13 @@ void
 metric_set(struct metric *m, const char *const *values, double v)
 {
     metric_series_set(metric_series(m, values), v);
+}
+
+void
+metric_observe(struct metric *m, const char *const *values, double v)
+{
+    CHECK(m->type == METRIC_HISTOGRAM);
+    metric_series_observe(metric_series(m, values), v);
 }
 
 size_t
@@ -386,12 +458,42 @@ cmp_series(const void *a, const void *b, void *arg)
     return 0;
 }
 
+/* One sample line: name+suffix, the series' labels, an optional le label, the value. */
+static void
+put_sample(FILE *f, const struct metric *m, const char *suffix, const struct metric_series *s,
+           const double *le, double value)
+{
+    bool any = m->n_labels > 0 || le != NULL;
+
+    fputs(m->name, f);
+    fputs(suffix, f);
+    for (size_t j = 0; j < m->n_labels; j++) {
+        fprintf(f, "%s%s=\"", j == 0 ? "{" : ",", m->labels[j]);
+        put_label_value(f, s->vals[j]);
+        fputc('"', f);
+    }
+    if (le != NULL) {
+        fputs(m->n_labels ? ",le=\"" : "{le=\"", f);
+        put_value(f, *le);
+        fputc('"', f);
+    }
+    fputs(any ? "} " : " ", f);
+    put_value(f, value);
+    fputc('\n', f);
+}
+
+static const char *
+type_name(enum metric_type t)
+{
+    return t == METRIC_COUNTER ? "counter" : t == METRIC_GAUGE ? "gauge" : "histogram";
+}
+
 static void
 put_family(FILE *f, const struct metric *m)
 {
     fprintf(f, "# HELP %s ", m->name);
     put_help(f, m->help);
-    fprintf(f, "\n# TYPE %s %s\n", m->name, m->type == METRIC_COUNTER ? "counter" : "gauge");
+    fprintf(f, "\n# TYPE %s %s\n", m->name, type_name(m->type));
     if (m->n_series == 0)
         return;
 
@@ -403,15 +505,18 @@ put_family(FILE *f, const struct metric *m)
     size_t n_labels = m->n_labels;
     qsort_r(v, n, sizeof(*v), cmp_series, &n_labels);
     for (size_t i = 0; i < n; i++) {
-        fputs(m->name, f);
-        for (size_t j = 0; j < m->n_labels; j++) {
-            fprintf(f, "%s%s=\"", j == 0 ? "{" : ",", m->labels[j]);
-            put_label_value(f, v[i]->vals[j]);
-            fputc('"', f);
+        if (m->type != METRIC_HISTOGRAM) {
+            put_sample(f, m, "", v[i], NULL, v[i]->value);
+            continue;
         }
-        fputs(m->n_labels ? "} " : " ", f);
-        put_value(f, v[i]->value);
-        fputc('\n', f);
+        uint64_t cum = 0;
+        for (size_t b = 0; b <= m->n_bounds; b++) {
+            const double inf = INFINITY;
+            cum += v[i]->buckets[b];
+            put_sample(f, m, "_bucket", v[i], b < m->n_bounds ? &m->bounds[b] : &inf, (double)cum);
+        }
+        put_sample(f, m, "_sum", v[i], NULL, v[i]->value);
+        put_sample(f, m, "_count", v[i], NULL, (double)cum);
     }
     free(v);
 }

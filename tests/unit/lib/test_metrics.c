@@ -269,6 +269,67 @@ test_identity_and_growth(void **state)
     metrics_free(r);
 }
 
+/* Histograms: cumulative buckets with le last, _sum and _count; bounds on the edge; the cap. */
+static void
+test_histogram(void **state)
+{
+    (void)state;
+    static const double b[] = {0.5, 1, 10};
+    struct metrics *r = metrics_new();
+    struct metric *h = metrics_add_histogram(r, "d_ms", "Duration.", two, 2, 2, b, 3);
+    struct metric *nl = metrics_add_histogram(r, "plain", "No labels.", NULL, 0, 0, b, 1);
+    const char *const x[] = {"waypoint", "-"}, *const y[] = {"waypoint", "UH"};
+
+    metric_observe(h, x, 1);    /* on a bound: le="1" counts it */
+    metric_observe(h, x, 0.25);
+    metric_observe(h, x, 11);   /* only +Inf */
+    metric_observe(h, y, 10);
+    metric_observe(h, (const char *const[]){"waypoint", "DC"}, 3); /* over the cap of 2 */
+    metric_observe(nl, NULL, 7);
+    struct metric_series *s = metric_series(h, x);
+    assert_int_equal(metric_series_count(s), 3);
+    assert_true(metric_series_value(s) == 12.25);
+    assert_int_equal(metric_overflows(h), 1);
+
+    char *text = metrics_render(r);
+    const char *want =
+        "# HELP d_ms Duration.\n"
+        "# TYPE d_ms histogram\n"
+        "d_ms_bucket{reporter=\"waypoint\",flag=\"-\",le=\"0.5\"} 1\n"
+        "d_ms_bucket{reporter=\"waypoint\",flag=\"-\",le=\"1\"} 2\n"
+        "d_ms_bucket{reporter=\"waypoint\",flag=\"-\",le=\"10\"} 2\n"
+        "d_ms_bucket{reporter=\"waypoint\",flag=\"-\",le=\"+Inf\"} 3\n"
+        "d_ms_sum{reporter=\"waypoint\",flag=\"-\"} 12.25\n"
+        "d_ms_count{reporter=\"waypoint\",flag=\"-\"} 3\n"
+        "d_ms_bucket{reporter=\"waypoint\",flag=\"UH\",le=\"0.5\"} 0\n"
+        "d_ms_bucket{reporter=\"waypoint\",flag=\"UH\",le=\"1\"} 0\n"
+        "d_ms_bucket{reporter=\"waypoint\",flag=\"UH\",le=\"10\"} 1\n"
+        "d_ms_bucket{reporter=\"waypoint\",flag=\"UH\",le=\"+Inf\"} 1\n"
+        "d_ms_sum{reporter=\"waypoint\",flag=\"UH\"} 10\n"
+        "d_ms_count{reporter=\"waypoint\",flag=\"UH\"} 1\n"
+        "# HELP plain No labels.\n"
+        "# TYPE plain histogram\n"
+        "plain_bucket{le=\"0.5\"} 0\n"
+        "plain_bucket{le=\"+Inf\"} 1\n"
+        "plain_sum 7\n"
+        "plain_count 1\n"
+        "# HELP " METRICS_OVERFLOW_NAME " Updates dropped because a metric already "
+        "had its maximum number of label sets.\n"
+        "# TYPE " METRICS_OVERFLOW_NAME " counter\n" METRICS_OVERFLOW_NAME "{metric=\"d_ms\"} 1\n";
+    assert_string_equal(text, want);
+    free(text);
+    /* Envoy's bounds render as Envoy's exporter writes them. */
+    struct metric *e = metrics_add_histogram(r, "e", "", NULL, 0, 0, metrics_envoy_buckets,
+                                             METRICS_ENVOY_N_BUCKETS);
+    metric_observe(e, NULL, 3600000);
+    text = metrics_render(r);
+    assert_non_null(strstr(text, "e_bucket{le=\"0.5\"} 0\ne_bucket{le=\"1\"} 0\n"));
+    assert_non_null(strstr(text, "e_bucket{le=\"1800000\"} 0\ne_bucket{le=\"3600000\"} 1\n"
+                                 "e_bucket{le=\"+Inf\"} 1\ne_sum 3600000\ne_count 1\n"));
+    free(text);
+    metrics_free(r);
+}
+
 int
 main(void)
 {
@@ -276,6 +337,7 @@ main(void)
         cmocka_unit_test(test_render_golden),    cmocka_unit_test(test_values),
         cmocka_unit_test(test_label_values),     cmocka_unit_test(test_value_length_cap),
         cmocka_unit_test(test_cap_and_overflow), cmocka_unit_test(test_identity_and_growth),
+        cmocka_unit_test(test_histogram),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
