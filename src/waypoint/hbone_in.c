@@ -172,6 +172,7 @@ start_pipe(struct wp_conn *c, struct stream *up)
     if (c->down_s != NULL) {
         /* Answered before the sniff: the downstream replays what was sniffed first. */
         c->pipe = pipe_start(c->wp->loop, c->down_s, up, PIPE_BUF_DEFAULT, on_pipe_done, c);
+        wp_telemetry_tcp_open(&c->tel);
         return;
     }
     if (h2_stream_respond(c->down, 200, NULL, 0, false) < 0) {
