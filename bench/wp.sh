@@ -436,6 +436,11 @@ paced_run() { # key path
     fi
 }
 for rep in $(seq 1 "$REPS"); do
+    # Each repetition waits (bounded, BENCH_WP_WAIT_REP s) for others' work to calm down too.
+    QUIET_DEADLINE=$(( $(date +%s) + ${BENCH_WP_WAIT_REP:-30} ))
+    BUSY=$(busy_pct)
+    while [ "$BUSY" -gt 10 ] && [ "$(date +%s)" -lt "$QUIET_DEADLINE" ]; do sleep 2; BUSY=$(busy_pct); done
+    rec "meta.busy_rep.$rep" "$BUSY"
     echo "== waypoint: saturation, wrk -t1 -c16 ${SECS}s GET /1k (repetition $rep/$REPS)"
     for p in $PATHS; do sat_run "sat.$p.$rep" "$p"; done
     echo "== waypoint: paced GET /1k, $PACED_RATE/s on one connection, ${PACED_SECS}s (repetition $rep/$REPS)"

@@ -133,6 +133,9 @@ if REPS:
     emit(f"| paced {meta('rate')}/s: latency p50 / p99, us | " + " | ".join(
         fmt(per_rep(lambda r, p=p: paced(p, r, "p50")), "{:.0f}") + " / " +
         fmt(per_rep(lambda r, p=p: paced(p, r, "p99")), "{:.0f}") for p in PATHS) + " |")
+    emit("| others' CPU during paced runs (max) | " + " | ".join(
+        (lambda v: f"{100 * max(v):.0f} %" if v else "-")(per_rep(lambda r, p=p: others(f"paced.{p}.{r}")))
+        for p in PATHS) + " |")
     emit(f"| paced {meta('rate')}/s: vCPU of the L7 hop | - | " +
          fmt(per_rep(lambda r: vcpu("wp", r, "wp")), "{:.4f}") + " | " +
          fmt(per_rep(lambda r: vcpu("haproxy", r, "hw")), "{:.4f}") + " |")
@@ -182,7 +185,8 @@ if REPS:
     emit(goal("waypoint idle RSS <= 12 MB", [idle_mb] if idle_mb is not None else [], 12, True, "{:.1f}", " MB"))
     emit(goal("<= 16 KB per idle kept-alive client connection",
               [per_conn["wp"]] if per_conn["wp"] is not None else [], 16, True, "{:.1f}", " KB"))
-    emit(f"\nMachine busy before / after: {meta('busy_start')} % / {meta('busy_end')} %; "
+    emit(f"\nMachine busy before / after: {meta('busy_start')} % / {meta('busy_end')} %; before each "
+         f"repetition: {', '.join(meta(f'busy_rep.{r}') + ' %' for r in range(1, REPS + 1))}; "
          f"elapsed {meta('elapsed')} s. See bench/README.md \"Waypoint\" for what each row means.")
 
 text = "\n".join(out) + "\n"
