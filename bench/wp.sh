@@ -333,10 +333,10 @@ wait_for listening "$N2" 4$P_HTTP && wait_for listening "$WPNS" 3$P_HTTP &&
     wait_for listening "$N1" 2$P_HTTP && wait_for listening "$N2" $P_HTTP ||
     { echo "wp: haproxy or nginx did not start"; tail -5 "$WORK"/h?.log "$WORK/nginx/error.log"; exit 1; }
 
-declare -A HOST PORT PROCS
-HOST[l4]=$VIP_L4 PORT[l4]=80 PROCS[l4]="zt1 zt2"
-HOST[wp]=$VIP_WP PORT[wp]=80 PROCS[wp]="zt1 wp zt2"
-HOST[haproxy]=127.0.0.1 PORT[haproxy]=2$P_HTTP PROCS[haproxy]="hc hw hs"
+declare -A HOST PORT
+HOST[l4]=$VIP_L4 PORT[l4]=80
+HOST[wp]=$VIP_WP PORT[wp]=80
+HOST[haproxy]=127.0.0.1 PORT[haproxy]=2$P_HTTP
 PATHS="l4 wp haproxy"
 
 {
@@ -423,17 +423,25 @@ sat_run() { # key path
     for kv in ${line#RESULT }; do rec "$1.${kv%%=*}" "${kv#*=}"; done
     progress "$2" "${line#RESULT }"
 }
-paced_run() { # key path
-    local line
+paced_run() { # key path [taskset -c CPUS]
+    local line key=$1 path=$2
+    shift 2
     cpu_begin
-    if line=$((in_cg load timeout $((PACED_SECS * 2 + 20)) ip netns exec "$N1" "$BT" hrtt "${HOST[$2]}" "${PORT[$2]}" "$PACED_RATE" "$PACED_SECS" /1k) 2>&1); then
-        cpu_end "$1"
+    if line=$( (in_cg load "$@" timeout $((PACED_SECS * 2 + 20)) ip netns exec "$N1" "$BT" hrtt \
+        "${HOST[$path]}" "${PORT[$path]}" "$PACED_RATE" "$PACED_SECS" /1k) 2>&1); then
+        cpu_end "$key"
         line=$(echo "$line" | grep '^RESULT' || true)
-        for kv in ${line#RESULT }; do rec "$1.${kv%%=*}" "${kv#*=}"; done
-        progress "$2" "${line#RESULT } (us)"
+        for kv in ${line#RESULT }; do rec "$key.${kv%%=*}" "${kv#*=}"; done
+        progress "$path" "${line#RESULT } (us)"
     else
-        progress "$2" "FAILED: $line"
+        progress "$path" "FAILED: $line"
     fi
+}
+pin() { # cpus: every long-running process of the step (all threads)
+    local p
+    for p in $ZT1 $ZT2 $WPPID $HC $HW $HS $(cat "$CG/nginx/cgroup.procs"); do
+        taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true
+    done
 }
 for rep in $(seq 1 "$REPS"); do
     # Each repetition waits (bounded, BENCH_WP_WAIT_REP s) for others' work to calm down too.
@@ -445,6 +453,11 @@ for rep in $(seq 1 "$REPS"); do
     for p in $PATHS; do sat_run "sat.$p.$rep" "$p"; done
     echo "== waypoint: paced GET /1k, $PACED_RATE/s on one connection, ${PACED_SECS}s (repetition $rep/$REPS)"
     for p in $PATHS; do paced_run "paced.$p.$rep" "$p"; done
+    # The same with every process on CPU 0: no cross-CPU wake-ups (IPIs, costly in this VM).
+    echo "== waypoint: the same, everything pinned to CPU 0 (repetition $rep/$REPS)"
+    pin 0
+    for p in l4 wp; do paced_run "pinned.$p.$rep" "$p" taskset -c 0; done
+    pin "0-$(( $(nproc) - 1 ))"
 done
 for pid in $ZT1 $ZT2 $WPPID $HC $HW $HS; do
     kill -0 "$pid" 2>/dev/null || { echo "wp: WARNING: process $pid died"; rec broken "a proxy process died"; }

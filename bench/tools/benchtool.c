@@ -164,7 +164,6 @@ cmd_echo(int argc, char **argv)
     return 0;
 }
 
-
 /* ---- HTTP/1.1 responses (the waypoint step) ---- */
 
 /*
@@ -220,7 +219,8 @@ static int
 cmd_rtt(int argc, char **argv, bool http)
 {
     if (argc != 5) {
-        fprintf(stderr, "usage: benchtool rtt HOST PORT RATE SECS SIZE | hrtt HOST PORT RATE SECS PATH\n");
+        fprintf(stderr,
+                "usage: benchtool rtt HOST PORT RATE SECS SIZE | hrtt HOST PORT RATE SECS PATH\n");
         return 2;
     }
     struct sockaddr_in a = mkaddr(argv[0], argv[1]);
@@ -413,7 +413,8 @@ main(int argc, char **argv)
         return cmd_hold(argc - 2, argv + 2, false);
     if (argc >= 2 && strcmp(argv[1], "hhold") == 0)
         return cmd_hold(argc - 2, argv + 2, true);
-    fprintf(stderr, "usage: benchtool echo PORT... | rtt HOST PORT RATE SECS SIZE | hold HOST PORT N "
-                    "SECS | hrtt HOST PORT RATE SECS PATH | hhold HOST PORT N SECS PATH\n");
+    fprintf(stderr,
+            "usage: benchtool echo PORT... | rtt HOST PORT RATE SECS SIZE | hold HOST PORT N "
+            "SECS | hrtt HOST PORT RATE SECS PATH | hhold HOST PORT N SECS PATH\n");
     return 2;
 }

@@ -92,9 +92,14 @@ def paced(p, r, k):
     return num(f"paced.{p}.{r}.{k}")
 
 
-def vcpu(p, r, role):
-    c, w = num(f"paced.{p}.{r}.cpu.{role}"), num(f"paced.{p}.{r}.wall")
+def vcpu(p, r, role, kind="paced"):
+    c, w = num(f"{kind}.{p}.{r}.cpu.{role}"), num(f"{kind}.{p}.{r}.wall")
     return c / 1e9 / w if c is not None and w else None
+
+
+def vsum(p, r, kind="paced"):
+    v = [vcpu(p, r, x, kind) for x in PROCS[p]]
+    return sum(v) if None not in v else None
 
 
 def others(key):
@@ -140,8 +145,18 @@ if REPS:
          fmt(per_rep(lambda r: vcpu("wp", r, "wp")), "{:.4f}") + " | " +
          fmt(per_rep(lambda r: vcpu("haproxy", r, "hw")), "{:.4f}") + " |")
     emit(f"| paced {meta('rate')}/s: vCPU of all the path's proxies | " + " | ".join(
-        fmt(per_rep(lambda r, p=p: sum(vcpu(p, r, x) or 0 for x in PROCS[p])), "{:.4f}")
+        fmt(per_rep(lambda r, p=p: vsum(p, r)), "{:.4f}")
         for p in PATHS) + " |")
+    emit(f"| paced {meta('rate')}/s: vCPU of nginx / of the load generator (yardsticks) | " + " | ".join(
+        fmt(per_rep(lambda r, p=p: vcpu(p, r, "nginx")), "{:.4f}") + " / " +
+        fmt(per_rep(lambda r, p=p: vcpu(p, r, "load")), "{:.4f}") for p in PATHS) + " |")
+    emit(f"| same, all on CPU 0: latency p50 / p99, us | " + " | ".join(
+        fmt(per_rep(lambda r, p=p: num(f"pinned.{p}.{r}.p50")), "{:.0f}") + " / " +
+        fmt(per_rep(lambda r, p=p: num(f"pinned.{p}.{r}.p99")), "{:.0f}") for p in ("l4", "wp")) + " | - |")
+    emit(f"| same, all on CPU 0: vCPU of the L7 hop / all the path's proxies | - / " +
+         fmt(per_rep(lambda r: vsum("l4", r, "pinned")), "{:.4f}") + " | " +
+         fmt(per_rep(lambda r: vcpu("wp", r, "wp", "pinned")), "{:.4f}") + " / " +
+         fmt(per_rep(lambda r: vsum("wp", r, "pinned")), "{:.4f}") + " | - |")
     emit("| idle (no traffic, 5 s): vCPU of the path's proxies | " + " | ".join(
         (lambda c, w: f"{c / 1e9 / w:.4f}" if c is not None and w else "-")(
             sum(num(f"idle.cpu.{x}") or 0 for x in PROCS[p]), num("idle.wall")) for p in PATHS) + " |")
