@@ -332,6 +332,13 @@ listening() { ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q .; }
 wait_for listening "$N2" 4$P_HTTP && wait_for listening "$WPNS" 3$P_HTTP &&
     wait_for listening "$N1" 2$P_HTTP && wait_for listening "$N2" $P_HTTP ||
     { echo "wp: haproxy or nginx did not start"; tail -5 "$WORK"/h?.log "$WORK/nginx/error.log"; exit 1; }
+# Both mTLS hops of the chain must really speak h2 (ALPN), as the waypoint's HBONE does.
+alpn() { # netns host:port cert-name -> the protocol the server chose
+    ip netns exec "$1" openssl s_client -connect "$2" -alpn h2 -cert "$CA/$3-cert.pem" \
+        -key "$CA/$3-key.pem" -CAfile "$CA/root-cert.pem" </dev/null 2>/dev/null | sed -n 's/^ALPN protocol: //p'
+}
+[ "$(alpn "$N1" "$WPIP:3$P_HTTP" client)" = h2 ] && [ "$(alpn "$WPNS" "$SERVER2_IP:4$P_HTTP" waypoint)" = h2 ] ||
+    { echo "wp: the HAProxy chain's mTLS hops did not negotiate h2"; exit 1; }
 
 declare -A HOST PORT
 HOST[l4]=$VIP_L4 PORT[l4]=80
