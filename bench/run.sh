@@ -15,7 +15,8 @@
 # to run a subset, KEEP_WORK=1 to keep the work dir (logs), BENCH_HOOK=FILE sourced after the
 # steps with the topology still up (for investigations). Step "cp" (the control plane, meshd
 # with simulated ztunnels) is bench/cp.sh, run in its own namespace; alone it needs none of
-# the topology below.
+# the topology below. Step "wp" (the waypoint path against L4 and an HAProxy h2+mTLS chain)
+# is bench/wp.sh, with its own namespaces; alone (BENCH_STEPS=wp) likewise.
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -30,10 +31,12 @@ SECS=${BENCH_SECS:-6}
 HOLD_N=${BENCH_HOLD:-10000}
 [ "$HOLD_N" -ge 2000 ] || { echo "bench: BENCH_HOLD must be at least 2000 (the ramp starts at 1,000)" >&2; exit 2; }
 IMPLS=(${BENCH_ONLY:-direct amesh haproxy stunnel})
-STEPS=" ${BENCH_STEPS:-mem bulk rps cps rtt cp} "
+STEPS=" ${BENCH_STEPS:-mem bulk rps cps rtt wp cp} "
 step() { [[ $STEPS == *" $1 "* ]]; }
 # shellcheck disable=SC2086
 [ "$(echo $STEPS)" != cp ] || exec "$BENCH/cp.sh" "$BUILD" # writes results/partial.*
+# shellcheck disable=SC2086
+[ "$(echo $STEPS)" != wp ] || exec "$BENCH/wp.sh" "$BUILD" # writes results/partial.*
 START_TS=$(date +%s)
 
 export MESH_BIN=$BUILD/bin
@@ -493,6 +496,18 @@ if step rtt; then
     for i in "${IMPLS[@]}"; do usable "$i" && rtt_run pp "$i" 0; done
 fi
 
+# ---------------------------------------------------------------- waypoint
+# bench/wp.sh: 1 KB GETs over L4, the waypoint and an HAProxy h2+mTLS chain, in namespaces of
+# its own (this run's processes stay up, idle); its "wp.*" lines join the results and
+# wp_report.py adds its table to the report.
+if step wp; then
+    if ! "$BENCH/wp.sh" "$BUILD" "$WORK/wp.txt" || [ ! -s "$WORK/wp.txt" ]; then
+        echo "bench: the waypoint step failed"
+        rec broken.wp "bench/wp.sh failed"
+    fi
+    [ ! -s "$WORK/wp.txt" ] || cat "$WORK/wp.txt" >>"$RES"
+fi
+
 # ---------------------------------------------------------------- control plane
 # bench/cp.sh: meshd with 100 simulated ztunnels at 1,000 and 10,000 pods, in a namespace of
 # its own; its "cp.*" lines join the results and cp_report.py adds its table to the report.
@@ -520,5 +535,6 @@ OUTNAME=latest
 [ -z "${BENCH_ONLY:-}${BENCH_STEPS:-}" ] || OUTNAME=partial # a subset never replaces the full run
 cp "$RES" "$BENCH/results/$OUTNAME.txt"
 /usr/bin/python3 "$BENCH/tools/report.py" "$RES" "$BENCH/results/$OUTNAME.md"
+/usr/bin/python3 "$BENCH/tools/wp_report.py" "$RES" "$BENCH/results/$OUTNAME.md" --append
 /usr/bin/python3 "$BENCH/tools/cp_report.py" "$RES" "$BENCH/results/$OUTNAME.md" --append
 echo "(raw numbers: bench/results/$OUTNAME.txt; report: bench/results/$OUTNAME.md)"

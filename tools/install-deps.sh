@@ -27,8 +27,9 @@ case "${1:-}" in
   # mmdebstrap builds the minimal Debian 12 root of tools/fresh-check.sh (not needed
   # inside that root, nor by a user's `make demo`).
   fresh-check) pkgs+=(mmdebstrap) ;;
-  # nginx-light: the origin server of the benchmark's HTTP paths (bench/run.sh).
-  bench) pkgs+=(nginx-light) ;;
+  # nginx-light: the origin server of the benchmark's HTTP paths (bench/run.sh);
+  # linux-perf: the waypoint step's profile (bench/wp.sh, BENCH_WP_PERF=1).
+  bench) pkgs+=(nginx-light linux-perf) ;;
   *) echo "usage: $0 [fresh-check|bench]" >&2; exit 2 ;;
 esac
 

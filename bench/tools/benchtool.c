@@ -10,6 +10,11 @@
  *                                          its echo (so the tunnel is really up), prints
  *                                          "held OK FAILED" and keeps them open until SIGTERM
  *                                          (or 600 s); SECS bounds the set-up time
+ *   benchtool hrtt HOST PORT RATE SECS PATH  as rtt, but each round trip is an HTTP/1.1 GET of
+ *                                          PATH on one kept-alive connection (200 with a
+ *                                          Content-Length body required); RATE 0 = back to back
+ *   benchtool hhold HOST PORT N SECS PATH  as hold, but each connection makes one kept-alive
+ *                                          GET of PATH and waits for its whole 200 response
  *
  * IPv4 only (the bench uses 198.18.0.0/15). Every loop is bounded in time.
  */
@@ -20,6 +25,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +164,48 @@ cmd_echo(int argc, char **argv)
     return 0;
 }
 
+/* ---- HTTP/1.1 responses (the waypoint step) ---- */
+
+/*
+ * Is |b| (|n| bytes) a whole "200" response with a Content-Length body? 1 yes, 0 not yet,
+ * -1 something else (another status, no Content-Length, too big). The bench's origin is nginx
+ * serving a static file, so nothing else (chunked, 1xx) is expected.
+ */
+static int
+http_done(const char *b, size_t n, size_t cap)
+{
+    const char *end = memmem(b, n, "\r\n\r\n", 4);
+    if (end == NULL)
+        return n >= cap ? -1 : 0;
+    size_t head = (size_t)(end - b) + 4;
+    if (n < 12 || memcmp(b, "HTTP/1.1 200", 12) != 0)
+        return -1;
+    long cl = -1;
+    for (const char *p = b; p < end;) {
+        const char *eol = memmem(p, (size_t)(end - p) + 2, "\r\n", 2);
+        if (eol == NULL)
+            break;
+        if ((size_t)(eol - p) > 15 && strncasecmp(p, "content-length:", 15) == 0)
+            cl = strtol(p + 15, NULL, 10);
+        p = eol + 2;
+    }
+    if (cl < 0 || head + (size_t)cl > cap)
+        return -1;
+    return n >= head + (size_t)cl ? 1 : 0;
+}
+
+static int
+http_request(char *out, size_t cap, const char *host, const char *port, const char *path)
+{
+    int n = snprintf(out, cap, "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: benchtool\r\n\r\n",
+                     path, host, port);
+    if (n <= 0 || (size_t)n >= cap) {
+        fprintf(stderr, "benchtool: path too long\n");
+        exit(2);
+    }
+    return n;
+}
+
 /* ---- paced round trips ---- */
 
 static int
@@ -168,15 +216,19 @@ cmp_dbl(const void *a, const void *b)
 }
 
 static int
-cmd_rtt(int argc, char **argv)
+cmd_rtt(int argc, char **argv, bool http)
 {
     if (argc != 5) {
-        fprintf(stderr, "usage: benchtool rtt HOST PORT RATE SECS SIZE\n");
+        fprintf(stderr,
+                "usage: benchtool rtt HOST PORT RATE SECS SIZE | hrtt HOST PORT RATE SECS PATH\n");
         return 2;
     }
     struct sockaddr_in a = mkaddr(argv[0], argv[1]);
     double rate = arg_double(argv[2], 0, 1e6), secs = arg_double(argv[3], 0.01, 3600);
-    size_t size = (size_t)arg_long(argv[4], 1, 65536);
+    char req[1024];
+    size_t size = http ? (size_t)http_request(req, sizeof(req), argv[0], argv[1], argv[4])
+                       : (size_t)arg_long(argv[4], 1, 65536);
+    const size_t in_cap = 16384;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -186,11 +238,14 @@ cmd_rtt(int argc, char **argv)
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
         die("connect");
     size_t cap = 1 << 16, count = 0;
-    char *out = malloc(size), *in = malloc(size);
+    char *out = malloc(size), *in = malloc(http ? in_cap : size);
     double *rtt = malloc(cap * sizeof(double));
     if (out == NULL || in == NULL || rtt == NULL)
         die("malloc");
-    memset(out, 'r', size);
+    if (http)
+        memcpy(out, req, size);
+    else
+        memset(out, 'r', size);
     /* Warm-up for a tenth of the time (not recorded), then measure for SECS. */
     double period = rate > 0 ? 1.0 / rate : 0, start = now_s(), next = start;
     double t_meas = start + secs / 10, t_end = t_meas + secs;
@@ -206,14 +261,20 @@ cmd_rtt(int argc, char **argv)
             break;
         if (write(fd, out, size) != (ssize_t)size)
             die("write");
-        size_t got = 0;
-        while (got < size) {
-            ssize_t r = read(fd, in + got, size - got);
+        size_t got = 0, want = http ? in_cap : size;
+        for (int done = 0; done == 0;) {
+            ssize_t r = read(fd, in + got, want - got);
             if (r <= 0) {
                 fprintf(stderr, "benchtool rtt: read failed after %zu messages\n", count);
                 return 1;
             }
             got += (size_t)r;
+            done = http ? http_done(in, got, in_cap) : got == size;
+            if (done < 0) {
+                fprintf(stderr, "benchtool rtt: not a 200 response after %zu messages: %.40s\n",
+                        count, in);
+                return 1;
+            }
         }
         if (t0 < t_meas)
             continue;
@@ -239,20 +300,26 @@ cmd_rtt(int argc, char **argv)
 enum { C_CONNECTING = 1, C_WAITING = 2, C_HELD = 3, C_FAILED = 4 };
 
 static int
-cmd_hold(int argc, char **argv)
+cmd_hold(int argc, char **argv, bool http)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: benchtool hold HOST PORT N SECS\n");
+    if (argc != (http ? 5 : 4)) {
+        fprintf(stderr, "usage: benchtool hold HOST PORT N SECS | hhold HOST PORT N SECS PATH\n");
         return 2;
     }
     struct sockaddr_in a = mkaddr(argv[0], argv[1]);
     long n = arg_long(argv[2], 1, 1000000);
     double deadline = now_s() + arg_double(argv[3], 0.1, 3600);
     const int max_inflight = 128;
+    enum { RBUF = 4096 };
+    char req[1024] = "x";
+    size_t req_n = http ? (size_t)http_request(req, sizeof(req), argv[0], argv[1], argv[4]) : 1;
     int *fds = calloc((size_t)n, sizeof(int));
     char *st = calloc((size_t)n, 1);
+    /* HTTP: a response buffer per connection still waiting (max_inflight of them). */
+    char *rbuf = http ? malloc((size_t)n * RBUF) : NULL;
+    size_t *rgot = http ? calloc((size_t)n, sizeof(size_t)) : NULL;
     int ep = epoll_create1(0);
-    if (fds == NULL || st == NULL || ep < 0)
+    if (fds == NULL || st == NULL || ep < 0 || (http && (rbuf == NULL || rgot == NULL)))
         die("setup");
     long next = 0, held = 0, failed = 0, inflight = 0;
     struct epoll_event evs[256];
@@ -286,10 +353,23 @@ cmd_hold(int argc, char **argv)
                 int err = 0;
                 socklen_t el = sizeof(err);
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-                if (err == 0 && write(fd, "x", 1) == 1) {
+                if (err == 0 && write(fd, req, req_n) == (ssize_t)req_n) {
                     st[id] = C_WAITING;
                     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)id};
                     epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+                    continue;
+                }
+            } else if (st[id] == C_WAITING && http) {
+                char *b = rbuf + (size_t)id * RBUF;
+                ssize_t r = read(fd, b + rgot[id], RBUF - rgot[id]);
+                int done = r > 0 ? http_done(b, rgot[id] += (size_t)r, RBUF) : -1;
+                if (done == 0)
+                    continue;
+                if (done == 1) {
+                    st[id] = C_HELD;
+                    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                    held++;
+                    inflight--;
                     continue;
                 }
             } else if (st[id] == C_WAITING) {
@@ -326,11 +406,15 @@ main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "echo") == 0 && argc >= 3)
         return cmd_echo(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "rtt") == 0)
-        return cmd_rtt(argc - 2, argv + 2);
+        return cmd_rtt(argc - 2, argv + 2, false);
+    if (argc >= 2 && strcmp(argv[1], "hrtt") == 0)
+        return cmd_rtt(argc - 2, argv + 2, true);
     if (argc >= 2 && strcmp(argv[1], "hold") == 0)
-        return cmd_hold(argc - 2, argv + 2);
-    fprintf(
-        stderr,
-        "usage: benchtool echo PORT... | rtt HOST PORT RATE SECS SIZE | hold HOST PORT N SECS\n");
+        return cmd_hold(argc - 2, argv + 2, false);
+    if (argc >= 2 && strcmp(argv[1], "hhold") == 0)
+        return cmd_hold(argc - 2, argv + 2, true);
+    fprintf(stderr,
+            "usage: benchtool echo PORT... | rtt HOST PORT RATE SECS SIZE | hold HOST PORT N "
+            "SECS | hrtt HOST PORT RATE SECS PATH | hhold HOST PORT N SECS PATH\n");
     return 2;
 }
