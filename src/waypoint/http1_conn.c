@@ -406,6 +406,8 @@ wp_h1_pump(struct wp_h1_conn *c)
                     c->up_eof = true;
                 else
                     c->up_read = true;
+                if (rc == -1)
+                    c->up_fin = true;
             }
             wp_h1_try_timer(c);
         }

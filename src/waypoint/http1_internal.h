@@ -84,6 +84,7 @@ struct wp_h1_conn {
     struct wp_h1_up *up; /* connected upstream */
     bool reused;         /* |up| was kept alive from an earlier request */
     bool up_read;        /* |up| sent something this try */
+    bool up_fin;         /* |up| ended its side (a clean end of stream, not an error) */
     bool up_wrote;       /* some of the request went to |up| this try */
     bool try_timing;     /* the per-try timer runs for this try */
     unsigned stale;      /* kept-alive streams found closed under this request */

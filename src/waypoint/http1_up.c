@@ -128,8 +128,10 @@ wp_http1_shutdown(void)
 void
 wp_h1_drop_up(struct wp_h1_conn *c, bool reuse)
 {
-    /* An upstream whose exchange is complete ends cleanly; a broken one is reset. */
-    bool clean = reuse || (c->resp_done && c->req_done && !c->up_wdead && buf_len(&c->uout) == 0);
+    /* An upstream whose exchange is complete, or that ended its side already, ends cleanly;
+     * one cut in the middle is reset (the endpoint stops working on it). */
+    bool clean = reuse || c->up_fin ||
+                 (c->resp_done && c->req_done && !c->up_wdead && buf_len(&c->uout) == 0);
 
     if (c->connecting != NULL) {
         c->cfg->up.cancel(c->cfg->up.ctx, c->connecting);
@@ -203,7 +205,7 @@ up_attach(struct wp_h1_conn *c, struct wp_h1_up *u, bool reused)
     c->up = u;
     c->reused = reused;
     c->up_read = c->up_wrote = false;
-    c->up_eof = c->up_wdead = false; /* what the last try's stream did */
+    c->up_eof = c->up_wdead = c->up_fin = false; /* what the last try's stream did */
     u->c = c;
     stream_set_handler(u->s, on_up_event, u);
     http1_parser_free(&c->rs);
