@@ -155,14 +155,14 @@ test_per_try_timeout_restarts(void **state)
 {
     struct wpt t;
     (void)state;
-    wpt_setup(&t, "prefix=/ btimeout=300 be=echo.default.svc.cluster.local:80");
+    wpt_setup(&t, "prefix=/ btimeout=800 be=echo.default.svc.cluster.local:80");
     wpt_unhealthy(&t, 2);
     wpt_send(&t, GET("/t"));
     assert_true(wpt_be_has(&t, 0, "\r\n\r\n"));
-    wpt_run(&t, 200);
+    wpt_run(&t, 500);
     wpt_be_send(&t, 0, "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
     assert_true(wpt_be_has(&t, 1, "GET /t "));
-    wpt_run(&t, 200); /* 400 ms since the request, 200 into this try */
+    wpt_run(&t, 500); /* 1000 ms since the request, 500 into this try */
     wpt_be_send(&t, 1, OK_RESP);
     assert_true(wpt_dones(&t, 1));
     assert_int_equal(t.done[0].status, 200);
