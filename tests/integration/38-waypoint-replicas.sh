@@ -116,6 +116,21 @@ check "warm-up: every request answered 200 through the waypoint replicas" \
 check "... both replicas served requests" sh -c "
 grep -q 'request complete' '$WORK/wp1.log' && grep -q 'request complete' '$WORK/wp2.log'"
 
+# (0) One of the two replicas is stopped (SIGTERM, a rollout): it drains; nothing fails.
+load "$WORK/wpterm.json" --duration 4 --kill-after 1.5 --kill-pid $WPPID2 --signal TERM
+f=$(field "$WORK/wpterm.json" failed) n=$(field "$WORK/wpterm.json" inflight_at_kill)
+echo "replica stopped: $f failed, $n in flight at the SIGTERM"
+rc=0; wait $WPPID2 || rc=$?
+check "SIGTERM of a waypoint replica under load: no request fails ($f failed)" [ "$f" = 0 ]
+check "... it exited 0 after draining" sh -c "[ $rc = 0 ] && grep -q 'drained in' '$WORK/wp2.log'"
+start_wp "$WPNS2" $WP2 "$WORK/wp2b.log"
+WPPID2=$LAST_PID
+# (ztunnel passed over it when its listener had closed: again after ZT_WAYPOINT_AVOID_MS, 5 s)
+load "$WORK/warm2.json" --duration 6
+f=$(field "$WORK/warm2.json" failed)
+check "... restarted, it serves again (once ztunnel's 5 s pass-over ended), $f failed" sh -c "
+grep -q 'request complete' '$WORK/wp2b.log' && [ $f = 0 ]"
+
 # (1) One of the two replicas dies.
 load "$WORK/wpkill.json" --duration 5 --kill-after 1.5 --kill-pid $WPPID2
 f=$(field "$WORK/wpkill.json" failed) n=$(field "$WORK/wpkill.json" inflight_at_kill)
@@ -188,7 +203,7 @@ check "... the idle kept-alive connection is closed by the waypoint (EOF)" grep 
 check "... the waypoint exits 0 once they are done, not at the 5 s deadline (${ms} ms)" sh -c "
 [ $rc = 0 ] && [ $ms -lt 3000 ] && grep -q 'drained in' '$WORK/wp1.log' && ! grep -q 'drain deadline' '$WORK/wp1.log'"
 check "... no sanitizer report from the waypoints" sh -c "
-! grep -q 'Sanitizer\|runtime error' '$WORK/wp1.log' '$WORK/wp2.log'"
+! grep -q 'Sanitizer\|runtime error' '$WORK/wp1.log' '$WORK/wp2.log' '$WORK/wp2b.log'"
 check "the server ztunnel logged no failed tunnel from the waypoint for completed requests" sh -c "
 ! grep 'connection complete' '$WORK/zt2.log' | grep 'src.identity=\"spiffe://cluster.local/ns/default/sa/waypoint\"' |
 grep -q 'Broken pipe'"

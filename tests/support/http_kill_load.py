@@ -3,7 +3,7 @@
 
 --workers threads each send requests (one TCP connection per request, Connection: close)
 to --connect for --duration seconds: "GET --path", expecting a 200 with its whole body.
-After --kill-after seconds the process --kill-pid gets SIGKILL; the number of requests in
+After --kill-after seconds the process --kill-pid gets SIGKILL (or --signal TERM); the number of requests in
 flight at that instant is taken under the same lock that counts them, so it is exact.
 Prints one JSON object: sent, ok, failed, inflight_at_kill, failed_after_kill (failed
 requests that started after the kill), per-body counts ("by"), the first failures.
@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--duration", type=float, default=4)
     ap.add_argument("--kill-after", type=float, default=1.5)
     ap.add_argument("--kill-pid", type=int)
+    ap.add_argument("--signal", default="KILL", help="KILL (default) or TERM")
     ap.add_argument("--timeout", type=float, default=8)
     args = ap.parse_args()
     host, _, port = args.connect.rpartition(":")
@@ -91,7 +92,7 @@ def main():
     if args.kill_pid:
         time.sleep(args.kill_after)
         with lock:
-            os.kill(args.kill_pid, signal.SIGKILL)
+            os.kill(args.kill_pid, getattr(signal, "SIG" + args.signal))
             killed[0] = True
             st["inflight_at_kill"] = st["inflight"]
     for t in ts:
