@@ -24,6 +24,10 @@
 
 static struct log_ratelimit h1_rl = LOG_RATELIMIT_INIT(10000, 5);
 
+/* This thread's connections, for wp_http1_drain(). */
+static _Thread_local struct wp_h1_conn *conns;
+static _Thread_local bool draining;
+
 static void
 free_conn(void *arg)
 {
@@ -41,6 +45,13 @@ wp_h1_end(struct wp_h1_conn *c, unsigned flags)
     if (c->ended)
         return;
     c->ended = true;
+    loop_timer_stop(c->loop, &c->t_linger);
+    if (c->dprev != NULL)
+        c->dprev->dnext = c->dnext;
+    else
+        conns = c->dnext;
+    if (c->dnext != NULL)
+        c->dnext->dprev = c->dprev;
     if (c->active) {
         c->flags |= flags;
         c->keep_alive = false;
@@ -65,6 +76,12 @@ wp_h1_end(struct wp_h1_conn *c, unsigned flags)
     if (c->cfg->on_closed != NULL)
         c->cfg->on_closed(c->cfg->arg);
     loop_defer(c->loop, &c->free_defer, free_conn, c);
+}
+
+static void
+on_linger_timeout(void *arg)
+{
+    wp_h1_end(arg, 0);
 }
 
 static void
@@ -166,6 +183,8 @@ step_request(struct wp_h1_conn *c)
         }
         if (ev == HTTP1_HEAD) {
             struct http1_head h = c->rq.head;
+            if (draining)
+                h.keep_alive = false; /* the response says Connection: close */
             wp_h1_start(c, p, &h);
             buf_consume(&c->din, used);
             progress = true;
@@ -374,7 +393,7 @@ wp_h1_pump(struct wp_h1_conn *c)
         if (c->up != NULL) {
             int rc = c->up_wdead ? 0 : flush(c->up->s, &c->uout);
             if (rc > 0)
-                progress = true;
+                progress = c->up_wrote = true;
             else if (rc < 0) {
                 /* It will take no more: drop what it did not take, read what it said. */
                 buf_consume(&c->uout, buf_len(&c->uout));
@@ -385,7 +404,12 @@ wp_h1_pump(struct wp_h1_conn *c)
                 progress = true;
                 if (rc < 0)
                     c->up_eof = true;
+                else
+                    c->up_read = true;
+                if (rc == -1)
+                    c->up_fin = true;
             }
+            wp_h1_try_timer(c);
         }
         if (step_response(c))
             progress = true;
@@ -419,8 +443,21 @@ wp_h1_pump(struct wp_h1_conn *c)
             progress = true;
         }
         if (c->closing && !c->active && buf_len(&c->dout) == 0) {
-            wp_h1_end(c, 0);
-            return;
+            /* Half-close and let the client end its side (RFC 9112 9.6): resetting at once
+             * could destroy the last response, and the client's ztunnel would log a failure. */
+            buf_consume(&c->din, buf_len(&c->din)); /* nothing more is served */
+            if (c->down_eof) {
+                wp_h1_end(c, 0);
+                return;
+            }
+            if (!c->down_wshut) {
+                if (stream_shutdown_write(c->down) < 0) {
+                    wp_h1_end(c, 0);
+                    return;
+                }
+                c->down_wshut = true;
+                loop_timer_start(c->loop, &c->t_linger, WP_H1_LINGER_MS, on_linger_timeout, c);
+            }
         }
     }
     if (c->ended || c->pipe != NULL)
@@ -451,4 +488,28 @@ wp_http1_serve(const struct wp_l7_conn *cfg, struct stream *down)
     http1_parser_init(&c->rs, true, &lim);
     stream_set_handler(down, on_down_event, c);
     stream_want(down, true, false);
+    c->dnext = conns;
+    if (conns != NULL)
+        conns->dprev = c;
+    conns = c;
+    if (draining) {
+        c->closing = true; /* a CONNECT accepted before the drain: nothing more is served */
+        wp_h1_pump(c);
+    }
+}
+
+void
+wp_http1_drain(void)
+{
+    struct wp_h1_conn *c, *next;
+
+    draining = true;
+    for (c = conns; c != NULL; c = next) {
+        next = c->dnext;
+        if (c->active)
+            c->keep_alive = false; /* closes after this response */
+        else
+            c->closing = true; /* idle: closes now */
+        wp_h1_pump(c);
+    }
 }

@@ -237,8 +237,8 @@ wp_h1_start(struct wp_h1_conn *c, const char *base, const struct http1_head *h)
     }
     if (c->expect_continue && !c->client10)
         (void)buf_append(&c->dout, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    if (v.timeout_ms != 0)
-        loop_timer_start(c->loop, &c->t_req, v.timeout_ms, wp_h1_on_timeout, c);
+    if (c->act.timeout_ms != 0) /* the whole request; each try has its own (http1_up.c) */
+        loop_timer_start(c->loop, &c->t_req, c->act.timeout_ms, wp_h1_on_timeout, c);
     wp_h1_try(c);
 out:
     route_hdr_list_free(&l);

@@ -28,16 +28,23 @@
 #define WP_H1_RETRY_BODY (64 * 1024) /* request body kept for a retry; more: no retry */
 #define WP_H1_OUT_BUF    (WP_H1_OUT_HEAD + WP_H1_RETRY_BODY) /* bytes not yet written */
 #define WP_H1_IDLE_MAX   4 /* idle upstream connections kept per downstream one */
+#define WP_H1_LINGER_MS  2000 /* a half-closed stream waits this long for the peer's end */
+#define WP_H1_LINGER_MAX (64 * 1024) /* bytes discarded from it meanwhile; more: reset */
 
 struct pipe;
 
-/* One upstream connection to an endpoint, in use by an exchange or idle. */
+/* One upstream connection to an endpoint, in use by an exchange, idle, or lingering. */
 struct wp_h1_up {
     struct wp_h1_conn *c;
     struct stream *s;
     struct workload *ep; /* a reference: the model may be replaced while it is idle */
     uint16_t port;
     struct wp_h1_up *next; /* idle list */
+    /* Lingering (closed by us, half-closed, waiting for the peer's end): */
+    struct wp_h1_up *lprev, *lnext;
+    struct loop *loop;
+    struct loop_timer t_linger;
+    size_t discarded;
 };
 
 /* One downstream connection and the exchange (request, response) in progress on it. */
@@ -50,12 +57,14 @@ struct wp_h1_conn {
     struct buf replay;    /* request head + body sent so far, for a retry */
     struct http1_parser rq, rs;
     struct loop_defer free_defer;
-    struct loop_timer t_req, t_backoff;
+    struct loop_timer t_req, t_backoff, t_try, t_linger;
+    struct wp_h1_conn *dprev, *dnext; /* this thread's connections (wp_http1_drain) */
     struct wp_h1_up *idle;
     size_t n_idle;
     struct route_table *deftab; /* the service's own route when no Route names it */
     struct pipe *pipe;          /* after an upgrade: the tunnel */
     bool down_eof, closing, ended;
+    bool down_wshut; /* we half-closed downstream and wait for the client's end */
 
     /* The exchange. */
     bool active, local, req_done, resp_head, resp_done, interim;
@@ -74,6 +83,12 @@ struct wp_h1_conn {
     uint16_t cur_port;
     bool counted;        /* cur_ep's outstanding count holds this request */
     struct wp_h1_up *up; /* connected upstream */
+    bool reused;         /* |up| was kept alive from an earlier request */
+    bool up_read;        /* |up| sent something this try */
+    bool up_fin;         /* |up| ended its side (a clean end of stream, not an error) */
+    bool up_wrote;       /* some of the request went to |up| this try */
+    bool try_timing;     /* the per-try timer runs for this try */
+    unsigned stale;      /* kept-alive streams found closed under this request */
     void *connecting;    /* a connect() in flight */
     unsigned attempts, max_tries;
     int last_err_flag; /* WP_FLAG_UF or WP_FLAG_UC of the last failed try */
@@ -109,7 +124,10 @@ void wp_h1_retry_later(struct wp_h1_conn *c);
 /* Lets go of the exchange's upstream: kept idle for reuse, or closed. */
 void wp_h1_drop_up(struct wp_h1_conn *c, bool reuse);
 void wp_h1_up_close(struct wp_h1_up *u, bool abort);
-/* The route's timeout (or the per-try one) fired. */
+/* The route's timeout, or the try's (backendRequest), fired. */
 void wp_h1_on_timeout(void *arg);
+void wp_h1_on_try_timeout(void *arg);
+/* Starts the per-try timer once the try has the whole request (Envoy's per_try_timeout). */
+void wp_h1_try_timer(struct wp_h1_conn *c);
 
 #endif

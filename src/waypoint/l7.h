@@ -134,4 +134,15 @@ void wp_http1_serve(const struct wp_l7_conn *c, struct stream *down);
  */
 void wp_http2_serve(const struct wp_l7_conn *c, struct stream *down);
 
+/*
+ * HTTP/1.1 drain (SIGTERM): idle connections of this thread close now (half-closed: the client ends
+ * its side), busy ones after their current response (Connection: close); connections
+ * served later close at once.
+ */
+void wp_http1_drain(void);
+/* Upstream streams closed by the engine and waiting for the endpoint's end (bounded). */
+size_t wp_http1_lingering(void);
+/* At exit: resets what still lingers. */
+void wp_http1_shutdown(void);
+
 #endif

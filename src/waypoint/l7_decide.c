@@ -172,8 +172,8 @@ wp_l7_retriable_status(const struct route_retry *r, int status)
     return false;
 }
 
-/* Envoy's jittered exponential backoff: uniform in [0, base * 2^(n-1)] after the n-th try,
- * capped at max (Istio's defaults: 25 ms base, 250 ms max). */
+/* Envoy's jittered exponential backoff: uniform in [0, base * 2^(n-1)) before the n-th retry,
+ * the bound capped at max (Istio's defaults: 25 ms base, 250 ms max). */
 uint64_t
 wp_l7_backoff_ms(const struct route_retry *r, unsigned attempts)
 {
@@ -182,5 +182,5 @@ wp_l7_backoff_ms(const struct route_retry *r, unsigned attempts)
 
     if (cap > r->backoff_max_ms)
         cap = r->backoff_max_ms;
-    return wp_h1_rand() % (cap + 1);
+    return cap > 0 ? wp_h1_rand() % cap : 0;
 }

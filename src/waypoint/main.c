@@ -26,6 +26,7 @@
 #include "hbone/hbone.h"
 #include "identity/node_tokens.h"
 #include "log/log.h"
+#include "l7.h"
 #include "tls/tls_cp.h"
 #include "telemetry.h"
 #include "wp.h"
@@ -211,19 +212,32 @@ start_certs(void)
     certmgr_wait(wp.certs, &wp.cert_wait, wp.identity, on_cert, &wp);
 }
 
+/*
+ * Drain: on SIGTERM the waypoint is not ready, its listener closes, each HBONE session gets
+ * GOAWAY (no new CONNECTs; clients go to another replica), idle HTTP/1.1 connections close
+ * and busy ones after their response (wp_http1_drain). Upstream connections stay usable
+ * while requests may still need them (a retry, the next request of a busy connection), and
+ * get GOAWAY once the last downstream one has gone; then the process exits. At the deadline
+ * everything still open is cut.
+ */
 static bool
-all_closed(void)
+downstream_closed(void)
 {
-    return wp.n_conns == 0 && wp_in_sessions(wp.in) == 0 && hbone_pool_n_conns(wp.pool) == 0;
+    return wp.n_conns == 0 && wp_in_sessions(wp.in) == 0 && wp_http1_lingering() == 0;
 }
 
 static void
 on_drain_tick(void *arg)
 {
+    static bool pool_drained;
     (void)arg;
     uint64_t now = clock_mono_ms();
-    if (all_closed()) {
-        log_info("drained, exiting");
+    if (downstream_closed() && !pool_drained) {
+        pool_drained = true;
+        hbone_pool_drain(wp.pool);
+    }
+    if (downstream_closed() && hbone_pool_n_conns(wp.pool) == 0) {
+        log_info("drained in %" PRIu64 " ms, exiting", now + wp.opts.drain_ms - drain_deadline_ms);
         loop_stop(wp.loop);
         return;
     }
@@ -232,6 +246,7 @@ on_drain_tick(void *arg)
                  wp.n_conns);
         drain_forced = true;
         wp_in_abort(wp.in);
+        wp_http1_shutdown();
         hbone_pool_abort(wp.pool);
     } else if (now >= drain_deadline_ms + 2000) {
         log_warn("giving up on %" PRIu64 " connections", wp.n_conns);
@@ -254,7 +269,7 @@ on_signal(void *arg, uint32_t events)
         wp.draining = true;
         wp_update_ready(&wp);
         wp_in_drain(wp.in);
-        hbone_pool_drain(wp.pool);
+        wp_http1_drain();
         drain_deadline_ms = clock_mono_ms() + wp.opts.drain_ms;
         loop_timer_start(wp.loop, &drain_timer, 0, on_drain_tick, NULL);
     }
@@ -322,6 +337,8 @@ main(int argc, char **argv)
     loop_run_deferred(wp.loop);
     node_tokens_free(wp.tokens);
     wp_config_stop(wp.config);
+    loop_run_deferred(wp.loop);
+    wp_http1_shutdown();
     loop_run_deferred(wp.loop);
     hbone_pool_free(wp.pool);
     certmgr_cancel(wp.certs, &wp.cert_wait);

@@ -36,6 +36,10 @@ struct outbound_conn {
     uint16_t oport;
     uint64_t deadline_ms; /* how long it may wait for its workload or certificate */
     struct zwait wait;
+    /* Through a waypoint: the replica tried, and whether another one was tried already. */
+    bool via_wp, wp_rerouted;
+    struct ipaddr wp_ip;
+    uint16_t wp_port;
 };
 
 static void
@@ -74,6 +78,9 @@ start_pipe(struct outbound_conn *o, struct stream *upstream)
     o->zc->pipe = pipe_start(o->zt->loop, client, upstream, o->zt->opts.pipe_buf, on_pipe_done, o);
 }
 
+static void route(struct outbound_conn *o);
+static struct log_ratelimit waypoint_rl = LOG_RATELIMIT_INIT(10000, 5);
+
 static void
 on_hbone_response(void *arg, struct h2_stream *st, int status)
 {
@@ -82,6 +89,20 @@ on_hbone_response(void *arg, struct h2_stream *st, int status)
     if (st == NULL || status != 200) {
         if (st != NULL)
             stream_close(h2_stream_as_stream(st), true);
+        if (o->via_wp && status < 0) {
+            /* The replica is unreachable (a connection failure, no answer): nothing was sent,
+             * so another replica may take this connection, once. */
+            zt_waypoint_failed(o->zt, &o->wp_ip, o->wp_port);
+            if (!o->wp_rerouted) {
+                char a[ADDR_STRLEN];
+                log_warn_rl(&waypoint_rl, "waypoint replica %s unreachable (%s): passed over for %d s, "
+                            "this connection goes to another", ipport_str(&o->wp_ip, o->wp_port, a),
+                            mesh_strerror(status), ZT_WAYPOINT_AVOID_MS / 1000);
+                o->wp_rerouted = true;
+                route(o);
+                return;
+            }
+        }
         log_debug("HBONE CONNECT failed: %s",
                   status < 0 ? mesh_strerror(status) : (status == 503 ? "http status: 503" : "http status"));
         fail(o, status < 0 ? status : -ECONNREFUSED,
@@ -152,8 +173,6 @@ expected_ids(const struct workload *w, const struct service *svc, const char **i
 static void route(struct outbound_conn *o);
 static bool hold(struct outbound_conn *o);
 
-static struct log_ratelimit waypoint_rl = LOG_RATELIMIT_INIT(10000, 5);
-
 /*
  * Through the waypoint: HBONE to the chosen replica, :authority the original destination
  * (service VIP:port or pod IP:port), the server the replica's identity (waypoint.md 1).
@@ -180,6 +199,9 @@ via_waypoint(struct outbound_conn *o, const struct workload *src, const struct s
     ipport_str(&o->odst, o->oport, authority);
     o->zc->hbone_ip = o->odst;
     o->zc->hbone_port = o->oport;
+    o->via_wp = true;
+    o->wp_ip = *wp->ip;
+    o->wp_port = wp->port;
     start_hbone(o, src, creds, ids, n_ids, wp->ip, wp->port, authority, svc);
 }
 

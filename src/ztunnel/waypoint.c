@@ -8,6 +8,12 @@
  * that cannot be resolved, or has no ready replica, refuses the connection. Among the ready
  * replicas the one this ztunnel has the fewest open streams to wins (ties broken at random),
  * so long-lived connections spread instead of piling on the first replica.
+ *
+ * A replica that died (killed, its node gone) is still in the model until its readiness
+ * reaches the control plane, seconds later, and has no streams from us: the fewest-streams
+ * choice would send every new connection to it. So a replica whose connection failed is
+ * passed over for ZT_WAYPOINT_AVOID_MS while another is usable (outbound.c sends that
+ * connection to another replica at once), then tried again.
  */
 #include <stdio.h>
 #include <string.h>
@@ -50,6 +56,40 @@ is_replica(const struct model *m, const struct service *wsvc, const struct workl
     return false;
 }
 
+/* Replicas whose connection failed lately, by address (a small ring: few replicas fail at once). */
+#define AVOID_SLOTS 32
+struct avoid_slot {
+    struct ipaddr ip;
+    uint16_t port;
+    uint64_t until_ms;
+};
+static struct avoid_slot avoid[AVOID_SLOTS];
+static unsigned avoid_next;
+
+void
+zt_waypoint_failed(struct zt *zt, const struct ipaddr *ip, uint16_t port)
+{
+    uint64_t until = loop_now_ms(zt->loop) + ZT_WAYPOINT_AVOID_MS;
+    for (size_t i = 0; i < AVOID_SLOTS; i++) {
+        if (avoid[i].port == port && ipaddr_eq(&avoid[i].ip, ip)) {
+            avoid[i].until_ms = until;
+            return;
+        }
+    }
+    avoid[avoid_next] = (struct avoid_slot){.ip = *ip, .port = port, .until_ms = until};
+    avoid_next = (avoid_next + 1) % AVOID_SLOTS;
+}
+
+static bool
+avoided(struct zt *zt, const struct ipaddr *ip, uint16_t port)
+{
+    uint64_t now = loop_now_ms(zt->loop);
+    for (size_t i = 0; i < AVOID_SLOTS; i++)
+        if (avoid[i].until_ms > now && avoid[i].port == port && ipaddr_eq(&avoid[i].ip, ip))
+            return true;
+    return false;
+}
+
 /* |w|'s address in |family| when |w| can take traffic, else NULL. */
 static const struct ipaddr *
 usable(const struct workload *w, int family)
@@ -81,13 +121,19 @@ pick(struct zt *zt, const struct service *wsvc, const struct workload *single, i
             *ip = usable(best, family);
         return best;
     }
+    /* Replicas that failed lately only when every usable one did. */
+    bool skip_failed = false;
+    for (size_t i = 0; i < n && !skip_failed; i++) {
+        const struct ipaddr *a = usable(eps[i], family);
+        skip_failed = a != NULL && !avoided(zt, a, port);
+    }
     unsigned best_streams = 0, ties = 0;
     uint32_t r;
     RAND_bytes((unsigned char *)&r, sizeof(r));
     best = NULL;
     for (size_t i = 0; i < n; i++) {
         const struct ipaddr *a = usable(eps[i], family);
-        if (a == NULL)
+        if (a == NULL || (skip_failed && avoided(zt, a, port)))
             continue;
         unsigned s = hbone_pool_streams_to(zt->pool, a, port);
         if (best == NULL || s < best_streams) {

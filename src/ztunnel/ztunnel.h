@@ -305,6 +305,12 @@ struct zt_waypoint {
  */
 int zt_waypoint_route(struct zt *zt, const struct workload *src, const struct service *svc,
                       const struct workload *dst, int family, struct zt_waypoint *out);
+/*
+ * A connection to replica |ip|:|port| failed (a connect or TLS failure, not an answer): it is
+ * passed over for ZT_WAYPOINT_AVOID_MS while another replica is usable.
+ */
+#define ZT_WAYPOINT_AVOID_MS 5000
+void zt_waypoint_failed(struct zt *zt, const struct ipaddr *ip, uint16_t port);
 
 /* admin.c */
 int admin_start(struct zt *zt, char *err, size_t errlen);
