@@ -130,7 +130,9 @@ void wp_http1_serve(const struct wp_l7_conn *c, struct stream *down);
  * of request body kept for a retry (longer bodies stream through and are not retried); per
  * connection, at most 200 concurrent streams (h2 SETTINGS), a 16 MiB receive window shared by
  * them, 64 KiB of request headers per stream; the same caps per endpoint session for the
- * responses. Idle connections and streams hold no buffers.
+ * responses. Idle connections and streams hold no buffers: measured (test_wp_http2, release
+ * build) ~31 KB per connection with its HTTP/2 session, ~26 KB per endpoint session, ~4.6 KB
+ * per request stream waiting on its endpoint.
  */
 void wp_http2_serve(const struct wp_l7_conn *c, struct stream *down);
 
