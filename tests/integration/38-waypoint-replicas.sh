@@ -18,6 +18,7 @@
 # the idle connection is closed, the waypoint exits 0 well before the drain deadline.
 . "$(dirname "$0")/lib.sh"
 require_root
+AL="$PY $ROOT/tests/support/envoy_access_log.py"
 topo_two_nodes 4
 make_ca "$WORK/ca"
 WP1=198.18.251.30 WP2=198.18.252.30 WPNS1=amt-wa-$ID WPNS2=amt-wb-$ID
@@ -114,7 +115,7 @@ load "$WORK/warm.json" --duration 1.5
 check "warm-up: every request answered 200 through the waypoint replicas" \
     [ "$(field "$WORK/warm.json" failed)" = 0 ]
 check "... both replicas served requests" sh -c "
-grep -q 'request complete' '$WORK/wp1.log' && grep -q 'request complete' '$WORK/wp2.log'"
+[ \"\$($AL text response_code=200 <'$WORK/wp1.log')\" -gt 0 ] && [ \"\$($AL text response_code=200 <'$WORK/wp2.log')\" -gt 0 ]"
 
 # (0) One of the two replicas is stopped (SIGTERM, a rollout): it drains; nothing fails.
 load "$WORK/wpterm.json" --duration 4 --kill-after 1.5 --kill-pid $WPPID2 --signal TERM
@@ -129,7 +130,7 @@ WPPID2=$LAST_PID
 load "$WORK/warm2.json" --duration 6
 f=$(field "$WORK/warm2.json" failed)
 check "... restarted, it serves again (once ztunnel's 5 s pass-over ended), $f failed" sh -c "
-grep -q 'request complete' '$WORK/wp2b.log' && [ $f = 0 ]"
+[ \"\$($AL text response_code=200 <'$WORK/wp2b.log')\" -gt 0 ] && [ $f = 0 ]"
 
 # (1) One of the two replicas dies.
 load "$WORK/wpkill.json" --duration 5 --kill-after 1.5 --kill-pid $WPPID2
@@ -151,10 +152,10 @@ echo "server killed: $f failed, $n in flight at the kill"
 check "kill -9 of a server: failed requests ($f) <= requests in flight at the kill ($n)" [ "$f" -le "$n" ]
 check "... no request started after the kill failed (retried on the other server)" \
     [ "$(field "$WORK/bekill.json" failed_after_kill)" = 0 ]
-check "... the waypoint logged retries that moved to the other server" sh -c "
-grep 'request complete' '$WORK/wp1.log' | grep 'status=200' | grep -q 'upstream=$SERVER_IP:8081'"
+check "... the waypoint logged requests served by the other server" sh -c "
+[ \"\$($AL text response_code=200 upstream_host=$SERVER_IP:8081 <'$WORK/wp1.log')\" -gt 0 ]"
 check "... and in-flight requests cut by the kill as 503 UC (Istio's retry_on has no reset)" sh -c "
-[ $f = 0 ] || grep 'request complete' '$WORK/wp1.log' | grep -q 'status=503 flags=UC'"
+[ $f = 0 ] || [ \"\$($AL text response_code=503 response_flags=UC <'$WORK/wp1.log')\" -gt 0 ]"
 
 # (3) Drain: SIGTERM while a request is in flight and an idle kept-alive client waits.
 ip netns exec "$N1" $PY - "$CLIENT_IP" "$VIP" "$WORK/idle.state" >"$WORK/idle.out" 2>&1 <<'PY' &

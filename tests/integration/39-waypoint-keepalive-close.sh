@@ -17,6 +17,7 @@
 # waypoint closed as a clean end (no "Broken pipe", no reset).
 . "$(dirname "$0")/lib.sh"
 require_root
+AL="$PY $ROOT/tests/support/envoy_access_log.py"
 topo_two_nodes 4
 make_ca "$WORK/ca"
 WPIP=198.18.251.30 WPNS=amt-wp-$ID
@@ -139,14 +140,14 @@ check "GET on a kept-alive upstream the server closes as it arrives: retried, 20
 check "... the second answer came from a new server connection" sh -c "
 echo '$out' | grep -q 'GET /b HTTP/1.1 answered as #1'"
 check "... the waypoint logged it 200 with no flag" sh -c "
-grep 'request complete' '$WORK/wp.log' | grep 'path=\"/b\"' | grep 'status=200' | grep -q 'flags=-'"
+[ \"\$($AL text path=/b response_code=200 response_flags=- <'$WORK/wp.log')\" = 1 ]"
 out=$(two POST 81 /p /q x)
 echo "$out"
 check "POST cut the same way: not replayed, 503 UC (it reached the server)" sh -c "
 echo '$out' | grep -q '^=200$' && echo '$out' | grep -q 'connection termination=503'"
 check "... the server saw POST /q once" [ "$(grep -c 'POST /q' "$WORK/srv.log")" = 1 ]
 check "... logged 503 UC by the waypoint" sh -c "
-grep 'request complete' '$WORK/wp.log' | grep 'path=\"/q\"' | grep -q 'status=503 flags=UC'"
+[ \"\$($AL text path=/q response_code=503 response_flags=UC <'$WORK/wp.log')\" = 1 ]"
 
 # A server that closes idle connections after 200 ms: the next request, 500 ms later, works.
 out=$(ip netns exec "$N1" $PY - "$CLIENT_IP" "$VIP" <<'PY'
