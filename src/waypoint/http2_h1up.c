@@ -169,6 +169,8 @@ h1_trailers(struct wp_h2_x *x, const char *base)
             *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
         own[2 * n + 1] = xstrndup(base + f->value.off, f->value.len);
         tr[n] = (struct h2_header){own[2 * n], own[2 * n + 1]};
+        if (strcmp(own[2 * n], "grpc-status") == 0)
+            wp_h2_note_grpc_status(x, own[2 * n + 1]);
     }
     int rc = n > 0 ? h2_stream_send_trailers(x->down, tr, n)
                    : stream_shutdown_write(h2_stream_as_stream(x->down));

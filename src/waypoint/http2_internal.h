@@ -59,6 +59,7 @@ struct wp_h2_x {
     const char *method, *path, *authority, *user_agent;
     char *request_id;
     bool grpc;
+    char grpc_status[4]; /* the grpc-status sent to the client ("" none yet) */
     const struct workload *tried[8];
     size_t n_tried;
     const struct workload *cur_ep;
@@ -119,6 +120,8 @@ int wp_h2_resp_head(struct wp_h2_x *x, int status);
  * nothing follows, its grpc-status field if any. */
 int wp_h2_resp_head_list(struct wp_h2_x *x, int status, struct route_hdr_list *l, bool end,
                          const char *grpc_status);
+/* Notes the grpc-status |v| (NULL: none) going to a gRPC client, for the report. */
+void wp_h2_note_grpc_status(struct wp_h2_x *x, const char *v);
 /* Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2, and host). */
 bool wp_h2_conn_specific(const char *n, size_t nl, const char *v, size_t vl);
 /* The exchange is over: report, release; |flags| added (DC, UC, UT); reset if unfinished. */

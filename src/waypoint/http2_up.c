@@ -502,6 +502,7 @@ pump_response(struct wp_h2_x *x, bool *want_up_rd, bool *want_down_wr)
             size_t nt = h2_stream_trailers(x->up, tr, ARRAY_LEN(tr));
             if (nt > ARRAY_LEN(tr))
                 nt = ARRAY_LEN(tr);
+            wp_h2_note_grpc_status(x, h2_stream_trailer(x->up, "grpc-status"));
             int rc = nt > 0 ? h2_stream_send_trailers(x->down, tr, nt) : stream_shutdown_write(d);
             x->resp_done = rc == 0;
             wp_h2_finish(x, rc == 0 ? 0 : WP_FLAG_DC);

@@ -65,7 +65,10 @@ struct wp_request_info {
     const char *authority;  /* Host / :authority as received */
     const char *request_id; /* x-request-id (received or generated) */
     const char *user_agent;
-    int status;             /* sent downstream; 0 when none was sent */
+    int status;             /* sent downstream; 0 when none was sent (a gRPC local answer: 200,
+                             * what the wire carries, as Envoy's %RESPONSE_CODE%) */
+    bool grpc;              /* content-type application/grpc*: Istio's request_protocol "grpc" */
+    const char *grpc_status; /* gRPC: the grpc-status the client got ("0".."16"), or NULL */
     unsigned flags;         /* WP_FLAG_* */
     const char *details;    /* Envoy's RESPONSE_CODE_DETAILS-like word, e.g. "via_upstream" */
     const char *route;      /* the rule's name, or NULL */

@@ -18,6 +18,7 @@
 . "$(dirname "$0")/lib.sh"
 require_root
 AL="$PY $ROOT/tests/support/envoy_access_log.py"
+PQ="$PY $ROOT/tests/support/prom_query.py"
 topo_two_nodes 4
 make_ca "$WORK/ca"
 WPIP=198.18.251.30 WPNS=amt-wp-$ID
@@ -254,6 +255,18 @@ check "gRPC server-streaming call: all 5 messages" \
     grep -qx 'stream=part0:s,part1:s,part2:s,part3:s,part4:s' "$WORK/grpc.out"
 check "an L7 DENY on the GRPC port: grpc-status 7 PERMISSION_DENIED, RBAC: access denied" \
     grep -qx 'forbidden=7 RBAC: access denied' "$WORK/grpc.out"
+# Istio's waypoint reports gRPC as request_protocol="grpc" with the grpc-status the client got;
+# the denied call is a 200 on the wire (Envoy's %RESPONSE_CODE%) with grpc-status 7.
+ip netns exec "$WPNS" curl -s http://$WPIP:15020/metrics >"$WORK/m-grpc.txt" || true
+grep '^istio_requests_total.*grpc' "$WORK/m-grpc.txt" || true
+check "istio_requests_total: the 2 good calls as grpc, grpc_response_status 0" \
+    [ "$($PQ istio_requests_total request_protocol=grpc grpc_response_status=0 response_code=200 \
+        <"$WORK/m-grpc.txt")" = 2 ]
+check "... the denied call as grpc, grpc_response_status 7, response_code 200; the histograms too" sh -c "
+[ \"\$($PQ istio_requests_total request_protocol=grpc grpc_response_status=7 response_code=200 \
+    <'$WORK/m-grpc.txt')\" = 1 ] &&
+[ \"\$($PQ istio_request_duration_milliseconds_count request_protocol=grpc grpc_response_status=7 \
+    <'$WORK/m-grpc.txt')\" = 1 ]"
 
 # ---- load ----
 ip netns exec "$N1" h2load -n 10000 -c 4 -m 10 http://$VIP:83/load >"$WORK/h2load.out" 2>&1 || true

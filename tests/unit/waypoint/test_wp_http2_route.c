@@ -189,6 +189,48 @@ test_policy_deny_grpc_status_7(void **state)
     w2_teardown(&w);
 }
 
+/* The report says what the client got: request_protocol "grpc", the grpc-status from the
+ * trailers, a trailers-only answer or the waypoint's own (a 200 on the wire, as Envoy logs). */
+static void
+test_grpc_report(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, NULL);
+    deny_admin(&w);
+    const char *ct[] = {"content-type", "application/grpc", NULL};
+    const char *ok[] = {"grpc-status", "0", NULL};
+    int a = w2_call(&w, "POST", "/pkg.Svc/M", grpc_hdrs, "\0\0\0\0\0", 5, true);
+    assert_true(w2_reqs(&w, 1));
+    w2_respond(&w, 0, 200, ct, "\0\0\0\0\0", 5, ok);
+    assert_true(w2_complete(&w, a));
+    assert_true(dones(&w, 1));
+    int b = w2_call(&w, "POST", "/admin.Svc/Drop", grpc_hdrs, NULL, 0, true);
+    assert_true(w2_complete(&w, b));
+    assert_true(dones(&w, 2));
+    int c = w2_call(&w, "POST", "/pkg.Svc/Missing", grpc_hdrs, NULL, 0, true);
+    assert_true(w2_reqs(&w, 2));
+    const char *nf[] = {"content-type", "application/grpc", "grpc-status", "5", NULL};
+    w2_respond(&w, 1, 200, nf, NULL, 0, NULL);
+    assert_true(w2_complete(&w, c));
+    assert_true(dones(&w, 3));
+    int d = w2_call(&w, "GET", "/admin/x", NULL, NULL, 0, true);
+    assert_true(w2_complete(&w, d));
+    assert_true(dones(&w, 4));
+
+    assert_true(w.t.done[0].grpc);
+    assert_int_equal(w.t.done[0].status, 200);
+    assert_string_equal(w.t.done[0].grpc_status, "0");
+    assert_int_equal(w.t.done[1].status, 200); /* not 403: the wire's status */
+    assert_string_equal(w.t.done[1].grpc_status, "7");
+    assert_int_equal(w.t.done[1].flags, WP_FLAG_RBAC);
+    assert_string_equal(w.t.done[2].grpc_status, "5");
+    assert_false(w.t.done[3].grpc);
+    assert_int_equal(w.t.done[3].status, 403);
+    assert_string_equal(w.t.done[3].grpc_status, "");
+    w2_teardown(&w);
+}
+
 static void
 test_no_route_404_and_grpc_12(void **state)
 {
@@ -516,6 +558,7 @@ main(void)
         cmocka_unit_test(test_policy_deny_403),
         cmocka_unit_test(test_policy_deny_grpc_status_7),
         cmocka_unit_test(test_no_route_404_and_grpc_12),
+        cmocka_unit_test(test_grpc_report),
         cmocka_unit_test(test_redirect),
         cmocka_unit_test(test_direct_response),
         cmocka_unit_test(test_long_path_refused),
