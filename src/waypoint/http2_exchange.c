@@ -339,7 +339,7 @@ wp_h2_start(struct wp_h2_conn *c, struct h2_stream *st)
         wp_h2_local(x, x->v.status, x->v.flags, x->v.details, x->v.body, x->v.location);
         return;
     }
-    if (x->v.timeout_ms != 0)
+    if (x->v.timeout_ms != 0) /* the whole request; each try has its own (http2_up.c) */
         loop_timer_start(c->loop, &x->t_req, x->v.timeout_ms, wp_h2_on_timeout, x);
     wp_h2_try(x);
     if (!x->finished)
@@ -365,6 +365,7 @@ wp_h2_finish(struct wp_h2_x *x, unsigned flags)
     x->flags |= flags;
     loop_timer_stop(c->loop, &x->t_req);
     loop_timer_stop(c->loop, &x->t_backoff);
+    loop_timer_stop(c->loop, &x->t_try);
     wp_h2_drop_up(x, x->resp_done && x->req_eof);
     /* No grpc-status seen: Envoy infers one from the HTTP status (2 UNKNOWN for a 200). */
     if (x->grpc && x->grpc_status[0] == '\0' && x->resp_head)

@@ -80,7 +80,8 @@ struct wp_h2_x {
     const char *details;
     uint64_t bytes_in, bytes_out, start_ms;
     char policy[L7POL_KEY_MAX];
-    struct loop_timer t_req, t_backoff;
+    bool try_timing;   /* the try's per-try timer runs */
+    struct loop_timer t_req, t_backoff, t_try;
     struct loop_defer free_defer;
 };
 

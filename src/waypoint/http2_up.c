@@ -170,6 +170,8 @@ up_get(struct wp_h2_conn *c, const struct workload *ep, uint16_t port, int *err)
 void
 wp_h2_drop_up(struct wp_h2_x *x, bool clean)
 {
+    loop_timer_stop(x->c->loop, &x->t_try);
+    x->try_timing = false;
     wp_h2_h1_drop(x);
     x->h1_eof = x->h1_chunked = false;
     if (x->up != NULL) {
@@ -381,6 +383,30 @@ wp_h2_on_timeout(void *arg)
                 NULL);
 }
 
+/* The try took longer than backendRequest before its response began: 504 UT, not retried
+ * (Istio's retry_on has no per-try timeout), as the HTTP/1.1 engine does. */
+static void
+on_try_timeout(void *arg)
+{
+    struct wp_h2_x *x = arg;
+
+    x->try_timing = false;
+    if (x->finished || x->resp_head)
+        return;
+    wp_h2_local(x, 504, WP_FLAG_UT, "upstream_response_timeout", "upstream request timeout",
+                NULL);
+}
+
+/* The per-try timer starts once the try has the whole request (its end went upstream). */
+static void
+try_timer(struct wp_h2_x *x)
+{
+    if (x->v.try_timeout_ms == 0 || x->try_timing || !x->up_shut || x->resp_head)
+        return;
+    x->try_timing = true;
+    loop_timer_start(x->c->loop, &x->t_try, x->v.try_timeout_ms, on_try_timeout, x);
+}
+
 /* ---- bodies ------------------------------------------------------------- */
 
 /* Request body: downstream -> replay buffer (while it fits) -> upstream. */
@@ -538,6 +564,7 @@ wp_h2_pump(struct wp_h2_x *x)
         if (x->h1s == NULL || !up_wr || !wp_h2_h1_flush(x))
             break;
     }
+    try_timer(x);
     if (x->h1s != NULL) {
         wp_h2_h1_pump(x, &down_wr);
         if (x->finished)

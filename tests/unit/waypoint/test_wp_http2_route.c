@@ -455,6 +455,78 @@ test_timeout_504(void **state)
     w2_teardown(&w);
 }
 
+/* backendRequest is per try (Envoy's per_try_timeout): it starts again with each try ... */
+static void
+test_per_try_timeout_restarts(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, "prefix=/ btimeout=800" ECHO);
+    wpt_unhealthy(&w.t, 2);
+    int c = w2_call(&w, "GET", "/t", NULL, NULL, 0, true);
+    assert_true(w2_reqs(&w, 1));
+    w2_run(&w, 500);
+    w2_respond(&w, 0, 503, NULL, NULL, 0, NULL);
+    assert_true(w2_reqs(&w, 2));
+    w2_run(&w, 500); /* 1000 ms since the request, ~500 into this try */
+    w2_respond(&w, 1, 200, NULL, "ok", 2, NULL);
+    assert_true(w2_complete(&w, c));
+    assert_int_equal(w.calls[c]->status, 200);
+    assert_true(dones(&w, 1));
+    assert_int_equal(w.t.done[0].attempts, 2);
+    w2_teardown(&w);
+}
+
+/* ... it starts only once the try has the whole request (a slow upload is not timed) ... */
+static void
+test_per_try_timeout_after_request_end(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, "prefix=/ btimeout=300" ECHO);
+    int c = w2_call(&w, "POST", "/up", NULL, "part", 4, false);
+    assert_true(w2_reqs(&w, 1));
+    w2_run(&w, 500);
+    assert_int_equal(w.calls[c]->status, 0);
+    w2_call_more(&w, c, "rest", 4, true);
+    assert_true(w2_req_eof(&w, 0));
+    w2_run(&w, 100);
+    w2_respond(&w, 0, 200, NULL, "ok", 2, NULL);
+    assert_true(w2_complete(&w, c));
+    assert_int_equal(w.calls[c]->status, 200);
+    w2_teardown(&w);
+}
+
+/* ... and a try that takes longer: 504 UT (grpc-status 14), not retried; ignored once the
+ * response has begun. */
+static void
+test_per_try_timeout_504(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, "prefix=/ btimeout=150" ECHO);
+    int a = w2_call(&w, "GET", "/slow", NULL, NULL, 0, true);
+    assert_true(w2_complete(&w, a));
+    assert_int_equal(w.calls[a]->status, 504);
+    assert_true(dones(&w, 1));
+    assert_int_equal(w.t.done[0].flags, WP_FLAG_UT);
+    assert_int_equal(w.t.done[0].attempts, 1);
+    int b = w2_call(&w, "POST", "/pkg.Svc/Slow", grpc_hdrs, NULL, 0, true);
+    assert_true(w2_complete(&w, b));
+    assert_string_equal(H(w.calls[b]->hdrs, "grpc-status"), "14");
+    int c = w2_call(&w, "GET", "/stream", NULL, NULL, 0, true);
+    assert_true(w2_reqs(&w, 3));
+    w2_resp_head(&w, 2, 200, NULL);
+    w2_run(&w, 400);
+    w2_resp_more(&w, 2, "late", 4, true);
+    assert_true(w2_complete(&w, c));
+    assert_int_equal(w.calls[c]->status, 200);
+    assert_int_equal(w.calls[c]->rx.err, 0);
+    assert_true(dones(&w, 3));
+    assert_int_equal(w.t.done[2].flags, 0);
+    w2_teardown(&w);
+}
+
 static void
 test_timeout_mid_response_resets(void **state)
 {
@@ -570,6 +642,9 @@ main(void)
         cmocka_unit_test(test_connect_failure_retried),
         cmocka_unit_test(test_no_healthy_upstream),
         cmocka_unit_test(test_timeout_504),
+        cmocka_unit_test(test_per_try_timeout_restarts),
+        cmocka_unit_test(test_per_try_timeout_after_request_end),
+        cmocka_unit_test(test_per_try_timeout_504),
         cmocka_unit_test(test_timeout_mid_response_resets),
         cmocka_unit_test(test_client_reset_cancels_upstream),
         cmocka_unit_test(test_client_reset_mid_request_body),
