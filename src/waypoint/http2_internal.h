@@ -143,7 +143,9 @@ void wp_h2_retry(struct wp_h2_x *x);
 void wp_h2_h1_connect(struct wp_h2_x *x);
 /* Request body bytes, framed; -EAGAIN when the buffer to the endpoint is full. */
 ssize_t wp_h2_h1_write(struct wp_h2_x *x, const void *p, size_t n);
-void wp_h2_h1_end(struct wp_h2_x *x);
+/* The body's end: the last chunk with the client's trailers |tr| (a body sent with a
+ * content-length has no room for them: they are dropped). -EAGAIN: the buffer is too full. */
+int wp_h2_h1_end(struct wp_h2_x *x, const struct h2_header *tr, size_t n);
 /* Writes what is buffered for the endpoint; true if some went. */
 bool wp_h2_h1_flush(struct wp_h2_x *x);
 void wp_h2_h1_pump(struct wp_h2_x *x, bool *want_down_wr);

@@ -419,13 +419,22 @@ up_write(struct wp_h2_x *x, const void *p, size_t n)
     return stream_write(h2_stream_as_stream(x->up), p, n);
 }
 
-static void
+/* The request's end upstream, with the client's trailers (the first WP_H2_TRAILERS; gRPC
+ * clients rarely send any, but a proxy must not drop them). -EAGAIN: no room yet. */
+static int
 up_end(struct wp_h2_x *x)
 {
+    struct h2_header tr[WP_H2_TRAILERS];
+    size_t nt = h2_stream_trailers(x->down, tr, ARRAY_LEN(tr));
+
+    if (nt > ARRAY_LEN(tr))
+        nt = ARRAY_LEN(tr);
     if (x->h1s != NULL)
-        wp_h2_h1_end(x);
-    else
-        (void)stream_shutdown_write(h2_stream_as_stream(x->up));
+        return wp_h2_h1_end(x, tr, nt);
+    if (nt > 0 && h2_stream_send_trailers(x->up, tr, nt) == 0)
+        return 0;
+    (void)stream_shutdown_write(h2_stream_as_stream(x->up));
+    return 0;
 }
 
 static void
@@ -451,8 +460,11 @@ pump_request(struct wp_h2_x *x, bool *want_down_rd, bool *want_up_wr)
         }
         if (x->req_eof) {
             if (up && !x->up_shut && !x->up_wdead) {
+                if (up_end(x) == -EAGAIN) {
+                    *want_up_wr = true;
+                    return;
+                }
                 x->up_shut = true;
-                up_end(x);
             }
             return;
         }

@@ -545,6 +545,47 @@ test_timeout_mid_response_resets(void **state)
     w2_teardown(&w);
 }
 
+/* The client's request trailers go to the endpoint (they were dropped), at most
+ * WP_H2_TRAILERS of them. */
+static void
+test_request_trailers_forwarded(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, NULL);
+    int c = w2_call(&w, "POST", "/pkg.Svc/Up", grpc_hdrs, "abc", 3, false);
+    assert_true(w2_reqs(&w, 1));
+    static const char *const tr[] = {"x-t", "1", "x-sum", "abcde", NULL};
+    w2_call_trailers(&w, c, "de", 2, tr);
+    assert_true(w2_req_eof(&w, 0));
+    assert_int_equal(w.reqs[0]->rx.len, 5);
+    assert_memory_equal(w.reqs[0]->rx.p, "abcde", 5);
+    assert_string_equal(H(w.reqs[0]->trailers, "x-t"), "1");
+    assert_string_equal(H(w.reqs[0]->trailers, "x-sum"), "abcde");
+    const char *ok[] = {"grpc-status", "0", NULL};
+    w2_respond(&w, 0, 200, NULL, NULL, 0, ok);
+    assert_true(w2_complete(&w, c));
+    assert_int_equal(w.calls[c]->status, 200);
+
+    /* More than the cap: the first WP_H2_TRAILERS go, the request still completes. */
+    static const char *many[2 * 40 + 1];
+    static char names[40][8];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), "x-%d", i);
+        many[2 * i] = names[i];
+        many[2 * i + 1] = "v";
+    }
+    c = w2_call(&w, "POST", "/pkg.Svc/Up", grpc_hdrs, NULL, 0, false);
+    assert_true(w2_reqs(&w, 2));
+    w2_call_trailers(&w, c, "x", 1, many);
+    assert_true(w2_req_eof(&w, 1));
+    assert_non_null(H(w.reqs[1]->trailers, "x-0"));
+    assert_null(H(w.reqs[1]->trailers, "x-16"));
+    w2_respond(&w, 1, 200, NULL, NULL, 0, ok);
+    assert_true(w2_complete(&w, c));
+    w2_teardown(&w);
+}
+
 static void
 test_client_reset_cancels_upstream(void **state)
 {
@@ -646,6 +687,7 @@ main(void)
         cmocka_unit_test(test_per_try_timeout_after_request_end),
         cmocka_unit_test(test_per_try_timeout_504),
         cmocka_unit_test(test_timeout_mid_response_resets),
+        cmocka_unit_test(test_request_trailers_forwarded),
         cmocka_unit_test(test_client_reset_cancels_upstream),
         cmocka_unit_test(test_client_reset_mid_request_body),
         cmocka_unit_test(test_upstream_reset_before_head_503),
