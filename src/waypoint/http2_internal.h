@@ -95,6 +95,7 @@ struct wp_h2_conn {
     struct route_table *deftab;
     struct loop_defer sweep_defer, free_defer;
     bool ended;
+    struct wp_h2_conn *dprev, *dnext; /* this thread's connections, for wp_http2_drain() */
 };
 
 /* Zero-copy reads of an h2 stream (lib/h2 streams have peek and consume). */

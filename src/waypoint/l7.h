@@ -145,6 +145,12 @@ void wp_http2_serve(const struct wp_l7_conn *c, struct stream *down);
  * served later close at once.
  */
 void wp_http1_drain(void);
+/*
+ * HTTP/2 drain (SIGTERM): every connection of this thread gets GOAWAY, so its client opens no
+ * more streams; streams in flight finish, then the connection ends. Connections served
+ * later get GOAWAY at once and end.
+ */
+void wp_http2_drain(void);
 /* Upstream streams closed by the engine and waiting for the endpoint's end (bounded). */
 size_t wp_http1_lingering(void);
 /* At exit: resets what still lingers. */
