@@ -14,6 +14,10 @@
 #include "log/log.h"
 #include "http2_internal.h"
 
+/* This thread's connections, for wp_http2_drain(). */
+static _Thread_local struct wp_h2_conn *conns;
+static _Thread_local bool draining;
+
 static void
 on_request(void *arg, struct h2_session *s, struct h2_stream *st)
 {
@@ -70,6 +74,12 @@ on_closed(void *arg, struct h2_session *s, int err)
     if (err != 0)
         log_debug("downstream HTTP/2 connection ended: %s", mesh_strerror(err));
     c->ended = true;
+    if (c->dprev != NULL)
+        c->dprev->dnext = c->dnext;
+    else
+        conns = c->dnext;
+    if (c->dnext != NULL)
+        c->dnext->dprev = c->dprev;
     while (c->xs != NULL)
         wp_h2_finish(c->xs, WP_FLAG_DC);
     while (c->ups != NULL)
@@ -94,5 +104,22 @@ wp_http2_serve(const struct wp_l7_conn *cfg, struct stream *down)
 
     c->cfg = cfg;
     c->loop = cfg->loop;
+    c->dnext = conns;
+    if (conns != NULL)
+        conns->dprev = c;
+    conns = c;
     c->sess = h2_session_new(cfg->loop, down, true, &down_cbs, c);
+    if (draining)
+        h2_session_shutdown(c->sess); /* GOAWAY at once: no stream is taken */
+}
+
+void
+wp_http2_drain(void)
+{
+    draining = true;
+    /* GOAWAY (NO_ERROR, the last stream taken): the client opens no more streams here, those
+     * in flight finish, then lib/h2 ends the session and on_closed runs. */
+    for (struct wp_h2_conn *c = conns; c != NULL; c = c->dnext)
+        if (c->sess != NULL)
+            h2_session_shutdown(c->sess);
 }

@@ -89,6 +89,24 @@ grpc_status_of(int http)
     }
 }
 
+/*
+ * The report's grpc_response_status: the code as sent, 0..16 (gRPC's codes); anything else a
+ * peer sends counts as 2 UNKNOWN, so an endpoint cannot grow the metric's label set.
+ */
+void
+wp_h2_note_grpc_status(struct wp_h2_x *x, const char *v)
+{
+    char *end;
+    long n;
+
+    if (!x->grpc || v == NULL)
+        return;
+    n = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || n < 0 || n > 16)
+        n = 2;
+    snprintf(x->grpc_status, sizeof(x->grpc_status), "%ld", n);
+}
+
 /* grpc-message is percent-encoded (gRPC's PROTOCOL-HTTP2.md): all but printable ASCII and '%'. */
 static void
 grpc_message(const char *s, char *out, size_t size)
@@ -130,7 +148,11 @@ wp_h2_local(struct wp_h2_x *x, int status, unsigned flags, const char *details, 
     x->details = details;
     x->resp_head = x->resp_done = true;
     if (x->grpc) {
+        /* On the wire a 200 with the status in grpc-status: Envoy's %RESPONSE_CODE% and
+         * Istio's response_code say 200 too, grpc_response_status the code. */
+        x->status = 200;
         snprintf(gs, sizeof(gs), "%d", grpc_status_of(status));
+        wp_h2_note_grpc_status(x, gs);
         grpc_message(body != NULL ? body : details, gm, sizeof(gm));
         h[n++] = (struct h2_header){"content-type", "application/grpc"};
         h[n++] = (struct h2_header){"grpc-status", gs};
@@ -178,6 +200,7 @@ wp_h2_resp_head_list(struct wp_h2_x *x, int status, struct route_hdr_list *l, bo
         x->flags |= WP_FLAG_URX;
     x->status = status;
     x->details = "via_upstream";
+    wp_h2_note_grpc_status(x, grpc_status); /* trailers, if any, say it again later */
     if (x->have_act)
         route_hdrs_apply(x->act.response_headers, l);
     if (l->n > H2_RESPOND_MAX_HEADERS)
@@ -316,7 +339,7 @@ wp_h2_start(struct wp_h2_conn *c, struct h2_stream *st)
         wp_h2_local(x, x->v.status, x->v.flags, x->v.details, x->v.body, x->v.location);
         return;
     }
-    if (x->v.timeout_ms != 0)
+    if (x->v.timeout_ms != 0) /* the whole request; each try has its own (http2_up.c) */
         loop_timer_start(c->loop, &x->t_req, x->v.timeout_ms, wp_h2_on_timeout, x);
     wp_h2_try(x);
     if (!x->finished)
@@ -342,7 +365,11 @@ wp_h2_finish(struct wp_h2_x *x, unsigned flags)
     x->flags |= flags;
     loop_timer_stop(c->loop, &x->t_req);
     loop_timer_stop(c->loop, &x->t_backoff);
+    loop_timer_stop(c->loop, &x->t_try);
     wp_h2_drop_up(x, x->resp_done && x->req_eof);
+    /* No grpc-status seen: Envoy infers one from the HTTP status (2 UNKNOWN for a 200). */
+    if (x->grpc && x->grpc_status[0] == '\0' && x->resp_head)
+        snprintf(x->grpc_status, sizeof(x->grpc_status), "%d", grpc_status_of(x->status));
     struct wp_request_info ri = {
         .method = x->method != NULL ? x->method : "",
         .path = x->path != NULL ? x->path : "",
@@ -351,6 +378,8 @@ wp_h2_finish(struct wp_h2_x *x, unsigned flags)
         .request_id = x->request_id,
         .user_agent = x->user_agent != NULL ? x->user_agent : "",
         .status = x->resp_head ? x->status : 0,
+        .grpc = x->grpc,
+        .grpc_status = x->grpc_status[0] != '\0' ? x->grpc_status : NULL,
         .flags = x->flags,
         .details = x->details != NULL ? x->details : "",
         .route = x->have_act ? x->act.rule : NULL,

@@ -128,11 +128,28 @@ wp_h2_h1_write(struct wp_h2_x *x, const void *p, size_t n)
     return (ssize_t)n;
 }
 
-void
-wp_h2_h1_end(struct wp_h2_x *x)
+int
+wp_h2_h1_end(struct wp_h2_x *x, const struct h2_header *tr, size_t n)
 {
-    if (x->h1_chunked)
-        CHECK(buf_append(&x->h1out, "0\r\n\r\n", 5) == 0);
+    size_t need = 5;
+
+    if (!x->h1_chunked)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        need += strlen(tr[i].name) + strlen(tr[i].value) + 4;
+    /* At most H2_SERVER_HEADER_LIST bytes (lib/h2's cap), less than the buffer: once it has
+     * drained this far they fit. */
+    if (buf_space(&x->h1out) < need)
+        return -EAGAIN;
+    CHECK(buf_append(&x->h1out, "0\r\n", 3) == 0); /* room checked above */
+    for (size_t i = 0; i < n; i++) {
+        /* A field HTTP/1.1 cannot carry (-EINVAL) is left out; the others go. */
+        int rc = http1_put_field(&x->h1out, tr[i].name, strlen(tr[i].name), tr[i].value,
+                                 strlen(tr[i].value));
+        CHECK(rc == 0 || rc == -EINVAL);
+    }
+    CHECK(http1_put_crlf(&x->h1out) == 0);
+    return 0;
 }
 
 /* The response head: status and fields, hop-by-hop ones aside. */
@@ -169,6 +186,8 @@ h1_trailers(struct wp_h2_x *x, const char *base)
             *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
         own[2 * n + 1] = xstrndup(base + f->value.off, f->value.len);
         tr[n] = (struct h2_header){own[2 * n], own[2 * n + 1]};
+        if (strcmp(own[2 * n], "grpc-status") == 0)
+            wp_h2_note_grpc_status(x, own[2 * n + 1]);
     }
     int rc = n > 0 ? h2_stream_send_trailers(x->down, tr, n)
                    : stream_shutdown_write(h2_stream_as_stream(x->down));

@@ -59,6 +59,7 @@ struct wp_h2_x {
     const char *method, *path, *authority, *user_agent;
     char *request_id;
     bool grpc;
+    char grpc_status[4]; /* the grpc-status sent to the client ("" none yet) */
     const struct workload *tried[8];
     size_t n_tried;
     const struct workload *cur_ep;
@@ -79,7 +80,8 @@ struct wp_h2_x {
     const char *details;
     uint64_t bytes_in, bytes_out, start_ms;
     char policy[L7POL_KEY_MAX];
-    struct loop_timer t_req, t_backoff;
+    bool try_timing;   /* the try's per-try timer runs */
+    struct loop_timer t_req, t_backoff, t_try;
     struct loop_defer free_defer;
 };
 
@@ -93,6 +95,7 @@ struct wp_h2_conn {
     struct route_table *deftab;
     struct loop_defer sweep_defer, free_defer;
     bool ended;
+    struct wp_h2_conn *dprev, *dnext; /* this thread's connections, for wp_http2_drain() */
 };
 
 /* Zero-copy reads of an h2 stream (lib/h2 streams have peek and consume). */
@@ -119,6 +122,8 @@ int wp_h2_resp_head(struct wp_h2_x *x, int status);
  * nothing follows, its grpc-status field if any. */
 int wp_h2_resp_head_list(struct wp_h2_x *x, int status, struct route_hdr_list *l, bool end,
                          const char *grpc_status);
+/* Notes the grpc-status |v| (NULL: none) going to a gRPC client, for the report. */
+void wp_h2_note_grpc_status(struct wp_h2_x *x, const char *v);
 /* Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2, and host). */
 bool wp_h2_conn_specific(const char *n, size_t nl, const char *v, size_t vl);
 /* The exchange is over: report, release; |flags| added (DC, UC, UT); reset if unfinished. */
@@ -139,7 +144,9 @@ void wp_h2_retry(struct wp_h2_x *x);
 void wp_h2_h1_connect(struct wp_h2_x *x);
 /* Request body bytes, framed; -EAGAIN when the buffer to the endpoint is full. */
 ssize_t wp_h2_h1_write(struct wp_h2_x *x, const void *p, size_t n);
-void wp_h2_h1_end(struct wp_h2_x *x);
+/* The body's end: the last chunk with the client's trailers |tr| (a body sent with a
+ * content-length has no room for them: they are dropped). -EAGAIN: the buffer is too full. */
+int wp_h2_h1_end(struct wp_h2_x *x, const struct h2_header *tr, size_t n);
 /* Writes what is buffered for the endpoint; true if some went. */
 bool wp_h2_h1_flush(struct wp_h2_x *x);
 void wp_h2_h1_pump(struct wp_h2_x *x, bool *want_down_wr);

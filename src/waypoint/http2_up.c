@@ -170,6 +170,8 @@ up_get(struct wp_h2_conn *c, const struct workload *ep, uint16_t port, int *err)
 void
 wp_h2_drop_up(struct wp_h2_x *x, bool clean)
 {
+    loop_timer_stop(x->c->loop, &x->t_try);
+    x->try_timing = false;
     wp_h2_h1_drop(x);
     x->h1_eof = x->h1_chunked = false;
     if (x->up != NULL) {
@@ -381,6 +383,30 @@ wp_h2_on_timeout(void *arg)
                 NULL);
 }
 
+/* The try took longer than backendRequest before its response began: 504 UT, not retried
+ * (Istio's retry_on has no per-try timeout), as the HTTP/1.1 engine does. */
+static void
+on_try_timeout(void *arg)
+{
+    struct wp_h2_x *x = arg;
+
+    x->try_timing = false;
+    if (x->finished || x->resp_head)
+        return;
+    wp_h2_local(x, 504, WP_FLAG_UT, "upstream_response_timeout", "upstream request timeout",
+                NULL);
+}
+
+/* The per-try timer starts once the try has the whole request (its end went upstream). */
+static void
+try_timer(struct wp_h2_x *x)
+{
+    if (x->v.try_timeout_ms == 0 || x->try_timing || !x->up_shut || x->resp_head)
+        return;
+    x->try_timing = true;
+    loop_timer_start(x->c->loop, &x->t_try, x->v.try_timeout_ms, on_try_timeout, x);
+}
+
 /* ---- bodies ------------------------------------------------------------- */
 
 /* Request body: downstream -> replay buffer (while it fits) -> upstream. */
@@ -393,13 +419,22 @@ up_write(struct wp_h2_x *x, const void *p, size_t n)
     return stream_write(h2_stream_as_stream(x->up), p, n);
 }
 
-static void
+/* The request's end upstream, with the client's trailers (the first WP_H2_TRAILERS; gRPC
+ * clients rarely send any, but a proxy must not drop them). -EAGAIN: no room yet. */
+static int
 up_end(struct wp_h2_x *x)
 {
+    struct h2_header tr[WP_H2_TRAILERS];
+    size_t nt = h2_stream_trailers(x->down, tr, ARRAY_LEN(tr));
+
+    if (nt > ARRAY_LEN(tr))
+        nt = ARRAY_LEN(tr);
     if (x->h1s != NULL)
-        wp_h2_h1_end(x);
-    else
-        (void)stream_shutdown_write(h2_stream_as_stream(x->up));
+        return wp_h2_h1_end(x, tr, nt);
+    if (nt > 0 && h2_stream_send_trailers(x->up, tr, nt) == 0)
+        return 0;
+    (void)stream_shutdown_write(h2_stream_as_stream(x->up));
+    return 0;
 }
 
 static void
@@ -425,8 +460,11 @@ pump_request(struct wp_h2_x *x, bool *want_down_rd, bool *want_up_wr)
         }
         if (x->req_eof) {
             if (up && !x->up_shut && !x->up_wdead) {
+                if (up_end(x) == -EAGAIN) {
+                    *want_up_wr = true;
+                    return;
+                }
                 x->up_shut = true;
-                up_end(x);
             }
             return;
         }
@@ -502,6 +540,7 @@ pump_response(struct wp_h2_x *x, bool *want_up_rd, bool *want_down_wr)
             size_t nt = h2_stream_trailers(x->up, tr, ARRAY_LEN(tr));
             if (nt > ARRAY_LEN(tr))
                 nt = ARRAY_LEN(tr);
+            wp_h2_note_grpc_status(x, h2_stream_trailer(x->up, "grpc-status"));
             int rc = nt > 0 ? h2_stream_send_trailers(x->down, tr, nt) : stream_shutdown_write(d);
             x->resp_done = rc == 0;
             wp_h2_finish(x, rc == 0 ? 0 : WP_FLAG_DC);
@@ -537,6 +576,7 @@ wp_h2_pump(struct wp_h2_x *x)
         if (x->h1s == NULL || !up_wr || !wp_h2_h1_flush(x))
             break;
     }
+    try_timer(x);
     if (x->h1s != NULL) {
         wp_h2_h1_pump(x, &down_wr);
         if (x->finished)

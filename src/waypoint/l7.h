@@ -65,7 +65,10 @@ struct wp_request_info {
     const char *authority;  /* Host / :authority as received */
     const char *request_id; /* x-request-id (received or generated) */
     const char *user_agent;
-    int status;             /* sent downstream; 0 when none was sent */
+    int status;             /* sent downstream; 0 when none was sent (a gRPC local answer: 200,
+                             * what the wire carries, as Envoy's %RESPONSE_CODE%) */
+    bool grpc;              /* content-type application/grpc*: Istio's request_protocol "grpc" */
+    const char *grpc_status; /* gRPC: the grpc-status the client got ("0".."16"), or NULL */
     unsigned flags;         /* WP_FLAG_* */
     const char *details;    /* Envoy's RESPONSE_CODE_DETAILS-like word, e.g. "via_upstream" */
     const char *route;      /* the rule's name, or NULL */
@@ -142,6 +145,12 @@ void wp_http2_serve(const struct wp_l7_conn *c, struct stream *down);
  * served later close at once.
  */
 void wp_http1_drain(void);
+/*
+ * HTTP/2 drain (SIGTERM): every connection of this thread gets GOAWAY, so its client opens no
+ * more streams; streams in flight finish, then the connection ends. Connections served
+ * later get GOAWAY at once and end.
+ */
+void wp_http2_drain(void);
 /* Upstream streams closed by the engine and waiting for the endpoint's end (bounded). */
 size_t wp_http1_lingering(void);
 /* At exit: resets what still lingers. */

@@ -142,9 +142,7 @@ wp_l7_decide(const struct wp_l7_req *in, struct route_action *act, bool *have_ac
         route_hdrs_apply(act->request_headers, l);
         v->max_tries = 1 + act->retry.attempts;
         v->timeout_ms = act->timeout_ms;
-        if (act->backend_timeout_ms != 0 &&
-            (v->timeout_ms == 0 || act->backend_timeout_ms < v->timeout_ms))
-            v->timeout_ms = act->backend_timeout_ms;
+        v->try_timeout_ms = act->backend_timeout_ms;
     } else {
         v->max_tries = 1; /* a pod-addressed request has one endpoint */
     }

@@ -48,7 +48,9 @@ struct wp_l7_verdict {
     const struct service *backend; /* NULL: the bound workload itself */
     uint16_t backend_port;
     unsigned max_tries;
-    uint64_t timeout_ms; /* the whole request's (the shorter of route and per-try); 0: none */
+    uint64_t timeout_ms;     /* the route's, over the whole request and its tries; 0: none */
+    uint64_t try_timeout_ms; /* backendRequest: each try's, from when the try has the whole
+                              * request until its response begins (Envoy's per_try_timeout) */
 };
 
 /*

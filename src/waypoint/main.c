@@ -215,7 +215,8 @@ start_certs(void)
 /*
  * Drain: on SIGTERM the waypoint is not ready, its listener closes, each HBONE session gets
  * GOAWAY (no new CONNECTs; clients go to another replica), idle HTTP/1.1 connections close
- * and busy ones after their response (wp_http1_drain). Upstream connections stay usable
+ * and busy ones after their response (wp_http1_drain), HTTP/2 connections get GOAWAY and end
+ * once their streams have (wp_http2_drain). Upstream connections stay usable
  * while requests may still need them (a retry, the next request of a busy connection), and
  * get GOAWAY once the last downstream one has gone; then the process exits. At the deadline
  * everything still open is cut.
@@ -270,6 +271,7 @@ on_signal(void *arg, uint32_t events)
         wp_update_ready(&wp);
         wp_in_drain(wp.in);
         wp_http1_drain();
+        wp_http2_drain();
         drain_deadline_ms = clock_mono_ms() + wp.opts.drain_ms;
         loop_timer_start(wp.loop, &drain_timer, 0, on_drain_tick, NULL);
     }

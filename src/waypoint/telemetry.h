@@ -53,8 +53,9 @@ const char *wp_flags_str(unsigned flags, char out[64]);
  * istio_requests_total's labels (TL_N_HTTP of them) for request |ri|: reporter "waypoint";
  * the source from the client's workload in the model and the HBONE peer's identity; the
  * destination from the endpoint that served it (else the bound workload), the service from
- * the route's backend (else the bound service); request_protocol "http", response_code
- * (into |code|), grpc_response_status "", Envoy's response flags (into |flags|) and
+ * the route's backend (else the bound service); request_protocol "grpc" for gRPC requests,
+ * else "http"; response_code (into |code|); grpc_response_status the grpc-status a gRPC
+ * client got ("" for others); Envoy's response flags (into |flags|) and
  * connection_security_policy "mutual_tls" (the downstream is always HBONE).
  */
 void wp_request_labels(const struct wp_peer_ctx *p, const struct wp_request_info *ri,

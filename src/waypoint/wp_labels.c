@@ -59,10 +59,11 @@ wp_request_labels(const struct wp_peer_ctx *p, const struct wp_request_info *ri,
     peer_labels(p, v);
     destination_labels(p, ri->upstream != NULL ? ri->upstream : p->workload,
                        ri->backend != NULL ? ri->backend : p->service, v);
-    v[TL_PROTOCOL] = "http";
+    /* Istio's stats: "grpc" for gRPC requests, with the grpc-status the client got. */
+    v[TL_PROTOCOL] = ri->grpc ? "grpc" : "http";
     snprintf(code, 12, "%d", ri->status);
     v[TL_RESPONSE_CODE] = code;
-    v[TL_GRPC_STATUS] = "";
+    v[TL_GRPC_STATUS] = ri->grpc && ri->grpc_status != NULL ? ri->grpc_status : "";
     v[TL_FLAGS] = wp_flags_str(ri->flags, flags);
 }
 

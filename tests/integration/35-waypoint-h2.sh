@@ -12,12 +12,15 @@
 # waypoint -> server ztunnel -> the h2c server, with the route's response header added by the
 # waypoint; gRPC unary and server-streaming calls; an L7 DENY seen by gRPC as status 7
 # PERMISSION_DENIED and by h2c as 403; h2load -n 10000 -c 4 -m 10 all 2xx; the waypoint's access
-# log has the requests; the destination ztunnel sees the waypoint's identity. Against a
-# waypoint that pipes these ports (before the engine) the header, the DENY and the access
-# lines are missing.
+# log has the requests; the destination ztunnel sees the waypoint's identity; istio_requests_total
+# has the gRPC calls as request_protocol "grpc" with their grpc_response_status (0, and 7 for
+# the denied one); SIGTERM with an h2 request in flight: GOAWAY, the response, exit in < 3.5 s.
+# Against a waypoint that pipes these ports (before the engine) the header, the DENY and the
+# access lines are missing.
 . "$(dirname "$0")/lib.sh"
 require_root
 AL="$PY $ROOT/tests/support/envoy_access_log.py"
+PQ="$PY $ROOT/tests/support/prom_query.py"
 topo_two_nodes 4
 make_ca "$WORK/ca"
 WPIP=198.18.251.30 WPNS=amt-wp-$ID
@@ -92,16 +95,25 @@ waypointPolicies:
 YAML
 
 # An h2c server (prior knowledge): "<METHOD> <path> h2c" for any request, with the request's
-# x-request-id echoed; trailers when asked (x-want-trailers).
+# x-request-id echoed; trailers when asked (x-want-trailers); /slow answered after 1.5 s.
 cat >"$WORK/h2c.py" <<'PY'
-import socket, sys, threading
+import socket, sys, threading, time
 import h2.config, h2.connection, h2.events
 def serve(sock):
     c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
     c.initiate_connection(); sock.sendall(c.data_to_send())
-    reqs = {}
+    reqs, slow = {}, []
+    sock.settimeout(0.05)
     while True:
-        data = sock.recv(65536)
+        for due, sid, body in [x for x in slow if x[0] <= time.time()]:
+            slow.remove((due, sid, body))
+            c.send_headers(sid, [(":status", "200"), ("content-length", str(len(body)))])
+            c.send_data(sid, body, end_stream=True)
+            sock.sendall(c.data_to_send())
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
         if not data:
             return
         for ev in c.receive_data(data):
@@ -114,6 +126,9 @@ def serve(sock):
             elif isinstance(ev, h2.events.StreamEnded):
                 h = reqs.pop(ev.stream_id, {})
                 body = ("%s %s h2c\n" % (h.get(":method"), h.get(":path"))).encode()
+                if h.get(":path") == "/slow":
+                    slow.append((time.time() + 1.5, ev.stream_id, body))
+                    continue
                 hdrs = [(":status", "200"), ("content-length", str(len(body))),
                         ("x-seen-request-id", h.get("x-request-id", "-"))]
                 trailers = "x-want-trailers" in h
@@ -254,6 +269,18 @@ check "gRPC server-streaming call: all 5 messages" \
     grep -qx 'stream=part0:s,part1:s,part2:s,part3:s,part4:s' "$WORK/grpc.out"
 check "an L7 DENY on the GRPC port: grpc-status 7 PERMISSION_DENIED, RBAC: access denied" \
     grep -qx 'forbidden=7 RBAC: access denied' "$WORK/grpc.out"
+# Istio's waypoint reports gRPC as request_protocol="grpc" with the grpc-status the client got;
+# the denied call is a 200 on the wire (Envoy's %RESPONSE_CODE%) with grpc-status 7.
+ip netns exec "$WPNS" curl -s http://$WPIP:15020/metrics >"$WORK/m-grpc.txt" || true
+grep '^istio_requests_total.*grpc' "$WORK/m-grpc.txt" || true
+check "istio_requests_total: the 2 good calls as grpc, grpc_response_status 0" \
+    [ "$($PQ istio_requests_total request_protocol=grpc grpc_response_status=0 response_code=200 \
+        <"$WORK/m-grpc.txt")" = 2 ]
+check "... the denied call as grpc, grpc_response_status 7, response_code 200; the histograms too" sh -c "
+[ \"\$($PQ istio_requests_total request_protocol=grpc grpc_response_status=7 response_code=200 \
+    <'$WORK/m-grpc.txt')\" = 1 ] &&
+[ \"\$($PQ istio_request_duration_milliseconds_count request_protocol=grpc grpc_response_status=7 \
+    <'$WORK/m-grpc.txt')\" = 1 ]"
 
 # ---- load ----
 ip netns exec "$N1" h2load -n 10000 -c 4 -m 10 http://$VIP:83/load >"$WORK/h2load.out" 2>&1 || true
@@ -270,9 +297,60 @@ check "the destination ztunnel sees the waypoint's identity on the h2c and gRPC 
 grep 'direction=\"inbound\"' '$WORK/zt2.log' | grep 'src.identity=\"$TD/waypoint\"' | grep -q ':8083' &&
 grep 'direction=\"inbound\"' '$WORK/zt2.log' | grep 'src.identity=\"$TD/waypoint\"' | grep -q ':8082'"
 
+# ---- drain: SIGTERM with an HTTP/2 request in flight and an idle HTTP/2 connection ----
+# nghttp (nghttp2's client) keeps the stream going after a graceful GOAWAY and logs frames;
+# the idle client (one request done, then waiting) leaves only when the waypoint says so.
+ip netns exec "$N1" $PY - "$VIP" >"$WORK/idle.out" 2>&1 <<'PY' &
+import socket, sys
+import h2.config, h2.connection, h2.events
+s = socket.create_connection((sys.argv[1], 83), timeout=10)
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+c.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/idle"),
+                   (":authority", "echo")], end_stream=True)
+s.sendall(c.data_to_send())
+how = "timeout"
+try:
+    while how == "timeout":
+        data = s.recv(65536)
+        if not data:
+            how = "closed"
+            break
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.StreamEnded):
+                print("answered", flush=True)
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                how = "goaway=%d" % ev.error_code
+        out = c.data_to_send()
+        if out and how == "timeout":
+            s.sendall(out)
+except (socket.timeout, OSError) as e:
+    how = "error %s" % e if how == "timeout" else how
+print(how)
+PY
+IDLEPID=$!
+wait_for grep -q answered "$WORK/idle.out"
+ip netns exec "$N1" timeout 15 nghttp -v http://$VIP:83/slow >"$WORK/drain.out" 2>&1 &
+NGPID=$!
+wait_for grep -q 'send HEADERS frame' "$WORK/drain.out"
+sleep 0.5 # the request is at the endpoint (answered 1.5 s after it arrived)
+t0=$(date +%s%N)
 kill -TERM $WPPID
 wait_for sh -c "! kill -0 $WPPID 2>/dev/null"
+t1=$(date +%s%N)
 rc=0; wait $WPPID || rc=$?
-check "SIGTERM: the waypoint exits 0 with no sanitizer report" sh -c "
-[ $rc = 0 ] && ! grep -q 'Sanitizer\|runtime error' '$WORK/wp.log'"
+wait $NGPID || true
+wait $IDLEPID || true
+cat "$WORK/idle.out"
+grep -E 'GOAWAY|:status|GET /slow' "$WORK/drain.out" || true
+ms=$(( (t1 - t0) / 1000000 ))
+echo "waypoint exit after SIGTERM: $ms ms (drain timeout 5000 ms)"
+check "drain: the in-flight h2 request gets its response, after a GOAWAY NO_ERROR" sh -c "
+grep -A1 'recv GOAWAY frame' '$WORK/drain.out' | grep -q 'error_code=NO_ERROR' &&
+grep -q ':status: 200' '$WORK/drain.out' && grep -q 'GET /slow h2c' '$WORK/drain.out' &&
+[ \$(grep -n 'recv GOAWAY' '$WORK/drain.out' | head -1 | cut -d: -f1) -lt \$(grep -n ':status: 200' '$WORK/drain.out' | head -1 | cut -d: -f1) ]"
+check "... the idle HTTP/2 connection gets GOAWAY NO_ERROR" grep -qx 'goaway=0' "$WORK/idle.out"
+check "SIGTERM: the waypoint exits 0 once the stream is done, well before its 5 s deadline, with no sanitizer report" sh -c "
+[ $rc = 0 ] && [ $ms -lt 3500 ] && ! grep -q 'Sanitizer\|runtime error' '$WORK/wp.log' &&
+grep -q 'drained in' '$WORK/wp.log'"
 finish

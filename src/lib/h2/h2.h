@@ -125,7 +125,7 @@ const char *h2_stream_path(const struct h2_stream *st);
  * Values longer than the header list caps never get this far.
  */
 const char *h2_stream_header(const struct h2_stream *st, const char *name);
-/* Client, h2_session_request() streams: a trailer field, first value; NULL if absent. */
+/* A trailer field (as h2_stream_trailers()), first value; NULL if absent. */
 const char *h2_stream_trailer(const struct h2_stream *st, const char *name);
 /*
  * Every header field kept whole, in the order received, pseudo-headers aside: server, the
@@ -134,7 +134,11 @@ const char *h2_stream_trailer(const struct h2_stream *st, const char *name);
  * are, which may be more than |max|.
  */
 size_t h2_stream_headers(const struct h2_stream *st, struct h2_header *out, size_t max);
-/* Client, h2_session_request() streams: the trailer fields, the same way. */
+/*
+ * The trailer fields, the same way: client, the response's (h2_session_request() streams);
+ * server, the request's (requests with :path), at most H2_MAX_HEADERS fields and
+ * H2_SERVER_HEADER_LIST bytes (more resets the stream). Complete once the body reads EOF.
+ */
 size_t h2_stream_trailers(const struct h2_stream *st, struct h2_header *out, size_t max);
 /* 0, or why |st| ended badly (-ECONNRESET: reset by the peer, or its session ended). */
 int h2_stream_error(const struct h2_stream *st);

@@ -96,10 +96,10 @@ struct h2_stream {
     bool has_path;
     bool keep_fields;          /* not a CONNECT tunnel: every header goes to |fields| */
     bool final_seen;           /* client: the final response headers arrived */
-    bool in_trailers;          /* client: the header block being received is trailers */
+    bool in_trailers;          /* the header block being received is trailers */
     char *path;                /* server: :path */
     struct h2_fields fields;   /* server: request headers; client: response headers */
-    struct h2_fields trailers; /* client: trailers received */
+    struct h2_fields trailers; /* trailers received (client: response's; server: request's) */
     /* Trailers to send once |tx| is out (h2_stream_send_trailers). */
     struct h2_fields trailers_out;
     h2_response_fn *resp_cb;

@@ -111,8 +111,17 @@ on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
         }
         return 0;
     }
-    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        /* Request trailers (nghttp2 checked: END_STREAM, no pseudo-headers): kept for a
+         * request with a :path, under the same caps as a head, counted afresh. */
+        struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+        if (st != NULL && st->keep_fields && f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+            st->in_trailers = true;
+            st->hdr_bytes = 0;
+            st->n_hdrs = 0;
+        }
         return 0;
+    }
     struct h2_stream *st = h2_stream_new(s, H2_STREAM_WINDOW);
     st->id = f->hd.stream_id;
     nghttp2_session_set_stream_user_data(ng, st->id, st);
@@ -153,8 +162,11 @@ on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size
             h2_fields_add(&st->fields, name, namelen, value, valuelen);
         return 0;
     }
-    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* request trailers: nothing here reads them */
+    if (f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        if (st->in_trailers)
+            h2_fields_add(&st->trailers, name, namelen, value, valuelen);
+        return 0;
+    }
     if (IS(":method") && st->method == NULL)
         st->method = dup_value(value, valuelen);
     else if (IS(":authority") && st->authority == NULL)

@@ -875,6 +875,53 @@ test_trailers(void **state)
     h2raw_teardown(&r);
 }
 
+/* Request trailers (8.1) are kept for the server's reader, readable once the body ends; more
+ * fields than a header block may have reset the stream, not the connection. */
+static void
+test_request_trailers_kept(void **state)
+{
+    struct h2raw r;
+    uint8_t b[4096];
+    size_t n;
+    const void *p;
+    struct h2_header tr[4];
+    (void)state;
+
+    h2raw_setup(&r);
+    get(&r, 1, 0);
+    h2raw_frame(&r, H2F_DATA, 0, 1, "abc", 3);
+    n = h2raw_lit(b, "x-t", "1");
+    n += h2raw_lit(b + n, "grpc-timeout", "5S");
+    h2raw_frame(&r, H2F_HEADERS, H2FL_END_HEADERS | H2FL_END_STREAM, 1, b, n);
+    h2raw_run(&r, 20);
+    assert_int_equal(r.n_req, 1);
+    struct stream *st = h2_stream_as_stream(r.req[0]);
+    assert_int_equal(st->ops->peek(st, &p), 3);
+    st->ops->consume(st, 3);
+    assert_int_equal(st->ops->peek(st, &p), 0);
+    assert_int_equal(h2_stream_trailers(r.req[0], tr, 4), 2);
+    assert_string_equal(tr[0].name, "x-t");
+    assert_string_equal(tr[0].value, "1");
+    assert_string_equal(h2_stream_trailer(r.req[0], "grpc-timeout"), "5S");
+    assert_null(h2_stream_trailer(r.req[0], "content-type")); /* a head field, not a trailer */
+    expect_alive(&r, "request trailers");
+    h2raw_teardown(&r);
+
+    h2raw_setup(&r);
+    get(&r, 1, 0);
+    h2raw_run(&r, 5);
+    n = 0;
+    for (int i = 0; i < H2_MAX_HEADERS + 1; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "x-%d", i);
+        n += h2raw_lit(b + n, name, "v");
+    }
+    h2raw_frame(&r, H2F_HEADERS, H2FL_END_HEADERS | H2FL_END_STREAM, 1, b, n);
+    expect_stream_error(&r, 1, H2E_INTERNAL_ERROR, "101 request trailer fields");
+    assert_true(h2_stream_trailers(r.req[0], NULL, 0) <= H2_MAX_HEADERS);
+    h2raw_teardown(&r);
+}
+
 /* 5.3.1: a stream that depends on itself: stream error PROTOCOL_ERROR. */
 static void
 test_self_dependency(void **state)
@@ -987,6 +1034,7 @@ main(void)
         cmocka_unit_test(test_malformed_pseudo),
         cmocka_unit_test(test_content_length_mismatch),
         cmocka_unit_test(test_trailers),
+        cmocka_unit_test(test_request_trailers_kept),
         cmocka_unit_test(test_self_dependency),
         cmocka_unit_test(test_fixed_lengths),
         cmocka_unit_test(test_bad_preface),

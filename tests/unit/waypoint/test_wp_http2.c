@@ -346,6 +346,46 @@ test_client_goes_away_mid_request(void **state)
     w2_teardown(&w);
 }
 
+static bool
+c_closed(struct w2 *w, void *arg)
+{
+    (void)arg;
+    return w->t.closed >= 1;
+}
+
+/* Drain (SIGTERM): the client gets GOAWAY and opens no more streams, the stream in flight
+ * gets its whole response, then the connection ends; one served later ends at once. Last in
+ * the file: the engine stays draining. */
+static void
+test_drain(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, NULL);
+    int a = w2_call(&w, "GET", "/slow", NULL, NULL, 0, true);
+    assert_true(w2_reqs(&w, 1));
+    wp_http2_drain();
+    w2_run(&w, 50);
+    assert_false(h2_session_can_open(w.cs)); /* GOAWAY received */
+    assert_int_equal(w.t.closed, 0);          /* a stream in flight: the connection stays */
+    w2_respond(&w, 0, 200, NULL, "done", 4, NULL);
+    assert_true(w2_complete(&w, a));
+    assert_int_equal(w.calls[a]->status, 200);
+    assert_int_equal(w.calls[a]->rx.err, 0);
+    assert_memory_equal(w.calls[a]->rx.p, "done", 4);
+    assert_true(w2_until(&w, c_closed, NULL, 2000));
+    assert_true(dones(&w, 1));
+    assert_int_equal(w.t.done[0].flags, 0);
+    w2_teardown(&w);
+
+    w2_setup(&w, NULL);
+    assert_true(w2_until(&w, c_closed, NULL, 2000));
+    w2_run(&w, 50);
+    assert_true(h2_session_is_closed(w.cs));
+    assert_int_equal(w.n_reqs, 0);
+    w2_teardown(&w);
+}
+
 /* A bare lib/h2 client and server on a socketpair: the baseline the engine's figures are
  * compared with (the same client and endpoint ends, no waypoint between them). */
 struct bare {
@@ -474,6 +514,7 @@ main(void)
         cmocka_unit_test(test_endpoint_session_lost_reconnects),
         cmocka_unit_test(test_client_goes_away_mid_request),
         cmocka_unit_test(test_memory_figures),
+        cmocka_unit_test(test_drain), /* last: it leaves the engine draining */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,6 +64,24 @@ test_get_translated(void **state)
     w2_teardown(&w);
 }
 
+/* An HTTP/2 client's request trailers reach an HTTP/1.1 endpoint as chunked trailers. */
+static void
+test_request_trailers_chunked(void **state)
+{
+    struct w2 w;
+    (void)state;
+    setup_h1(&w);
+    int c = w2_call(&w, "POST", "/up", NULL, "abc", 3, false);
+    assert_true(w2_be_raw_has(&w, 0, "3\r\nabc\r\n"));
+    static const char *const tr[] = {"x-t", "1", "grpc-timeout", "5S", NULL};
+    w2_call_trailers(&w, c, "de", 2, tr);
+    assert_true(w2_be_raw_has(&w, 0, "2\r\nde\r\n0\r\nx-t: 1\r\ngrpc-timeout: 5S\r\n\r\n"));
+    wpt_be_send(&w.t, 0, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    assert_true(w2_complete(&w, c));
+    assert_int_equal(w.calls[c]->status, 200);
+    w2_teardown(&w);
+}
+
 static void
 test_post_chunked_both_ways_with_trailers(void **state)
 {
@@ -199,6 +217,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_translated),
         cmocka_unit_test(test_post_chunked_both_ways_with_trailers),
+        cmocka_unit_test(test_request_trailers_chunked),
         cmocka_unit_test(test_content_length_kept),
         cmocka_unit_test(test_head_translated),
         cmocka_unit_test(test_body_until_close),

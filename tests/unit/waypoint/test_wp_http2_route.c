@@ -189,6 +189,48 @@ test_policy_deny_grpc_status_7(void **state)
     w2_teardown(&w);
 }
 
+/* The report says what the client got: request_protocol "grpc", the grpc-status from the
+ * trailers, a trailers-only answer or the waypoint's own (a 200 on the wire, as Envoy logs). */
+static void
+test_grpc_report(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, NULL);
+    deny_admin(&w);
+    const char *ct[] = {"content-type", "application/grpc", NULL};
+    const char *ok[] = {"grpc-status", "0", NULL};
+    int a = w2_call(&w, "POST", "/pkg.Svc/M", grpc_hdrs, "\0\0\0\0\0", 5, true);
+    assert_true(w2_reqs(&w, 1));
+    w2_respond(&w, 0, 200, ct, "\0\0\0\0\0", 5, ok);
+    assert_true(w2_complete(&w, a));
+    assert_true(dones(&w, 1));
+    int b = w2_call(&w, "POST", "/admin.Svc/Drop", grpc_hdrs, NULL, 0, true);
+    assert_true(w2_complete(&w, b));
+    assert_true(dones(&w, 2));
+    int c = w2_call(&w, "POST", "/pkg.Svc/Missing", grpc_hdrs, NULL, 0, true);
+    assert_true(w2_reqs(&w, 2));
+    const char *nf[] = {"content-type", "application/grpc", "grpc-status", "5", NULL};
+    w2_respond(&w, 1, 200, nf, NULL, 0, NULL);
+    assert_true(w2_complete(&w, c));
+    assert_true(dones(&w, 3));
+    int d = w2_call(&w, "GET", "/admin/x", NULL, NULL, 0, true);
+    assert_true(w2_complete(&w, d));
+    assert_true(dones(&w, 4));
+
+    assert_true(w.t.done[0].grpc);
+    assert_int_equal(w.t.done[0].status, 200);
+    assert_string_equal(w.t.done[0].grpc_status, "0");
+    assert_int_equal(w.t.done[1].status, 200); /* not 403: the wire's status */
+    assert_string_equal(w.t.done[1].grpc_status, "7");
+    assert_int_equal(w.t.done[1].flags, WP_FLAG_RBAC);
+    assert_string_equal(w.t.done[2].grpc_status, "5");
+    assert_false(w.t.done[3].grpc);
+    assert_int_equal(w.t.done[3].status, 403);
+    assert_string_equal(w.t.done[3].grpc_status, "");
+    w2_teardown(&w);
+}
+
 static void
 test_no_route_404_and_grpc_12(void **state)
 {
@@ -413,6 +455,78 @@ test_timeout_504(void **state)
     w2_teardown(&w);
 }
 
+/* backendRequest is per try (Envoy's per_try_timeout): it starts again with each try ... */
+static void
+test_per_try_timeout_restarts(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, "prefix=/ btimeout=800" ECHO);
+    wpt_unhealthy(&w.t, 2);
+    int c = w2_call(&w, "GET", "/t", NULL, NULL, 0, true);
+    assert_true(w2_reqs(&w, 1));
+    w2_run(&w, 500);
+    w2_respond(&w, 0, 503, NULL, NULL, 0, NULL);
+    assert_true(w2_reqs(&w, 2));
+    w2_run(&w, 500); /* 1000 ms since the request, ~500 into this try */
+    w2_respond(&w, 1, 200, NULL, "ok", 2, NULL);
+    assert_true(w2_complete(&w, c));
+    assert_int_equal(w.calls[c]->status, 200);
+    assert_true(dones(&w, 1));
+    assert_int_equal(w.t.done[0].attempts, 2);
+    w2_teardown(&w);
+}
+
+/* ... it starts only once the try has the whole request (a slow upload is not timed) ... */
+static void
+test_per_try_timeout_after_request_end(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, "prefix=/ btimeout=300" ECHO);
+    int c = w2_call(&w, "POST", "/up", NULL, "part", 4, false);
+    assert_true(w2_reqs(&w, 1));
+    w2_run(&w, 500);
+    assert_int_equal(w.calls[c]->status, 0);
+    w2_call_more(&w, c, "rest", 4, true);
+    assert_true(w2_req_eof(&w, 0));
+    w2_run(&w, 100);
+    w2_respond(&w, 0, 200, NULL, "ok", 2, NULL);
+    assert_true(w2_complete(&w, c));
+    assert_int_equal(w.calls[c]->status, 200);
+    w2_teardown(&w);
+}
+
+/* ... and a try that takes longer: 504 UT (grpc-status 14), not retried; ignored once the
+ * response has begun. */
+static void
+test_per_try_timeout_504(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, "prefix=/ btimeout=150" ECHO);
+    int a = w2_call(&w, "GET", "/slow", NULL, NULL, 0, true);
+    assert_true(w2_complete(&w, a));
+    assert_int_equal(w.calls[a]->status, 504);
+    assert_true(dones(&w, 1));
+    assert_int_equal(w.t.done[0].flags, WP_FLAG_UT);
+    assert_int_equal(w.t.done[0].attempts, 1);
+    int b = w2_call(&w, "POST", "/pkg.Svc/Slow", grpc_hdrs, NULL, 0, true);
+    assert_true(w2_complete(&w, b));
+    assert_string_equal(H(w.calls[b]->hdrs, "grpc-status"), "14");
+    int c = w2_call(&w, "GET", "/stream", NULL, NULL, 0, true);
+    assert_true(w2_reqs(&w, 3));
+    w2_resp_head(&w, 2, 200, NULL);
+    w2_run(&w, 400);
+    w2_resp_more(&w, 2, "late", 4, true);
+    assert_true(w2_complete(&w, c));
+    assert_int_equal(w.calls[c]->status, 200);
+    assert_int_equal(w.calls[c]->rx.err, 0);
+    assert_true(dones(&w, 3));
+    assert_int_equal(w.t.done[2].flags, 0);
+    w2_teardown(&w);
+}
+
 static void
 test_timeout_mid_response_resets(void **state)
 {
@@ -428,6 +542,47 @@ test_timeout_mid_response_resets(void **state)
     assert_true(w.calls[c]->rx.err != 0);
     assert_true(dones(&w, 1));
     assert_true(w.t.done[0].flags & WP_FLAG_UT);
+    w2_teardown(&w);
+}
+
+/* The client's request trailers go to the endpoint (they were dropped), at most
+ * WP_H2_TRAILERS of them. */
+static void
+test_request_trailers_forwarded(void **state)
+{
+    struct w2 w;
+    (void)state;
+    w2_setup(&w, NULL);
+    int c = w2_call(&w, "POST", "/pkg.Svc/Up", grpc_hdrs, "abc", 3, false);
+    assert_true(w2_reqs(&w, 1));
+    static const char *const tr[] = {"x-t", "1", "x-sum", "abcde", NULL};
+    w2_call_trailers(&w, c, "de", 2, tr);
+    assert_true(w2_req_eof(&w, 0));
+    assert_int_equal(w.reqs[0]->rx.len, 5);
+    assert_memory_equal(w.reqs[0]->rx.p, "abcde", 5);
+    assert_string_equal(H(w.reqs[0]->trailers, "x-t"), "1");
+    assert_string_equal(H(w.reqs[0]->trailers, "x-sum"), "abcde");
+    const char *ok[] = {"grpc-status", "0", NULL};
+    w2_respond(&w, 0, 200, NULL, NULL, 0, ok);
+    assert_true(w2_complete(&w, c));
+    assert_int_equal(w.calls[c]->status, 200);
+
+    /* More than the cap: the first WP_H2_TRAILERS go, the request still completes. */
+    static const char *many[2 * 40 + 1];
+    static char names[40][8];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), "x-%d", i);
+        many[2 * i] = names[i];
+        many[2 * i + 1] = "v";
+    }
+    c = w2_call(&w, "POST", "/pkg.Svc/Up", grpc_hdrs, NULL, 0, false);
+    assert_true(w2_reqs(&w, 2));
+    w2_call_trailers(&w, c, "x", 1, many);
+    assert_true(w2_req_eof(&w, 1));
+    assert_non_null(H(w.reqs[1]->trailers, "x-0"));
+    assert_null(H(w.reqs[1]->trailers, "x-16"));
+    w2_respond(&w, 1, 200, NULL, NULL, 0, ok);
+    assert_true(w2_complete(&w, c));
     w2_teardown(&w);
 }
 
@@ -516,6 +671,7 @@ main(void)
         cmocka_unit_test(test_policy_deny_403),
         cmocka_unit_test(test_policy_deny_grpc_status_7),
         cmocka_unit_test(test_no_route_404_and_grpc_12),
+        cmocka_unit_test(test_grpc_report),
         cmocka_unit_test(test_redirect),
         cmocka_unit_test(test_direct_response),
         cmocka_unit_test(test_long_path_refused),
@@ -527,7 +683,11 @@ main(void)
         cmocka_unit_test(test_connect_failure_retried),
         cmocka_unit_test(test_no_healthy_upstream),
         cmocka_unit_test(test_timeout_504),
+        cmocka_unit_test(test_per_try_timeout_restarts),
+        cmocka_unit_test(test_per_try_timeout_after_request_end),
+        cmocka_unit_test(test_per_try_timeout_504),
         cmocka_unit_test(test_timeout_mid_response_resets),
+        cmocka_unit_test(test_request_trailers_forwarded),
         cmocka_unit_test(test_client_reset_cancels_upstream),
         cmocka_unit_test(test_client_reset_mid_request_body),
         cmocka_unit_test(test_upstream_reset_before_head_503),

@@ -200,6 +200,40 @@ test_request_labels(void **state)
     assert_string_equal(label(v, "response_flags"), "DC");
 }
 
+/* gRPC as Istio's waypoint reports it: request_protocol "grpc" and the grpc-status the client
+ * got; a local gRPC answer is a 200 on the wire and in the report. */
+static void
+test_grpc_labels(void **state)
+{
+    struct fx *f = *state;
+    const char *v[TL_N_HTTP];
+    char code[12], flags[64];
+
+    f->ri.protocol = "HTTP/2";
+    f->ri.grpc = true;
+    f->ri.grpc_status = "0";
+    wp_request_labels(&f->p, &f->ri, v, code, flags);
+    assert_string_equal(label(v, "request_protocol"), "grpc");
+    assert_string_equal(label(v, "response_code"), "200");
+    assert_string_equal(label(v, "grpc_response_status"), "0");
+    f->ri.grpc_status = "7";
+    f->ri.flags = WP_FLAG_RBAC;
+    wp_request_labels(&f->p, &f->ri, v, code, flags);
+    assert_string_equal(label(v, "response_code"), "200");
+    assert_string_equal(label(v, "grpc_response_status"), "7");
+    /* No response at all: no status to report. */
+    f->ri.status = 0;
+    f->ri.grpc_status = NULL;
+    wp_request_labels(&f->p, &f->ri, v, code, flags);
+    assert_string_equal(label(v, "grpc_response_status"), "");
+    /* HTTP/2 but not gRPC: "http", no grpc status even if the engine had one. */
+    f->ri.grpc = false;
+    f->ri.grpc_status = "0";
+    wp_request_labels(&f->p, &f->ri, v, code, flags);
+    assert_string_equal(label(v, "request_protocol"), "http");
+    assert_string_equal(label(v, "grpc_response_status"), "");
+}
+
 static void
 test_tcp_labels(void **state)
 {
@@ -384,6 +418,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_request_labels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_series_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_text, setup, teardown),

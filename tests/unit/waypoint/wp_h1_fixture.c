@@ -116,6 +116,8 @@ on_done(void *arg, const struct wp_request_info *ri)
     snprintf(d->request_id, sizeof(d->request_id), "%s", ri->request_id);
     d->bytes_in = ri->bytes_in;
     d->bytes_out = ri->bytes_out;
+    d->grpc = ri->grpc;
+    snprintf(d->grpc_status, sizeof(d->grpc_status), "%s", ri->grpc_status ? ri->grpc_status : "");
 }
 
 static void

@@ -34,6 +34,8 @@ struct wpt_done {
     int ep; /* -1: none */
     char method[16], path[256], route[64], policy[128], details[128], request_id[64];
     uint64_t bytes_in, bytes_out;
+    bool grpc;
+    char grpc_status[8]; /* "" none */
 };
 
 struct wpt {

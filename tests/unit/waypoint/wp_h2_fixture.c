@@ -111,6 +111,8 @@ on_req_event(void *arg, struct stream *s, unsigned events)
     rx_pump(s, &r->rx);
     if (r->rx.err != 0)
         return;
+    if (r->rx.eof && r->trailers[0] == '\0')
+        hdrs_dump(r->st, r->trailers, sizeof(r->trailers), true);
     if (r->w->mode == W2_ECHO && r->rx.eof && !r->responded) {
         char ep[16];
         snprintf(ep, sizeof(ep), "ep%d", r->w->t.be[r->be].ep);
@@ -284,6 +286,14 @@ w2_call_more(struct w2 *w, int i, const void *body, size_t len, bool end)
 {
     struct w2_call *c = w->calls[i];
     c->tx = (struct w2_tx){.p = body, .len = len, .shut = end};
+    on_call_event(c, h2_stream_as_stream(c->st), 0);
+}
+
+void
+w2_call_trailers(struct w2 *w, int i, const void *body, size_t len, const char *const *trailers)
+{
+    struct w2_call *c = w->calls[i];
+    c->tx = (struct w2_tx){.p = body, .len = len, .trailers = trailers};
     on_call_event(c, h2_stream_as_stream(c->st), 0);
 }
 

@@ -43,6 +43,7 @@ struct w2_req {
     struct h2_stream *st;
     char method[16], path[1024], authority[256];
     char hdrs[W2_HDRS]; /* "name: value\n" each */
+    char trailers[2048]; /* the request's, once its body ended */
     struct w2_rx rx;
     struct w2_tx tx;
     bool responded, closed;
@@ -87,6 +88,9 @@ int w2_call(struct w2 *w, const char *method, const char *path, const char *cons
             const void *body, size_t len, bool end);
 /* Sends more of a call's body (the previous must be sent) and maybe its end. */
 void w2_call_more(struct w2 *w, int i, const void *body, size_t len, bool end);
+/* Sends more of a call's body, then |trailers| ("name", "value", ..., NULL) as its end. */
+void w2_call_trailers(struct w2 *w, int i, const void *body, size_t len,
+                      const char *const *trailers);
 /* Runs until call |i| has a status / is complete (EOF or error). */
 bool w2_status(struct w2 *w, int i);
 bool w2_complete(struct w2 *w, int i);
