@@ -47,6 +47,8 @@ static struct {
     struct metric *detected;
     struct metric *cpu, *rss, *fds, *start_time;
     struct log_ratelimit rl_write;
+    struct wp_text log;          /* access-log lines not written yet */
+    struct loop_defer log_defer; /* their write at the end of the iteration */
 } T;
 
 static uint64_t
@@ -57,19 +59,27 @@ wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* One write(2) per line, so lines stay whole next to the log on stderr. */
+/*
+ * The access log leaves in whole lines, one write(2) per loop iteration for all the lines of
+ * the requests that ended in it (at saturation, several), or sooner past WP_LOG_FLUSH bytes.
+ */
+#define WP_LOG_FLUSH (64 * 1024)
+
 static void
-write_line(const char *s)
+flush_log(void *arg)
 {
-    size_t n = strlen(s), off = 0;
-    while (off < n) {
-        ssize_t w = write(STDOUT_FILENO, s + off, n - off);
+    size_t off = 0;
+    (void)arg;
+
+    while (off < T.log.len) {
+        ssize_t w = write(STDOUT_FILENO, T.log.p + off, T.log.len - off);
         if (w <= 0) {
             log_warn_rl(&T.rl_write, "access log: write to stdout failed");
-            return;
+            break;
         }
         off += (size_t)w;
     }
+    T.log.len = 0;
 }
 
 void
@@ -85,9 +95,11 @@ wp_telemetry_request(const struct wp_peer_ctx *p, const struct wp_request_info *
     metric_observe(T.duration, v, (double)ri->duration_ms);
     metric_observe(T.req_bytes, v, (double)ri->bytes_in);
     metric_observe(T.resp_bytes, v, (double)ri->bytes_out);
-    char *line = wp_access_line(p, ri, wall_ms(), T.wp->opts.json_log);
-    write_line(line);
-    free(line);
+    wp_access_append(&T.log, p, ri, wall_ms(), T.wp->opts.json_log);
+    if (T.log.len >= WP_LOG_FLUSH || T.wp->loop == NULL)
+        flush_log(NULL);
+    else
+        loop_defer(T.wp->loop, &T.log_defer, flush_log, NULL);
 }
 
 void
@@ -242,6 +254,9 @@ wp_telemetry_start(struct wp *wp)
 void
 wp_telemetry_stop(void)
 {
+    flush_log(NULL);
+    free(T.log.p);
+    CHECK(!T.log_defer.queued); /* main runs the loop's deferred calls before stopping */
     metrics_free(T.reg);
     memset(&T, 0, sizeof(T));
 }
