@@ -38,6 +38,18 @@
 #define MESH_VERSION "0.1.0"
 #endif
 
+/*
+ * The four request series of recent label sets. Finding a series in lib/metrics means
+ * cleaning and hashing all 25 label values (~0.5 KB) once per family; a request almost always
+ * has the label set of an earlier one, so its four series are looked for here first: a slot
+ * chosen by the labels' addresses, taken only when every value is equal to the series' own,
+ * so the result is the one metric_series() would return.
+ */
+#define WP_SERIES_CACHE 64 /* a power of 2 */
+struct series_set {
+    struct metric_series *req, *dur, *req_bytes, *resp_bytes;
+};
+
 static struct {
     struct metrics *reg;
     struct wp *wp;
@@ -47,6 +59,9 @@ static struct {
     struct metric *detected;
     struct metric *cpu, *rss, *fds, *start_time;
     struct log_ratelimit rl_write;
+    struct series_set cache[WP_SERIES_CACHE];
+    struct wp_text log;          /* access-log lines not written yet */
+    struct loop_defer log_defer; /* their write at the end of the iteration */
 } T;
 
 static uint64_t
@@ -57,19 +72,61 @@ wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* One write(2) per line, so lines stay whole next to the log on stderr. */
+/*
+ * The access log leaves in whole lines, one write(2) per loop iteration for all the lines of
+ * the requests that ended in it (at saturation, several), or sooner past WP_LOG_FLUSH bytes.
+ */
+#define WP_LOG_FLUSH (64 * 1024)
+
 static void
-write_line(const char *s)
+flush_log(void *arg)
 {
-    size_t n = strlen(s), off = 0;
-    while (off < n) {
-        ssize_t w = write(STDOUT_FILENO, s + off, n - off);
+    size_t off = 0;
+    (void)arg;
+
+    while (off < T.log.len) {
+        ssize_t w = write(STDOUT_FILENO, T.log.p + off, T.log.len - off);
         if (w <= 0) {
             log_warn_rl(&T.rl_write, "access log: write to stdout failed");
-            return;
+            break;
         }
         off += (size_t)w;
     }
+    T.log.len = 0;
+}
+
+static bool
+same_labels(const char *const *v, const struct metric_series *s)
+{
+    const char *const *have = metric_series_labels(s);
+
+    for (size_t i = 0; i < TL_N_HTTP; i++)
+        if (strcmp(v[i] != NULL ? v[i] : "", have[i]) != 0)
+            return false;
+    return true;
+}
+
+static struct series_set
+request_series(const char *const *v, const struct wp_request_info *ri)
+{
+    uintptr_t h = (uintptr_t)ri->status * 31 + ri->flags;
+
+    for (size_t i = 0; i < TL_N_HTTP; i++)
+        if (i != TL_RESPONSE_CODE && i != TL_FLAGS) /* those two are in the caller's buffers */
+            h = h * 0x9E3779B1u + (uintptr_t)v[i];
+    struct series_set *c = &T.cache[(h ^ (h >> 17)) & (WP_SERIES_CACHE - 1)];
+    if (c->req != NULL && same_labels(v, c->req))
+        return *c;
+    struct series_set ss = {
+        .req = metric_series(T.requests, v),
+        .dur = metric_series(T.duration, v),
+        .req_bytes = metric_series(T.req_bytes, v),
+        .resp_bytes = metric_series(T.resp_bytes, v),
+    };
+    /* Only a complete set: one lost to a cap must keep being counted as lost. */
+    if (ss.req != NULL && ss.dur != NULL && ss.req_bytes != NULL && ss.resp_bytes != NULL)
+        *c = ss;
+    return ss;
 }
 
 void
@@ -81,13 +138,16 @@ wp_telemetry_request(const struct wp_peer_ctx *p, const struct wp_request_info *
     if (T.reg == NULL)
         return;
     wp_request_labels(p, ri, v, code, flags);
-    metric_add(T.requests, v, 1);
-    metric_observe(T.duration, v, (double)ri->duration_ms);
-    metric_observe(T.req_bytes, v, (double)ri->bytes_in);
-    metric_observe(T.resp_bytes, v, (double)ri->bytes_out);
-    char *line = wp_access_line(p, ri, wall_ms(), T.wp->opts.json_log);
-    write_line(line);
-    free(line);
+    struct series_set ss = request_series(v, ri);
+    metric_series_add(ss.req, 1);
+    metric_series_observe(ss.dur, (double)ri->duration_ms);
+    metric_series_observe(ss.req_bytes, (double)ri->bytes_in);
+    metric_series_observe(ss.resp_bytes, (double)ri->bytes_out);
+    wp_access_append(&T.log, p, ri, wall_ms(), T.wp->opts.json_log);
+    if (T.log.len >= WP_LOG_FLUSH || T.wp->loop == NULL)
+        flush_log(NULL);
+    else
+        loop_defer(T.wp->loop, &T.log_defer, flush_log, NULL);
 }
 
 void
@@ -242,6 +302,9 @@ wp_telemetry_start(struct wp *wp)
 void
 wp_telemetry_stop(void)
 {
+    flush_log(NULL);
+    free(T.log.p);
+    CHECK(!T.log_defer.queued); /* main runs the loop's deferred calls before stopping */
     metrics_free(T.reg);
     memset(&T, 0, sizeof(T));
 }

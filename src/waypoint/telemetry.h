@@ -76,6 +76,14 @@ void wp_tcp_labels(const struct wp_peer_ctx *p, const struct workload *ep, const
 char *wp_access_line(const struct wp_peer_ctx *p, const struct wp_request_info *ri,
                      uint64_t wall_end_ms, bool json);
 
+/* A growing text buffer (free |p| when done); wp_access_append() adds one line to it. */
+struct wp_text {
+    char *p;
+    size_t len, cap;
+};
+void wp_access_append(struct wp_text *t, const struct wp_peer_ctx *p,
+                      const struct wp_request_info *ri, uint64_t wall_end_ms, bool json);
+
 /* ---- telemetry.c (the binary) ---- */
 struct wp;
 struct metric_series;

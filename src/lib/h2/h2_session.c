@@ -381,6 +381,19 @@ on_send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size
     (void)ng;
     (void)f;
 
+    /*
+     * A small frame joins |out| (behind the frames queued before it): what one iteration
+     * sends then leaves as one TLS record, not a record per DATA frame (each record costs its
+     * sender and its receiver far more than copying a few KB). One nghttp2_session_mem_send()
+     * may send many DATA frames, so |out| is bounded here too.
+     */
+    if (H2_FRAME_HEADER + length < H2_DIRECT_MIN &&
+        buf_len(&s->out) + H2_FRAME_HEADER + length <= H2_OUT_BATCH) {
+        CHECK(buf_append(&s->out, framehd, H2_FRAME_HEADER) == 0);
+        CHECK(buf_append(&s->out, buf_head(&st->tx), length) == 0);
+        h2_stream_sent(st, length);
+        return 0;
+    }
     /* Frames queued before this one go first. */
     if (buf_len(&s->out) > 0) {
         rc = drain_out(s);

@@ -128,7 +128,12 @@ http1_put_status_line(struct buf *b, unsigned minor, int status, const char *rea
     }
     if (!all_of(reason, rlen, HTTP1_C_VALUE))
         return -EINVAL;
-    snprintf(line, sizeof(line), "HTTP/1.%u %03d ", minor, status);
+    /* By hand: every response passes here, and snprintf costs more than the rest. */
+    memcpy(line, "HTTP/1.0 000 ", 13);
+    line[7] = (char)('0' + minor);
+    line[9] = (char)('0' + status / 100);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
     struct iov_piece v[] = {{line, 13}, {reason, rlen}, {"\r\n", 2}};
     return put(b, ARRAY_LEN(v), v);
 }

@@ -66,11 +66,35 @@ ipaddr_str(const struct ipaddr *ip, char *out)
     return out;
 }
 
+/* Appends the decimal |v| at |p|; returns the end. */
+static char *
+put_dec(char *p, unsigned v)
+{
+    char b[10];
+    size_t n = 0;
+
+    do
+        b[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0)
+        *p++ = b[--n];
+    return p;
+}
+
 char *
 ipport_str(const struct ipaddr *ip, uint16_t port, char *out)
 {
     char a[IPADDR_STRLEN];
 
+    if (ip->family == AF_INET) { /* by hand: the access log formats several per request */
+        char *p = out;
+        for (int i = 0; i < 4; i++) {
+            p = put_dec(p, ip->b[i]);
+            *p++ = i < 3 ? '.' : ':';
+        }
+        *put_dec(p, port) = '\0';
+        return out;
+    }
     if (ip->family == 0 || inet_ntop(ip->family, ip->b, a, sizeof(a)) == NULL)
         snprintf(a, sizeof(a), "unknown");
     if (ip->family == AF_INET6)

@@ -78,6 +78,22 @@ test_format(void **state)
     assert_int_equal(ipaddr_parse("::ffff:10.1.2.3", &ip), 0);
     assert_int_equal(ip.family, AF_INET);
     assert_string_equal(ipport_str(&ip, 1, out), "10.1.2.3:1");
+    /* IPv4 is formatted by hand: every width of octet and port. */
+    const struct {
+        uint8_t b[4];
+        uint16_t port;
+        const char *want;
+    } v4[] = {
+        {{0, 0, 0, 0}, 0, "0.0.0.0:0"},
+        {{255, 255, 255, 255}, 65535, "255.255.255.255:65535"},
+        {{10, 0, 100, 9}, 8080, "10.0.100.9:8080"},
+        {{1, 20, 199, 250}, 15008, "1.20.199.250:15008"},
+    };
+    for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); i++) {
+        struct ipaddr a4;
+        assert_int_equal(ipaddr_from_bytes(v4[i].b, 4, &a4), 0);
+        assert_string_equal(ipport_str(&a4, v4[i].port, out), v4[i].want);
+    }
     uint8_t raw[4] = {198, 18, 0, 1};
     assert_int_equal(ipaddr_from_bytes(raw, 4, &ip), 0);
     assert_string_equal(ipaddr_str(&ip, out), "198.18.0.1");
