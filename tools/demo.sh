@@ -97,8 +97,12 @@ show meshctl exec -n demo deploy/curl -- curl -s http://echo/hello
 rc=0
 printf '\033[2m$ %s\033[0m\n' "meshctl exec -n demo deploy/sleep -- curl -s http://echo/hello"
 meshctl exec -n demo deploy/sleep -- curl -s http://echo/hello || rc=$?
-say "curl from the sleep pod: exit code $rc (56: the connection was reset, the destination ztunnel refused it)"
-[ "$rc" = 56 ] || { say "UNEXPECTED exit code"; exit 1; }
+# The destination ztunnel refuses the HBONE CONNECT and the sleep pod's ztunnel resets the
+# connection. curl says 56 when the reset comes after its connect() completed, and 7 when it
+# comes first (its non-blocking connect then reads ECONNRESET from SO_ERROR; seen on a slow
+# machine). Either way nothing reached echo; anything else (0: served) is a failure.
+say "curl from the sleep pod: exit code $rc (56 or 7: the connection was reset, the destination ztunnel refused it)"
+[ "$rc" = 56 ] || [ "$rc" = 7 ] || { say "UNEXPECTED exit code"; exit 1; }
 say "The refusals counted by the echo pods' ztunnels (istio_tcp_connections_failed_total, DENY):"
 for n in node-1 node-2; do
     ip netns exec "$(cat "$MESH_CLUSTER_DIR/nodes/$n/netns")" curl -s http://127.0.0.1:15020/metrics |
