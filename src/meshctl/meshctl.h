@@ -98,6 +98,8 @@ int zc_fetch(const char *cmd, const char *file, const char *admin, const char *n
              int timeout_ms, bool guessed, json_t **dump);
 /* |v| as indented JSON (sorted keys) or YAML on stdout. */
 void zc_print_value(const json_t *v, enum zc_output out);
+/* Prints "meshctl |cmd|: <message>" and the --help hint to stderr; returns MESHCTL_EXIT_USAGE. */
+int zc_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The values of section |key| of the dump (an array, or an object's values); new reference. */
 json_t *zc_section(const json_t *dump, const char *key);
 /* A string member, or |dflt| when absent or not a string. */

@@ -65,21 +65,6 @@ waypoint_config_usage(FILE *f)
             WP_DEFAULT_NAME, ADMIN_TIMEOUT_MS / 1000);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("meshctl waypoint-config: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nSee 'meshctl waypoint-config --help'.\n", stderr);
-    return MESHCTL_EXIT_USAGE;
-}
-
 static const struct kind *
 find_kind(const char *name)
 {
@@ -225,8 +210,9 @@ waypoint_config_main(int argc, char **argv)
             else if (strcmp(optarg, "short") == 0)
                 out = OUT_SHORT;
             else
-                return usage_error("unknown output format \"%s\" (want short, json or yaml)",
-                                   optarg);
+                return zc_usage_error("waypoint-config",
+                                      "unknown output format \"%s\" (want short, json or yaml)",
+                                      optarg);
             break;
         case 'n': ns = optarg; ns_given = true; break;
         case 'P': pod = optarg; break;
@@ -236,15 +222,19 @@ waypoint_config_main(int argc, char **argv)
             char *end;
             long v = strtol(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || v < 1 || v > 3600)
-                return usage_error("--timeout: \"%s\" is not a number of seconds (1-3600)", optarg);
+                return zc_usage_error("waypoint-config",
+                                      "--timeout: \"%s\" is not a number of seconds (1-3600)",
+                                      optarg);
             timeout_ms = (int)v * 1000;
             break;
         }
         case 'h': waypoint_config_usage(stdout); return 0;
-        case ':': return usage_error("flag %s needs a value", argv[optind - 1]);
+        case ':':
+            return zc_usage_error("waypoint-config", "flag %s needs a value", argv[optind - 1]);
         default:
             snprintf(flag, sizeof(flag), "-%c", optopt);
-            return usage_error("unknown flag \"%s\"", optopt ? flag : argv[optind - 1]);
+            return zc_usage_error("waypoint-config", "unknown flag \"%s\"",
+                                  optopt ? flag : argv[optind - 1]);
         }
     }
     /* [TYPE] [NAME]: a first word that is a type is the type; anything else a name. */
@@ -255,11 +245,13 @@ waypoint_config_main(int argc, char **argv)
     if (a < argc)
         name = argv[a++];
     if (a < argc)
-        return usage_error("unexpected argument \"%s\"", argv[a]);
+        return zc_usage_error("waypoint-config", "unexpected argument \"%s\"", argv[a]);
     if (file != NULL && admin != NULL)
-        return usage_error("%s", "--file and --admin exclude each other");
+        return zc_usage_error("waypoint-config", "%s", "--file and --admin exclude each other");
     if ((file != NULL || admin != NULL) && pod != NULL)
-        return usage_error("%s", "--pod picks a local-cluster replica: it excludes --file and --admin");
+        return zc_usage_error(
+            "waypoint-config", "%s",
+            "--pod picks a local-cluster replica: it excludes --file and --admin");
 
     json_t *dump;
     int rc = file != NULL || admin != NULL

@@ -71,18 +71,16 @@ ztunnel_config_usage(FILE *f)
             ADMIN_DEFAULT_ADDR, ADMIN_TIMEOUT_MS / 1000);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-usage_error(const char *fmt, ...)
+int
+zc_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("meshctl ztunnel-config: ", stderr);
+    fprintf(stderr, "meshctl %s: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nSee 'meshctl ztunnel-config --help'.\n", stderr);
+    fprintf(stderr, "\nSee 'meshctl %s --help'.\n", cmd);
     return MESHCTL_EXIT_USAGE;
 }
 
@@ -283,8 +281,9 @@ ztunnel_config_main(int argc, char **argv)
             else if (strcmp(optarg, "short") == 0)
                 out = OUT_SHORT;
             else
-                return usage_error("unknown output format \"%s\" (want short, json or yaml)",
-                                   optarg);
+                return zc_usage_error("ztunnel-config",
+                                      "unknown output format \"%s\" (want short, json or yaml)",
+                                      optarg);
             break;
         case 'n':
             o.ns = optarg;
@@ -302,7 +301,9 @@ ztunnel_config_main(int argc, char **argv)
             char *end;
             long v = strtol(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || v < 1 || v > 3600)
-                return usage_error("--timeout: \"%s\" is not a number of seconds (1-3600)", optarg);
+                return zc_usage_error("ztunnel-config",
+                                      "--timeout: \"%s\" is not a number of seconds (1-3600)",
+                                      optarg);
             timeout_ms = (int)v * 1000;
             break;
         }
@@ -310,22 +311,25 @@ ztunnel_config_main(int argc, char **argv)
             ztunnel_config_usage(stdout);
             return 0;
         case ':':
-            return usage_error("flag %s needs a value", argv[optind - 1]);
+            return zc_usage_error("ztunnel-config", "flag %s needs a value", argv[optind - 1]);
         default:
             snprintf(flag, sizeof(flag), "-%c", optopt);
-            return usage_error("unknown flag \"%s\"", optopt ? flag : argv[optind - 1]);
+            return zc_usage_error("ztunnel-config", "unknown flag \"%s\"",
+                                  optopt ? flag : argv[optind - 1]);
         }
     }
     if (optind >= argc)
-        return usage_error("%s", "which type? workloads, services, policies, certificates, "
-                                 "connections or all");
+        return zc_usage_error("ztunnel-config", "%s",
+                              "which type? workloads, services, policies, certificates, "
+                              "connections or all");
     if (optind + 1 < argc)
-        return usage_error("unexpected argument \"%s\"", argv[optind + 1]);
+        return zc_usage_error("ztunnel-config", "unexpected argument \"%s\"", argv[optind + 1]);
     const struct kind *k = find_kind(argv[optind]);
     if (k == NULL)
-        return usage_error("unknown type \"%s\"", argv[optind]);
+        return zc_usage_error("ztunnel-config", "unknown type \"%s\"", argv[optind]);
     if (file != NULL && (node != NULL || admin != NULL))
-        return usage_error("%s", "--file reads a saved dump: it excludes --node and --admin");
+        return zc_usage_error("ztunnel-config", "%s",
+                              "--file reads a saved dump: it excludes --node and --admin");
 
     char picked[64];
     bool guessed = file == NULL && admin == NULL && node == NULL;
