@@ -113,6 +113,24 @@ void zc_print_certificates(FILE *f, const json_t *dump, const struct zc_opts *o)
 void wc_print_routes(FILE *f, const json_t *dump, const struct zc_opts *o);
 void wc_print_policies(FILE *f, const json_t *dump, const struct zc_opts *o);
 
+/* A TYPE of ztunnel-config / waypoint-config; the last one of a table is "all" (section NULL). */
+struct zc_kind {
+    const char *name, *alias, *alias2; /* what the user may type */
+    const char *section;               /* the config dump's key; NULL: the whole dump */
+    void (*print)(FILE *f, const json_t *dump, const struct zc_opts *o); /* NULL: every table */
+    bool has_ns; /* entries carry "namespace", so -o json|yaml can filter them too */
+};
+const struct zc_kind *zc_find_kind(const struct zc_kind *kinds, size_t n, const char *name);
+/* "Now" for certificate validity; MESHCTL_NOW (seconds since the epoch) pins it for tests. */
+time_t zc_now(void);
+/*
+ * Prints kind |k| of |dump| (tables, or the section as JSON/YAML filtered by o->ns where the
+ * kind has namespaces) and flushes. Returns 0, or MESHCTL_EXIT_FAIL with the error printed
+ * as "meshctl |cmd|: ...".
+ */
+int zc_show(const char *cmd, const struct zc_kind *kinds, size_t n, const struct zc_kind *k,
+            const json_t *dump, enum zc_output out, const struct zc_opts *o);
+
 #define ZC_PAD 2 /* spaces between table columns */
 
 #endif

@@ -20,13 +20,7 @@
 #include "meshctl.h"
 #include "waypoint.h"
 
-typedef void print_fn(FILE *f, const json_t *dump, const struct zc_opts *o);
-
-static const struct kind {
-    const char *name, *alias, *alias2, *section;
-    print_fn *print;
-    bool has_ns;
-} kinds[] = {
+static const struct zc_kind kinds[] = {
     {"routes", "route", NULL, "routes", wc_print_routes, false},
     {"policies", "policy", NULL, "policies", wc_print_policies, true},
     {"services", "service", NULL, "services", zc_print_services, true},
@@ -63,17 +57,6 @@ waypoint_config_usage(FILE *f)
             "      --timeout SECS    give up on the admin port after SECS (default %d)\n"
             "  -h, --help            this help\n",
             WP_DEFAULT_NAME, ADMIN_TIMEOUT_MS / 1000);
-}
-
-static const struct kind *
-find_kind(const char *name)
-{
-    for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
-        if (strcmp(kinds[i].name, name) == 0 ||
-            (kinds[i].alias != NULL && strcmp(kinds[i].alias, name) == 0) ||
-            (kinds[i].alias2 != NULL && strcmp(kinds[i].alias2, name) == 0))
-            return &kinds[i];
-    return NULL;
 }
 
 /*
@@ -165,22 +148,6 @@ fetch_replica(const char *ns, const char *name, const char *pod, int timeout_ms,
     return rc;
 }
 
-static void
-print_tables(const struct kind *k, const json_t *dump, const struct zc_opts *o)
-{
-    if (k->print != NULL) {
-        k->print(stdout, dump, o);
-        return;
-    }
-    for (size_t i = 0; i < ARRAY_LEN(kinds); i++) {
-        if (kinds[i].print == NULL)
-            continue;
-        if (i > 0)
-            fputc('\n', stdout);
-        kinds[i].print(stdout, dump, o);
-    }
-}
-
 int
 waypoint_config_main(int argc, char **argv)
 {
@@ -238,10 +205,10 @@ waypoint_config_main(int argc, char **argv)
         }
     }
     /* [TYPE] [NAME]: a first word that is a type is the type; anything else a name. */
-    const struct kind *k = &kinds[ARRAY_LEN(kinds) - 1];
+    const struct zc_kind *k = &kinds[ARRAY_LEN(kinds) - 1];
     int a = optind;
-    if (a < argc && find_kind(argv[a]) != NULL)
-        k = find_kind(argv[a++]);
+    if (a < argc && zc_find_kind(kinds, ARRAY_LEN(kinds), argv[a]) != NULL)
+        k = zc_find_kind(kinds, ARRAY_LEN(kinds), argv[a++]);
     if (a < argc)
         name = argv[a++];
     if (a < argc)
@@ -261,20 +228,8 @@ waypoint_config_main(int argc, char **argv)
         return MESHCTL_EXIT_FAIL;
     /* In the cluster -n names the waypoint; its tables show all it holds. Elsewhere it filters. */
     o.ns = file != NULL || admin != NULL ? (ns_given ? ns : NULL) : NULL;
-    o.now = time(NULL);
-    if (out == OUT_SHORT) {
-        print_tables(k, dump, &o);
-    } else if (k->section == NULL) {
-        zc_print_value(dump, out);
-    } else {
-        json_t *items = zc_section(dump, k->section);
-        zc_print_value(items, out);
-        json_decref(items);
-    }
+    o.now = zc_now();
+    rc = zc_show("waypoint-config", kinds, ARRAY_LEN(kinds), k, dump, out, &o);
     json_decref(dump);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "meshctl waypoint-config: writing output: %s\n", strerror(errno));
-        return MESHCTL_EXIT_FAIL;
-    }
-    return 0;
+    return rc;
 }

@@ -25,21 +25,14 @@
 
 #define DUMP_MAX_FILE ADMIN_MAX_RESPONSE
 
-typedef void print_fn(FILE *f, const json_t *dump, const struct zc_opts *o);
-
-static const struct kind {
-    const char *name, *alias, *section;
-    print_fn *print;
-    bool has_ns; /* entries carry "namespace", so -o json|yaml can filter them too */
-} kinds[] = {
-    {"workloads", "workload", "workloads", zc_print_workloads, true},
-    {"services", "service", "services", zc_print_services, true},
-    {"policies", "policy", "policies", zc_print_policies, true},
-    {"certificates", "certificate", "certificates", zc_print_certificates, false},
-    {"connections", "connection", "connections", zc_print_connections, false},
-    {"all", NULL, NULL, NULL, false},
+static const struct zc_kind kinds[] = {
+    {"workloads", "workload", NULL, "workloads", zc_print_workloads, true},
+    {"services", "service", NULL, "services", zc_print_services, true},
+    {"policies", "policy", NULL, "policies", zc_print_policies, true},
+    {"certificates", "certificate", NULL, "certificates", zc_print_certificates, false},
+    {"connections", "connection", NULL, "connections", zc_print_connections, false},
+    {"all", NULL, NULL, NULL, NULL, false},
 };
-
 
 void
 ztunnel_config_usage(FILE *f)
@@ -84,13 +77,14 @@ zc_usage_error(const char *cmd, const char *fmt, ...)
     return MESHCTL_EXIT_USAGE;
 }
 
-static const struct kind *
-find_kind(const char *name)
+const struct zc_kind *
+zc_find_kind(const struct zc_kind *kinds_, size_t n, const char *name)
 {
-    for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
-        if (strcmp(kinds[i].name, name) == 0 ||
-            (kinds[i].alias != NULL && strcmp(kinds[i].alias, name) == 0))
-            return &kinds[i];
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kinds_[i].name, name) == 0 ||
+            (kinds_[i].alias != NULL && strcmp(kinds_[i].alias, name) == 0) ||
+            (kinds_[i].alias2 != NULL && strcmp(kinds_[i].alias2, name) == 0))
+            return &kinds_[i];
     return NULL;
 }
 
@@ -229,28 +223,41 @@ fail:
     return -1;
 }
 
-/* MESHCTL_NOW (seconds since the epoch) pins "now" so tests of certificate validity are stable. */
-static time_t
-now(void)
+time_t
+zc_now(void)
 {
     const char *s = getenv("MESHCTL_NOW");
     return s != NULL && s[0] != '\0' ? (time_t)strtoll(s, NULL, 10) : time(NULL);
 }
 
-static void
-print_tables(const struct kind *k, const json_t *dump, const struct zc_opts *o)
+int
+zc_show(const char *cmd, const struct zc_kind *kinds_, size_t n, const struct zc_kind *k,
+        const json_t *dump, enum zc_output out, const struct zc_opts *o)
 {
-    if (k->print != NULL) {
+    if (out == OUT_SHORT && k->print != NULL) {
         k->print(stdout, dump, o);
-        return;
+    } else if (out == OUT_SHORT) {
+        for (size_t i = 0; i < n; i++) {
+            if (kinds_[i].print == NULL)
+                continue;
+            if (i > 0)
+                fputc('\n', stdout);
+            kinds_[i].print(stdout, dump, o);
+        }
+    } else if (k->section == NULL) {
+        zc_print_value(dump, out);
+    } else {
+        json_t *items = zc_section(dump, k->section);
+        json_t *shown = k->has_ns ? filter_ns(items, o->ns) : json_incref(items);
+        zc_print_value(shown, out);
+        json_decref(shown);
+        json_decref(items);
     }
-    for (size_t i = 0; i < ARRAY_LEN(kinds); i++) {
-        if (kinds[i].print == NULL)
-            continue;
-        if (i > 0)
-            fputc('\n', stdout);
-        kinds[i].print(stdout, dump, o);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "meshctl %s: writing output: %s\n", cmd, strerror(errno));
+        return MESHCTL_EXIT_FAIL;
     }
+    return 0;
 }
 
 int
@@ -324,7 +331,7 @@ ztunnel_config_main(int argc, char **argv)
                               "connections or all");
     if (optind + 1 < argc)
         return zc_usage_error("ztunnel-config", "unexpected argument \"%s\"", argv[optind + 1]);
-    const struct kind *k = find_kind(argv[optind]);
+    const struct zc_kind *k = zc_find_kind(kinds, ARRAY_LEN(kinds), argv[optind]);
     if (k == NULL)
         return zc_usage_error("ztunnel-config", "unknown type \"%s\"", argv[optind]);
     if (file != NULL && (node != NULL || admin != NULL))
@@ -344,22 +351,8 @@ ztunnel_config_main(int argc, char **argv)
     if (zc_fetch("ztunnel-config", file, admin ? admin : ADMIN_DEFAULT_ADDR, node, timeout_ms,
                  guessed, &dump) < 0)
         return MESHCTL_EXIT_FAIL;
-    o.now = now();
-    if (out == OUT_SHORT) {
-        print_tables(k, dump, &o);
-    } else if (k->section == NULL) {
-        zc_print_value(dump, out);
-    } else {
-        json_t *items = zc_section(dump, k->section);
-        json_t *shown = k->has_ns ? filter_ns(items, o.ns) : json_incref(items);
-        zc_print_value(shown, out);
-        json_decref(shown);
-        json_decref(items);
-    }
+    o.now = zc_now();
+    int rc = zc_show("ztunnel-config", kinds, ARRAY_LEN(kinds), k, dump, out, &o);
     json_decref(dump);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "meshctl ztunnel-config: writing output: %s\n", strerror(errno));
-        return MESHCTL_EXIT_FAIL;
-    }
-    return 0;
+    return rc;
 }

@@ -225,6 +225,7 @@ golden wp_policies waypoint-config policy --file "$W"
 golden wp_all_ns waypoint-config -n shop --file "$W"
 golden wp_endpoints waypoint-config endpoints --file "$W"
 golden wp_routes_json waypoint-config routes -o json --file "$W"
+golden wp_policies_json_ns waypoint-config policies -o json -n shop --file "$W"
 golden help_wc waypoint-config --help
 fails wp_extra_arg 2 'unexpected argument "more"' waypoint-config routes wp more --file "$W"
 fails wp_pod_and_file 2 '--pod picks a local-cluster replica' waypoint-config --pod p --file "$W"
