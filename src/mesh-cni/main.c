@@ -66,7 +66,7 @@ main(int argc, char **argv)
     struct cni_opts o = {.debounce_ms = 100};
     char err[1024];
     sigset_t set;
-    int ch, lv;
+    int ch;
 
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
@@ -75,14 +75,10 @@ main(int argc, char **argv)
         case 'n': o.node = optarg; break;
         case 'D': o.debounce_ms = (unsigned)flag_long("--debounce-ms", optarg, 0, 5000); break;
         case 'l':
-            if ((lv = log_parse_level(optarg)) < 0)
-                fatal("--log-level: unknown level \"%s\"", optarg);
-            log_set_level((enum log_level)lv);
+            flag_log_level(optarg);
             break;
         case 'f':
-            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0)
-                fatal("--log-format: \"%s\" is not plain or json", optarg);
-            log_set_json(strcmp(optarg, "json") == 0);
+            log_set_json(flag_log_json(optarg));
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

@@ -75,7 +75,7 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         {NULL, 0, NULL, 0},
     };
     const char *env = getenv("LOG_FORMAT");
-    int c, lv;
+    int c;
 
     parse_addr("--listen", "[::]:15012", &o->listen_ip, &o->listen_port);
     parse_addr("--monitoring", "[::]:15014", &o->monitor_ip, &o->monitor_port);
@@ -102,14 +102,10 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
             break;
         case 'x': o->allow_x25519 = true; break;
         case 'l':
-            if ((lv = log_parse_level(optarg)) < 0)
-                fatal("--log-level: unknown level \"%s\"", optarg);
-            log_set_level((enum log_level)lv);
+            flag_log_level(optarg);
             break;
         case 'f':
-            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0)
-                fatal("--log-format: \"%s\" is not plain or json", optarg);
-            log_set_json(strcmp(optarg, "json") == 0);
+            log_set_json(flag_log_json(optarg));
             break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);

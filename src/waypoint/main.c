@@ -105,7 +105,7 @@ parse_flags(int argc, char **argv, struct wp_opts *o)
         {NULL, 0, NULL, 0},
     };
     const char *env = getenv("LOG_FORMAT");
-    int c, lv;
+    int c;
 
     o->drain_ms = 5000;
     o->pool_idle_ms = 300000;
@@ -142,14 +142,10 @@ parse_flags(int argc, char **argv, struct wp_opts *o)
         case 't': o->cert_ttl_s = flag_long("--cert-ttl", optarg, 10, 90L * 86400); break;
         case 'x': o->allow_x25519 = true; break;
         case 'l':
-            if ((lv = log_parse_level(optarg)) < 0)
-                fatal("--log-level: unknown level \"%s\"", optarg);
-            log_set_level((enum log_level)lv);
+            flag_log_level(optarg);
             break;
         case 'f':
-            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0)
-                fatal("--log-format: expected plain or json, got \"%s\"", optarg);
-            o->json_log = strcmp(optarg, "json") == 0;
+            o->json_log = flag_log_json(optarg);
             break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);

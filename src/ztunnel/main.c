@@ -128,7 +128,7 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
     };
     const char *env = getenv("LOG_FORMAT");
     bool ca_set = false;
-    int c, lv;
+    int c;
 
     o->drain_ms = 5000;
     o->pool_idle_ms = 300000;
@@ -199,14 +199,10 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
                 (unsigned)flag_long("--hbone-max-pending-per-source", optarg, 1, 1000000);
             break;
         case 'l':
-            if ((lv = log_parse_level(optarg)) < 0)
-                fatal("--log-level: unknown level \"%s\"", optarg);
-            log_set_level((enum log_level)lv);
+            flag_log_level(optarg);
             break;
         case 'f':
-            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0)
-                fatal("--log-format: expected plain or json, got \"%s\"", optarg);
-            o->json_log = strcmp(optarg, "json") == 0;
+            o->json_log = flag_log_json(optarg);
             break;
         case 'h':
             usage(stdout);

@@ -308,3 +308,20 @@ flag_long(const char *flag, const char *s, long min, long max)
         fatal("%s: \"%s\" is not a number in [%ld, %ld]", flag, s, min, max);
     return v;
 }
+
+void
+flag_log_level(const char *s)
+{
+    int lv = log_parse_level(s);
+    if (lv < 0)
+        fatal("--log-level: unknown level \"%s\" (want error, warn, info or debug)", s);
+    log_set_level((enum log_level)lv);
+}
+
+bool
+flag_log_json(const char *s)
+{
+    if (strcmp(s, "json") != 0 && strcmp(s, "plain") != 0)
+        fatal("--log-format: \"%s\" is not plain or json", s);
+    return strcmp(s, "json") == 0;
+}

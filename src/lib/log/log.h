@@ -103,5 +103,9 @@ void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn))
  * [min, max]; anything else is fatal() with a message naming the flag.
  */
 long flag_long(const char *flag, const char *s, long min, long max);
+/* --log-level LEVEL: sets the level; an unknown one is fatal(). */
+void flag_log_level(const char *s);
+/* --log-format FORMAT: true for json, false for plain; anything else is fatal(). */
+bool flag_log_json(const char *s);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -297,6 +298,46 @@ test_ratelimit_per_key(void **state)
     assert_ptr_equal(log_ratelimit_for(&set, "reason 31"), &set.other);
 }
 
+/* Runs |fn(arg)| in a child; returns its exit status (fatal() exits 1). */
+static int
+child_status(void (*fn)(const char *), const char *arg)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fclose(stderr); /* the fatal line is expected */
+        fn(arg);
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+call_json(const char *s)
+{
+    (void)flag_log_json(s);
+}
+
+/* --log-level and --log-format as every binary parses them. */
+static void
+test_log_flags(void **state)
+{
+    (void)state;
+    assert_true(flag_log_json("json"));
+    assert_false(flag_log_json("plain"));
+    flag_log_level("debug");
+    assert_int_equal(log_get_level(), LOG_DEBUG);
+    flag_log_level("warn");
+    assert_int_equal(log_get_level(), LOG_WARN);
+    assert_int_equal(child_status(call_json, "xml"), 1);
+    assert_int_equal(child_status(call_json, ""), 1);
+    assert_int_equal(child_status(flag_log_level, "loud"), 1);
+    assert_int_equal(log_get_level(), LOG_WARN);
+    flag_log_level("info");
+}
+
 int
 main(void)
 {
@@ -310,6 +351,7 @@ main(void)
         cmocka_unit_test_setup(test_levels, setup),
         cmocka_unit_test(test_ratelimit_window),
         cmocka_unit_test(test_ratelimit_per_key),
+        cmocka_unit_test(test_log_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
