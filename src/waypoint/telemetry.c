@@ -18,6 +18,7 @@
  * in amesh_metrics_series_overflow_total{metric}. A request with a new label set adds one
  * series to each of the four HTTP families.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -86,6 +87,8 @@ flush_log(void *arg)
 
     while (off < T.log.len) {
         ssize_t w = write(STDOUT_FILENO, T.log.p + off, T.log.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0) {
             log_warn_rl(&T.rl_write, "access log: write to stdout failed");
             break;
