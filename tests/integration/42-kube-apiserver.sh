@@ -27,6 +27,34 @@ is() {
 }
 kc() { kube_kubectl "$K" "$@"; }
 
+# ---- the build's pieces that run without building ------------------------------------------
+quick_build() {
+    local t0=$(date +%s%N)
+    "$ROOT/tools/kube/build.sh" | grep -q '^kube-build: cached:' &&
+    [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 2000 ]
+}
+check "tools/kube/build.sh returns at once from the cache (< 2 s)" quick_build
+mkdir -p "$WORK/apt/sources.list.d"
+printf '%s\n' '# deb http://commented.invalid/ x main' \
+    'deb [signed-by=/k.gpg arch=amd64] http://mirror.invalid/debian bookworm main contrib' \
+    '  deb http://mirror.invalid/security bookworm-security main' \
+    'deb-src http://mirror.invalid/debian bookworm main' >"$WORK/apt/sources.list"
+printf '%s\n' 'Types: deb deb-src' 'URIs: http://mirror.invalid/debian' 'Suites: bookworm' 'Components: main' \
+    '' 'Types: deb' 'URIs: http://mirror.invalid/updates' 'Suites: bookworm-updates' 'Components: main' \
+    >"$WORK/apt/sources.list.d/debian.sources"
+echo '# nothing' >"$WORK/apt/sources.list.d/empty.list"
+debsrc_ok() {
+    "$ROOT/tools/kube/debsrc.sh" "$WORK/apt" "$WORK/apt-out" || return 1
+    is "deb-src [signed-by=/k.gpg arch=amd64] http://mirror.invalid/debian bookworm main contrib
+deb-src http://mirror.invalid/security bookworm-security main" cat "$WORK/apt-out/src0.list" &&
+    is "Types: deb-src|Types: deb-src" sh -c "grep ^Types: '$WORK/apt-out/src1.sources' | paste -sd'|'" &&
+    is 2 sh -c "grep -c ^URIs: '$WORK/apt-out/src1.sources'" &&
+    is "src0.list src1.sources" sh -c "ls '$WORK/apt-out' | xargs" &&
+    ! "$ROOT/tools/kube/debsrc.sh" "$WORK/no-apt" "$WORK/apt-none" 2>/dev/null
+}
+check "tools/kube/debsrc.sh: deb-src from one-line and deb822 sources (comments, deb-src lines, empty files)" \
+    debsrc_ok
+
 ip netns add "$N1"
 K=$WORK/kube
 kube_up "$N1" "$K"
