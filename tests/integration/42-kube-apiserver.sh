@@ -55,15 +55,27 @@ deb-src http://mirror.invalid/security bookworm-security main" cat "$WORK/apt-ou
 check "tools/kube/debsrc.sh: deb-src from one-line and deb822 sources (comments, deb-src lines, empty files)" \
     debsrc_ok
 
-ip netns add "$N1"
+# node-1 (198.18.0.1) holds the control plane; node-2 (198.18.0.2) reaches it over the link, as
+# a ztunnel or mesh-cni on another node would.
+topo_two_nodes 4
 K=$WORK/kube
-kube_up "$N1" "$K"
+KUBE_ADDR=198.18.0.1 kube_up "$N1" "$K"
 say "apiserver ready after $KUBE_READY_SECS s"
 
 check "/readyz is 200 over HTTP/2 with the serving certificate verified against DIR/pki/ca.crt" \
     is "200 2" ip netns exec "$N1" curl -s --http2 --cacert "$K/pki/ca.crt" -o /dev/null \
         -w '%{http_code} %{http_version}' -H "Authorization: Bearer $(cat "$K/admin.token")" \
         https://127.0.0.1:6443/readyz
+check "reachable from node-2 at https://198.18.0.1:6443, certificate verified" \
+    is "200" ip netns exec "$N2" curl -s --cacert "$K/pki/ca.crt" -o /dev/null -w '%{http_code}' \
+        -H "Authorization: Bearer $(cat "$K/admin.token")" https://198.18.0.1:6443/readyz
+check "the kubeconfig names https://198.18.0.1:6443" grep -q 'server: https://198.18.0.1:6443' "$K/kubeconfig"
+k8s_ep() {
+    [ "$(kube_kubectl "$K" -n default get endpoints kubernetes \
+        -o jsonpath='{.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}')" = 198.18.0.1:6443 ]
+}
+check "the kubernetes Service's endpoints are 198.18.0.1:6443 (what in-cluster clients dial, 15 s)" \
+    kube__wait 15 k8s_ep
 check "a wrong token is refused (401), an anonymous list of namespaces forbidden (403)" \
     is "401 403" ip netns exec "$N1" sh -c "curl -s --cacert '$K/pki/ca.crt' -o /dev/null -w '%{http_code} ' \
         -H 'Authorization: Bearer wrong' https://127.0.0.1:6443/api/v1/namespaces &&
