@@ -2,8 +2,11 @@
 # The `kube` tier's own test: the real kube-apiserver v1.20.2 (tools/kube/build.sh's cache) in a
 # network namespace through tests/support/kube.sh.
 #
-#   - etcd + kube-apiserver up, /readyz 200 with the server's certificate VERIFIED against the
-#     test CA (the kubeconfig has no insecure-skip-tls-verify), kubectl sees Kubernetes v1.20.2;
+#   - tools/kube/build.sh answers from its cache at once; tools/kube/debsrc.sh derives deb-src
+#     entries from one-line and deb822 apt sources;
+#   - etcd + kube-apiserver up in node-1 on 198.18.0.1, /readyz 200 over HTTP/2 with the
+#     server's certificate VERIFIED against the test CA (the kubeconfig has no
+#     insecure-skip-tls-verify), also from node-2; kubectl sees Kubernetes v1.20.2;
 #   - manifests/crds established; the repo's samples/*.yaml apply (Deployments, Services, the
 #     Istio AuthorizationPolicies and the Gateway API HTTPRoute through the CRDs), plus a
 #     GatewayClass/Gateway/GRPCRoute/PeerAuthentication/ServiceEntry/WorkloadEntry, and all
@@ -75,13 +78,17 @@ k8s_ep() {
         -o jsonpath='{.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}')" = 198.18.0.1:6443 ]
 }
 check "the kubernetes Service's endpoints are 198.18.0.1:6443 (what in-cluster clients dial, 15 s)" \
-    kube__wait 15 k8s_ep
+    kube_wait 15 k8s_ep
 check "a wrong token is refused (401), an anonymous list of namespaces forbidden (403)" \
     is "401 403" ip netns exec "$N1" sh -c "curl -s --cacert '$K/pki/ca.crt' -o /dev/null -w '%{http_code} ' \
         -H 'Authorization: Bearer wrong' https://127.0.0.1:6443/api/v1/namespaces &&
         curl -s --cacert '$K/pki/ca.crt' -o /dev/null -w '%{http_code}' https://127.0.0.1:6443/api/v1/namespaces"
 check "the kubeconfig verifies the server (CA data, no insecure-skip-tls-verify)" \
     sh -c "grep -q certificate-authority-data '$K/kubeconfig' && ! grep -q insecure '$K/kubeconfig'"
+kube_client_cert "$K" alice amesh-devs
+check "kube_client_cert: the API server authenticates alice (group amesh-devs) by certificate, RBAC forbids her" \
+    grep -q 'User \\"alice\\" cannot list resource \\"namespaces\\"' <(ip netns exec "$N1" curl -s --cacert "$K/pki/ca.crt" \
+        --cert "$K/pki/alice.crt" --key "$K/pki/alice.key" https://198.18.0.1:6443/api/v1/namespaces)
 kube_kubectl "$K" version -o json >"$WORK/version.json" 2>/dev/null || true
 check "kubectl talks to a Kubernetes v1.20.2 server" \
     $PY -c "import json; assert json.load(open('$WORK/version.json'))['serverVersion']['gitVersion']=='v1.20.2'"
@@ -188,7 +195,7 @@ pods_bound() {
     [ "$(wc -w <<<"$out")" = 4 ]
 }
 check "Deployments became ReplicaSets and 4 Pods, each bound to node-1 by the scheduler (60 s)" \
-    kube__wait 60 pods_bound
+    kube_wait 60 pods_bound
 kube_kubectl "$K" -n demo get deploy,rs,pods -o wide || true
 owners() {
     kc -n demo get pods -l app=echo,version=v1 -o jsonpath='{.items[0].metadata.ownerReferences[0].kind}/' &&
@@ -201,10 +208,10 @@ slice_has() {
     kube_kubectl "$K" -n demo get endpointslices.v1beta1.discovery.k8s.io -l kubernetes.io/service-name=echo \
         -o jsonpath='{.items[*].endpoints[*].addresses[*]}' | grep -qw 198.18.1.11
 }
-check "kube_pod_running: echo's EndpointSlice lists the Ready pod's IP (30 s)" kube__wait 30 slice_has
+check "kube_pod_running: echo's EndpointSlice lists the Ready pod's IP (30 s)" kube_wait 30 slice_has
 sa_secret() { kc -n demo get sa echo -o jsonpath='{.secrets[0].name}' | grep -q .; }
 check "the serviceaccount-token controller made the echo ServiceAccount's token Secret (30 s)" \
-    kube__wait 30 sa_secret
+    kube_wait 30 sa_secret
 
 # ---- kube_down ----------------------------------------------------------------------------------
 pids=$(cat "$K"/*.pid | xargs)
