@@ -74,6 +74,13 @@ struct m {
     bool stop_in_upsert;
 };
 
+/* A decimal the fake or the test wrote itself. */
+static int
+num(const char *s)
+{
+    return (int)strtol(s != NULL ? s : "0", NULL, 10);
+}
+
 static int
 find(struct m *m, const char *name)
 {
@@ -195,7 +202,7 @@ serve_list(struct m *m, struct fks_req *rq)
     }
     char lim[16];
     assert_true(fks_param(rq, "limit", lim, sizeof(lim)));
-    int limit = atoi(lim);
+    int limit = num(lim);
     if (m->page > 0 && m->page < limit)
         limit = m->page;
     /* The page holds the objects alive now, in model order (the model does not change mid-list). */
@@ -238,7 +245,7 @@ serve_watch(struct m *m, struct fks_req *rq)
     assert_true(fks_param(rq, "allowWatchBookmarks", v, sizeof(v)));
     assert_string_equal(v, "true");
     assert_true(fks_param(rq, "timeoutSeconds", v, sizeof(v)));
-    assert_true(atoi(v) >= 300 && atoi(v) <= 600);
+    assert_true(num(v) >= 300 && num(v) <= 600);
     int wi = m->n_watches++;
     if (wi < 64)
         snprintf(m->watch_rv[wi], sizeof(m->watch_rv[wi]), "%s", rv);
@@ -254,7 +261,7 @@ serve_watch(struct m *m, struct fks_req *rq)
     }
     rq->pace = m->pace;
     fks_begin(rq, 200);
-    int from = atoi(rv);
+    int from = num(rv);
     if (from < m->compacted) {
         char *l = xasprintf("{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":"
                             "\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"too old "
@@ -316,7 +323,7 @@ sink_upsert(void *arg, const struct kube_resource *r, const json_t *obj)
     assert_string_equal(json_string_value(json_object_get(obj, "kind")), "ConfigMap");
     assert_string_equal(json_string_value(json_object_get(obj, "apiVersion")), "v1");
     int i = name_index(m, obj);
-    m->view[i] = atoi(json_string_value(json_object_get(json_object_get(obj, "data"), "v")));
+    m->view[i] = num(json_string_value(json_object_get(json_object_get(obj, "data"), "v")));
     m->upserts[i]++;
     if (m->stop_in_upsert) {
         kube_reflector_stop(m->rf);
@@ -578,7 +585,7 @@ test_expired_in_stream(void **state)
     assert_int_equal(m.removes[find(&m, "cm03")], 1);
     assert_int_equal(m.removes[find(&m, "cm00")], 0);
     wait_watching(&m);
-    assert_int_equal(atoi(m.watch_rv[m.n_watches - 1]), m.rv);
+    assert_int_equal(num(m.watch_rv[m.n_watches - 1]), m.rv);
     struct kube_reflector_stats st;
     stats(&m, &st);
     assert_int_equal(st.expired, 1);
