@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

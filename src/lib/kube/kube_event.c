@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 
 #define KUBE_MAX_DEPTH 100 /* nesting of one event (jansson recurses) */
 

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "base/base.h"
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 
 struct collected {
     char out[4096];

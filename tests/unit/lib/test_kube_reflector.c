@@ -20,7 +20,7 @@
 
 #include "base/base.h"
 #include "kube/kube.h"
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 #include "unit_kubesrv.h"
 #include "unit_loop.h"
 
