@@ -103,10 +103,9 @@ after(struct kube_reflector *rf, enum kube_outcome o, enum kube_verdict v, unsig
     bool watching = rf->phase == PH_WATCH;
     struct kube_plan p = kube_plan_next(watching, o, v, wait_ms);
     drop_call(rf);
-    if (v == KUBE_V_EXPIRED || v == KUBE_V_TOO_LARGE) {
-        rf->st.expired++;
-        rf->rv_unavailable = true;
-    } else if (o != KUBE_OUT_END && v != KUBE_V_ABSENT) {
+    if (v == KUBE_V_EXPIRED || v == KUBE_V_TOO_LARGE)
+        rf->st.expired++; /* the plan says LIST_FRESH; step() marks the RV unavailable */
+    else if (o != KUBE_OUT_END && v != KUBE_V_ABSENT) {
         rf->st.errors++;
     }
     uint64_t delay = p.wait_ms;
