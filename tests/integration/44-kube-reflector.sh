@@ -24,7 +24,7 @@ kube_up "$N1" "$K"
 kc() { kube_kubectl "$K" "$@"; }
 etcdctl_() { ETCDCTL_API=3 ip netns exec "$N1" etcdctl --endpoints=http://127.0.0.1:2379 "$@"; }
 VIEW=$WORK/view
-N=1000
+N=${KUBE44_N:-1000} # ConfigMaps; more for figures (KUBE44_N=5000)
 
 cms() { # first count [value]: a List of ConfigMaps t44/cm-NNNN
     local i
@@ -70,7 +70,7 @@ SYNC_MS=$(awk '$1 == "configmaps" { print $3 }' "$VIEW.sync")
 sleep 1
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 R1=$(rss "$PID"); R0=$(rss "$BASE_PID")
-say "figures: configmaps synced ($(awk '$1 == "configmaps" { print $2 }' "$VIEW.sync") objects) ${SYNC_MS} ms after start; RSS $R1 kB vs $R0 kB without them: $(( (R1 - R0) * 1024 / N )) bytes per ConfigMap (ASan build)"
+say "figures: configmaps synced ($(awk '$1 == "configmaps" { print $2 }' "$VIEW.sync") objects) ${SYNC_MS} ms after start; RSS $R1 kB vs $R0 kB without them: $(( (R1 - R0) * 1024 / N )) bytes per ConfigMap ($(basename "$(dirname "$BIN")"))"
 check "the unserved kinds are synced as absent, not fatal" \
     sh -c "grep -q '^#synced widgets absent' '$VIEW' && grep -q '^#synced endpointslices absent' '$VIEW'"
 check "the first list was one list, no relist, no error" \

@@ -130,7 +130,8 @@ struct kube_resource {
 /*
  * What a reflector reports. Objects are borrowed for the call; listed items
  * get the apiVersion and kind that LIST responses leave out, so every object
- * looks like a watch event's.
+ * looks like a watch event's. metadata.managedFields is removed (nothing in
+ * the mesh reads it; it is often most of a small object's size).
  */
 struct kube_sink {
     /* Listed, ADDED or MODIFIED. */

@@ -92,6 +92,10 @@ struct kube_event {
 };
 
 #define KUBE_RV_MAX 128 /* a resourceVersion longer than this is refused */
+#define KUBE_MAX_DEPTH 100 /* JSON nesting accepted from the server (jansson recurses) */
+
+/* True if the JSON text |p| nests deeper than KUBE_MAX_DEPTH (checked before parsing it). */
+bool kube_json_too_deep(const char *p, size_t n);
 
 /* One watch line. Returns 0, or -1 with |err| (bad JSON, unknown type, no object or RV). */
 int kube_event_decode(const char *line, size_t len, struct kube_event *ev, char *err,

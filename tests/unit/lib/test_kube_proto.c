@@ -157,6 +157,24 @@ test_event_decode(void **state)
 }
 
 static void
+test_depth(void **state)
+{
+    (void)state;
+    char buf[512];
+    for (int d = 98; d <= 102; d++) {
+        memset(buf, '[', (size_t)d);
+        memset(buf + d, ']', (size_t)d);
+        assert_int_equal(kube_json_too_deep(buf, (size_t)d * 2), d > KUBE_MAX_DEPTH);
+    }
+    /* Brackets inside strings (escaped quotes too) do not count. */
+    char brackets[301];
+    memset(brackets, '[', 300);
+    brackets[300] = '\0';
+    snprintf(buf, sizeof(buf), "{\"a\":\"\\\"%s\"}", brackets);
+    assert_false(kube_json_too_deep(buf, strlen(buf)));
+}
+
+static void
 test_classify(void **state)
 {
     (void)state;
@@ -320,6 +338,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_every_split), cmocka_unit_test(test_lines_cap),
         cmocka_unit_test(test_event_decode),      cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_depth),
         cmocka_unit_test(test_plan),              cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_cache_sweep),
     };
