@@ -163,10 +163,12 @@ on_answer(void *arg, int status, const json_t *body)
     uint64_t now = loop_now_ms(d->loop), took = now - r->started_ms;
 
     r->req = NULL;
-    d->stats.kube_review_latency_count++;
-    d->stats.kube_review_latency_ms_sum += took;
-    if (took > d->stats.kube_review_latency_ms_max)
-        d->stats.kube_review_latency_ms_max = took;
+    if (status > 0) {
+        d->stats.kube_review_latency_count++;
+        d->stats.kube_review_latency_ms_sum += took;
+        if (took > d->stats.kube_review_latency_ms_max)
+            d->stats.kube_review_latency_ms_max = took;
+    }
     if (status != 200 && status != 201) {
         /* No answer about the token: the caller may try again; nothing is cached. */
         const char *msg = json_string_value(json_object_get(body, "message"));
@@ -270,8 +272,9 @@ kreview_call(struct meshd_server *srv, struct h2_stream *st, const char *peer, c
     int64_t exp;
     r->token_exp = kubeauth_token_expiry(tok, len, &exp) ? exp : 0;
     r->started_ms = loop_now_ms(d->loop);
-    r->req = kube_request(d->kube, "POST", KUBEAUTH_REVIEW_PATH, NULL, body, KREVIEW_TIMEOUT_MS,
-                          on_answer, r);
+    /* Our timer is the deadline; the client's, a little later, only backs it up. */
+    r->req = kube_request(d->kube, "POST", KUBEAUTH_REVIEW_PATH, NULL, body,
+                          KREVIEW_TIMEOUT_MS + 1000, on_answer, r);
     json_decref(body);
     if (r->req == NULL) {
         free(r);
