@@ -2,7 +2,7 @@
  * test_kubeauth.c - Kubernetes tokens as CA credentials, without I/O: what a
  * TokenReview answer says (tests/unit/kubeauth/<name>.json, shaped like
  * kube-apiserver 1.20.2's answers, and tests/fixtures/kube/tokenreview/<name>.json
- * when recorded from the real server), who the caller is in the store, who
+ * recorded from the real server), who the caller is in the store, who
  * may obtain which identity, and the cache of answers.
  */
 #include <setjmp.h>
@@ -91,39 +91,84 @@ test_review_table(void **state)
     }
 }
 
-/* Answers recorded from the real API server, when present (test 48 records them). */
+/* Answers recorded from the real API server (test 48, RECORD=DIR), then decided against a store. */
+static int
+parse_recorded(const char *name, struct kubeauth_identity *id, char *why, size_t whylen)
+{
+    char rel[256];
+    size_t len;
+    snprintf(rel, sizeof(rel), "tests/fixtures/kube/tokenreview/%s", name);
+    char *buf = slurp(rel, &len);
+    int rc = kubeauth_review_parse_buf(buf, len, id, why, whylen);
+    free(buf);
+    return rc;
+}
+
 static void
 test_review_recorded(void **state)
 {
     static const struct {
         const char *file;
         int rc;
-        const char *sa;
+        const char *ns, *sa, *pod, *why;
     } rows[] = {
-        {"ztunnel.json", 0, "ztunnel"},
-        {"echo.json", 0, "echo"},
-        {"wrong-audience.json", -1, NULL},
-        {"garbage.json", -1, NULL},
+        {"ztunnel.json", 0, "istio-system", "ztunnel", "ztunnel-n1", NULL},
+        {"echo.json", 0, "demo", "echo", "echo-1", NULL},
+        {"wrong-audience.json", -1, NULL, NULL, NULL, "is invalid for the target audiences"},
+        {"deleted-pod.json", -1, NULL, NULL, NULL, "Token has been invalidated"},
+        {"garbage.json", -1, NULL, NULL, NULL, "invalid bearer token"},
     };
+    struct kubeauth_identity zt = {0}, echo = {0};
     (void)state;
     for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
-        char path[512], why[KUBEAUTH_WHY_MAX] = "";
         struct kubeauth_identity id;
-        size_t len;
-        snprintf(path, sizeof(path), "%s/tests/fixtures/kube/tokenreview/%s", MESH_SOURCE_DIR,
-                 rows[i].file);
-        FILE *f = fopen(path, "rb");
-        if (f == NULL)
-            continue;
-        fclose(f);
-        char *buf = slurp(path + strlen(MESH_SOURCE_DIR) + 1, &len);
-        int rc = kubeauth_review_parse_buf(buf, len, &id, why, sizeof(why));
-        free(buf);
+        char why[KUBEAUTH_WHY_MAX] = "";
+        int rc = parse_recorded(rows[i].file, &id, why, sizeof(why));
         if (rc != rows[i].rc)
             fail_msg("recorded %s: rc %d, want %d (%s)", rows[i].file, rc, rows[i].rc, why);
-        if (rc == 0)
+        if (rc == 0) {
+            assert_string_equal(id.ns, rows[i].ns);
             assert_string_equal(id.sa, rows[i].sa);
+            assert_string_equal(id.pod, rows[i].pod);
+            assert_int_equal(strlen(id.pod_uid), 36);
+            if (i == 0)
+                zt = id;
+            else
+                echo = id;
+        } else if (strstr(why, rows[i].why) == NULL) {
+            fail_msg("recorded %s: reason \"%s\" lacks \"%s\"", rows[i].file, why, rows[i].why);
+        }
     }
+    /* The store as the API server had it: the pods with the UIDs the tokens are bound to. */
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "apiVersion: v1\nkind: Pod\nmetadata: {name: ztunnel-n1, namespace: istio-system, "
+             "uid: %s}\nspec: {serviceAccountName: ztunnel, nodeName: node-1}\n"
+             "status: {phase: Running}\n---\n"
+             "apiVersion: v1\nkind: Pod\nmetadata: {name: echo-1, namespace: demo, uid: %s}\n"
+             "spec: {serviceAccountName: echo, nodeName: node-1}\nstatus: {phase: Running}\n---\n"
+             "apiVersion: v1\nkind: Pod\nmetadata: {name: curl-2, namespace: demo, uid: c}\n"
+             "spec: {serviceAccountName: curl, nodeName: node-2}\nstatus: {phase: Running}\n",
+             zt.pod_uid, echo.pod_uid);
+    struct k8s_store *st = k8s_store_new();
+    k8s_store_load_buf(st, "recorded.yaml", yaml, strlen(yaml), NULL);
+    struct kubeauth_accounts tr;
+    struct kubeauth_caller cz, ce;
+    char why[KUBEAUTH_WHY_MAX];
+    assert_int_equal(kubeauth_accounts_parse(KUBEAUTH_DEFAULT_TRUSTED, &tr, why, sizeof(why)), 0);
+    assert_int_equal(kubeauth_decide(&zt, st, &tr, &cz, why, sizeof(why)), 0);
+    assert_int_equal(kubeauth_decide(&echo, st, &tr, &ce, why, sizeof(why)), 0);
+    assert_string_equal(cz.node, "node-1");
+    assert_true(cz.trusted);
+    assert_false(ce.trusted);
+    assert_true(kubeauth_may_obtain(&cz, st, "demo", "echo", why, sizeof(why)));
+    assert_false(kubeauth_may_obtain(&cz, st, "demo", "curl", why, sizeof(why)));
+    assert_false(kubeauth_may_obtain(&ce, st, "istio-system", "ztunnel", why, sizeof(why)));
+    /* The other pod's token against this store: the UIDs differ. */
+    struct kubeauth_identity swapped = echo;
+    snprintf(swapped.pod_uid, sizeof(swapped.pod_uid), "%s", zt.pod_uid);
+    assert_int_equal(kubeauth_decide(&swapped, st, &tr, &ce, why, sizeof(why)), -1);
+    k8s_store_free(st);
 }
 
 static void
