@@ -6,11 +6,15 @@
  * caller's pod, and so its node, in the store.
  *
  * The loop never waits: the call's stream is held, unread, while its review
- * is in flight (HTTP/2 flow control bounds what the peer can send meanwhile),
- * then handed to server.c as authenticated or refused. Calls with the same
- * token share one review. Caps: KREVIEW_MAX_INFLIGHT reviews and
- * KREVIEW_MAX_WAITING held calls (beyond them a call fails UNAVAILABLE at
- * once), KREVIEW_TIMEOUT_MS per review (then UNAVAILABLE). Answers are
+ * is in flight, then handed to server.c as authenticated or refused. Calls
+ * with the same token share one review. A held call's request bytes wait in
+ * HTTP/2's buffers, which flow control bounds by the stream window (4 MiB) and
+ * the connection window (16 MiB), so the number of held calls is what bounds
+ * that memory: KREVIEW_MAX_WAITING in all and KREVIEW_MAX_WAITING_PER_ADDR per
+ * peer address (a ztunnel's start holds at most 8 CA calls and its xDS
+ * stream, until its token's first review answers; later calls hit the cache
+ * and are not held). Also KREVIEW_MAX_INFLIGHT reviews. Beyond a cap a call
+ * fails UNAVAILABLE at once; KREVIEW_TIMEOUT_MS per review (then UNAVAILABLE). Answers are
  * cached by the token's SHA-256: an authenticated token for a minute at most
  * and never past its exp, a refused one for a few seconds; failures to get an
  * answer are not cached. The token itself is never logged or kept.
@@ -29,13 +33,15 @@
 #include "meshd_server.h"
 
 #define KREVIEW_MAX_INFLIGHT 64
-#define KREVIEW_MAX_WAITING 1024
+#define KREVIEW_MAX_WAITING 256
+#define KREVIEW_MAX_WAITING_PER_ADDR 16
 #define KREVIEW_TIMEOUT_MS 5000
 #define KREVIEW_CACHE_ENTRIES 4096
 
 struct waiter {
     struct waiter *next;
     struct h2_stream *st; /* held unread until the answer */
+    struct ipaddr addr;
     char peer[ADDR_STRLEN + 8];
 };
 
@@ -204,23 +210,35 @@ on_answer(void *arg, int status, const json_t *body)
     finish(r, &id, 0, NULL);
 }
 
+/* May one more call from |addr| be held? */
 static bool
-add_waiter(struct kreview *kr, struct review *r, struct h2_stream *st, const char *peer)
+may_hold(const struct kreview *kr, const struct ipaddr *addr)
 {
+    unsigned same = 0;
     if (kr->n_waiting >= KREVIEW_MAX_WAITING)
         return false;
+    for (const struct review *r = kr->reviews; r != NULL; r = r->next)
+        for (const struct waiter *w = r->waiters; w != NULL; w = w->next)
+            same += ipaddr_eq(&w->addr, addr);
+    return same < KREVIEW_MAX_WAITING_PER_ADDR;
+}
+
+static void
+add_waiter(struct kreview *kr, struct review *r, struct h2_stream *st,
+           const struct ipaddr *addr, const char *peer)
+{
     struct waiter *w = xcalloc(1, sizeof(*w));
     w->st = st;
+    w->addr = *addr;
     snprintf(w->peer, sizeof(w->peer), "%s", peer);
     w->next = r->waiters;
     r->waiters = w;
     kr->n_waiting++;
-    return true;
 }
 
 void
-kreview_call(struct meshd_server *srv, struct h2_stream *st, const char *peer, const char *tok,
-             size_t len)
+kreview_call(struct meshd_server *srv, struct h2_stream *st, const struct ipaddr *addr,
+             const char *peer, const char *tok, size_t len)
 {
     struct kreview *kr = srv->kr;
     struct meshd *d = srv->d;
@@ -248,18 +266,19 @@ kreview_call(struct meshd_server *srv, struct h2_stream *st, const char *peer, c
             server_call_refused(srv, st, peer, GRPC_STATUS_UNAUTHENTICATED, why);
         return;
     }
+    if (!may_hold(kr, addr)) {
+        d->stats.kube_review_failures++;
+        server_call_refused(srv, st, peer, GRPC_STATUS_UNAVAILABLE,
+                            "too many calls waiting for a TokenReview");
+        return;
+    }
     for (struct review *r = kr->reviews; r != NULL; r = r->next)
         if (memcmp(r->digest, digest, KUBEAUTH_DIGEST_LEN) == 0) {
-            if (!add_waiter(kr, r, st, peer)) {
-                d->stats.kube_review_failures++;
-                server_call_refused(srv, st, peer, GRPC_STATUS_UNAVAILABLE,
-                                    "too many calls waiting for a TokenReview");
-                return;
-            }
+            add_waiter(kr, r, st, addr, peer);
             d->stats.kube_review_coalesced++;
             return;
         }
-    if (kr->n_reviews >= KREVIEW_MAX_INFLIGHT || kr->n_waiting >= KREVIEW_MAX_WAITING) {
+    if (kr->n_reviews >= KREVIEW_MAX_INFLIGHT) {
         d->stats.kube_review_failures++;
         server_call_refused(srv, st, peer, GRPC_STATUS_UNAVAILABLE,
                             "too many TokenReviews in flight");
@@ -289,7 +308,7 @@ kreview_call(struct meshd_server *srv, struct h2_stream *st, const char *peer, c
         kr->reviews->prev = r;
     kr->reviews = r;
     kr->n_reviews++;
-    add_waiter(kr, r, st, peer); /* n_waiting was checked above */
+    add_waiter(kr, r, st, addr, peer);
     loop_timer_start(d->loop, &r->timer, KREVIEW_TIMEOUT_MS, on_timeout, r);
 }
 

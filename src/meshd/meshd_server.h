@@ -50,11 +50,11 @@ void server_call_refused(struct meshd_server *srv, struct h2_stream *st, const c
 /*
  * kreview.c: authenticates the call on |st| (CA or xDS) by the Kubernetes
  * token |tok| of |len| bytes, from the cache or with a TokenReview, without
- * blocking; then one of the two above runs, maybe later. |peer| is the
- * address for the log.
+ * blocking; then one of the two above runs, maybe later. |addr| is the
+ * peer's address (caps per address), |peer| the same with port for the log.
  */
-void kreview_call(struct meshd_server *srv, struct h2_stream *st, const char *peer,
-                  const char *tok, size_t len);
+void kreview_call(struct meshd_server *srv, struct h2_stream *st, const struct ipaddr *addr,
+                  const char *peer, const char *tok, size_t len);
 void kreview_start(struct meshd_server *srv);
 /* Cancels every review and closes the calls waiting for one. */
 void kreview_stop(struct meshd_server *srv);

@@ -224,7 +224,7 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
     if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0) {
         /* CA and xDS also take Kubernetes tokens (kreview.c); renewal is for node tokens. */
         if (!is_renew && foreign_token(auth + 7)) {
-            kreview_call(srv, st, a, auth + 7, strlen(auth + 7));
+            kreview_call(srv, st, &mc->peer, a, auth + 7, strlen(auth + 7));
             return;
         }
         rc = token_verify(srv->d->token_key, srv->d->gens, auth + 7, strlen(auth + 7),

@@ -11,8 +11,8 @@
 # Checks: a ztunnel token (istio-system/ztunnel, trusted node account) gets the
 # identity of a pod on its node and not one on node-2; a workload token only its
 # own; the API server's "no" is UNAUTHENTICATED and cached a few seconds; no
-# answer in 5 s or a 500 is UNAVAILABLE; 64 reviews in flight at most, the rest
-# UNAVAILABLE at once; calls with one token share a review; an answer is cached
+# answer in 5 s or a 500 is UNAVAILABLE; 16 held calls per address and 64 reviews in
+# flight at most, the rest UNAVAILABLE at once; calls with one token share a review; an answer is cached
 # no longer than the token's exp; xDS with a Kubernetes token is bound to the
 # pod's node; no token ever appears in a log; without --kubeconfig such tokens
 # are refused as before.
@@ -82,7 +82,9 @@ SAME=$(jws $((NOW + 3600)) same)
 GARBAGE=bm90LWEtdG9rZW4
 BURST_TOKENS=()
 for i in $(seq 1 70); do BURST_TOKENS+=("$(jws $((NOW + 3600)) burst-$i)"); done
-$PY - "$WORK/script.json" "$FX" "$ZT" "$ECHO" "$SLOW" "$ERR" "$SAME" "${BURST_TOKENS[@]}" <<'EOF'
+PERADDR_TOKENS=()
+for i in $(seq 1 20); do PERADDR_TOKENS+=("$(jws $((NOW + 3600)) peraddr-$i)"); done
+$PY - "$WORK/script.json" "$FX" "$ZT" "$ECHO" "$SLOW" "$ERR" "$SAME" "${BURST_TOKENS[@]}" "${PERADDR_TOKENS[@]}" <<'EOF'
 import json, sys
 out, fx, zt, echo, slow, err, same = sys.argv[1:8]
 s = {zt: {"answer": fx + "/ztunnel-bound.json"}, echo: {"answer": fx + "/echo-bound.json"},
@@ -220,26 +222,42 @@ check_show "$WORK/same.out" "10 calls at once with one token: all granted" \
 CO=$(( $(metric meshd_kube_token_review_coalesced_total) - CO_BEFORE ))
 check "...after one review, which the 9 others waited for ($CO)" sh -c "[ $(reviews) = 9 ] && [ $CO = 9 ]"
 
-# ---- a cap on reviews in flight ---------------------------------------------------
-BURST_ARGS=()
-for t in "${BURST_TOKENS[@]}"; do BURST_ARGS+=(--token "$t"); done
+# ---- caps: held calls per address, reviews in flight ------------------------------
+# 20 tokens from one address: 16 calls held for their reviews, the other 4 UNAVAILABLE at once.
+PA_ARGS=()
+for t in "${PERADDR_TOKENS[@]}"; do PA_ARGS+=(--token "$t"); done
 ip netns exec "$N2" $BURST --addr "$MESHD_LISTEN" --root "$STATE/root-cert.pem" --pb-dir "$PB" \
-    --identity "$ECHO_ID" "${BURST_ARGS[@]}" >"$WORK/burst.out" 2>&1 || true
+    --identity "$ECHO_ID" "${PA_ARGS[@]}" >"$WORK/peraddr.out" 2>&1 || true
+FAST14=$(awk '/status=14 / {split($4, a, "="); if (a[2] < 1.5) n++} END {print n + 0}' "$WORK/peraddr.out")
+check_show "$WORK/peraddr.out" "20 new tokens at once from one address: 16 held and granted, 4 UNAVAILABLE at once ($FAST14 in < 1.5 s)" \
+    sh -c "[ \$(grep -c 'status=0 ' '$WORK/peraddr.out') = 16 ] && [ $FAST14 = 4 ]"
+check "...the API server saw 16 reviews" test "$(reviews)" = $((9 + 16))
+# 70 tokens from 5 addresses (14 each): 64 reviews in flight, the other 6 UNAVAILABLE at once.
+for i in 1 2 3 4 5; do ip -n "$N2" addr add 198.18.251.$i/32 dev lo; done
+for i in 1 2 3 4 5; do
+    args=()
+    for t in "${BURST_TOKENS[@]:$(( (i - 1) * 14 )):14}"; do args+=(--token "$t"); done
+    ip netns exec "$N2" $BURST --addr "$MESHD_LISTEN" --root "$STATE/root-cert.pem" --pb-dir "$PB" \
+        --bind 198.18.251.$i --identity "$ECHO_ID" "${args[@]}" >"$WORK/burst.$i.out" 2>&1 &
+    BPIDS[$i]=$!
+done
+for i in 1 2 3 4 5; do wait "${BPIDS[$i]}" || true; done
+cat "$WORK"/burst.?.out >"$WORK/burst.out"
 FAST14=$(awk '/status=14 / {split($4, a, "="); if (a[2] < 1.5) n++} END {print n + 0}' "$WORK/burst.out")
-check_show "$WORK/burst.out" "70 tokens at once: 64 reviewed and granted, 6 UNAVAILABLE at once ($FAST14 in < 1.5 s)" \
+check_show "$WORK/burst.out" "70 new tokens at once from 5 addresses: 64 reviewed and granted, 6 UNAVAILABLE at once ($FAST14 in < 1.5 s)" \
     sh -c "[ \$(grep -c 'status=0 ' '$WORK/burst.out') = 64 ] && [ $FAST14 = 6 ]"
-check "...the API server saw 64 reviews" test "$(reviews)" = $((9 + 64))
+check "...the API server saw 64 more reviews" test "$(reviews)" = $((9 + 16 + 64))
 
 # ---- secrets and metrics ------------------------------------------------------------
 leaked=0
-for t in "$ZT" "$ECHO" "$SLOW" "$SHORT" "$SAME" "$GARBAGE" "${BURST_TOKENS[@]}"; do
+for t in "$ZT" "$ECHO" "$SLOW" "$SHORT" "$SAME" "$GARBAGE" "${BURST_TOKENS[@]}" "${PERADDR_TOKENS[@]}"; do
     if grep -q -F -- "$t" "$MLOG" "$FLOG"; then leaked=1; fi
 done
 check "no token appears in meshd's log (debug level) or the fake's" [ $leaked = 0 ]
 monitoring_get /metrics | grep '^meshd_kube' >"$WORK/metrics.txt" || true
-check_show "$WORK/metrics.txt" "/metrics: 73 reviews; 9 failures (timeout, two 500s, 6 over the cap); 1 refusal" sh -c "
-    grep -qx 'meshd_kube_token_reviews_total 73' '$WORK/metrics.txt' &&
-    grep -qx 'meshd_kube_token_review_failures_total 9' '$WORK/metrics.txt' &&
+check_show "$WORK/metrics.txt" "/metrics: 89 reviews; 13 failures (timeout, two 500s, 4 + 6 over the caps); 1 refusal" sh -c "
+    grep -qx 'meshd_kube_token_reviews_total 89' '$WORK/metrics.txt' &&
+    grep -qx 'meshd_kube_token_review_failures_total 13' '$WORK/metrics.txt' &&
     grep -qx 'meshd_kube_token_review_refusals_total 1' '$WORK/metrics.txt' &&
     grep -qx 'meshd_kube_token_reviews_in_flight 0' '$WORK/metrics.txt' &&
     grep -qx 'meshd_kube_token_review_waiting_calls 0' '$WORK/metrics.txt'"

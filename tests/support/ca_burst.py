@@ -3,7 +3,7 @@
 with its own bearer token, using cp_client.py's TLS, HTTP/2 and gRPC code.
 
   ca_burst.py --addr IP:PORT --root ROOT --pb-dir DIR --identity URI \\
-      --token T1 --token T2 ... [--timeout S]
+      --token T1 --token T2 ... [--timeout S] [--bind SRC-IP]
 
 All calls are started (headers and the request) before any answer is read;
 then each call's end is printed, in the order they ended:
@@ -25,6 +25,7 @@ def main():
     p.add_argument("--root", required=True)
     p.add_argument("--server-name", default=cp_client.SERVER_NAME)
     p.add_argument("--pb-dir")
+    p.add_argument("--bind", help="source address of the connection")
     p.add_argument("--identity", required=True)
     p.add_argument("--token", action="append", required=True)
     p.add_argument("--timeout", type=float, default=20.0)
