@@ -5,6 +5,8 @@
  *   state.c    state directory: mesh root, token key, serving certificate
  *   tokens.c   `meshd token` (issue, revoke), the per-node token generations in force
  *   config.c   the config directory: inotify, debounce, last good state, snapshots
+ *   kube_source.c  the Kubernetes API as a config source: reflectors into the same store,
+ *              the synced gate, istio-ca-root-cert ConfigMaps, Warning Events on bad objects
  *   server.c   15012: TLS, HTTP/2, gRPC dispatch and node authentication
  *   kreview.c  Kubernetes service-account tokens: TokenReview calls, cache, caps
  *   ca.c       CreateCertificate calls
@@ -33,7 +35,9 @@
 #define MESHD_SERVING_LIFETIME (30L * 86400)
 
 struct meshd_opts {
-    const char *config_dir;
+    const char *config_dir; /* NULL: none (the Kubernetes API alone) */
+    const char *kubeconfig; /* --kubeconfig FILE, or NULL */
+    bool in_cluster;        /* --in-cluster, or chosen when nothing else is given */
     const char *state_dir;
     struct ipaddr listen_ip;
     uint16_t listen_port;
@@ -95,6 +99,10 @@ struct meshd {
     struct meshd_stats stats;
     uint64_t start_ms;
     bool ready;                 /* the config dir was read once */
+
+    /* With --kubeconfig / --in-cluster: the config source's reflectors (kube_source.c); they
+     * and the CA's TokenReview share |kube|, one connection to the API server. */
+    struct meshd_kube *kube_src;
 };
 
 /* state.c */
@@ -120,7 +128,16 @@ void meshd_tokens_stop(struct meshd *d);
 /* config.c: reads the config dir now, then follows it. */
 struct meshd_config *config_start(struct meshd *d, char *err, size_t errlen);
 void config_stop(struct meshd_config *c);
-/* The snapshot being served (borrowed) and the store it came from. */
+/*
+ * The Kubernetes source changed the store (puts not yet committed are fine):
+ * rebuild after the debounce. config_open_gate(): every kind was listed once;
+ * until then nothing is built or served (config_snapshot() is NULL) and
+ * meshd is not ready.
+ */
+void config_kick(struct meshd_config *c);
+void config_open_gate(struct meshd_config *c);
+struct k8s_store *config_store_rw(struct meshd_config *c);
+/* The snapshot being served (borrowed, NULL while the gate is closed) and the store it came from. */
 struct xds_snapshot *config_snapshot(const struct meshd_config *c);
 const struct k8s_store *config_store(const struct meshd_config *c);
 /*
@@ -150,6 +167,15 @@ const struct hs_guard_stats *server_handshake_stats(const struct meshd_server *s
 
 /* kreview.c: TokenReviews in flight and calls waiting for one (metrics). */
 void kreview_counts(const struct meshd_server *srv, unsigned *reviews, unsigned *waiting);
+
+/* kube_source.c: reflectors into the store of |d->config|, ConfigMaps, Events. */
+int meshd_kube_start(struct meshd *d, char *err, size_t errlen);
+void meshd_kube_stop(struct meshd *d);
+/*
+ * A diagnostic of error severity about source |file| ("api:Kind/ns/name"; others are
+ * ignored), found by the store or the converter: a Warning Event on the object.
+ */
+void meshd_kube_report(struct meshd *d, const char *file, const char *msg);
 
 /* monitor.c */
 int monitor_start(struct meshd *d, char *err, size_t errlen);

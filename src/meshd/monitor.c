@@ -174,8 +174,10 @@ on_request(void *arg, const struct http1_req *req, struct admin_resp *r)
         r->content_type = "text/plain; version=0.0.4";
         r->body = render(d);
     } else if (strcmp(req->path, "/ready") == 0) {
-        r->status = d->ready ? 200 : 503;
-        r->body = xstrdup(d->ready ? "ready\n" : "not ready\n");
+        /* With the Kubernetes source: not before every kind was listed and a snapshot built. */
+        bool ready = d->ready && config_snapshot(d->config) != NULL;
+        r->status = ready ? 200 : 503;
+        r->body = xstrdup(ready ? "ready\n" : "not ready\n");
     } else if (strcmp(req->path, "/debug/config_errors") == 0) {
         r->status = 200;
         r->body = config_errors_text(d->config);

@@ -156,8 +156,8 @@ waypoint_sync(struct xds_conn *c, struct xds_out *out)
     uint64_t gen = k8s_store_generation(st);
     bool exists = false;
 
-    if (c->wp_name == NULL || (c->wp_built && gen == c->wp_gen))
-        return;
+    if (c->wp_name == NULL || (c->wp_built && gen == c->wp_gen) || config_snapshot(cfg) == NULL)
+        return; /* nothing is served before the Kubernetes source listed every kind */
     bool allowed = k8s_waypoint_on_node(st, c->node, c->wp_ns, c->wp_name, c->wp_sa) &&
                    (!c->kube ||
                     (strcmp(c->wp_ns, c->kube_ns) == 0 && strcmp(c->wp_sa, c->kube_sa) == 0));
@@ -239,7 +239,8 @@ push(struct xds_conn *c)
     }
     c->push_pending = false;
     xds_out_init(&out);
-    xds_server_stream_push(c->xs, config_snapshot(c->srv->d->config), &out);
+    if (config_snapshot(c->srv->d->config) != NULL)
+        xds_server_stream_push(c->xs, config_snapshot(c->srv->d->config), &out);
     waypoint_sync(c, &out);
     send_out(c, &out);
     xds_out_cleanup(&out);
@@ -352,7 +353,8 @@ xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const struct ca
     }
     /* The current snapshot answers the first requests; nothing is subscribed yet. */
     xds_out_init(&out);
-    xds_server_stream_push(c->xs, config_snapshot(srv->d->config), &out);
+    if (config_snapshot(srv->d->config) != NULL) /* else the first snapshot is pushed */
+        xds_server_stream_push(c->xs, config_snapshot(srv->d->config), &out);
     xds_out_cleanup(&out);
     c->next = srv->streams;
     if (srv->streams)

@@ -540,6 +540,8 @@ kube_client_new(struct loop *l, const struct kube_config *cfg, char *err, size_t
         if (c->token == NULL)
             c->token_checked_ms = 0; /* read it before the first call */
     }
+    c->max_event = KUBE_MAX_EVENT_BYTES;
+    c->absent_retry_ms = KUBE_ABSENT_RETRY_MS;
     c->bo_min = KUBE_BACKOFF_MIN_MS;
     c->bo_max = KUBE_BACKOFF_MAX_MS;
     kube_backoff_init(&c->dial_bo, c->bo_min, c->bo_max);
@@ -554,6 +556,8 @@ kube_client_free(struct kube_client *c)
 {
     if (c == NULL)
         return;
+    while (c->reflectors != NULL)
+        kube_reflector_stop(c->reflectors);
     c->freeing = true;
     while (c->calls != NULL) {
         struct kube_call *k = c->calls;
@@ -601,6 +605,13 @@ kube_client_backoff_range(const struct kube_client *c, uint64_t *min_ms, uint64_
 {
     *min_ms = c->bo_min;
     *max_ms = c->bo_max;
+}
+
+void
+kube_client_set_limits(struct kube_client *c, size_t max_event, unsigned absent_retry_ms)
+{
+    c->max_event = max_event;
+    c->absent_retry_ms = absent_retry_ms;
 }
 
 void

@@ -37,9 +37,16 @@ struct kube_client {
     struct kube_call *calls; /* every live call, sent or waiting */
     struct kube_reflector *reflectors;
     uint64_t bo_min, bo_max;
+    size_t max_event;        /* KUBE_MAX_EVENT_BYTES unless a test lowers it */
+    unsigned absent_retry_ms; /* KUBE_ABSENT_RETRY_MS unless a test lowers it */
     struct log_ratelimit rl;
     bool freeing;
     unsigned long connects, requests, goaways, token_reads;
+};
+
+/* Reflectors link themselves into their client's list. */
+struct kube_reflector_link {
+    struct kube_reflector *next, *prev;
 };
 
 /* Whitespace around a token removed in place. */

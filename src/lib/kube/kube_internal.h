@@ -117,6 +117,56 @@ enum kube_verdict kube_classify(int status, const json_t *body, const char *retr
                                 unsigned *wait_ms);
 const char *kube_verdict_name(enum kube_verdict v);
 
+/* ---- kube_plan.c: the reflector's next step, decided without I/O ---- */
+
+enum kube_outcome {
+    KUBE_OUT_STATUS,     /* a non-2xx answer (|v| says what it means) */
+    KUBE_OUT_EVENT,      /* an in-stream ERROR event (|v| from its Status) */
+    KUBE_OUT_END,        /* the watch ended cleanly after a while or with events */
+    KUBE_OUT_SHORT,      /* the watch ended cleanly in < 1 s without an event */
+    KUBE_OUT_CUT,        /* the stream or connection failed (no status, reset, timeout) */
+    KUBE_OUT_BAD,        /* a line we could not take (not JSON, over the cap, no RV) */
+};
+
+enum kube_step {
+    KUBE_STEP_WATCH,       /* watch from the last resourceVersion */
+    KUBE_STEP_LIST,        /* list again from the last resourceVersion ("0" before any) */
+    KUBE_STEP_LIST_FRESH,  /* list from resourceVersion "": a consistent read */
+    KUBE_STEP_SAME,        /* the same request again (the same list page) */
+    KUBE_STEP_ABSENT,      /* the kind is not served: report it, look again slowly */
+};
+
+struct kube_plan {
+    enum kube_step step;
+    bool backoff;     /* wait the backoff's next delay first */
+    unsigned wait_ms; /* else wait this long (0: at once) */
+};
+
+struct kube_plan kube_plan_next(bool watching, enum kube_outcome o, enum kube_verdict v,
+                                unsigned wait_ms);
+
+/* ---- kube_cache.c: the reflector's copy, to report what a relist no longer has ---- */
+
+struct kube_cache {
+    json_t *objs; /* key -> the last object seen (a reference, not a copy) */
+    json_t *seen; /* keys listed since kube_cache_list_begin() */
+};
+
+#define KUBE_KEY_MAX 512 /* "namespace/name" (253 + 1 + 253) */
+
+void kube_cache_init(struct kube_cache *c);
+void kube_cache_free(struct kube_cache *c);
+/* "namespace/name" or "name" of |obj| into |key|; false without a usable name. */
+bool kube_obj_key(const json_t *obj, char key[KUBE_KEY_MAX]);
+void kube_cache_put(struct kube_cache *c, const char *key, json_t *obj);
+/* The object under |key| (an owned reference) removed from the cache; NULL if absent. */
+json_t *kube_cache_take(struct kube_cache *c, const char *key);
+void kube_cache_list_begin(struct kube_cache *c);
+void kube_cache_mark(struct kube_cache *c, const char *key);
+/* Every object not marked since kube_cache_list_begin(): taken out, one owned reference each. */
+size_t kube_cache_sweep(struct kube_cache *c, json_t ***out);
+size_t kube_cache_size(const struct kube_cache *c);
+
 /* ---- kube_backoff.c ---- */
 
 #define KUBE_BACKOFF_RESET_MS (2 * 60 * 1000)
@@ -166,7 +216,9 @@ void kube_call_cancel(struct kube_call *k);
 
 struct loop *kube_client_loop(const struct kube_client *c);
 
-/* Test hook: the backoff range reflectors of |c| use (defaults KUBE_BACKOFF_MIN/MAX_MS). */
+/* The backoff range reflectors of |c| use (kube_client_set_backoff()). */
 void kube_client_backoff_range(const struct kube_client *c, uint64_t *min_ms, uint64_t *max_ms);
+/* Test hooks: the watch line cap (default KUBE_MAX_EVENT_BYTES) and the 404 retry period. */
+void kube_client_set_limits(struct kube_client *c, size_t max_event, unsigned absent_retry_ms);
 
 #endif
