@@ -98,7 +98,9 @@ on_event(void *arg, const struct xds_server_event *ev)
         const char *nn = xds_server_stream_node_meta(c->xs, "NODE_NAME");
         if (nn != NULL && strcmp(nn, c->node) != 0)
             log_warn("xDS stream of node %s says NODE_NAME %s; its credential wins", c->node, nn);
-        log_info("xDS stream from %s (node %s)", peer_name(c), c->node);
+        log_info("xDS stream from %s (node %s%s%s%s%s)", peer_name(c), c->node,
+                 c->kube ? ", Kubernetes account " : "", c->kube ? c->kube_ns : "",
+                 c->kube ? "/" : "", c->kube ? c->kube_sa : "");
         const char *wp = xds_server_stream_node_meta(c->xs, XDS_META_WAYPOINT);
         const char *ns = xds_server_stream_node_meta(c->xs, XDS_META_NAMESPACE);
         const char *sa = xds_server_stream_node_meta(c->xs, XDS_META_SERVICE_ACCOUNT);

@@ -269,6 +269,27 @@ say "figures: cache hits $HITS; answers $CNT in ${SUM} s (max ${MAX} s, scripted
 # ZT x3 (CA curl, CA own, xDS), ECHO x1, GARBAGE x2 (CA, xDS), SHORT x1
 check "cache hits: the 7 calls above that repeat a token" test "$HITS" = 7
 
+# ---- --ca-trusted-node-accounts -------------------------------------------------------
+check "a bad --ca-trusted-node-accounts is refused at start, naming the entry" sh -c "
+    ! '$BIN/meshd' --config-dir '$CFG' --state-dir '$WORK/s3' --ca-trusted-node-accounts 'ztunnel' 2>'$WORK/bad-flag.err' &&
+    grep -q 'ca-trusted-node-accounts: \"ztunnel\" is not NAMESPACE/SERVICEACCOUNT' '$WORK/bad-flag.err'"
+start_bg "$WORK/meshd3.log" ip netns exec "$N1" "$BIN/meshd" --config-dir "$CFG" --kubeconfig "$WORK/kubeconfig" \
+    --state-dir "$STATE" --listen 198.18.0.1:15016 --monitoring 127.0.0.1:15017 \
+    --ca-trusted-node-accounts demo/echo
+M3=$LAST_PID
+wait_for ip netns exec "$N2" $PY -c "
+import socket; socket.create_connection(('198.18.0.1', 15016), timeout=1).close()"
+ca3() { # token identity status
+    NOUT=$((NOUT + 1)); OUT=$WORK/cp.$NOUT.out
+    ip netns exec "$N2" $CP ca --addr 198.18.0.1:15016 --root "$STATE/root-cert.pem" --pb-dir "$PB" \
+        --timeout 10 --token-string "$1" --identity "$2" --expect-status "$3" >"$OUT" 2>&1
+}
+ca3 "$ZT" "$ECHO_ID" 16 && ok=1 || ok=0
+check_show "$OUT" "trusted accounts demo/echo only: the ztunnel's token no longer gets demo/echo" [ $ok = 1 ]
+ca3 "$ECHO" "$ZT_ID" 0 && ok=1 || ok=0
+check_show "$OUT" "...and demo/echo's token gets istio-system/ztunnel, whose pod runs on its node" [ $ok = 1 ]
+stop_meshd "$M3" "$WORK/meshd3.log"
+
 # ---- without a Kubernetes client, as before --------------------------------------
 start_bg "$WORK/meshd2.log" ip netns exec "$N1" "$BIN/meshd" --config-dir "$CFG" --state-dir "$STATE" \
     --listen 198.18.0.1:15013 --monitoring 127.0.0.1:15015
