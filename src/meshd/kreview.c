@@ -13,7 +13,10 @@
  * that memory: KREVIEW_MAX_WAITING in all and KREVIEW_MAX_WAITING_PER_ADDR per
  * peer address (a ztunnel's start holds at most 8 CA calls and its xDS
  * stream, until its token's first review answers; later calls hit the cache
- * and are not held). Also KREVIEW_MAX_INFLIGHT reviews. Beyond a cap a call
+ * and are not held). Worst case 16 x 4 MiB per address and 128 x 4 MiB in
+ * all, for at most KREVIEW_TIMEOUT_MS; measured (release build): 16 calls
+ * held on one connection with 16 MiB sent took meshd from 8 to 29 MB RSS,
+ * back to 12 MB after. Also KREVIEW_MAX_INFLIGHT reviews. Beyond a cap a call
  * fails UNAVAILABLE at once; KREVIEW_TIMEOUT_MS per review (then UNAVAILABLE). Answers are
  * cached by the token's SHA-256: an authenticated token for a minute at most
  * and never past its exp, a refused one for a few seconds; failures to get an
@@ -33,7 +36,7 @@
 #include "meshd_server.h"
 
 #define KREVIEW_MAX_INFLIGHT 64
-#define KREVIEW_MAX_WAITING 256
+#define KREVIEW_MAX_WAITING 128
 #define KREVIEW_MAX_WAITING_PER_ADDR 16
 #define KREVIEW_TIMEOUT_MS 5000
 #define KREVIEW_CACHE_ENTRIES 4096
