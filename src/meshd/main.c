@@ -48,6 +48,9 @@ usage(FILE *f)
             "  --debounce-ms MS        wait for config changes to settle (100)\n"
             "  --max-conns-per-ip N    connections from one address, 0 = no limit (64)\n"
             "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
+            "  --ca-trusted-node-accounts NS/SA,...\n"
+            "                          Kubernetes accounts that may obtain certificates of pods\n"
+            "                          on their node (default istio-system/ztunnel)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
 }
@@ -76,12 +79,15 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         {"debounce-ms", required_argument, NULL, 'D'},
         {"max-conns-per-ip", required_argument, NULL, 'P'},
         {"allow-x25519", no_argument, NULL, 'x'},
+        {"ca-trusted-node-accounts", required_argument, NULL, 'A'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *env = getenv("LOG_FORMAT");
+    const char *trusted = KUBEAUTH_DEFAULT_TRUSTED;
+    char err[400];
     int c;
 
     parse_addr("--listen", "[::]:15012", &o->listen_ip, &o->listen_port);
@@ -110,6 +116,7 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
             o->max_conns_per_ip = (unsigned)flag_long("--max-conns-per-ip", optarg, 0, 1000000);
             break;
         case 'x': o->allow_x25519 = true; break;
+        case 'A': trusted = optarg; break;
         case 'l':
             flag_log_level(optarg);
             break;
@@ -139,6 +146,8 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
     }
     if (o->cert_ttl > o->max_cert_ttl)
         fatal("--cert-ttl %ld is above --max-cert-ttl %ld", o->cert_ttl, o->max_cert_ttl);
+    if (kubeauth_accounts_parse(trusted, &o->trusted_node_accounts, err, sizeof(err)) < 0)
+        fatal("--ca-trusted-node-accounts: %s", err);
 }
 
 /* The serving certificate is renewed at half-life; connections keep the context they began with. */

@@ -8,6 +8,7 @@
  *   kube_source.c  the Kubernetes API as a config source: reflectors into the same store,
  *              the synced gate, istio-ca-root-cert ConfigMaps, Warning Events on bad objects
  *   server.c   15012: TLS, HTTP/2, gRPC dispatch and node authentication
+ *   kreview.c  Kubernetes service-account tokens: TokenReview calls, cache, caps
  *   ca.c       CreateCertificate calls
  *   renew.c    node-token renewal calls
  *   unary.c    the unary calls in flight (CA, renewal): one request each, closed with the server
@@ -24,6 +25,7 @@
 
 #include "casvc/token.h"
 #include "casvc/token_gens.h"
+#include "kubeauth/kubeauth.h"
 #include "loop/loop.h"
 #include "net/addr.h"
 #include "tls/ca.h"
@@ -48,6 +50,9 @@ struct meshd_opts {
     uint64_t debounce_ms;
     unsigned max_conns_per_ip; /* 0: no limit (a benchmark simulating many nodes from one address) */
     bool allow_x25519; /* also offer X25519 on 15012 (not FIPS-approved) */
+    /* Kubernetes accounts that may obtain identities of pods on their node
+     * (--ca-trusted-node-accounts, istiod's CA_TRUSTED_NODE_ACCOUNTS). */
+    struct kubeauth_accounts trusted_node_accounts;
 };
 
 /* Counters for /metrics; names follow istiod's where it has one. */
@@ -61,6 +66,11 @@ struct meshd_stats {
     uint64_t tokens_renewed, token_renew_failures;
     uint64_t xds_streams_revoked; /* closed because their node's tokens were revoked */
     uint64_t ca_requests, ca_signed, ca_refused, ca_auth_failures;
+    /* Kubernetes tokens (kreview.c): reviews sent, answered from the cache, failed (no answer:
+     * timeout, transport, over the cap, HTTP error), refused by the API server; latency. */
+    uint64_t kube_reviews, kube_review_cache_hits, kube_review_failures, kube_review_refusals;
+    uint64_t kube_review_coalesced; /* calls that waited for a review another call started */
+    uint64_t kube_review_latency_count, kube_review_latency_ms_sum, kube_review_latency_ms_max;
     uint64_t config_reloads, config_errors_total;
     uint64_t config_errors_now; /* diagnostics standing after the last reload */
     /* push latency: push -> ACK, histogram buckets in ms */
@@ -154,6 +164,9 @@ void server_tokens_revised(struct meshd_server *s);
 struct hs_guard_stats;
 /* Pending TLS handshakes on 15012 and their outcomes (metrics). */
 const struct hs_guard_stats *server_handshake_stats(const struct meshd_server *s);
+
+/* kreview.c: TokenReviews in flight and calls waiting for one (metrics). */
+void kreview_counts(const struct meshd_server *srv, unsigned *reviews, unsigned *waiting);
 
 /* kube_source.c: reflectors into the store of |d->config|, ConfigMaps, Events. */
 int meshd_kube_start(struct meshd *d, char *err, size_t errlen);

@@ -12,7 +12,8 @@
  * waypoint sees without any Route changing), and a snapshot already diffs
  * whatever changed. The claim holds only while the node of the stream's
  * credential runs a pod of that waypoint as that service account
- * (k8s_waypoint_on_node); otherwise the stream holds an empty set, so a
+ * (k8s_waypoint_on_node), and, for a stream opened with a Kubernetes token,
+ * while that account is the caller's own; otherwise the stream holds an empty set, so a
  * claim that stops holding removes what it had. Other streams (ztunnel)
  * never get these types, even when they ask.
  */
@@ -54,7 +55,10 @@ struct xds_conn {
     const struct h2_session *sess; /* for counting streams per connection only */
     struct xds_server_stream *xs;
     char node[TOKEN_NODE_MAX + 1];
-    uint64_t gen; /* of the token that opened it */
+    uint64_t gen; /* of the node token that opened it */
+    /* Opened with a Kubernetes token: the caller's account (a waypoint claim must be its own). */
+    bool kube;
+    char kube_ns[KUBEAUTH_NS_MAX + 1], kube_sa[KUBEAUTH_NAME_MAX + 1];
     bool ended;
     bool push_pending; /* a snapshot arrived while output was still queued */
     /* A waypoint's claim (node metadata), NULL for other proxies. */
@@ -94,7 +98,9 @@ on_event(void *arg, const struct xds_server_event *ev)
         const char *nn = xds_server_stream_node_meta(c->xs, "NODE_NAME");
         if (nn != NULL && strcmp(nn, c->node) != 0)
             log_warn("xDS stream of node %s says NODE_NAME %s; its credential wins", c->node, nn);
-        log_info("xDS stream from %s (node %s)", peer_name(c), c->node);
+        log_info("xDS stream from %s (node %s%s%s%s%s)", peer_name(c), c->node,
+                 c->kube ? ", Kubernetes account " : "", c->kube ? c->kube_ns : "",
+                 c->kube ? "/" : "", c->kube ? c->kube_sa : "");
         const char *wp = xds_server_stream_node_meta(c->xs, XDS_META_WAYPOINT);
         const char *ns = xds_server_stream_node_meta(c->xs, XDS_META_NAMESPACE);
         const char *sa = xds_server_stream_node_meta(c->xs, XDS_META_SERVICE_ACCOUNT);
@@ -154,7 +160,9 @@ waypoint_sync(struct xds_conn *c, struct xds_out *out)
 
     if (c->wp_name == NULL || (c->wp_built && gen == c->wp_gen) || config_snapshot(cfg) == NULL)
         return; /* nothing is served before the Kubernetes source listed every kind */
-    bool allowed = k8s_waypoint_on_node(st, c->node, c->wp_ns, c->wp_name, c->wp_sa);
+    bool allowed = k8s_waypoint_on_node(st, c->node, c->wp_ns, c->wp_name, c->wp_sa) &&
+                   (!c->kube ||
+                    (strcmp(c->wp_ns, c->kube_ns) == 0 && strcmp(c->wp_sa, c->kube_sa) == 0));
     struct xds_snapshot *own = allowed
                                    ? config_waypoint_snapshot(cfg, c->wp_ns, c->wp_name, &exists)
                                    : config_empty_snapshot();
@@ -317,7 +325,7 @@ static const struct rpc_call_cbs cbs = {
 };
 
 void
-xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node, uint64_t gen)
+xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const struct caller *cl)
 {
     struct xds_conn *c = xcalloc(1, sizeof(*c));
     struct xds_server_config cfg = {.type_urls = served_types,
@@ -331,8 +339,13 @@ xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *nod
 
     c->srv = srv;
     c->sess = h2_stream_session(st);
-    snprintf(c->node, sizeof(c->node), "%s", node);
-    c->gen = gen;
+    snprintf(c->node, sizeof(c->node), "%s", cl->node);
+    c->gen = cl->gen;
+    c->kube = cl->kube;
+    if (cl->kube) {
+        snprintf(c->kube_ns, sizeof(c->kube_ns), "%s", cl->k.id.ns);
+        snprintf(c->kube_sa, sizeof(c->kube_sa), "%s", cl->k.id.sa);
+    }
     c->xs = xds_server_stream_new(&cfg);
     c->call = rpc_call_accept(st, XDS_MAX_REQUEST, &cbs, c);
     if (c->call == NULL) {
@@ -419,7 +432,7 @@ xds_streams_revoke(struct meshd_server *srv)
 {
     for (struct xds_conn *c = srv->streams, *next; c != NULL; c = next) {
         next = c->next;
-        if (c->gen == token_gens_get(srv->d->gens, c->node))
+        if (c->kube || c->gen == token_gens_get(srv->d->gens, c->node))
             continue;
         log_warn("closing the xDS stream of %s: node %s's tokens were revoked", peer_name(c),
                  c->node);
