@@ -9,7 +9,7 @@ ASAN_BUILD ?= build-asan
 GEN        := -G Ninja
 
 .PHONY: all deps build asan test unit integration fuzz-replay demo bench clean format lint \
-        fresh-check install
+        fresh-check install images
 
 all: build
 
@@ -55,6 +55,13 @@ demo: build
 fresh-check:
 	@tools/install-deps.sh fresh-check
 	@tools/fresh-check.sh
+
+# Container images of meshd, ztunnel, mesh-cni and the waypoint, built offline (buildah FROM
+# scratch: the binaries and their Debian libraries): build/images/NAME.tar (docker-archive)
+# and NAME-oci.tar. See README, "Install on Kubernetes".
+images: build
+	@tools/install-deps.sh images
+	@tools/images.sh $(BUILD) $(BUILD)/images
 
 bench: build
 	@bench/run.sh $(BUILD)

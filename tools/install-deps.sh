@@ -4,6 +4,7 @@
 #   tools/install-deps.sh               what `make demo` / `make test` need
 #   tools/install-deps.sh fresh-check   also what `make fresh-check` needs on the host
 #   tools/install-deps.sh bench         also what `make bench` runs beside amesh
+#   tools/install-deps.sh images        also what `make images` builds container images with
 set -euo pipefail
 
 pkgs=(
@@ -30,7 +31,10 @@ case "${1:-}" in
   # nginx-light: the origin server of the benchmark's HTTP paths (bench/run.sh);
   # linux-perf: the waypoint step's profile (bench/wp.sh, BENCH_WP_PERF=1).
   bench) pkgs+=(nginx-light linux-perf) ;;
-  *) echo "usage: $0 [fresh-check|bench]" >&2; exit 2 ;;
+  # buildah: the images, FROM scratch, vfs storage and chroot isolation (no daemon, no
+  # registry); skopeo: inspects the archives (test 51) and copies them to a user's registry.
+  images) pkgs+=(buildah skopeo) ;;
+  *) echo "usage: $0 [fresh-check|bench|images]" >&2; exit 2 ;;
 esac
 
 missing=()
