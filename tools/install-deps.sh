@@ -17,6 +17,8 @@ pkgs=(
   iproute2 iptables tcpdump openssl bc procps util-linux
   curl
   python3 python3-h2 python3-cryptography
+  # python3-yaml: the Helm charts rendered and compared with the kustomize base (test 50)
+  python3-yaml
   # python3-grpcio: gRPC unary and server-streaming calls through the waypoint's HTTP/2 engine
   # (test 35); nghttp2-client: h2load, the h2c load through it (test 35)
   python3-grpcio nghttp2-client
