@@ -144,7 +144,8 @@ put_iptables() {
 }
 
 build_one() {
-    local n=$1 r=$WORK/$n user entry ctr t0
+    local n=$1 r user entry ctr t0
+    r=$WORK/$n
     t0=$(date +%s.%N)
     skeleton "$r"
     strip -o "$r/usr/local/bin/$n" "$BUILD/bin/$n"
@@ -177,5 +178,5 @@ build_one() {
         "$(echo "$(date +%s.%N) - $t0" | bc)")"
 }
 
-for n in $IMAGES; do build_one "$n"; done
+for img in $IMAGES; do build_one "$img"; done
 say "archives in $OUT (amesh/NAME:$TAG): load with 'kind load image-archive', 'ctr -n k8s.io images import' or 'skopeo copy'"
