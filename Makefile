@@ -9,7 +9,7 @@ ASAN_BUILD ?= build-asan
 GEN        := -G Ninja
 
 .PHONY: all deps build asan test unit integration fuzz-replay demo bench clean format lint \
-        fresh-check install images
+        fresh-check install images kube
 
 all: build
 
@@ -29,9 +29,20 @@ asan: deps
 # Every tier: unit (cmocka), fuzz corpus replay, integration (network namespaces, root).
 # The release build (make demo's) is built too: gcc -O2 finds warnings (maybe-uninitialized,
 # format-truncation) the Debug build does not, and -Werror turns them into a broken demo.
+# The `kube` tier needs the real kube-apiserver: built once into /var/cache/amesh (about 4 min
+# cold on 2 cores), then found in the cache.
 test: asan build
 	@tools/lint.sh
+	@tools/install-deps.sh kube
+	@tools/install-deps.sh images
+	@tools/kube/build.sh
 	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 1500
+
+# kube-apiserver, kube-controller-manager, kube-scheduler v1.20.2 from Debian's kubernetes
+# source package, into $${AMESH_KUBE_CACHE:-/var/cache/amesh/kube-v1.20.2}/bin (tools/kube/build.sh).
+kube:
+	@tools/install-deps.sh kube
+	@tools/kube/build.sh
 
 unit: asan
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -L unit

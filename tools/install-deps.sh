@@ -5,6 +5,7 @@
 #   tools/install-deps.sh fresh-check   also what `make fresh-check` needs on the host
 #   tools/install-deps.sh bench         also what `make bench` runs beside amesh
 #   tools/install-deps.sh images        also what `make images` builds container images with
+#   tools/install-deps.sh kube          also what the real Kubernetes API server tier needs
 set -euo pipefail
 
 pkgs=(
@@ -36,7 +37,13 @@ case "${1:-}" in
   # buildah: the images, FROM scratch, vfs storage and chroot isolation (no daemon, no
   # registry); skopeo: inspects the archives (test 51) and copies them to a user's registry.
   images) pkgs+=(buildah skopeo) ;;
-  *) echo "usage: $0 [fresh-check|bench|images]" >&2; exit 2 ;;
+  # The `kube` test tier runs a real kube-apiserver 1.20.2 that tools/kube/build.sh compiles
+  # from Debian's `kubernetes` source package (Debian ships only kubectl): golang-go and rsync
+  # build it (its Makefile needs rsync); golang-github-modern-go-reflect2-dev is reflect2 1.0.2,
+  # swapped for the vendored 1.0.1 that crashes under Go >= 1.18; etcd-server/-client are its
+  # store and the `etcdctl compact` of the fixture recorder.
+  kube) pkgs+=(golang-go rsync golang-github-modern-go-reflect2-dev etcd-server etcd-client) ;;
+  *) echo "usage: $0 [fresh-check|bench|images|kube]" >&2; exit 2 ;;
 esac
 
 missing=()
