@@ -126,14 +126,17 @@ record_packages() {
 # $PATH or /usr/sbin), every extension it may dlopen, and their libraries. The host must
 # use the nft backend too (every current distribution does; iptables-legacy is not shipped).
 put_iptables() {
-    local r=$1 multi xt so n
+    local r=$1 multi xt n
     multi=$(command -v xtables-nft-multi || true)
     [ -n "$multi" ] || die "xtables-nft-multi not found (the iptables package)"
     put "$r" "$multi"
     put_libs "$r" "$multi"
     xt=$(dirname "$(readlink -f "$(ldd "$multi" | awk '/libxtables/ {print $3}')")")/xtables
     [ -d "$xt" ] || die "$xt: no iptables extensions directory"
-    for so in "$xt"/*.so; do put "$r" "$so"; done
+    # The whole directory in one copy (a put per file costs seconds for ~100 files).
+    mkdir -p "$r$xt"
+    cp -a "$xt"/. "$r$xt"/
+    find "$xt" -type f >>"$r.files"
     put_libs "$r" "$xt"/*.so
     for n in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
         ln -s xtables-nft-multi "$r/usr/sbin/$n"
