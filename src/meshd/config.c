@@ -4,7 +4,12 @@
  * resource is broken (the k8s store keeps what was valid; we only report).
  *
  * Changes are debounced (lib/dirwatch): everything that arrives within one
- * debounce period goes into one reload and at most one push.
+ * debounce period goes into one reload and at most one push. The Kubernetes
+ * source (kube_source.c) feeds the same store and calls config_kick(): the
+ * rebuild waits until changes pause for a debounce period (at most
+ * CONFIG_KICK_MAX_WAITS of them), so a relist arriving page after page makes
+ * one snapshot; and nothing is built while the gate is closed (not every
+ * kind listed once), so no proxy ever sees a half-listed cluster.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,13 +27,23 @@
 #include "meshd.h"
 #include "xds/xds.h"
 
+/*
+ * A stream of changes delays the rebuild by at most this many debounce
+ * periods (2 s by default): enough for a relist of thousands of objects to
+ * arrive page by page; a lone change waits one period.
+ */
+#define CONFIG_KICK_MAX_WAITS 20
+
 struct meshd_config {
     struct meshd *d;
     struct k8s_store *store;
     struct k8s_conv *conv; /* what was built from the store, reused while objects are unchanged */
     struct xds_snapshot *snap;
     uint64_t built_gen;
-    struct dirwatch *watch;
+    struct dirwatch *watch;       /* NULL without --config-dir */
+    bool gated;                   /* waiting for the Kubernetes source's first full list */
+    struct loop_timer kick_timer; /* debounce of config_kick() */
+    uint64_t kick_first_ms;       /* when the pending kicks began */
     char **standing; /* diagnostics standing after the last reload, rendered */
     size_t n_standing;
     /*
@@ -75,8 +90,11 @@ report(struct meshd_config *c)
     size_t errors = 0;
     for (size_t i = 0; i < all.n; i++) {
         now[i] = k8s_diag_str(&all.v[i]);
-        if (all.v[i].severity == K8S_ERROR)
+        if (all.v[i].severity == K8S_ERROR) {
             errors++;
+            /* An API object's: a Warning Event on it, once per resourceVersion. */
+            meshd_kube_report(c->d, all.v[i].file, all.v[i].msg);
+        }
         if (!was_standing(c, now[i])) {
             if (all.v[i].severity == K8S_ERROR) {
                 log_error("%s", now[i]);
@@ -171,26 +189,31 @@ config_empty_snapshot(void)
 }
 
 static void
-reload(struct meshd_config *c)
+reload(struct meshd_config *c, bool sync_dir)
 {
     struct k8s_diags diags = {0};
     uint64_t t0 = clock_mono_ms();
-    int rc = k8s_store_sync_dir(c->store, c->d->opts.config_dir, &diags);
+    const char *what = c->d->opts.config_dir ? c->d->opts.config_dir : "the Kubernetes API";
+    int rc = 0;
+    if (sync_dir && c->d->opts.config_dir != NULL)
+        rc = k8s_store_sync_dir(c->store, c->d->opts.config_dir, &diags);
     k8s_diags_clear(&diags);
+    k8s_store_commit(c->store); /* what the Kubernetes source put since its last commit */
     c->d->stats.config_reloads++;
     if (rc < 0 && rc != -MESH_ECONFIG) {
         log_error("%s: %s; serving the last good config", c->d->opts.config_dir,
                   mesh_strerror(rc));
         return;
     }
+    if (c->gated)
+        return; /* the directory is read; the rest waits for every kind's first list */
     report(c);
     uint64_t gen = k8s_store_generation(c->store);
     if (c->snap != NULL && gen == c->built_gen)
         return;
     struct xds_snapshot *snap = build_snapshot(c);
     if (snap == NULL) {
-        log_error("cannot build a snapshot from %s; serving the last good one",
-                  c->d->opts.config_dir);
+        log_error("cannot build a snapshot from %s; serving the last good one", what);
         return;
     }
     c->built_gen = gen;
@@ -213,7 +236,40 @@ reload(struct meshd_config *c)
 static void
 on_change(void *arg)
 {
-    reload(arg);
+    reload(arg, true);
+}
+
+static void
+on_kick(void *arg)
+{
+    reload(arg, false);
+}
+
+void
+config_kick(struct meshd_config *c)
+{
+    uint64_t now = loop_now_ms(c->d->loop);
+    if (!loop_timer_armed(&c->kick_timer))
+        c->kick_first_ms = now;
+    else if (now - c->kick_first_ms >= c->d->opts.debounce_ms * (CONFIG_KICK_MAX_WAITS - 1))
+        return; /* waited long enough: let the armed timer fire */
+    loop_timer_start(c->d->loop, &c->kick_timer, c->d->opts.debounce_ms, on_kick, c);
+}
+
+void
+config_open_gate(struct meshd_config *c)
+{
+    if (!c->gated)
+        return;
+    c->gated = false;
+    loop_timer_stop(c->d->loop, &c->kick_timer);
+    reload(c, false);
+}
+
+struct k8s_store *
+config_store_rw(struct meshd_config *c)
+{
+    return c->store;
 }
 
 struct meshd_config *
@@ -225,14 +281,17 @@ config_start(struct meshd *d, char *err, size_t errlen)
     c->d = d;
     c->store = k8s_store_new();
     c->conv = k8s_conv_new();
-    c->watch = dirwatch_start(d->loop, d->opts.config_dir, d->opts.debounce_ms, on_change, c, why,
-                              sizeof(why));
-    if (c->watch == NULL) {
-        snprintf(err, errlen, "--config-dir: %s", why);
-        goto fail;
+    c->gated = d->opts.kubeconfig != NULL || d->opts.in_cluster;
+    if (d->opts.config_dir != NULL) {
+        c->watch = dirwatch_start(d->loop, d->opts.config_dir, d->opts.debounce_ms, on_change, c,
+                                  why, sizeof(why));
+        if (c->watch == NULL) {
+            snprintf(err, errlen, "--config-dir: %s", why);
+            goto fail;
+        }
     }
-    reload(c);
-    if (c->snap == NULL) {
+    reload(c, true);
+    if (c->snap == NULL && !c->gated) {
         snprintf(err, errlen, "--config-dir %s: cannot be read", d->opts.config_dir);
         goto fail;
     }
@@ -248,6 +307,7 @@ config_stop(struct meshd_config *c)
     if (c == NULL)
         return;
     dirwatch_stop(c->watch);
+    loop_timer_stop(c->d->loop, &c->kick_timer);
     for (size_t i = 0; i < c->n_standing; i++)
         free(c->standing[i]);
     free(c->standing);

@@ -2,7 +2,7 @@
  * main.c - meshd, the control plane: config directory -> model -> delta xDS,
  * and the CA, on 15012; metrics and readiness on 15014.
  *
- *   meshd --config-dir DIR --state-dir DIR [--listen ADDR]
+ *   meshd --state-dir DIR [--config-dir DIR] [--kubeconfig FILE | --in-cluster] [--listen ADDR]
  *   meshd token --state-dir DIR --node NAME [--ttl DUR] [--audience xds|ca] [--revoke]
  */
 #include <errno.h>
@@ -29,10 +29,15 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-            "usage: meshd --config-dir DIR --state-dir DIR [options]\n"
+            "usage: meshd --state-dir DIR [--config-dir DIR] [--kubeconfig FILE | --in-cluster]\n"
+            "             [options]\n"
             "       meshd token --state-dir DIR --node NAME [--ttl DUR] [--audience xds|ca]\n"
             "       meshd token --state-dir DIR --node NAME --revoke   (meshd token --help)\n"
             "  --config-dir DIR        Kubernetes-style YAML, followed live (inotify)\n"
+            "  --kubeconfig FILE       also (or only) watch this Kubernetes API server\n"
+            "  --in-cluster            the API server of the cluster meshd runs in (service\n"
+            "                          account token); the default when KUBERNETES_SERVICE_HOST\n"
+            "                          is set and neither --config-dir nor --kubeconfig is given\n"
             "  --state-dir DIR         mesh root (created on first start) and token key\n"
             "  --listen ADDR           xDS and CA, TLS (default [::]:15012)\n"
             "  --monitoring ADDR       metrics and readiness (default [::]:15014)\n"
@@ -43,6 +48,9 @@ usage(FILE *f)
             "  --debounce-ms MS        wait for config changes to settle (100)\n"
             "  --max-conns-per-ip N    connections from one address, 0 = no limit (64)\n"
             "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
+            "  --ca-trusted-node-accounts NS/SA,...\n"
+            "                          Kubernetes accounts that may obtain certificates of pods\n"
+            "                          on their node (default istio-system/ztunnel)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
 }
@@ -59,6 +67,8 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
 {
     static const struct option opts[] = {
         {"config-dir", required_argument, NULL, 'c'},
+        {"kubeconfig", required_argument, NULL, 'K'},
+        {"in-cluster", no_argument, NULL, 'I'},
         {"state-dir", required_argument, NULL, 's'},
         {"listen", required_argument, NULL, 'L'},
         {"monitoring", required_argument, NULL, 'M'},
@@ -69,12 +79,15 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         {"debounce-ms", required_argument, NULL, 'D'},
         {"max-conns-per-ip", required_argument, NULL, 'P'},
         {"allow-x25519", no_argument, NULL, 'x'},
+        {"ca-trusted-node-accounts", required_argument, NULL, 'A'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *env = getenv("LOG_FORMAT");
+    const char *trusted = KUBEAUTH_DEFAULT_TRUSTED;
+    char err[400];
     int c;
 
     parse_addr("--listen", "[::]:15012", &o->listen_ip, &o->listen_port);
@@ -89,6 +102,8 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': o->config_dir = optarg; break;
+        case 'K': o->kubeconfig = optarg; break;
+        case 'I': o->in_cluster = true; break;
         case 's': o->state_dir = optarg; break;
         case 'L': parse_addr("--listen", optarg, &o->listen_ip, &o->listen_port); break;
         case 'M': parse_addr("--monitoring", optarg, &o->monitor_ip, &o->monitor_port); break;
@@ -101,6 +116,7 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
             o->max_conns_per_ip = (unsigned)flag_long("--max-conns-per-ip", optarg, 0, 1000000);
             break;
         case 'x': o->allow_x25519 = true; break;
+        case 'A': trusted = optarg; break;
         case 'l':
             flag_log_level(optarg);
             break;
@@ -115,12 +131,23 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         usage(stderr);
         fatal("unexpected argument \"%s\"", argv[optind]);
     }
-    if (o->config_dir == NULL || o->state_dir == NULL) {
+    if (o->kubeconfig != NULL && o->in_cluster)
+        fatal("--kubeconfig and --in-cluster exclude each other");
+    if (o->config_dir == NULL && o->kubeconfig == NULL && !o->in_cluster &&
+        getenv("KUBERNETES_SERVICE_HOST") != NULL) {
+        o->in_cluster = true;
+        log_info("KUBERNETES_SERVICE_HOST is set and no config source given: --in-cluster");
+    }
+    if ((o->config_dir == NULL && o->kubeconfig == NULL && !o->in_cluster) ||
+        o->state_dir == NULL) {
         usage(stderr);
-        fatal("--config-dir and --state-dir are required");
+        fatal("--state-dir and a config source (--config-dir, --kubeconfig, --in-cluster) are "
+              "required");
     }
     if (o->cert_ttl > o->max_cert_ttl)
         fatal("--cert-ttl %ld is above --max-cert-ttl %ld", o->cert_ttl, o->max_cert_ttl);
+    if (kubeauth_accounts_parse(trusted, &o->trusted_node_accounts, err, sizeof(err)) < 0)
+        fatal("--ca-trusted-node-accounts: %s", err);
 }
 
 /* The serving certificate is renewed at half-life; connections keep the context they began with. */
@@ -187,6 +214,9 @@ main(int argc, char **argv)
         fatal("%s", err);
     if ((d.config = config_start(&d, err, sizeof(err))) == NULL)
         fatal("%s", err);
+    /* Before the server: the CA's TokenReview uses d.kube. */
+    if (meshd_kube_start(&d, err, sizeof(err)) < 0)
+        fatal("%s", err);
     if ((d.server = server_start(&d, err, sizeof(err))) == NULL ||
         monitor_start(&d, err, sizeof(err)) < 0)
         fatal("%s", err);
@@ -195,9 +225,11 @@ main(int argc, char **argv)
         fatal("signalfd: %s", strerror(errno));
     d.ready = true;
     char ip[ADDR_STRLEN];
-    log_info("ready: xDS and CA on [%s]:%u, monitoring on %u, config %s, state %s",
+    log_info("ready: xDS and CA on [%s]:%u, monitoring on %u, config %s%s%s, state %s%s",
              ipaddr_str(&d.opts.listen_ip, ip), d.opts.listen_port, d.opts.monitor_port,
-             d.opts.config_dir, d.opts.state_dir);
+             d.opts.config_dir ? d.opts.config_dir : "", d.opts.config_dir && d.kube ? " + " : "",
+             d.kube ? "Kubernetes API" : "", d.opts.state_dir,
+             d.kube ? " (serving once every kind is listed)" : "");
     loop_run(d.loop);
 
     loop_io_stop(d.loop, &sig_io);
@@ -206,6 +238,7 @@ main(int argc, char **argv)
     server_stop(d.server);
     meshd_tokens_stop(&d);
     monitor_stop();
+    meshd_kube_stop(&d);
     config_stop(d.config);
     loop_run_deferred(d.loop);
     SSL_CTX_free(d.serving);

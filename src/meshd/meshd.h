@@ -5,7 +5,10 @@
  *   state.c    state directory: mesh root, token key, serving certificate
  *   tokens.c   `meshd token` (issue, revoke), the per-node token generations in force
  *   config.c   the config directory: inotify, debounce, last good state, snapshots
+ *   kube_source.c  the Kubernetes API as a config source: reflectors into the same store,
+ *              the synced gate, istio-ca-root-cert ConfigMaps, Warning Events on bad objects
  *   server.c   15012: TLS, HTTP/2, gRPC dispatch and node authentication
+ *   kreview.c  Kubernetes service-account tokens: TokenReview calls, cache, caps
  *   ca.c       CreateCertificate calls
  *   renew.c    node-token renewal calls
  *   unary.c    the unary calls in flight (CA, renewal): one request each, closed with the server
@@ -22,6 +25,7 @@
 
 #include "casvc/token.h"
 #include "casvc/token_gens.h"
+#include "kubeauth/kubeauth.h"
 #include "loop/loop.h"
 #include "net/addr.h"
 #include "tls/ca.h"
@@ -31,7 +35,9 @@
 #define MESHD_SERVING_LIFETIME (30L * 86400)
 
 struct meshd_opts {
-    const char *config_dir;
+    const char *config_dir; /* NULL: none (the Kubernetes API alone) */
+    const char *kubeconfig; /* --kubeconfig FILE, or NULL */
+    bool in_cluster;        /* --in-cluster, or chosen when nothing else is given */
     const char *state_dir;
     struct ipaddr listen_ip;
     uint16_t listen_port;
@@ -44,6 +50,9 @@ struct meshd_opts {
     uint64_t debounce_ms;
     unsigned max_conns_per_ip; /* 0: no limit (a benchmark simulating many nodes from one address) */
     bool allow_x25519; /* also offer X25519 on 15012 (not FIPS-approved) */
+    /* Kubernetes accounts that may obtain identities of pods on their node
+     * (--ca-trusted-node-accounts, istiod's CA_TRUSTED_NODE_ACCOUNTS). */
+    struct kubeauth_accounts trusted_node_accounts;
 };
 
 /* Counters for /metrics; names follow istiod's where it has one. */
@@ -57,6 +66,11 @@ struct meshd_stats {
     uint64_t tokens_renewed, token_renew_failures;
     uint64_t xds_streams_revoked; /* closed because their node's tokens were revoked */
     uint64_t ca_requests, ca_signed, ca_refused, ca_auth_failures;
+    /* Kubernetes tokens (kreview.c): reviews sent, answered from the cache, failed (no answer:
+     * timeout, transport, over the cap, HTTP error), refused by the API server; latency. */
+    uint64_t kube_reviews, kube_review_cache_hits, kube_review_failures, kube_review_refusals;
+    uint64_t kube_review_coalesced; /* calls that waited for a review another call started */
+    uint64_t kube_review_latency_count, kube_review_latency_ms_sum, kube_review_latency_ms_max;
     uint64_t config_reloads, config_errors_total;
     uint64_t config_errors_now; /* diagnostics standing after the last reload */
     /* push latency: push -> ACK, histogram buckets in ms */
@@ -69,6 +83,7 @@ struct meshd_config;
 struct meshd_server;
 struct xds_snapshot;
 struct k8s_store;
+struct kube_client;
 
 struct meshd {
     struct loop *loop;
@@ -80,9 +95,14 @@ struct meshd {
     long serving_not_after;
     struct meshd_config *config;
     struct meshd_server *server;
+    struct kube_client *kube;   /* the API server, or NULL: then Kubernetes tokens are refused */
     struct meshd_stats stats;
     uint64_t start_ms;
     bool ready;                 /* the config dir was read once */
+
+    /* With --kubeconfig / --in-cluster: the config source's reflectors (kube_source.c); they
+     * and the CA's TokenReview share |kube|, one connection to the API server. */
+    struct meshd_kube *kube_src;
 };
 
 /* state.c */
@@ -108,7 +128,16 @@ void meshd_tokens_stop(struct meshd *d);
 /* config.c: reads the config dir now, then follows it. */
 struct meshd_config *config_start(struct meshd *d, char *err, size_t errlen);
 void config_stop(struct meshd_config *c);
-/* The snapshot being served (borrowed) and the store it came from. */
+/*
+ * The Kubernetes source changed the store (puts not yet committed are fine):
+ * rebuild after the debounce. config_open_gate(): every kind was listed once;
+ * until then nothing is built or served (config_snapshot() is NULL) and
+ * meshd is not ready.
+ */
+void config_kick(struct meshd_config *c);
+void config_open_gate(struct meshd_config *c);
+struct k8s_store *config_store_rw(struct meshd_config *c);
+/* The snapshot being served (borrowed, NULL while the gate is closed) and the store it came from. */
 struct xds_snapshot *config_snapshot(const struct meshd_config *c);
 const struct k8s_store *config_store(const struct meshd_config *c);
 /*
@@ -135,6 +164,18 @@ void server_tokens_revised(struct meshd_server *s);
 struct hs_guard_stats;
 /* Pending TLS handshakes on 15012 and their outcomes (metrics). */
 const struct hs_guard_stats *server_handshake_stats(const struct meshd_server *s);
+
+/* kreview.c: TokenReviews in flight and calls waiting for one (metrics). */
+void kreview_counts(const struct meshd_server *srv, unsigned *reviews, unsigned *waiting);
+
+/* kube_source.c: reflectors into the store of |d->config|, ConfigMaps, Events. */
+int meshd_kube_start(struct meshd *d, char *err, size_t errlen);
+void meshd_kube_stop(struct meshd *d);
+/*
+ * A diagnostic of error severity about source |file| ("api:Kind/ns/name"; others are
+ * ignored), found by the store or the converter: a Warning Event on the object.
+ */
+void meshd_kube_report(struct meshd *d, const char *file, const char *msg);
 
 /* monitor.c */
 int monitor_start(struct meshd *d, char *err, size_t errlen);

@@ -106,6 +106,39 @@ render(struct meshd *d)
            "CA requests refused after authentication (node restriction, bad CSR).");
     fprintf(f, "meshd_ca_refusals_total %" PRIu64 "\n", s->ca_refused);
 
+    unsigned kr_inflight, kr_waiting;
+    kreview_counts(d->server, &kr_inflight, &kr_waiting);
+    metric(f, "meshd_kube_token_reviews_total", "counter",
+           "TokenReviews sent to the API server for Kubernetes tokens on CA and xDS calls.");
+    fprintf(f, "meshd_kube_token_reviews_total %" PRIu64 "\n", s->kube_reviews);
+    metric(f, "meshd_kube_token_review_cache_hits_total", "counter",
+           "Kubernetes-token calls answered from the review cache.");
+    fprintf(f, "meshd_kube_token_review_cache_hits_total %" PRIu64 "\n", s->kube_review_cache_hits);
+    metric(f, "meshd_kube_token_review_coalesced_total", "counter",
+           "Kubernetes-token calls that waited for a review of the same token already in flight.");
+    fprintf(f, "meshd_kube_token_review_coalesced_total %" PRIu64 "\n", s->kube_review_coalesced);
+    metric(f, "meshd_kube_token_review_failures_total", "counter",
+           "Kubernetes-token calls failed UNAVAILABLE: review timed out, failed, or over the cap.");
+    fprintf(f, "meshd_kube_token_review_failures_total %" PRIu64 "\n", s->kube_review_failures);
+    metric(f, "meshd_kube_token_review_refusals_total", "counter",
+           "TokenReviews whose answer did not authenticate a pod-bound istio-ca token.");
+    fprintf(f, "meshd_kube_token_review_refusals_total %" PRIu64 "\n", s->kube_review_refusals);
+    metric(f, "meshd_kube_token_reviews_in_flight", "gauge", "TokenReviews awaiting an answer.");
+    fprintf(f, "meshd_kube_token_reviews_in_flight %u\n", kr_inflight);
+    metric(f, "meshd_kube_token_review_waiting_calls", "gauge",
+           "CA and xDS calls held until their token's review answers.");
+    fprintf(f, "meshd_kube_token_review_waiting_calls %u\n", kr_waiting);
+    metric(f, "meshd_kube_token_review_duration_seconds", "summary",
+           "Time from a TokenReview sent to its answer.");
+    fprintf(f, "meshd_kube_token_review_duration_seconds_sum %.3f\n",
+            (double)s->kube_review_latency_ms_sum / 1000.0);
+    fprintf(f, "meshd_kube_token_review_duration_seconds_count %" PRIu64 "\n",
+            s->kube_review_latency_count);
+    metric(f, "meshd_kube_token_review_duration_seconds_max", "gauge",
+           "Longest time a TokenReview took to answer.");
+    fprintf(f, "meshd_kube_token_review_duration_seconds_max %.3f\n",
+            (double)s->kube_review_latency_ms_max / 1000.0);
+
     metric(f, "meshd_config_reloads_total", "counter", "Config directory reloads.");
     fprintf(f, "meshd_config_reloads_total %" PRIu64 "\n", s->config_reloads);
     metric(f, "meshd_config_errors", "gauge",
@@ -141,8 +174,10 @@ on_request(void *arg, const struct http1_req *req, struct admin_resp *r)
         r->content_type = "text/plain; version=0.0.4";
         r->body = render(d);
     } else if (strcmp(req->path, "/ready") == 0) {
-        r->status = d->ready ? 200 : 503;
-        r->body = xstrdup(d->ready ? "ready\n" : "not ready\n");
+        /* With the Kubernetes source: not before every kind was listed and a snapshot built. */
+        bool ready = d->ready && config_snapshot(d->config) != NULL;
+        r->status = ready ? 200 : 503;
+        r->body = xstrdup(ready ? "ready\n" : "not ready\n");
     } else if (strcmp(req->path, "/debug/config_errors") == 0) {
         r->status = 200;
         r->body = config_errors_text(d->config);

@@ -4,8 +4,10 @@
  *
  * Every call must carry "authorization: Bearer <node token>" (reference 4.2)
  * for the audience of its method (xds or ca; a renewal takes either and
- * returns the same one) and the node's current generation; a call without a
- * valid one is refused before any of its messages is read.
+ * returns the same one) and the node's current generation, or, for CA and
+ * xDS, a Kubernetes service-account token that the API server vouches for
+ * (kreview.c; the call is held unread meanwhile); a call without a valid one
+ * is refused before any of its messages is read.
  *
  * Before that, the TLS handshake is bounded like ztunnel's on 15008 by the
  * shared guard (lib/conn/hs_guard.h): no TLS state until the ClientHello
@@ -78,6 +80,119 @@ log_budget(struct meshd_server *srv)
     return false;
 }
 
+const char *
+caller_str(const struct caller *c, char *buf, size_t len)
+{
+    if (c->kube)
+        snprintf(buf, len, "pod %s/%s (account %s/%s) on node %s", c->k.id.ns, c->k.id.pod,
+                 c->k.id.ns, c->k.id.sa, c->node);
+    else
+        snprintf(buf, len, "node %s", c->node);
+    return buf;
+}
+
+static const char *
+call_what(const char *path)
+{
+    if (path != NULL && strcmp(path, CASVC_METHOD) == 0)
+        return "CA call";
+    if (path != NULL && strcmp(path, XDS_DELTA_ADS_PATH) == 0)
+        return "xDS stream";
+    return "token renewal";
+}
+
+static void
+count_auth_failure(struct meshd_server *srv, const char *path)
+{
+    if (strcmp(path, CASVC_METHOD) == 0)
+        srv->d->stats.ca_auth_failures++;
+    else if (strcmp(path, XDS_DELTA_ADS_PATH) == 0)
+        srv->d->stats.xds_auth_failures++;
+    else
+        srv->d->stats.token_renew_failures++;
+}
+
+/* The call's credential checked out as |c|: run it. */
+static void
+dispatch(struct meshd_server *srv, struct mconn *mc, struct h2_stream *st,
+         const struct caller *c, struct token_claims *tc)
+{
+    const char *path = h2_stream_path(st);
+    struct h2_session *sess = h2_stream_session(st);
+    char a[ADDR_STRLEN + 8], who[600];
+
+    if (mc != NULL && !mc->authed) {
+        mc->authed = true;
+        loop_timer_stop(srv->d->loop, &mc->auth_deadline);
+    }
+    if (strcmp(path, CASVC_METHOD) == 0) {
+        ca_call_start(srv, st, c);
+        return;
+    }
+    if (strcmp(path, TOKEN_RENEW_METHOD) == 0) {
+        renew_call_start(srv, st, tc);
+        return;
+    }
+    if (xds_streams_count(srv, sess, NULL) >= MESHD_MAX_XDS_PER_CONN ||
+        xds_streams_count(srv, NULL, c->node) >= MESHD_MAX_XDS_PER_NODE) {
+        if (log_budget(srv))
+            log_warn("xDS stream from %s (%s) refused: too many streams",
+                     caller_str(c, who, sizeof(who)),
+                     mc ? ipport_str(&mc->peer, mc->peer_port, a) : "?");
+        rpc_refuse(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many streams");
+        return;
+    }
+    xds_stream_start(srv, st, c);
+}
+
+/* The connection a held call came on, if it is still open. */
+static struct mconn *
+conn_of(struct meshd_server *srv, const struct h2_stream *st)
+{
+    const struct h2_session *sess = h2_stream_session(st);
+    for (struct mconn *mc = srv->conns; mc != NULL; mc = mc->next)
+        if (mc->sess == sess)
+            return mc;
+    return NULL;
+}
+
+void
+server_call_authenticated(struct meshd_server *srv, struct h2_stream *st, const struct caller *c)
+{
+    struct mconn *mc = conn_of(srv, st);
+    if (mc == NULL || h2_stream_error(st) != 0) {
+        /* The peer went away while its token was reviewed. */
+        stream_close(h2_stream_as_stream(st), true);
+        return;
+    }
+    dispatch(srv, mc, st, c, NULL);
+}
+
+void
+server_call_refused(struct meshd_server *srv, struct h2_stream *st, const char *peer, int status,
+                    const char *why)
+{
+    const char *path = h2_stream_path(st);
+    const char *what = call_what(path);
+    if (status == GRPC_STATUS_UNAUTHENTICATED)
+        count_auth_failure(srv, path);
+    if (log_budget(srv))
+        log_warn("%s from %s refused: %s", what, peer, why);
+    if (h2_stream_error(st) != 0) {
+        stream_close(h2_stream_as_stream(st), true);
+        return;
+    }
+    rpc_refuse(st, status,
+               status == GRPC_STATUS_UNAUTHENTICATED ? "authentication failure" : "try again");
+}
+
+/* A bearer token that is not meshd's own format (no colon): a Kubernetes token, maybe. */
+static bool
+foreign_token(const char *tok)
+{
+    return strchr(tok, ':') == NULL;
+}
+
 static void
 on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
 {
@@ -105,52 +220,36 @@ on_request(void *arg, struct h2_session *sess, struct h2_stream *st)
     const char *auth = h2_stream_header(st, "authorization");
     enum token_aud want = is_ca ? TOKEN_AUD_CA : is_xds ? TOKEN_AUD_XDS : TOKEN_AUD_ANY;
     int rc = -1;
-    if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
+    ipport_str(&mc->peer, mc->peer_port, a);
+    if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0) {
+        /* CA and xDS also take Kubernetes tokens (kreview.c); renewal is for node tokens. */
+        if (!is_renew && foreign_token(auth + 7)) {
+            kreview_call(srv, st, &mc->peer, a, auth + 7, strlen(auth + 7));
+            return;
+        }
         rc = token_verify(srv->d->token_key, srv->d->gens, auth + 7, strlen(auth + 7),
                           (int64_t)(clock_wall_ms() / 1000), want, &tc, &why);
-    else if (auth != NULL)
+    } else if (auth != NULL) {
         why = "authorization is not a bearer token";
+    }
     if (rc < 0) {
-        if (is_ca)
-            srv->d->stats.ca_auth_failures++;
-        else if (is_xds)
-            srv->d->stats.xds_auth_failures++;
-        else
-            srv->d->stats.token_renew_failures++;
+        count_auth_failure(srv, path);
         /* The node is named only when the signature held: then it is ours, not the peer's. */
         bool signed_ok = tc.node[0] != '\0' && token_node_valid(tc.node);
-        const char *what = is_ca ? "CA call" : is_xds ? "xDS stream" : "token renewal";
-        ipport_str(&mc->peer, mc->peer_port, a);
         if (log_budget(srv)) {
             if (signed_ok)
-                log_warn("%s from node %s (%s) refused: %s", what, tc.node, a, why);
+                log_warn("%s from node %s (%s) refused: %s", call_what(path), tc.node, a, why);
             else
-                log_warn("%s from %s refused: %s", what, a, why);
+                log_warn("%s from %s refused: %s", call_what(path), a, why);
         }
         rpc_refuse(st, GRPC_STATUS_UNAUTHENTICATED, "authentication failure");
         return;
     }
-    if (!mc->authed) {
-        mc->authed = true;
-        loop_timer_stop(srv->d->loop, &mc->auth_deadline);
-    }
-    if (is_ca) {
-        ca_call_start(srv, st, tc.node);
-        return;
-    }
-    if (is_renew) {
-        renew_call_start(srv, st, &tc);
-        return;
-    }
-    if (xds_streams_count(srv, sess, NULL) >= MESHD_MAX_XDS_PER_CONN ||
-        xds_streams_count(srv, NULL, tc.node) >= MESHD_MAX_XDS_PER_NODE) {
-        if (log_budget(srv))
-            log_warn("xDS stream from node %s (%s) refused: too many streams", tc.node,
-                     ipport_str(&mc->peer, mc->peer_port, a));
-        rpc_refuse(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many streams");
-        return;
-    }
-    xds_stream_start(srv, st, tc.node, tc.gen);
+    struct caller c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.node, sizeof(c.node), "%s", tc.node);
+    c.gen = tc.gen;
+    dispatch(srv, mc, st, &c, &tc);
 }
 
 static void
@@ -299,6 +398,7 @@ server_start(struct meshd *d, char *err, size_t errlen)
         return NULL;
     }
     xds_streams_watch(srv);
+    kreview_start(srv);
     return srv;
 }
 
@@ -308,6 +408,7 @@ server_stop(struct meshd_server *srv)
     if (srv == NULL)
         return;
     listener_close(srv->l);
+    kreview_stop(srv);
     xds_streams_close(srv);
     unary_calls_close(srv);
     while (srv->conns != NULL) {

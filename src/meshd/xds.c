@@ -12,7 +12,8 @@
  * waypoint sees without any Route changing), and a snapshot already diffs
  * whatever changed. The claim holds only while the node of the stream's
  * credential runs a pod of that waypoint as that service account
- * (k8s_waypoint_on_node); otherwise the stream holds an empty set, so a
+ * (k8s_waypoint_on_node), and, for a stream opened with a Kubernetes token,
+ * while that account is the caller's own; otherwise the stream holds an empty set, so a
  * claim that stops holding removes what it had. Other streams (ztunnel)
  * never get these types, even when they ask.
  */
@@ -54,7 +55,10 @@ struct xds_conn {
     const struct h2_session *sess; /* for counting streams per connection only */
     struct xds_server_stream *xs;
     char node[TOKEN_NODE_MAX + 1];
-    uint64_t gen; /* of the token that opened it */
+    uint64_t gen; /* of the node token that opened it */
+    /* Opened with a Kubernetes token: the caller's account (a waypoint claim must be its own). */
+    bool kube;
+    char kube_ns[KUBEAUTH_NS_MAX + 1], kube_sa[KUBEAUTH_NAME_MAX + 1];
     bool ended;
     bool push_pending; /* a snapshot arrived while output was still queued */
     /* A waypoint's claim (node metadata), NULL for other proxies. */
@@ -152,9 +156,11 @@ waypoint_sync(struct xds_conn *c, struct xds_out *out)
     uint64_t gen = k8s_store_generation(st);
     bool exists = false;
 
-    if (c->wp_name == NULL || (c->wp_built && gen == c->wp_gen))
-        return;
-    bool allowed = k8s_waypoint_on_node(st, c->node, c->wp_ns, c->wp_name, c->wp_sa);
+    if (c->wp_name == NULL || (c->wp_built && gen == c->wp_gen) || config_snapshot(cfg) == NULL)
+        return; /* nothing is served before the Kubernetes source listed every kind */
+    bool allowed = k8s_waypoint_on_node(st, c->node, c->wp_ns, c->wp_name, c->wp_sa) &&
+                   (!c->kube ||
+                    (strcmp(c->wp_ns, c->kube_ns) == 0 && strcmp(c->wp_sa, c->kube_sa) == 0));
     struct xds_snapshot *own = allowed
                                    ? config_waypoint_snapshot(cfg, c->wp_ns, c->wp_name, &exists)
                                    : config_empty_snapshot();
@@ -233,7 +239,8 @@ push(struct xds_conn *c)
     }
     c->push_pending = false;
     xds_out_init(&out);
-    xds_server_stream_push(c->xs, config_snapshot(c->srv->d->config), &out);
+    if (config_snapshot(c->srv->d->config) != NULL)
+        xds_server_stream_push(c->xs, config_snapshot(c->srv->d->config), &out);
     waypoint_sync(c, &out);
     send_out(c, &out);
     xds_out_cleanup(&out);
@@ -316,7 +323,7 @@ static const struct rpc_call_cbs cbs = {
 };
 
 void
-xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *node, uint64_t gen)
+xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const struct caller *cl)
 {
     struct xds_conn *c = xcalloc(1, sizeof(*c));
     struct xds_server_config cfg = {.type_urls = served_types,
@@ -330,8 +337,13 @@ xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *nod
 
     c->srv = srv;
     c->sess = h2_stream_session(st);
-    snprintf(c->node, sizeof(c->node), "%s", node);
-    c->gen = gen;
+    snprintf(c->node, sizeof(c->node), "%s", cl->node);
+    c->gen = cl->gen;
+    c->kube = cl->kube;
+    if (cl->kube) {
+        snprintf(c->kube_ns, sizeof(c->kube_ns), "%s", cl->k.id.ns);
+        snprintf(c->kube_sa, sizeof(c->kube_sa), "%s", cl->k.id.sa);
+    }
     c->xs = xds_server_stream_new(&cfg);
     c->call = rpc_call_accept(st, XDS_MAX_REQUEST, &cbs, c);
     if (c->call == NULL) {
@@ -341,7 +353,8 @@ xds_stream_start(struct meshd_server *srv, struct h2_stream *st, const char *nod
     }
     /* The current snapshot answers the first requests; nothing is subscribed yet. */
     xds_out_init(&out);
-    xds_server_stream_push(c->xs, config_snapshot(srv->d->config), &out);
+    if (config_snapshot(srv->d->config) != NULL) /* else the first snapshot is pushed */
+        xds_server_stream_push(c->xs, config_snapshot(srv->d->config), &out);
     xds_out_cleanup(&out);
     c->next = srv->streams;
     if (srv->streams)
@@ -417,7 +430,7 @@ xds_streams_revoke(struct meshd_server *srv)
 {
     for (struct xds_conn *c = srv->streams, *next; c != NULL; c = next) {
         next = c->next;
-        if (c->gen == token_gens_get(srv->d->gens, c->node))
+        if (c->kube || c->gen == token_gens_get(srv->d->gens, c->node))
             continue;
         log_warn("closing the xDS stream of %s: node %s's tokens were revoked", peer_name(c),
                  c->node);

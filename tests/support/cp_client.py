@@ -122,6 +122,8 @@ def tls_connect(args, dl):
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.settimeout(dl.left())
     try:
+        if getattr(args, "bind", None):  # a source address of the test's choosing
+            s.bind((args.bind, 0))
         s.connect((host, port))
     except OSError as e:
         raise Fail("connect to %s failed: %s" % (args.addr, e))

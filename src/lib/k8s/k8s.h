@@ -104,6 +104,26 @@ int k8s_store_load_buf(struct k8s_store *st, const char *name, const char *data,
                        struct k8s_diags *d);
 /* Forgets everything that came from |path|. */
 void k8s_store_remove_file(struct k8s_store *st, const char *path);
+
+/*
+ * API objects (meshd's Kubernetes source). Each object is a source of its
+ * own, named by the caller (e.g. "api:Pod/demo/echo-1"), with the rules of a
+ * file of one document: k8s_store_put_json() replaces what came from |name|
+ * with |obj| (borrowed: copied, without metadata.managedFields), an invalid
+ * object keeps the previous good version from |name|, and every diagnostic
+ * has |name| as its file and line 0. Returns 0, or -MESH_ECONFIG when |obj|
+ * has an error. k8s_store_forget() removes a source (a file or an object).
+ *
+ * With |commit| false the objects in effect are not re-derived: a relist
+ * puts thousands of objects, then calls k8s_store_commit() once. Until
+ * then queries (k8s_store_count(), k8s_store_find(), ...), duplicate
+ * diagnostics and k8s_store_generation() all see the last commit, and the
+ * objects they return stay valid.
+ */
+int k8s_store_put_json(struct k8s_store *st, const char *name, const json_t *obj,
+                       struct k8s_diags *d, bool commit);
+void k8s_store_forget(struct k8s_store *st, const char *name, bool commit);
+void k8s_store_commit(struct k8s_store *st);
 /*
  * Loads every regular file of |dir| (not recursive; names starting with '.'
  * and editor leftovers "*~", "*.swp", "*.swx", "#*#" are skipped) in name
@@ -114,7 +134,10 @@ void k8s_store_remove_file(struct k8s_store *st, const char *path);
  */
 int k8s_store_sync_dir(struct k8s_store *st, const char *dir, struct k8s_diags *d);
 
-/* Increases whenever the objects in the store, and so the resources built from them, may differ. */
+/*
+ * Increases whenever the objects in the store, and so the resources built
+ * from them, may differ (at the commit that makes them visible).
+ */
 uint64_t k8s_store_generation(const struct k8s_store *st);
 
 /*

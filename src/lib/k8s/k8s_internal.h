@@ -170,6 +170,10 @@ struct k8s_store {
     size_t n_all[K8S_KIND_COUNT];
     struct k8s_file **gone; /* forgotten since the last derivation */
     size_t n_gone;
+    /* Objects replaced since the last derivation: freed by it, as the view may point at them. */
+    struct k8s_obj **retired;
+    size_t n_retired;
+    bool changed; /* objects changed since the last derivation: it bumps |generation| */
     struct k8s_diags dups; /* duplicates between files */
     bool stale;            /* files changed since the view was derived */
     uint64_t eff_version;  /* counts re-derivations of eff */
@@ -180,15 +184,12 @@ struct k8s_store {
 bool k8s_same_ident(const struct k8s_obj *o, enum k8s_kind kind, const char *ns, const char *name);
 
 /*
- * k8s_store_load_buf() and k8s_store_remove_file() with the re-derivation of
- * the objects in effect deferred unless |commit|: a directory sync loads
- * every file, then commits once. Diagnostics about duplicates between files
- * are only known after a commit.
+ * k8s_store_load_buf() with the re-derivation of the objects in effect
+ * deferred unless |commit| (k8s_store_forget() and k8s_store_commit() are
+ * public, in k8s.h): a directory sync loads every file, then commits once.
  */
 int k8s_store_load(struct k8s_store *st, const char *name, const char *data, size_t len,
                    struct k8s_diags *d, bool commit);
-void k8s_store_forget(struct k8s_store *st, const char *path, bool commit);
-void k8s_store_commit(struct k8s_store *st);
 /* Appends the duplicate diagnostics of |path| (NULL: of every file) to |out|. */
 void k8s_store_dups(const struct k8s_store *st, const char *path, struct k8s_diags *out);
 bool k8s_store_has_dups(const struct k8s_store *st, const char *path);

@@ -66,6 +66,16 @@ file_get(struct k8s_store *st, const char *path, bool create)
     return f;
 }
 
+static void
+free_retired(struct k8s_store *st)
+{
+    for (size_t i = 0; i < st->n_retired; i++)
+        k8s_obj_free(st->retired[i]);
+    free(st->retired);
+    st->retired = NULL;
+    st->n_retired = 0;
+}
+
 struct k8s_store *
 k8s_store_new(void)
 {
@@ -87,6 +97,7 @@ k8s_store_free(struct k8s_store *st)
     for (size_t i = 0; i < st->n_gone; i++)
         file_free(st->gone[i]);
     free(st->gone);
+    free_retired(st);
     for (int k = 0; k < K8S_KIND_COUNT; k++) {
         free(st->eff[k]);
         free(st->all[k]);
@@ -217,8 +228,12 @@ rebuild(struct k8s_store *st)
     free(st->gone);
     st->gone = NULL;
     st->n_gone = 0;
+    free_retired(st);
     st->stale = false;
     st->eff_version++;
+    if (st->changed)
+        st->generation++;
+    st->changed = false;
 }
 
 /* ---- Loading ---- */
@@ -425,56 +440,55 @@ assign_gens(struct k8s_store *st, struct load *l)
     }
 }
 
-int
-k8s_store_load(struct k8s_store *st, const char *name, const char *data, size_t len,
-               struct k8s_diags *d, bool commit)
+/*
+ * Replaces the objects of |f| with those of |docs| (consumed), following the
+ * last-good-state rules; the file's diagnostics must have been cleared.
+ */
+static void
+apply_docs(struct k8s_store *st, struct k8s_file *f, struct k8s_docs *docs)
 {
-    uint64_t data_hash = k8s_hash_bytes(data, len);
-    struct k8s_file *f = file_get(st, name, true);
     struct load l = {.c = {.file = f->path, .d = &f->diags}, .f = f};
-    struct k8s_docs docs;
-    int rc = 0;
-
-    /* Same bytes as last time: same objects and diagnostics; nothing to parse. */
-    if (f->data_len == len && f->data_hash == data_hash) {
-        k8s_diags_append(d, &f->diags);
-        goto out;
-    }
-    k8s_diags_clear(&f->diags);
-    f->data_hash = data_hash;
-    f->data_len = len;
-    if (k8s_yaml_parse(f->path, data, len, &docs, &f->diags) < 0) {
-        /* The file's objects stay as they were. */
-        k8s_diags_append(d, &f->diags);
-        goto out;
-    }
     uint64_t before = objs_digest(f->objs, f->n_objs);
     size_t n_before = f->n_objs;
+
     index_init(&l.old, f->n_objs);
     for (size_t i = 0; i < f->n_objs; i++)
         index_add(&l.old, f->objs[i], i);
     size_t items = 0;
-    for (size_t i = 0; i < docs.n; i++)
-        items +=
-            is_list(docs.v[i].json) ? json_array_size(json_object_get(docs.v[i].json, "items")) : 1;
+    for (size_t i = 0; i < docs->n; i++)
+        items += is_list(docs->v[i].json)
+                     ? json_array_size(json_object_get(docs->v[i].json, "items"))
+                     : 1;
     index_init(&l.now, items < K8S_MAX_OBJECTS ? items : K8S_MAX_OBJECTS);
-    load_docs(&l, &docs);
-    k8s_docs_free(&docs);
+    load_docs(&l, docs);
+    k8s_docs_free(docs);
     assign_gens(st, &l);
     free(l.old.slot);
     free(l.now.slot);
+    /* Those not moved to the new list: the objects in effect may still point at them. */
     for (size_t i = 0; i < f->n_objs; i++)
-        k8s_obj_free(f->objs[i]); /* those not moved to the new list */
+        if (f->objs[i] != NULL) {
+            if (st->n_retired % 64 == 0)
+                st->retired = xrealloc(st->retired, (st->n_retired + 64) * sizeof(*st->retired));
+            st->retired[st->n_retired++] = f->objs[i];
+        }
     free(f->objs);
     f->objs = l.objs;
     f->n_objs = l.n_objs;
     if (before != objs_digest(f->objs, f->n_objs) || n_before != f->n_objs)
-        st->generation++;
+        st->changed = true;
     /* Object pointers changed even when the content did not: the view is stale. */
     st->stale = true;
     f->dirty = true;
+}
+
+/* The end of every load: its diagnostics, the commit, the duplicates. */
+static int
+finish_load(struct k8s_store *st, struct k8s_file *f, struct k8s_diags *d, bool commit)
+{
+    int rc = 0;
+
     k8s_diags_append(d, &f->diags);
-out:
     if (k8s_diags_count(&f->diags, K8S_ERROR) > 0)
         rc = -MESH_ECONFIG;
     if (commit) {
@@ -485,6 +499,55 @@ out:
         k8s_store_dups(st, f->path, d);
     }
     return rc;
+}
+
+int
+k8s_store_load(struct k8s_store *st, const char *name, const char *data, size_t len,
+               struct k8s_diags *d, bool commit)
+{
+    uint64_t data_hash = k8s_hash_bytes(data, len);
+    struct k8s_file *f = file_get(st, name, true);
+    struct k8s_docs docs;
+
+    /* Same bytes as last time: same objects and diagnostics; nothing to parse. */
+    if (f->data_len == len && f->data_hash == data_hash)
+        return finish_load(st, f, d, commit);
+    k8s_diags_clear(&f->diags);
+    f->data_hash = data_hash;
+    f->data_len = len;
+    /* A file that does not parse keeps its objects as they were. */
+    if (k8s_yaml_parse(f->path, data, len, &docs, &f->diags) == 0)
+        apply_docs(st, f, &docs);
+    return finish_load(st, f, d, commit);
+}
+
+int
+k8s_store_put_json(struct k8s_store *st, const char *name, const json_t *obj,
+                   struct k8s_diags *d, bool commit)
+{
+    struct k8s_file *f = file_get(st, name, true);
+    json_t *copy = obj != NULL ? json_deep_copy(obj) : NULL;
+
+    CHECK(obj == NULL || copy != NULL);
+    /* What the server records of who wrote which field: large, and read by nobody here. */
+    json_t *meta = json_object_get(copy, "metadata");
+    if (json_is_object(meta))
+        json_object_del(meta, "managedFields");
+    k8s_diags_clear(&f->diags);
+    f->data_hash = 0;
+    f->data_len = 0;
+    if (!json_is_object(copy)) {
+        /* As a file that does not parse: nothing to go by, so the source keeps what it had. */
+        k8s_diag_add(&f->diags, f->path, 0, K8S_ERROR, NULL,
+                     "expected a Kubernetes object (a mapping), got %s",
+                     copy != NULL ? k8s_json_type_name(copy) : "nothing");
+        json_decref(copy);
+        return finish_load(st, f, d, commit);
+    }
+    struct k8s_docs docs = {.v = xcalloc(1, sizeof(*docs.v)), .n = 1};
+    docs.v[0].json = copy;
+    apply_docs(st, f, &docs);
+    return finish_load(st, f, d, commit);
 }
 
 bool
@@ -512,7 +575,7 @@ k8s_store_forget(struct k8s_store *st, const char *path, bool commit)
     if (found) {
         struct k8s_file *f = st->files[i];
         if (f->n_objs > 0)
-            st->generation++;
+            st->changed = true;
         /* Freed once the objects in effect no longer refer to it. */
         f->gone = true;
         st->gone = xrealloc(st->gone, (st->n_gone + 1) * sizeof(*st->gone));

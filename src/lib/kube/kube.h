@@ -66,6 +66,9 @@ int kube_config_load_file(const char *path, const char *context, struct kube_con
  * directory for tests). Returns 0, or -1 with |err|. */
 int kube_config_in_cluster(const char *dir, struct kube_config *out, char *err, size_t errlen);
 void kube_config_free(struct kube_config *c);
+/* kube_config_load_file() on |len| bytes named |name|; relative paths are relative to |dir|. */
+int kube_config_load_buf(const char *name, const char *data, size_t len, const char *dir,
+                         const char *context, struct kube_config *out, char *err, size_t errlen);
 
 /* ---- Client and single requests ---- */
 
@@ -74,8 +77,22 @@ struct kube_client;
 /* Returns NULL with |err| when |cfg| cannot be used (bad PEM, bad server URL). */
 struct kube_client *kube_client_new(struct loop *l, const struct kube_config *cfg, char *err,
                                     size_t errlen);
-/* Stops every reflector and request of |c| (no callback runs afterwards) and frees it. */
+/*
+ * Stops every reflector and request of |c| (no callback runs afterwards) and
+ * frees it; the last memory goes at the end of the loop iteration (after
+ * loop_run() returned: loop_run_deferred()).
+ */
 void kube_client_free(struct kube_client *c);
+/* Backoff range of reconnects and reflector retries (tests shorten it; defaults KUBE_BACKOFF_*). */
+void kube_client_set_backoff(struct kube_client *c, unsigned min_ms, unsigned max_ms);
+
+struct kube_client_stats {
+    unsigned long connects;    /* connections that became ready */
+    unsigned long requests;    /* streams opened (requests, list pages, watches) */
+    unsigned long goaways;     /* connections retired after the server's GOAWAY */
+    unsigned long token_reads; /* token file (re-)reads */
+};
+void kube_client_stats(const struct kube_client *c, struct kube_client_stats *out);
 
 /*
  * The answer to one request: |status| is the HTTP status, or a negative errno
