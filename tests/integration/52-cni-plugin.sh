@@ -26,13 +26,6 @@ mkdir -p "$CFG"
 cni_node
 cni_ztunnel
 
-# Same JSON (parsed): $1 and $2 are files; $3 optional key to take from $2.
-same_json() { $PY -c "
-import json,sys
-a=json.load(open('$1')); b=json.load(open('$2'))
-if '${3:-}': b=b['${3:-}']
-sys.exit(0 if a==b else 1)"; }
-
 say "ADD of an ambient pod (demo/app)"
 cni_pod "$PA"
 if cni_run ADD "$PA" ctr-app demo app uid-app >"$WORK/app.result"; then

@@ -90,3 +90,9 @@ zt_listens() { ip netns exec "$1" ss -Hltn 'sport = :15001' | grep -q .; }
 no_listener() { ! zt_listens "$1"; }
 # The result's first address without its prefix.
 result_ip() { $PY -c "import json,sys; print(json.load(sys.stdin)['ips'][0]['address'].split('/')[0])"; }
+# Same JSON (parsed): files $1 and $2; $3: compare $1 with that key of $2.
+same_json() { $PY -c "
+import json,sys
+a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2]))
+if len(sys.argv)>3: b=b[sys.argv[3]]
+sys.exit(0 if a==b else 1)" "$@"; }
