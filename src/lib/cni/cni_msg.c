@@ -122,10 +122,10 @@ cni_req_set(struct cni_req *r, enum cni_cmd cmd, const char *ns, const char *nam
     if (n_ips > CNI_IPS_MAX)
         return fail(-EINVAL, err, errlen, "more than %d addresses", CNI_IPS_MAX);
     for (size_t i = 0; i < n_ips; i++) {
-        if (!ip_ok(ips[i]))
+        size_t len = strnlen(ips[i], sizeof(cni_ip));
+        if (len == sizeof(cni_ip) || !ip_ok(ips[i]))
             return fail(-EINVAL, err, errlen, "address %zu is not an IP address", i);
-        memcpy(r->ips[i], ips[i], sizeof(cni_ip));
-        r->ips[i][sizeof(cni_ip) - 1] = '\0';
+        memcpy(r->ips[i], ips[i], len); /* the rest stays zero: requests compare whole */
     }
     r->n_ips = n_ips;
     return 0;
