@@ -29,6 +29,7 @@
 #include "log/log.h"
 #include "mesh_cni.h"
 #include "plugin.h"
+#include "sandboxes.h"
 #include "zds/zds_server.h"
 
 /* A pod in the mesh, as we put it there. */
@@ -101,6 +102,39 @@ record_free(struct record *r)
     free(r->container_id);
     free(r->netns);
     free(r);
+}
+
+/* Remembers |r|'s sandbox as its pod's current one; -MESH_ELIMIT over the cap. */
+static int
+record_set(struct cni *c, const struct cni_req *r)
+{
+    char key[sizeof(r->ns) + sizeof(r->name) + 1];
+    struct record **pp, *rec;
+
+    snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
+    pp = record_slot(c, key);
+    if (*pp == NULL && c->n_records >= CNI_RECORDS_MAX)
+        return -MESH_ELIMIT;
+    if (*pp == NULL) {
+        *pp = xcalloc(1, sizeof(**pp));
+        (*pp)->key = xstrdup(key);
+        c->n_records++;
+    }
+    /* The newest sandbox of a pod wins: a re-created sandbox's ADD comes before the old DEL. */
+    rec = *pp;
+    free(rec->uid);
+    free(rec->container_id);
+    free(rec->netns);
+    rec->uid = xstrdup(r->uid);
+    rec->container_id = xstrdup(r->container_id);
+    rec->netns = xstrdup(r->netns);
+    return 0;
+}
+
+static void
+on_loaded(void *arg, const struct cni_req *r)
+{
+    record_set(arg, r);
 }
 
 /* The pod's network namespace: its annotation, else the sandbox the plugin reported for it. */
@@ -325,6 +359,13 @@ cni_start(struct loop *l, const struct cni_opts *o, char *err, size_t errlen)
         goto fail;
     }
     if (o->plugin_socket != NULL) {
+        if (sandboxes_open(o->plugin_state, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "--plugin-state: %s", why);
+            goto fail;
+        }
+        size_t n = sandboxes_load(o->plugin_state, CNI_RECORDS_MAX, on_loaded, c);
+        if (n > 0)
+            log_info("%zu pod sandboxes from %s (reported before a restart)", n, o->plugin_state);
         c->plugin = plugin_srv_start(l, c, o->plugin_socket, o->plugin_wait_ms, why, sizeof(why));
         if (c->plugin == NULL) {
             snprintf(err, errlen, "--plugin-socket %s: %s", o->plugin_socket, why);
@@ -371,26 +412,13 @@ cni_n_enrolled(const struct cni *c)
 int
 cni_sandbox_add(struct cni *c, const struct cni_req *r)
 {
-    char key[sizeof(r->ns) + sizeof(r->name) + 1];
-    struct record **pp, *rec;
-
-    snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
-    pp = record_slot(c, key);
-    if (*pp == NULL && c->n_records >= CNI_RECORDS_MAX)
-        return -MESH_ELIMIT;
-    if (*pp == NULL) {
-        *pp = xcalloc(1, sizeof(**pp));
-        (*pp)->key = xstrdup(key);
-        c->n_records++;
-    }
-    /* The newest sandbox of a pod wins: a re-created sandbox's ADD comes before the old DEL. */
-    rec = *pp;
-    free(rec->uid);
-    free(rec->container_id);
-    free(rec->netns);
-    rec->uid = xstrdup(r->uid);
-    rec->container_id = xstrdup(r->container_id);
-    rec->netns = xstrdup(r->netns);
+    int rc = record_set(c, r);
+    if (rc < 0)
+        return rc;
+    /* Not fatal: the pod is served now; only a restart of ours before its DEL would lose it. */
+    if ((rc = sandboxes_save(c->o.plugin_state, r)) < 0)
+        log_error("%s/%s: saving the sandbox in %s: %s", r->ns, r->name, c->o.plugin_state,
+                  mesh_strerror(rc));
     converge(c);
     return 0;
 }
@@ -410,6 +438,7 @@ cni_sandbox_del(struct cni *c, const struct cni_req *r)
     *pp = rec->next;
     c->n_records--;
     record_free(rec);
+    sandboxes_forget(c->o.plugin_state, r->ns, r->name);
     converge(c);
     return true;
 }

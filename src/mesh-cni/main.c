@@ -37,6 +37,8 @@ usage(FILE *f)
                "  --plugin-socket PATH    where the CNI plugin (amesh-cni) reports new pods\n"
                "                          (its default agentSocket: " CNI_SOCKET_DEFAULT ")\n"
                "  --plugin-wait-ms MS     how long a pod's ADD waits to be decided (5000)\n"
+               "  --plugin-state DIR      the sandboxes the plugin reported, for a restart\n"
+               "                          (default: cni-sandboxes beside the plugin socket)\n"
                "  --log-level LEVEL       error, warn, info (default) or debug\n"
                "  --log-format FORMAT     plain (default) or json\n");
 }
@@ -64,6 +66,7 @@ main(int argc, char **argv)
         {"debounce-ms", required_argument, NULL, 'D'},
         {"plugin-socket", required_argument, NULL, 'p'},
         {"plugin-wait-ms", required_argument, NULL, 'w'},
+        {"plugin-state", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
@@ -81,6 +84,7 @@ main(int argc, char **argv)
         case 'n': o.node = optarg; break;
         case 'D': o.debounce_ms = (unsigned)flag_long("--debounce-ms", optarg, 0, 5000); break;
         case 'p': o.plugin_socket = optarg; break;
+        case 'S': o.plugin_state = optarg; break;
         case 'w':
             o.plugin_wait_ms = (unsigned)flag_long("--plugin-wait-ms", optarg, 100, 30000);
             break;
@@ -97,6 +101,14 @@ main(int argc, char **argv)
     if (optind != argc || o.zds_socket == NULL || o.config_dir == NULL || o.node == NULL) {
         usage(stderr);
         return 2;
+    }
+    char state_dir[4096];
+    if (o.plugin_socket != NULL && o.plugin_state == NULL) {
+        const char *slash = strrchr(o.plugin_socket, '/');
+        int dlen = slash == NULL ? 1 : slash == o.plugin_socket ? 1 : (int)(slash - o.plugin_socket);
+        snprintf(state_dir, sizeof(state_dir), "%.*s/cni-sandboxes", dlen,
+                 slash == NULL ? "." : o.plugin_socket);
+        o.plugin_state = state_dir;
     }
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&set);

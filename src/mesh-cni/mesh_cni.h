@@ -8,6 +8,7 @@
  *             namespace (lib/inpod), the pod handed to ztunnel (lib/zds)
  *   plugin.c  the CNI plugin's socket (--plugin-socket): a new pod's
  *             sandbox, answered once the pod is in the mesh (or not to be)
+ *   sandboxes.c  the reported sandboxes on disk, for a restart
  */
 #ifndef MESH_CNI_H
 #define MESH_CNI_H
@@ -23,6 +24,7 @@ struct cni_opts {
     const char *node;
     unsigned debounce_ms;
     const char *plugin_socket; /* NULL: no CNI plugin */
+    const char *plugin_state;  /* the sandboxes it reported (sandboxes.h) */
     unsigned plugin_wait_ms;   /* how long an ADD waits for the pod / ztunnel's ack */
 };
 

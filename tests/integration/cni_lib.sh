@@ -56,8 +56,15 @@ cni_node() {
     topo_two_nodes 4
     mkdir -p "$CFG"
     start_meshd "$CFG" "$STATE" "$WORK/meshd.log"
-    start_bg "$WORK/cni.log" ip netns exec "$N1" "$BIN/mesh-cni" --zds-socket "$WORK/zds.sock" \
-        --config-dir "$CFG" --node node-1 --plugin-socket "$PLUGIN_SOCK" --debounce-ms 20 "$@"
+    CNI_FLAGS=("$@")
+    cni_agent "$WORK/cni.log"
+}
+
+# (Re)starts mesh-cni with the flags cni_node was given; its log in $1.
+cni_agent() { # log
+    start_bg "$1" ip netns exec "$N1" "$BIN/mesh-cni" --zds-socket "$WORK/zds.sock" \
+        --config-dir "$CFG" --node node-1 --plugin-socket "$PLUGIN_SOCK" --debounce-ms 20 \
+        "${CNI_FLAGS[@]}"
     CNI_PID=$LAST_PID
     wait_for test -S "$PLUGIN_SOCK"
     wait_for test -S "$WORK/zds.sock"
