@@ -25,6 +25,9 @@ pkgs=(
   python3-grpcio nghttp2-client
   haproxy stunnel4 iperf3 wrk
   prometheus # promtool check metrics on ztunnel's scrape (test 14); its service is not needed
+  # containernetworking-plugins: the reference CNI plugins (/usr/lib/cni/bridge, host-local) that
+  # amesh-cni is chained after in test 52, called as a container runtime calls them
+  containernetworking-plugins
 )
 case "${1:-}" in
   "") ;;
