@@ -13,8 +13,11 @@
 #     manifest only the server's validation refuses (a projected token of 60 s) is refused, so
 #     the dry run does validate;
 #   - applied for real, the RBAC gives each service account what it needs and no more
-#     (kubectl auth can-i --as), and the amesh-ca Secret of the production overlay can be made
-#     as manifests/README.md says (meshd token --state-dir, kubectl create secret).
+#     (kubectl auth can-i --as), and meshd run with the Deployment's args and a token of its
+#     service account lists every kind, becomes ready with no request refused, and publishes
+#     istio-ca-root-cert;
+#   - the amesh-ca Secret of the production overlay can be made as manifests/README.md says
+#     (meshd token --state-dir, kubectl create secret).
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/support/kube.sh"
 require_root
@@ -142,10 +145,13 @@ never() { # serviceaccount "verb resource"...: none of them allowed
     for v in "$@"; do may no "$sa" $v -n demo || rc=1; done
     return $rc
 }
+# (can-i resolves a resource through discovery: VirtualService, which manifests/crds does not
+# define, is checked by meshd's own run below instead.)
 check "meshd may watch what it converts, in every namespace" all yes meshd watch -A -- \
     pods endpointslices.discovery.k8s.io authorizationpolicies.security.istio.io \
     peerauthentications.security.istio.io gateways.gateway.networking.k8s.io \
-    httproutes.gateway.networking.k8s.io serviceentries.networking.istio.io \
+    gatewayclasses.gateway.networking.k8s.io httproutes.gateway.networking.k8s.io \
+    grpcroutes.gateway.networking.k8s.io serviceentries.networking.istio.io \
     namespaces services serviceaccounts nodes configmaps
 check "meshd may create tokenreviews (its CA's authentication)" may yes meshd create tokenreviews.authentication.k8s.io
 check "meshd may create configmaps (istio-ca-root-cert) in any namespace" may yes meshd create configmaps -n demo
@@ -163,6 +169,46 @@ check "mesh-cni may not patch, update or delete pods themselves, nor create conf
 jp() { kc -n istio-system get "$1" -o jsonpath="$2"; }
 check "the ztunnel pod template mounts a projected token with audience istio-ca" \
     test "$(jp ds/ztunnel '{.spec.template.spec.volumes[?(@.name=="istio-token")].projected.sources[0].serviceAccountToken.audience}')" = istio-ca
+
+# ---- meshd with the Deployment's args and its service account's token ------------------------
+# The args of the rendered Deployment, with --in-cluster replaced by a kubeconfig holding a
+# TokenRequest token of istio-system/meshd (the API server's address is 127.0.0.1 in N1, not a
+# pod's KUBERNETES_SERVICE_HOST) and the pod's directories by the test's: every kind meshd
+# lists, watches and writes goes through the ClusterRole above, so a rule missing from it
+# leaves meshd unready (a 403 is retried, the synced gate stays closed).
+meshd_token() {
+    local tok
+    tok=$(kc -n istio-system create token meshd --duration=1h) || return 1
+    printf '%s\n' "apiVersion: v1" "kind: Config" "clusters:" "- name: test" "  cluster:" \
+        "    server: $(cat "$K/server")" "    certificate-authority: $K/pki/ca.crt" "users:" \
+        "- name: meshd" "  user:" "    token: $tok" "contexts:" "- name: test" \
+        "  context: {cluster: test, user: meshd}" "current-context: test" >"$WORK/meshd.kubeconfig"
+}
+check "a token of the meshd service account (TokenRequest)" meshd_token
+mapfile -t MESHD_ARGS < <($PY -c '
+import sys, yaml
+for o in yaml.safe_load_all(open(sys.argv[1])):
+    if o and o["kind"] == "Deployment" and o["metadata"]["name"] == "meshd":
+        for a in o["spec"]["template"]["spec"]["containers"][0]["args"]:
+            f = a.split("=", 1)[0]
+            print({"--in-cluster": "--kubeconfig=" + sys.argv[2] + "/meshd.kubeconfig",
+                   "--config-dir": "--config-dir=" + sys.argv[2] + "/meshd-config",
+                   "--state-dir": "--state-dir=" + sys.argv[2] + "/meshd-state"}.get(f, a))' \
+    "$WORK/base.yaml" "$WORK")
+say "meshd ${MESHD_ARGS[*]}"
+mkdir -p "$WORK/meshd-config"
+start_bg "$WORK/meshd.log" ip netns exec "$N1" "$BIN/meshd" "${MESHD_ARGS[@]}"
+ready() { [ "$(ip netns exec "$N1" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15014/ready)" = 200 ]; }
+within() { local secs=$1; shift; WAIT_SECS=$secs wait_for "$@"; }
+check "meshd, as the Deployment runs it, lists every kind with its ClusterRole and is ready" within 30 ready
+check "no request of meshd's was refused (403)" sh -c "! grep -m3 'HTTP 403' '$WORK/meshd.log'"
+root_published() {
+    kc -n default get configmap istio-ca-root-cert -o jsonpath='{.data.root-cert\.pem}' >"$WORK/published.pem" &&
+        cmp -s "$WORK/published.pem" "$WORK/meshd-state/root-cert.pem"
+}
+check "meshd published its root in istio-ca-root-cert (configmaps create)" within 15 root_published
+kill_pids
+PIDS=()
 
 # ---- the production overlay's Secret, made as manifests/README.md says -------------------------
 check "meshd token --state-dir makes the CA state the amesh-ca Secret holds" \
