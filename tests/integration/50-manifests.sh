@@ -170,43 +170,99 @@ jp() { kc -n istio-system get "$1" -o jsonpath="$2"; }
 check "the ztunnel pod template mounts a projected token with audience istio-ca" \
     test "$(jp ds/ztunnel '{.spec.template.spec.volumes[?(@.name=="istio-token")].projected.sources[0].serviceAccountToken.audience}')" = istio-ca
 
-# ---- meshd with the Deployment's args and its service account's token ------------------------
-# The args of the rendered Deployment, with --in-cluster replaced by a kubeconfig holding a
-# TokenRequest token of istio-system/meshd (the API server's address is 127.0.0.1 in N1, not a
-# pod's KUBERNETES_SERVICE_HOST) and the pod's directories by the test's: every kind meshd
-# lists, watches and writes goes through the ClusterRole above, so a rule missing from it
-# leaves meshd unready (a 403 is retried, the synced gate stays closed).
-meshd_token() {
+# ---- the three components, run with the args the rendered manifests give them -----------------
+# What the kubelet would do for their pods, in N1 (where the API server is 127.0.0.1): $(VAR)
+# expanded from the container's env and the service links, each volume a directory under $R
+# at its mountPath (so ztunnel and mesh-cni share /var/run/ztunnel, the hostPath), the
+# projected token a TokenRequest token, the ConfigMaps' data as files. meshd's --in-cluster
+# becomes a kubeconfig with a token of istio-system/meshd (in a pod it would read the same
+# token from the service-account mount). Every kind meshd lists, watches and writes goes
+# through the ClusterRole above: a rule missing from it leaves meshd unready (a 403 is
+# retried, the synced gate stays closed).
+R=$WORK/root
+args_of() { # kind name KEY=VALUE...: the container's args, env expanded, paths under $R
+    $PY - "$WORK/base.yaml" "$R" "$@" <<'PYEOF'
+import re, sys, yaml
+path, root, kind, name = sys.argv[1:5]
+env = dict(kv.split("=", 1) for kv in sys.argv[5:])
+for o in yaml.safe_load_all(open(path)):
+    if o and o["kind"] == kind and o["metadata"]["name"] == name:
+        c = o["spec"]["template"]["spec"]["containers"][0]
+        for e in c.get("env", []):
+            env.setdefault(e["name"], e.get("value", ""))
+        for a in c["args"]:
+            a = re.sub(r"\$\(([A-Za-z0-9_]+)\)", lambda m: env[m.group(1)], a)
+            flag, eq, val = a.partition("=")
+            if flag == "--in-cluster":
+                a = "--kubeconfig=" + env["KUBECONFIG"]
+            elif val.startswith("/"):
+                a = flag + "=" + root + val
+            print(a)
+PYEOF
+}
+kubeconfig_for() { # serviceaccount file: a kubeconfig with a TokenRequest token of that account
     local tok
-    tok=$(kc -n istio-system create token meshd --duration=1h) || return 1
+    tok=$(kc -n istio-system create token "$1" --duration=1h) || return 1
     printf '%s\n' "apiVersion: v1" "kind: Config" "clusters:" "- name: test" "  cluster:" \
         "    server: $(cat "$K/server")" "    certificate-authority: $K/pki/ca.crt" "users:" \
-        "- name: meshd" "  user:" "    token: $tok" "contexts:" "- name: test" \
-        "  context: {cluster: test, user: meshd}" "current-context: test" >"$WORK/meshd.kubeconfig"
+        "- name: $1" "  user:" "    token: $tok" "contexts:" "- name: test" \
+        "  context: {cluster: test, user: $1}" "current-context: test" >"$2"
 }
-check "a token of the meshd service account (TokenRequest)" meshd_token
-mapfile -t MESHD_ARGS < <($PY -c '
-import sys, yaml
-for o in yaml.safe_load_all(open(sys.argv[1])):
-    if o and o["kind"] == "Deployment" and o["metadata"]["name"] == "meshd":
-        for a in o["spec"]["template"]["spec"]["containers"][0]["args"]:
-            f = a.split("=", 1)[0]
-            print({"--in-cluster": "--kubeconfig=" + sys.argv[2] + "/meshd.kubeconfig",
-                   "--config-dir": "--config-dir=" + sys.argv[2] + "/meshd-config",
-                   "--state-dir": "--state-dir=" + sys.argv[2] + "/meshd-state"}.get(f, a))' \
-    "$WORK/base.yaml" "$WORK")
-say "meshd ${MESHD_ARGS[*]}"
-mkdir -p "$WORK/meshd-config"
-start_bg "$WORK/meshd.log" ip netns exec "$N1" "$BIN/meshd" "${MESHD_ARGS[@]}"
-ready() { [ "$(ip netns exec "$N1" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15014/ready)" = 200 ]; }
 within() { local secs=$1; shift; WAIT_SECS=$secs wait_for "$@"; }
-check "meshd, as the Deployment runs it, lists every kind with its ClusterRole and is ready" within 30 ready
+ready() { # port path
+    [ "$(ip netns exec "$N1" curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1$2")" = 200 ]
+}
+
+check "a token of the meshd service account (TokenRequest)" kubeconfig_for meshd "$WORK/meshd.kubeconfig"
+mapfile -t MESHD_ARGS < <(args_of Deployment meshd KUBECONFIG="$WORK/meshd.kubeconfig")
+say "meshd ${MESHD_ARGS[*]}"
+mkdir -p "$R/etc/meshd/config" "$R/var/lib/meshd"
+start_bg "$WORK/meshd.log" ip netns exec "$N1" "$BIN/meshd" "${MESHD_ARGS[@]}"
+check "meshd, as the Deployment runs it, lists every kind with its ClusterRole and is ready" within 30 ready 15014 /ready
 check "no request of meshd's was refused (403)" sh -c "! grep -m3 'HTTP 403' '$WORK/meshd.log'"
 root_published() {
-    kc -n default get configmap istio-ca-root-cert -o jsonpath='{.data.root-cert\.pem}' >"$WORK/published.pem" &&
-        cmp -s "$WORK/published.pem" "$WORK/meshd-state/root-cert.pem"
+    kc -n istio-system get configmap istio-ca-root-cert -o jsonpath='{.data.root-cert\.pem}' >"$WORK/published.pem" &&
+        cmp -s "$WORK/published.pem" "$R/var/lib/meshd/ca/root-cert.pem"
 }
 check "meshd published its root in istio-ca-root-cert (configmaps create)" within 15 root_published
+
+# The node side: a Node, ztunnel's pod (the DaemonSet's template on that node, as the
+# DaemonSet controller would make it), its projected token bound to that pod, the root.
+ztunnel_pod() {
+    kube_add_node "$N1" "$K" node-1 198.18.0.1 &&
+    $PY -c '
+import json, sys, yaml
+for o in yaml.safe_load_all(open(sys.argv[1])):
+    if o and o["kind"] == "DaemonSet" and o["metadata"]["name"] == "ztunnel":
+        t = o["spec"]["template"]
+        t["metadata"].update(name="ztunnel-node-1", namespace="istio-system")
+        t["spec"]["nodeName"] = "node-1"
+        print(json.dumps(dict(apiVersion="v1", kind="Pod", metadata=t["metadata"], spec=t["spec"])))' \
+        "$WORK/base.yaml" | kc create -f - >/dev/null &&
+    kube_pod_running "$K" istio-system ztunnel-node-1 198.18.0.11 &&
+    mkdir -p "$R/var/run/secrets/tokens" "$R/var/run/secrets/istio" "$R/var/run/ztunnel" \
+        "$R/var/run/amesh" "$R/etc/mesh-cni/config" &&
+    kc -n istio-system create token ztunnel --audience istio-ca --bound-object-kind Pod \
+        --bound-object-name ztunnel-node-1 >"$R/var/run/secrets/tokens/istio-token" &&
+    cp "$WORK/published.pem" "$R/var/run/secrets/istio/root-cert.pem"
+}
+check "ztunnel's pod on node-1, its projected token (audience istio-ca) and the root" ztunnel_pod
+say "ztunnel's projected token: $(wc -c <"$R/var/run/secrets/tokens/istio-token") bytes"
+mapfile -t CNI_ARGS < <(args_of DaemonSet mesh-cni NODE_NAME=node-1)
+say "mesh-cni ${CNI_ARGS[*]}"
+start_bg "$WORK/mesh-cni.log" ip netns exec "$N1" "$BIN/mesh-cni" "${CNI_ARGS[@]}"
+mapfile -t ZT_ARGS < <(args_of DaemonSet ztunnel NODE_NAME=node-1 ISTIOD_SERVICE_HOST=127.0.0.1)
+say "ztunnel ${ZT_ARGS[*]}"
+start_bg "$WORK/ztunnel.log" ip netns exec "$N1" "$BIN/ztunnel" "${ZT_ARGS[@]}"
+# Not yet ready here: ztunnel takes meshd's node tokens (at most 512 bytes), and a Kubernetes
+# token (this one is longer) is refused before it is sent ("holds no token ztunnel can use").
+# What is checked: the DaemonSet's args start it and it meets mesh-cni on the shared socket.
+check "ztunnel, as the DaemonSet runs it, gets mesh-cni's snapshot over the ZDS socket they share" \
+    within 15 grep -q 'node agent snapshot: 0 pods' "$WORK/ztunnel.log"
+check "mesh-cni, as its DaemonSet runs it, counts that ztunnel" grep -q 'ztunnel 1 connected' "$WORK/mesh-cni.log"
+if [ "$FAILS" -gt 0 ]; then
+    for l in meshd mesh-cni ztunnel; do echo "--- $l.log"; tail -n 15 "$WORK/$l.log"; done
+fi
 kill_pids
 PIDS=()
 
