@@ -9,7 +9,8 @@
 #     dynamic loader finds every library in it (there is nothing else in it: no shell);
 #   - mesh-cni's iptables (nft) loads the very rule set mesh-cni writes into a pod
 #     (inpod_tool rules 4 and 6), in a fresh network namespace, from the image's own root
-#     (so every extension those rules use is in the image), and iptables-save lists it back;
+#     mounted read-only (so every extension those rules use is in the image, and nothing needs
+#     writing, as with the DaemonSet's readOnlyRootFilesystem), and iptables-save lists it back;
 #   - each image lists the Debian packages its files come from, with their copyright files.
 # The images are built from $MESH_BIN (the test build) into the test's own directory, with a
 # private buildah store: nothing of this run stays in /var/lib/containers.
@@ -24,6 +25,7 @@ TAG=t51
 STORE=$WORK/store
 B=(buildah --root "$STORE/root" --runroot "$STORE/run" --storage-driver vfs)
 images_cleanup() {
+    umount "$WORK/ro" 2>/dev/null || true
     "${B[@]}" rm --all >/dev/null 2>&1 || true # unmounts the containers' roots too
     rm -rf "$STORE"
 }
@@ -75,6 +77,11 @@ for n in meshd ztunnel mesh-cni waypoint; do
         sh -c "grep -q '^libc6 ' '$mnt/usr/share/doc/amesh-image/packages' && test -f '$mnt/usr/share/doc/libc6/copyright'"
     if [ "$n" = mesh-cni ]; then
         check "mesh-cni: iptables comes with it" grep -q '^iptables ' "$mnt/usr/share/doc/amesh-image/packages"
+        # Read-only, as the DaemonSet runs it (readOnlyRootFilesystem): iptables-nft must not
+        # need to write anything (iptables-legacy would want /run/xtables.lock).
+        mkdir -p "$WORK/ro"
+        mount --bind "$mnt" "$WORK/ro" && mount -o remount,bind,ro "$WORK/ro"
+        mnt=$WORK/ro
         ip netns add "$N1"
         for fam in 4 6; do
             save=iptables-save restore=iptables-restore
@@ -87,6 +94,7 @@ for n in meshd ztunnel mesh-cni waypoint; do
                        grep -q '^:ISTIO_OUTPUT' '$WORK/saved$fam' && grep -q '^:ISTIO_PRERT' '$WORK/saved$fam'"
         done
         ip netns del "$N1"
+        umount "$WORK/ro"
     fi
 done
 say "test run $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
