@@ -9,7 +9,7 @@ ASAN_BUILD ?= build-asan
 GEN        := -G Ninja
 
 .PHONY: all deps build asan test unit integration fuzz-replay demo bench clean format lint \
-        fresh-check install kube
+        fresh-check install images kube
 
 all: build
 
@@ -34,6 +34,7 @@ asan: deps
 test: asan build
 	@tools/lint.sh
 	@tools/install-deps.sh kube
+	@tools/install-deps.sh images
 	@tools/kube/build.sh
 	@cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 1500
 
@@ -65,6 +66,13 @@ demo: build
 fresh-check:
 	@tools/install-deps.sh fresh-check
 	@tools/fresh-check.sh
+
+# Container images of meshd, ztunnel, mesh-cni and the waypoint, built offline (buildah FROM
+# scratch: the binaries and their Debian libraries): build/images/NAME.tar (docker-archive)
+# and NAME-oci.tar. See README, "Install on Kubernetes".
+images: build
+	@tools/install-deps.sh images
+	@tools/images.sh $(BUILD) $(BUILD)/images
 
 bench: build
 	@bench/run.sh $(BUILD)

@@ -11,7 +11,7 @@ check() { if "${@:2}"; then passes=$((passes + 1)); echo "ok - $1"; else fails=$
 
 DESTDIR=$D/stage cmake --install "$BUILD" --prefix /opt/amesh >"$D/log" 2>&1 || { cat "$D/log"; exit 1; }
 P=$D/stage/opt/amesh
-for b in ztunnel waypoint meshd mesh-cni meshctl echo-server hold-conn; do
+for b in ztunnel waypoint meshd mesh-cni amesh-cni meshctl echo-server hold-conn; do
     check "bin/$b installed, executable" test -x "$P/bin/$b"
 done
 for f in echo.yaml curl.yaml sleep.yaml allow-curl.yaml waypoint.yaml README.md; do
@@ -19,7 +19,7 @@ for f in echo.yaml curl.yaml sleep.yaml allow-curl.yaml waypoint.yaml README.md;
 done
 check "nothing outside DESTDIR/PREFIX" test "$(cd "$D/stage" && find . -mindepth 1 -maxdepth 2 | sort | tr '\n' ' ')" = "./opt ./opt/amesh "
 check "no test or bench binary installed" test "$(ls "$P/bin" | sort | tr '\n' ' ')" = \
-    "echo-server hold-conn mesh-cni meshctl meshd waypoint ztunnel "
+    "amesh-cni echo-server hold-conn mesh-cni meshctl meshd waypoint ztunnel "
 check "the installed meshctl --help runs" sh -c "'$P/bin/meshctl' --help | grep -q '^Usage: meshctl'"
 check "the installed ztunnel --help runs" sh -c "'$P/bin/ztunnel' --help >/dev/null 2>&1"
 echo "$passes passed, $fails failed"

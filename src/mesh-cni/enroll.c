@@ -6,6 +6,12 @@
  * order, so ztunnel never serves a pod whose traffic is not captured yet);
  * pods that left get their rules removed (if the pod still exists) and a
  * ZDS delete. Running processes in the pods are never touched.
+ *
+ * A pod's network namespace comes from its amesh.io/netns annotation (the
+ * local cluster writes it) or from the CNI plugin (plugin.c): the sandbox the
+ * plugin reported for that namespace/name, if its uid is the pod's. A
+ * reported sandbox is remembered whether or not the pod is enrolled, so
+ * enrolling it later needs no restart; DEL forgets it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +28,8 @@
 #include "k8s/k8s.h"
 #include "log/log.h"
 #include "mesh_cni.h"
+#include "plugin.h"
+#include "sandboxes.h"
 #include "zds/zds_server.h"
 
 /* A pod in the mesh, as we put it there. */
@@ -31,7 +39,18 @@ struct member {
     char *uid;   /* what ztunnel knows it by */
     char *netns; /* the path we opened */
     uint64_t ino;
-    bool seen; /* still wanted in this round */
+    bool seen;  /* still wanted in this round */
+    bool acked; /* a ztunnel acked its AddWorkload */
+    char *nack; /* or refused it, saying this */
+};
+
+/* A pod sandbox the CNI plugin reported (ADD), until its DEL. */
+struct record {
+    struct record *next;
+    char *key; /* "<ns>/<name>" */
+    char *uid; /* "" when the runtime passed none */
+    char *container_id;
+    char *netns;
 };
 
 struct cni {
@@ -42,6 +61,9 @@ struct cni {
     struct zds_server *zds;
     struct member *members;
     size_t n_members;
+    struct record *records;
+    size_t n_records;
+    struct plugin_srv *plugin;
 };
 
 static struct member *
@@ -59,7 +81,77 @@ member_free(struct member *m)
     free(m->key);
     free(m->uid);
     free(m->netns);
+    free(m->nack);
     free(m);
+}
+
+static struct record **
+record_slot(struct cni *c, const char *key)
+{
+    struct record **pp = &c->records;
+    while (*pp != NULL && strcmp((*pp)->key, key) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void
+record_free(struct record *r)
+{
+    free(r->key);
+    free(r->uid);
+    free(r->container_id);
+    free(r->netns);
+    free(r);
+}
+
+/* Remembers |r|'s sandbox as its pod's current one; -MESH_ELIMIT over the cap. */
+static int
+record_set(struct cni *c, const struct cni_req *r)
+{
+    char key[sizeof(r->ns) + sizeof(r->name) + 1];
+    struct record **pp, *rec;
+
+    snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
+    pp = record_slot(c, key);
+    if (*pp == NULL && c->n_records >= CNI_RECORDS_MAX)
+        return -MESH_ELIMIT;
+    if (*pp == NULL) {
+        *pp = xcalloc(1, sizeof(**pp));
+        (*pp)->key = xstrdup(key);
+        c->n_records++;
+    }
+    /* The newest sandbox of a pod wins: a re-created sandbox's ADD comes before the old DEL. */
+    rec = *pp;
+    free(rec->uid);
+    free(rec->container_id);
+    free(rec->netns);
+    rec->uid = xstrdup(r->uid);
+    rec->container_id = xstrdup(r->container_id);
+    rec->netns = xstrdup(r->netns);
+    return 0;
+}
+
+static void
+on_loaded(void *arg, const struct cni_req *r)
+{
+    record_set(arg, r);
+}
+
+/* The pod's network namespace: its annotation, else the sandbox the plugin reported for it. */
+static const char *
+pod_netns(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi,
+          const char *key)
+{
+    const char *a = k8s_obj_annotation(pod, K8S_ANNOTATION_NETNS);
+    struct record *r;
+
+    if (a != NULL)
+        return a;
+    r = *record_slot(c, key);
+    /* A record of an earlier pod of the same name (its DEL not seen) is not this pod's. */
+    if (r == NULL || (r->uid[0] != '\0' && pi->uid[0] != '\0' && strcmp(r->uid, pi->uid) != 0))
+        return NULL;
+    return r->netns;
 }
 
 /* Rules out, ztunnel told. The namespace may be gone already (pod deleted): then only ZDS. */
@@ -111,6 +203,7 @@ join(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, co
     m->netns = xstrdup(netns);
     m->ino = (uint64_t)st.st_ino;
     m->seen = true;
+    m->acked = false;
     int rc = zds_server_add(c->zds, m->uid, k8s_obj_name(pod), k8s_obj_namespace(pod),
                             pi->service_account, fd);
     close(fd); /* the server keeps its own duplicate */
@@ -136,30 +229,25 @@ find_pod_gone(struct cni *c, const struct member *m)
     return k8s_store_find(c->store, K8S_POD, ns, slash + 1) == NULL;
 }
 
+/* The store as it is against the pods in the mesh; then waiting plugin requests look again. */
 static void
-reconcile(struct cni *c)
+converge(struct cni *c)
 {
-    struct k8s_diags d = {0};
     char key[600];
 
-    int rc = k8s_store_sync_dir(c->store, c->o.config_dir, &d);
-    k8s_diags_clear(&d);
-    if (rc < 0 && rc != -MESH_ECONFIG) {
-        log_error("%s: %s; keeping the mesh as it is", c->o.config_dir, mesh_strerror(rc));
-        return;
-    }
     for (struct member *m = c->members; m != NULL; m = m->next)
         m->seen = false;
     size_t n = k8s_store_count(c->store, K8S_POD);
     for (size_t i = 0; i < n; i++) {
         const struct k8s_obj *pod = k8s_store_at(c->store, K8S_POD, i);
         struct k8s_pod_info pi;
-        const char *netns = k8s_obj_annotation(pod, K8S_ANNOTATION_NETNS);
-        if (netns == NULL ||
-            !k8s_pod_info(c->store, k8s_obj_namespace(pod), k8s_obj_name(pod), &pi) ||
+        const char *netns;
+        if (!k8s_pod_info(c->store, k8s_obj_namespace(pod), k8s_obj_name(pod), &pi) ||
             strcmp(pi.node, c->o.node) != 0 || pi.terminated || !pi.enrolled)
             continue;
         snprintf(key, sizeof(key), "%s/%s", k8s_obj_namespace(pod), k8s_obj_name(pod));
+        if ((netns = pod_netns(c, pod, &pi, key)) == NULL)
+            continue;
         struct member *m = find(c, key);
         if (m != NULL && strcmp(m->netns, netns) == 0) {
             m->seen = true;
@@ -185,6 +273,21 @@ reconcile(struct cni *c)
         c->n_members--;
         member_free(m);
     }
+    plugin_srv_poke(c->plugin);
+}
+
+static void
+reconcile(struct cni *c)
+{
+    struct k8s_diags d = {0};
+
+    int rc = k8s_store_sync_dir(c->store, c->o.config_dir, &d);
+    k8s_diags_clear(&d);
+    if (rc < 0 && rc != -MESH_ECONFIG) {
+        log_error("%s: %s; keeping the mesh as it is", c->o.config_dir, mesh_strerror(rc));
+        return;
+    }
+    converge(c);
 }
 
 static void
@@ -199,6 +302,7 @@ on_connected(void *arg, uint64_t client, size_t n)
     struct cni *c = arg;
     log_info("ztunnel connected (%zu now); sending %zu pods", n, c->n_members);
     (void)client;
+    plugin_srv_poke(c->plugin);
 }
 
 static void
@@ -212,11 +316,21 @@ on_disconnected(void *arg, uint64_t client, size_t n, int err)
 static void
 on_ack(void *arg, uint64_t client, enum zds_req_kind kind, const char *uid, const char *error)
 {
-    (void)arg;
+    struct cni *c = arg;
     (void)client;
-    (void)kind;
     if (error != NULL && error[0] != '\0')
         log_warn("ztunnel refused pod %s: %s", uid ? uid : "-", error);
+    if (kind != ZDS_REQ_ADD || uid == NULL)
+        return;
+    /* The plugin's ADD waits for this: the pod is served before its app starts. */
+    for (struct member *m = c->members; m != NULL; m = m->next) {
+        if (strcmp(m->uid, uid) != 0)
+            continue;
+        free(m->nack);
+        m->nack = error != NULL && error[0] != '\0' ? xstrdup(error) : NULL;
+        m->acked = m->nack == NULL;
+    }
+    plugin_srv_poke(c->plugin);
 }
 
 static const struct zds_server_cbs zcbs = {
@@ -244,6 +358,20 @@ cni_start(struct loop *l, const struct cni_opts *o, char *err, size_t errlen)
         snprintf(err, errlen, "--config-dir: %s", why);
         goto fail;
     }
+    if (o->plugin_socket != NULL) {
+        if (sandboxes_open(o->plugin_state, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "--plugin-state: %s", why);
+            goto fail;
+        }
+        size_t n = sandboxes_load(o->plugin_state, CNI_RECORDS_MAX, on_loaded, c);
+        if (n > 0)
+            log_info("%zu pod sandboxes from %s (reported before a restart)", n, o->plugin_state);
+        c->plugin = plugin_srv_start(l, c, o->plugin_socket, o->plugin_wait_ms, why, sizeof(why));
+        if (c->plugin == NULL) {
+            snprintf(err, errlen, "--plugin-socket %s: %s", o->plugin_socket, why);
+            goto fail;
+        }
+    }
     reconcile(c);
     return c;
 fail:
@@ -256,12 +384,18 @@ cni_stop(struct cni *c)
 {
     if (c == NULL)
         return;
+    plugin_srv_stop(c->plugin);
     dirwatch_stop(c->watch);
     zds_server_stop(c->zds);
     while (c->members != NULL) {
         struct member *m = c->members;
         c->members = m->next;
         member_free(m);
+    }
+    while (c->records != NULL) {
+        struct record *r = c->records;
+        c->records = r->next;
+        record_free(r);
     }
     k8s_store_free(c->store);
     free(c);
@@ -271,4 +405,94 @@ size_t
 cni_n_enrolled(const struct cni *c)
 {
     return c->n_members;
+}
+
+/* ---- the CNI plugin's events (plugin.c) ---- */
+
+int
+cni_sandbox_add(struct cni *c, const struct cni_req *r)
+{
+    int rc = record_set(c, r);
+    if (rc < 0)
+        return rc;
+    /* Not fatal: the pod is served now; only a restart of ours before its DEL would lose it. */
+    if ((rc = sandboxes_save(c->o.plugin_state, r)) < 0)
+        log_error("%s/%s: saving the sandbox in %s: %s", r->ns, r->name, c->o.plugin_state,
+                  mesh_strerror(rc));
+    converge(c);
+    return 0;
+}
+
+bool
+cni_sandbox_del(struct cni *c, const struct cni_req *r)
+{
+    char key[sizeof(r->ns) + sizeof(r->name) + 1];
+    struct record **pp, *rec;
+
+    snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
+    pp = record_slot(c, key);
+    rec = *pp;
+    /* A late DEL of an older sandbox must not take the pod's current one out. */
+    if (rec == NULL || strcmp(rec->container_id, r->container_id) != 0)
+        return false;
+    *pp = rec->next;
+    c->n_records--;
+    record_free(rec);
+    sandboxes_forget(c->o.plugin_state, r->ns, r->name);
+    converge(c);
+    return true;
+}
+
+enum cni_pod_state
+cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
+{
+    char key[sizeof(r->ns) + sizeof(r->name) + 1];
+    const struct k8s_obj *pod = k8s_store_find(c->store, K8S_POD, r->ns, r->name);
+    struct k8s_pod_info pi;
+    const struct record *rec;
+    struct member *m;
+
+    msg[0] = '\0';
+    if (pod == NULL || !k8s_pod_info(c->store, r->ns, r->name, &pi))
+        return CNI_POD_UNKNOWN;
+    if (r->uid[0] != '\0' && pi.uid[0] != '\0' && strcmp(r->uid, pi.uid) != 0)
+        return CNI_POD_UNKNOWN; /* the store still has an earlier pod of that name */
+    if (!pi.enrolled || pi.terminated || strcmp(pi.node, c->o.node) != 0) {
+        snprintf(msg, msglen, "%s", !pi.enrolled ? "not enrolled" : pi.terminated ? "terminated"
+                                                                   : "scheduled on another node");
+        return CNI_POD_OUT;
+    }
+    snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
+    m = find(c, key);
+    rec = *record_slot(c, key);
+    /* Another sandbox of the pod is the current one (or, without a record, none is ours). */
+    if (rec != NULL ? strcmp(rec->container_id, r->container_id) != 0
+                    : m == NULL || strcmp(m->netns, r->netns) != 0) {
+        snprintf(msg, msglen, "the node agent knows no sandbox of the pod with this container id");
+        return CNI_POD_FAILED;
+    }
+    if (m == NULL || strcmp(m->netns, r->netns) != 0) {
+        snprintf(msg, msglen, "%s", m == NULL ? "the redirection rules could not be installed "
+                                                "(mesh-cni's log says why)"
+                                              : "the pod is in the mesh with another network "
+                                                "namespace");
+        return CNI_POD_FAILED;
+    }
+    if (m->nack != NULL) {
+        snprintf(msg, msglen, "ztunnel refused the pod: %s", m->nack);
+        return CNI_POD_FAILED;
+    }
+    if (!m->acked) {
+        snprintf(msg, msglen, "%s", zds_server_has_client(c->zds)
+                                        ? "ztunnel has not acknowledged the pod"
+                                        : "no ztunnel connected");
+        return CNI_POD_WAITING;
+    }
+    return CNI_POD_IN;
+}
+
+size_t
+cni_n_sandboxes(const struct cni *c)
+{
+    return c->n_records;
 }

@@ -21,6 +21,7 @@
 #include "base/base.h"
 #include "log/log.h"
 #include "mesh_cni.h"
+#include "plugin.h"
 
 static struct loop *loop;
 static struct loop_io sig_io;
@@ -33,6 +34,11 @@ usage(FILE *f)
                "  --config-dir DIR        Kubernetes YAML, as meshd reads it (followed live)\n"
                "  --node NAME             enroll the pods of this node\n"
                "  --debounce-ms MS        wait for config changes to settle (100)\n"
+               "  --plugin-socket PATH    where the CNI plugin (amesh-cni) reports new pods\n"
+               "                          (its default agentSocket: " CNI_SOCKET_DEFAULT ")\n"
+               "  --plugin-wait-ms MS     how long a pod's ADD waits to be decided (5000)\n"
+               "  --plugin-state DIR      the sandboxes the plugin reported, for a restart\n"
+               "                          (default: cni-sandboxes beside the plugin socket)\n"
                "  --log-level LEVEL       error, warn, info (default) or debug\n"
                "  --log-format FORMAT     plain (default) or json\n");
 }
@@ -58,12 +64,15 @@ main(int argc, char **argv)
         {"config-dir", required_argument, NULL, 'c'},
         {"node", required_argument, NULL, 'n'},
         {"debounce-ms", required_argument, NULL, 'D'},
+        {"plugin-socket", required_argument, NULL, 'p'},
+        {"plugin-wait-ms", required_argument, NULL, 'w'},
+        {"plugin-state", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct cni_opts o = {.debounce_ms = 100};
+    struct cni_opts o = {.debounce_ms = 100, .plugin_wait_ms = PLUGIN_WAIT_MS};
     char err[1024];
     sigset_t set;
     int ch;
@@ -74,6 +83,11 @@ main(int argc, char **argv)
         case 'c': o.config_dir = optarg; break;
         case 'n': o.node = optarg; break;
         case 'D': o.debounce_ms = (unsigned)flag_long("--debounce-ms", optarg, 0, 5000); break;
+        case 'p': o.plugin_socket = optarg; break;
+        case 'S': o.plugin_state = optarg; break;
+        case 'w':
+            o.plugin_wait_ms = (unsigned)flag_long("--plugin-wait-ms", optarg, 100, 30000);
+            break;
         case 'l':
             flag_log_level(optarg);
             break;
@@ -87,6 +101,14 @@ main(int argc, char **argv)
     if (optind != argc || o.zds_socket == NULL || o.config_dir == NULL || o.node == NULL) {
         usage(stderr);
         return 2;
+    }
+    char state_dir[4096];
+    if (o.plugin_socket != NULL && o.plugin_state == NULL) {
+        const char *slash = strrchr(o.plugin_socket, '/');
+        int dlen = slash == NULL ? 1 : slash == o.plugin_socket ? 1 : (int)(slash - o.plugin_socket);
+        snprintf(state_dir, sizeof(state_dir), "%.*s/cni-sandboxes", dlen,
+                 slash == NULL ? "." : o.plugin_socket);
+        o.plugin_state = state_dir;
     }
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&set);

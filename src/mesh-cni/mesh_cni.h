@@ -6,6 +6,9 @@
  *   enroll.c  the desired set (enrolled pods of this node with a network
  *             namespace) against what is in place: rules in the pod's
  *             namespace (lib/inpod), the pod handed to ztunnel (lib/zds)
+ *   plugin.c  the CNI plugin's socket (--plugin-socket): a new pod's
+ *             sandbox, answered once the pod is in the mesh (or not to be)
+ *   sandboxes.c  the reported sandboxes on disk, for a restart
  */
 #ifndef MESH_CNI_H
 #define MESH_CNI_H
@@ -20,6 +23,9 @@ struct cni_opts {
     const char *config_dir;
     const char *node;
     unsigned debounce_ms;
+    const char *plugin_socket; /* NULL: no CNI plugin */
+    const char *plugin_state;  /* the sandboxes it reported (sandboxes.h) */
+    unsigned plugin_wait_ms;   /* how long an ADD waits for the pod / ztunnel's ack */
 };
 
 struct cni;
@@ -28,5 +34,28 @@ struct cni *cni_start(struct loop *l, const struct cni_opts *o, char *err, size_
 /* Stops following; rules stay in the pods (a restarted agent takes them over). */
 void cni_stop(struct cni *c);
 size_t cni_n_enrolled(const struct cni *c);
+
+/* ---- for plugin.c: the sandboxes the CNI plugin reports ---- */
+
+#include "cni/cni.h"
+
+#define CNI_RECORDS_MAX 4096 /* sandboxes remembered; more ADDs are told to retry */
+
+/* Remembers |r|'s sandbox for its pod and converges; 0 or -MESH_ELIMIT. */
+int cni_sandbox_add(struct cni *c, const struct cni_req *r);
+/* Forgets the pod's sandbox if it is |r|'s (container id) and converges; false if not known. */
+bool cni_sandbox_del(struct cni *c, const struct cni_req *r);
+size_t cni_n_sandboxes(const struct cni *c);
+
+enum cni_pod_state {
+    CNI_POD_UNKNOWN = 1, /* not in the store (or only an earlier pod of that name) */
+    CNI_POD_OUT,         /* not to be in the mesh (not enrolled, terminated) */
+    CNI_POD_WAITING,     /* rules in place, ztunnel has not acked yet */
+    CNI_POD_IN,          /* rules in place, ztunnel acked */
+    CNI_POD_FAILED,      /* should be in, is not: rules failed, ztunnel refused */
+};
+/* Where the pod of |r| stands; |msg| says why when it is not simply in or unknown. */
+enum cni_pod_state cni_pod_state(struct cni *c, const struct cni_req *r, char *msg,
+                                 size_t msglen);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * admin.c - localhost admin endpoints: 15000 (/config_dump, /logging) and
- * 15021 (/healthz/ready).
+ * admin.c - admin endpoints: 15000 on localhost (/config_dump, /logging) and
+ * 15021 on every address (/healthz/ready).
  *
  * config_dump renders the model in the proto3 JSON names of Istio's workload
  * API, plus certificates and live connections, so meshctl can read it.
@@ -114,14 +114,17 @@ on_ready(void *arg, const struct http1_req *req, struct admin_resp *r)
 int
 admin_start(struct zt *zt, char *err, size_t errlen)
 {
-    struct ipaddr lo;
+    struct ipaddr lo, any;
 
     ipaddr_parse("127.0.0.1", &lo);
     admin_srv = admin_http_start(zt->loop, &lo, ZT_PORT_ADMIN, SOCK_MARK_ZTUNNEL,
                                  on_admin, zt, err, errlen);
     if (admin_srv == NULL)
         return -1;
-    ready_srv = admin_http_start(zt->loop, &lo, ZT_PORT_READY, SOCK_MARK_ZTUNNEL,
+    /* Readiness on every address, as Istio's ztunnel: a kubelet probes the pod's IP. It
+     * tells only ready or not; the admin port (config, log levels) stays on loopback. */
+    ipaddr_parse("::", &any);
+    ready_srv = admin_http_start(zt->loop, &any, ZT_PORT_READY, SOCK_MARK_ZTUNNEL,
                                  on_ready, zt, err, errlen);
     return ready_srv ? 0 : -1;
 }

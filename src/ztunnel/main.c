@@ -389,7 +389,7 @@ main(int argc, char **argv)
     zt.xds_synced = !zt.opts.xds;
     zt_update_ready(&zt);
     log_info("listening: outbound %u, inbound plaintext %u, HBONE %u, admin 127.0.0.1:%u, "
-             "readiness 127.0.0.1:%u",
+             "readiness [::]:%u",
              ZT_PORT_OUTBOUND, ZT_PORT_INBOUND_PLAIN,
              ZT_PORT_HBONE, ZT_PORT_ADMIN, ZT_PORT_READY);
 

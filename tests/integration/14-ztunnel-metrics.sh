@@ -231,6 +231,11 @@ check "/stats/prometheus: istio_tcp_connections_opened_total" grep -q '^istio_tc
 check "15020 answers on node-1's link address, scraped from node-2 (all addresses)" \
     scrape "$N2" "$WORK/m6.txt" "http://$(hostport "$LINK_SELF" 15020)/metrics"
 check "15020 answers on [::1]" scrape "$N1" "$WORK/m7.txt" "http://[::1]:15020/metrics"
+# The kubelet's readinessProbe connects to the pod's address, never to its loopback.
+check "15021 readiness answers on node-1's link address, from node-2" ip netns exec "$N2" $PY -c "
+import sys, urllib.request
+r = urllib.request.urlopen(sys.argv[1], timeout=3)
+raise SystemExit(0 if r.status == 200 else 1)" "http://$(hostport "$LINK_SELF" 15021)/healthz/ready"
 check "other paths are 404" ip netns exec "$N1" $PY -c "
 import urllib.request, urllib.error
 try:

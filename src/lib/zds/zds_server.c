@@ -27,6 +27,7 @@
 #define LOG_SCOPE "zds"
 #include "base/base.h"
 #include "log/log.h"
+#include "net/sock_unix.h"
 #include "zds/zds_internal.h"
 #include "zds/zds_server.h"
 
@@ -58,9 +59,7 @@ struct zds_peer {
 struct zds_server {
     struct loop *loop;
     char *path;
-    dev_t dev;
-    ino_t ino; /* the socket file we made, so we never unlink another's */
-    int lfd;
+    struct sock_unix lsock; /* the socket file we made, so we never unlink another's */
     struct loop_io lio;
     struct loop_timer accept_pause;
     struct zds_server_cbs cbs;
@@ -350,7 +349,7 @@ on_accept(void *arg, uint32_t events)
     (void)events;
 
     for (int i = 0; i < ZDS_ACCEPT_BATCH; i++) {
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(s->lsock.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
             continue;
         if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -482,80 +481,6 @@ zds_server_n_workloads(const struct zds_server *s)
 
 /* ---- Lifecycle ---- */
 
-/* Removes a socket file left by a process that is gone; fails if one still listens. */
-static int
-clear_stale(const char *path, char *err, size_t errlen)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct stat st;
-
-    if (lstat(path, &st) < 0) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISSOCK(st.st_mode)) {
-        snprintf(err, errlen, "%s exists and is not a socket", path);
-        return -1;
-    }
-    int c = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    memcpy(sa.sun_path, path, strlen(path));
-    int rc = connect(c, (struct sockaddr *)&sa, sizeof(sa));
-    int e = errno;
-    close(c);
-    if (rc < 0 && e == ECONNREFUSED) {
-        log_info("%s: removing a stale socket", path);
-        if (unlink(path) < 0 && errno != ENOENT) {
-            snprintf(err, errlen, "unlink %s: %s", path, strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
-    snprintf(err, errlen, "%s: %s", path,
-             rc == 0 || e == EAGAIN ? "another process is listening there" : strerror(e));
-    return -1;
-}
-
-static int
-listen_at(struct zds_server *s, const char *path, char *err, size_t errlen)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct stat st;
-
-    if (strlen(path) == 0 || strlen(path) >= sizeof(sa.sun_path)) {
-        snprintf(err, errlen, "%s: socket path empty or too long", path);
-        return -1;
-    }
-    if (clear_stale(path, err, errlen) < 0)
-        return -1;
-    memcpy(sa.sun_path, path, strlen(path));
-    s->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->lfd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    if (bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        snprintf(err, errlen, "bind %s: %s", path, strerror(errno));
-        close(s->lfd);
-        return -1;
-    }
-    /* chmod between bind and listen: until listen() every connect is refused. */
-    if (chmod(path, 0600) < 0 || stat(path, &st) < 0 || listen(s->lfd, 16) < 0) {
-        snprintf(err, errlen, "listen on %s: %s", path, strerror(errno));
-        close(s->lfd);
-        unlink(path);
-        return -1;
-    }
-    s->dev = st.st_dev;
-    s->ino = st.st_ino;
-    return 0;
-}
-
 static void
 server_free(void *arg)
 {
@@ -573,7 +498,8 @@ zds_server_start(struct loop *l, const char *path, const struct zds_server_opts 
 
     s->loop = l;
     s->path = xstrdup(path);
-    s->lfd = -1;
+    s->lsock.fd = -1;
+    bool stale;
     if (cbs != NULL)
         s->cbs = *cbs;
     s->arg = arg;
@@ -582,19 +508,20 @@ zds_server_start(struct loop *l, const char *path, const struct zds_server_opts 
     s->max_clients = opts && opts->max_clients ? opts->max_clients : ZDS_CLIENTS_MAX;
     CHECK(zds_req_encode(&snap, s->snap_msg, sizeof(s->snap_msg), &s->snap_len) == 0);
     zds_cache_init(&s->cache);
-    if (listen_at(s, path, err, errlen) < 0) {
+    if (sock_unix_listen(&s->lsock, path, 16, &stale, err, errlen) < 0) {
         zds_cache_cleanup(&s->cache);
         server_free(s);
         return NULL;
     }
-    if (loop_io_start(l, &s->lio, s->lfd, EPOLLIN, on_accept, s) < 0) {
+    if (loop_io_start(l, &s->lio, s->lsock.fd, EPOLLIN, on_accept, s) < 0) {
         snprintf(err, errlen, "epoll: %s", strerror(errno));
-        close(s->lfd);
-        unlink(path);
+        sock_unix_close(&s->lsock, path);
         zds_cache_cleanup(&s->cache);
         server_free(s);
         return NULL;
     }
+    if (stale)
+        log_info("%s: replaced a stale socket", path);
     log_info("listening for ztunnels on %s", path);
     return s;
 }
@@ -602,8 +529,6 @@ zds_server_start(struct loop *l, const char *path, const struct zds_server_opts 
 void
 zds_server_stop(struct zds_server *s)
 {
-    struct stat st;
-
     if (s == NULL || s->stopped)
         return;
     s->stopped = true;
@@ -611,9 +536,7 @@ zds_server_stop(struct zds_server *s)
         peer_close(s->peers, 0, true);
     loop_io_stop(s->loop, &s->lio);
     loop_timer_stop(s->loop, &s->accept_pause);
-    close(s->lfd);
-    if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
-        unlink(s->path);
+    sock_unix_close(&s->lsock, s->path);
     zds_cache_cleanup(&s->cache);
     loop_defer(s->loop, &s->free_defer, server_free, s);
 }
