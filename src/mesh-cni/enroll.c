@@ -216,17 +216,20 @@ join(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, co
              zds_server_has_client(c->zds) ? "" : " (when one connects)");
 }
 
-/* For the log: did the pod go, or only its enrollment? */
-static bool
-find_pod_gone(struct cni *c, const struct member *m)
+/* For the log: did the pod go, its sandbox (the plugin's DEL), or only its enrollment? */
+static const char *
+leave_reason(struct cni *c, const struct member *m)
 {
     char ns[300];
+    struct k8s_pod_info pi;
     const char *slash = strchr(m->key, '/');
     if (slash == NULL || (size_t)(slash - m->key) >= sizeof(ns))
-        return true;
+        return "pod deleted";
     memcpy(ns, m->key, (size_t)(slash - m->key));
     ns[slash - m->key] = '\0';
-    return k8s_store_find(c->store, K8S_POD, ns, slash + 1) == NULL;
+    if (!k8s_pod_info(c->store, ns, slash + 1, &pi))
+        return "pod deleted";
+    return pi.enrolled && !pi.terminated ? "its sandbox was deleted" : "un-enrolled";
 }
 
 /* The store as it is against the pods in the mesh; then waiting plugin requests look again. */
@@ -268,7 +271,7 @@ converge(struct cni *c)
             continue;
         }
         if (m->key[0] != '\0')
-            leave(c, m, find_pod_gone(c, m) ? "pod deleted" : "un-enrolled");
+            leave(c, m, leave_reason(c, m));
         *pp = m->next;
         c->n_members--;
         member_free(m);
