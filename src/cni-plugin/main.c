@@ -123,7 +123,7 @@ print_prev(const struct cni_conf *c)
     return 0;
 }
 
-/* Reads stdin up to the cap; returns the length or -1 (error printed). */
+/* Reads stdin up to the cap; returns the length, or -1 with the error printed. */
 static ssize_t
 read_stdin(char *buf, size_t cap)
 {
@@ -132,14 +132,17 @@ read_stdin(char *buf, size_t cap)
         ssize_t r = read(STDIN_FILENO, buf + n, cap - n);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0)
-            return fail(CNI_ERR_IO, "reading stdin: %s", strerror(errno)) ? -1 : -1;
+        if (r < 0) {
+            fail(CNI_ERR_IO, "reading stdin: %s", strerror(errno));
+            return -1;
+        }
         if (r == 0)
             return (ssize_t)n;
         n += (size_t)r;
-        if (n == cap)
-            return fail(CNI_ERR_DECODE, "configuration larger than %d bytes", CNI_STDIN_MAX) ? -1
-                                                                                         : -1;
+        if (n == cap) { /* |cap| is one over the limit: more than that is an error */
+            fail(CNI_ERR_DECODE, "configuration larger than %d bytes", CNI_STDIN_MAX);
+            return -1;
+        }
     }
 }
 
@@ -152,9 +155,9 @@ cmd_version(const char *buf, size_t n)
     json_t *list = json_array();
 
     /* The answer speaks the caller's version when it is one of ours (stdin may be empty). */
-    if (cni_conf_parse(&c, buf, n, err, sizeof(err)) == CNI_OK || c.version != NULL)
-        if (c.version != NULL && cni_version_supported(c.version))
-            out_version = c.version;
+    cni_conf_parse(&c, buf, n, err, sizeof(err));
+    if (c.version != NULL && cni_version_supported(c.version))
+        out_version = c.version;
     for (size_t i = 0; i < ARRAY_LEN(v); i++)
         json_array_append_new(list, json_string(v[i]));
     json_t *o = json_pack("{ss so}", "cniVersion", out_version, "supportedVersions", list);
