@@ -38,6 +38,7 @@ struct plugin_srv {
     char *path;
     struct sock_unix lsock;
     struct loop_io lio;
+    struct loop_timer accept_pause;
     unsigned wait_ms;
     struct pconn *conns;
     size_t n_conns;
@@ -212,6 +213,13 @@ on_conn_io(void *arg, uint32_t events)
 }
 
 static void
+on_accept_resume(void *arg)
+{
+    struct plugin_srv *s = arg;
+    loop_io_set(s->loop, &s->lio, EPOLLIN);
+}
+
+static void
 on_accept(void *arg, uint32_t events)
 {
     struct plugin_srv *s = arg;
@@ -221,9 +229,13 @@ on_accept(void *arg, uint32_t events)
         int fd = accept4(s->lsock.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
             continue;
+        if (fd < 0 && errno == EAGAIN)
+            return;
         if (fd < 0) {
-            if (errno != EAGAIN)
-                log_warn_rl(&s->rl, "%s: accept: %s", s->path, strerror(errno));
+            /* Out of descriptors or memory: pause rather than spin on a readable listener. */
+            log_warn_rl(&s->rl, "%s: accept: %s", s->path, strerror(errno));
+            loop_io_set(s->loop, &s->lio, 0);
+            loop_timer_start(s->loop, &s->accept_pause, 100, on_accept_resume, s);
             return;
         }
         if (s->n_conns >= PLUGIN_CONNS_MAX) {
@@ -314,6 +326,7 @@ plugin_srv_stop(struct plugin_srv *s)
     while (s->conns != NULL)
         pconn_close(s->conns);
     loop_io_stop(s->loop, &s->lio);
+    loop_timer_stop(s->loop, &s->accept_pause);
     sock_unix_close(&s->lsock, s->path);
     free(s->path);
     s->path = NULL;
