@@ -39,8 +39,7 @@
 
 static const char *out_version = CNI_VERSION_LATEST; /* the configuration's, once known */
 
-static int __attribute__((format(printf, 2, 3)))
-fail(int code, const char *fmt, ...)
+static int __attribute__((format(printf, 2, 3))) fail(int code, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -60,9 +59,13 @@ fail(int code, const char *fmt, ...)
     return 1;
 }
 
-/* The Kubernetes arguments the runtime passes in CNI_ARGS ("K=V;K=V"). */
+/*
+ * The Kubernetes arguments the runtime passes in CNI_ARGS ("K=V;K=V"); others
+ * (IgnoreUnknown, K8S_POD_INFRA_CONTAINER_ID: CNI_CONTAINERID already names
+ * the sandbox) are skipped.
+ */
 struct k8s_args {
-    char ns[256], name[256], uid[256], infra[256];
+    char ns[256], name[256], uid[256];
 };
 
 static int
@@ -75,7 +78,6 @@ parse_args(const char *s, struct k8s_args *a)
         {"K8S_POD_NAMESPACE", offsetof(struct k8s_args, ns)},
         {"K8S_POD_NAME", offsetof(struct k8s_args, name)},
         {"K8S_POD_UID", offsetof(struct k8s_args, uid)},
-        {"K8S_POD_INFRA_CONTAINER_ID", offsetof(struct k8s_args, infra)},
     };
 
     memset(a, 0, sizeof(*a));
@@ -88,9 +90,11 @@ parse_args(const char *s, struct k8s_args *a)
         size_t len = end ? (size_t)(end - s) : strlen(s);
         if (len > 0) {
             if (eq == NULL || eq >= s + len || eq == s)
-                return fail(CNI_ERR_ENV, "CNI_ARGS: \"%.*s\" is not KEY=VALUE", (int)(len > 64 ? 64 : len), s);
+                return fail(CNI_ERR_ENV, "CNI_ARGS: \"%.*s\" is not KEY=VALUE",
+                            (int)(len > 64 ? 64 : len), s);
             for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
-                if (strlen(keys[i].key) != (size_t)(eq - s) || strncmp(s, keys[i].key, (size_t)(eq - s)) != 0)
+                if (strlen(keys[i].key) != (size_t)(eq - s) ||
+                    strncmp(s, keys[i].key, (size_t)(eq - s)) != 0)
                     continue;
                 size_t vlen = len - (size_t)(eq - s) - 1;
                 if (vlen >= 256)
@@ -230,8 +234,8 @@ cmd_add(const struct cni_conf *c, const struct k8s_args *a)
     case CNI_V_PENDING:
         return print_prev(c);
     case CNI_V_RETRY:
-        return fail(CNI_ERR_TRY_AGAIN, "ADD %s/%s: the node agent says: %s; try again later",
-                    a->ns, a->name, reply.message);
+        return fail(CNI_ERR_TRY_AGAIN, "ADD %s/%s: the node agent says: %s; try again later", a->ns,
+                    a->name, reply.message);
     default:
         return fail(CNI_ERR_AGENT, "ADD %s/%s: the node agent refused the pod (%s): %s", a->ns,
                     a->name, cni_verdict_name(reply.verdict), reply.message);
@@ -257,8 +261,8 @@ cmd_del(const struct cni_conf *c, const struct k8s_args *a)
         return 0;
     }
     if (reply.verdict == CNI_V_RETRY)
-        return fail(CNI_ERR_TRY_AGAIN, "DEL %s/%s: the node agent says: %s; try again later",
-                    a->ns, a->name, reply.message);
+        return fail(CNI_ERR_TRY_AGAIN, "DEL %s/%s: the node agent says: %s; try again later", a->ns,
+                    a->name, reply.message);
     return 0;
 }
 

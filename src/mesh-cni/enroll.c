@@ -139,8 +139,7 @@ on_loaded(void *arg, const struct cni_req *r)
 
 /* The pod's network namespace: its annotation, else the sandbox the plugin reported for it. */
 static const char *
-pod_netns(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi,
-          const char *key)
+pod_netns(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, const char *key)
 {
     const char *a = k8s_obj_annotation(pod, K8S_ANNOTATION_NETNS);
     struct record *r;
@@ -461,8 +460,10 @@ cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
     if (r->uid[0] != '\0' && pi.uid[0] != '\0' && strcmp(r->uid, pi.uid) != 0)
         return CNI_POD_UNKNOWN; /* the store still has an earlier pod of that name */
     if (!pi.enrolled || pi.terminated || strcmp(pi.node, c->o.node) != 0) {
-        snprintf(msg, msglen, "%s", !pi.enrolled ? "not enrolled" : pi.terminated ? "terminated"
-                                                                   : "scheduled on another node");
+        snprintf(msg, msglen, "%s",
+                 !pi.enrolled    ? "not enrolled"
+                 : pi.terminated ? "terminated"
+                                 : "scheduled on another node");
         return CNI_POD_OUT;
     }
     snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
@@ -475,10 +476,11 @@ cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
         return CNI_POD_FAILED;
     }
     if (m == NULL || strcmp(m->netns, r->netns) != 0) {
-        snprintf(msg, msglen, "%s", m == NULL ? "the redirection rules could not be installed "
-                                                "(mesh-cni's log says why)"
-                                              : "the pod is in the mesh with another network "
-                                                "namespace");
+        snprintf(msg, msglen, "%s",
+                 m == NULL ? "the redirection rules could not be installed "
+                             "(mesh-cni's log says why)"
+                           : "the pod is in the mesh with another network "
+                             "namespace");
         return CNI_POD_FAILED;
     }
     if (m->nack != NULL) {
@@ -486,9 +488,9 @@ cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
         return CNI_POD_FAILED;
     }
     if (!m->acked) {
-        snprintf(msg, msglen, "%s", zds_server_has_client(c->zds)
-                                        ? "ztunnel has not acknowledged the pod"
-                                        : "no ztunnel connected");
+        snprintf(msg, msglen, "%s",
+                 zds_server_has_client(c->zds) ? "ztunnel has not acknowledged the pod"
+                                               : "no ztunnel connected");
         return CNI_POD_WAITING;
     }
     return CNI_POD_IN;

@@ -78,8 +78,8 @@ answer(struct pconn *pc, enum cni_verdict v, const char *msg)
         log_warn_rl(&pc->srv->rl, "plugin %s %s/%s: the answer could not be sent: %s",
                     cni_cmd_name(q->cmd), q->ns, q->name, n < 0 ? "too long" : strerror(errno));
     if (pc->have_req)
-        log_info("plugin %s %s/%s (%s): %s after %llu ms%s%s", cni_cmd_name(q->cmd), q->ns,
-                 q->name, q->netns[0] ? q->netns : "-", cni_verdict_name(v),
+        log_info("plugin %s %s/%s (%s): %s after %llu ms%s%s", cni_cmd_name(q->cmd), q->ns, q->name,
+                 q->netns[0] ? q->netns : "-", cni_verdict_name(v),
                  (unsigned long long)(loop_now_ms(pc->srv->loop) - pc->t0), msg[0] ? ": " : "",
                  msg);
     pconn_close(pc);
@@ -104,8 +104,9 @@ decide_add(struct pconn *pc)
         return;
     case CNI_POD_UNKNOWN:
         if (pc->expired)
-            answer(pc, CNI_V_PENDING, "the pod is not known yet; it joins the mesh when it "
-                                      "appears, if enrolled");
+            answer(pc, CNI_V_PENDING,
+                   "the pod is not known yet; it joins the mesh when it "
+                   "appears, if enrolled");
         return;
     case CNI_POD_WAITING:
         if (pc->expired) {
@@ -182,8 +183,8 @@ on_conn_io(void *arg, uint32_t events)
     if (pc->have_req) {
         /* Only a hang-up can come now: the plugin gave up (its own timeout). */
         if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-            log_info("plugin %s %s/%s: the plugin left before the answer", cni_cmd_name(pc->req.cmd),
-                     pc->req.ns, pc->req.name);
+            log_info("plugin %s %s/%s: the plugin left before the answer",
+                     cni_cmd_name(pc->req.cmd), pc->req.ns, pc->req.name);
             pconn_close(pc);
         } else
             loop_io_set(s->loop, &pc->io, EPOLLRDHUP);
