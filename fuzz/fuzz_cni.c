@@ -87,9 +87,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *in = (const char *)data + 1;
     size_t n = size - 1;
     switch (data[0] % 3) {
-    case 0: check_conf(in, n); break;
-    case 1: check_req(in, n); break;
-    default: check_reply(in, n); break;
+    case 0:
+        check_conf(in, n);
+        break;
+    case 1:
+        check_req(in, n);
+        break;
+    default:
+        check_reply(in, n);
+        break;
     }
     return 0;
 }

@@ -97,8 +97,10 @@ agent_exchange(const char *path, const struct cni_req *req, unsigned timeout_ms,
     }
     if (n == 0 || (size_t)n > CNI_MSG_MAX) {
         rc = -MESH_EPROTO;
-        snprintf(err, errlen, n == 0 ? "the node agent closed the connection without answering"
-                                     : "the node agent's answer is over %d bytes", CNI_MSG_MAX);
+        snprintf(err, errlen,
+                 n == 0 ? "the node agent closed the connection without answering"
+                        : "the node agent's answer is over %d bytes",
+                 CNI_MSG_MAX);
         goto out;
     }
     rc = cni_reply_decode(reply, buf, (size_t)n, err, errlen);

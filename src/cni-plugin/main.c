@@ -39,8 +39,7 @@
 
 static const char *out_version = CNI_VERSION_LATEST; /* the configuration's, once known */
 
-static int __attribute__((format(printf, 2, 3)))
-fail(int code, const char *fmt, ...)
+static int __attribute__((format(printf, 2, 3))) fail(int code, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -60,9 +59,13 @@ fail(int code, const char *fmt, ...)
     return 1;
 }
 
-/* The Kubernetes arguments the runtime passes in CNI_ARGS ("K=V;K=V"). */
+/*
+ * The Kubernetes arguments the runtime passes in CNI_ARGS ("K=V;K=V"); others
+ * (IgnoreUnknown, K8S_POD_INFRA_CONTAINER_ID: CNI_CONTAINERID already names
+ * the sandbox) are skipped.
+ */
 struct k8s_args {
-    char ns[256], name[256], uid[256], infra[256];
+    char ns[256], name[256], uid[256];
 };
 
 static int
@@ -75,7 +78,6 @@ parse_args(const char *s, struct k8s_args *a)
         {"K8S_POD_NAMESPACE", offsetof(struct k8s_args, ns)},
         {"K8S_POD_NAME", offsetof(struct k8s_args, name)},
         {"K8S_POD_UID", offsetof(struct k8s_args, uid)},
-        {"K8S_POD_INFRA_CONTAINER_ID", offsetof(struct k8s_args, infra)},
     };
 
     memset(a, 0, sizeof(*a));
@@ -88,9 +90,11 @@ parse_args(const char *s, struct k8s_args *a)
         size_t len = end ? (size_t)(end - s) : strlen(s);
         if (len > 0) {
             if (eq == NULL || eq >= s + len || eq == s)
-                return fail(CNI_ERR_ENV, "CNI_ARGS: \"%.*s\" is not KEY=VALUE", (int)(len > 64 ? 64 : len), s);
+                return fail(CNI_ERR_ENV, "CNI_ARGS: \"%.*s\" is not KEY=VALUE",
+                            (int)(len > 64 ? 64 : len), s);
             for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
-                if (strlen(keys[i].key) != (size_t)(eq - s) || strncmp(s, keys[i].key, (size_t)(eq - s)) != 0)
+                if (strlen(keys[i].key) != (size_t)(eq - s) ||
+                    strncmp(s, keys[i].key, (size_t)(eq - s)) != 0)
                     continue;
                 size_t vlen = len - (size_t)(eq - s) - 1;
                 if (vlen >= 256)
@@ -123,7 +127,7 @@ print_prev(const struct cni_conf *c)
     return 0;
 }
 
-/* Reads stdin up to the cap; returns the length or -1 (error printed). */
+/* Reads stdin up to the cap; returns the length, or -1 with the error printed. */
 static ssize_t
 read_stdin(char *buf, size_t cap)
 {
@@ -132,14 +136,17 @@ read_stdin(char *buf, size_t cap)
         ssize_t r = read(STDIN_FILENO, buf + n, cap - n);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0)
-            return fail(CNI_ERR_IO, "reading stdin: %s", strerror(errno)) ? -1 : -1;
+        if (r < 0) {
+            fail(CNI_ERR_IO, "reading stdin: %s", strerror(errno));
+            return -1;
+        }
         if (r == 0)
             return (ssize_t)n;
         n += (size_t)r;
-        if (n == cap)
-            return fail(CNI_ERR_DECODE, "configuration larger than %d bytes", CNI_STDIN_MAX) ? -1
-                                                                                         : -1;
+        if (n == cap) { /* |cap| is one over the limit: more than that is an error */
+            fail(CNI_ERR_DECODE, "configuration larger than %d bytes", CNI_STDIN_MAX);
+            return -1;
+        }
     }
 }
 
@@ -152,9 +159,9 @@ cmd_version(const char *buf, size_t n)
     json_t *list = json_array();
 
     /* The answer speaks the caller's version when it is one of ours (stdin may be empty). */
-    if (cni_conf_parse(&c, buf, n, err, sizeof(err)) == CNI_OK || c.version != NULL)
-        if (c.version != NULL && cni_version_supported(c.version))
-            out_version = c.version;
+    cni_conf_parse(&c, buf, n, err, sizeof(err));
+    if (c.version != NULL && cni_version_supported(c.version))
+        out_version = c.version;
     for (size_t i = 0; i < ARRAY_LEN(v); i++)
         json_array_append_new(list, json_string(v[i]));
     json_t *o = json_pack("{ss so}", "cniVersion", out_version, "supportedVersions", list);
@@ -227,8 +234,8 @@ cmd_add(const struct cni_conf *c, const struct k8s_args *a)
     case CNI_V_PENDING:
         return print_prev(c);
     case CNI_V_RETRY:
-        return fail(CNI_ERR_TRY_AGAIN, "ADD %s/%s: the node agent says: %s; try again later",
-                    a->ns, a->name, reply.message);
+        return fail(CNI_ERR_TRY_AGAIN, "ADD %s/%s: the node agent says: %s; try again later", a->ns,
+                    a->name, reply.message);
     default:
         return fail(CNI_ERR_AGENT, "ADD %s/%s: the node agent refused the pod (%s): %s", a->ns,
                     a->name, cni_verdict_name(reply.verdict), reply.message);
@@ -254,8 +261,8 @@ cmd_del(const struct cni_conf *c, const struct k8s_args *a)
         return 0;
     }
     if (reply.verdict == CNI_V_RETRY)
-        return fail(CNI_ERR_TRY_AGAIN, "DEL %s/%s: the node agent says: %s; try again later",
-                    a->ns, a->name, reply.message);
+        return fail(CNI_ERR_TRY_AGAIN, "DEL %s/%s: the node agent says: %s; try again later", a->ns,
+                    a->name, reply.message);
     return 0;
 }
 

@@ -139,8 +139,7 @@ on_loaded(void *arg, const struct cni_req *r)
 
 /* The pod's network namespace: its annotation, else the sandbox the plugin reported for it. */
 static const char *
-pod_netns(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi,
-          const char *key)
+pod_netns(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, const char *key)
 {
     const char *a = k8s_obj_annotation(pod, K8S_ANNOTATION_NETNS);
     struct record *r;
@@ -216,17 +215,20 @@ join(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, co
              zds_server_has_client(c->zds) ? "" : " (when one connects)");
 }
 
-/* For the log: did the pod go, or only its enrollment? */
-static bool
-find_pod_gone(struct cni *c, const struct member *m)
+/* For the log: did the pod go, its sandbox (the plugin's DEL), or only its enrollment? */
+static const char *
+leave_reason(struct cni *c, const struct member *m)
 {
     char ns[300];
+    struct k8s_pod_info pi;
     const char *slash = strchr(m->key, '/');
     if (slash == NULL || (size_t)(slash - m->key) >= sizeof(ns))
-        return true;
+        return "pod deleted";
     memcpy(ns, m->key, (size_t)(slash - m->key));
     ns[slash - m->key] = '\0';
-    return k8s_store_find(c->store, K8S_POD, ns, slash + 1) == NULL;
+    if (!k8s_pod_info(c->store, ns, slash + 1, &pi))
+        return "pod deleted";
+    return pi.enrolled && !pi.terminated ? "its sandbox was deleted" : "un-enrolled";
 }
 
 /* The store as it is against the pods in the mesh; then waiting plugin requests look again. */
@@ -268,7 +270,7 @@ converge(struct cni *c)
             continue;
         }
         if (m->key[0] != '\0')
-            leave(c, m, find_pod_gone(c, m) ? "pod deleted" : "un-enrolled");
+            leave(c, m, leave_reason(c, m));
         *pp = m->next;
         c->n_members--;
         member_free(m);
@@ -458,8 +460,10 @@ cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
     if (r->uid[0] != '\0' && pi.uid[0] != '\0' && strcmp(r->uid, pi.uid) != 0)
         return CNI_POD_UNKNOWN; /* the store still has an earlier pod of that name */
     if (!pi.enrolled || pi.terminated || strcmp(pi.node, c->o.node) != 0) {
-        snprintf(msg, msglen, "%s", !pi.enrolled ? "not enrolled" : pi.terminated ? "terminated"
-                                                                   : "scheduled on another node");
+        snprintf(msg, msglen, "%s",
+                 !pi.enrolled    ? "not enrolled"
+                 : pi.terminated ? "terminated"
+                                 : "scheduled on another node");
         return CNI_POD_OUT;
     }
     snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
@@ -472,10 +476,11 @@ cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
         return CNI_POD_FAILED;
     }
     if (m == NULL || strcmp(m->netns, r->netns) != 0) {
-        snprintf(msg, msglen, "%s", m == NULL ? "the redirection rules could not be installed "
-                                                "(mesh-cni's log says why)"
-                                              : "the pod is in the mesh with another network "
-                                                "namespace");
+        snprintf(msg, msglen, "%s",
+                 m == NULL ? "the redirection rules could not be installed "
+                             "(mesh-cni's log says why)"
+                           : "the pod is in the mesh with another network "
+                             "namespace");
         return CNI_POD_FAILED;
     }
     if (m->nack != NULL) {
@@ -483,9 +488,9 @@ cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
         return CNI_POD_FAILED;
     }
     if (!m->acked) {
-        snprintf(msg, msglen, "%s", zds_server_has_client(c->zds)
-                                        ? "ztunnel has not acknowledged the pod"
-                                        : "no ztunnel connected");
+        snprintf(msg, msglen, "%s",
+                 zds_server_has_client(c->zds) ? "ztunnel has not acknowledged the pod"
+                                               : "no ztunnel connected");
         return CNI_POD_WAITING;
     }
     return CNI_POD_IN;

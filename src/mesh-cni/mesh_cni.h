@@ -55,7 +55,6 @@ enum cni_pod_state {
     CNI_POD_FAILED,      /* should be in, is not: rules failed, ztunnel refused */
 };
 /* Where the pod of |r| stands; |msg| says why when it is not simply in or unknown. */
-enum cni_pod_state cni_pod_state(struct cni *c, const struct cni_req *r, char *msg,
-                                 size_t msglen);
+enum cni_pod_state cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen);
 
 #endif

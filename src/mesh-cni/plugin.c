@@ -38,6 +38,7 @@ struct plugin_srv {
     char *path;
     struct sock_unix lsock;
     struct loop_io lio;
+    struct loop_timer accept_pause;
     unsigned wait_ms;
     struct pconn *conns;
     size_t n_conns;
@@ -77,8 +78,8 @@ answer(struct pconn *pc, enum cni_verdict v, const char *msg)
         log_warn_rl(&pc->srv->rl, "plugin %s %s/%s: the answer could not be sent: %s",
                     cni_cmd_name(q->cmd), q->ns, q->name, n < 0 ? "too long" : strerror(errno));
     if (pc->have_req)
-        log_info("plugin %s %s/%s (%s): %s after %llu ms%s%s", cni_cmd_name(q->cmd), q->ns,
-                 q->name, q->netns[0] ? q->netns : "-", cni_verdict_name(v),
+        log_info("plugin %s %s/%s (%s): %s after %llu ms%s%s", cni_cmd_name(q->cmd), q->ns, q->name,
+                 q->netns[0] ? q->netns : "-", cni_verdict_name(v),
                  (unsigned long long)(loop_now_ms(pc->srv->loop) - pc->t0), msg[0] ? ": " : "",
                  msg);
     pconn_close(pc);
@@ -103,8 +104,9 @@ decide_add(struct pconn *pc)
         return;
     case CNI_POD_UNKNOWN:
         if (pc->expired)
-            answer(pc, CNI_V_PENDING, "the pod is not known yet; it joins the mesh when it "
-                                      "appears, if enrolled");
+            answer(pc, CNI_V_PENDING,
+                   "the pod is not known yet; it joins the mesh when it "
+                   "appears, if enrolled");
         return;
     case CNI_POD_WAITING:
         if (pc->expired) {
@@ -181,8 +183,8 @@ on_conn_io(void *arg, uint32_t events)
     if (pc->have_req) {
         /* Only a hang-up can come now: the plugin gave up (its own timeout). */
         if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-            log_info("plugin %s %s/%s: the plugin left before the answer", cni_cmd_name(pc->req.cmd),
-                     pc->req.ns, pc->req.name);
+            log_info("plugin %s %s/%s: the plugin left before the answer",
+                     cni_cmd_name(pc->req.cmd), pc->req.ns, pc->req.name);
             pconn_close(pc);
         } else
             loop_io_set(s->loop, &pc->io, EPOLLRDHUP);
@@ -212,6 +214,13 @@ on_conn_io(void *arg, uint32_t events)
 }
 
 static void
+on_accept_resume(void *arg)
+{
+    struct plugin_srv *s = arg;
+    loop_io_set(s->loop, &s->lio, EPOLLIN);
+}
+
+static void
 on_accept(void *arg, uint32_t events)
 {
     struct plugin_srv *s = arg;
@@ -221,9 +230,13 @@ on_accept(void *arg, uint32_t events)
         int fd = accept4(s->lsock.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
             continue;
+        if (fd < 0 && errno == EAGAIN)
+            return;
         if (fd < 0) {
-            if (errno != EAGAIN)
-                log_warn_rl(&s->rl, "%s: accept: %s", s->path, strerror(errno));
+            /* Out of descriptors or memory: pause rather than spin on a readable listener. */
+            log_warn_rl(&s->rl, "%s: accept: %s", s->path, strerror(errno));
+            loop_io_set(s->loop, &s->lio, 0);
+            loop_timer_start(s->loop, &s->accept_pause, 100, on_accept_resume, s);
             return;
         }
         if (s->n_conns >= PLUGIN_CONNS_MAX) {
@@ -314,6 +327,7 @@ plugin_srv_stop(struct plugin_srv *s)
     while (s->conns != NULL)
         pconn_close(s->conns);
     loop_io_stop(s->loop, &s->lio);
+    loop_timer_stop(s->loop, &s->accept_pause);
     sock_unix_close(&s->lsock, s->path);
     free(s->path);
     s->path = NULL;

@@ -14,7 +14,8 @@
 #   agent restart     the sandboxes it was told of survive it (files), so ztunnel keeps
 #                     the pods; one whose namespace went meanwhile is forgotten
 #   flood             connections over the cap are closed at once, silent ones after
-#                     2 s, oversized and bad requests are refused; the agent still serves
+#                     2 s, oversized and bad requests are refused; the agent still serves;
+#                     out of descriptors, it pauses accepting instead of spinning
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cni_lib.sh"
 require_root
@@ -141,6 +142,26 @@ check "the agent still serves: CHECK of the enrolled pod" cni_run CHECK "$P1" n2
 cni_run DEL "$P1" n2 demo app uid-app >/dev/null && cni_run DEL "$P2" l1 late app uid-late >/dev/null &&
     pass "DEL of both pods succeeds" || fail "DEL of both pods succeeds"
 check "no rules left in either" sh -c "! ip netns exec $P1 iptables-save | grep -q ISTIO_ && ! ip netns exec $P2 iptables-save | grep -q ISTIO_"
+
+say "out of descriptors (a mesh-cni limited to 30): accept pauses, it does not spin"
+mkdir -p "$WORK/emf"
+start_bg "$WORK/emf.log" ip netns exec "$N1" prlimit --nofile=30:30 "$BIN/mesh-cni" \
+    --zds-socket "$WORK/emf/zds.sock" --config-dir "$WORK/emf" --node node-1 \
+    --plugin-socket "$WORK/emf/p.sock"
+EMF=$LAST_PID
+wait_for test -S "$WORK/emf/p.sock"
+EMF_PID=$(pgrep -f "mesh-cni --zds-socket $WORK/emf/zds.sock" | head -1)
+start_bg "$WORK/emf-flood.json" ip netns exec "$N1" $PROBE flood "$WORK/emf/p.sock" --conns 60
+sleep 0.3
+cpu() { awk '{print $14 + $15}' "/proc/$EMF_PID/stat"; }
+C0=$(cpu); sleep 1.5; C1=$(cpu)
+say "CPU of the descriptor-starved mesh-cni over 1.5 s: $((C1 - C0)) ticks (100 = one core for 1 s)"
+check "it does not spin on accept (under 15 ticks)" [ $((C1 - C0)) -lt 15 ]
+check "it said why, rate-limited" grep -q 'accept: Too many open files' "$WORK/emf.log"
+wait "${PIDS[-1]}" || true
+check "the starved mesh-cni closed every connection in the end" $PY -c "
+import json; f=json.load(open('$WORK/emf-flood.json')); assert f['still_open']==0, f"
+check "the starved mesh-cni exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$EMF" "$WORK/emf.log"
 
 check "ztunnel exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$ZT_PID" "$WORK/zt.log"
 check "mesh-cni exits 0 on SIGTERM, sanitizers clean" stop_ztunnel "$CNI_PID" "$WORK/cni2.log"

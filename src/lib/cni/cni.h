@@ -23,15 +23,15 @@
 /* Error codes of the CNI spec (1.0, "Error"): the plugin prints them in its error JSON. */
 enum cni_code {
     CNI_OK = 0,
-    CNI_ERR_VERSION = 1,     /* incompatible CNI version */
-    CNI_ERR_FIELD = 2,       /* unsupported field in the network configuration */
-    CNI_ERR_CONTAINER = 3,   /* container unknown or does not exist */
-    CNI_ERR_ENV = 4,         /* invalid necessary environment variables */
-    CNI_ERR_IO = 5,          /* I/O failure */
-    CNI_ERR_DECODE = 6,      /* failed to decode content */
-    CNI_ERR_CONFIG = 7,      /* invalid network configuration */
-    CNI_ERR_TRY_AGAIN = 11,  /* try again later */
-    CNI_ERR_AGENT = 100,     /* plugin-specific: the node agent refused or failed the pod */
+    CNI_ERR_VERSION = 1,    /* incompatible CNI version */
+    CNI_ERR_FIELD = 2,      /* unsupported field in the network configuration */
+    CNI_ERR_CONTAINER = 3,  /* container unknown or does not exist */
+    CNI_ERR_ENV = 4,        /* invalid necessary environment variables */
+    CNI_ERR_IO = 5,         /* I/O failure */
+    CNI_ERR_DECODE = 6,     /* failed to decode content */
+    CNI_ERR_CONFIG = 7,     /* invalid network configuration */
+    CNI_ERR_TRY_AGAIN = 11, /* try again later */
+    CNI_ERR_AGENT = 100,    /* plugin-specific: the node agent refused or failed the pod */
 };
 
 #define CNI_STDIN_MAX      (256 * 1024) /* a network configuration with its prevResult */
@@ -48,14 +48,14 @@ enum cni_code {
 typedef char cni_ip[INET6_ADDRSTRLEN];
 
 struct cni_conf {
-    json_t *root;           /* the whole configuration (owned) */
-    const char *version;    /* cniVersion, one of CNI_VERSIONS */
-    const char *name;       /* the network's name */
-    const char *type;       /* the plugin's name */
-    json_t *prev_result;    /* inside root; NULL when absent */
-    char socket[108];       /* agentSocket: the node agent's unix socket */
-    unsigned timeout_ms;    /* timeoutMs: the whole exchange with the agent */
-    int log_level;          /* logLevel as log_parse_level() reads it; -1 when not set */
+    json_t *root;        /* the whole configuration (owned) */
+    const char *version; /* cniVersion, one of CNI_VERSIONS */
+    const char *name;    /* the network's name */
+    const char *type;    /* the plugin's name */
+    json_t *prev_result; /* inside root; NULL when absent */
+    char socket[108];    /* agentSocket: the node agent's unix socket */
+    unsigned timeout_ms; /* timeoutMs: the whole exchange with the agent */
+    int log_level;       /* logLevel as log_parse_level() reads it; -1 when not set */
     const char *exclude[CNI_EXCLUDE_MAX]; /* excludeNamespaces: never sent to the agent */
     size_t n_exclude;
     cni_ip ips[CNI_IPS_MAX]; /* prevResult.ips[].address */
@@ -93,11 +93,11 @@ enum cni_cmd { CNI_CMD_ADD = 1, CNI_CMD_DEL, CNI_CMD_CHECK };
 
 struct cni_req {
     enum cni_cmd cmd;
-    char ns[64];             /* K8S_POD_NAMESPACE: a DNS label */
-    char name[254];          /* K8S_POD_NAME: a DNS subdomain */
-    char uid[128];           /* K8S_POD_UID, "" when the runtime did not pass one */
-    char container_id[256];  /* CNI_CONTAINERID */
-    char netns[256];         /* CNI_NETNS: an absolute path; "" allowed for DEL */
+    char ns[64];            /* K8S_POD_NAMESPACE: a DNS label */
+    char name[254];         /* K8S_POD_NAME: a DNS subdomain */
+    char uid[128];          /* K8S_POD_UID, "" when the runtime did not pass one */
+    char container_id[256]; /* CNI_CONTAINERID */
+    char netns[256];        /* CNI_NETNS: an absolute path; "" allowed for DEL */
     cni_ip ips[CNI_IPS_MAX];
     size_t n_ips;
 };
@@ -125,8 +125,8 @@ const char *cni_verdict_name(enum cni_verdict v);
  * -EINVAL with |err| naming the field. |ips| may be NULL when |n_ips| is 0.
  */
 int cni_req_set(struct cni_req *r, enum cni_cmd cmd, const char *ns, const char *name,
-                const char *uid, const char *container_id, const char *netns,
-                const cni_ip *ips, size_t n_ips, char *err, size_t errlen);
+                const char *uid, const char *container_id, const char *netns, const cni_ip *ips,
+                size_t n_ips, char *err, size_t errlen);
 
 /* Encode into |out| (|cap| bytes, NUL-terminated): length, or -MESH_ELIMIT. */
 int cni_req_encode(const struct cni_req *r, char *out, size_t cap);

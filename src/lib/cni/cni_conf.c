@@ -114,7 +114,8 @@ parse_prev(struct cni_conf *c, char *err, size_t errlen)
         return CNI_OK; /* a result without addresses is valid (the pod has none to report) */
     if (!json_is_array(ips))
         return fail(CNI_ERR_CONFIG, err, errlen, "prevResult.ips is not a list");
-    json_array_foreach(ips, i, ip) {
+    json_array_foreach(ips, i, ip)
+    {
         bool bad = false;
         const char *a = json_is_object(ip) ? opt_str(ip, "address", &bad) : NULL;
         if (a == NULL || bad)
@@ -123,8 +124,10 @@ parse_prev(struct cni_conf *c, char *err, size_t errlen)
             return fail(CNI_ERR_CONFIG, err, errlen, "prevResult.ips: more than %d addresses",
                         CNI_IPS_MAX);
         if (!cidr_addr(a, c->ips[c->n_ips]))
-            return fail(CNI_ERR_CONFIG, err, errlen, "prevResult.ips[%zu].address \"%.64s\" is not "
-                        "an address with a prefix length", i, a);
+            return fail(CNI_ERR_CONFIG, err, errlen,
+                        "prevResult.ips[%zu].address \"%.64s\" is not "
+                        "an address with a prefix length",
+                        i, a);
         c->n_ips++;
     }
     return CNI_OK;
@@ -161,9 +164,11 @@ parse_settings(struct cni_conf *c, char *err, size_t errlen)
         if (!json_is_array(v) || json_array_size(v) > CNI_EXCLUDE_MAX)
             return fail(CNI_ERR_CONFIG, err, errlen,
                         "excludeNamespaces must be a list of at most %d names", CNI_EXCLUDE_MAX);
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             if (!json_is_string(e))
-                return fail(CNI_ERR_CONFIG, err, errlen, "excludeNamespaces[%zu] is not a string", i);
+                return fail(CNI_ERR_CONFIG, err, errlen, "excludeNamespaces[%zu] is not a string",
+                            i);
             c->exclude[c->n_exclude++] = json_string_value(e);
         }
     }
@@ -188,8 +193,8 @@ cni_conf_parse(struct cni_conf *c, const char *buf, size_t n, char *err, size_t 
                     CNI_DEPTH_MAX);
     c->root = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
     if (c->root == NULL)
-        return fail(CNI_ERR_DECODE, err, errlen, "configuration is not JSON: %s (line %d)",
-                    je.text, je.line);
+        return fail(CNI_ERR_DECODE, err, errlen, "configuration is not JSON: %s (line %d)", je.text,
+                    je.line);
     if (!json_is_object(c->root))
         return fail(CNI_ERR_DECODE, err, errlen, "configuration is not a JSON object");
     c->version = opt_str(c->root, "cniVersion", &bad);

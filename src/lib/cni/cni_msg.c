@@ -13,8 +13,8 @@
 #include "cni/cni.h"
 #include "k8s/k8s.h"
 
-static const char *const cmd_names[] = {[CNI_CMD_ADD] = "ADD", [CNI_CMD_DEL] = "DEL",
-                                        [CNI_CMD_CHECK] = "CHECK"};
+static const char *const cmd_names[] = {
+    [CNI_CMD_ADD] = "ADD", [CNI_CMD_DEL] = "DEL", [CNI_CMD_CHECK] = "CHECK"};
 static const char *const verdict_names[] = {
     [CNI_V_ENROLLED] = "enrolled", [CNI_V_NOT_ENROLLED] = "not-enrolled",
     [CNI_V_PENDING] = "pending",   [CNI_V_DONE] = "done",
@@ -93,9 +93,9 @@ copy(char *dst, size_t cap, const char *src, const char *what, char *err, size_t
 }
 
 int
-cni_req_set(struct cni_req *r, enum cni_cmd cmd, const char *ns, const char *name,
-            const char *uid, const char *container_id, const char *netns, const cni_ip *ips,
-            size_t n_ips, char *err, size_t errlen)
+cni_req_set(struct cni_req *r, enum cni_cmd cmd, const char *ns, const char *name, const char *uid,
+            const char *container_id, const char *netns, const cni_ip *ips, size_t n_ips, char *err,
+            size_t errlen)
 {
     memset(r, 0, sizeof(*r));
     if (cmd != CNI_CMD_ADD && cmd != CNI_CMD_DEL && cmd != CNI_CMD_CHECK)
@@ -104,8 +104,8 @@ cni_req_set(struct cni_req *r, enum cni_cmd cmd, const char *ns, const char *nam
     if (copy(r->ns, sizeof(r->ns), ns, "pod namespace", err, errlen) < 0 ||
         copy(r->name, sizeof(r->name), name, "pod name", err, errlen) < 0 ||
         copy(r->uid, sizeof(r->uid), uid, "pod uid", err, errlen) < 0 ||
-        copy(r->container_id, sizeof(r->container_id), container_id, "container id", err,
-             errlen) < 0 ||
+        copy(r->container_id, sizeof(r->container_id), container_id, "container id", err, errlen) <
+            0 ||
         copy(r->netns, sizeof(r->netns), netns, "netns path", err, errlen) < 0)
         return -EINVAL;
     if (!k8s_dns_label(r->ns, false))
@@ -149,8 +149,8 @@ cni_req_encode(const struct cni_req *r, char *out, size_t cap)
     for (size_t i = 0; i < r->n_ips; i++)
         json_array_append_new(ips, json_string(r->ips[i]));
     return dump(json_pack("{si ss ss ss ss ss ss so}", "v", CNI_MSG_VERSION, "cmd",
-                          cni_cmd_name(r->cmd), "namespace", r->ns, "name", r->name, "uid",
-                          r->uid, "containerId", r->container_id, "netns", r->netns, "ips", ips),
+                          cni_cmd_name(r->cmd), "namespace", r->ns, "name", r->name, "uid", r->uid,
+                          "containerId", r->container_id, "netns", r->netns, "ips", ips),
                 out, cap);
 }
 
@@ -221,7 +221,8 @@ cni_req_decode(struct cni_req *r, const char *buf, size_t n, char *err, size_t e
         fail(0, err, errlen, "ips must be a list of at most %d addresses", CNI_IPS_MAX);
         goto out;
     }
-    json_array_foreach(ips, i, e) {
+    json_array_foreach(ips, i, e)
+    {
         if (!json_is_string(e) || json_string_length(e) >= sizeof(cni_ip)) {
             fail(0, err, errlen, "ips[%zu] is not an address", i);
             goto out;

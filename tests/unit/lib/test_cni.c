@@ -75,24 +75,27 @@ test_conf_errors(void **state)
         {"[]", CNI_ERR_DECODE, "not a JSON object"},
         {"{\"a\":1,\"a\":2}", CNI_ERR_DECODE, "not JSON"},
         {"{\"name\":\"n\",\"type\":\"t\"}", CNI_ERR_CONFIG, "cniVersion missing"},
-        {"{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"type\":\"t\"}", CNI_ERR_VERSION, "not supported"},
+        {"{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"type\":\"t\"}", CNI_ERR_VERSION,
+         "not supported"},
         {"{\"cniVersion\":\"1.0.0\",\"name\":3,\"type\":\"t\"}", CNI_ERR_CONFIG, "must be strings"},
-        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":[]}", CNI_ERR_CONFIG,
-         "not an object"},
+        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":[]}",
+         CNI_ERR_CONFIG, "not an object"},
         {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":{\"ips\":{}}}",
          CNI_ERR_CONFIG, "not a list"},
         {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":{\"ips\":[{}]}}",
          CNI_ERR_CONFIG, "no address"},
-        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":{\"ips\":[{\"address\":\"1.2.3.4/33\"}]}}",
+        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":{\"ips\":[{"
+         "\"address\":\"1.2.3.4/33\"}]}}",
          CNI_ERR_CONFIG, "prefix length"},
-        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":{\"ips\":[{\"address\":\"1.2.3.4/\"}]}}",
+        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":{\"ips\":[{"
+         "\"address\":\"1.2.3.4/\"}]}}",
          CNI_ERR_CONFIG, "prefix length"},
         {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"agentSocket\":\"rel.sock\"}",
          CNI_ERR_CONFIG, "absolute path"},
-        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"timeoutMs\":99}", CNI_ERR_CONFIG,
-         "timeoutMs"},
-        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"timeoutMs\":\"5\"}", CNI_ERR_CONFIG,
-         "timeoutMs"},
+        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"timeoutMs\":99}",
+         CNI_ERR_CONFIG, "timeoutMs"},
+        {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"timeoutMs\":\"5\"}",
+         CNI_ERR_CONFIG, "timeoutMs"},
         {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"logLevel\":\"loud\"}",
          CNI_ERR_CONFIG, "logLevel"},
         {"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"excludeNamespaces\":[1]}",
@@ -142,8 +145,9 @@ test_conf_caps(void **state)
     free(big);
     /* More than CNI_IPS_MAX addresses. */
     char ips[2048];
-    k = snprintf(ips, sizeof(ips),
-                 "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":{\"ips\":[");
+    k = snprintf(
+        ips, sizeof(ips),
+        "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":{\"ips\":[");
     for (int i = 0; i <= CNI_IPS_MAX; i++)
         k += snprintf(ips + k, sizeof(ips) - (size_t)k, "%s{\"address\":\"198.18.0.%d/24\"}",
                       i ? "," : "", i + 1);
@@ -185,8 +189,8 @@ test_req_rules(void **state)
     (void)state;
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
-#define REFUSED(cmd, ns, name, uid, cid, netns)                                                     \
-    assert_int_equal(cni_req_set(&r, cmd, ns, name, uid, cid, netns, NULL, 0, err, sizeof(err)), \
+#define REFUSED(cmd, ns, name, uid, cid, netns)                                                    \
+    assert_int_equal(cni_req_set(&r, cmd, ns, name, uid, cid, netns, NULL, 0, err, sizeof(err)),   \
                      -EINVAL)
     REFUSED(CNI_CMD_ADD, "Demo", "app", "", "c", "/n");
     REFUSED(CNI_CMD_ADD, "demo", "app/x", "", "c", "/n");
@@ -201,9 +205,9 @@ test_req_rules(void **state)
     REFUSED(CNI_CMD_ADD, "demo", "app", "", "c", "/run/net ns");
     REFUSED(CNI_CMD_CHECK, "demo", "app", "", "c", "");
     REFUSED(7, "demo", "app", "", "c", "/n");
-    assert_int_equal(cni_req_set(&r, CNI_CMD_ADD, "demo", "app", "", "c", "/n", bad, 1, err,
-                                 sizeof(err)),
-                     -EINVAL);
+    assert_int_equal(
+        cni_req_set(&r, CNI_CMD_ADD, "demo", "app", "", "c", "/n", bad, 1, err, sizeof(err)),
+        -EINVAL);
 }
 
 static void
@@ -213,11 +217,16 @@ test_req_decode_refusals(void **state)
         "",
         "{}",
         "{\"v\":2,\"cmd\":\"ADD\"}",
-        "{\"v\":1,\"cmd\":\"GC\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":\"c\",\"netns\":\"/n\",\"ips\":[]}",
-        "{\"v\":1,\"cmd\":\"ADD\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":\"c\",\"netns\":\"/n\"}",
-        "{\"v\":1,\"cmd\":\"ADD\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":\"c\",\"netns\":\"/n\",\"ips\":[1]}",
-        "{\"v\":1,\"cmd\":\"ADD\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":\"c\",\"netns\":\"/n\",\"ips\":[[[[[]]]]]}",
-        "{\"v\":1,\"cmd\":\"ADD\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":\"c\",\"ips\":[]}",
+        "{\"v\":1,\"cmd\":\"GC\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":"
+        "\"c\",\"netns\":\"/n\",\"ips\":[]}",
+        "{\"v\":1,\"cmd\":\"ADD\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":"
+        "\"c\",\"netns\":\"/n\"}",
+        "{\"v\":1,\"cmd\":\"ADD\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":"
+        "\"c\",\"netns\":\"/n\",\"ips\":[1]}",
+        "{\"v\":1,\"cmd\":\"ADD\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":"
+        "\"c\",\"netns\":\"/n\",\"ips\":[[[[[]]]]]}",
+        "{\"v\":1,\"cmd\":\"ADD\",\"namespace\":\"a\",\"name\":\"b\",\"uid\":\"\",\"containerId\":"
+        "\"c\",\"ips\":[]}",
         "{\"v\":1,\"v\":1}",
     };
     struct cni_req r;
@@ -261,9 +270,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conf_full),       cmocka_unit_test(test_conf_defaults),
-        cmocka_unit_test(test_conf_errors),     cmocka_unit_test(test_conf_caps),
-        cmocka_unit_test(test_req_roundtrip),   cmocka_unit_test(test_req_rules),
+        cmocka_unit_test(test_conf_full),           cmocka_unit_test(test_conf_defaults),
+        cmocka_unit_test(test_conf_errors),         cmocka_unit_test(test_conf_caps),
+        cmocka_unit_test(test_req_roundtrip),       cmocka_unit_test(test_req_rules),
         cmocka_unit_test(test_req_decode_refusals), cmocka_unit_test(test_reply_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
