@@ -22,6 +22,8 @@
 #define ERROR_BODY_MAX       (64u << 10)
 #define MAX_URL              8192
 #define MAX_CONTINUE         4096
+#define MAX_PAGES            20000 /* pages of one list (10 M objects at 500): a server that
+                                      hands out continue tokens forever is cut off */
 
 enum phase { PH_WAIT, PH_LIST, PH_WATCH };
 
@@ -46,6 +48,7 @@ struct kube_reflector {
     bool listed_once;
     int served;               /* -1 unknown, 0 absent reported, 1 served */
     char *cont;               /* continue token of the page to ask for, or NULL */
+    unsigned pages;           /* pages of the list in progress */
     char list_rv[KUBE_RV_MAX + 1];
 
     /* the answer in progress */
@@ -291,6 +294,10 @@ take_page(struct kube_reflector *rf)
     json_decref(j);
     if (rf->dead)
         return;
+    if (rf->cont != NULL && ++rf->pages >= MAX_PAGES) {
+        after(rf, KUBE_OUT_BAD, KUBE_V_RETRY, 0, "the list goes on past the page cap");
+        return;
+    }
     if (rf->cont != NULL) {
         rf->next_step = KUBE_STEP_SAME;
         step(rf);
@@ -468,6 +475,7 @@ step(struct kube_reflector *rf)
             /* A new list: which resourceVersion (client-go's relistResourceVersion). */
             free(rf->cont);
             rf->cont = NULL;
+            rf->pages = 0;
             kube_cache_list_begin(&rf->cache);
         }
         ok = kube_query_add(q, sizeof(q), "limit", lim);
