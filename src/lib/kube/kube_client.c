@@ -222,7 +222,8 @@ refresh_token(struct kube_client *c)
     uint64_t now = loop_now_ms(c->loop);
     struct stat st;
     char err[256];
-    if (c->token_file == NULL || (c->token_checked_ms != 0 && now - c->token_checked_ms < TOKEN_CHECK_MS))
+    if (c->token_file == NULL ||
+        (c->token_checked_ms != 0 && now - c->token_checked_ms < TOKEN_CHECK_MS))
         return;
     c->token_checked_ms = now;
     if (stat(c->token_file, &st) != 0) {
@@ -306,8 +307,8 @@ attempt_failed(struct kube_client *c, int err)
 {
     uint64_t d = kube_backoff_next(&c->dial_bo, loop_now_ms(c->loop), kube_rand());
     c->next_dial_ms = loop_now_ms(c->loop) + d;
-    log_warn_rl(&c->rl, "connection to %s failed: %s (next attempt in %llu ms)",
-                c->srv.authority, mesh_strerror(err), (unsigned long long)d);
+    log_warn_rl(&c->rl, "connection to %s failed: %s (next attempt in %llu ms)", c->srv.authority,
+                mesh_strerror(err), (unsigned long long)d);
     fail_waiting(c, err);
 }
 
@@ -374,8 +375,8 @@ on_dialled(void *arg, int fd)
         attempt_failed(c, -MESH_ETLS);
         return;
     }
-    struct stream *x = tls_stream_new(c->loop, tcp_stream_new(c->loop, fd), ssl, false,
-                                      TLS_STREAM_ALPN_H2);
+    struct stream *x =
+        tls_stream_new(c->loop, tcp_stream_new(c->loop, fd), ssl, false, TLS_STREAM_ALPN_H2);
     c->sess = h2_session_new(c->loop, x, false, &sess_cbs, c);
 }
 
@@ -610,7 +611,8 @@ kube_client_free(struct kube_client *c)
     free(c->token);
     free(c->token_file);
     free(c->auth);
-    /* After any kick already queued (the loop runs deferred calls in order; kick sees |freeing|). */
+    /* After any kick already queued (the loop runs deferred calls in order; kick sees |freeing|).
+     */
     loop_defer(c->loop, &c->free_defer, free, c);
 }
 

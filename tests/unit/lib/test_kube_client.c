@@ -36,7 +36,6 @@ struct t {
     char body[512];
 };
 
-
 /* Removes the flat directory |dir| and its files. */
 static void
 rm_dir(const char *dir)
