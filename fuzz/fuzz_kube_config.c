@@ -18,8 +18,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct kube_config c;
     struct kube_server s;
     char err[256];
-    if (kube_config_load_buf("fuzz", (const char *)data, size, "/nonexistent-kubeconfig-dir",
-                             NULL, &c, err, sizeof(err)) == 0) {
+    if (kube_config_load_buf("fuzz", (const char *)data, size, "/nonexistent-kubeconfig-dir", NULL,
+                             &c, err, sizeof(err)) == 0) {
         if (c.server == NULL || kube_server_parse(c.server, &s, err, sizeof(err)) != 0 ||
             c.namespace == NULL)
             abort();

@@ -370,8 +370,7 @@ fks_reset(struct fks_req *rq)
 }
 
 void
-fks_respond(struct fks_req *rq, int status, const char *body, const char *hname,
-            const char *hvalue)
+fks_respond(struct fks_req *rq, int status, const char *body, const char *hname, const char *hvalue)
 {
     struct h2_header h[2] = {{"content-type", "application/json"}, {hname, hvalue}};
     if (rq->st == NULL)

@@ -32,7 +32,7 @@ struct fks_req {
     /* streamed answers */
     char *out;
     size_t out_len, out_off;
-    size_t pace; /* bytes per loop turn; 0: all at once */
+    size_t pace;    /* bytes per loop turn; 0: all at once */
     bool end_after; /* end the stream once |out| is sent */
     bool begun, done, gone;
     struct loop_timer pace_timer;

@@ -86,7 +86,8 @@ void kube_client_free(struct kube_client *c);
 /* Backoff range of reconnects and reflector retries (tests shorten it; defaults KUBE_BACKOFF_*). */
 void kube_client_set_backoff(struct kube_client *c, unsigned min_ms, unsigned max_ms);
 
-/* Lowers the watch line cap (KUBE_MAX_EVENT_BYTES) and the 404 retry period (KUBE_ABSENT_RETRY_MS); for tests. */
+/* Lowers the watch line cap (KUBE_MAX_EVENT_BYTES) and the 404 retry period
+ * (KUBE_ABSENT_RETRY_MS); for tests. */
 void kube_client_set_limits(struct kube_client *c, size_t max_event, unsigned absent_retry_ms);
 
 struct kube_client_stats {

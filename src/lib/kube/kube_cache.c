@@ -78,7 +78,8 @@ kube_cache_sweep(struct kube_cache *c, json_t ***out)
     void *tmp;
     size_t n = 0, cap = 0;
     json_t **gone = NULL;
-    json_object_foreach_safe(c->objs, tmp, key, v) {
+    json_object_foreach_safe(c->objs, tmp, key, v)
+    {
         if (json_object_get(c->seen, key) != NULL)
             continue;
         if (n == cap) {

@@ -7,7 +7,6 @@
  * go to a new connection.
  */
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,7 +222,8 @@ refresh_token(struct kube_client *c)
     uint64_t now = loop_now_ms(c->loop);
     struct stat st;
     char err[256];
-    if (c->token_file == NULL || (c->token_checked_ms != 0 && now - c->token_checked_ms < TOKEN_CHECK_MS))
+    if (c->token_file == NULL ||
+        (c->token_checked_ms != 0 && now - c->token_checked_ms < TOKEN_CHECK_MS))
         return;
     c->token_checked_ms = now;
     if (stat(c->token_file, &st) != 0) {
@@ -307,8 +307,8 @@ attempt_failed(struct kube_client *c, int err)
 {
     uint64_t d = kube_backoff_next(&c->dial_bo, loop_now_ms(c->loop), kube_rand());
     c->next_dial_ms = loop_now_ms(c->loop) + d;
-    log_warn_rl(&c->rl, "connection to %s failed: %s (next attempt in %llu ms)",
-                c->srv.authority, mesh_strerror(err), (unsigned long long)d);
+    log_warn_rl(&c->rl, "connection to %s failed: %s (next attempt in %llu ms)", c->srv.authority,
+                mesh_strerror(err), (unsigned long long)d);
     fail_waiting(c, err);
 }
 
@@ -375,27 +375,38 @@ on_dialled(void *arg, int fd)
         attempt_failed(c, -MESH_ETLS);
         return;
     }
-    struct stream *x = tls_stream_new(c->loop, tcp_stream_new(c->loop, fd), ssl, false,
-                                      TLS_STREAM_ALPN_H2);
+    struct stream *x =
+        tls_stream_new(c->loop, tcp_stream_new(c->loop, fd), ssl, false, TLS_STREAM_ALPN_H2);
     c->sess = h2_session_new(c->loop, x, false, &sess_cbs, c);
 }
 
-/* The server's address: an IP literal, else the resolver's first answer (this may block). */
-static int
-resolve(struct kube_client *c, struct ipaddr *ip)
+static void dial_ip(struct kube_client *c, const struct ipaddr *ip);
+
+static void
+resolve_stop(struct kube_client *c)
 {
-    if (ipaddr_parse(c->srv.host, ip) == 0)
-        return 0;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(c->srv.host, NULL, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        log_warn_rl(&c->rl, "cannot resolve %s: %s", c->srv.host, gai_strerror(rc));
-        return -EHOSTUNREACH;
+    if (c->resolve_fd < 0)
+        return;
+    loop_io_stop(c->loop, &c->resolve_io);
+    close(c->resolve_fd);
+    c->resolve_fd = -1;
+}
+
+static void
+on_resolved(void *arg, uint32_t events)
+{
+    struct kube_client *c = arg;
+    struct kube_resolved r;
+    (void)events;
+    if (kube_resolve_finish(c->resolve_fd, &r) == -EAGAIN)
+        return;
+    resolve_stop(c);
+    if (r.err != 0) {
+        log_warn_rl(&c->rl, "cannot resolve %s: %s", c->srv.host, r.why);
+        attempt_failed(c, r.err);
+        return;
     }
-    uint16_t port;
-    sockaddr_to_ipport(res->ai_addr, ip, &port);
-    freeaddrinfo(res);
-    return 0;
+    dial_ip(c, &r.ip);
 }
 
 static void
@@ -405,18 +416,34 @@ on_redial(void *arg)
 }
 
 static void
+dial_ip(struct kube_client *c, const struct ipaddr *ip)
+{
+    struct sock_opts o = {0};
+    c->dial = dial_start(c->loop, ip, c->srv.port, NULL, &o, CONNECT_TIMEOUT_MS, on_dialled, c);
+    if (c->dial == NULL)
+        attempt_failed(c, -ENOMEM);
+}
+
+/* An IP literal is dialled at once; a name is resolved first, off the loop's thread. */
+static void
 connect_now(struct kube_client *c)
 {
     struct ipaddr ip;
-    int rc = resolve(c, &ip);
-    if (rc != 0) {
-        attempt_failed(c, rc);
+    if (ipaddr_parse(c->srv.host, &ip) == 0) {
+        dial_ip(c, &ip);
         return;
     }
-    struct sock_opts o = {0};
-    c->dial = dial_start(c->loop, &ip, c->srv.port, NULL, &o, CONNECT_TIMEOUT_MS, on_dialled, c);
-    if (c->dial == NULL)
-        attempt_failed(c, -ENOMEM);
+    int fd = kube_resolve_start(c->srv.host);
+    if (fd < 0) {
+        attempt_failed(c, fd);
+        return;
+    }
+    c->resolve_fd = fd;
+    if (loop_io_start(c->loop, &c->resolve_io, fd, EPOLLIN, on_resolved, c) != 0) {
+        close(fd);
+        c->resolve_fd = -1;
+        attempt_failed(c, -EIO);
+    }
 }
 
 /* Starts the calls that wait, connecting first when needed and allowed. */
@@ -447,7 +474,7 @@ kick(struct kube_client *c)
         else
             waiting = true;
     }
-    if (!waiting || c->sess != NULL || c->dial != NULL)
+    if (!waiting || c->sess != NULL || c->dial != NULL || c->resolve_fd >= 0)
         return;
     uint64_t now = loop_now_ms(c->loop);
     if (now < c->next_dial_ms) {
@@ -526,6 +553,7 @@ kube_client_new(struct loop *l, const struct kube_config *cfg, char *err, size_t
     struct kube_client *c = xcalloc(1, sizeof(*c));
     c->loop = l;
     c->srv = srv;
+    c->resolve_fd = -1;
     c->ctx = ctx;
     c->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 5);
     if (cfg->token != NULL) {
@@ -568,6 +596,7 @@ kube_client_free(struct kube_client *c)
             cbs->on_drop(arg, k);
     }
     loop_timer_stop(c->loop, &c->redial);
+    resolve_stop(c);
     if (c->dial != NULL)
         dial_cancel(c->dial);
     if (c->sess != NULL) {
@@ -582,7 +611,8 @@ kube_client_free(struct kube_client *c)
     free(c->token);
     free(c->token_file);
     free(c->auth);
-    /* After any kick already queued (the loop runs deferred calls in order; kick sees |freeing|). */
+    /* After any kick already queued (the loop runs deferred calls in order; kick sees |freeing|).
+     */
     loop_defer(c->loop, &c->free_defer, free, c);
 }
 

@@ -11,6 +11,8 @@
 #include <openssl/ssl.h>
 
 #include "kube/kube_proto.h"
+#include "loop/loop.h"
+#include "net/addr.h"
 #include "log/log.h"
 
 #define KUBE_USER_AGENT_VERSION "0.1"
@@ -26,9 +28,11 @@ struct kube_client {
     struct stat token_st;
     uint64_t token_checked_ms;
     struct dial *dial;
-    struct h2_session *sess;    /* connecting or ready; NULL when down */
-    bool sess_ready;            /* |sess| completed its handshake */
-    struct h2_session *old[8];  /* draining after GOAWAY */
+    int resolve_fd; /* a name being resolved (-1: none) */
+    struct loop_io resolve_io;
+    struct h2_session *sess;   /* connecting or ready; NULL when down */
+    bool sess_ready;           /* |sess| completed its handshake */
+    struct h2_session *old[8]; /* draining after GOAWAY */
     size_t n_old;
     struct kube_backoff dial_bo;
     uint64_t next_dial_ms;
@@ -37,7 +41,7 @@ struct kube_client {
     struct kube_call *calls; /* every live call, sent or waiting */
     struct kube_reflector *reflectors;
     uint64_t bo_min, bo_max;
-    size_t max_event;        /* KUBE_MAX_EVENT_BYTES unless a test lowers it */
+    size_t max_event;         /* KUBE_MAX_EVENT_BYTES unless a test lowers it */
     unsigned absent_retry_ms; /* KUBE_ABSENT_RETRY_MS unless a test lowers it */
     struct log_ratelimit rl;
     bool freeing;
@@ -76,6 +80,18 @@ struct loop *kube_client_loop(const struct kube_client *c);
 /* The backoff range reflectors of |c| use (kube_client_set_backoff()). */
 void kube_client_backoff_range(const struct kube_client *c, uint64_t *min_ms, uint64_t *max_ms);
 
+/* ---- kube_resolve.c: a host name resolved on a helper thread ---- */
+
+struct kube_resolved {
+    int err; /* 0, or -EHOSTUNREACH */
+    struct ipaddr ip;
+    char why[128];
+};
+
+/* Starts resolving |host|; returns the fd that becomes readable with the answer, or -errno. */
+int kube_resolve_start(const char *host);
+/* Reads the answer from |fd| (the caller closes it): 0, or -EAGAIN if not there yet. */
+int kube_resolve_finish(int fd, struct kube_resolved *out);
 
 /* Reflectors link themselves into their client's list. */
 struct kube_reflector_link {

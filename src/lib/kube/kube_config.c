@@ -103,8 +103,9 @@ kube_config_in_cluster(const char *dir, struct kube_config *out, char *err, size
     const char *host = getenv("KUBERNETES_SERVICE_HOST");
     const char *port = getenv("KUBERNETES_SERVICE_PORT");
     if (host == NULL || *host == '\0' || port == NULL || *port == '\0') {
-        snprintf(err, errlen, "not in a cluster: KUBERNETES_SERVICE_HOST and "
-                              "KUBERNETES_SERVICE_PORT must be set");
+        snprintf(err, errlen,
+                 "not in a cluster: KUBERNETES_SERVICE_HOST and "
+                 "KUBERNETES_SERVICE_PORT must be set");
         return -1;
     }
     if (dir == NULL)
@@ -156,7 +157,8 @@ named(const json_t *doc, const char *key, const char *name, const char *inner)
     json_t *e;
     if (!json_is_array(list))
         return NULL;
-    json_array_foreach(list, i, e) {
+    json_array_foreach(list, i, e)
+    {
         const char *n = json_string_value(json_object_get(e, "name"));
         if (n != NULL && strcmp(n, name) == 0) {
             json_t *v = json_object_get(e, inner);
@@ -311,8 +313,10 @@ load_doc(const json_t *doc, const char *dir, const char *context, struct kube_co
         data_or_file(u, "client-key", dir, &out->client_key_pem, err, errlen) != 0)
         return -1;
     if ((out->client_cert_pem == NULL) != (out->client_key_pem == NULL)) {
-        snprintf(err, errlen, "user \"%s\": a client certificate needs its key and a key its "
-                              "certificate", uname);
+        snprintf(err, errlen,
+                 "user \"%s\": a client certificate needs its key and a key its "
+                 "certificate",
+                 uname);
         return -1;
     }
     return 0;

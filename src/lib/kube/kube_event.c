@@ -10,7 +10,6 @@
 
 #include "kube/kube_proto.h"
 
-
 static const struct {
     const char *name;
     enum kube_event_type type;
@@ -103,14 +102,16 @@ fail:
     return -1;
 }
 
-/* True if the Status |body| says the resource version was too large (cause or, on 1.17-1.18.5, message). */
+/* True if the Status |body| says the resource version was too large (cause or, on 1.17-1.18.5,
+ * message). */
 static bool
 too_large(const json_t *body)
 {
     json_t *causes = json_object_get(json_object_get(body, "details"), "causes");
     size_t i;
     json_t *c;
-    json_array_foreach(causes, i, c) {
+    json_array_foreach(causes, i, c)
+    {
         const char *r = json_string_value(json_object_get(c, "reason"));
         if (r != NULL && strcmp(r, "ResourceVersionTooLarge") == 0)
             return true;

@@ -26,7 +26,7 @@
 #include "kube/kube.h"
 
 #define KUBE_MAX_CONFIG_BYTES (1u << 20) /* a kubeconfig, CA bundle, key or token file */
-#define KUBE_MAX_HOST 256
+#define KUBE_MAX_HOST         256
 
 /* ---- kube_config.c ---- */
 
@@ -91,7 +91,7 @@ struct kube_event {
     const char *rv; /* metadata.resourceVersion of |obj| ("" for ERROR) */
 };
 
-#define KUBE_RV_MAX 128 /* a resourceVersion longer than this is refused */
+#define KUBE_RV_MAX    128 /* a resourceVersion longer than this is refused */
 #define KUBE_MAX_DEPTH 100 /* JSON nesting accepted from the server (jansson recurses) */
 
 /* True if the JSON text |p| nests deeper than KUBE_MAX_DEPTH (checked before parsing it). */
@@ -124,20 +124,20 @@ const char *kube_verdict_name(enum kube_verdict v);
 /* ---- kube_plan.c: the reflector's next step, decided without I/O ---- */
 
 enum kube_outcome {
-    KUBE_OUT_STATUS,     /* a non-2xx answer (|v| says what it means) */
-    KUBE_OUT_EVENT,      /* an in-stream ERROR event (|v| from its Status) */
-    KUBE_OUT_END,        /* the watch ended cleanly after a while or with events */
-    KUBE_OUT_SHORT,      /* the watch ended cleanly in < 1 s without an event */
-    KUBE_OUT_CUT,        /* the stream or connection failed (no status, reset, timeout) */
-    KUBE_OUT_BAD,        /* a line we could not take (not JSON, over the cap, no RV) */
+    KUBE_OUT_STATUS, /* a non-2xx answer (|v| says what it means) */
+    KUBE_OUT_EVENT,  /* an in-stream ERROR event (|v| from its Status) */
+    KUBE_OUT_END,    /* the watch ended cleanly after a while or with events */
+    KUBE_OUT_SHORT,  /* the watch ended cleanly in < 1 s without an event */
+    KUBE_OUT_CUT,    /* the stream or connection failed (no status, reset, timeout) */
+    KUBE_OUT_BAD,    /* a line we could not take (not JSON, over the cap, no RV) */
 };
 
 enum kube_step {
-    KUBE_STEP_WATCH,       /* watch from the last resourceVersion */
-    KUBE_STEP_LIST,        /* list again from the last resourceVersion ("0" before any) */
-    KUBE_STEP_LIST_FRESH,  /* list from resourceVersion "": a consistent read */
-    KUBE_STEP_SAME,        /* the same request again (the same list page) */
-    KUBE_STEP_ABSENT,      /* the kind is not served: report it, look again slowly */
+    KUBE_STEP_WATCH,      /* watch from the last resourceVersion */
+    KUBE_STEP_LIST,       /* list again from the last resourceVersion ("0" before any) */
+    KUBE_STEP_LIST_FRESH, /* list from resourceVersion "": a consistent read */
+    KUBE_STEP_SAME,       /* the same request again (the same list page) */
+    KUBE_STEP_ABSENT,     /* the kind is not served: report it, look again slowly */
 };
 
 struct kube_plan {

@@ -14,14 +14,17 @@
 #include "kube/kube_client_priv.h"
 #include "log/log.h"
 
-#define LIST_TIMEOUT_MS      120000
-#define WATCH_MIN_S          300
-#define WATCH_MAX_S          600
-#define WATCH_GRACE_MS       60000 /* past timeoutSeconds before we give up on a silent watch */
-#define SHORT_WATCH_MS       1000
-#define ERROR_BODY_MAX       (64u << 10)
-#define MAX_URL              8192
-#define MAX_CONTINUE         4096
+#define LIST_TIMEOUT_MS 120000
+#define WATCH_MIN_S     300
+#define WATCH_MAX_S     600
+#define WATCH_GRACE_MS  60000 /* past timeoutSeconds before we give up on a silent watch */
+#define SHORT_WATCH_MS  1000
+#define ERROR_BODY_MAX  (64u << 10)
+#define MAX_URL         8192
+#define MAX_CONTINUE    4096
+#define MAX_PAGES                                                                                  \
+    20000 /* pages of one list (10 M objects at 500): a server that                                \
+             hands out continue tokens forever is cut off */
 
 enum phase { PH_WAIT, PH_LIST, PH_WATCH };
 
@@ -44,8 +47,9 @@ struct kube_reflector {
     char rv[KUBE_RV_MAX + 1]; /* the last resourceVersion synced to */
     bool rv_unavailable;      /* relist from "" */
     bool listed_once;
-    int served;               /* -1 unknown, 0 absent reported, 1 served */
-    char *cont;               /* continue token of the page to ask for, or NULL */
+    int served;     /* -1 unknown, 0 absent reported, 1 served */
+    char *cont;     /* continue token of the page to ask for, or NULL */
+    unsigned pages; /* pages of the list in progress */
     char list_rv[KUBE_RV_MAX + 1];
 
     /* the answer in progress */
@@ -112,8 +116,7 @@ after(struct kube_reflector *rf, enum kube_outcome o, enum kube_verdict v, unsig
     if (p.backoff)
         delay = kube_backoff_next(&rf->bo, loop_now_ms(rf->c->loop), kube_rand());
     if (o != KUBE_OUT_END && v != KUBE_V_ABSENT)
-        log_info_rl(&rf->rl, "%s %s: %s; %s in %llu ms", watching ? "watch" : "list",
-                    rf->base, why,
+        log_info_rl(&rf->rl, "%s %s: %s; %s in %llu ms", watching ? "watch" : "list", rf->base, why,
                     p.step == KUBE_STEP_WATCH        ? "watching again"
                     : p.step == KUBE_STEP_SAME       ? "retrying"
                     : p.step == KUBE_STEP_LIST_FRESH ? "relisting from \"\""
@@ -200,7 +203,8 @@ on_head(void *arg, struct kube_call *k, int status, const char *retry_after)
         return;
     }
     rf->status = status;
-    snprintf(rf->retry_after, sizeof(rf->retry_after), "%s", retry_after != NULL ? retry_after : "");
+    snprintf(rf->retry_after, sizeof(rf->retry_after), "%s",
+             retry_after != NULL ? retry_after : "");
     if (rf->phase == PH_WATCH && status == 200) {
         rf->watch_start_ms = loop_now_ms(rf->c->loop);
         rf->watch_events = 0;
@@ -273,10 +277,11 @@ take_page(struct kube_reflector *rf)
     size_t i;
     json_t *it;
     char key[KUBE_KEY_MAX];
-    json_array_foreach(items, i, it) {
+    json_array_foreach(items, i, it)
+    {
         if (!json_is_object(it) || !kube_obj_key(it, key)) {
-            log_warn_rl(&rf->rl, "list %s: item %zu has no usable metadata.name; skipped",
-                        rf->base, i);
+            log_warn_rl(&rf->rl, "list %s: item %zu has no usable metadata.name; skipped", rf->base,
+                        i);
             continue;
         }
         strip(it);
@@ -291,6 +296,10 @@ take_page(struct kube_reflector *rf)
     json_decref(j);
     if (rf->dead)
         return;
+    if (rf->cont != NULL && ++rf->pages >= MAX_PAGES) {
+        after(rf, KUBE_OUT_BAD, KUBE_V_RETRY, 0, "the list goes on past the page cap");
+        return;
+    }
     if (rf->cont != NULL) {
         rf->next_step = KUBE_STEP_SAME;
         step(rf);
@@ -404,8 +413,8 @@ on_end(void *arg, struct kube_call *k, int err)
         after(rf, KUBE_OUT_CUT, KUBE_V_RETRY, 0, "watch ended inside an event");
         return;
     }
-    bool shortw = loop_now_ms(rf->c->loop) - rf->watch_start_ms < SHORT_WATCH_MS &&
-                  rf->watch_events == 0;
+    bool shortw =
+        loop_now_ms(rf->c->loop) - rf->watch_start_ms < SHORT_WATCH_MS && rf->watch_events == 0;
     after(rf, shortw ? KUBE_OUT_SHORT : KUBE_OUT_END, KUBE_V_OK, 0,
           shortw ? "very short watch (< 1 s, no event)" : "ended");
 }
@@ -456,7 +465,8 @@ step(struct kube_reflector *rf)
         ok = kube_query_add(q, sizeof(q), "watch", "1") &&
              kube_query_add(q, sizeof(q), "allowWatchBookmarks", "true") &&
              kube_query_add(q, sizeof(q), "timeoutSeconds", ts) &&
-             kube_query_add(q, sizeof(q), "resourceVersion", rf->rv) && add_selectors(rf, q, sizeof(q));
+             kube_query_add(q, sizeof(q), "resourceVersion", rf->rv) &&
+             add_selectors(rf, q, sizeof(q));
         rf->phase = PH_WATCH;
         rf->st.watches++;
         timeout = (uint64_t)secs * 1000 + WATCH_GRACE_MS;
@@ -468,6 +478,7 @@ step(struct kube_reflector *rf)
             /* A new list: which resourceVersion (client-go's relistResourceVersion). */
             free(rf->cont);
             rf->cont = NULL;
+            rf->pages = 0;
             kube_cache_list_begin(&rf->cache);
         }
         ok = kube_query_add(q, sizeof(q), "limit", lim);

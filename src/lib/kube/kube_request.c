@@ -94,9 +94,8 @@ static const struct kube_call_cbs request_cbs = {
 };
 
 struct kube_request *
-kube_request(struct kube_client *c, const char *method, const char *path,
-             const char *content_type, const json_t *body, unsigned timeout_ms,
-             kube_response_fn *cb, void *arg)
+kube_request(struct kube_client *c, const char *method, const char *path, const char *content_type,
+             const json_t *body, unsigned timeout_ms, kube_response_fn *cb, void *arg)
 {
     char *text = NULL;
     if (body != NULL) {

@@ -71,7 +71,8 @@ load_identity(SSL_CTX *ctx, const char *cert_pem, const char *key_pem)
         return false;
     EVP_PKEY *key = PEM_read_bio_PrivateKey(k, NULL, NULL, NULL);
     BIO_free(k);
-    ok = key != NULL && SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    ok =
+        key != NULL && SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
     EVP_PKEY_free(key);
     return ok;
 }

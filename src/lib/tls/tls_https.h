@@ -15,10 +15,10 @@
 #include <openssl/ssl.h>
 
 struct tls_https_opts {
-    const char *ca_pem;          /* trusted roots (PEM); NULL: the system's default store */
-    const char *cert_pem;        /* client certificate chain (PEM), or NULL */
-    const char *key_pem;         /* its private key (PEM); required with cert_pem */
-    bool insecure_skip_verify;   /* no chain or name check (kubeconfig's option; logged by callers) */
+    const char *ca_pem;        /* trusted roots (PEM); NULL: the system's default store */
+    const char *cert_pem;      /* client certificate chain (PEM), or NULL */
+    const char *key_pem;       /* its private key (PEM); required with cert_pem */
+    bool insecure_skip_verify; /* no chain or name check (kubeconfig's option; logged by callers) */
 };
 
 /* A client context for |o|. NULL with |err| filled on failure. */

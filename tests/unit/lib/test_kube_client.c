@@ -36,7 +36,6 @@ struct t {
     char body[512];
 };
 
-
 /* Removes the flat directory |dir| and its files. */
 static void
 rm_dir(const char *dir)
@@ -215,6 +214,31 @@ test_server_checked(void **state)
     request_and_wait(&t, "GET", "/api", NULL, 0);
     assert_int_equal(t.status, 200);
     assert_string_equal(t.last_auth, "");
+    teardown_t(&t);
+
+    /* A name is resolved off the loop's thread; the certificate names localhost. */
+    setup_with(&t, CA_RIGHT, "x", NULL, NULL);
+    kube_client_free(t.c);
+    char server[128];
+    snprintf(server, sizeof(server), "https://localhost:%s", strrchr(fks_server(t.f), ':') + 1);
+    struct kube_config lc = {.server = server, .ca_pem = (char *)fks_ca_pem(t.f)};
+    char lerr[256];
+    t.c = kube_client_new(t.loop, &lc, lerr, sizeof(lerr));
+    assert_non_null(t.c);
+    request_and_wait(&t, "GET", "/api", NULL, 0);
+    assert_int_equal(t.status, 200);
+    teardown_t(&t);
+    /* A name that does not resolve fails the request, later, not the loop. */
+    setup_with(&t, CA_RIGHT, "x", NULL, NULL);
+    kube_client_free(t.c);
+    lc.server = (char *)"https://no-such-host.invalid:6443";
+    lc.ca_pem = (char *)fks_ca_pem(t.f);
+    t.c = kube_client_new(t.loop, &lc, lerr, sizeof(lerr));
+    assert_non_null(t.c);
+    request_and_wait(&t, "GET", "/api", NULL, 0);
+    assert_int_equal(t.status, -EHOSTUNREACH);
+    /* Freed while resolving: the helper thread's answer goes nowhere. */
+    assert_non_null(kube_request(t.c, "GET", "/api", NULL, NULL, 0, on_resp, &t));
     teardown_t(&t);
 
     /* The certificate names 127.0.0.1 and localhost, not other hosts. */

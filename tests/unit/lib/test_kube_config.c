@@ -21,7 +21,6 @@
 #include "kube/kube.h"
 #include "kube/kube_proto.h"
 
-
 /* Removes the flat directory |dir| and its files. */
 static void
 rm_dir(const char *dir)
@@ -77,7 +76,7 @@ load(const char *yaml, const char *context, struct kube_config *c, char *err)
 }
 
 #define HEAD                                                                                       \
-    "apiVersion: v1\nkind: Config\ncurrent-context: a\n"                                            \
+    "apiVersion: v1\nkind: Config\ncurrent-context: a\n"                                           \
     "contexts:\n- name: a\n  context: {cluster: c1, user: u1, namespace: demo}\n"                  \
     "- name: b\n  context: {cluster: c2, user: u2}\n"
 
@@ -112,13 +111,12 @@ test_other_context_files(void **state)
     write_file("tok", "  tok-from-file\n");
     write_file("c.crt", "CERT");
     write_file("c.key", "KEY");
-    const char *y =
-        HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://x:1'}\n"
-             "- name: c2\n  cluster:\n    server: https://[2001:db8::1]:6443/\n"
-             "    certificate-authority: ca.pem\n    insecure-skip-tls-verify: true\n"
-             "users:\n- name: u1\n  user: {token: t1}\n"
-             "- name: u2\n  user:\n    tokenFile: tok\n    client-certificate: c.crt\n"
-             "    client-key: c.key\n";
+    const char *y = HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://x:1'}\n"
+                         "- name: c2\n  cluster:\n    server: https://[2001:db8::1]:6443/\n"
+                         "    certificate-authority: ca.pem\n    insecure-skip-tls-verify: true\n"
+                         "users:\n- name: u1\n  user: {token: t1}\n"
+                         "- name: u2\n  user:\n    tokenFile: tok\n    client-certificate: c.crt\n"
+                         "    client-key: c.key\n";
     assert_int_equal(load(y, "b", &c, err), 0);
     assert_string_equal(c.server, "https://[2001:db8::1]:6443/");
     assert_string_equal(c.ca_pem, "CAFILE");

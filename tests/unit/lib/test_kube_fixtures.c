@@ -164,7 +164,10 @@ handler(void *arg, struct fks_req *rq)
              fks_param(rq, "resourceVersion", v, sizeof(v)) ? v : "-");
     bool has_cont = fks_param(rq, "continue", cont, sizeof(cont));
     snprintf(r->list_cont[i], sizeof(r->list_cont[i]), "%s",
-             !has_cont ? "-" : strcmp(cont, r->token[0]) == 0 ? "p2" : strcmp(cont, r->token[1]) == 0 ? "p3" : "?");
+             !has_cont                        ? "-"
+             : strcmp(cont, r->token[0]) == 0 ? "p2"
+             : strcmp(cont, r->token[1]) == 0 ? "p3"
+                                              : "?");
     if (i == 0) {
         respond_file(rq, 504, "list-rv-too-large.json");
     } else if (i == 2) {
@@ -239,7 +242,8 @@ test_replay(void **state)
     }
     for (int i = 0; i < 2; i++) {
         json_t *j = json_loads(r.page[i], 0, NULL);
-        r.token[i] = xstrdup(json_string_value(json_object_get(json_object_get(j, "metadata"), "continue")));
+        r.token[i] =
+            xstrdup(json_string_value(json_object_get(json_object_get(j, "metadata"), "continue")));
         json_decref(j);
     }
     struct kube_config cfg = {.server = (char *)fks_server(r.f), .ca_pem = (char *)fks_ca_pem(r.f)};
@@ -266,7 +270,8 @@ test_replay(void **state)
     assert_string_equal(r.watch_rv[2], "220"); /* the relisted RV */
     /* The state: cm1..cm5; cm6 came and went. */
     char *v = json_dumps(r.view, JSON_SORT_KEYS | JSON_COMPACT);
-    assert_string_equal(v, "{\"cm1\":\"v1\",\"cm2\":\"v2\",\"cm3\":\"v3\",\"cm4\":\"v4\",\"cm5\":\"v5\"}");
+    assert_string_equal(
+        v, "{\"cm1\":\"v1\",\"cm2\":\"v2\",\"cm3\":\"v3\",\"cm4\":\"v4\",\"cm5\":\"v5\"}");
     free(v);
     assert_int_equal(r.removes, 1);
     assert_int_equal(r.synced_cm, 2);

@@ -116,11 +116,14 @@ test_event_decode(void **state)
         enum kube_event_type type;
         const char *rv, *err;
     } cases[] = {
-        {"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"5\"}}}",
+        {"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"5\"}}"
+         "}",
          0, KUBE_EV_ADDED, "5", NULL},
-        {"{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"6\"}}}",
+        {"{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":"
+         "\"6\"}}}",
          0, KUBE_EV_MODIFIED, "6", NULL},
-        {"{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"7\"}}}",
+        {"{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"7\"}"
+         "}}",
          0, KUBE_EV_DELETED, "7", NULL},
         {"{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"9\"}}}", 0,
          KUBE_EV_BOOKMARK, "9", NULL},
@@ -189,8 +192,9 @@ test_classify(void **state)
         {0, "{\"code\":410,\"reason\":\"Expired\"}", NULL, KUBE_V_EXPIRED, 0},
         {0, "{\"code\":410,\"reason\":\"Gone\"}", NULL, KUBE_V_EXPIRED, 0},
         {500, "{\"reason\":\"Expired\"}", NULL, KUBE_V_EXPIRED, 0}, /* servers <= 1.17 */
-        {504, "{\"reason\":\"Timeout\",\"details\":{\"causes\":[{\"reason\":"
-              "\"ResourceVersionTooLarge\"}]}}",
+        {504,
+         "{\"reason\":\"Timeout\",\"details\":{\"causes\":[{\"reason\":"
+         "\"ResourceVersionTooLarge\"}]}}",
          NULL, KUBE_V_TOO_LARGE, 0},
         {504, "{\"reason\":\"Timeout\",\"message\":\"Too large resource version: 9, current: 1\"}",
          NULL, KUBE_V_TOO_LARGE, 0}, /* 1.17.0-1.18.5: only the message says it */
@@ -336,10 +340,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lines_every_split), cmocka_unit_test(test_lines_cap),
-        cmocka_unit_test(test_event_decode),      cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_lines_every_split),
+        cmocka_unit_test(test_lines_cap),
+        cmocka_unit_test(test_event_decode),
+        cmocka_unit_test(test_classify),
         cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_plan),              cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_cache_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,7 @@
 #include "unit_kubesrv.h"
 #include "unit_loop.h"
 
-#define MAXO 64
+#define MAXO  64
 #define MAXEV 512
 
 struct mobj {
@@ -51,20 +51,20 @@ struct m {
     int n_o;
     struct mev ev[MAXEV];
     int n_ev;
-    bool absent;             /* the kind is not served (404) */
-    bool mute;               /* changes are not pushed to open watches */
-    bool end_watches_at_once; /* every watch ends right after its replay */
-    int page;                /* the server's page size */
-    size_t pace;             /* watch bytes per loop turn (0: all at once) */
+    bool absent;                     /* the kind is not served (404) */
+    bool mute;                       /* changes are not pushed to open watches */
+    bool end_watches_at_once;        /* every watch ends right after its replay */
+    int page;                        /* the server's page size */
+    size_t pace;                     /* watch bytes per loop turn (0: all at once) */
     int list_fault[8], n_list_fault; /* statuses for the next LISTs, in order */
     const char *list_fault_body[8];
     const char *list_fault_hdr[8];
-    bool continue_410;       /* the next continue page answers 410 */
-    int watch_fault;         /* the next WATCH answers this status */
+    bool continue_410; /* the next continue page answers 410 */
+    int watch_fault;   /* the next WATCH answers this status */
     /* what the server saw */
     int n_lists, n_watches;
     char fsel[128], lsel[128]; /* selectors of the last request ("-" if none) */
-    char list_rv[16][64];  /* resourceVersion of each LIST ("-" if absent) */
+    char list_rv[16][64];      /* resourceVersion of each LIST ("-" if absent) */
     char watch_rv[64][64];
     uint64_t list_ms[16];
     /* the sink's view */
@@ -180,8 +180,10 @@ serve_list(struct m *m, struct fks_req *rq)
         int st = m->list_fault[0];
         const char *body = m->list_fault_body[0], *hdr = m->list_fault_hdr[0];
         memmove(m->list_fault, m->list_fault + 1, sizeof(m->list_fault) - sizeof(int));
-        memmove(m->list_fault_body, m->list_fault_body + 1, sizeof(m->list_fault_body) - sizeof(char *));
-        memmove(m->list_fault_hdr, m->list_fault_hdr + 1, sizeof(m->list_fault_hdr) - sizeof(char *));
+        memmove(m->list_fault_body, m->list_fault_body + 1,
+                sizeof(m->list_fault_body) - sizeof(char *));
+        memmove(m->list_fault_hdr, m->list_fault_hdr + 1,
+                sizeof(m->list_fault_hdr) - sizeof(char *));
         m->n_list_fault--;
         fks_respond(rq, st, body != NULL ? body : "{\"kind\":\"Status\",\"code\":500}",
                     hdr != NULL ? "retry-after" : NULL, hdr);
@@ -209,7 +211,8 @@ serve_list(struct m *m, struct fks_req *rq)
     /* The page holds the objects alive now, in model order (the model does not change mid-list). */
     size_t cap = 1 << 16, len = 0;
     char *b = xmalloc(cap);
-    len += (size_t)snprintf(b, cap, "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"items\":[");
+    len +=
+        (size_t)snprintf(b, cap, "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"items\":[");
     int i, taken = 0, idx = 0;
     for (i = 0; i < m->n_o; i++) {
         if (!m->o[i].alive)
@@ -227,9 +230,10 @@ serve_list(struct m *m, struct fks_req *rq)
     for (; i < m->n_o; i++)
         more |= m->o[i].alive;
     if (more)
-        len += (size_t)snprintf(b + len, cap - len,
-                                "],\"metadata\":{\"resourceVersion\":\"%d\",\"continue\":\"%d:%d\"}}",
-                                at_rv, at_rv, start + taken);
+        len +=
+            (size_t)snprintf(b + len, cap - len,
+                             "],\"metadata\":{\"resourceVersion\":\"%d\",\"continue\":\"%d:%d\"}}",
+                             at_rv, at_rv, start + taken);
     else
         len += (size_t)snprintf(b + len, cap - len, "],\"metadata\":{\"resourceVersion\":\"%d\"}}",
                                 at_rv);
@@ -486,7 +490,8 @@ seed(struct m *m, int n)
 
 /* ---- scenarios ---- */
 
-/* Paged LIST (continue), then WATCH from the list's RV; changes stream in; BOOKMARK moves the RV. */
+/* Paged LIST (continue), then WATCH from the list's RV; changes stream in; BOOKMARK moves the RV.
+ */
 static void
 test_list_watch_bookmark(void **state)
 {
@@ -498,7 +503,7 @@ test_list_watch_bookmark(void **state)
     start(&m);
     expect_view(&m);
     assert_int_equal(m.synced, 1);
-    assert_int_equal(m.n_lists, 3); /* 3 + 3 + 1 */
+    assert_int_equal(m.n_lists, 3);         /* 3 + 3 + 1 */
     assert_string_equal(m.list_rv[0], "0"); /* first from the watch cache */
     assert_string_equal(m.list_rv[1], "-"); /* continue pages carry no RV */
     wait_watching(&m);
@@ -561,7 +566,8 @@ test_one_byte_frames(void **state)
     teardown_m(&m);
 }
 
-/* The watch resumes from a compacted RV: in-stream ERROR 410, relist from "", deletes synthesised. */
+/* The watch resumes from a compacted RV: in-stream ERROR 410, relist from "", deletes synthesised.
+ */
 static void
 test_expired_in_stream(void **state)
 {
