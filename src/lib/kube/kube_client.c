@@ -7,7 +7,6 @@
  * go to a new connection.
  */
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,22 +379,33 @@ on_dialled(void *arg, int fd)
     c->sess = h2_session_new(c->loop, x, false, &sess_cbs, c);
 }
 
-/* The server's address: an IP literal, else the resolver's first answer (this may block). */
-static int
-resolve(struct kube_client *c, struct ipaddr *ip)
+static void dial_ip(struct kube_client *c, const struct ipaddr *ip);
+
+static void
+resolve_stop(struct kube_client *c)
 {
-    if (ipaddr_parse(c->srv.host, ip) == 0)
-        return 0;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(c->srv.host, NULL, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        log_warn_rl(&c->rl, "cannot resolve %s: %s", c->srv.host, gai_strerror(rc));
-        return -EHOSTUNREACH;
+    if (c->resolve_fd < 0)
+        return;
+    loop_io_stop(c->loop, &c->resolve_io);
+    close(c->resolve_fd);
+    c->resolve_fd = -1;
+}
+
+static void
+on_resolved(void *arg, uint32_t events)
+{
+    struct kube_client *c = arg;
+    struct kube_resolved r;
+    (void)events;
+    if (kube_resolve_finish(c->resolve_fd, &r) == -EAGAIN)
+        return;
+    resolve_stop(c);
+    if (r.err != 0) {
+        log_warn_rl(&c->rl, "cannot resolve %s: %s", c->srv.host, r.why);
+        attempt_failed(c, r.err);
+        return;
     }
-    uint16_t port;
-    sockaddr_to_ipport(res->ai_addr, ip, &port);
-    freeaddrinfo(res);
-    return 0;
+    dial_ip(c, &r.ip);
 }
 
 static void
@@ -405,18 +415,34 @@ on_redial(void *arg)
 }
 
 static void
+dial_ip(struct kube_client *c, const struct ipaddr *ip)
+{
+    struct sock_opts o = {0};
+    c->dial = dial_start(c->loop, ip, c->srv.port, NULL, &o, CONNECT_TIMEOUT_MS, on_dialled, c);
+    if (c->dial == NULL)
+        attempt_failed(c, -ENOMEM);
+}
+
+/* An IP literal is dialled at once; a name is resolved first, off the loop's thread. */
+static void
 connect_now(struct kube_client *c)
 {
     struct ipaddr ip;
-    int rc = resolve(c, &ip);
-    if (rc != 0) {
-        attempt_failed(c, rc);
+    if (ipaddr_parse(c->srv.host, &ip) == 0) {
+        dial_ip(c, &ip);
         return;
     }
-    struct sock_opts o = {0};
-    c->dial = dial_start(c->loop, &ip, c->srv.port, NULL, &o, CONNECT_TIMEOUT_MS, on_dialled, c);
-    if (c->dial == NULL)
-        attempt_failed(c, -ENOMEM);
+    int fd = kube_resolve_start(c->srv.host);
+    if (fd < 0) {
+        attempt_failed(c, fd);
+        return;
+    }
+    c->resolve_fd = fd;
+    if (loop_io_start(c->loop, &c->resolve_io, fd, EPOLLIN, on_resolved, c) != 0) {
+        close(fd);
+        c->resolve_fd = -1;
+        attempt_failed(c, -EIO);
+    }
 }
 
 /* Starts the calls that wait, connecting first when needed and allowed. */
@@ -447,7 +473,7 @@ kick(struct kube_client *c)
         else
             waiting = true;
     }
-    if (!waiting || c->sess != NULL || c->dial != NULL)
+    if (!waiting || c->sess != NULL || c->dial != NULL || c->resolve_fd >= 0)
         return;
     uint64_t now = loop_now_ms(c->loop);
     if (now < c->next_dial_ms) {
@@ -526,6 +552,7 @@ kube_client_new(struct loop *l, const struct kube_config *cfg, char *err, size_t
     struct kube_client *c = xcalloc(1, sizeof(*c));
     c->loop = l;
     c->srv = srv;
+    c->resolve_fd = -1;
     c->ctx = ctx;
     c->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 5);
     if (cfg->token != NULL) {
@@ -568,6 +595,7 @@ kube_client_free(struct kube_client *c)
             cbs->on_drop(arg, k);
     }
     loop_timer_stop(c->loop, &c->redial);
+    resolve_stop(c);
     if (c->dial != NULL)
         dial_cancel(c->dial);
     if (c->sess != NULL) {

@@ -74,6 +74,14 @@ handler(void *arg, struct fks_req *rq)
         fks_respond(rq, 200, "hello", NULL, NULL);
         return;
     }
+    if (strcmp(rq->path, "/deep") == 0) {
+        char deep[404];
+        memset(deep, '[', 200);
+        memset(deep + 200, ']', 200);
+        deep[400] = '\0';
+        fks_respond(rq, 200, deep, NULL, NULL);
+        return;
+    }
     if (strcmp(rq->path, "/missing") == 0) {
         fks_respond(rq, 404, "{\"kind\":\"Status\",\"reason\":\"NotFound\",\"code\":404}", NULL,
                     NULL);
@@ -176,6 +184,9 @@ test_get_post(void **state)
     request_and_wait(&t, "GET", "/notjson", NULL, 0);
     assert_int_equal(t.status, 200);
     assert_string_equal(t.body, ""); /* not JSON: NULL body */
+    request_and_wait(&t, "GET", "/deep", NULL, 0);
+    assert_int_equal(t.status, 200);
+    assert_string_equal(t.body, ""); /* nested past KUBE_MAX_DEPTH: not parsed */
     request_and_wait(&t, "GET", "/missing", NULL, 0);
     assert_int_equal(t.status, 404);
     assert_non_null(strstr(t.body, "NotFound"));
@@ -204,6 +215,31 @@ test_server_checked(void **state)
     request_and_wait(&t, "GET", "/api", NULL, 0);
     assert_int_equal(t.status, 200);
     assert_string_equal(t.last_auth, "");
+    teardown_t(&t);
+
+    /* A name is resolved off the loop's thread; the certificate names localhost. */
+    setup_with(&t, CA_RIGHT, "x", NULL, NULL);
+    kube_client_free(t.c);
+    char server[128];
+    snprintf(server, sizeof(server), "https://localhost:%s", strrchr(fks_server(t.f), ':') + 1);
+    struct kube_config lc = {.server = server, .ca_pem = (char *)fks_ca_pem(t.f)};
+    char lerr[256];
+    t.c = kube_client_new(t.loop, &lc, lerr, sizeof(lerr));
+    assert_non_null(t.c);
+    request_and_wait(&t, "GET", "/api", NULL, 0);
+    assert_int_equal(t.status, 200);
+    teardown_t(&t);
+    /* A name that does not resolve fails the request, later, not the loop. */
+    setup_with(&t, CA_RIGHT, "x", NULL, NULL);
+    kube_client_free(t.c);
+    lc.server = (char *)"https://no-such-host.invalid:6443";
+    lc.ca_pem = (char *)fks_ca_pem(t.f);
+    t.c = kube_client_new(t.loop, &lc, lerr, sizeof(lerr));
+    assert_non_null(t.c);
+    request_and_wait(&t, "GET", "/api", NULL, 0);
+    assert_int_equal(t.status, -EHOSTUNREACH);
+    /* Freed while resolving: the helper thread's answer goes nowhere. */
+    assert_non_null(kube_request(t.c, "GET", "/api", NULL, NULL, 0, on_resp, &t));
     teardown_t(&t);
 
     /* The certificate names 127.0.0.1 and localhost, not other hosts. */
