@@ -173,6 +173,18 @@ on_cm_timer(void *arg)
         else if (!e->current)
             cm_write(k, e, false);
     }
+    /* Namespaces gone, with nothing in flight or left: forgotten, so the table stays their size. */
+    size_t m = 0;
+    for (size_t i = 0; i < k->n_cms; i++) {
+        struct kube_cm *e = &k->cms[i];
+        if (e->op == NULL && !e->exists &&
+            k8s_store_find(k->st, K8S_NAMESPACE, "", e->ns) == NULL) {
+            free(e->ns);
+            continue;
+        }
+        k->cms[m++] = *e;
+    }
+    k->n_cms = m;
 }
 
 static void

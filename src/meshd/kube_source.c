@@ -240,6 +240,49 @@ meshd_kube_start(struct meshd *d, char *err, size_t errlen)
     return 0;
 }
 
+static void
+counter(FILE *f, const char *name, const char *help, const char *type)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void
+meshd_kube_metrics(const struct meshd *d, FILE *f)
+{
+    const struct meshd_kube *k = d->kube_src;
+
+    if (k == NULL)
+        return;
+    counter(f, "meshd_kube_synced", "1 once every watched kind was listed (then meshd serves).",
+            "gauge");
+    fprintf(f, "meshd_kube_synced %d\n", k->gate_open ? 1 : 0);
+    counter(f, "meshd_kube_events_total", "Objects the API server reported, by kind and type.",
+            "counter");
+    for (size_t i = 0; i < k->n_kinds; i++) {
+        const struct kube_kind *kw = &k->kinds[i];
+        fprintf(f, "meshd_kube_events_total{kind=\"%s\",type=\"upsert\"} %llu\n", kw->res.kind,
+                (unsigned long long)kw->n_up);
+        fprintf(f, "meshd_kube_events_total{kind=\"%s\",type=\"remove\"} %llu\n", kw->res.kind,
+                (unsigned long long)kw->n_rm);
+    }
+    counter(f, "meshd_kube_warning_events_total",
+            "Warning Events about invalid objects, by result.", "counter");
+    fprintf(f, "meshd_kube_warning_events_total{result=\"sent\"} %llu\n",
+            (unsigned long long)k->events_sent);
+    fprintf(f, "meshd_kube_warning_events_total{result=\"rate_limited\"} %llu\n",
+            (unsigned long long)k->events_dropped);
+    fprintf(f, "meshd_kube_warning_events_total{result=\"failed\"} %llu\n",
+            (unsigned long long)k->events_failed);
+    counter(f, "meshd_kube_root_configmap_writes_total",
+            "istio-ca-root-cert ConfigMap writes, by result.", "counter");
+    fprintf(f, "meshd_kube_root_configmap_writes_total{result=\"created\"} %llu\n",
+            (unsigned long long)k->cm_creates);
+    fprintf(f, "meshd_kube_root_configmap_writes_total{result=\"updated\"} %llu\n",
+            (unsigned long long)k->cm_updates);
+    fprintf(f, "meshd_kube_root_configmap_writes_total{result=\"failed\"} %llu\n",
+            (unsigned long long)k->cm_failures);
+}
+
 void
 meshd_kube_stop(struct meshd *d)
 {

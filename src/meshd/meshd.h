@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <openssl/ssl.h>
 
@@ -176,6 +177,8 @@ void meshd_kube_stop(struct meshd *d);
  * ignored), found by the store or the converter: a Warning Event on the object.
  */
 void meshd_kube_report(struct meshd *d, const char *file, const char *msg);
+/* The Kubernetes source's metrics (nothing without it), in Prometheus' text format. */
+void meshd_kube_metrics(const struct meshd *d, FILE *f);
 
 /* monitor.c */
 int monitor_start(struct meshd *d, char *err, size_t errlen);

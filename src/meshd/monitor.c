@@ -147,6 +147,8 @@ render(struct meshd *d)
     metric(f, "meshd_config_errors_total", "counter", "Config errors reported since start.");
     fprintf(f, "meshd_config_errors_total %" PRIu64 "\n", s->config_errors_total);
 
+    meshd_kube_metrics(d, f);
+
     metric(f, "istiod_uptime_seconds", "gauge", "Seconds since meshd started.");
     fprintf(f, "istiod_uptime_seconds %.3f\n", (double)(clock_wall_ms() - d->start_ms) / 1000.0);
     process_stats_read(&ps);

@@ -141,6 +141,13 @@ sleep 1
 n_ev=$(event | grep -c "^InvalidConfig|AuthorizationPolicy|$bad_rv|" || true)
 check "one Event for that version, however often meshd rebuilds ($n_ev)" test "$n_ev" = 1
 
+metrics() { ip netns exec "$N1" curl -s http://127.0.0.1:15014/metrics; }
+check "/metrics: synced, one Warning Event sent, ConfigMaps created" sh -c "m=\$(ip netns exec $N1 curl -s http://127.0.0.1:15014/metrics) &&
+    echo \"\$m\" | grep -qx 'meshd_kube_synced 1' &&
+    echo \"\$m\" | grep -qx 'meshd_kube_warning_events_total{result=\"sent\"} 1' &&
+    echo \"\$m\" | grep -q 'meshd_kube_root_configmap_writes_total{result=\"created\"} [1-9]'"
+metrics | grep '^meshd_kube' | grep -v ' 0$' || true
+
 # ---- istio-ca-root-cert re-created when deleted, restored when edited -----------------------------
 kc -n demo delete configmap istio-ca-root-cert >/dev/null
 check "a deleted istio-ca-root-cert comes back (5 s)" kube__wait 5 cm_ok demo
