@@ -5,7 +5,7 @@
 # from the cache tools/kube/build.sh fills (`make kube`; `make test` runs it before ctest);
 # kubectl is the machine's /usr/bin/kubectl. Everything a DIR holds is that server's own:
 #
-#   kube_up NETNS DIR               etcd (127.0.0.1:2379/2380) and kube-apiserver (6443) in NETNS
+#   kube_up NETNS DIR               etcd (127.0.0.1:2379/2380, metrics 2381) and kube-apiserver (6443) in NETNS
 #                                   (lo brought up), /readyz waited for, CRDs of manifests/crds
 #                                   applied and Established. Leaves in DIR:
 #       kubeconfig                  admin (token in group system:masters), CA verified, no skip
@@ -15,7 +15,7 @@
 #       sa.key, sa.pub              service-account token signing key pair
 #       tokens.csv                  the static token file (admin, controller-manager, scheduler)
 #       netns, server, url          the namespace name, "https://ADDR:6443", same
-#       etcd/, etcd.log, apiserver.log, *.pid
+#       etcd/, etcd.log, apiserver.log, apiserver.args (its command line, one per line), *.pid
 #   kube_up_controllers NETNS DIR   kube-controller-manager (the controllers of $KUBE_CONTROLLERS)
 #                                   and kube-scheduler, healthz waited for; adds
 #                                   controller-manager.kubeconfig, scheduler.kubeconfig and logs
@@ -24,9 +24,13 @@
 #   kube_pod_running DIR NAMESPACE POD IP  plays the kubelet for one pod: status Running,
 #                                   Ready, podIP(s) IP
 #   kube_client_cert DIR USER [GROUP]  a client certificate of the test CA: pki/USER.{crt,key}
+#   kube_stop_apiserver DIR, kube_start_apiserver DIR, kube_restart_apiserver DIR
+#                                   only kube-apiserver (same flags, files; etcd keeps its data);
+#                                   the new server's watch cache starts at etcd's revision
 #   kube_kubectl DIR ARGS...        /usr/bin/kubectl in DIR's namespace against DIR/kubeconfig
 #   kube_curl DIR PATH [CURL ARGS...]  curl --http2 of https://server/PATH as admin, CA verified
 #   kube_logs DIR                   the tail of each DIR/*.log
+#   kube_wait SECS COMMAND...       runs COMMAND (a function too) until it succeeds, at most SECS
 #   kube_down DIR                   stops every process of DIR (TERM, then KILL after 5 s) and
 #                                   removes DIR. Every DIR still up at exit is brought down by the
 #                                   EXIT trap, with its logs printed when the script failed.
@@ -65,7 +69,7 @@ kube_require() {
 }
 
 # Runs "$@" until it succeeds, for at most $1 seconds.
-kube__wait() { # secs command...
+kube_wait() { # secs command...
     local end=$(( $(date +%s) + $1 )); shift
     until "$@" >/dev/null 2>&1; do
         [ "$(date +%s)" -lt "$end" ] || return 1
@@ -73,9 +77,12 @@ kube__wait() { # secs command...
     done
 }
 
+# Its first name: tests written against it (meshd's kube tests) keep working.
+kube__wait() { kube_wait "$@"; }
+
 kube__start() { # dir name netns command... ; log in DIR/name.log, pid in DIR/name.pid
     local dir=$1 name=$2 ns=$3; shift 3
-    ip netns exec "$ns" "$@" >"$dir/$name.log" 2>&1 &
+    ip netns exec "$ns" "$@" >>"$dir/$name.log" 2>&1 &
     echo $! >"$dir/$name.pid"
 }
 
@@ -198,7 +205,7 @@ kube_up() { # netns dir
         --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
         --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
         --initial-cluster amesh-test=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381
-    if ! kube__wait "$KUBE_TIMEOUT" ip netns exec "$ns" etcdctl --endpoints http://127.0.0.1:2379 \
+    if ! kube_wait "$KUBE_TIMEOUT" ip netns exec "$ns" etcdctl --endpoints http://127.0.0.1:2379 \
             --command-timeout=2s endpoint health; then
         kube_logs "$dir"; kube__die "etcd in $ns not healthy within ${KUBE_TIMEOUT} s"; return 1
     fi
@@ -207,7 +214,7 @@ kube_up() { # netns dir
     # A loopback advertise address cannot be an Endpoints address: reconciling the `kubernetes`
     # Service's endpoints would only log an error every 10 s.
     [ "$KUBE_ADDR" = 127.0.0.1 ] && recon=(--endpoint-reconciler-type=none)
-    kube__start "$dir" apiserver "$ns" "$KUBE_BIN/kube-apiserver" \
+    printf '%s\n' "$KUBE_BIN/kube-apiserver" \
         --etcd-servers=http://127.0.0.1:2379 --bind-address="$bind" --advertise-address="$KUBE_ADDR" \
         --secure-port=6443 --insecure-port=0 --tls-cert-file="$dir/pki/apiserver.crt" \
         --tls-private-key-file="$dir/pki/apiserver.key" --client-ca-file="$dir/pki/ca.crt" \
@@ -217,10 +224,8 @@ kube_up() { # netns dir
         --api-audiences=https://kubernetes.default.svc,istio-ca \
         --service-cluster-ip-range="$KUBE_SERVICE_CIDR" --allow-privileged=true \
         --disable-admission-plugins=ServiceAccount --enable-priority-and-fairness=false \
-        --profiling=false "${recon[@]}"
-    if ! kube__wait "$KUBE_TIMEOUT" kube__readyz "$dir"; then
-        kube_logs "$dir"; kube__die "kube-apiserver in $ns not ready (/readyz) within ${KUBE_TIMEOUT} s"; return 1
-    fi
+        --profiling=false "${recon[@]}" >"$dir/apiserver.args"
+    kube_start_apiserver "$dir" || return 1
     KUBE_READY_SECS=$(printf %.1f "$(echo "$(date +%s.%N) - $t0" | bc)")
     if ! kube_kubectl "$dir" apply -k "$KUBE_ROOT/manifests/crds" >"$dir/crds.out" 2>&1 ||
        ! kube_kubectl "$dir" wait --for condition=established --timeout="${KUBE_TIMEOUT}s" \
@@ -228,6 +233,29 @@ kube_up() { # netns dir
         cat "$dir/crds.out"; kube__die "applying manifests/crds failed"; return 1
     fi
     kube__say "apiserver ready in ${KUBE_READY_SECS} s ($(cat "$dir/server") in netns $ns), CRDs established after $(printf %.1f "$(echo "$(date +%s.%N) - $t0" | bc)") s"
+}
+
+# Stops only kube-apiserver (etcd and the controllers keep running): watches end, clients see
+# connection errors until kube_start_apiserver.
+kube_stop_apiserver() { # dir
+    [ -f "$1/apiserver.pid" ] || return 0
+    kube__stop "$(cat "$1/apiserver.pid")"
+    rm -f "$1/apiserver.pid"
+}
+
+# Starts kube-apiserver with the arguments kube_up gave it and waits for /readyz. Its watch cache
+# starts empty at etcd's current revision, so a watch from an older RV gets ERROR 410 Expired.
+kube_start_apiserver() { # dir
+    local dir=$1 args
+    mapfile -t args <"$dir/apiserver.args"
+    kube__start "$dir" apiserver "$(cat "$dir/netns")" "${args[@]}"
+    if ! kube_wait "$KUBE_TIMEOUT" kube__readyz "$dir"; then
+        kube_logs "$dir"; kube__die "kube-apiserver not ready (/readyz) within ${KUBE_TIMEOUT} s"; return 1
+    fi
+}
+
+kube_restart_apiserver() { # dir
+    kube_stop_apiserver "$1" && kube_start_apiserver "$1"
 }
 
 kube__readyz() { # dir
@@ -254,8 +282,8 @@ kube_up_controllers() { # netns dir
     kube__start "$dir" scheduler "$ns" "$KUBE_BIN/kube-scheduler" \
         --kubeconfig="$dir/scheduler.kubeconfig" --leader-elect=false \
         --secure-port=0 --port=10251 --address=127.0.0.1 --profiling=false
-    if ! kube__wait "$KUBE_TIMEOUT" kube__healthz "$ns" 10252 ||
-       ! kube__wait "$KUBE_TIMEOUT" kube__healthz "$ns" 10251; then
+    if ! kube_wait "$KUBE_TIMEOUT" kube__healthz "$ns" 10252 ||
+       ! kube_wait "$KUBE_TIMEOUT" kube__healthz "$ns" 10251; then
         kube_logs "$dir"; kube__die "controller-manager or scheduler not healthy within ${KUBE_TIMEOUT} s"; return 1
     fi
     kube__say "controller-manager and scheduler up"
