@@ -86,6 +86,9 @@ void kube_client_free(struct kube_client *c);
 /* Backoff range of reconnects and reflector retries (tests shorten it; defaults KUBE_BACKOFF_*). */
 void kube_client_set_backoff(struct kube_client *c, unsigned min_ms, unsigned max_ms);
 
+/* Lowers the watch line cap (KUBE_MAX_EVENT_BYTES) and the 404 retry period (KUBE_ABSENT_RETRY_MS); for tests. */
+void kube_client_set_limits(struct kube_client *c, size_t max_event, unsigned absent_retry_ms);
+
 struct kube_client_stats {
     unsigned long connects;    /* connections that became ready */
     unsigned long requests;    /* streams opened (requests, list pages, watches) */
@@ -127,7 +130,8 @@ struct kube_resource {
 /*
  * What a reflector reports. Objects are borrowed for the call; listed items
  * get the apiVersion and kind that LIST responses leave out, so every object
- * looks like a watch event's.
+ * looks like a watch event's. metadata.managedFields is removed (nothing in
+ * the mesh reads it; it is often most of a small object's size).
  */
 struct kube_sink {
     /* Listed, ADDED or MODIFIED. */

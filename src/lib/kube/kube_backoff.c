@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 
 void
 kube_backoff_init(struct kube_backoff *b, uint64_t min_ms, uint64_t max_ms)

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 
 void
 kube_cache_init(struct kube_cache *c)

@@ -10,7 +10,7 @@
 
 #include <openssl/ssl.h>
 
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 #include "log/log.h"
 
 #define KUBE_USER_AGENT_VERSION "0.1"
@@ -43,6 +43,39 @@ struct kube_client {
     bool freeing;
     unsigned long connects, requests, goaways, token_reads;
 };
+
+/* ---- kube_client.c: a streaming call ---- */
+
+struct kube_call;
+
+struct kube_call_cbs {
+    /* The response head (status >= 100), or the failure before it (<0: then nothing follows). */
+    void (*on_head)(void *arg, struct kube_call *k, int status, const char *retry_after);
+    /* Body bytes; <0 aborts the call (on_end is not called). */
+    int (*on_data)(void *arg, struct kube_call *k, const char *p, size_t n);
+    /* The body ended: 0 at a clean end, <0 when the stream failed. The call is gone after. */
+    void (*on_end)(void *arg, struct kube_call *k, int err);
+    /* kube_client_free() with the call still live: release the owner's state, nothing else. */
+    void (*on_drop)(void *arg, struct kube_call *k);
+};
+
+/*
+ * Starts |method| |path| (the server's prefix is prepended) with |body| of
+ * |len| bytes as |content_type|. |timeout_ms| bounds the whole call (0: none).
+ * Waits for the connection if it is being made. Callbacks run from the loop,
+ * never from here. NULL if it cannot be queued (the client is closing).
+ */
+struct kube_call *kube_call_start(struct kube_client *c, const char *method, const char *path,
+                                  const char *content_type, const char *body, size_t len,
+                                  uint64_t timeout_ms, const struct kube_call_cbs *cbs, void *arg);
+/* Abandons |k| (reset if sent); no callback follows. */
+void kube_call_cancel(struct kube_call *k);
+
+struct loop *kube_client_loop(const struct kube_client *c);
+
+/* The backoff range reflectors of |c| use (kube_client_set_backoff()). */
+void kube_client_backoff_range(const struct kube_client *c, uint64_t *min_ms, uint64_t *max_ms);
+
 
 /* Reflectors link themselves into their client's list. */
 struct kube_reflector_link {

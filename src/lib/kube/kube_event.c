@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 
-#define KUBE_MAX_DEPTH 100 /* nesting of one event (jansson recurses) */
 
 static const struct {
     const char *name;
@@ -20,9 +19,8 @@ static const struct {
     {"BOOKMARK", KUBE_EV_BOOKMARK}, {"ERROR", KUBE_EV_ERROR},
 };
 
-/* True if |p| nests deeper than KUBE_MAX_DEPTH: checked before jansson recurses into it. */
-static bool
-too_deep(const char *p, size_t n)
+bool
+kube_json_too_deep(const char *p, size_t n)
 {
     int depth = 0;
     bool in_str = false;
@@ -57,7 +55,7 @@ kube_event_decode(const char *line, size_t len, struct kube_event *ev, char *err
 {
     json_error_t je;
     memset(ev, 0, sizeof(*ev));
-    if (too_deep(line, len)) {
+    if (kube_json_too_deep(line, len)) {
         snprintf(err, errlen, "event nested deeper than %d", KUBE_MAX_DEPTH);
         return -1;
     }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 
 void
 kube_lines_init(struct kube_lines *lb, size_t max)

@@ -12,7 +12,7 @@
  *   - an ERROR event that is not "too old", or a line we could not take
  *     (an event may be lost): back off and relist from the last RV.
  */
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 
 struct kube_plan
 kube_plan_next(bool watching, enum kube_outcome o, enum kube_verdict v, unsigned wait_ms)

@@ -103,10 +103,9 @@ after(struct kube_reflector *rf, enum kube_outcome o, enum kube_verdict v, unsig
     bool watching = rf->phase == PH_WATCH;
     struct kube_plan p = kube_plan_next(watching, o, v, wait_ms);
     drop_call(rf);
-    if (v == KUBE_V_EXPIRED || v == KUBE_V_TOO_LARGE) {
-        rf->st.expired++;
-        rf->rv_unavailable = true;
-    } else if (o != KUBE_OUT_END && v != KUBE_V_ABSENT) {
+    if (v == KUBE_V_EXPIRED || v == KUBE_V_TOO_LARGE)
+        rf->st.expired++; /* the plan says LIST_FRESH; step() marks the RV unavailable */
+    else if (o != KUBE_OUT_END && v != KUBE_V_ABSENT) {
         rf->st.errors++;
     }
     uint64_t delay = p.wait_ms;
@@ -176,7 +175,9 @@ collect(struct kube_reflector *rf, const char *p, size_t n, size_t max)
 static void
 failed_status(struct kube_reflector *rf)
 {
-    json_t *j = rf->len > 0 ? json_loadb(rf->body, rf->len, 0, NULL) : NULL;
+    json_t *j = rf->len > 0 && !kube_json_too_deep(rf->body, rf->len)
+                    ? json_loadb(rf->body, rf->len, 0, NULL)
+                    : NULL;
     unsigned wait_ms;
     char why[200];
     enum kube_verdict v =
@@ -204,6 +205,17 @@ on_head(void *arg, struct kube_call *k, int status, const char *retry_after)
         rf->watch_start_ms = loop_now_ms(rf->c->loop);
         rf->watch_events = 0;
     }
+}
+
+/*
+ * metadata.managedFields (server-side apply bookkeeping) is dropped before the
+ * sink and the cache see an object, as Istio's informers do: nothing in the
+ * mesh reads it and it is often the larger part of a small object.
+ */
+static void
+strip(json_t *obj)
+{
+    json_object_del(json_object_get(obj, "metadata"), "managedFields");
 }
 
 /* ---- LIST ----------------------------------------------------------------- */
@@ -240,7 +252,9 @@ static void
 take_page(struct kube_reflector *rf)
 {
     json_error_t je;
-    json_t *j = json_loadb(rf->body, rf->len, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = kube_json_too_deep(rf->body, rf->len)
+                    ? NULL
+                    : json_loadb(rf->body, rf->len, JSON_REJECT_DUPLICATES, &je);
     json_t *items = json_object_get(j, "items");
     json_t *md = json_object_get(j, "metadata");
     const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
@@ -265,6 +279,7 @@ take_page(struct kube_reflector *rf)
                         rf->base, i);
             continue;
         }
+        strip(it);
         json_object_set_new(it, "apiVersion", json_string(rf->r->group_version));
         json_object_set_new(it, "kind", json_string(rf->r->kind));
         kube_cache_put(&rf->cache, key, it);
@@ -323,6 +338,7 @@ on_line(void *arg, const char *line, size_t len)
     snprintf(rf->rv, sizeof(rf->rv), "%s", ev.rv);
     rf->watch_events++;
     rf->st.events++;
+    strip(ev.obj);
     if (ev.type == KUBE_EV_DELETED) {
         json_decref(kube_cache_take(&rf->cache, key));
         rf->sink.remove(rf->arg, rf->r, ev.obj);

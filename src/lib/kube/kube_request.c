@@ -31,7 +31,7 @@ static void
 finish(struct kube_request *r, int status)
 {
     json_t *j = NULL;
-    if (status > 0 && r->len > 0)
+    if (status > 0 && r->len > 0 && !kube_json_too_deep(r->body, r->len))
         j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, NULL);
     r->cb(r->arg, status, j);
     json_decref(j);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 #include "net/addr.h"
 
 int

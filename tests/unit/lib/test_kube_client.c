@@ -74,6 +74,14 @@ handler(void *arg, struct fks_req *rq)
         fks_respond(rq, 200, "hello", NULL, NULL);
         return;
     }
+    if (strcmp(rq->path, "/deep") == 0) {
+        char deep[404];
+        memset(deep, '[', 200);
+        memset(deep + 200, ']', 200);
+        deep[400] = '\0';
+        fks_respond(rq, 200, deep, NULL, NULL);
+        return;
+    }
     if (strcmp(rq->path, "/missing") == 0) {
         fks_respond(rq, 404, "{\"kind\":\"Status\",\"reason\":\"NotFound\",\"code\":404}", NULL,
                     NULL);
@@ -176,6 +184,9 @@ test_get_post(void **state)
     request_and_wait(&t, "GET", "/notjson", NULL, 0);
     assert_int_equal(t.status, 200);
     assert_string_equal(t.body, ""); /* not JSON: NULL body */
+    request_and_wait(&t, "GET", "/deep", NULL, 0);
+    assert_int_equal(t.status, 200);
+    assert_string_equal(t.body, ""); /* nested past KUBE_MAX_DEPTH: not parsed */
     request_and_wait(&t, "GET", "/missing", NULL, 0);
     assert_int_equal(t.status, 404);
     assert_non_null(strstr(t.body, "NotFound"));

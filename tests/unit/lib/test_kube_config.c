@@ -19,7 +19,7 @@
 
 #include "base/base.h"
 #include "kube/kube.h"
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 
 
 /* Removes the flat directory |dir| and its files. */

@@ -20,7 +20,7 @@
 
 #include "base/base.h"
 #include "kube/kube.h"
-#include "kube/kube_internal.h"
+#include "kube/kube_proto.h"
 #include "unit_kubesrv.h"
 #include "unit_loop.h"
 
@@ -63,6 +63,7 @@ struct m {
     int watch_fault;         /* the next WATCH answers this status */
     /* what the server saw */
     int n_lists, n_watches;
+    char fsel[128], lsel[128]; /* selectors of the last request ("-" if none) */
     char list_rv[16][64];  /* resourceVersion of each LIST ("-" if absent) */
     char watch_rv[64][64];
     uint64_t list_ms[16];
@@ -294,6 +295,10 @@ handler(void *arg, struct fks_req *rq)
         return;
     }
     char w[8];
+    if (!fks_param(rq, "fieldSelector", m->fsel, sizeof(m->fsel)))
+        snprintf(m->fsel, sizeof(m->fsel), "-");
+    if (!fks_param(rq, "labelSelector", m->lsel, sizeof(m->lsel)))
+        snprintf(m->lsel, sizeof(m->lsel), "-");
     if (fks_param(rq, "watch", w, sizeof(w)))
         serve_watch(m, rq);
     else
@@ -851,6 +856,24 @@ test_watch_http_errors(void **state)
     teardown_m(&m);
 }
 
+/* Field and label selectors go on every LIST and WATCH, escaped. */
+static void
+test_selectors(void **state)
+{
+    (void)state;
+    struct m m;
+    setup_m(&m, 10, 100);
+    seed(&m, 1);
+    m.rf = kube_reflector_start(m.c, &cm, "spec.nodeName=node 1", "app in (a,b),!x", &sink, &m);
+    expect_view(&m);
+    assert_string_equal(m.fsel, "spec.nodeName=node 1");
+    assert_string_equal(m.lsel, "app in (a,b),!x");
+    wait_watching(&m);
+    assert_string_equal(m.fsel, "spec.nodeName=node 1");
+    assert_string_equal(m.lsel, "app in (a,b),!x");
+    teardown_m(&m);
+}
+
 int
 main(void)
 {
@@ -867,6 +890,7 @@ main(void)
         cmocka_unit_test(test_very_short_watch),
         cmocka_unit_test(test_error_event_and_stop),
         cmocka_unit_test(test_watch_http_errors),
+        cmocka_unit_test(test_selectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

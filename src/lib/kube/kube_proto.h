@@ -1,8 +1,8 @@
 /*
- * kube_internal.h - what the files of lib/kube share and the unit tests and
- * fuzzers reach directly: the sans-I/O pieces (server URL, line splitter,
- * event and Status decoding, backoff, the reflector's decisions) and the
- * client's streaming call underneath kube_request() and the watches.
+ * kube_proto.h - lib/kube's protocol logic without I/O, public so that unit
+ * tests and fuzzers drive it directly: the server URL, the watch line
+ * splitter, event and Status decoding, the reflector's decisions, the
+ * backoff, and the reflector's cache. (kube_client_priv.h has the rest.)
  *
  *   kube_config.c     kubeconfig / in-cluster -> struct kube_config
  *   kube_url.c        server URL, query escaping
@@ -14,8 +14,8 @@
  *   kube_reflector.c  list + watch per kind
  *   kube_cache.c      the reflector's copy of the objects (for removals on relist)
  */
-#ifndef MESH_LIB_KUBE_INTERNAL_H
-#define MESH_LIB_KUBE_INTERNAL_H
+#ifndef MESH_LIB_KUBE_PROTO_H
+#define MESH_LIB_KUBE_PROTO_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -92,6 +92,10 @@ struct kube_event {
 };
 
 #define KUBE_RV_MAX 128 /* a resourceVersion longer than this is refused */
+#define KUBE_MAX_DEPTH 100 /* JSON nesting accepted from the server (jansson recurses) */
+
+/* True if the JSON text |p| nests deeper than KUBE_MAX_DEPTH (checked before parsing it). */
+bool kube_json_too_deep(const char *p, size_t n);
 
 /* One watch line. Returns 0, or -1 with |err| (bad JSON, unknown type, no object or RV). */
 int kube_event_decode(const char *line, size_t len, struct kube_event *ev, char *err,
@@ -186,39 +190,5 @@ void kube_backoff_init(struct kube_backoff *b, uint64_t min_ms, uint64_t max_ms)
 uint64_t kube_backoff_next(struct kube_backoff *b, uint64_t now_ms, double rnd);
 /* A uniform double in [0, 1) from the process's PRNG (seeded once). */
 double kube_rand(void);
-
-/* ---- kube_client.c: a streaming call ---- */
-
-struct kube_call;
-
-struct kube_call_cbs {
-    /* The response head (status >= 100), or the failure before it (<0: then nothing follows). */
-    void (*on_head)(void *arg, struct kube_call *k, int status, const char *retry_after);
-    /* Body bytes; <0 aborts the call (on_end is not called). */
-    int (*on_data)(void *arg, struct kube_call *k, const char *p, size_t n);
-    /* The body ended: 0 at a clean end, <0 when the stream failed. The call is gone after. */
-    void (*on_end)(void *arg, struct kube_call *k, int err);
-    /* kube_client_free() with the call still live: release the owner's state, nothing else. */
-    void (*on_drop)(void *arg, struct kube_call *k);
-};
-
-/*
- * Starts |method| |path| (the server's prefix is prepended) with |body| of
- * |len| bytes as |content_type|. |timeout_ms| bounds the whole call (0: none).
- * Waits for the connection if it is being made. Callbacks run from the loop,
- * never from here. NULL if it cannot be queued (the client is closing).
- */
-struct kube_call *kube_call_start(struct kube_client *c, const char *method, const char *path,
-                                  const char *content_type, const char *body, size_t len,
-                                  uint64_t timeout_ms, const struct kube_call_cbs *cbs, void *arg);
-/* Abandons |k| (reset if sent); no callback follows. */
-void kube_call_cancel(struct kube_call *k);
-
-struct loop *kube_client_loop(const struct kube_client *c);
-
-/* The backoff range reflectors of |c| use (kube_client_set_backoff()). */
-void kube_client_backoff_range(const struct kube_client *c, uint64_t *min_ms, uint64_t *max_ms);
-/* Test hooks: the watch line cap (default KUBE_MAX_EVENT_BYTES) and the 404 retry period. */
-void kube_client_set_limits(struct kube_client *c, size_t max_event, unsigned absent_retry_ms);
 
 #endif
