@@ -164,6 +164,26 @@ test_review_recorded(void **state)
     assert_true(kubeauth_may_obtain(&cz, st, "demo", "echo", why, sizeof(why)));
     assert_false(kubeauth_may_obtain(&cz, st, "demo", "curl", why, sizeof(why)));
     assert_false(kubeauth_may_obtain(&ce, st, "istio-system", "ztunnel", why, sizeof(why)));
+    /* tools/kube/record-fixtures.sh's recordings (another run of the same server) read alike. */
+    static const struct {
+        const char *file;
+        int rc;
+        const char *why;
+    } more[] = {
+        {"../tokenreview.json", 0, NULL},
+        {"../tokenreview-wrong-audience.json", -1, "did not authenticate"},
+        {"../tokenreview-bad.json", -1, "error in cryptographic primitive"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(more); i++) {
+        struct kubeauth_identity id;
+        int rc = parse_recorded(more[i].file, &id, why, sizeof(why));
+        if (rc != more[i].rc)
+            fail_msg("recorded %s: rc %d (%s)", more[i].file, rc, why);
+        if (rc == 0)
+            assert_string_equal(id.pod, "echo-0");
+        else if (strstr(why, more[i].why) == NULL)
+            fail_msg("recorded %s: reason \"%s\" lacks \"%s\"", more[i].file, why, more[i].why);
+    }
     /* The other pod's token against this store: the UIDs differ. */
     struct kubeauth_identity swapped = echo;
     snprintf(swapped.pod_uid, sizeof(swapped.pod_uid), "%s", zt.pod_uid);
