@@ -20,6 +20,7 @@
 
 #include "base/base.h"
 #include "kube/kube.h"
+#include "kube/kube_client_priv.h"
 #include "kube/kube_proto.h"
 #include "unit_kubesrv.h"
 #include "unit_loop.h"
@@ -60,6 +61,7 @@ struct m {
     const char *list_fault_body[8];
     const char *list_fault_hdr[8];
     bool continue_410; /* the next continue page answers 410 */
+    bool endless;      /* continue pages never end */
     int watch_fault;   /* the next WATCH answers this status */
     /* what the server saw */
     int n_lists, n_watches;
@@ -201,6 +203,8 @@ serve_list(struct m *m, struct fks_req *rq)
             return;
         }
         assert_int_equal(sscanf(cont, "%d:%d", &at_rv, &start), 2);
+        if (m->endless)
+            start = 0;
         assert_false(has_rv); /* continue goes without resourceVersion */
     }
     char lim[16];
@@ -226,7 +230,7 @@ serve_list(struct m *m, struct fks_req *rq)
         free(o);
         taken++;
     }
-    bool more = false;
+    bool more = m->endless;
     for (; i < m->n_o; i++)
         more |= m->o[i].alive;
     if (more)
@@ -862,6 +866,31 @@ test_watch_http_errors(void **state)
     teardown_m(&m);
 }
 
+/* A server whose continue tokens never end: the list is cut off at the page cap and tried again. */
+static void
+test_endless_list(void **state)
+{
+    (void)state;
+    struct m m;
+    setup_m(&m, 300, 300);
+    seed(&m, 2);
+    m.page = 1;
+    m.endless = true;
+    start(&m);
+    kube_client_set_max_pages(m.c, 5);
+    unit_run_for(m.loop, 450);
+    /* 5 pages, a 300-450 ms backoff, 5 more at most: not an endless stream of requests. */
+    if (m.n_lists < 5 || m.n_lists > 10)
+        fail_msg("%d list requests", m.n_lists);
+    assert_int_equal(m.synced, 0);
+    struct kube_reflector_stats st;
+    stats(&m, &st);
+    assert_true(st.errors >= 1);
+    m.endless = false;
+    expect_view(&m);
+    teardown_m(&m);
+}
+
 /* Field and label selectors go on every LIST and WATCH, escaped. */
 static void
 test_selectors(void **state)
@@ -897,6 +926,7 @@ main(void)
         cmocka_unit_test(test_error_event_and_stop),
         cmocka_unit_test(test_watch_http_errors),
         cmocka_unit_test(test_selectors),
+        cmocka_unit_test(test_endless_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
