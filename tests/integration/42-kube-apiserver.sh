@@ -2,8 +2,11 @@
 # The `kube` tier's own test: the real kube-apiserver v1.20.2 (tools/kube/build.sh's cache) in a
 # network namespace through tests/support/kube.sh.
 #
-#   - etcd + kube-apiserver up, /readyz 200 with the server's certificate VERIFIED against the
-#     test CA (the kubeconfig has no insecure-skip-tls-verify), kubectl sees Kubernetes v1.20.2;
+#   - tools/kube/build.sh answers from its cache at once; tools/kube/debsrc.sh derives deb-src
+#     entries from one-line and deb822 apt sources;
+#   - etcd + kube-apiserver up in node-1 on 198.18.0.1, /readyz 200 over HTTP/2 with the
+#     server's certificate VERIFIED against the test CA (the kubeconfig has no
+#     insecure-skip-tls-verify), also from node-2; kubectl sees Kubernetes v1.20.2;
 #   - manifests/crds established; the repo's samples/*.yaml apply (Deployments, Services, the
 #     Istio AuthorizationPolicies and the Gateway API HTTPRoute through the CRDs), plus a
 #     GatewayClass/Gateway/GRPCRoute/PeerAuthentication/ServiceEntry/WorkloadEntry, and all
@@ -27,21 +30,65 @@ is() {
 }
 kc() { kube_kubectl "$K" "$@"; }
 
-ip netns add "$N1"
+# ---- the build's pieces that run without building ------------------------------------------
+quick_build() {
+    local t0=$(date +%s%N)
+    "$ROOT/tools/kube/build.sh" | grep -q '^kube-build: cached:' &&
+    [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 2000 ]
+}
+check "tools/kube/build.sh returns at once from the cache (< 2 s)" quick_build
+mkdir -p "$WORK/apt/sources.list.d"
+printf '%s\n' '# deb http://commented.invalid/ x main' \
+    'deb [signed-by=/k.gpg arch=amd64] http://mirror.invalid/debian bookworm main contrib' \
+    '  deb http://mirror.invalid/security bookworm-security main' \
+    'deb-src http://mirror.invalid/debian bookworm main' >"$WORK/apt/sources.list"
+printf '%s\n' 'Types: deb deb-src' 'URIs: http://mirror.invalid/debian' 'Suites: bookworm' 'Components: main' \
+    '' 'Types: deb' 'URIs: http://mirror.invalid/updates' 'Suites: bookworm-updates' 'Components: main' \
+    >"$WORK/apt/sources.list.d/debian.sources"
+echo '# nothing' >"$WORK/apt/sources.list.d/empty.list"
+debsrc_ok() {
+    "$ROOT/tools/kube/debsrc.sh" "$WORK/apt" "$WORK/apt-out" || return 1
+    is "deb-src [signed-by=/k.gpg arch=amd64] http://mirror.invalid/debian bookworm main contrib
+deb-src http://mirror.invalid/security bookworm-security main" cat "$WORK/apt-out/src0.list" &&
+    is "Types: deb-src|Types: deb-src" sh -c "grep ^Types: '$WORK/apt-out/src1.sources' | paste -sd'|'" &&
+    is 2 sh -c "grep -c ^URIs: '$WORK/apt-out/src1.sources'" &&
+    is "src0.list src1.sources" sh -c "ls '$WORK/apt-out' | xargs" &&
+    ! "$ROOT/tools/kube/debsrc.sh" "$WORK/no-apt" "$WORK/apt-none" 2>/dev/null
+}
+check "tools/kube/debsrc.sh: deb-src from one-line and deb822 sources (comments, deb-src lines, empty files)" \
+    debsrc_ok
+
+# node-1 (198.18.0.1) holds the control plane; node-2 (198.18.0.2) reaches it over the link, as
+# a ztunnel or mesh-cni on another node would.
+topo_two_nodes 4
 K=$WORK/kube
-kube_up "$N1" "$K"
+KUBE_ADDR=198.18.0.1 kube_up "$N1" "$K"
 say "apiserver ready after $KUBE_READY_SECS s"
 
 check "/readyz is 200 over HTTP/2 with the serving certificate verified against DIR/pki/ca.crt" \
     is "200 2" ip netns exec "$N1" curl -s --http2 --cacert "$K/pki/ca.crt" -o /dev/null \
         -w '%{http_code} %{http_version}' -H "Authorization: Bearer $(cat "$K/admin.token")" \
         https://127.0.0.1:6443/readyz
+check "reachable from node-2 at https://198.18.0.1:6443, certificate verified" \
+    is "200" ip netns exec "$N2" curl -s --cacert "$K/pki/ca.crt" -o /dev/null -w '%{http_code}' \
+        -H "Authorization: Bearer $(cat "$K/admin.token")" https://198.18.0.1:6443/readyz
+check "the kubeconfig names https://198.18.0.1:6443" grep -q 'server: https://198.18.0.1:6443' "$K/kubeconfig"
+k8s_ep() {
+    [ "$(kube_kubectl "$K" -n default get endpoints kubernetes \
+        -o jsonpath='{.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}')" = 198.18.0.1:6443 ]
+}
+check "the kubernetes Service's endpoints are 198.18.0.1:6443 (what in-cluster clients dial, 15 s)" \
+    kube_wait 15 k8s_ep
 check "a wrong token is refused (401), an anonymous list of namespaces forbidden (403)" \
     is "401 403" ip netns exec "$N1" sh -c "curl -s --cacert '$K/pki/ca.crt' -o /dev/null -w '%{http_code} ' \
         -H 'Authorization: Bearer wrong' https://127.0.0.1:6443/api/v1/namespaces &&
         curl -s --cacert '$K/pki/ca.crt' -o /dev/null -w '%{http_code}' https://127.0.0.1:6443/api/v1/namespaces"
 check "the kubeconfig verifies the server (CA data, no insecure-skip-tls-verify)" \
     sh -c "grep -q certificate-authority-data '$K/kubeconfig' && ! grep -q insecure '$K/kubeconfig'"
+kube_client_cert "$K" alice amesh-devs
+check "kube_client_cert: the API server authenticates alice (group amesh-devs) by certificate, RBAC forbids her" \
+    grep -q 'User \\"alice\\" cannot list resource \\"namespaces\\"' <(ip netns exec "$N1" curl -s --cacert "$K/pki/ca.crt" \
+        --cert "$K/pki/alice.crt" --key "$K/pki/alice.key" https://198.18.0.1:6443/api/v1/namespaces)
 kube_kubectl "$K" version -o json >"$WORK/version.json" 2>/dev/null || true
 check "kubectl talks to a Kubernetes v1.20.2 server" \
     $PY -c "import json; assert json.load(open('$WORK/version.json'))['serverVersion']['gitVersion']=='v1.20.2'"
@@ -148,7 +195,7 @@ pods_bound() {
     [ "$(wc -w <<<"$out")" = 4 ]
 }
 check "Deployments became ReplicaSets and 4 Pods, each bound to node-1 by the scheduler (60 s)" \
-    kube__wait 60 pods_bound
+    kube_wait 60 pods_bound
 kube_kubectl "$K" -n demo get deploy,rs,pods -o wide || true
 owners() {
     kc -n demo get pods -l app=echo,version=v1 -o jsonpath='{.items[0].metadata.ownerReferences[0].kind}/' &&
@@ -161,10 +208,10 @@ slice_has() {
     kube_kubectl "$K" -n demo get endpointslices.v1beta1.discovery.k8s.io -l kubernetes.io/service-name=echo \
         -o jsonpath='{.items[*].endpoints[*].addresses[*]}' | grep -qw 198.18.1.11
 }
-check "kube_pod_running: echo's EndpointSlice lists the Ready pod's IP (30 s)" kube__wait 30 slice_has
+check "kube_pod_running: echo's EndpointSlice lists the Ready pod's IP (30 s)" kube_wait 30 slice_has
 sa_secret() { kc -n demo get sa echo -o jsonpath='{.secrets[0].name}' | grep -q .; }
 check "the serviceaccount-token controller made the echo ServiceAccount's token Secret (30 s)" \
-    kube__wait 30 sa_secret
+    kube_wait 30 sa_secret
 
 # ---- kube_down ----------------------------------------------------------------------------------
 pids=$(cat "$K"/*.pid | xargs)

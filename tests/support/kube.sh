@@ -5,7 +5,7 @@
 # from the cache tools/kube/build.sh fills (`make kube`; `make test` runs it before ctest);
 # kubectl is the machine's /usr/bin/kubectl. Everything a DIR holds is that server's own:
 #
-#   kube_up NETNS DIR               etcd (127.0.0.1:2379/2380) and kube-apiserver (6443) in NETNS
+#   kube_up NETNS DIR               etcd (127.0.0.1:2379/2380, metrics 2381) and kube-apiserver (6443) in NETNS
 #                                   (lo brought up), /readyz waited for, CRDs of manifests/crds
 #                                   applied and Established. Leaves in DIR:
 #       kubeconfig                  admin (token in group system:masters), CA verified, no skip
@@ -30,6 +30,7 @@
 #   kube_kubectl DIR ARGS...        /usr/bin/kubectl in DIR's namespace against DIR/kubeconfig
 #   kube_curl DIR PATH [CURL ARGS...]  curl --http2 of https://server/PATH as admin, CA verified
 #   kube_logs DIR                   the tail of each DIR/*.log
+#   kube_wait SECS COMMAND...       runs COMMAND (a function too) until it succeeds, at most SECS
 #   kube_down DIR                   stops every process of DIR (TERM, then KILL after 5 s) and
 #                                   removes DIR. Every DIR still up at exit is brought down by the
 #                                   EXIT trap, with its logs printed when the script failed.
@@ -68,13 +69,16 @@ kube_require() {
 }
 
 # Runs "$@" until it succeeds, for at most $1 seconds.
-kube__wait() { # secs command...
+kube_wait() { # secs command...
     local end=$(( $(date +%s) + $1 )); shift
     until "$@" >/dev/null 2>&1; do
         [ "$(date +%s)" -lt "$end" ] || return 1
         sleep 0.2
     done
 }
+
+# Its first name: tests written against it (meshd's kube tests) keep working.
+kube__wait() { kube_wait "$@"; }
 
 kube__start() { # dir name netns command... ; log in DIR/name.log, pid in DIR/name.pid
     local dir=$1 name=$2 ns=$3; shift 3
@@ -201,7 +205,7 @@ kube_up() { # netns dir
         --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
         --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
         --initial-cluster amesh-test=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381
-    if ! kube__wait "$KUBE_TIMEOUT" ip netns exec "$ns" etcdctl --endpoints http://127.0.0.1:2379 \
+    if ! kube_wait "$KUBE_TIMEOUT" ip netns exec "$ns" etcdctl --endpoints http://127.0.0.1:2379 \
             --command-timeout=2s endpoint health; then
         kube_logs "$dir"; kube__die "etcd in $ns not healthy within ${KUBE_TIMEOUT} s"; return 1
     fi
@@ -245,7 +249,7 @@ kube_start_apiserver() { # dir
     local dir=$1 args
     mapfile -t args <"$dir/apiserver.args"
     kube__start "$dir" apiserver "$(cat "$dir/netns")" "${args[@]}"
-    if ! kube__wait "$KUBE_TIMEOUT" kube__readyz "$dir"; then
+    if ! kube_wait "$KUBE_TIMEOUT" kube__readyz "$dir"; then
         kube_logs "$dir"; kube__die "kube-apiserver not ready (/readyz) within ${KUBE_TIMEOUT} s"; return 1
     fi
 }
@@ -278,8 +282,8 @@ kube_up_controllers() { # netns dir
     kube__start "$dir" scheduler "$ns" "$KUBE_BIN/kube-scheduler" \
         --kubeconfig="$dir/scheduler.kubeconfig" --leader-elect=false \
         --secure-port=0 --port=10251 --address=127.0.0.1 --profiling=false
-    if ! kube__wait "$KUBE_TIMEOUT" kube__healthz "$ns" 10252 ||
-       ! kube__wait "$KUBE_TIMEOUT" kube__healthz "$ns" 10251; then
+    if ! kube_wait "$KUBE_TIMEOUT" kube__healthz "$ns" 10252 ||
+       ! kube_wait "$KUBE_TIMEOUT" kube__healthz "$ns" 10251; then
         kube_logs "$dir"; kube__die "controller-manager or scheduler not healthy within ${KUBE_TIMEOUT} s"; return 1
     fi
     kube__say "controller-manager and scheduler up"

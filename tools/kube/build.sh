@@ -70,25 +70,8 @@ mkdir -p "$WORK/apt/parts" "$WORK/apt/lists/partial" "$WORK/apt/cache/archives/p
 start=$(date +%s)
 
 # ---- deb-src entries derived from this machine's apt sources --------------------------------
-n=0
-shopt -s nullglob
-for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -s "$f" ] || continue
-    # `deb [opts] URI SUITE COMPONENTS` -> `deb-src ...`; existing deb-src lines are dropped so
-    # none is listed twice.
-    out="$WORK/apt/parts/src$n.list"
-    sed -nE 's/^[[:space:]]*deb([[:space:]])/deb-src\1/p' "$f" >"$out"
-    [ -s "$out" ] && n=$((n + 1)) || rm -f "$out"
-done
-for f in /etc/apt/sources.list.d/*.sources; do
-    [ -s "$f" ] || continue
-    # deb822 stanzas: whatever `Types:` says (deb, deb deb-src) becomes deb-src only.
-    out="$WORK/apt/parts/src$n.sources"
-    sed -E 's/^Types:.*/Types: deb-src/I' "$f" >"$out"
-    grep -qi '^Types: deb-src' "$out" && n=$((n + 1)) || rm -f "$out"
-done
-shopt -u nullglob
-[ "$n" -gt 0 ] || die "no apt sources found in /etc/apt/sources.list{,.d} to derive deb-src from"
+"$here/debsrc.sh" /etc/apt "$WORK/apt/parts" ||
+    die "no apt sources found in /etc/apt/sources.list{,.d} to derive deb-src from"
 
 APTX=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$WORK/apt/parts"
       -o "Dir::State::Lists=$WORK/apt/lists" -o "Dir::Cache=$WORK/apt/cache"
