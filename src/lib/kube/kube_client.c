@@ -570,6 +570,7 @@ kube_client_new(struct loop *l, const struct kube_config *cfg, char *err, size_t
     }
     c->max_event = KUBE_MAX_EVENT_BYTES;
     c->absent_retry_ms = KUBE_ABSENT_RETRY_MS;
+    c->max_pages = KUBE_MAX_LIST_PAGES;
     c->bo_min = KUBE_BACKOFF_MIN_MS;
     c->bo_max = KUBE_BACKOFF_MAX_MS;
     kube_backoff_init(&c->dial_bo, c->bo_min, c->bo_max);
@@ -642,6 +643,12 @@ kube_client_set_limits(struct kube_client *c, size_t max_event, unsigned absent_
 {
     c->max_event = max_event;
     c->absent_retry_ms = absent_retry_ms;
+}
+
+void
+kube_client_set_max_pages(struct kube_client *c, unsigned max_pages)
+{
+    c->max_pages = max_pages;
 }
 
 void

@@ -43,6 +43,7 @@ struct kube_client {
     uint64_t bo_min, bo_max;
     size_t max_event;         /* KUBE_MAX_EVENT_BYTES unless a test lowers it */
     unsigned absent_retry_ms; /* KUBE_ABSENT_RETRY_MS unless a test lowers it */
+    unsigned max_pages;       /* KUBE_MAX_LIST_PAGES unless a test lowers it */
     struct log_ratelimit rl;
     bool freeing;
     unsigned long connects, requests, goaways, token_reads;
@@ -92,6 +93,14 @@ struct kube_resolved {
 int kube_resolve_start(const char *host);
 /* Reads the answer from |fd| (the caller closes it): 0, or -EAGAIN if not there yet. */
 int kube_resolve_finish(int fd, struct kube_resolved *out);
+
+/*
+ * Pages of one list at most (10 M objects at limit 500): a server that hands
+ * out continue tokens forever is cut off, and the list starts again later.
+ */
+#define KUBE_MAX_LIST_PAGES 20000
+/* Test hook: a lower page cap. */
+void kube_client_set_max_pages(struct kube_client *c, unsigned max_pages);
 
 /* Reflectors link themselves into their client's list. */
 struct kube_reflector_link {

@@ -296,7 +296,7 @@ take_page(struct kube_reflector *rf)
     json_decref(j);
     if (rf->dead)
         return;
-    if (rf->cont != NULL && ++rf->pages >= MAX_PAGES) {
+    if (rf->cont != NULL && ++rf->pages >= rf->c->max_pages) {
         after(rf, KUBE_OUT_BAD, KUBE_V_RETRY, 0, "the list goes on past the page cap");
         return;
     }
