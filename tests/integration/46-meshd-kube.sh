@@ -20,6 +20,23 @@ require_root
 kube_require || exit 1
 
 kc() { kube_kubectl "$K" "$@"; }
+
+# No config source: refused; KUBERNETES_SERVICE_HOST alone means --in-cluster (here without the
+# service-account files, so it says which file is missing and exits).
+if env -u KUBERNETES_SERVICE_HOST "$BIN/meshd" --state-dir "$WORK/s0" >"$WORK/nosrc.log" 2>&1; then
+    fail "meshd without a config source exits non-zero"
+else
+    check "meshd without a config source is refused, saying which flags give one" \
+        grep -q 'a config source (--config-dir, --kubeconfig, --in-cluster) are required' "$WORK/nosrc.log"
+fi
+if KUBERNETES_SERVICE_HOST=198.18.0.1 KUBERNETES_SERVICE_PORT=6443 "$BIN/meshd" --state-dir "$WORK/s0" \
+        >"$WORK/incluster.log" 2>&1; then
+    fail "in-cluster without service-account files exits non-zero"
+else
+    check "KUBERNETES_SERVICE_HOST alone selects --in-cluster (it names the missing token file)" \
+        sh -c "grep -q 'no config source given: --in-cluster' '$WORK/incluster.log' &&
+               grep -q 'serviceaccount/token' '$WORK/incluster.log'"
+fi
 ip netns add "$N1"
 K=$WORK/kube
 STATE=$WORK/state
