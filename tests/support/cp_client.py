@@ -541,7 +541,7 @@ def node_msg(pb, args):
     if args.node_name:
         md["NODE_NAME"].string_value = args.node_name
     md["CLUSTER_ID"].string_value = "Kubernetes"
-    for kv in args.meta or []:  # e.g. a waypoint's claim: WAYPOINT, NAMESPACE, SERVICE_ACCOUNT
+    for kv in getattr(args, "meta", None) or []:  # e.g. a waypoint's claim: WAYPOINT, NAMESPACE, SERVICE_ACCOUNT
         k, _, v = kv.partition("=")
         md[k].string_value = v
     return n
