@@ -35,6 +35,7 @@ CURL_ID=spiffe://$TD/ns/demo/sa/curl
 ZT_ID=spiffe://$TD/ns/istio-system/sa/ztunnel
 UID_ECHO=5d1c1d6e-3b1f-4c53-9c1a-0e6f3e0b6a01
 UID_ZT=8a0e6f52-7d4e-4f0e-8b63-2c2f7b9c3d10
+UID_WP=3e8d1c55-2f6a-4b7e-9d01-6c2b8a4f1e77
 mkdir -p "$CFG" "$PB"
 
 # Pods as the API server would have them (the UIDs the answers in $FX name).
@@ -61,6 +62,23 @@ status: {phase: Running, podIPs: [{ip: "198.18.250.32"}]}
 ---
 apiVersion: v1
 kind: Pod
+metadata:
+  name: wp-1
+  namespace: demo
+  uid: $UID_WP
+  labels: {gateway.networking.k8s.io/gateway-name: wp}
+spec: {serviceAccountName: wp, nodeName: node-1, containers: [{name: main, image: none}]}
+status: {phase: Running, podIPs: [{ip: "198.18.250.35"}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: wp, namespace: demo}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: ztunnel-n1, namespace: istio-system, uid: $UID_ZT}
 spec: {serviceAccountName: ztunnel, nodeName: node-1, containers: [{name: main, image: none}]}
 status: {phase: Running, podIPs: [{ip: "198.18.0.1"}]}
@@ -79,6 +97,7 @@ ECHO=$(jws $((NOW + 3600)) echo)
 SLOW=$(jws $((NOW + 3600)) slow)
 ERR=$(jws $((NOW + 3600)) err)
 SAME=$(jws $((NOW + 3600)) same)
+WP=$(jws $((NOW + 3600)) waypoint)
 GARBAGE=bm90LWEtdG9rZW4
 BURST_TOKENS=()
 for i in $(seq 1 70); do BURST_TOKENS+=("$(jws $((NOW + 3600)) burst-$i)"); done
@@ -93,6 +112,16 @@ s = {zt: {"answer": fx + "/ztunnel-bound.json"}, echo: {"answer": fx + "/echo-bo
 for t in sys.argv[8:]:
     s[t] = {"answer": fx + "/echo-bound.json", "delay": 2}
 json.dump(s, open(out, "w"))
+EOF
+
+# Waypoint demo/wp's token: echo's answer made demo/wp's (pod wp-1).
+sed -e 's/system:serviceaccount:demo:echo/system:serviceaccount:demo:wp/' -e 's/"echo-1"/"wp-1"/' \
+    -e "s/$UID_ECHO/$UID_WP/" "$FX/echo-bound.json" >"$WORK/wp-bound.json"
+$PY - "$WORK/script.json" "$WP" "$WORK/wp-bound.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s[sys.argv[2]] = {"answer": sys.argv[3]}
+json.dump(s, open(sys.argv[1], "w"))
 EOF
 
 # The fake API server: a self-signed certificate for 127.0.0.1, meshd's kubeconfig trusts it.
@@ -174,7 +203,17 @@ cpc xds --token-string "$ZT" --node-name node-2 --expect-workload Kubernetes//Po
 check_show "$OUT" "xDS with the ztunnel token: served" [ $ok = 1 ]
 check "...and bound to node-1, the pod's node, whatever NODE_NAME it claims" \
     grep -q 'xDS stream of node node-1 says NODE_NAME node-2; its credential wins' "$MLOG"
-check "two tokens, two reviews: the other calls were answered from the cache" test "$(reviews)" = 2
+# A waypoint's claim holds with its own pod's token; the ztunnel's token on the same node does
+# not make it (a node token would: any pod of that waypoint on the node is enough).
+WPMETA=(--meta WAYPOINT=wp --meta NAMESPACE=demo --meta SERVICE_ACCOUNT=wp)
+cpc xds --token-string "$WP" --node-name node-1 "${WPMETA[@]}" && ok=1 || ok=0
+check_show "$OUT" "xDS with waypoint demo/wp's own token, claiming demo/wp: served" [ $ok = 1 ]
+check "...and meshd takes it as waypoint demo/wp" grep -q 'is waypoint demo/wp: ' "$MLOG"
+cpc xds --token-string "$ZT" --node-name node-1 "${WPMETA[@]}" && ok=1 || ok=0
+check_show "$OUT" "xDS with the ztunnel's token claiming waypoint demo/wp: served (Address only)" [ $ok = 1 ]
+check "...but the claim is denied: the caller is not the waypoint's account" \
+    grep -q 'claims waypoint demo/wp as service account wp, but node node-1 runs no pod of it as that service account: permission denied' "$MLOG"
+check "three tokens, three reviews: the other calls were answered from the cache" test "$(reviews)" = 3
 
 # ---- the API server says no ----------------------------------------------------------
 ca "a token the API server does not authenticate: UNAUTHENTICATED" "$GARBAGE" "$ECHO_ID" 16 \
@@ -183,7 +222,7 @@ check_show "$OUT" "...with 'authentication failure' only" grep -qx 'grpc-message
 ca "the same token again: refused from the negative cache" "$GARBAGE" "$ECHO_ID" 16
 cpc xds --token-string "$GARBAGE" --node-name node-1 --expect-status 16 && ok=1 || ok=0
 check_show "$OUT" "xDS with that token: UNAUTHENTICATED (from the cache too)" [ $ok = 1 ]
-check "the refusal was cached: 3 reviews in all" test "$(reviews)" = 3
+check "the refusal was cached: 4 reviews in all" test "$(reviews)" = 4
 
 # ---- failures to get an answer ---------------------------------------------------
 T0=$(date +%s%N)
@@ -192,7 +231,7 @@ EL=$(( ($(date +%s%N) - T0) / 1000000 ))
 check "...after about 5 s ($EL ms)" test "$EL" -ge 4800 -a "$EL" -le 8000
 ca "the API server answers 500: UNAVAILABLE" "$ERR" "$ECHO_ID" 14 "TokenReview failed: HTTP 500"
 ca "failures are not cached: the 500 is asked again" "$ERR" "$ECHO_ID" 14
-check "6 reviews in all" test "$(reviews)" = 6
+check "7 reviews in all" test "$(reviews)" = 7
 
 # ---- the cache lives no longer than the token ------------------------------------
 SHORT_EXP=$(( $(date +%s) + 3 ))
@@ -205,11 +244,11 @@ json.dump(s, open(sys.argv[1], "w"))
 EOF
 ca "a token 3 s from its exp is accepted" "$SHORT" "$ECHO_ID" 0
 ca "...and answered from the cache right after" "$SHORT" "$ECHO_ID" 0
-check "one review for it" test "$(reviews)" = 7
+check "one review for it" test "$(reviews)" = 8
 sleep $(( SHORT_EXP + 1 - $(date +%s) > 0 ? SHORT_EXP + 1 - $(date +%s) : 0 ))
 ca "past its exp the cached answer is gone: reviewed again (the fake still says yes)" \
     "$SHORT" "$ECHO_ID" 0
-check "a second review for it" test "$(reviews)" = 8
+check "a second review for it" test "$(reviews)" = 9
 
 # ---- one review for calls with the same token ------------------------------------
 CO_BEFORE=$(metric meshd_kube_token_review_coalesced_total)
@@ -220,7 +259,7 @@ ip netns exec "$N2" $BURST --addr "$MESHD_LISTEN" --root "$STATE/root-cert.pem" 
 check_show "$WORK/same.out" "10 calls at once with one token: all granted" \
     test "$(grep -c 'status=0 ' "$WORK/same.out")" = 10
 CO=$(( $(metric meshd_kube_token_review_coalesced_total) - CO_BEFORE ))
-check "...after one review, which the 9 others waited for ($CO)" sh -c "[ $(reviews) = 9 ] && [ $CO = 9 ]"
+check "...after one review, which the 9 others waited for ($CO)" sh -c "[ $(reviews) = 10 ] && [ $CO = 9 ]"
 
 # ---- caps: held calls per address, reviews in flight ------------------------------
 # 20 tokens from one address: 16 calls held for their reviews, the other 4 UNAVAILABLE at once.
@@ -231,7 +270,7 @@ ip netns exec "$N2" $BURST --addr "$MESHD_LISTEN" --root "$STATE/root-cert.pem" 
 FAST14=$(awk '/status=14 / {split($4, a, "="); if (a[2] < 1.5) n++} END {print n + 0}' "$WORK/peraddr.out")
 check_show "$WORK/peraddr.out" "20 new tokens at once from one address: 16 held and granted, 4 UNAVAILABLE at once ($FAST14 in < 1.5 s)" \
     sh -c "[ \$(grep -c 'status=0 ' '$WORK/peraddr.out') = 16 ] && [ $FAST14 = 4 ]"
-check "...the API server saw 16 reviews" test "$(reviews)" = $((9 + 16))
+check "...the API server saw 16 reviews" test "$(reviews)" = $((10 + 16))
 # 70 tokens from 5 addresses (14 each): 64 reviews in flight, the other 6 UNAVAILABLE at once.
 for i in 1 2 3 4 5; do ip -n "$N2" addr add 198.18.251.$i/32 dev lo; done
 for i in 1 2 3 4 5; do
@@ -246,17 +285,17 @@ cat "$WORK"/burst.?.out >"$WORK/burst.out"
 FAST14=$(awk '/status=14 / {split($4, a, "="); if (a[2] < 1.5) n++} END {print n + 0}' "$WORK/burst.out")
 check_show "$WORK/burst.out" "70 new tokens at once from 5 addresses: 64 reviewed and granted, 6 UNAVAILABLE at once ($FAST14 in < 1.5 s)" \
     sh -c "[ \$(grep -c 'status=0 ' '$WORK/burst.out') = 64 ] && [ $FAST14 = 6 ]"
-check "...the API server saw 64 more reviews" test "$(reviews)" = $((9 + 16 + 64))
+check "...the API server saw 64 more reviews" test "$(reviews)" = $((10 + 16 + 64))
 
 # ---- secrets and metrics ------------------------------------------------------------
 leaked=0
-for t in "$ZT" "$ECHO" "$SLOW" "$SHORT" "$SAME" "$GARBAGE" "${BURST_TOKENS[@]}" "${PERADDR_TOKENS[@]}"; do
+for t in "$ZT" "$ECHO" "$WP" "$SLOW" "$SHORT" "$SAME" "$GARBAGE" "${BURST_TOKENS[@]}" "${PERADDR_TOKENS[@]}"; do
     if grep -q -F -- "$t" "$MLOG" "$FLOG"; then leaked=1; fi
 done
 check "no token appears in meshd's log (debug level) or the fake's" [ $leaked = 0 ]
 monitoring_get /metrics | grep '^meshd_kube' >"$WORK/metrics.txt" || true
-check_show "$WORK/metrics.txt" "/metrics: 89 reviews; 13 failures (timeout, two 500s, 4 + 6 over the caps); 1 refusal" sh -c "
-    grep -qx 'meshd_kube_token_reviews_total 89' '$WORK/metrics.txt' &&
+check_show "$WORK/metrics.txt" "/metrics: 90 reviews; 13 failures (timeout, two 500s, 4 + 6 over the caps); 1 refusal" sh -c "
+    grep -qx 'meshd_kube_token_reviews_total 90' '$WORK/metrics.txt' &&
     grep -qx 'meshd_kube_token_review_failures_total 13' '$WORK/metrics.txt' &&
     grep -qx 'meshd_kube_token_review_refusals_total 1' '$WORK/metrics.txt' &&
     grep -qx 'meshd_kube_token_reviews_in_flight 0' '$WORK/metrics.txt' &&
@@ -266,8 +305,8 @@ SUM=$(metric meshd_kube_token_review_duration_seconds_sum)
 CNT=$(metric meshd_kube_token_review_duration_seconds_count)
 MAX=$(metric meshd_kube_token_review_duration_seconds_max)
 say "figures: cache hits $HITS; answers $CNT in ${SUM} s (max ${MAX} s, scripted delays included)"
-# ZT x3 (CA curl, CA own, xDS), ECHO x1, GARBAGE x2 (CA, xDS), SHORT x1
-check "cache hits: the 7 calls above that repeat a token" test "$HITS" = 7
+# ZT x4 (CA curl, CA own, xDS, waypoint claim), ECHO x1, GARBAGE x2 (CA, xDS), SHORT x1
+check "cache hits: the 8 calls above that repeat a token" test "$HITS" = 8
 
 # ---- --ca-trusted-node-accounts -------------------------------------------------------
 check "a bad --ca-trusted-node-accounts is refused at start, naming the entry" sh -c "

@@ -541,6 +541,9 @@ def node_msg(pb, args):
     if args.node_name:
         md["NODE_NAME"].string_value = args.node_name
     md["CLUSTER_ID"].string_value = "Kubernetes"
+    for kv in getattr(args, "meta", None) or []:  # e.g. a waypoint's claim: WAYPOINT, NAMESPACE, SERVICE_ACCOUNT
+        k, _, v = kv.partition("=")
+        md[k].string_value = v
     return n
 
 
@@ -772,6 +775,7 @@ def main():
     common(x)
     x.add_argument("--node-id", default=DEFAULT_NODE_ID)
     x.add_argument("--node-name", help="NODE_NAME in node metadata")
+    x.add_argument("--meta", action="append", metavar="KEY=VALUE", help="more node metadata")
     x.add_argument("--initial", action="append", metavar="NAME=VERSION",
                    help="initial_resource_versions entry of the Address request")
     x.add_argument("--expect-workload", action="append", metavar="NAME", help="workload name or uid")
