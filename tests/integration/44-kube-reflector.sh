@@ -10,6 +10,7 @@
 #     reflector relists from "" and reports the vanished objects as removed;
 #   - etcd compacted under a running server, then a plain restart: changes keep flowing;
 #   - the unserved kinds are reported absent (synced, served=false), not fatal;
+#   - a kubeconfig with a client certificate and relative file paths works as well;
 #   - SIGTERM: the program exits 0 (ASan: no leak).
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/support/kube.sh"
@@ -121,6 +122,28 @@ kube_restart_apiserver "$K"
 kc delete configmap -n t44 cm-0005 >/dev/null
 kc patch configmap -n t44 cm-0006 --type merge -p '{"data":{"v":"after-restart"}}' >/dev/null
 check "changes after a plain apiserver restart reach the view" converges
+
+# ---- a client certificate instead of a token, files named relative to the kubeconfig --------
+kube_client_cert "$K" amesh-cert-admin system:masters
+cat >"$K/pki/cert.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{name: c, context: {cluster: k, user: u}}]
+clusters: [{name: k, cluster: {server: '$(cat "$K/server")', certificate-authority: ca.crt}}]
+users: [{name: u, user: {client-certificate: amesh-cert-admin.crt, client-key: amesh-cert-admin.key}}]
+EOF
+start_bg "$WORK/cert.log" ip netns exec "$N1" "$PROG" "$K/pki/cert.kubeconfig" "$WORK/certview" \
+    v1/namespaces/Namespace
+CERT_PID=$LAST_PID
+cert_same() {
+    [ -f "$WORK/certview" ] &&
+        diff <(expected | grep '^namespaces ') <(grep -v '^#' "$WORK/certview" | LC_ALL=C sort) >/dev/null
+}
+cert_converges() { WAIT_SECS=20 wait_for cert_same; }
+check "a kubeconfig with a client certificate (system:masters) and relative file paths sees the Namespaces" \
+    cert_converges
+kill -TERM "$CERT_PID" 2>/dev/null || true
 
 kill -TERM "$PID"
 st=0
