@@ -104,8 +104,8 @@ on_synced(void *arg, const struct kube_resource *r, bool served)
     k->gate_open = true;
     k8s_store_commit(k->st);
     log_info("pods of the node and namespaces listed in %llu ms: %zu pods, %zu namespaces",
-             (unsigned long long)(clock_mono_ms() - k->start_ms),
-             k8s_store_count(k->st, K8S_POD), k8s_store_count(k->st, K8S_NAMESPACE));
+             (unsigned long long)(clock_mono_ms() - k->start_ms), k8s_store_count(k->st, K8S_POD),
+             k8s_store_count(k->st, K8S_NAMESPACE));
     k->cbs.synced(k->arg);
 }
 
@@ -130,8 +130,8 @@ cni_kube_start(struct loop *l, struct kube_client *kc, struct k8s_store *st, con
     k->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 5);
     for (int i = 0; i < N_KINDS; i++) {
         k->kinds[i].k = k;
-        k->kinds[i].rf = kube_reflector_start(kc, &resources[i], i == KIND_POD ? fsel : NULL,
-                                              NULL, &sink, &k->kinds[i]);
+        k->kinds[i].rf = kube_reflector_start(kc, &resources[i], i == KIND_POD ? fsel : NULL, NULL,
+                                              &sink, &k->kinds[i]);
         if (k->kinds[i].rf == NULL) {
             snprintf(err, errlen, "cannot watch %s", resources[i].plural);
             free(fsel);

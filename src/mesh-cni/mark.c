@@ -95,8 +95,8 @@ on_patched(void *arg, int status, const json_t *body)
         m->backoff_ms = 0;
         m->retry_at = 0;
         if (m->sent == MARK_SET)
-            log_info("%s/%s: annotated %s=%s (%llu ms after it joined the mesh)", m->ns,
-                     m->name, MARK_ANNOTATION, MARK_VALUE, (unsigned long long)(now - m->since));
+            log_info("%s/%s: annotated %s=%s (%llu ms after it joined the mesh)", m->ns, m->name,
+                     MARK_ANNOTATION, MARK_VALUE, (unsigned long long)(now - m->since));
         else
             log_info("%s/%s: %s removed (%llu ms after it left the mesh)", m->ns, m->name,
                      MARK_ANNOTATION, (unsigned long long)(now - m->since));
@@ -106,7 +106,7 @@ on_patched(void *arg, int status, const json_t *body)
         mark_free(m);
     } else {
         mk->st.failed++;
-        m->backoff_ms = m->backoff_ms == 0 ? MARK_BACKOFF_MIN_MS
+        m->backoff_ms = m->backoff_ms == 0                        ? MARK_BACKOFF_MIN_MS
                         : m->backoff_ms * 2 > MARK_BACKOFF_MAX_MS ? MARK_BACKOFF_MAX_MS
                                                                   : m->backoff_ms * 2;
         /* Jitter by up to half the delay, so a node's pods do not retry in step. */
@@ -116,8 +116,8 @@ on_patched(void *arg, int status, const json_t *body)
             log_warn_rl(&mk->rl, "%s/%s: patching %s: %s; retrying in %llu ms", m->ns, m->name,
                         MARK_ANNOTATION, mesh_strerror(status), (unsigned long long)delay);
         else
-            log_warn_rl(&mk->rl, "%s/%s: patching %s: HTTP %d%s%.200s; retrying in %llu ms",
-                        m->ns, m->name, MARK_ANNOTATION, status, msg ? ": " : "", msg ? msg : "",
+            log_warn_rl(&mk->rl, "%s/%s: patching %s: HTTP %d%s%.200s; retrying in %llu ms", m->ns,
+                        m->name, MARK_ANNOTATION, status, msg ? ": " : "", msg ? msg : "",
                         (unsigned long long)delay);
     }
     pump_soon(mk);
@@ -216,11 +216,11 @@ marker_begin(struct marker *mk)
 }
 
 void
-marker_pod(struct marker *mk, const char *ns, const char *name, const char *uid,
-           const char *value, enum mark_want want)
+marker_pod(struct marker *mk, const char *ns, const char *name, const char *uid, const char *value,
+           enum mark_want want)
 {
-    bool ok = want == MARK_LEAVE || (want == MARK_SET && value != NULL &&
-                                     strcmp(value, MARK_VALUE) == 0) ||
+    bool ok = want == MARK_LEAVE ||
+              (want == MARK_SET && value != NULL && strcmp(value, MARK_VALUE) == 0) ||
               (want == MARK_CLEAR && value == NULL);
     struct mark *m = mk->marks;
 

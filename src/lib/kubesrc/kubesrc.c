@@ -13,9 +13,14 @@ bool
 kube_src_flag(struct kube_src_opts *o, int ch, const char *arg)
 {
     switch (ch) {
-    case KUBE_SRC_OPT_KUBECONFIG: o->kubeconfig = arg; return true;
-    case KUBE_SRC_OPT_IN_CLUSTER: o->in_cluster = true; return true;
-    default: return false;
+    case KUBE_SRC_OPT_KUBECONFIG:
+        o->kubeconfig = arg;
+        return true;
+    case KUBE_SRC_OPT_IN_CLUSTER:
+        o->in_cluster = true;
+        return true;
+    default:
+        return false;
     }
 }
 

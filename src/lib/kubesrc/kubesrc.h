@@ -32,7 +32,9 @@ struct kube_src_opts {
 /* The two entries of a struct option table. */
 #define KUBE_SRC_LONG_OPTIONS                                                                      \
     {"kubeconfig", required_argument, NULL, KUBE_SRC_OPT_KUBECONFIG},                              \
-        {"in-cluster", no_argument, NULL, KUBE_SRC_OPT_IN_CLUSTER}
+    {                                                                                              \
+        "in-cluster", no_argument, NULL, KUBE_SRC_OPT_IN_CLUSTER                                   \
+    }
 /* Their usage lines; |other| names the program's other source ("--config-dir"). */
 #define KUBE_SRC_USAGE(other)                                                                      \
     "  --kubeconfig FILE       also (or only) watch this Kubernetes API server\n"                  \
@@ -63,7 +65,6 @@ struct kube_client *kube_src_client(struct loop *l, const struct kube_src_opts *
  * "api:Kind/ns/name", "api:Kind/name" for cluster-scoped kinds. False when
  * |obj| has no metadata.name or the name does not fit |len|.
  */
-bool kube_src_object_name(const struct kube_resource *r, const json_t *obj, char *buf,
-                          size_t len);
+bool kube_src_object_name(const struct kube_resource *r, const json_t *obj, char *buf, size_t len);
 
 #endif
