@@ -135,8 +135,9 @@ main(int argc, char **argv)
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0 || loop_io_start(loop, &sig_io, sfd, EPOLLIN, on_signal, NULL) < 0)
         fatal("signalfd: %s", strerror(errno));
-    log_info("ready: node %s, %zu pods in the mesh, ZDS on %s", o.node, cni_n_enrolled(c),
-             o.zds_socket);
+    log_info("ready: node %s, %zu pods in the mesh, ZDS on %s%s", o.node, cni_n_enrolled(c),
+             o.zds_socket,
+             kube_src_enabled(&o.kube) ? " (opened once the API server's pods are listed)" : "");
     loop_run(loop);
     loop_io_stop(loop, &sig_io);
     close(sfd);
