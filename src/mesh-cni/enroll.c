@@ -253,10 +253,10 @@ leave_reason(struct cni *c, const struct member *m)
 }
 
 /*
- * Istio's annotation for every pod of the node that is not terminated: set
- * once ztunnel acked the pod, left alone while the pod is on its way in
- * (rules in, no answer yet: also right after our own restart), removed
- * otherwise. Only with the API server.
+ * Istio's annotation for every pod of the node from the API server: set once
+ * ztunnel acked the pod, left alone while the pod is on its way in (rules in,
+ * no answer yet: also right after our own restart) or has terminated,
+ * removed otherwise.
  */
 static void
 sync_marks(struct cni *c)
@@ -272,6 +272,9 @@ sync_marks(struct cni *c)
         const char *ns = k8s_obj_namespace(pod), *name = k8s_obj_name(pod);
         struct k8s_pod_info pi;
         if (!k8s_pod_info(c->store, ns, name, &pi) || strcmp(pi.node, c->o.node) != 0)
+            continue;
+        /* A pod of --config-dir is no API object: there is nothing to patch. */
+        if (strncmp(k8s_obj_file(pod), "api:", 4) != 0)
             continue;
         snprintf(key, sizeof(key), "%s/%s", ns, name);
         const struct member *m = find(c, key);
