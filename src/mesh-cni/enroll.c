@@ -12,6 +12,13 @@
  * plugin reported for that namespace/name, if its uid is the pod's. A
  * reported sandbox is remembered whether or not the pod is enrolled, so
  * enrolling it later needs no restart; DEL forgets it.
+ *
+ * The store is filled from --config-dir, or from the API server (kwatch.c),
+ * or both. With the API server, nothing converges and the ZDS socket is not
+ * even opened before the node's pods and the namespaces were listed once:
+ * a ztunnel connecting earlier would get an empty snapshot and drop every
+ * pod of the node. Pods in the mesh are annotated as Istio's agent does
+ * (mark.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +33,10 @@
 #include "dirwatch/dirwatch.h"
 #include "inpod/inpod.h"
 #include "k8s/k8s.h"
+#include "kubesrc/kubesrc.h"
+#include "kwatch.h"
 #include "log/log.h"
+#include "mark.h"
 #include "mesh_cni.h"
 #include "plugin.h"
 #include "sandboxes.h"
@@ -64,7 +74,18 @@ struct cni {
     struct record *records;
     size_t n_records;
     struct plugin_srv *plugin;
+    struct kube_client *kube; /* with --kubeconfig / --in-cluster */
+    struct cni_kube *kw;
+    struct marker *marker;
+    struct loop_timer zds_retry;
 };
+
+/* With the API server as a source: not every kind listed once yet. */
+static bool
+gated(const struct cni *c)
+{
+    return c->kw != NULL && !cni_kube_synced(c->kw);
+}
 
 static struct member *
 find(struct cni *c, const char *key)
@@ -231,12 +252,52 @@ leave_reason(struct cni *c, const struct member *m)
     return pi.enrolled && !pi.terminated ? "its sandbox was deleted" : "un-enrolled";
 }
 
+/*
+ * Istio's annotation for every pod of the node from the API server: set once
+ * ztunnel acked the pod, left alone while the pod is on its way in (rules in,
+ * no answer yet: also right after our own restart) or has terminated,
+ * removed otherwise.
+ */
+static void
+sync_marks(struct cni *c)
+{
+    char key[600];
+
+    if (c->marker == NULL || gated(c))
+        return;
+    marker_begin(c->marker);
+    size_t n = k8s_store_count(c->store, K8S_POD);
+    for (size_t i = 0; i < n; i++) {
+        const struct k8s_obj *pod = k8s_store_at(c->store, K8S_POD, i);
+        const char *ns = k8s_obj_namespace(pod), *name = k8s_obj_name(pod);
+        struct k8s_pod_info pi;
+        if (!k8s_pod_info(c->store, ns, name, &pi) || strcmp(pi.node, c->o.node) != 0)
+            continue;
+        /* A pod of --config-dir is no API object: there is nothing to patch. */
+        if (strncmp(k8s_obj_file(pod), "api:", 4) != 0)
+            continue;
+        snprintf(key, sizeof(key), "%s/%s", ns, name);
+        const struct member *m = find(c, key);
+        if (m != NULL && strcmp(m->uid, pi.uid[0] ? pi.uid : key) != 0)
+            m = NULL; /* an earlier pod of that name */
+        enum mark_want w = MARK_CLEAR;
+        if (m != NULL && m->nack == NULL)
+            w = m->acked ? MARK_SET : MARK_LEAVE;
+        else if (pi.terminated)
+            w = MARK_LEAVE;
+        marker_pod(c->marker, ns, name, pi.uid, k8s_obj_annotation(pod, MARK_ANNOTATION), w);
+    }
+    marker_end(c->marker);
+}
+
 /* The store as it is against the pods in the mesh; then waiting plugin requests look again. */
 static void
 converge(struct cni *c)
 {
     char key[600];
 
+    if (gated(c) || c->zds == NULL)
+        return; /* the first list, then the ZDS socket, come first */
     for (struct member *m = c->members; m != NULL; m = m->next)
         m->seen = false;
     size_t n = k8s_store_count(c->store, K8S_POD);
@@ -276,6 +337,7 @@ converge(struct cni *c)
         member_free(m);
     }
     plugin_srv_poke(c->plugin);
+    sync_marks(c);
 }
 
 static void
@@ -283,6 +345,10 @@ reconcile(struct cni *c)
 {
     struct k8s_diags d = {0};
 
+    if (c->o.config_dir == NULL) {
+        converge(c);
+        return;
+    }
     int rc = k8s_store_sync_dir(c->store, c->o.config_dir, &d);
     k8s_diags_clear(&d);
     if (rc < 0 && rc != -MESH_ECONFIG) {
@@ -333,6 +399,7 @@ on_ack(void *arg, uint64_t client, enum zds_req_kind kind, const char *uid, cons
         m->acked = m->nack == NULL;
     }
     plugin_srv_poke(c->plugin);
+    sync_marks(c);
 }
 
 static const struct zds_server_cbs zcbs = {
@@ -340,6 +407,43 @@ static const struct zds_server_cbs zcbs = {
     .on_disconnected = on_disconnected,
     .on_ack = on_ack,
 };
+
+static int
+open_zds(struct cni *c, char *err, size_t errlen)
+{
+    char why[512];
+
+    c->zds = zds_server_start(c->loop, c->o.zds_socket, NULL, &zcbs, c, why, sizeof(why));
+    if (c->zds == NULL) {
+        snprintf(err, errlen, "--zds-socket %s: %s", c->o.zds_socket, why);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_kube_synced(void *arg);
+
+/* The gate opened (or an earlier attempt to listen failed): ZDS, then the first converge. */
+static void
+on_kube_synced(void *arg)
+{
+    struct cni *c = arg;
+    char err[600];
+
+    if (c->zds == NULL && open_zds(c, err, sizeof(err)) < 0) {
+        log_error("%s; retrying in 1 s", err);
+        loop_timer_start(c->loop, &c->zds_retry, 1000, on_kube_synced, c);
+        return;
+    }
+    log_info("listening for ztunnels on %s", c->o.zds_socket);
+    reconcile(c);
+}
+
+static void
+on_kube_changed(void *arg)
+{
+    converge(arg);
+}
 
 struct cni *
 cni_start(struct loop *l, const struct cni_opts *o, char *err, size_t errlen)
@@ -350,15 +454,15 @@ cni_start(struct loop *l, const struct cni_opts *o, char *err, size_t errlen)
     c->loop = l;
     c->o = *o;
     c->store = k8s_store_new();
-    c->zds = zds_server_start(l, o->zds_socket, NULL, &zcbs, c, why, sizeof(why));
-    if (c->zds == NULL) {
-        snprintf(err, errlen, "--zds-socket %s: %s", o->zds_socket, why);
+    if (!kube_src_enabled(&o->kube) && open_zds(c, err, errlen) < 0)
         goto fail;
-    }
-    c->watch = dirwatch_start(l, o->config_dir, o->debounce_ms, on_change, c, why, sizeof(why));
-    if (c->watch == NULL) {
-        snprintf(err, errlen, "--config-dir: %s", why);
-        goto fail;
+    if (o->config_dir != NULL) {
+        c->watch = dirwatch_start(l, o->config_dir, o->debounce_ms, on_change, c, why,
+                                  sizeof(why));
+        if (c->watch == NULL) {
+            snprintf(err, errlen, "--config-dir: %s", why);
+            goto fail;
+        }
     }
     if (o->plugin_socket != NULL) {
         if (sandboxes_open(o->plugin_state, why, sizeof(why)) < 0) {
@@ -374,6 +478,20 @@ cni_start(struct loop *l, const struct cni_opts *o, char *err, size_t errlen)
             goto fail;
         }
     }
+    if (kube_src_enabled(&o->kube)) {
+        static const struct cni_kube_cbs kcbs = {.changed = on_kube_changed,
+                                                 .synced = on_kube_synced};
+        if ((c->kube = kube_src_client(l, &o->kube, err, errlen)) == NULL)
+            goto fail;
+        c->marker = marker_new(l, c->kube);
+        c->kw = cni_kube_start(l, c->kube, c->store, o->node, &kcbs, c, why, sizeof(why));
+        if (c->kw == NULL) {
+            snprintf(err, errlen, "%s", why);
+            goto fail;
+        }
+        log_info("waiting for the API server's pods of node %s and namespaces before opening %s",
+                 o->node, o->zds_socket);
+    }
     reconcile(c);
     return c;
 fail:
@@ -388,6 +506,18 @@ cni_stop(struct cni *c)
         return;
     plugin_srv_stop(c->plugin);
     dirwatch_stop(c->watch);
+    if (c->marker != NULL) {
+        struct marker_stats ms;
+        marker_stats(c->marker, &ms);
+        log_info("redirection annotation: %llu patches sent, %llu succeeded, %llu failed, "
+                 "%llu pods not yet as wanted",
+                 (unsigned long long)ms.sent, (unsigned long long)ms.ok,
+                 (unsigned long long)ms.failed, (unsigned long long)ms.pending);
+    }
+    marker_free(c->marker);
+    cni_kube_stop(c->kw);
+    kube_client_free(c->kube);
+    loop_timer_stop(c->loop, &c->zds_retry);
     zds_server_stop(c->zds);
     while (c->members != NULL) {
         struct member *m = c->members;
@@ -455,6 +585,8 @@ cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
     struct member *m;
 
     msg[0] = '\0';
+    if (gated(c) || c->zds == NULL)
+        return CNI_POD_UNKNOWN; /* the node's pods are not listed yet */
     if (pod == NULL || !k8s_pod_info(c->store, r->ns, r->name, &pi))
         return CNI_POD_UNKNOWN;
     if (r->uid[0] != '\0' && pi.uid[0] != '\0' && strcmp(r->uid, pi.uid) != 0)

@@ -1,12 +1,13 @@
 /*
  * main.c - mesh-cni, the node agent (istio-cni's counterpart).
  *
- *   mesh-cni --zds-socket PATH --config-dir DIR --node NAME
+ *   mesh-cni --zds-socket PATH (--config-dir DIR | --kubeconfig FILE | --in-cluster)
+ *            --node NAME
  *
- * It listens on PATH for ztunnels (ZDS, reference 2.3), reads the same
- * Kubernetes YAML as meshd and follows it, and for each enrolled pod of NAME
- * installs the in-pod redirection rules and hands the pod's network
- * namespace to ztunnel.
+ * It listens on PATH for ztunnels (ZDS, reference 2.3), follows the same
+ * Kubernetes YAML as meshd, or the API server (its node's pods and the
+ * namespaces), and for each enrolled pod of NAME installs the in-pod
+ * redirection rules and hands the pod's network namespace to ztunnel.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,10 +30,14 @@ static struct loop_io sig_io;
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: mesh-cni --zds-socket PATH --config-dir DIR --node NAME [options]\n"
+    fprintf(f, "usage: mesh-cni --zds-socket PATH --node NAME\n"
+               "                (--config-dir DIR | --kubeconfig FILE | --in-cluster) [options]\n"
                "  --zds-socket PATH       where ztunnels connect (unix SOCK_SEQPACKET)\n"
                "  --config-dir DIR        Kubernetes YAML, as meshd reads it (followed live)\n"
-               "  --node NAME             enroll the pods of this node\n"
+               KUBE_SRC_USAGE("--config-dir")
+               "                          (this node's pods and all namespaces are watched;\n"
+               "                          pods in the mesh get ambient.istio.io/redirection)\n"
+               "  --node NAME             enroll the pods of this node (default: env NODE_NAME)\n"
                "  --debounce-ms MS        wait for config changes to settle (100)\n"
                "  --plugin-socket PATH    where the CNI plugin (amesh-cni) reports new pods\n"
                "                          (its default agentSocket: " CNI_SOCKET_DEFAULT ")\n"
@@ -69,6 +74,7 @@ main(int argc, char **argv)
         {"plugin-state", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
+        KUBE_SRC_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -78,6 +84,8 @@ main(int argc, char **argv)
     int ch;
 
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (kube_src_flag(&o.kube, ch, optarg))
+            continue;
         switch (ch) {
         case 'z': o.zds_socket = optarg; break;
         case 'c': o.config_dir = optarg; break;
@@ -98,7 +106,12 @@ main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || o.zds_socket == NULL || o.config_dir == NULL || o.node == NULL) {
+    if (o.node == NULL && getenv("NODE_NAME") != NULL && getenv("NODE_NAME")[0] != '\0')
+        o.node = getenv("NODE_NAME"); /* the DaemonSet's downward API: spec.nodeName */
+    if (kube_src_finish(&o.kube, o.config_dir != NULL, err, sizeof(err)) < 0)
+        fatal("%s", err);
+    if (optind != argc || o.zds_socket == NULL || o.node == NULL ||
+        (o.config_dir == NULL && !kube_src_enabled(&o.kube))) {
         usage(stderr);
         return 2;
     }
@@ -122,8 +135,9 @@ main(int argc, char **argv)
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0 || loop_io_start(loop, &sig_io, sfd, EPOLLIN, on_signal, NULL) < 0)
         fatal("signalfd: %s", strerror(errno));
-    log_info("ready: node %s, %zu pods in the mesh, ZDS on %s", o.node, cni_n_enrolled(c),
-             o.zds_socket);
+    log_info("ready: node %s, %zu pods in the mesh, ZDS on %s%s", o.node, cni_n_enrolled(c),
+             o.zds_socket,
+             kube_src_enabled(&o.kube) ? " (opened once the API server's pods are listed)" : "");
     loop_run(loop);
     loop_io_stop(loop, &sig_io);
     close(sfd);

@@ -6,6 +6,8 @@
  *   enroll.c  the desired set (enrolled pods of this node with a network
  *             namespace) against what is in place: rules in the pod's
  *             namespace (lib/inpod), the pod handed to ztunnel (lib/zds)
+ *   kwatch.c  the API server as the source: this node's pods, namespaces
+ *   mark.c    the ambient.istio.io/redirection annotation on pods in the mesh
  *   plugin.c  the CNI plugin's socket (--plugin-socket): a new pod's
  *             sandbox, answered once the pod is in the mesh (or not to be)
  *   sandboxes.c  the reported sandboxes on disk, for a restart
@@ -16,11 +18,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "kubesrc/kubesrc.h"
 #include "loop/loop.h"
 
 struct cni_opts {
     const char *zds_socket;
-    const char *config_dir;
+    const char *config_dir;    /* NULL: the API server only */
+    struct kube_src_opts kube; /* --kubeconfig / --in-cluster (kwatch.c) */
     const char *node;
     unsigned debounce_ms;
     const char *plugin_socket; /* NULL: no CNI plugin */

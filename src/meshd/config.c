@@ -281,7 +281,7 @@ config_start(struct meshd *d, char *err, size_t errlen)
     c->d = d;
     c->store = k8s_store_new();
     c->conv = k8s_conv_new();
-    c->gated = d->opts.kubeconfig != NULL || d->opts.in_cluster;
+    c->gated = kube_src_enabled(&d->opts.kube);
     if (d->opts.config_dir != NULL) {
         c->watch = dirwatch_start(d->loop, d->opts.config_dir, d->opts.debounce_ms, on_change, c,
                                   why, sizeof(why));

@@ -56,23 +56,6 @@ kube_kind_by_name(const struct meshd_kube *k, const char *kind)
     return NULL;
 }
 
-bool
-kube_source_name(const struct kube_resource *r, const json_t *obj, char *buf, size_t len)
-{
-    const json_t *meta = json_object_get(obj, "metadata");
-    const char *name = json_string_value(json_object_get(meta, "name"));
-    const char *ns = json_string_value(json_object_get(meta, "namespace"));
-    int n;
-
-    if (name == NULL || name[0] == '\0')
-        return false;
-    if (r->namespaced)
-        n = snprintf(buf, len, "api:%s/%s/%s", r->kind, ns ? ns : "", name);
-    else
-        n = snprintf(buf, len, "api:%s/%s", r->kind, name);
-    return n > 0 && (size_t)n < len;
-}
-
 /*
  * The deferred commit: static, because the loop may hold it queued after the
  * source has stopped (it then finds |live| NULL).
@@ -107,7 +90,7 @@ on_upsert(void *arg, const struct kube_resource *r, const json_t *obj)
     struct meshd_kube *k = kw->k;
     char name[600];
 
-    if (!kube_source_name(r, obj, name, sizeof(name))) {
+    if (!kube_src_object_name(r, obj, name, sizeof(name))) {
         log_warn_rl(&rl, "%s without metadata.name from the API server; ignored", r->kind);
         return;
     }
@@ -127,7 +110,7 @@ on_remove(void *arg, const struct kube_resource *r, const json_t *obj)
     struct meshd_kube *k = kw->k;
     char name[600];
 
-    if (!kube_source_name(r, obj, name, sizeof(name)))
+    if (!kube_src_object_name(r, obj, name, sizeof(name)))
         return;
     kw->n_rm++;
     k8s_store_forget(k->st, name, false);
@@ -183,36 +166,12 @@ static const struct kube_sink sink = {
     .synced = on_synced,
 };
 
-static int
-make_client(struct meshd *d, char *err, size_t errlen)
-{
-    struct kube_config kc = {0};
-    char why[512];
-    int rc = d->opts.kubeconfig != NULL
-                 ? kube_config_load_file(d->opts.kubeconfig, NULL, &kc, why, sizeof(why))
-                 : kube_config_in_cluster(NULL, &kc, why, sizeof(why));
-
-    if (rc < 0) {
-        snprintf(err, errlen, "%s: %s", d->opts.kubeconfig ? d->opts.kubeconfig : "--in-cluster",
-                 why);
-        return -1;
-    }
-    d->kube = kube_client_new(d->loop, &kc, why, sizeof(why));
-    if (d->kube == NULL)
-        snprintf(err, errlen, "Kubernetes client for %s: %s", kc.server ? kc.server : "?", why);
-    else
-        log_info("Kubernetes API server %s (%s)", kc.server,
-                 d->opts.kubeconfig ? d->opts.kubeconfig : "in-cluster");
-    kube_config_free(&kc);
-    return d->kube ? 0 : -1;
-}
-
 int
 meshd_kube_start(struct meshd *d, char *err, size_t errlen)
 {
-    if (d->opts.kubeconfig == NULL && !d->opts.in_cluster)
+    if (!kube_src_enabled(&d->opts.kube))
         return 0;
-    if (d->kube == NULL && make_client(d, err, errlen) < 0)
+    if (d->kube == NULL && (d->kube = kube_src_client(d->loop, &d->opts.kube, err, errlen)) == NULL)
         return -1;
     struct meshd_kube *k = xcalloc(1, sizeof(*k));
     d->kube_src = k;

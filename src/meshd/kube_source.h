@@ -14,6 +14,7 @@
 
 #include "k8s/k8s.h"
 #include "kube/kube.h"
+#include "kubesrc/kubesrc.h"
 #include "log/log.h"
 #include "loop/loop.h"
 
@@ -81,8 +82,6 @@ struct meshd_kube {
 /* kube_source.c */
 /* The kinds table entry for |kind| ("Pod"), or NULL. */
 const struct kube_kind *kube_kind_by_name(const struct meshd_kube *k, const char *kind);
-/* "api:Kind/ns/name" ("api:Kind/name" cluster-scoped) of |obj| into |buf|; false if unnamed. */
-bool kube_source_name(const struct kube_resource *r, const json_t *obj, char *buf, size_t len);
 
 /* kube_publish.c */
 int kube_publish_start(struct meshd_kube *k, char *err, size_t errlen);

@@ -34,10 +34,7 @@ usage(FILE *f)
             "       meshd token --state-dir DIR --node NAME [--ttl DUR] [--audience xds|ca]\n"
             "       meshd token --state-dir DIR --node NAME --revoke   (meshd token --help)\n"
             "  --config-dir DIR        Kubernetes-style YAML, followed live (inotify)\n"
-            "  --kubeconfig FILE       also (or only) watch this Kubernetes API server\n"
-            "  --in-cluster            the API server of the cluster meshd runs in (service\n"
-            "                          account token); the default when KUBERNETES_SERVICE_HOST\n"
-            "                          is set and neither --config-dir nor --kubeconfig is given\n"
+            KUBE_SRC_USAGE("--config-dir")
             "  --state-dir DIR         mesh root (created on first start) and token key\n"
             "  --listen ADDR           xDS and CA, TLS (default [::]:15012)\n"
             "  --monitoring ADDR       metrics and readiness (default [::]:15014)\n"
@@ -67,8 +64,7 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
 {
     static const struct option opts[] = {
         {"config-dir", required_argument, NULL, 'c'},
-        {"kubeconfig", required_argument, NULL, 'K'},
-        {"in-cluster", no_argument, NULL, 'I'},
+        KUBE_SRC_LONG_OPTIONS,
         {"state-dir", required_argument, NULL, 's'},
         {"listen", required_argument, NULL, 'L'},
         {"monitoring", required_argument, NULL, 'M'},
@@ -100,10 +96,10 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
     o->max_conns_per_ip = 64;
     log_set_json(env != NULL && strcmp(env, "json") == 0);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (kube_src_flag(&o->kube, c, optarg))
+            continue;
         switch (c) {
         case 'c': o->config_dir = optarg; break;
-        case 'K': o->kubeconfig = optarg; break;
-        case 'I': o->in_cluster = true; break;
         case 's': o->state_dir = optarg; break;
         case 'L': parse_addr("--listen", optarg, &o->listen_ip, &o->listen_port); break;
         case 'M': parse_addr("--monitoring", optarg, &o->monitor_ip, &o->monitor_port); break;
@@ -131,14 +127,9 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         usage(stderr);
         fatal("unexpected argument \"%s\"", argv[optind]);
     }
-    if (o->kubeconfig != NULL && o->in_cluster)
-        fatal("--kubeconfig and --in-cluster exclude each other");
-    if (o->config_dir == NULL && o->kubeconfig == NULL && !o->in_cluster &&
-        getenv("KUBERNETES_SERVICE_HOST") != NULL) {
-        o->in_cluster = true;
-        log_info("KUBERNETES_SERVICE_HOST is set and no config source given: --in-cluster");
-    }
-    if ((o->config_dir == NULL && o->kubeconfig == NULL && !o->in_cluster) ||
+    if (kube_src_finish(&o->kube, o->config_dir != NULL, err, sizeof(err)) < 0)
+        fatal("%s", err);
+    if ((o->config_dir == NULL && !kube_src_enabled(&o->kube)) ||
         o->state_dir == NULL) {
         usage(stderr);
         fatal("--state-dir and a config source (--config-dir, --kubeconfig, --in-cluster) are "

@@ -27,6 +27,7 @@
 #include "casvc/token.h"
 #include "casvc/token_gens.h"
 #include "kubeauth/kubeauth.h"
+#include "kubesrc/kubesrc.h"
 #include "loop/loop.h"
 #include "net/addr.h"
 #include "tls/ca.h"
@@ -37,8 +38,7 @@
 
 struct meshd_opts {
     const char *config_dir; /* NULL: none (the Kubernetes API alone) */
-    const char *kubeconfig; /* --kubeconfig FILE, or NULL */
-    bool in_cluster;        /* --in-cluster, or chosen when nothing else is given */
+    struct kube_src_opts kube; /* --kubeconfig FILE / --in-cluster (lib/kubesrc) */
     const char *state_dir;
     struct ipaddr listen_ip;
     uint16_t listen_port;

@@ -237,7 +237,7 @@ setup(void **state)
     n_rfs = n_reqs = 0;
     snapshots_changed = 0;
     d.loop = loop_new();
-    d.opts.kubeconfig = "test-kubeconfig";
+    d.opts.kube.kubeconfig = "test-kubeconfig";
     d.opts.trust_domain = "cluster.local";
     d.opts.cluster_id = "Kubernetes";
     d.opts.debounce_ms = 20;
