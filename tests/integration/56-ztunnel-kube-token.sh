@@ -9,6 +9,9 @@
 #   etcd + kube-apiserver 127.0.0.1:6443                      ztunnel --node node-1
 #   meshd --kubeconfig 198.18.0.1:15012                 <==     --token tokens/istio-token
 #
+# Last, a waypoint (demo/wp, Gateway demo/wp, pod wp-1 on node-1) on its own pod's token: ready
+# with its certificate and config.
+#
 # ServiceAccounts istio-system/ztunnel, demo/echo, demo/curl, demo/fresh; pods ztunnel-n1 and
 # echo-1 on node-1, curl-2 on node-2. The token directory is laid out as the kubelet's atomic
 # writer does it (istio-token -> ..data/istio-token, ..data -> a timestamped directory) and
@@ -55,12 +58,13 @@ pod istio-system ztunnel-n1 ztunnel node-1 198.18.0.1
 pod demo echo-1 echo node-1 198.18.250.31
 pod demo curl-2 curl node-2 198.18.250.32
 uid() { kc -n "$1" get pod "$2" -o jsonpath='{.metadata.uid}'; }
-# TokenRequest for istio-system/ztunnel: audience istio-ca, bound to POD, an hour.
-token() { # pod
-    kube_curl "$K" "/api/v1/namespaces/istio-system/serviceaccounts/ztunnel/token" -X POST \
+# TokenRequest: audience istio-ca, bound to POD, an hour (istio-system/ztunnel by default).
+token() { # pod [ns sa]
+    local ns=${2:-istio-system} sa=${3:-ztunnel}
+    kube_curl "$K" "/api/v1/namespaces/$ns/serviceaccounts/$sa/token" -X POST \
         -H 'Content-Type: application/json' -d "{\"apiVersion\":\"authentication.k8s.io/v1\",
         \"kind\":\"TokenRequest\",\"spec\":{\"audiences\":[\"istio-ca\"],\"expirationSeconds\":3600,
-        \"boundObjectRef\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"name\":\"$1\",\"uid\":\"$(uid istio-system "$1")\"}}}" |
+        \"boundObjectRef\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"name\":\"$1\",\"uid\":\"$(uid "$ns" "$1")\"}}}" |
         $PY -c "import json, sys; sys.stdout.write(json.load(sys.stdin)['status']['token'])"
 }
 # The kubelet's atomic writer: a new timestamped directory, then ..data swapped by rename.
@@ -152,4 +156,39 @@ leaked=0
 for t in "$T1" "$T2"; do grep -q -F -- "$t" "$MLOG" "$ZLOG" && leaked=1; done
 check "neither token appears in meshd's or ztunnel's log (debug level)" [ $leaked = 0 ]
 check "ztunnel exits cleanly" stop_ztunnel "$ZPID" "$ZLOG"
+
+# ---- the waypoint: its own pod's token (demo/wp, not a node account) ---------------------------
+WLOG=$WORK/waypoint.log
+kc -n demo create serviceaccount wp >/dev/null
+kc apply -f - >/dev/null <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: wp, namespace: demo}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: wp-1, namespace: demo, labels: {gateway.networking.k8s.io/gateway-name: wp}}
+spec:
+  serviceAccountName: wp
+  nodeName: node-1
+  containers: [{name: istio-proxy, image: none}]
+YAML
+kube_pod_running "$K" demo wp-1 198.18.250.40
+WT=$(token wp-1 demo wp)
+printf '%s\n' "$WT" >"$WORK/wp-token" # as `kubectl create token > FILE` leaves it
+start_bg "$WLOG" ip netns exec "$N2" "$BIN/waypoint" --xds-address "$MESHD_LISTEN" \
+    --root-cert "$STATE/root-cert.pem" --token "$WORK/wp-token" --node node-1 \
+    --namespace demo --name wp --service-account wp --log-level debug
+WPID=$LAST_PID
+if WAIT_SECS=30 wait_for ready; then pass "the waypoint with its pod's token is ready (15021)"; else
+    fail "the waypoint with its pod's token is ready (15021)"; tail -n 20 "$WLOG" | sed 's/^/    /'; fi
+check "...with its certificate and every config type from meshd" \
+    grep -q "ready: certificate spiffe://$TD/ns/demo/sa/wp, config synced" "$WLOG"
+check "...signed for its own pod (a workload account gets only its own identity)" \
+    grep -q "CA: signed spiffe://$TD/ns/demo/sa/wp for pod demo/wp-1 (account demo/wp) on node node-1" "$MLOG"
+check "the waypoint's token appears in no log" sh -c "! grep -q -F -- '$WT' '$MLOG' '$WLOG'"
+check "the waypoint exits cleanly" stop_ztunnel "$WPID" "$WLOG"
 finish
