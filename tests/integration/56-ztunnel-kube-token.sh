@@ -95,11 +95,15 @@ WAIT_SECS=30 wait_for monitoring_get /ready || { echo "meshd did not become read
 metric() { monitoring_get /metrics | awk -v n="$1" '$1 == n {print $2}'; }
 
 # ---- ztunnel with the projected token ----------------------------------------------------------
+T0=$(date +%s%N)
 start_bg "$ZLOG" ip netns exec "$N2" "$BIN/ztunnel" --xds-address "$MESHD_LISTEN" \
     --root-cert "$STATE/root-cert.pem" --token "$TOK/istio-token" --node node-1 --log-level debug
 ZPID=$LAST_PID
 ready() { ip netns exec "$N2" $PY -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:15021/healthz/ready',timeout=1)"; }
-if WAIT_SECS=30 wait_for ready; then pass "ztunnel with the projected token is ready (15021)"; else
+if WAIT_SECS=30 wait_for ready; then
+    say "ztunnel ready $(( ($(date +%s%N) - T0) / 1000000 )) ms after it started"
+    pass "ztunnel with the projected token is ready (15021)"
+else
     fail "ztunnel with the projected token is ready (15021)"; tail -n 20 "$ZLOG" | sed 's/^/    /'; fi
 check "ztunnel read the token as a Kubernetes token" \
     grep -q "token $TOK/istio-token: a Kubernetes service-account token (${#T1} bytes) for xDS and the CA" "$ZLOG"
