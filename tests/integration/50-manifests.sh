@@ -254,11 +254,19 @@ start_bg "$WORK/mesh-cni.log" ip netns exec "$N1" "$BIN/mesh-cni" "${CNI_ARGS[@]
 mapfile -t ZT_ARGS < <(args_of DaemonSet ztunnel NODE_NAME=node-1 ISTIOD_SERVICE_HOST=127.0.0.1)
 say "ztunnel ${ZT_ARGS[*]}"
 start_bg "$WORK/ztunnel.log" ip netns exec "$N1" "$BIN/ztunnel" "${ZT_ARGS[@]}"
-# Not yet ready here: ztunnel takes meshd's node tokens (at most 512 bytes), and a Kubernetes
-# token (this one is longer) is refused before it is sent ("holds no token ztunnel can use").
-# What is checked: the DaemonSet's args start it and it meets mesh-cni on the shared socket.
+# The DaemonSet's args start it, it meets mesh-cni on the shared socket, and its projected token
+# (a Kubernetes JWT, reviewed by meshd) gets it meshd's xDS: ready.
 check "ztunnel, as the DaemonSet runs it, gets mesh-cni's snapshot over the ZDS socket they share" \
     within 15 grep -q 'node agent snapshot: 0 pods' "$WORK/ztunnel.log"
+check "ztunnel, as the DaemonSet runs it, is ready on 15021 with its projected token" \
+    within 30 ready 15021 /healthz/ready
+check "...having read the file as a Kubernetes token" \
+    grep -q 'a Kubernetes service-account token ([0-9]* bytes) for xDS and the CA' "$WORK/ztunnel.log"
+reviewed() {
+    ip netns exec "$N1" curl -s http://127.0.0.1:15014/metrics |
+        awk '$1 == "meshd_kube_token_reviews_total" && $2 >= 1 {ok = 1} END {exit !ok}'
+}
+check "...which meshd checked with a TokenReview" reviewed
 check "mesh-cni, as its DaemonSet runs it, counts that ztunnel" grep -q 'ztunnel 1 connected' "$WORK/mesh-cni.log"
 if [ "$FAILS" -gt 0 ]; then
     for l in meshd mesh-cni ztunnel; do echo "--- $l.log"; tail -n 15 "$WORK/$l.log"; done

@@ -35,7 +35,11 @@
 #define TOKEN_DEFAULT_TTL (24L * 3600)
 #define TOKEN_MIN_TTL 10L
 #define TOKEN_MAX_TTL (30L * 86400) /* renewable: nothing needs to live longer */
-#define TOKEN_FILE_MAX 4096         /* a token file a ztunnel reads */
+#define TOKEN_FILE_MAX 4096         /* a node-token file a ztunnel reads */
+/* A Kubernetes service-account token file (a projected token is ~1 KiB); meshd sends no more
+ * for review either (KUBEAUTH_MAX_TOKEN). */
+#define TOKEN_JWT_MAX 16384
+#define TOKEN_BEARER_MAX (TOKEN_JWT_MAX + 8) /* "Bearer <token>" and its NUL, either kind */
 
 /* gRPC method: the bearer token (any audience) in, a fresh one of the same audience out. */
 #define TOKEN_RENEW_METHOD "/amesh.token.v1.NodeToken/Renew"
@@ -92,5 +96,25 @@ int token_verify(const uint8_t key[TOKEN_KEY_LEN], const struct token_gens *gens
  */
 int token_file_pick(const char *text, size_t len, enum token_aud aud, const char **tok,
                     size_t *toklen);
+
+/*
+ * What a token file (|len| bytes of |text|, which may be up to TOKEN_JWT_MAX
+ * plus surrounding white space) holds:
+ *   TOKEN_FILE_NODE  meshd's node-token file (at most TOKEN_FILE_MAX bytes):
+ *                    token_file_pick() finds each audience's token in it;
+ *   TOKEN_FILE_JWT   one Kubernetes service-account token (a JWS in compact
+ *                    form, at most TOKEN_JWT_MAX bytes), white space around it
+ *                    dropped: |*tok|, |*toklen| point into |text|. It serves
+ *                    both audiences; the kubelet, not meshd, renews it;
+ *   TOKEN_FILE_BAD   neither: |why| says what is wrong ("is empty", too large,
+ *                    where a would-be JWT breaks), never quoting the file.
+ */
+enum token_file_kind {
+    TOKEN_FILE_BAD = -1,
+    TOKEN_FILE_NODE = 1,
+    TOKEN_FILE_JWT = 2,
+};
+enum token_file_kind token_file_kind(const char *text, size_t len, const char **tok,
+                                     size_t *toklen, char *why, size_t whylen);
 
 #endif

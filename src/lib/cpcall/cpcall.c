@@ -11,7 +11,7 @@ cpcall_start(struct h2_session *s, const struct cpcall_auth *a, const char *path
              size_t max_msg, const struct rpc_call_cbs *cbs, void *arg, const char *peer,
              char *why, size_t whylen)
 {
-    char auth[TOKEN_MAX_LEN + 16] = "";
+    char auth[TOKEN_BEARER_MAX] = "";
     if (a->bearer != NULL && a->bearer(a->bearer_arg, auth, sizeof(auth), why, whylen) < 0)
         return NULL;
     struct h2_header md[] = {

@@ -14,6 +14,13 @@
  * (inode, size, times) is compared with what was last read or written; when
  * someone else replaced it (an operator after `meshd token --revoke`, a
  * projected token), its tokens win over the ones in memory.
+ *
+ * Kubernetes: the file may instead hold a projected service-account token (a
+ * JWT, audience istio-ca; token_file_kind() tells the formats apart). As
+ * Istio's ztunnel does, the same token then serves both audiences, is never
+ * renewed through meshd (the kubelet rewrites the file well before it
+ * expires) and is taken again whenever the file changes; meshd checks it with
+ * a TokenReview. Like every token, it is never logged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,8 +48,9 @@
 struct tok_slot {
     struct node_tokens *owner;
     enum token_aud aud;
-    char tok[TOKEN_MAX_LEN + 1]; /* "" when the file had none for this audience */
+    char tok[TOKEN_JWT_MAX + 1]; /* "" when the file had none for this audience */
     size_t len;
+    bool jwt;       /* a Kubernetes token: the kubelet renews it, not meshd */
     bool renewable; /* a v2 token: |c| holds its fields */
     struct token_claims c;
     uint64_t version;        /* bumped by adopt(): which token |tok| is */
@@ -82,7 +90,7 @@ same_file(const struct stat *a, const struct stat *b)
 
 /* Takes |tok| as |s|'s token (when it differs) and plans its renewal. */
 static void
-adopt(struct tok_slot *s, const char *tok, size_t len, const char *from)
+adopt(struct tok_slot *s, const char *tok, size_t len, bool jwt, const char *from)
 {
     const char *why;
     if (len == s->len && memcmp(tok, s->tok, len) == 0)
@@ -90,11 +98,14 @@ adopt(struct tok_slot *s, const char *tok, size_t len, const char *from)
     memcpy(s->tok, tok, len);
     s->tok[len] = '\0';
     s->len = len;
+    s->jwt = jwt;
     s->version++;
-    s->renewable = token_parse(tok, len, &s->c, &why) == 0 && s->c.aud == s->aud;
+    s->renewable = !jwt && token_parse(tok, len, &s->c, &why) == 0 && s->c.aud == s->aud;
     s->backoff_ms = 0;
     s->said_expired = false;
-    if (s->renewable)
+    if (jwt)
+        ; /* refresh() says it once for both audiences */
+    else if (s->renewable)
         log_info("%s token for node %s from %s, valid until %" PRId64 " (generation %" PRIu64 ")",
                  token_aud_name(s->aud), s->c.node, from, s->c.expires, s->c.gen);
     else
@@ -111,7 +122,9 @@ static int
 refresh(struct node_tokens *t, char *why, size_t whylen)
 {
     const char *path = t->path;
-    char text[TOKEN_FILE_MAX + 1];
+    /* A JWT of the cap with some white space around it still fits; more is refused. */
+    enum { TEXT_MAX = TOKEN_JWT_MAX + 64 };
+    char *text;
     struct stat st;
 
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -125,36 +138,71 @@ refresh(struct node_tokens *t, char *why, size_t whylen)
         close(fd);
         return 0;
     }
-    if (!t->warned_mode && (st.st_mode & 077) != 0) {
+    text = xmalloc(TEXT_MAX + 1);
+    size_t n = 0;
+    ssize_t r;
+    while (n <= TEXT_MAX && (r = read(fd, text + n, TEXT_MAX + 1 - n)) > 0)
+        n += (size_t)r;
+    close(fd);
+    if (n > TEXT_MAX) {
+        snprintf(why, whylen, "token %s is larger than %d bytes", path, TEXT_MAX);
+        free(text);
+        return -1;
+    }
+    const char *tok;
+    size_t len;
+    char kwhy[120];
+    enum token_file_kind kind = token_file_kind(text, n, &tok, &len, kwhy, sizeof(kwhy));
+    if (kind == TOKEN_FILE_BAD) {
+        snprintf(why, whylen, "token %s %s", path, kwhy);
+        free(text);
+        return -1;
+    }
+    /*
+     * meshd's node tokens are this node's alone: readable by others, they let anyone get its
+     * certificates. A projected token's mode is the pod spec's (0644 by default) and the
+     * directory the kubelet mounts guards it, so that file is not warned about.
+     */
+    if (kind == TOKEN_FILE_NODE && !t->warned_mode && (st.st_mode & 077) != 0) {
         log_warn("token %s is readable by group or others (mode %03o): it lets anyone get this "
                  "node's certificates", path, st.st_mode & 0777);
         t->warned_mode = true;
     }
-    size_t n = 0;
-    ssize_t r;
-    while (n < sizeof(text) && (r = read(fd, text + n, sizeof(text) - n)) > 0)
-        n += (size_t)r;
-    close(fd);
-    if (n > TOKEN_FILE_MAX) {
-        snprintf(why, whylen, "token %s is larger than %d bytes", path, TOKEN_FILE_MAX);
-        return -1;
-    }
     t->seen = st;
     t->have_seen = true;
     bool any = false;
+    if (kind == TOKEN_FILE_JWT) {
+        bool changed = len != t->slot[0].len || memcmp(tok, t->slot[0].tok, len) != 0 ||
+                       len != t->slot[1].len || memcmp(tok, t->slot[1].tok, len) != 0;
+        for (int i = 0; i < 2; i++)
+            adopt(&t->slot[i], tok, len, true, path);
+        if (changed)
+            log_info("token %s: a Kubernetes service-account token (%zu bytes) for xDS and the "
+                     "CA; the kubelet rotates it, %s reads it again when it changes",
+                     path, len, t->who);
+        free(text);
+        return 0;
+    }
     for (int i = 0; i < 2; i++) {
-        const char *tok;
-        size_t len;
         if (token_file_pick(text, n, t->slot[i].aud, &tok, &len) == 0 && len <= TOKEN_MAX_LEN &&
             memchr(tok, '\r', len) == NULL) {
-            adopt(&t->slot[i], tok, len, path);
+            adopt(&t->slot[i], tok, len, false, path);
             any = true;
         }
     }
+    free(text);
     if (!any) {
         snprintf(why, whylen, "token %s holds no token %s can use", path, t->who);
         return -1;
     }
+    /* Back from a Kubernetes token to node tokens: an audience the file lacks has none now. */
+    for (int i = 0; i < 2; i++)
+        if (t->slot[i].jwt && t->slot[i].len > 0) {
+            t->slot[i].len = 0;
+            t->slot[i].tok[0] = '\0';
+            t->slot[i].jwt = false;
+            t->slot[i].version++;
+        }
     return 0;
 }
 
@@ -170,6 +218,11 @@ node_tokens_bearer(struct node_tokens *t, enum token_aud aud, char *out, size_t 
     }
     if (s->len == 0) {
         snprintf(why, whylen, "token %s has no %s token", t->path, token_aud_name(aud));
+        return -1;
+    }
+    if (s->len + sizeof("Bearer ") > outlen) {
+        snprintf(why, whylen, "token %s: its %zu bytes do not fit the call's metadata", t->path,
+                 s->len);
         return -1;
     }
     snprintf(out, outlen, "Bearer %s", s->tok);
@@ -197,8 +250,8 @@ persist(struct node_tokens *t)
         return;
     }
     size_t len = 0;
-    for (int i = 0; i < 2; i++)
-        if (t->slot[i].len > 0)
+    for (int i = 0; i < 2; i++) /* only node tokens, which fit: a JWT is never written */
+        if (t->slot[i].len > 0 && !t->slot[i].jwt && t->slot[i].len <= TOKEN_MAX_LEN)
             len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\n", t->slot[i].tok);
     snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
     unlink(tmp);
@@ -252,7 +305,11 @@ static int
 renew_bearer(void *arg, char *out, size_t outlen, char *why, size_t whylen)
 {
     struct tok_slot *s = arg;
-    (void)why, (void)whylen;
+    if (s->jwt || s->len == 0 || s->len + sizeof("Bearer ") > outlen) {
+        /* The file turned into a Kubernetes token meanwhile: meshd does not renew those. */
+        snprintf(why, whylen, "the %s token is no longer a node token", token_aud_name(s->aud));
+        return -1;
+    }
     snprintf(out, outlen, "Bearer %s", s->tok);
     s->call_version = s->version;
     s->call_sent = true;
@@ -299,7 +356,7 @@ on_renewed(void *arg, const uint8_t *resp, size_t resp_len, const char *failure)
         failed(s, buf);
         return;
     }
-    adopt(s, tok, len, "meshd (renewed)");
+    adopt(s, tok, len, false, "meshd (renewed)");
     amesh__token__v1__renew_response__free_unpacked(r, NULL);
     persist(s->owner);
 }

@@ -290,6 +290,97 @@ static const struct casvc_policy policy = {
     .authorize = authorize,
 };
 
+/* A JWS in compact form of |len| bytes: "eyJ" header, payload, signature. */
+static char *
+fake_jwt(size_t len)
+{
+    char *j = malloc(len + 1);
+    assert_non_null(j);
+    memset(j, 'A', len);
+    memcpy(j, "eyJh", 4);
+    j[len / 3] = '.';
+    j[2 * len / 3] = '.';
+    j[len] = '\0';
+    return j;
+}
+
+static void
+kind_bad(const char *text, const char *want_why)
+{
+    const char *tok = NULL;
+    size_t len = 0;
+    char why[120] = "";
+    assert_int_equal(token_file_kind(text, strlen(text), &tok, &len, why, sizeof(why)),
+                     TOKEN_FILE_BAD);
+    if (strstr(why, want_why) == NULL)
+        fail_msg("\"%s\": \"%s\", not \"%s\"", text, why, want_why);
+    assert_null(tok);
+}
+
+static void
+test_token_file_kind(void **state)
+{
+    const char *tok = NULL;
+    size_t len = 0;
+    char why[120];
+    (void)state;
+
+    /* meshd's node-token files, and a single opaque line, stay meshd's format. */
+    const char *node = "v2:xds:n:0:1:2:00\nv2:ca:n:0:1:2:00\n";
+    assert_int_equal(token_file_kind(node, strlen(node), &tok, &len, why, sizeof(why)),
+                     TOKEN_FILE_NODE);
+    assert_int_equal(token_file_kind("a\nb\n", 4, &tok, &len, why, sizeof(why)), TOKEN_FILE_NODE);
+    assert_int_equal(token_file_kind("opaque", 6, &tok, &len, why, sizeof(why)), TOKEN_FILE_NODE);
+
+    /* A projected token (~1 KiB, bare) and the same with a newline and spaces around it. */
+    char *j = fake_jwt(920);
+    assert_int_equal(token_file_kind(j, 920, &tok, &len, why, sizeof(why)), TOKEN_FILE_JWT);
+    assert_ptr_equal(tok, j);
+    assert_int_equal(len, 920);
+    char padded[1000];
+    snprintf(padded, sizeof(padded), " \r\n%s\r\n\n", j);
+    assert_int_equal(token_file_kind(padded, strlen(padded), &tok, &len, why, sizeof(why)),
+                     TOKEN_FILE_JWT);
+    assert_ptr_equal(tok, padded + 3);
+    assert_int_equal(len, 920);
+    free(j);
+
+    /* The cap: TOKEN_JWT_MAX bytes are taken, one more is refused, saying so. */
+    j = fake_jwt(TOKEN_JWT_MAX);
+    assert_int_equal(token_file_kind(j, TOKEN_JWT_MAX, &tok, &len, why, sizeof(why)),
+                     TOKEN_FILE_JWT);
+    free(j);
+    j = fake_jwt(TOKEN_JWT_MAX + 1);
+    tok = NULL;
+    assert_int_equal(token_file_kind(j, TOKEN_JWT_MAX + 1, &tok, &len, why, sizeof(why)),
+                     TOKEN_FILE_BAD);
+    assert_string_equal(why, "holds a JWT larger than 16384 bytes");
+    assert_null(tok);
+    free(j);
+    /* A node-token file keeps its own, smaller cap. */
+    char *big = malloc(TOKEN_FILE_MAX + 2);
+    assert_non_null(big);
+    memset(big, 'v', TOKEN_FILE_MAX + 1);
+    big[TOKEN_FILE_MAX + 1] = '\0';
+    kind_bad(big, "is larger than 4096 bytes (a node-token file)");
+    free(big);
+
+    kind_bad("", "is empty");
+    kind_bad(" \n\t\r\n", "is empty");
+    kind_bad("eyJhbGci..c2ln", "an empty segment at byte 9");
+    kind_bad("eyJhbGci.cGF5", "fewer than three segments");
+    kind_bad("eyJhbGci.cGF5.c2ln.eHh4", "more than three segments");
+    kind_bad("eyJhbGci.cGF5.", "an empty signature");
+    kind_bad("eyJhbGci.cGF5.c2ln\neyJhbGci.cGF5.c2ln", "more than one line at byte 18");
+    kind_bad("eyJhbGci.cG:5.c2ln", "a byte outside base64url at byte 11");
+    kind_bad("eyJhbGci.cGF5.c2l=", "a byte outside base64url");
+    /* The reason never quotes the file: it is a credential. */
+    kind_bad("eyJzZWNyZXQ.c2VjcmV0.c2Vj cmV0", "at byte 25");
+    char w[120];
+    token_file_kind("eyJzZWNyZXQ.c2VjcmV0.c2Vj cmV0", 30, &tok, &len, w, sizeof(w));
+    assert_null(strstr(w, "c2Vj"));
+}
+
 static void
 test_sign_and_accept(void **state)
 {
@@ -571,6 +662,7 @@ main(void)
         cmocka_unit_test(test_token_gens_file),
         cmocka_unit_test(test_token_malformed),
         cmocka_unit_test(test_token_file_pick),
+        cmocka_unit_test(test_token_file_kind),
         cmocka_unit_test(test_token_node_names),
         cmocka_unit_test(test_sign_and_accept),
         cmocka_unit_test(test_refusals),

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -568,6 +569,108 @@ test_node_tokens_file(void **state)
     loop_free(l);
 }
 
+static void
+write_file(const char *path, const char *text)
+{
+    char tmp[200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* A JWS-shaped token of |len| bytes whose payload is made of |fill|. */
+static char *
+jwt_of(size_t len, char fill)
+{
+    char *j = malloc(len + 1);
+    assert_non_null(j);
+    memset(j, fill, len);
+    memcpy(j, "eyJh", 4);
+    j[100] = '.';
+    j[len - 50] = '.';
+    j[len] = '\0';
+    return j;
+}
+
+static void
+test_node_tokens_kubernetes(void **state)
+{
+    char path[160], out[TOKEN_BEARER_MAX], why[300], want[TOKEN_BEARER_MAX];
+    struct loop *l = loop_new();
+    int64_t now = (int64_t)(clock_wall_ms() / 1000);
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/token", dir);
+    /* A projected token (~920 bytes, what the kubelet writes): both audiences present it. */
+    char *j1 = jwt_of(920, 'a');
+    write_file(path, j1);
+    assert_int_equal(chmod(path, 0644), 0);
+    struct node_tokens_config cfg = {.loop = l, .path = path, .authority = "meshd",
+                                     .cluster = "Kubernetes", .who = "test"};
+    struct node_tokens *t = node_tokens_new(&cfg);
+    snprintf(want, sizeof(want), "Bearer %s", j1);
+    assert_int_equal(node_tokens_bearer_xds(t, out, sizeof(out), why, sizeof(why)), 0);
+    assert_string_equal(out, want);
+    assert_int_equal(node_tokens_bearer_ca(t, out, sizeof(out), why, sizeof(why)), 0);
+    assert_string_equal(out, want);
+    /* A caller's buffer too small for it gets an error, not a cut token. */
+    char small[TOKEN_MAX_LEN + 16];
+    assert_int_equal(node_tokens_bearer_ca(t, small, sizeof(small), why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "do not fit"));
+
+    /* The kubelet rotates it (a newline after it, as `kubectl create token > f` leaves). */
+    char *j2 = jwt_of(1100, 'b');
+    char line[1200];
+    snprintf(line, sizeof(line), "%s\n", j2);
+    write_file(path, line);
+    snprintf(want, sizeof(want), "Bearer %s", j2);
+    assert_int_equal(node_tokens_bearer_ca(t, out, sizeof(out), why, sizeof(why)), 0);
+    assert_string_equal(out, want);
+    assert_int_equal(node_tokens_bearer_xds(t, out, sizeof(out), why, sizeof(why)), 0);
+    assert_string_equal(out, want);
+    /* Never renewed through meshd nor written back: the file stays the kubelet's. */
+    unit_run_for(l, 50);
+    char back[1200] = "";
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(back, sizeof(back), f));
+    fclose(f);
+    assert_string_equal(back, line);
+
+    /* Above the cap: a clear error; the token in memory stays. */
+    char *huge = jwt_of(TOKEN_JWT_MAX + 1, 'c');
+    write_file(path, huge);
+    assert_int_equal(node_tokens_bearer_ca(t, out, sizeof(out), why, sizeof(why)), 0);
+    assert_string_equal(out, want);
+    struct node_tokens *t2 = node_tokens_new(&cfg);
+    assert_int_equal(node_tokens_bearer_ca(t2, out, sizeof(out), why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "holds a JWT larger than 16384 bytes"));
+    assert_null(strstr(why, "eyJh"));
+    node_tokens_free(t2);
+    /* Broken: where, not what. */
+    write_file(path, "eyJhbGci.c2VjcmV0\n");
+    t2 = node_tokens_new(&cfg);
+    assert_int_equal(node_tokens_bearer_xds(t2, out, sizeof(out), why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "starts like a JWT but is not one: fewer than three segments"));
+    assert_null(strstr(why, "c2VjcmV0"));
+    node_tokens_free(t2);
+
+    /* Back to meshd's node tokens: they work as before, renewable again. */
+    write_token(path, "node-3", now, now + 3600);
+    assert_int_equal(node_tokens_bearer_xds(t, out, sizeof(out), why, sizeof(why)), 0);
+    assert_non_null(strstr(out, "Bearer v2:xds:node-3:0:"));
+    assert_int_equal(node_tokens_bearer_ca(t, out, sizeof(out), why, sizeof(why)), 0);
+    assert_non_null(strstr(out, "Bearer v2:ca:node-3:0:"));
+    free(j1);
+    free(j2);
+    free(huge);
+    node_tokens_free(t);
+    loop_free(l);
+}
+
 int
 main(void)
 {
@@ -581,6 +684,7 @@ main(void)
         cmocka_unit_test(test_cp_waiter_woken_by_ca),
         cmocka_unit_test(test_cp_refusal_then_success),
         cmocka_unit_test(test_node_tokens_file),
+        cmocka_unit_test(test_node_tokens_kubernetes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
