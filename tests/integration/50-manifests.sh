@@ -241,14 +241,15 @@ for o in yaml.safe_load_all(open(sys.argv[1])):
         "$WORK/base.yaml" | kc create -f - >/dev/null &&
     kube_pod_running "$K" istio-system ztunnel-node-1 198.18.0.11 &&
     mkdir -p "$R/var/run/secrets/tokens" "$R/var/run/secrets/istio" "$R/var/run/ztunnel" \
-        "$R/var/run/amesh" "$R/etc/mesh-cni/config" &&
+        "$R/var/run/amesh" &&
     kc -n istio-system create token ztunnel --audience istio-ca --bound-object-kind Pod \
         --bound-object-name ztunnel-node-1 >"$R/var/run/secrets/tokens/istio-token" &&
     cp "$WORK/published.pem" "$R/var/run/secrets/istio/root-cert.pem"
 }
 check "ztunnel's pod on node-1, its projected token (audience istio-ca) and the root" ztunnel_pod
 say "ztunnel's projected token: $(wc -c <"$R/var/run/secrets/tokens/istio-token") bytes"
-mapfile -t CNI_ARGS < <(args_of DaemonSet mesh-cni NODE_NAME=node-1)
+check "a token of the mesh-cni service account (TokenRequest)" kubeconfig_for mesh-cni "$WORK/mesh-cni.kubeconfig"
+mapfile -t CNI_ARGS < <(args_of DaemonSet mesh-cni NODE_NAME=node-1 KUBECONFIG="$WORK/mesh-cni.kubeconfig")
 say "mesh-cni ${CNI_ARGS[*]}"
 start_bg "$WORK/mesh-cni.log" ip netns exec "$N1" "$BIN/mesh-cni" "${CNI_ARGS[@]}"
 mapfile -t ZT_ARGS < <(args_of DaemonSet ztunnel NODE_NAME=node-1 ISTIOD_SERVICE_HOST=127.0.0.1)
