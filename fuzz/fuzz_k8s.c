@@ -12,38 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "authorization.pb-c.h"
 #include "waypoint.pb-c.h"
 #include "k8s/k8s.h"
 #include "k8sconv/k8sconv.h"
-#include "workload.pb-c.h"
+
+#include "fuzz_k8s_convert.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-convert(struct k8s_conv *cv, const struct k8s_store *st, const struct k8s_build_opts *o,
-        struct k8s_diags *d)
-{
-    struct mesh_resources r;
-
-    k8s_conv_build(cv, st, o, &r, d);
-    for (size_t i = 0; i < r.n; i++) {
-        if (strcmp(r.v[i].type_url, K8S_TYPE_AUTHORIZATION) == 0) {
-            Istio__Security__Authorization *z =
-                istio__security__authorization__unpack(NULL, r.v[i].len, r.v[i].data);
-            if (z == NULL)
-                abort();
-            istio__security__authorization__free_unpacked(z, NULL);
-            continue;
-        }
-        Istio__Workload__Address *a =
-            istio__workload__address__unpack(NULL, r.v[i].len, r.v[i].data);
-        if (a == NULL)
-            abort();
-        istio__workload__address__free_unpacked(a, NULL);
-    }
-    mesh_resources_free(&r);
-}
 
 /* The waypoint route table of every Service port (ports probed 1-65535 would be slow: the
  * well-known ones and those the input names are enough to reach every route). */
@@ -108,12 +83,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     k8s_store_load_buf(st, "b.yaml", text, size, &d);
     k8s_store_load_buf(st, "a.yaml", text, size, &d);
-    convert(cv, st, NULL, &d);
+    fuzz_k8s_convert(cv, st, NULL, &d);
     routes(st, &d);
     waypoints(st, &d);
     k8s_store_load_buf(st, "b.yaml", text, size / 2, &d);
     k8s_store_remove_file(st, "a.yaml");
-    convert(cv, st, &o, &d);
+    fuzz_k8s_convert(cv, st, &o, &d);
     k8s_conv_diags(cv, st, &d);
     for (size_t i = 0; i < d.n; i++)
         free(k8s_diag_str(&d.v[i]));

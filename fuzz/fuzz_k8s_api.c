@@ -14,36 +14,12 @@
 
 #include <jansson.h>
 
-#include "authorization.pb-c.h"
 #include "k8s/k8s.h"
 #include "k8sconv/k8sconv.h"
-#include "workload.pb-c.h"
+
+#include "fuzz_k8s_convert.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-convert(struct k8s_conv *cv, const struct k8s_store *st, struct k8s_diags *d)
-{
-    struct mesh_resources r;
-
-    k8s_conv_build(cv, st, NULL, &r, d);
-    for (size_t i = 0; i < r.n; i++) {
-        if (strcmp(r.v[i].type_url, K8S_TYPE_AUTHORIZATION) == 0) {
-            Istio__Security__Authorization *z =
-                istio__security__authorization__unpack(NULL, r.v[i].len, r.v[i].data);
-            if (z == NULL)
-                abort();
-            istio__security__authorization__free_unpacked(z, NULL);
-            continue;
-        }
-        Istio__Workload__Address *a =
-            istio__workload__address__unpack(NULL, r.v[i].len, r.v[i].data);
-        if (a == NULL)
-            abort();
-        istio__workload__address__free_unpacked(a, NULL);
-    }
-    mesh_resources_free(&r);
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -73,13 +49,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (void)k8s_obj_name(k8s_store_at(st, (enum k8s_kind)k, i));
         if (n % 5 == 4) {
             k8s_store_commit(st);
-            convert(cv, st, &d);
+            fuzz_k8s_convert(cv, st, NULL, &d);
         }
         n++;
         p += len + 1;
     }
     k8s_store_commit(st);
-    convert(cv, st, &d);
+    fuzz_k8s_convert(cv, st, NULL, &d);
     k8s_conv_diags(cv, st, &d);
     for (size_t i = 0; i < d.n; i++)
         free(k8s_diag_str(&d.v[i]));
