@@ -200,8 +200,9 @@ check "the sleep pod deleted in etcd behind the API server" \
 rev=$($ETCD endpoint status -w json | $PY -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])')
 check "etcd compacted to revision $rev" sh -c "$ETCD compact $rev >/dev/null"
 restart_apiserver
-# The relist waits for the reflector's backoff, which two outages may have raised to its 30 s cap.
-dump_has "the pod deleted while meshd could not watch is gone (relist, 45 s)" 45 "'$SLEEP' not in W"
+# The relist waits for the reflector's backoff, which two outages may have raised to its 30 s
+# cap, before the re-watch that is told 410 and maybe before the relist (as in test 54).
+dump_has "the pod deleted while meshd could not watch is gone (relist, 90 s)" 90 "'$SLEEP' not in W"
 dump_has "... and nothing else was lost" 1 "'after-restart.demo.svc.cluster.local' in S and 'demo/echo-allow-curl' in P"
 say "$(grep -E 'watch [^ ]*pods.*relisting' "$WORK/meshd.log" | tail -1)"
 check "meshd's pod watch was told its version is too old and relisted" \
