@@ -46,18 +46,7 @@ kc -n istio-system create serviceaccount ztunnel >/dev/null
 for sa in echo curl batch; do kc -n demo create serviceaccount $sa >/dev/null; done
 kube_add_node "$N1" "$K" node-1 198.18.0.1
 kube_add_node "$N1" "$K" node-2 198.18.0.2
-pod() { # ns name sa node ip
-    kc apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: $2, namespace: $1, labels: {app: $2}}
-spec:
-  serviceAccountName: $3
-  nodeName: $4
-  containers: [{name: main, image: none}]
-YAML
-    kube_pod_running "$K" "$1" "$2" "$5"
-}
+pod() { kube_pod "$K" "$@"; } # ns name sa node ip
 pod istio-system ztunnel-n1 ztunnel node-1 198.18.0.1
 pod demo echo-1 echo node-1 198.18.250.31
 pod demo curl-2 curl node-2 198.18.250.32

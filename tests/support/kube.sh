@@ -23,6 +23,7 @@
 #                                   not-ready taint removed; IP becomes its InternalIP
 #   kube_pod_running DIR NAMESPACE POD IP  plays the kubelet for one pod: status Running,
 #                                   Ready, podIP(s) IP
+#   kube_pod DIR NAMESPACE POD SA NODE IP  a pod of SA bound to NODE, then kube_pod_running
 #   kube_client_cert DIR USER [GROUP]  a client certificate of the test CA: pki/USER.{crt,key}
 #   kube_stop_apiserver DIR, kube_start_apiserver DIR, kube_restart_apiserver DIR
 #                                   only kube-apiserver (same flags, files; etcd keeps its data);
@@ -320,6 +321,20 @@ kube_pod_running() { # dir namespace pod ip
       \"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"lastTransitionTime\":\"$now\"},
         {\"type\":\"ContainersReady\",\"status\":\"True\",\"lastTransitionTime\":\"$now\"},
         {\"type\":\"PodScheduled\",\"status\":\"True\",\"lastTransitionTime\":\"$now\"}]}}" >/dev/null
+}
+
+# A pod of |sa| bound to |node| (spec.nodeName, as the scheduler would), then running with |ip|.
+kube_pod() { # dir namespace pod serviceaccount node ip
+    kube_kubectl "$1" apply -f - >/dev/null <<YAML || return 1
+apiVersion: v1
+kind: Pod
+metadata: {name: $3, namespace: $2, labels: {app: $3}}
+spec:
+  serviceAccountName: $4
+  nodeName: $5
+  containers: [{name: main, image: none}]
+YAML
+    kube_pod_running "$1" "$2" "$3" "$6"
 }
 
 # TERM, then up to 5 s for them to go, then KILL.
