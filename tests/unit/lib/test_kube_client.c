@@ -7,7 +7,6 @@
  * re-read when its file changes, and a server URL with a path prefix.
  */
 #include <errno.h>
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +22,7 @@
 #include "kube/kube.h"
 #include "unit_kubesrv.h"
 #include "unit_loop.h"
+#include "unit_fs.h"
 
 struct t {
     struct loop *loop;
@@ -35,24 +35,6 @@ struct t {
     int calls, status;
     char body[512];
 };
-
-/* Removes the flat directory |dir| and its files. */
-static void
-rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[512];
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        assert_int_equal(unlink(p), 0);
-    }
-    closedir(d);
-    assert_int_equal(rmdir(dir), 0);
-}
 
 static void
 handler(void *arg, struct fks_req *rq)
@@ -375,7 +357,7 @@ test_token_file_and_prefix(void **state)
     request_and_wait(&t, "GET", "/api/v1/pods", NULL, 0);
     assert_string_equal(t.last_auth, "Bearer second");
     teardown_t(&t);
-    rm_dir(dir);
+    unit_rm_dir(dir);
 }
 
 int

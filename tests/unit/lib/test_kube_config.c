@@ -5,7 +5,6 @@
  * missing pieces), in-cluster config from a temporary directory and the
  * environment, and the server URL parser.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,24 +19,7 @@
 #include "base/base.h"
 #include "kube/kube.h"
 #include "kube/kube_proto.h"
-
-/* Removes the flat directory |dir| and its files. */
-static void
-rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[512];
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        assert_int_equal(unlink(p), 0);
-    }
-    closedir(d);
-    assert_int_equal(rmdir(dir), 0);
-}
+#include "unit_fs.h"
 
 static char tmpdir[64];
 
@@ -65,7 +47,7 @@ static int
 teardown(void **state)
 {
     (void)state;
-    rm_dir(tmpdir);
+    unit_rm_dir(tmpdir);
     return 0;
 }
 
