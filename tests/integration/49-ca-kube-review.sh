@@ -150,42 +150,10 @@ wait_for grep -q listening "$FLOG" || { echo "fake API server did not start:"; c
 run protoc -I"$ROOT/proto" -I/usr/include --python_out="$PB" "$ROOT"/proto/*.proto
 start_bg "$MLOG" ip netns exec "$N1" "$BIN/meshd" --config-dir "$CFG" --kubeconfig "$WORK/kubeconfig" \
     --state-dir "$STATE" --listen "$MESHD_LISTEN" --monitoring 127.0.0.1:15014 --log-level debug
-monitoring_get() { # path
-    ip netns exec "$N1" $PY -c "
-import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:15014' + sys.argv[1], timeout=2).read().decode())" "$1"
-}
+. "$ROOT/tests/support/cp_calls.sh"
 WAIT_SECS=20 wait_for monitoring_get /ready || { echo "meshd did not become ready:"; cat "$MLOG"; exit 1; }
 
-NOUT=0
-cpc() { # subcommand args... (from node-2; output in $OUT)
-    NOUT=$((NOUT + 1))
-    OUT=$WORK/cp.$NOUT.out
-    local sub=$1; shift
-    ip netns exec "$N2" $CP "$sub" --addr "$MESHD_LISTEN" --root "$STATE/root-cert.pem" \
-        --pb-dir "$PB" --timeout 15 "$@" >"$OUT" 2>&1
-}
-show() { sed 's/^/    /' "${1:-$OUT}"; }
-check_show() { # file "description" command...
-    local file=$1 what=$2; shift 2
-    if "$@"; then pass "$what"; else fail "$what"; show "$file"; fi
-}
 reviews() { grep -c '^review ' "$FLOG" || true; }
-metric() { # name -> value
-    monitoring_get /metrics | awk -v n="$1" '$1 == n {print $2}'
-}
-# ca "what" token identity status [log-regex]: one CA call, its status, and why in meshd's log.
-ca() {
-    local what=$1 tok=$2 id=$3 want=$4 re=${5:-} before
-    before=$(wc -l <"$MLOG")
-    cpc ca --token-string "$tok" --identity "$id" --expect-status "$want" && ok=1 || ok=0
-    if [ $ok = 1 ] && [ "$want" = 0 ]; then grep -qx "leaf-uri: $id" "$OUT" || ok=0; fi
-    if [ $ok = 1 ] && [ -n "$re" ]; then
-        sleep 0.1
-        tail -n +$((before + 1)) "$MLOG" | grep -E -q "$re" || { ok=0; echo "no /$re/ in meshd's log" >>"$OUT"; }
-    fi
-    check_show "$OUT" "$what" [ $ok = 1 ]
-}
 
 # ---- who may obtain what ---------------------------------------------------------
 ca "ztunnel token (node-1) gets demo/echo, whose pod runs on node-1" "$ZT" "$ECHO_ID" 0
