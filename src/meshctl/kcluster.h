@@ -1,0 +1,61 @@
+/*
+ * kcluster.h - the local cluster with a real Kubernetes control plane
+ * (`meshctl install --kubernetes`, issue 11 section 4): the contract between
+ * the install side (kcluster_*.c) and the kubelet side (kubelet_*.c).
+ *
+ * Layout added to the cluster directory ($MESH_CLUSTER_DIR):
+ *
+ *   cluster.json              "kubernetes": true (absent/false: the embedded cluster)
+ *   kubeconfig                admin kubeconfig for the user's kubectl on the host
+ *                             (server https://127.0.0.1:<port>, forwarded into <p>-cp)
+ *   kube/                     pki/, etcd/, tokens, logs of etcd, kube-apiserver,
+ *                             kube-controller-manager, kube-scheduler (all in <p>-cp;
+ *                             kube-apiserver on KCLUSTER_APISERVER, etcd on 127.0.0.1)
+ *   nodes/node-K/kubelet.kubeconfig   what `meshctl __kubelet` uses (server
+ *                             https://KCLUSTER_APISERVER, from inside the node netns)
+ *   nodes/node-K/cni/net.d/   the node's CNI configuration (the kubelet side writes it)
+ *   nodes/node-K/cni/plugin.sock      mesh-cni --plugin-socket (amesh-cni talks to it)
+ *   nodes/node-K/cni/plugin.state     mesh-cni --plugin-state
+ *
+ * Processes (ledger labels in pids/): "kube-etcd", "kube-apiserver",
+ * "kube-controller-manager", "kube-scheduler", "kube-forward", "meshd",
+ * "mesh-cni-node-K", "ztunnel-node-K", "kubelet-node-K". The kubelet runs in
+ * the node's netns; pods it runs keep the embedded cluster's records
+ * (pods/<ns>_<name>/run.json etc.) so that exec, logs and ztunnel-config work
+ * in both modes.
+ */
+#ifndef MESH_MESHCTL_KCLUSTER_H
+#define MESH_MESHCTL_KCLUSTER_H
+
+#include <stdbool.h>
+
+#include "cluster.h"
+
+#define KCLUSTER_APISERVER_IP   CLUSTER_MESHD_IP
+#define KCLUSTER_APISERVER      KCLUSTER_APISERVER_IP ":6443"
+#define KCLUSTER_SERVICE_CIDR   "198.19.0.0/16" /* the embedded cluster's VIP range too */
+#define KCLUSTER_KUBERNETES_VIP "198.19.0.1"    /* the `kubernetes` Service */
+
+/* Was the cluster installed with --kubernetes? */
+bool cluster_kube(const struct cluster *c);
+
+/* ---- install side (kcluster_*.c) ---- */
+
+/* `meshctl install --kubernetes ...` (called by install_main); prints progress. */
+int kcluster_install(int argc, char **argv);
+/* Stops and removes what kcluster_install made (called by uninstall_main). */
+int kcluster_uninstall(struct cluster *c, bool say);
+/* Hidden: `meshctl __forward LISTEN_NETNS|- LISTEN_ADDR TARGET_NETNS|- TARGET_ADDR`. */
+int kforward_main(int argc, char **argv);
+
+/* ---- kubelet side (kubelet_*.c) ---- */
+
+/*
+ * Hidden: `meshctl __kubelet --node NAME` (MESH_CLUSTER_DIR in the environment),
+ * run by install in the node's netns: registers the Node and renews its Lease,
+ * runs the pods bound to it, calls the CNI chain of nodes/NAME/cni/net.d,
+ * patches pod status, programs the node's service rules and pod DNS files.
+ */
+int kubelet_main(int argc, char **argv);
+
+#endif
