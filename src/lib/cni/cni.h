@@ -135,4 +135,44 @@ int cni_reply_encode(const struct cni_reply *r, char *out, size_t cap);
 int cni_req_decode(struct cni_req *r, const char *buf, size_t n, char *err, size_t errlen);
 int cni_reply_decode(struct cni_reply *r, const char *buf, size_t n, char *err, size_t errlen);
 
+/* ---- the node's CNI configuration: our entry in the primary chain (cni_chain.c) ---------- */
+
+#define CNI_PLUGIN_TYPE   "amesh-cni"
+#define CNI_CONFFILE_MAX  (1024 * 1024) /* a file of the conf dir read at most this long */
+#define CNI_PLUGINS_MAX   64            /* plugins in one chain */
+
+/* The settings our entry carries (what cni_conf_parse() reads back on the plugin's stdin). */
+struct cni_chain_entry {
+    const char *socket;    /* agentSocket */
+    const char *log_level; /* logLevel; NULL: not written */
+    const char *const *exclude; /* excludeNamespaces; none: not written */
+    size_t n_exclude;
+};
+
+enum cni_chain_rc {
+    CNI_CHAIN_ERROR = -1,    /* |err| says why; the file is not ours to fix */
+    CNI_CHAIN_UNCHANGED = 0, /* already as wanted: leave the file alone */
+    CNI_CHAIN_REWRITTEN = 1, /* *|out| holds the new file (malloc'd, NUL-terminated) */
+};
+
+/*
+ * Puts our entry, built from |e|, last in the chain of the configuration
+ * |buf| (|n| bytes): a .conflist (|is_list|) or a single-plugin .conf, which
+ * becomes a .conflist (cniVersion and name at the top, the rest of it the
+ * first plugin). An entry of ours elsewhere in the chain or with other
+ * settings is replaced; one already last and equal leaves the file
+ * UNCHANGED. Strict: a JSON object within CNI_CONFFILE_MAX and
+ * CNI_DEPTH_MAX, no duplicate keys, string cniVersion (one amesh-cni
+ * speaks) and name, plugins a list of objects each with a string type.
+ */
+enum cni_chain_rc cni_chain_insert(const char *buf, size_t n, bool is_list,
+                                   const struct cni_chain_entry *e, char **out, size_t *outlen,
+                                   char *err, size_t errlen);
+/*
+ * Takes every entry of ours out of the .conflist |buf|: REWRITTEN with the
+ * chain without them, UNCHANGED when there was none, or ERROR.
+ */
+enum cni_chain_rc cni_chain_remove(const char *buf, size_t n, char **out, size_t *outlen,
+                                   char *err, size_t errlen);
+
 #endif
