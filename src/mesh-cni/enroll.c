@@ -20,6 +20,7 @@
  * pod of the node. Pods in the mesh are annotated as Istio's agent does
  * (mark.c).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@
 #include "mesh_cni.h"
 #include "plugin.h"
 #include "sandboxes.h"
+#include "scan.h"
 #include "zds/zds_server.h"
 
 /* A pod in the mesh, as we put it there. */
@@ -78,7 +80,14 @@ struct cni {
     struct cni_kube *kw;
     struct marker *marker;
     struct loop_timer zds_retry;
+    /* the search for pods without a reported sandbox (scan.h) */
+    struct loop_timer scan_timer;
+    bool scan_armed;
+    uint64_t scan_last_ms, scan_sig, scan_backoff_ms;
+    struct log_ratelimit scan_rl;
 };
+
+static void scan_maybe(struct cni *c);
 
 /* With the API server as a source: not every kind listed once yet. */
 static bool
@@ -290,6 +299,42 @@ sync_marks(struct cni *c)
     marker_end(c->marker);
 }
 
+static bool
+same_netns(const char *path, uint64_t ino)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && (uint64_t)st.st_ino == ino;
+}
+
+/* Sandboxes the scan found are no plugin's: none reports their end, so they go with their pod. */
+static void
+forget_scanned(struct cni *c)
+{
+    for (struct record **pp = &c->records; *pp != NULL;) {
+        struct record *r = *pp;
+        char ns[300];
+        const char *slash = strchr(r->key, '/');
+        struct k8s_pod_info pi;
+        bool keep = true;
+        if (strcmp(r->container_id, SCAN_CONTAINER_ID) == 0 && slash != NULL &&
+            (size_t)(slash - r->key) < sizeof(ns)) {
+            memcpy(ns, r->key, (size_t)(slash - r->key));
+            ns[slash - r->key] = '\0';
+            keep = k8s_pod_info(c->store, ns, slash + 1, &pi) && !pi.terminated &&
+                   strcmp(pi.uid, r->uid) == 0;
+            if (!keep && c->o.plugin_state != NULL)
+                sandboxes_forget(c->o.plugin_state, ns, slash + 1);
+        }
+        if (keep) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        c->n_records--;
+        record_free(r);
+    }
+}
+
 /* The store as it is against the pods in the mesh; then waiting plugin requests look again. */
 static void
 converge(struct cni *c)
@@ -298,6 +343,7 @@ converge(struct cni *c)
 
     if (gated(c) || c->zds == NULL)
         return; /* the first list, then the ZDS socket, come first */
+    forget_scanned(c);
     for (struct member *m = c->members; m != NULL; m = m->next)
         m->seen = false;
     size_t n = k8s_store_count(c->store, K8S_POD);
@@ -312,6 +358,11 @@ converge(struct cni *c)
         if ((netns = pod_netns(c, pod, &pi, key)) == NULL)
             continue;
         struct member *m = find(c, key);
+        if (m != NULL && strcmp(m->netns, netns) != 0 && same_netns(netns, m->ino)) {
+            /* Another name for the namespace it is in (the scan's, then the plugin's). */
+            free(m->netns);
+            m->netns = xstrdup(netns);
+        }
         if (m != NULL && strcmp(m->netns, netns) == 0) {
             m->seen = true;
             continue;
@@ -338,6 +389,156 @@ converge(struct cni *c)
     }
     plugin_srv_poke(c->plugin);
     sync_marks(c);
+    scan_maybe(c);
+}
+
+/* ---- pods without a sandbox from the plugin: the /proc scan (scan.h) ---- */
+
+/* status.podIPs (else status.podIP) of |pod|, parsed; how many. */
+static size_t
+pod_ips(const struct k8s_obj *pod, struct inpod_addr *out, size_t max)
+{
+    const json_t *status = json_object_get(k8s_obj_json(pod), "status");
+    const json_t *ips = json_object_get(status, "podIPs"), *e;
+    const char *one[1] = {json_string_value(json_object_get(status, "podIP"))};
+    size_t n = 0, i;
+
+    json_array_foreach(ips, i, e)
+    {
+        const char *s = json_string_value(json_object_get(e, "ip"));
+        if (s == NULL || n == max)
+            continue;
+        out[n].family = strchr(s, ':') != NULL ? AF_INET6 : AF_INET;
+        memset(out[n].b, 0, sizeof(out[n].b));
+        if (inet_pton(out[n].family, s, out[n].b) == 1)
+            n++;
+    }
+    if (n == 0 && one[0] != NULL) {
+        out[0].family = strchr(one[0], ':') != NULL ? AF_INET6 : AF_INET;
+        memset(out[0].b, 0, sizeof(out[0].b));
+        n = inet_pton(out[0].family, one[0], out[0].b) == 1;
+    }
+    return n;
+}
+
+/* Pods that should be in the mesh, have IPs, and no namespace yet; |keys| hold their names. */
+static size_t
+scan_wants(struct cni *c, struct scan_want *w, char (*keys)[600], size_t max, uint64_t *sig)
+{
+    size_t n = 0, np = k8s_store_count(c->store, K8S_POD);
+
+    *sig = 1469598103934665603ULL;
+    for (size_t i = 0; i < np && n < max; i++) {
+        const struct k8s_obj *pod = k8s_store_at(c->store, K8S_POD, i);
+        struct k8s_pod_info pi;
+        if (!k8s_pod_info(c->store, k8s_obj_namespace(pod), k8s_obj_name(pod), &pi) ||
+            strcmp(pi.node, c->o.node) != 0 || pi.terminated || !pi.enrolled)
+            continue;
+        snprintf(keys[n], sizeof(keys[n]), "%s/%s", k8s_obj_namespace(pod), k8s_obj_name(pod));
+        if (pod_netns(c, pod, &pi, keys[n]) != NULL)
+            continue;
+        memset(&w[n], 0, sizeof(w[n]));
+        w[n].key = keys[n];
+        if ((w[n].n_ips = pod_ips(pod, w[n].ips, SCAN_IPS_MAX)) == 0)
+            continue; /* no IP yet: nothing to look for */
+        /* FNV-1a over names and addresses: the same set waits longer between scans. */
+        for (const char *p = keys[n]; *p; p++)
+            *sig = (*sig ^ (uint8_t)*p) * 1099511628211ULL;
+        for (size_t j = 0; j < w[n].n_ips; j++)
+            for (size_t b = 0; b < 16; b++)
+                *sig = (*sig ^ w[n].ips[j].b[b]) * 1099511628211ULL;
+        n++;
+    }
+    return n;
+}
+
+#define SCAN_WANTS_MAX 256
+
+static void
+on_scan(void *arg)
+{
+    struct cni *c = arg;
+    struct scan_want *w = xcalloc(SCAN_WANTS_MAX, sizeof(*w));
+    char(*keys)[600] = xcalloc(SCAN_WANTS_MAX, sizeof(*keys));
+    struct scan_stats st;
+    uint64_t sig;
+    size_t found = 0;
+
+    c->scan_armed = false;
+    size_t n = scan_wants(c, w, keys, SCAN_WANTS_MAX, &sig);
+    if (n == 0 || gated(c) || c->zds == NULL)
+        goto out;
+    /* The same pods as last time, still not found: look less often (up to 30 s). */
+    c->scan_backoff_ms = sig != c->scan_sig ? SCAN_INTERVAL_MS
+                         : c->scan_backoff_ms * 2 > SCAN_BACKOFF_MAX_MS ? SCAN_BACKOFF_MAX_MS
+                                                                        : c->scan_backoff_ms * 2;
+    c->scan_sig = sig;
+    c->scan_last_ms = loop_now_ms(c->loop);
+    scan_netns(c->o.host_proc, c->o.netns_dir, w, n, &st);
+    for (size_t i = 0; i < n; i++) {
+        struct cni_req r;
+        char err[256], ns[64], name[254];
+        const char *slash = strchr(w[i].key, '/');
+        if (w[i].ambiguous) {
+            log_warn_rl(&c->scan_rl, "%s: more than one network namespace holds its IPs; "
+                        "not enrolled until its sandbox is reported", w[i].key);
+            continue;
+        }
+        if (w[i].path[0] == '\0')
+            continue;
+        snprintf(ns, sizeof(ns), "%.*s", (int)(slash - w[i].key), w[i].key);
+        snprintf(name, sizeof(name), "%s", slash + 1);
+        struct k8s_pod_info pi;
+        if (!k8s_pod_info(c->store, ns, name, &pi))
+            continue;
+        if (cni_req_set(&r, CNI_CMD_ADD, ns, name, pi.uid, SCAN_CONTAINER_ID, w[i].path, NULL, 0,
+                        err, sizeof(err)) < 0 ||
+            record_set(c, &r) < 0) {
+            log_warn_rl(&c->scan_rl, "%s: found in %s but not recorded: %s", w[i].key,
+                        w[i].path, err);
+            continue;
+        }
+        if (c->o.plugin_state != NULL)
+            sandboxes_save(c->o.plugin_state, &r);
+        log_info("%s: its network namespace is %s (found by its IPs; it started before "
+                 "mesh-cni or its plugin)", w[i].key, w[i].path);
+        found++;
+    }
+    log_info("netns scan: %zu pods to find, %zu found; %zu processes, %zu namespaces, %zu "
+             "examined (%zu unreadable) in %llu ms%s%s",
+             n, found, st.pids, st.netns, st.examined, st.failed, (unsigned long long)st.ms,
+             st.truncated ? " (cut short by its caps)" : "",
+             found < n ? "; the rest are looked for again later" : "");
+    if (found > 0)
+        converge(c); /* enrolls them, and schedules the next look for the rest */
+    else
+        scan_maybe(c);
+out:
+    free(w);
+    free(keys);
+}
+
+/* Arms the next scan if pods wait for one: soon for a new set, with backoff for the same. */
+static void
+scan_maybe(struct cni *c)
+{
+    struct scan_want *w;
+    char(*keys)[600];
+    uint64_t sig, now = loop_now_ms(c->loop), due;
+
+    if (c->o.host_proc == NULL || c->scan_armed || gated(c) || c->zds == NULL)
+        return;
+    w = xcalloc(SCAN_WANTS_MAX, sizeof(*w));
+    keys = xcalloc(SCAN_WANTS_MAX, sizeof(*keys));
+    size_t n = scan_wants(c, w, keys, SCAN_WANTS_MAX, &sig);
+    free(w);
+    free(keys);
+    if (n == 0)
+        return;
+    due = c->scan_last_ms == 0 ? now
+          : c->scan_last_ms + (sig == c->scan_sig ? c->scan_backoff_ms : SCAN_INTERVAL_MS);
+    c->scan_armed = true;
+    loop_timer_start(c->loop, &c->scan_timer, due > now ? due - now : 0, on_scan, c);
 }
 
 static void
@@ -454,6 +655,8 @@ cni_start(struct loop *l, const struct cni_opts *o, char *err, size_t errlen)
     c->loop = l;
     c->o = *o;
     c->store = k8s_store_new();
+    c->scan_backoff_ms = SCAN_INTERVAL_MS;
+    c->scan_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(30000, 5);
     if (!kube_src_enabled(&o->kube) && open_zds(c, err, errlen) < 0)
         goto fail;
     if (o->config_dir != NULL) {
@@ -518,6 +721,7 @@ cni_stop(struct cni *c)
     cni_kube_stop(c->kw);
     kube_client_free(c->kube);
     loop_timer_stop(c->loop, &c->zds_retry);
+    loop_timer_stop(c->loop, &c->scan_timer);
     zds_server_stop(c->zds);
     while (c->members != NULL) {
         struct member *m = c->members;
@@ -531,6 +735,12 @@ cni_stop(struct cni *c)
     }
     k8s_store_free(c->store);
     free(c);
+}
+
+bool
+cni_ready(const struct cni *c)
+{
+    return !gated(c) && c->zds != NULL;
 }
 
 size_t

@@ -11,6 +11,8 @@
  *   plugin.c  the CNI plugin's socket (--plugin-socket): a new pod's
  *             sandbox, answered once the pod is in the mesh (or not to be)
  *   sandboxes.c  the reported sandboxes on disk, for a restart
+ *   scan.c    pods no plugin reported, found by their IPs among the host's namespaces
+ *   install.c the plugin's binary and its entry in the node's CNI configuration
  */
 #ifndef MESH_CNI_H
 #define MESH_CNI_H
@@ -30,7 +32,16 @@ struct cni_opts {
     const char *plugin_socket; /* NULL: no CNI plugin */
     const char *plugin_state;  /* the sandboxes it reported (sandboxes.h) */
     unsigned plugin_wait_ms;   /* how long an ADD waits for the pod / ztunnel's ack */
+    const char *host_proc;     /* the host's /proc for the netns scan (scan.h); NULL: none */
+    const char *netns_dir;     /* where runtimes pin sandboxes' namespaces (/var/run/netns) */
 };
+
+/* The netns scan's pace: a new set of pods to find waits this long after the last scan; the
+ * same set, not found, waits twice as long each time, up to the max. */
+#define SCAN_INTERVAL_MS    1000
+#define SCAN_BACKOFF_MAX_MS 30000
+/* The container id of a sandbox the scan found (no plugin reported it). */
+#define SCAN_CONTAINER_ID "netns-scan"
 
 struct cni;
 
@@ -38,6 +49,8 @@ struct cni *cni_start(struct loop *l, const struct cni_opts *o, char *err, size_
 /* Stops following; rules stay in the pods (a restarted agent takes them over). */
 void cni_stop(struct cni *c);
 size_t cni_n_enrolled(const struct cni *c);
+/* Listing done (with the API server) and the ZDS socket open. */
+bool cni_ready(const struct cni *c);
 
 /* ---- for plugin.c: the sandboxes the CNI plugin reports ---- */
 

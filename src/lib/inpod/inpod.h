@@ -116,4 +116,18 @@ int inpod_apply(int netns_fd, const struct inpod_opts *o, char *err, size_t errl
  */
 int inpod_remove(int netns_fd, const struct inpod_opts *o, char *err, size_t errlen);
 
+/* An address on an interface of a namespace (inpod_addrs). */
+struct inpod_addr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char b[16];
+};
+
+/*
+ * The IPv4 and IPv6 addresses of every interface of namespace |netns_fd|
+ * (-1: the caller's), by an rtnetlink dump (RTM_GETADDR) over a socket made
+ * inside it: at most |max| into |out| (more are not counted). Returns how
+ * many, or -errno with |err| set. Blocking, bounded at 5 s.
+ */
+int inpod_addrs(int netns_fd, struct inpod_addr *out, size_t max, char *err, size_t errlen);
+
 #endif
