@@ -11,7 +11,8 @@
 # and /etc/group, and the copyright files of the Debian packages those files come from
 # (/usr/share/doc/amesh-image/packages lists package and version). mesh-cni also carries
 # iptables (nft backend: xtables-nft-multi, its extensions and their libraries), which it runs
-# inside each pod's network namespace. No shell, no package manager.
+# inside each pod's network namespace, and the static amesh-cni plugin it copies to the host.
+# No shell, no package manager.
 #
 # Output, per image NAME: OUT/NAME.tar (docker-archive, amesh/NAME:TAG) and OUT/NAME-oci.tar
 # (oci-archive, tag TAG). buildah runs with the vfs storage driver and chroot isolation in a
@@ -27,7 +28,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 say() { printf 'images: %s\n' "$*"; }
 die() { printf 'images: error: %s\n' "$*" >&2; exit 1; }
 
-for c in buildah ldd strip dpkg-query; do
+for c in buildah ldd strip dpkg-query file; do
     command -v "$c" >/dev/null || die "'$c' not found (run: tools/install-deps.sh images)"
 done
 [ "$(uname -m)" = x86_64 ] || die "only linux/amd64 images are built (this is $(uname -m))"
@@ -160,7 +161,17 @@ build_one() {
         # mesh-cni runs iptables in them: both need capabilities, which Kubernetes grants only
         # to uid 0 (no ambient capabilities). The manifests still drop everything else.
         ztunnel) user=0:0 ;;
-        mesh-cni) user=0:0; put_iptables "$r" ;;
+        # mesh-cni also carries the CNI plugin it installs on the host (--cni-bin-dir): static,
+        # so it runs whatever the host's libraries are.
+        mesh-cni)
+            user=0:0
+            put_iptables "$r"
+            [ -x "$BUILD/bin/amesh-cni" ] || die "$BUILD/bin/amesh-cni missing: run 'make build' first"
+            file -L "$BUILD/bin/amesh-cni" | grep -q 'statically linked' ||
+                die "$BUILD/bin/amesh-cni is not statically linked (a sanitized build?)"
+            strip -o "$r/usr/local/bin/amesh-cni" "$BUILD/bin/amesh-cni"
+            chmod 0755 "$r/usr/local/bin/amesh-cni"
+            ;;
     esac
     record_packages "$r"
     entry="[\"/usr/local/bin/$n\"]"

@@ -11,6 +11,9 @@ set -euo pipefail
 pkgs=(
   cmake ninja-build gcc clang pkg-config
   libssl-dev libnghttp2-dev libyaml-dev libjansson-dev libcmocka-dev
+  # libc6-dev (static libc.a), libjansson-dev and libyaml-dev (their .a): the static amesh-cni;
+  # file: tools/images.sh and test 62 check that it is static
+  libc6-dev file
   # libpcre2-dev: the waypoint's route regexes (lib/route), matched with its DFA matcher
   libpcre2-dev
   # libprotobuf-dev: the well-known .proto files (google/protobuf/*.proto) protoc-c compiles
