@@ -241,7 +241,7 @@ for o in yaml.safe_load_all(open(sys.argv[1])):
         "$WORK/base.yaml" | kc create -f - >/dev/null &&
     kube_pod_running "$K" istio-system ztunnel-node-1 198.18.0.11 &&
     mkdir -p "$R/var/run/secrets/tokens" "$R/var/run/secrets/istio" "$R/var/run/ztunnel" \
-        "$R/var/run/amesh" &&
+        "$R/var/run/amesh" "$R/host/opt/cni/bin" "$R/host/etc/cni/net.d" &&
     kc -n istio-system create token ztunnel --audience istio-ca --bound-object-kind Pod \
         --bound-object-name ztunnel-node-1 >"$R/var/run/secrets/tokens/istio-token" &&
     cp "$WORK/published.pem" "$R/var/run/secrets/istio/root-cert.pem"
