@@ -20,7 +20,6 @@
  * pod of the node. Pods in the mesh are annotated as Istio's agent does
  * (mark.c).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,6 +31,7 @@
 #define LOG_SCOPE "cni"
 #include "base/base.h"
 #include "dirwatch/dirwatch.h"
+#include "enroll_internal.h"
 #include "inpod/inpod.h"
 #include "k8s/k8s.h"
 #include "kubesrc/kubesrc.h"
@@ -41,57 +41,10 @@
 #include "mesh_cni.h"
 #include "plugin.h"
 #include "sandboxes.h"
-#include "scan.h"
 #include "zds/zds_server.h"
 
-/* A pod in the mesh, as we put it there. */
-struct member {
-    struct member *next;
-    char *key;   /* "<ns>/<name>" */
-    char *uid;   /* what ztunnel knows it by */
-    char *netns; /* the path we opened */
-    uint64_t ino;
-    bool seen;  /* still wanted in this round */
-    bool acked; /* a ztunnel acked its AddWorkload */
-    char *nack; /* or refused it, saying this */
-};
-
-/* A pod sandbox the CNI plugin reported (ADD), until its DEL. */
-struct record {
-    struct record *next;
-    char *key; /* "<ns>/<name>" */
-    char *uid; /* "" when the runtime passed none */
-    char *container_id;
-    char *netns;
-};
-
-struct cni {
-    struct loop *loop;
-    struct cni_opts o;
-    struct k8s_store *store;
-    struct dirwatch *watch;
-    struct zds_server *zds;
-    struct member *members;
-    size_t n_members;
-    struct record *records;
-    size_t n_records;
-    struct plugin_srv *plugin;
-    struct kube_client *kube; /* with --kubeconfig / --in-cluster */
-    struct cni_kube *kw;
-    struct marker *marker;
-    struct loop_timer zds_retry;
-    /* the search for pods without a reported sandbox (scan.h) */
-    struct loop_timer scan_timer;
-    bool scan_armed;
-    uint64_t scan_last_ms, scan_sig, scan_backoff_ms;
-    struct log_ratelimit scan_rl;
-};
-
-static void scan_maybe(struct cni *c);
-
-/* With the API server as a source: not every kind listed once yet. */
-static bool
-gated(const struct cni *c)
+bool
+enroll_gated(const struct cni *c)
 {
     return c->kw != NULL && !cni_kube_synced(c->kw);
 }
@@ -115,8 +68,8 @@ member_free(struct member *m)
     free(m);
 }
 
-static struct record **
-record_slot(struct cni *c, const char *key)
+struct record **
+enroll_record_slot(struct cni *c, const char *key)
 {
     struct record **pp = &c->records;
     while (*pp != NULL && strcmp((*pp)->key, key) != 0)
@@ -124,8 +77,8 @@ record_slot(struct cni *c, const char *key)
     return pp;
 }
 
-static void
-record_free(struct record *r)
+void
+enroll_record_free(struct record *r)
 {
     free(r->key);
     free(r->uid);
@@ -135,14 +88,14 @@ record_free(struct record *r)
 }
 
 /* Remembers |r|'s sandbox as its pod's current one; -MESH_ELIMIT over the cap. */
-static int
-record_set(struct cni *c, const struct cni_req *r)
+int
+enroll_record_set(struct cni *c, const struct cni_req *r)
 {
     char key[sizeof(r->ns) + sizeof(r->name) + 1];
     struct record **pp, *rec;
 
     snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
-    pp = record_slot(c, key);
+    pp = enroll_record_slot(c, key);
     if (*pp == NULL && c->n_records >= CNI_RECORDS_MAX)
         return -MESH_ELIMIT;
     if (*pp == NULL) {
@@ -164,19 +117,20 @@ record_set(struct cni *c, const struct cni_req *r)
 static void
 on_loaded(void *arg, const struct cni_req *r)
 {
-    record_set(arg, r);
+    enroll_record_set(arg, r);
 }
 
 /* The pod's network namespace: its annotation, else the sandbox the plugin reported for it. */
-static const char *
-pod_netns(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi, const char *key)
+const char *
+enroll_pod_netns(struct cni *c, const struct k8s_obj *pod, const struct k8s_pod_info *pi,
+                 const char *key)
 {
     const char *a = k8s_obj_annotation(pod, K8S_ANNOTATION_NETNS);
     struct record *r;
 
     if (a != NULL)
         return a;
-    r = *record_slot(c, key);
+    r = *enroll_record_slot(c, key);
     /* A record of an earlier pod of the same name (its DEL not seen) is not this pod's. */
     if (r == NULL || (r->uid[0] != '\0' && pi->uid[0] != '\0' && strcmp(r->uid, pi->uid) != 0))
         return NULL;
@@ -272,7 +226,7 @@ sync_marks(struct cni *c)
 {
     char key[600];
 
-    if (c->marker == NULL || gated(c))
+    if (c->marker == NULL || enroll_gated(c))
         return;
     marker_begin(c->marker);
     size_t n = k8s_store_count(c->store, K8S_POD);
@@ -306,44 +260,15 @@ same_netns(const char *path, uint64_t ino)
     return stat(path, &st) == 0 && (uint64_t)st.st_ino == ino;
 }
 
-/* Sandboxes the scan found are no plugin's: none reports their end, so they go with their pod. */
-static void
-forget_scanned(struct cni *c)
-{
-    for (struct record **pp = &c->records; *pp != NULL;) {
-        struct record *r = *pp;
-        char ns[300];
-        const char *slash = strchr(r->key, '/');
-        struct k8s_pod_info pi;
-        bool keep = true;
-        if (strcmp(r->container_id, SCAN_CONTAINER_ID) == 0 && slash != NULL &&
-            (size_t)(slash - r->key) < sizeof(ns)) {
-            memcpy(ns, r->key, (size_t)(slash - r->key));
-            ns[slash - r->key] = '\0';
-            keep = k8s_pod_info(c->store, ns, slash + 1, &pi) && !pi.terminated &&
-                   strcmp(pi.uid, r->uid) == 0;
-            if (!keep && c->o.plugin_state != NULL)
-                sandboxes_forget(c->o.plugin_state, ns, slash + 1);
-        }
-        if (keep) {
-            pp = &r->next;
-            continue;
-        }
-        *pp = r->next;
-        c->n_records--;
-        record_free(r);
-    }
-}
-
 /* The store as it is against the pods in the mesh; then waiting plugin requests look again. */
-static void
-converge(struct cni *c)
+void
+enroll_converge(struct cni *c)
 {
     char key[600];
 
-    if (gated(c) || c->zds == NULL)
+    if (enroll_gated(c) || c->zds == NULL)
         return; /* the first list, then the ZDS socket, come first */
-    forget_scanned(c);
+    enroll_forget_scanned(c);
     for (struct member *m = c->members; m != NULL; m = m->next)
         m->seen = false;
     size_t n = k8s_store_count(c->store, K8S_POD);
@@ -355,7 +280,7 @@ converge(struct cni *c)
             strcmp(pi.node, c->o.node) != 0 || pi.terminated || !pi.enrolled)
             continue;
         snprintf(key, sizeof(key), "%s/%s", k8s_obj_namespace(pod), k8s_obj_name(pod));
-        if ((netns = pod_netns(c, pod, &pi, key)) == NULL)
+        if ((netns = enroll_pod_netns(c, pod, &pi, key)) == NULL)
             continue;
         struct member *m = find(c, key);
         if (m != NULL && strcmp(m->netns, netns) != 0 && same_netns(netns, m->ino)) {
@@ -389,156 +314,7 @@ converge(struct cni *c)
     }
     plugin_srv_poke(c->plugin);
     sync_marks(c);
-    scan_maybe(c);
-}
-
-/* ---- pods without a sandbox from the plugin: the /proc scan (scan.h) ---- */
-
-/* status.podIPs (else status.podIP) of |pod|, parsed; how many. */
-static size_t
-pod_ips(const struct k8s_obj *pod, struct inpod_addr *out, size_t max)
-{
-    const json_t *status = json_object_get(k8s_obj_json(pod), "status");
-    const json_t *ips = json_object_get(status, "podIPs"), *e;
-    const char *one[1] = {json_string_value(json_object_get(status, "podIP"))};
-    size_t n = 0, i;
-
-    json_array_foreach(ips, i, e)
-    {
-        const char *s = json_string_value(json_object_get(e, "ip"));
-        if (s == NULL || n == max)
-            continue;
-        out[n].family = strchr(s, ':') != NULL ? AF_INET6 : AF_INET;
-        memset(out[n].b, 0, sizeof(out[n].b));
-        if (inet_pton(out[n].family, s, out[n].b) == 1)
-            n++;
-    }
-    if (n == 0 && one[0] != NULL) {
-        out[0].family = strchr(one[0], ':') != NULL ? AF_INET6 : AF_INET;
-        memset(out[0].b, 0, sizeof(out[0].b));
-        n = inet_pton(out[0].family, one[0], out[0].b) == 1;
-    }
-    return n;
-}
-
-/* Pods that should be in the mesh, have IPs, and no namespace yet; |keys| hold their names. */
-static size_t
-scan_wants(struct cni *c, struct scan_want *w, char (*keys)[600], size_t max, uint64_t *sig)
-{
-    size_t n = 0, np = k8s_store_count(c->store, K8S_POD);
-
-    *sig = 1469598103934665603ULL;
-    for (size_t i = 0; i < np && n < max; i++) {
-        const struct k8s_obj *pod = k8s_store_at(c->store, K8S_POD, i);
-        struct k8s_pod_info pi;
-        if (!k8s_pod_info(c->store, k8s_obj_namespace(pod), k8s_obj_name(pod), &pi) ||
-            strcmp(pi.node, c->o.node) != 0 || pi.terminated || !pi.enrolled)
-            continue;
-        snprintf(keys[n], sizeof(keys[n]), "%s/%s", k8s_obj_namespace(pod), k8s_obj_name(pod));
-        if (pod_netns(c, pod, &pi, keys[n]) != NULL)
-            continue;
-        memset(&w[n], 0, sizeof(w[n]));
-        w[n].key = keys[n];
-        if ((w[n].n_ips = pod_ips(pod, w[n].ips, SCAN_IPS_MAX)) == 0)
-            continue; /* no IP yet: nothing to look for */
-        /* FNV-1a over names and addresses: the same set waits longer between scans. */
-        for (const char *p = keys[n]; *p; p++)
-            *sig = (*sig ^ (uint8_t)*p) * 1099511628211ULL;
-        for (size_t j = 0; j < w[n].n_ips; j++)
-            for (size_t b = 0; b < 16; b++)
-                *sig = (*sig ^ w[n].ips[j].b[b]) * 1099511628211ULL;
-        n++;
-    }
-    return n;
-}
-
-#define SCAN_WANTS_MAX 256
-
-static void
-on_scan(void *arg)
-{
-    struct cni *c = arg;
-    struct scan_want *w = xcalloc(SCAN_WANTS_MAX, sizeof(*w));
-    char(*keys)[600] = xcalloc(SCAN_WANTS_MAX, sizeof(*keys));
-    struct scan_stats st;
-    uint64_t sig;
-    size_t found = 0;
-
-    c->scan_armed = false;
-    size_t n = scan_wants(c, w, keys, SCAN_WANTS_MAX, &sig);
-    if (n == 0 || gated(c) || c->zds == NULL)
-        goto out;
-    /* The same pods as last time, still not found: look less often (up to 30 s). */
-    c->scan_backoff_ms = sig != c->scan_sig ? SCAN_INTERVAL_MS
-                         : c->scan_backoff_ms * 2 > SCAN_BACKOFF_MAX_MS ? SCAN_BACKOFF_MAX_MS
-                                                                        : c->scan_backoff_ms * 2;
-    c->scan_sig = sig;
-    c->scan_last_ms = loop_now_ms(c->loop);
-    scan_netns(c->o.host_proc, c->o.netns_dir, w, n, &st);
-    for (size_t i = 0; i < n; i++) {
-        struct cni_req r;
-        char err[256], ns[64], name[254];
-        const char *slash = strchr(w[i].key, '/');
-        if (w[i].ambiguous) {
-            log_warn_rl(&c->scan_rl, "%s: more than one network namespace holds its IPs; "
-                        "not enrolled until its sandbox is reported", w[i].key);
-            continue;
-        }
-        if (w[i].path[0] == '\0')
-            continue;
-        snprintf(ns, sizeof(ns), "%.*s", (int)(slash - w[i].key), w[i].key);
-        snprintf(name, sizeof(name), "%s", slash + 1);
-        struct k8s_pod_info pi;
-        if (!k8s_pod_info(c->store, ns, name, &pi))
-            continue;
-        if (cni_req_set(&r, CNI_CMD_ADD, ns, name, pi.uid, SCAN_CONTAINER_ID, w[i].path, NULL, 0,
-                        err, sizeof(err)) < 0 ||
-            record_set(c, &r) < 0) {
-            log_warn_rl(&c->scan_rl, "%s: found in %s but not recorded: %s", w[i].key,
-                        w[i].path, err);
-            continue;
-        }
-        if (c->o.plugin_state != NULL)
-            sandboxes_save(c->o.plugin_state, &r);
-        log_info("%s: its network namespace is %s (found by its IPs; it started before "
-                 "mesh-cni or its plugin)", w[i].key, w[i].path);
-        found++;
-    }
-    log_info("netns scan: %zu pods to find, %zu found; %zu processes, %zu namespaces, %zu "
-             "examined (%zu unreadable) in %llu ms%s%s",
-             n, found, st.pids, st.netns, st.examined, st.failed, (unsigned long long)st.ms,
-             st.truncated ? " (cut short by its caps)" : "",
-             found < n ? "; the rest are looked for again later" : "");
-    if (found > 0)
-        converge(c); /* enrolls them, and schedules the next look for the rest */
-    else
-        scan_maybe(c);
-out:
-    free(w);
-    free(keys);
-}
-
-/* Arms the next scan if pods wait for one: soon for a new set, with backoff for the same. */
-static void
-scan_maybe(struct cni *c)
-{
-    struct scan_want *w;
-    char(*keys)[600];
-    uint64_t sig, now = loop_now_ms(c->loop), due;
-
-    if (c->o.host_proc == NULL || c->scan_armed || gated(c) || c->zds == NULL)
-        return;
-    w = xcalloc(SCAN_WANTS_MAX, sizeof(*w));
-    keys = xcalloc(SCAN_WANTS_MAX, sizeof(*keys));
-    size_t n = scan_wants(c, w, keys, SCAN_WANTS_MAX, &sig);
-    free(w);
-    free(keys);
-    if (n == 0)
-        return;
-    due = c->scan_last_ms == 0 ? now
-          : c->scan_last_ms + (sig == c->scan_sig ? c->scan_backoff_ms : SCAN_INTERVAL_MS);
-    c->scan_armed = true;
-    loop_timer_start(c->loop, &c->scan_timer, due > now ? due - now : 0, on_scan, c);
+    enroll_scan_maybe(c);
 }
 
 static void
@@ -547,7 +323,7 @@ reconcile(struct cni *c)
     struct k8s_diags d = {0};
 
     if (c->o.config_dir == NULL) {
-        converge(c);
+        enroll_converge(c);
         return;
     }
     int rc = k8s_store_sync_dir(c->store, c->o.config_dir, &d);
@@ -556,7 +332,7 @@ reconcile(struct cni *c)
         log_error("%s: %s; keeping the mesh as it is", c->o.config_dir, mesh_strerror(rc));
         return;
     }
-    converge(c);
+    enroll_converge(c);
 }
 
 static void
@@ -643,7 +419,7 @@ on_kube_synced(void *arg)
 static void
 on_kube_changed(void *arg)
 {
-    converge(arg);
+    enroll_converge(arg);
 }
 
 struct cni *
@@ -731,7 +507,7 @@ cni_stop(struct cni *c)
     while (c->records != NULL) {
         struct record *r = c->records;
         c->records = r->next;
-        record_free(r);
+        enroll_record_free(r);
     }
     k8s_store_free(c->store);
     free(c);
@@ -740,7 +516,7 @@ cni_stop(struct cni *c)
 bool
 cni_ready(const struct cni *c)
 {
-    return !gated(c) && c->zds != NULL;
+    return !enroll_gated(c) && c->zds != NULL;
 }
 
 size_t
@@ -754,14 +530,14 @@ cni_n_enrolled(const struct cni *c)
 int
 cni_sandbox_add(struct cni *c, const struct cni_req *r)
 {
-    int rc = record_set(c, r);
+    int rc = enroll_record_set(c, r);
     if (rc < 0)
         return rc;
     /* Not fatal: the pod is served now; only a restart of ours before its DEL would lose it. */
     if ((rc = sandboxes_save(c->o.plugin_state, r)) < 0)
         log_error("%s/%s: saving the sandbox in %s: %s", r->ns, r->name, c->o.plugin_state,
                   mesh_strerror(rc));
-    converge(c);
+    enroll_converge(c);
     return 0;
 }
 
@@ -772,16 +548,16 @@ cni_sandbox_del(struct cni *c, const struct cni_req *r)
     struct record **pp, *rec;
 
     snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
-    pp = record_slot(c, key);
+    pp = enroll_record_slot(c, key);
     rec = *pp;
     /* A late DEL of an older sandbox must not take the pod's current one out. */
     if (rec == NULL || strcmp(rec->container_id, r->container_id) != 0)
         return false;
     *pp = rec->next;
     c->n_records--;
-    record_free(rec);
+    enroll_record_free(rec);
     sandboxes_forget(c->o.plugin_state, r->ns, r->name);
-    converge(c);
+    enroll_converge(c);
     return true;
 }
 
@@ -795,7 +571,7 @@ cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
     struct member *m;
 
     msg[0] = '\0';
-    if (gated(c) || c->zds == NULL)
+    if (enroll_gated(c) || c->zds == NULL)
         return CNI_POD_UNKNOWN; /* the node's pods are not listed yet */
     if (pod == NULL || !k8s_pod_info(c->store, r->ns, r->name, &pi))
         return CNI_POD_UNKNOWN;
@@ -810,7 +586,7 @@ cni_pod_state(struct cni *c, const struct cni_req *r, char *msg, size_t msglen)
     }
     snprintf(key, sizeof(key), "%s/%s", r->ns, r->name);
     m = find(c, key);
-    rec = *record_slot(c, key);
+    rec = *enroll_record_slot(c, key);
     /* Another sandbox of the pod is the current one (or, without a record, none is ours). */
     if (rec != NULL ? strcmp(rec->container_id, r->container_id) != 0
                     : m == NULL || strcmp(m->netns, r->netns) != 0) {

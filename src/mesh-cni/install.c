@@ -163,8 +163,7 @@ refused(struct install *in, const char *file, const char *why)
 {
     char *msg = xasprintf("%s: %s", file, why);
     if (in->last_err == NULL || strcmp(in->last_err, msg) != 0)
-        log_warn_rl(&in->rl, "%s; amesh-cni is not chained (waiting for the file to change)",
-                    msg);
+        log_warn_rl(&in->rl, "%s; amesh-cni is not chained (waiting for the file to change)", msg);
     free(in->last_err);
     in->last_err = msg;
     set_primary(in, NULL);
@@ -249,8 +248,8 @@ same_file_content(const char *a, const char *b)
     struct stat sa, sb;
     char *x = read_capped(a, INSTALL_BIN_MAX, &la, &sa, why, sizeof(why));
     char *y = x != NULL ? read_capped(b, INSTALL_BIN_MAX, &lb, &sb, why2, sizeof(why2)) : NULL;
-    bool same = x != NULL && y != NULL && la == lb && memcmp(x, y, la) == 0 &&
-                (sb.st_mode & 0777) == 0755;
+    bool same =
+        x != NULL && y != NULL && la == lb && memcmp(x, y, la) == 0 && (sb.st_mode & 0777) == 0755;
     free(x);
     free(y);
     return same;
@@ -302,8 +301,8 @@ install_start(struct loop *l, const struct install_opts *o, char *err, size_t er
             snprintf(err, errlen, "--cni-conf-dir %s: %s", o->conf_dir, strerror(errno));
             goto fail;
         }
-        in->watch = dirwatch_start(l, o->conf_dir, INSTALL_DEBOUNCE_MS, sync_chain, in, why,
-                                   sizeof(why));
+        in->watch =
+            dirwatch_start(l, o->conf_dir, INSTALL_DEBOUNCE_MS, sync_chain, in, why, sizeof(why));
         if (in->watch == NULL) {
             snprintf(err, errlen, "--cni-conf-dir: %s", why);
             goto fail;

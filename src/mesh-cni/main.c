@@ -36,6 +36,8 @@ static struct install *inst;
 static void
 usage(FILE *f)
 {
+    /* One option a line, as printed: formatting would split the strings around the macro. */
+    /* clang-format off */
     fprintf(f, "usage: mesh-cni --zds-socket PATH --node NAME\n"
                "                (--config-dir DIR | --kubeconfig FILE | --in-cluster) [options]\n"
                "  --zds-socket PATH       where ztunnels connect (unix SOCK_SEQPACKET)\n"
@@ -50,21 +52,22 @@ usage(FILE *f)
                "  --plugin-wait-ms MS     how long a pod's ADD waits to be decided (5000)\n"
                "  --plugin-state DIR      the sandboxes the plugin reported, for a restart\n"
                "                          (default: cni-sandboxes beside the plugin socket)\n"
-               "  --host-proc DIR         the host's /proc, searched for the network namespaces\n"
-               "                          of pods no plugin reported (default /proc; 'none': off)\n"
+               "  --host-proc DIR         the host's /proc, searched for the namespaces of\n"
+               "                          pods no plugin reported (/proc; 'none': off)\n"
                "  --netns-dir DIR         where runtimes pin sandboxes (default /var/run/netns)\n"
                "  --cni-bin-dir DIR       install amesh-cni there (the host's /opt/cni/bin)\n"
-               "  --cni-conf-dir DIR      chain amesh-cni last in the primary configuration there\n"
-               "                          (the host's /etc/cni/net.d), kept while running\n"
-               "  --cni-plugin-binary PATH  the amesh-cni to install (default: beside mesh-cni)\n"
-               "  --cni-log-level LEVEL   the plugin's logLevel in its entry (default info)\n"
+               "  --cni-conf-dir DIR      chain amesh-cni last in the primary configuration\n"
+               "                          there (the host's /etc/cni/net.d), while running\n"
+               "  --cni-plugin-binary PATH  the amesh-cni to install (default: beside us)\n"
+               "  --cni-log-level LEVEL   the plugin's logLevel in its entry (info)\n"
                "  --cni-exclude-namespaces LIST  comma-separated, never sent to mesh-cni\n"
                "                          (default kube-system)\n"
                "  --cni-keep              on exit, leave the binary and the entry in place\n"
-               "  --ready-port PORT       serve /readyz on every address (0: off, the default):\n"
+               "  --ready-port PORT       /readyz on every address (0, the default: off):\n"
                "                          200 once listed, ZDS open and amesh-cni chained\n"
                "  --log-level LEVEL       error, warn, info (default) or debug\n"
                "  --log-format FORMAT     plain (default) or json\n");
+    /* clang-format on */
 }
 
 static void
@@ -158,19 +161,35 @@ main(int argc, char **argv)
         case 'w':
             o.plugin_wait_ms = (unsigned)flag_long("--plugin-wait-ms", optarg, 100, 30000);
             break;
-        case 'P': o.host_proc = strcmp(optarg, "none") == 0 ? NULL : optarg; break;
-        case 'N': o.netns_dir = optarg; break;
-        case 'B': io.bin_dir = optarg; break;
-        case 'C': io.conf_dir = optarg; break;
-        case 'b': io.plugin_bin = optarg; break;
+        case 'P':
+            o.host_proc = strcmp(optarg, "none") == 0 ? NULL : optarg;
+            break;
+        case 'N':
+            o.netns_dir = optarg;
+            break;
+        case 'B':
+            io.bin_dir = optarg;
+            break;
+        case 'C':
+            io.conf_dir = optarg;
+            break;
+        case 'b':
+            io.plugin_bin = optarg;
+            break;
         case 'L':
             if (log_parse_level(optarg) < 0)
                 fatal("--cni-log-level: \"%s\" is not error, warn, info or debug", optarg);
             io.entry.log_level = optarg;
             break;
-        case 'x': exclude_list = optarg; break;
-        case 'k': keep = true; break;
-        case 'r': ready_port = (unsigned)flag_long("--ready-port", optarg, 0, 65535); break;
+        case 'x':
+            exclude_list = optarg;
+            break;
+        case 'k':
+            keep = true;
+            break;
+        case 'r':
+            ready_port = (unsigned)flag_long("--ready-port", optarg, 0, 65535);
+            break;
         case 'l':
             flag_log_level(optarg);
             break;
@@ -228,8 +247,8 @@ main(int argc, char **argv)
     if (ready_port != 0) {
         struct ipaddr any;
         ipaddr_parse("::", &any);
-        ready_srv = admin_http_start(loop, &any, (uint16_t)ready_port, 0, on_ready, NULL, err,
-                                     sizeof(err));
+        ready_srv =
+            admin_http_start(loop, &any, (uint16_t)ready_port, 0, on_ready, NULL, err, sizeof(err));
         if (ready_srv == NULL)
             fatal("--ready-port %u: %s", ready_port, err);
     }

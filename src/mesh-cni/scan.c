@@ -2,6 +2,7 @@
  * scan.c - network namespaces of the host's processes matched to pods by
  * their IPs; see scan.h.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -83,7 +84,7 @@ collect(const char *proc_dir, const struct stat *own, struct ns_seen *out, size_
         }
         out[n].dev = (uint64_t)s.st_dev;
         out[n].ino = (uint64_t)s.st_ino;
-        out[n].pid = atoi(e->d_name);
+        out[n].pid = (int)strtol(e->d_name, NULL, 10);
         n++;
     }
     closedir(d);
@@ -180,4 +181,30 @@ scan_netns(const char *proc_dir, const char *netns_dir, struct scan_want *w, siz
     free(hit);
     free(addrs);
     free(seen);
+}
+
+size_t
+scan_pod_ips(const json_t *pod, struct inpod_addr *out, size_t max)
+{
+    const json_t *status = json_object_get(pod, "status");
+    const json_t *ips = json_object_get(status, "podIPs"), *e;
+    const char *one[1] = {json_string_value(json_object_get(status, "podIP"))};
+    size_t n = 0, i;
+
+    json_array_foreach(ips, i, e)
+    {
+        const char *s = json_string_value(json_object_get(e, "ip"));
+        if (s == NULL || n == max)
+            continue;
+        out[n].family = strchr(s, ':') != NULL ? AF_INET6 : AF_INET;
+        memset(out[n].b, 0, sizeof(out[n].b));
+        if (inet_pton(out[n].family, s, out[n].b) == 1)
+            n++;
+    }
+    if (n == 0 && one[0] != NULL) {
+        out[0].family = strchr(one[0], ':') != NULL ? AF_INET6 : AF_INET;
+        memset(out[0].b, 0, sizeof(out[0].b));
+        n = inet_pton(out[0].family, one[0], out[0].b) == 1;
+    }
+    return n;
 }

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "inpod/inpod.h"
 
 #define SCAN_NETNS_MAX 2048 /* distinct namespaces examined per scan */
@@ -40,13 +42,16 @@ struct scan_want {
 };
 
 struct scan_stats {
-    size_t pids;      /* processes looked at */
-    size_t netns;     /* distinct namespaces (our own excluded) */
-    size_t examined;  /* namespaces whose addresses were read */
-    size_t failed;    /* namespaces that could not be read (gone, no permission) */
-    bool truncated;   /* a cap or the time budget ended the scan early */
+    size_t pids;     /* processes looked at */
+    size_t netns;    /* distinct namespaces (our own excluded) */
+    size_t examined; /* namespaces whose addresses were read */
+    size_t failed;   /* namespaces that could not be read (gone, no permission) */
+    bool truncated;  /* a cap or the time budget ended the scan early */
     uint64_t ms;
 };
+
+/* A pod's status.podIPs (else status.podIP) as addresses, at most |max|; how many. */
+size_t scan_pod_ips(const json_t *pod, struct inpod_addr *out, size_t max);
 
 void scan_netns(const char *proc_dir, const char *netns_dir, struct scan_want *w, size_t n,
                 struct scan_stats *st);

@@ -137,14 +137,14 @@ int cni_reply_decode(struct cni_reply *r, const char *buf, size_t n, char *err, 
 
 /* ---- the node's CNI configuration: our entry in the primary chain (cni_chain.c) ---------- */
 
-#define CNI_PLUGIN_TYPE   "amesh-cni"
-#define CNI_CONFFILE_MAX  (1024 * 1024) /* a file of the conf dir read at most this long */
-#define CNI_PLUGINS_MAX   64            /* plugins in one chain */
+#define CNI_PLUGIN_TYPE  "amesh-cni"
+#define CNI_CONFFILE_MAX (1024 * 1024) /* a file of the conf dir read at most this long */
+#define CNI_PLUGINS_MAX  64            /* plugins in one chain */
 
 /* The settings our entry carries (what cni_conf_parse() reads back on the plugin's stdin). */
 struct cni_chain_entry {
-    const char *socket;    /* agentSocket */
-    const char *log_level; /* logLevel; NULL: not written */
+    const char *socket;         /* agentSocket */
+    const char *log_level;      /* logLevel; NULL: not written */
     const char *const *exclude; /* excludeNamespaces; none: not written */
     size_t n_exclude;
 };
@@ -172,7 +172,7 @@ enum cni_chain_rc cni_chain_insert(const char *buf, size_t n, bool is_list,
  * Takes every entry of ours out of the .conflist |buf|: REWRITTEN with the
  * chain without them, UNCHANGED when there was none, or ERROR.
  */
-enum cni_chain_rc cni_chain_remove(const char *buf, size_t n, char **out, size_t *outlen,
-                                   char *err, size_t errlen);
+enum cni_chain_rc cni_chain_remove(const char *buf, size_t n, char **out, size_t *outlen, char *err,
+                                   size_t errlen);
 
 #endif

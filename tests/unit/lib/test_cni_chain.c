@@ -14,9 +14,10 @@
 #include "cni/cni.h"
 
 static const char *const excl[] = {"kube-system"};
-static const struct cni_chain_entry entry = {
-    .socket = "/var/run/amesh/cni-plugin.sock", .log_level = "debug", .exclude = excl,
-    .n_exclude = 1};
+static const struct cni_chain_entry entry = {.socket = "/var/run/amesh/cni-plugin.sock",
+                                             .log_level = "debug",
+                                             .exclude = excl,
+                                             .n_exclude = 1};
 #define OURS                                                                                       \
     "{\"type\":\"amesh-cni\",\"agentSocket\":\"/var/run/amesh/cni-plugin.sock\","                  \
     "\"logLevel\":\"debug\",\"excludeNamespaces\":[\"kube-system\"]}"
@@ -32,7 +33,8 @@ struct row {
 
 static const struct row rows[] = {
     {".conf converted, ours appended", false,
-     "{\"cniVersion\":\"0.3.1\",\"name\":\"ptp\",\"type\":\"ptp\",\"ipam\":{\"type\":\"host-local\"}}",
+     "{\"cniVersion\":\"0.3.1\",\"name\":\"ptp\",\"type\":\"ptp\",\"ipam\":{\"type\":\"host-"
+     "local\"}}",
      CNI_CHAIN_REWRITTEN,
      "{\"cniVersion\":\"0.3.1\",\"name\":\"ptp\",\"plugins\":[{\"type\":\"ptp\",\"ipam\":"
      "{\"type\":\"host-local\"}}," OURS "]}",
@@ -66,8 +68,7 @@ static const struct row rows[] = {
      CNI_CHAIN_REWRITTEN,
      "{\"cniVersion\":\"1.0.0\",\"name\":\"k\",\"plugins\":[{\"type\":\"bridge\"}," OURS "]}",
      NULL},
-    {"malformed: not JSON", true, "{\"cniVersion\":\"1.0.0\",", CNI_CHAIN_ERROR, NULL,
-     "not JSON"},
+    {"malformed: not JSON", true, "{\"cniVersion\":\"1.0.0\",", CNI_CHAIN_ERROR, NULL, "not JSON"},
     {"malformed: duplicate key", true,
      "{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"name\":\"b\",\"plugins\":[{\"type\":\"x\"}]}",
      CNI_CHAIN_ERROR, NULL, "not JSON"},
@@ -114,9 +115,8 @@ test_insert_table(void **state)
         char err[256] = "", *out = NULL;
         size_t outlen = 0;
         print_message("%s\n", r->what);
-        enum cni_chain_rc rc =
-            cni_chain_insert(r->in, strlen(r->in), r->is_list, &entry, &out, &outlen, err,
-                             sizeof(err));
+        enum cni_chain_rc rc = cni_chain_insert(r->in, strlen(r->in), r->is_list, &entry, &out,
+                                                &outlen, err, sizeof(err));
         assert_int_equal(rc, r->rc);
         if (rc == CNI_CHAIN_REWRITTEN) {
             assert_non_null(out);
@@ -126,9 +126,9 @@ test_insert_table(void **state)
             /* A second pass over what we wrote changes nothing: no rewrite loop. */
             char *again = NULL;
             size_t alen;
-            assert_int_equal(cni_chain_insert(out, outlen, true, &entry, &again, &alen, err,
-                                              sizeof(err)),
-                             CNI_CHAIN_UNCHANGED);
+            assert_int_equal(
+                cni_chain_insert(out, outlen, true, &entry, &again, &alen, err, sizeof(err)),
+                CNI_CHAIN_UNCHANGED);
             assert_null(again);
         } else {
             assert_null(out);
@@ -207,11 +207,12 @@ test_caps(void **state)
                      CNI_CHAIN_ERROR);
     assert_non_null(strstr(err, "nested deeper"));
     /* A chain of CNI_PLUGINS_MAX: no room for ours. */
-    char *s = malloc(64 * 20 + 100);
-    size_t o = (size_t)sprintf(s, "{\"cniVersion\":\"1.0.0\",\"name\":\"k\",\"plugins\":[");
+    size_t cap = CNI_PLUGINS_MAX * 20 + 100;
+    char *s = malloc(cap);
+    size_t o = (size_t)snprintf(s, cap, "{\"cniVersion\":\"1.0.0\",\"name\":\"k\",\"plugins\":[");
     for (int i = 0; i < CNI_PLUGINS_MAX; i++)
-        o += (size_t)sprintf(s + o, "%s{\"type\":\"p%d\"}", i ? "," : "", i);
-    o += (size_t)sprintf(s + o, "]}");
+        o += (size_t)snprintf(s + o, cap - o, "%s{\"type\":\"p%d\"}", i ? "," : "", i);
+    o += (size_t)snprintf(s + o, cap - o, "]}");
     assert_int_equal(cni_chain_insert(s, o, true, &entry, &out, &len, err, sizeof(err)),
                      CNI_CHAIN_ERROR);
     assert_non_null(strstr(err, "more than"));
