@@ -37,4 +37,3 @@ wp_gateway(const char *ns, const char *name, const char *for_type, const char *r
                      "gatewayClassName", WP_CLASS, "listeners", "name", "mesh", "port",
                      WP_HBONE_PORT, "protocol", "HBONE");
 }
-

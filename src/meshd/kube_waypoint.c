@@ -38,14 +38,14 @@
 #include "meshd.h"
 #include "wpdeploy/wpdeploy.h"
 
-#define WP_SETTLE_MS      100
-#define WP_STATUS_MIN_MS  1000  /* between two status patches of one Gateway */
-#define WP_RETRY_MIN_MS   1000
-#define WP_RETRY_MAX_MS   30000
-#define WP_MAX_INFLIGHT   16
-#define WP_MAX_GATEWAYS   4096  /* waypoint Gateways managed (more are logged, not managed) */
-#define WP_ISTIOD_NS      "istio-system"
-#define WP_ISTIOD_SVC     "istiod"
+#define WP_SETTLE_MS     100
+#define WP_STATUS_MIN_MS 1000 /* between two status patches of one Gateway */
+#define WP_RETRY_MIN_MS  1000
+#define WP_RETRY_MAX_MS  30000
+#define WP_MAX_INFLIGHT  16
+#define WP_MAX_GATEWAYS  4096 /* waypoint Gateways managed (more are logged, not managed) */
+#define WP_ISTIOD_NS     "istio-system"
+#define WP_ISTIOD_SVC    "istiod"
 
 enum wp_kind { WPK_SA, WPK_DEPLOYMENT, WPK_SERVICE, WPK_N };
 static const struct {
@@ -72,8 +72,8 @@ struct wp_op {
 /* What meshd knows of one object it writes: its last write and retry state. */
 struct wp_memo {
     char *key;
-    char *rv;      /* resourceVersion the API gave back for our last write, or NULL */
-    json_t *want;  /* what that write sent */
+    char *rv;     /* resourceVersion the API gave back for our last write, or NULL */
+    json_t *want; /* what that write sent */
     unsigned fails;
     uint64_t retry_ms; /* no write before this (monotonic) */
     uint64_t last_ms;  /* last write sent (status: for WP_STATUS_MIN_MS) */
@@ -93,7 +93,7 @@ struct kube_wp {
     struct kube_resource dep_res;
     struct kube_reflector *dep_rf;
     bool dep_synced;
-    json_t *deps; /* "ns/name" -> Deployment, as the watch shows it */
+    json_t *deps;         /* "ns/name" -> Deployment, as the watch shows it */
     struct wp_memo *memo; /* sorted by key */
     size_t n_memo;
     struct wp_op *ops;
@@ -101,13 +101,14 @@ struct kube_wp {
     struct loop_timer timer;
     struct wp_seen *seen;
     size_t n_seen;
-    char xds[80]; /* the address rendered, "" until known */
-    uint64_t writes[WPK_N + 1][WPV_N][2]; /* [kind or class/gateway][verb][ok, failed] */
+    char xds[80];                         /* the address rendered, "" until known */
+    uint64_t writes[WPK_N + 2][WPV_N][2]; /* [kind, Gateway, GatewayClass][verb][ok, failed] */
     uint64_t passes;
     struct log_ratelimit rl;
 };
 
-#define WPK_GATEWAY WPK_N /* writes[] row of status patches */
+#define WPK_GATEWAY WPK_N /* writes[] rows of status patches */
+#define WPK_CLASS   (WPK_N + 1)
 
 /* ---- memo ---- */
 
@@ -175,6 +176,8 @@ op_free(struct wp_op *op)
 static int
 row_of(const char *key)
 {
+    if (strncmp(key, "GatewayClass/", 13) == 0)
+        return WPK_CLASS;
     for (int i = 0; i < WPK_N; i++) {
         size_t n = strlen(wpk[i].kind);
         if (strncmp(key, wpk[i].kind, n) == 0 && key[n] == '/')
@@ -228,8 +231,9 @@ on_write_done(void *arg, int status, const json_t *body)
 /*
  * Sends one write of |key| unless it has one in flight, waits after a failure, or the
  * in-flight cap is reached (then the pass is run again when a write ends). |body| borrowed.
+ * True when sent.
  */
-static void
+static bool
 write_obj(struct kube_wp *w, const char *key, enum wp_verb verb, const char *method,
           const char *path, const char *ctype, json_t *body)
 {
@@ -238,14 +242,14 @@ write_obj(struct kube_wp *w, const char *key, enum wp_verb verb, const char *met
 
     m->seen = true;
     if (m->busy || w->inflight >= WP_MAX_INFLIGHT)
-        return;
+        return false;
     if (now < m->retry_ms) {
         schedule(w, m->retry_ms - now);
-        return;
+        return false;
     }
     if (verb == WPV_STATUS && m->last_ms != 0 && now < m->last_ms + WP_STATUS_MIN_MS) {
         schedule(w, m->last_ms + WP_STATUS_MIN_MS - now);
-        return;
+        return false;
     }
     struct wp_op *op = xcalloc(1, sizeof(*op));
     op->w = w;
@@ -258,7 +262,7 @@ write_obj(struct kube_wp *w, const char *key, enum wp_verb verb, const char *met
         m->retry_ms = now + WP_RETRY_MIN_MS;
         schedule(w, WP_RETRY_MIN_MS);
         op_free(op);
-        return;
+        return false;
     }
     m->busy = true;
     m->last_ms = now;
@@ -267,14 +271,14 @@ write_obj(struct kube_wp *w, const char *key, enum wp_verb verb, const char *met
         w->ops->prev = op;
     w->ops = op;
     w->inflight++;
+    return true;
 }
 
 static void
 obj_path(char *buf, size_t len, enum wp_kind kind, const char *ns, const char *name)
 {
     if (name != NULL)
-        snprintf(buf, len, "%s/namespaces/%s/%s/%s", wpk[kind].prefix, ns, wpk[kind].plural,
-                 name);
+        snprintf(buf, len, "%s/namespaces/%s/%s/%s", wpk[kind].prefix, ns, wpk[kind].plural, name);
     else
         snprintf(buf, len, "%s/namespaces/%s/%s", wpk[kind].prefix, ns, wpk[kind].plural);
 }
@@ -289,8 +293,8 @@ delete_obj(struct kube_wp *w, enum wp_kind kind, const char *ns, const char *nam
 
     snprintf(key, sizeof(key), "%s/%s/%s", wpk[kind].kind, ns, name);
     obj_path(path, sizeof(path), kind, ns, name);
-    log_info("deleting %s (its waypoint Gateway is gone)", key);
-    write_obj(w, key, WPV_DELETE, "DELETE", path, NULL, opts);
+    if (write_obj(w, key, WPV_DELETE, "DELETE", path, NULL, opts))
+        log_info("deleting %s (no waypoint Gateway renders it)", key);
     json_decref(opts);
 }
 
@@ -335,8 +339,8 @@ ensure(struct kube_wp *w, enum wp_kind kind, const json_t *want, const char *gna
     snprintf(key, sizeof(key), "%s/%s/%s", wpk[kind].kind, ns, name);
     if (cur == NULL) {
         obj_path(path, sizeof(path), kind, ns, NULL);
-        log_info("creating %s for waypoint %s/%s", key, ns, gname);
-        write_obj(w, key, WPV_CREATE, "POST", path, NULL, (json_t *)want);
+        if (write_obj(w, key, WPV_CREATE, "POST", path, NULL, (json_t *)want))
+            log_info("creating %s for waypoint %s/%s", key, ns, gname);
         return;
     }
     struct wp_memo *m = memo_get(w, key, true);
@@ -344,21 +348,20 @@ ensure(struct kube_wp *w, enum wp_kind kind, const json_t *want, const char *gna
     if (!wp_owned_by(cur, gname)) {
         /* Not ours: istiod does not take over an object it did not make either. */
         if (kind != WPK_SA)
-            log_warn_rl(&w->rl, "%s exists and is not owned by gateway %s; left alone", key,
-                        gname);
+            log_warn_rl(&w->rl, "%s exists and is not owned by gateway %s; left alone", key, gname);
         return;
     }
     if (wp_holds(cur, want))
         return;
     /* Written by us and unchanged since, yet not holding: the server drops a field we send
      * (e.g. ipFamilyPolicy where dual stack is off). Writing again would change nothing. */
-    if (m->rv != NULL && rv_of(cur) != NULL && strcmp(m->rv, rv_of(cur)) == 0 &&
-        m->want != NULL && json_equal(m->want, (json_t *)want))
+    if (m->rv != NULL && rv_of(cur) != NULL && strcmp(m->rv, rv_of(cur)) == 0 && m->want != NULL &&
+        json_equal(m->want, (json_t *)want))
         return;
     obj_path(path, sizeof(path), kind, ns, name);
-    log_info("updating %s for waypoint %s/%s (it differs from what the Gateway renders)", key, ns,
-             gname);
-    write_obj(w, key, WPV_PATCH, "PATCH", path, "application/merge-patch+json", (json_t *)want);
+    if (write_obj(w, key, WPV_PATCH, "PATCH", path, "application/merge-patch+json", (json_t *)want))
+        log_info("updating %s for waypoint %s/%s (it differs from what the Gateway renders)", key,
+                 ns, gname);
 }
 
 /* Is |obj| (of |kind|) one a waypoint Gateway rendered, and which Gateway owns it? */
@@ -373,8 +376,7 @@ waypoint_owner(const json_t *obj)
 
     if (cls == NULL || strcmp(cls, WP_CLASS) != 0)
         return NULL;
-    json_array_foreach(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), i,
-                       r) {
+    json_array_foreach(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), i, r) {
         const char *k = json_string_value(json_object_get(r, "kind"));
         if (k != NULL && strcmp(k, "Gateway") == 0)
             return json_string_value(json_object_get(r, "name"));
@@ -434,8 +436,7 @@ gateway_facts(struct kube_wp *w, const json_t *gw, struct wp_facts *f)
 }
 
 static void
-write_status(struct kube_wp *w, const char *key, const char *path, const json_t *cur,
-             json_t *want)
+write_status(struct kube_wp *w, const char *key, const char *path, const json_t *cur, json_t *want)
 {
     struct wp_memo *m = memo_get(w, key, true);
     m->seen = true;
@@ -518,16 +519,16 @@ static void
 one_gateway(struct kube_wp *w, const json_t *gw, bool have_xds, const char *now)
 {
     const char *ns = str2(gw, "metadata", "namespace"), *name = str2(gw, "metadata", "name");
-    const struct wp_env env = {.creds = WP_CREDS_KUBE,
-                               .xds_address = w->xds,
-                               .image = w->k->d->opts.waypoint_image};
+    const struct wp_env env = {
+        .creds = WP_CREDS_KUBE, .xds_address = w->xds, .image = w->k->d->opts.waypoint_image};
 
     if (have_xds) {
         json_t *objs = wp_render(gw, &env);
         if (objs == NULL)
-            log_warn_rl(&w->rl, "gateway %s/%s: annotation %s wants a number in [0, %d]; its "
-                        "deployment is left as it is", ns, name, WP_ANNOTATION_REPLICAS,
-                        WP_MAX_REPLICAS);
+            log_warn_rl(&w->rl,
+                        "gateway %s/%s: annotation %s wants a number in [0, %d]; its "
+                        "deployment is left as it is",
+                        ns, name, WP_ANNOTATION_REPLICAS, WP_MAX_REPLICAS);
         for (size_t i = 0; i < json_array_size(objs); i++)
             ensure(w, (enum wp_kind)i, json_array_get(objs, i), name);
         json_decref(objs);
@@ -539,8 +540,12 @@ one_gateway(struct kube_wp *w, const json_t *gw, bool have_xds, const char *now)
     w->seen = xrealloc(w->seen, (w->n_seen + 1) * sizeof(*w->seen));
     char reason[32], msg[600];
     w->seen[w->n_seen++] = (struct wp_seen){
-        .ns = xstrdup(ns), .name = xstrdup(name), .deployment = xstrdup(wp_deployment_name(gw)),
-        .ready = f.ready, .replicas = f.replicas, .service = f.service,
+        .ns = xstrdup(ns),
+        .name = xstrdup(name),
+        .deployment = xstrdup(wp_deployment_name(gw)),
+        .ready = f.ready,
+        .replicas = f.replicas,
+        .service = f.service,
         .programmed = wp_condition_programmed(gw, &f, reason, sizeof(reason), msg, sizeof(msg))};
 }
 
@@ -562,9 +567,11 @@ on_timer(void *arg)
 
     bool have_xds = xds_address(w);
     if (!have_xds)
-        log_warn_rl(&w->rl, "no address for waypoints to reach meshd: Service %s/%s has no "
+        log_warn_rl(&w->rl,
+                    "no address for waypoints to reach meshd: Service %s/%s has no "
                     "cluster IP and --waypoint-xds-address is not given; waypoint deployments "
-                    "wait for it", WP_ISTIOD_NS, WP_ISTIOD_SVC);
+                    "wait for it",
+                    WP_ISTIOD_NS, WP_ISTIOD_SVC);
     size_t n = 0;
     for (size_t i = 0; i < k8s_store_count(st, K8S_GATEWAY); i++) {
         const struct k8s_obj *o = k8s_store_at(st, K8S_GATEWAY, i);
@@ -584,8 +591,7 @@ on_timer(void *arg)
     /* What no waypoint Gateway renders any more goes. */
     const char *dk;
     json_t *dep;
-    json_object_foreach(w->deps, dk, dep)
-        collect(w, WPK_DEPLOYMENT, dep);
+    json_object_foreach(w->deps, dk, dep) collect(w, WPK_DEPLOYMENT, dep);
     for (size_t i = 0; i < k8s_store_count(st, K8S_SERVICE); i++)
         collect(w, WPK_SERVICE, k8s_obj_json(k8s_store_at(st, K8S_SERVICE, i)));
     for (size_t i = 0; i < k8s_store_count(st, K8S_SERVICE_ACCOUNT); i++)
@@ -677,8 +683,8 @@ kube_wp_start(struct meshd_kube *k, char *err, size_t errlen)
     w->dep_res = (struct kube_resource){"apps/v1", "deployments", "Deployment", true};
     k->wp = w;
     /* Only what a Gateway deploys: the label every one of them has. */
-    w->dep_rf = kube_reflector_start(k->d->kube, &w->dep_res, NULL, WP_LABEL_GATEWAY_NAME,
-                                     &dep_sink, w);
+    w->dep_rf =
+        kube_reflector_start(k->d->kube, &w->dep_res, NULL, WP_LABEL_GATEWAY_NAME, &dep_sink, w);
     if (w->dep_rf == NULL) {
         snprintf(err, errlen, "cannot watch Deployments");
         return -1;
@@ -731,7 +737,7 @@ kube_wp_metrics(const struct meshd_kube *k, FILE *f)
     fprintf(f, "# HELP meshd_kube_waypoint_writes_total Writes of waypoint objects and Gateway "
                "status, by kind, verb and result.\n"
                "# TYPE meshd_kube_waypoint_writes_total counter\n");
-    for (int r = 0; r <= WPK_N; r++)
+    for (int r = 0; r <= WPK_CLASS; r++)
         for (int v = 0; v < WPV_N; v++)
             for (int ok = 0; ok < 2; ok++) {
                 if (w->writes[r][v][ok] == 0)
@@ -739,12 +745,16 @@ kube_wp_metrics(const struct meshd_kube *k, FILE *f)
                 fprintf(f,
                         "meshd_kube_waypoint_writes_total{kind=\"%s\",verb=\"%s\",result=\"%s\"} "
                         "%llu\n",
-                        r == WPK_GATEWAY ? "Gateway" : wpk[r].kind, verb_names[v],
-                        ok == 0 ? "ok" : "failed", (unsigned long long)w->writes[r][v][ok]);
+                        r == WPK_CLASS     ? "GatewayClass"
+                        : r == WPK_GATEWAY ? "Gateway"
+                                           : wpk[r].kind,
+                        verb_names[v], ok == 0 ? "ok" : "failed",
+                        (unsigned long long)w->writes[r][v][ok]);
             }
-    fprintf(f, "# HELP meshd_kube_waypoint_passes_total Waypoint reconcile passes.\n"
-               "# TYPE meshd_kube_waypoint_passes_total counter\n"
-               "meshd_kube_waypoint_passes_total %llu\n",
+    fprintf(f,
+            "# HELP meshd_kube_waypoint_passes_total Waypoint reconcile passes.\n"
+            "# TYPE meshd_kube_waypoint_passes_total counter\n"
+            "meshd_kube_waypoint_passes_total %llu\n",
             (unsigned long long)w->passes);
 }
 

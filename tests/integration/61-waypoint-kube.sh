@@ -15,6 +15,8 @@
 # Deployment is re-created, a scaled one put back, a replicas annotation applied; 40
 # annotation changes make no status patch and 20 spec changes a handful, with none after
 # they stop (no loop on meshd's own updates); a Gateway of another class is left alone;
+# a real waypoint started with the rendered args (token and root as the kubelet would mount
+# them) gets its certificate and config from meshd and is ready;
 # deleting the Gateway removes all three; /debug/waypoints and the metrics show them.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/support/kube.sh"
@@ -55,9 +57,13 @@ kc -n istio-system create service clusterip istiod --tcp=15012:15012 >/dev/null
 ISTIOD_IP=$(jp istio-system service/istiod '{.spec.clusterIP}')
 say "Service istio-system/istiod: $ISTIOD_IP"
 
+# No kube-proxy here: meshd listens on that cluster IP itself, so the waypoint run below from
+# the rendered args reaches it.
+ip -n "$N1" addr add "$ISTIOD_IP/32" dev lo
+
 mkdir -p "$STATE"
 start_bg "$MLOG" ip netns exec "$N1" "$BIN/meshd" --kubeconfig "$K/kubeconfig" \
-    --state-dir "$STATE" --listen 127.0.0.1:15012 --monitoring 127.0.0.1:15014
+    --state-dir "$STATE" --listen "$ISTIOD_IP:15012" --monitoring 127.0.0.1:15014
 MESHD_PID=$LAST_PID
 check "meshd is ready on the API server" within 60 monitoring_get /ready
 
@@ -177,6 +183,42 @@ spec:
 YAML
 attached1() { [ "$(listener)" = mesh/1/True ]; }
 check "an HTTPRoute with the Gateway as parent: attachedRoutes 1" within 10 attached1
+
+# ---- the rendered args run a real waypoint -------------------------------------------------
+# As the kubelet would: the projected token (TokenRequest: audience istio-ca, bound to the pod)
+# and the istio-ca-root-cert ConfigMap meshd published as files under the mount paths, the
+# $(VAR)s expanded from the pod; the process runs in N1 where the istiod cluster IP is.
+PODFS=$WORK/podfs
+mkdir -p "$PODFS/var/run/secrets/tokens" "$PODFS/var/run/secrets/istio"
+kube_curl "$K" "/api/v1/namespaces/demo/serviceaccounts/waypoint/token" -X POST \
+    -H 'Content-Type: application/json' -d "{\"apiVersion\":\"authentication.k8s.io/v1\",
+    \"kind\":\"TokenRequest\",\"spec\":{\"audiences\":[\"istio-ca\"],\"expirationSeconds\":3600,
+    \"boundObjectRef\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"name\":\"$POD\",
+    \"uid\":\"$(jp demo "pod/$POD" '{.metadata.uid}')\"}}}" |
+    $PY -c "import json, sys; sys.stdout.write(json.load(sys.stdin)['status']['token'])" \
+        >"$PODFS/var/run/secrets/tokens/istio-token"
+kc -n demo get configmap istio-ca-root-cert -o jsonpath='{.data.root-cert\.pem}' \
+    >"$PODFS/var/run/secrets/istio/root-cert.pem"
+mapfile -t WP_ARGS < <($PY -c '
+import json, sys
+d = json.load(open(sys.argv[1])); fs = sys.argv[2]
+env = {"NODE_NAME": "node-1", "POD_NAMESPACE": "demo", "SERVICE_ACCOUNT": "waypoint", "POD_NAME": sys.argv[3]}
+for a in d["spec"]["template"]["spec"]["containers"][0]["args"]:
+    for k, v in env.items():
+        a = a.replace("$(%s)" % k, v)
+    print(fs + a if a.startswith("/var/run/secrets/") else a)' "$WORK/deployment.json" "$PODFS" "$POD")
+say "waypoint ${WP_ARGS[*]}"
+WLOG=$WORK/waypoint.log
+start_bg "$WLOG" ip netns exec "$N1" "$BIN/waypoint" "${WP_ARGS[@]}"
+WPID=$LAST_PID
+wp_ready() { ip netns exec "$N1" curl -sf --max-time 1 http://127.0.0.1:15021/healthz/ready; }
+if within 30 wp_ready; then pass "a waypoint run with the rendered Deployment's args is ready (15021)"; else
+    fail "a waypoint run with the rendered Deployment's args is ready (15021)"; tail -n 20 "$WLOG" | sed 's/^/    /'; fi
+check "...with its certificate from meshd's CA for demo/waypoint (projected token reviewed)" \
+    grep -q "ready: certificate spiffe://cluster.local/ns/demo/sa/waypoint" "$WLOG"
+kill -TERM "$WPID"
+wait "$WPID" && rc=0 || rc=$?
+check "the waypoint exits cleanly" test "$rc" = 0
 
 # ---- drift: what users do to the Deployment is put back -------------------------------------
 OLD_UID=$(jp demo deployment/waypoint '{.metadata.uid}')

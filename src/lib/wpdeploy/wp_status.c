@@ -28,8 +28,8 @@ str_at(const json_t *obj, const char *a, const char *b)
 }
 
 bool
-wp_condition_programmed(const json_t *gw, const struct wp_facts *f, char *reason,
-                        size_t reasonlen, char *msg, size_t msglen)
+wp_condition_programmed(const json_t *gw, const struct wp_facts *f, char *reason, size_t reasonlen,
+                        char *msg, size_t msglen)
 {
     const char *ns = str_at(gw, "metadata", "namespace");
     const char *dname = wp_deployment_name(gw);
@@ -82,9 +82,8 @@ add_condition(json_t *out, const json_t *prev_conds, const char *type, bool stat
     if (pst != NULL && pltt != NULL && strcmp(pst, st) == 0)
         ltt = pltt;
     json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "type", type, "status",
-                                         st, "reason", reason, "message", msg,
-                                         "observedGeneration", generation, "lastTransitionTime",
-                                         ltt));
+                                         st, "reason", reason, "message", msg, "observedGeneration",
+                                         generation, "lastTransitionTime", ltt));
 }
 
 static json_int_t
@@ -150,9 +149,8 @@ json_t *
 wp_class_status(const json_t *cls, const char *now)
 {
     json_t *conds = json_array();
-    add_condition(conds, json_object_get(json_object_get(cls, "status"), "conditions"),
-                  "Accepted", true, "Accepted", "Handled by Istio controller", generation_of(cls),
-                  now);
+    add_condition(conds, json_object_get(json_object_get(cls, "status"), "conditions"), "Accepted",
+                  true, "Accepted", "Handled by Istio controller", generation_of(cls), now);
     return json_pack("{s:o}", "conditions", conds);
 }
 

@@ -83,12 +83,12 @@ bool wp_holds(const json_t *have, const json_t *want);
 
 /* What the status of a waypoint Gateway is computed from. */
 struct wp_facts {
-    bool service;          /* its Service exists */
+    bool service;           /* its Service exists */
     const char *cluster_ip; /* the Service's spec.clusterIP, NULL or "None" when none */
-    int replicas;          /* pods of its Deployment (or the Deployment's status.replicas) */
-    int ready;             /* of which ready */
-    bool deployment;       /* its Deployment exists */
-    int attached_routes;   /* routes whose parentRefs name the Gateway's mesh listener */
+    int replicas;           /* pods of its Deployment (or the Deployment's status.replicas) */
+    int ready;              /* of which ready */
+    bool deployment;        /* its Deployment exists */
+    int attached_routes;    /* routes whose parentRefs name the Gateway's mesh listener */
 };
 
 /*
