@@ -557,6 +557,15 @@ count_status_patches(void)
                       "/apis/gateway.networking.k8s.io/v1/namespaces/demo/gateways/wp/status");
 }
 
+/* Runs the loop until |n| |method| requests of |path| were sent, for at most |max_ms| (a loaded
+ * machine may take longer than the 100 ms settle time; absence is checked with fixed waits). */
+static void
+await_reqs(const char *method, const char *path, size_t n, unsigned max_ms)
+{
+    for (unsigned t = 0; t < max_ms && count_reqs(method, path) < n; t += 20)
+        unit_run_for(d.loop, 20);
+}
+
 /*
  * A waypoint Gateway: its three objects are created (as a Deployment the watch shows next),
  * the status is patched once, and the watch event of that patch (the Gateway with the status
@@ -629,12 +638,12 @@ test_waypoint(void **state)
     json_object_set_new(ready, "status",
                         json_pack("{s:i, s:i}", "replicas", 1, "readyReplicas", 1));
     deps->sink->upsert(deps->arg, deps->r, ready);
-    unit_run_for(d.loop, 300);
+    await_reqs("PATCH", "/gateways/wp/status", 2, 3000);
     assert_int_equal(count_status_patches(), 2);
     answer_body(last_req("PATCH", "/gateways/wp/status"), 500, NULL);
     unit_run_for(d.loop, 300);
     assert_int_equal(count_status_patches(), 2); /* backing off */
-    unit_run_for(d.loop, 1500);
+    await_reqs("PATCH", "/gateways/wp/status", 3, 3000);
     assert_int_equal(count_status_patches(), 3);
     st = last_req("PATCH", "/gateways/wp/status");
     assert_string_equal(
@@ -647,7 +656,7 @@ test_waypoint(void **state)
     json_t *scaled = json_deep_copy(ready);
     json_object_set_new(json_object_get(scaled, "spec"), "replicas", json_integer(3));
     deps->sink->upsert(deps->arg, deps->r, scaled);
-    unit_run_for(d.loop, 300);
+    await_reqs("PATCH", "/apis/apps/v1/namespaces/demo/deployments/wp", 1, 3000);
     struct kube_request *back = last_req("PATCH", "/apis/apps/v1/namespaces/demo/deployments/wp");
     assert_non_null(back);
     assert_int_equal(
@@ -656,7 +665,7 @@ test_waypoint(void **state)
 
     /* The Gateway goes: its Deployment is deleted. */
     gwr->sink->remove(gwr->arg, gwr->r, gw);
-    unit_run_for(d.loop, 300);
+    await_reqs("DELETE", "/apis/apps/v1/namespaces/demo/deployments/wp", 1, 3000);
     assert_non_null(last_req("DELETE", "/apis/apps/v1/namespaces/demo/deployments/wp"));
     json_decref(scaled);
     json_decref(ready);
