@@ -297,6 +297,9 @@ gone() { ! kc -n demo get "$1" >/dev/null 2>&1; }
 check "deleting the Gateway removes its Deployment" within 15 gone deployment/waypoint
 check "...its Service" within 15 gone service/waypoint
 check "...and its ServiceAccount" within 15 gone serviceaccount/waypoint
+# The garbage collector runs here too (ownerReferences); meshd does not rely on it.
+check "meshd deleted them itself (not only the garbage collector)" sh -c \
+    "grep -q 'deleting Deployment/demo/waypoint' '$MLOG' && grep -q 'deleting Service/demo/waypoint' '$MLOG'"
 check "meshd logged no refused request (403)" sh -c "! grep -m3 'HTTP 403' '$MLOG'"
 
 kill -TERM "$MESHD_PID"
