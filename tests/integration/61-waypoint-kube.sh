@@ -11,13 +11,15 @@
 # labels, istio.io/dataplane-mode none, ports 15021 and 15008/hbone, the waypoint's flags with
 # the istiod Service's cluster IP, the projected istio-ca token and istio-ca-root-cert
 # volumes); Programmed False (Pending) until a replica is ready, then True with
-# status.addresses = the Service's cluster IP; attachedRoutes counts an HTTPRoute; a deleted
-# Deployment is re-created, a scaled one put back, a replicas annotation applied; 40
-# annotation changes make no status patch and 20 spec changes a handful, with none after
-# they stop (no loop on meshd's own updates); a Gateway of another class is left alone;
-# a real waypoint started with the rendered args (token and root as the kubelet would mount
-# them) gets its certificate and config from meshd and is ready;
-# deleting the Gateway removes all three; /debug/waypoints and the metrics show them.
+# status.addresses = the Service's cluster IP; attachedRoutes counts an HTTPRoute; a real
+# waypoint started with the rendered args (token and root as the kubelet would mount them)
+# gets its certificate and config from meshd and is ready; a deleted Deployment is
+# re-created, a scaled one put back, a replicas annotation and spec.infrastructure labels
+# applied; 40 annotation changes make no status patch and 20 spec changes a handful, with
+# none after they stop (no loop on meshd's own updates); a Gateway of another class is left
+# alone; a Gateway changed to another class loses all three (meshd deletes them: the garbage
+# collector would not, the owner still exists), and deleting the Gateway removes them;
+# /debug/waypoints and the metrics show them.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/support/kube.sh"
 require_root
@@ -235,6 +237,9 @@ check "the Gateway's replicas annotation (2) reaches the Deployment" within 10 r
 kc -n demo label gateway waypoint amesh.io/test=on >/dev/null
 kc -n demo annotate gateway waypoint amesh.io/waypoint-replicas=1 --overwrite >/dev/null
 check "...and back to 1" within 10 replicas_are 1
+kc -n demo patch gateway waypoint --type=merge -p '{"spec":{"infrastructure":{"labels":{"team":"a"}}}}' >/dev/null
+team_label() { [ "$(jp demo deployment/waypoint '{.metadata.labels.team}/{.spec.template.metadata.labels.team}')" = a/a ]; }
+check "spec.infrastructure.labels of the Gateway reach the Deployment and its pods" within 10 team_label
 
 # ---- no status loop ----------------------------------------------------------------------
 # The Deployment's own changes (new pods, not ready after the re-creation) settle first.
@@ -291,15 +296,20 @@ monitoring_get /metrics | grep -E '^meshd_kube_waypoint' | sed 's/^/    /'
 check "meshd_kube_waypoints counts it as programmed" \
     sh -c "ip netns exec '$N1' curl -sf http://127.0.0.1:15014/metrics | grep -qx 'meshd_kube_waypoints{programmed=\"true\"} 1'"
 
-# ---- the Gateway goes: so do its objects ------------------------------------------------------
-kc -n demo delete gateway waypoint >/dev/null
+# ---- the Gateway stops being a waypoint, then goes: so do its objects ---------------------------
+# Another class: the owner stays, so the garbage collector (running here) deletes nothing;
+# meshd must.
 gone() { ! kc -n demo get "$1" >/dev/null 2>&1; }
+kc -n demo patch gateway waypoint --type=merge -p '{"spec":{"gatewayClassName":"other"}}' >/dev/null
+all_gone() { gone deployment/waypoint && gone service/waypoint && gone serviceaccount/waypoint; }
+check "a Gateway changed to another class loses its Deployment, Service and ServiceAccount (meshd deletes them)" \
+    within 15 all_gone
+kc -n demo patch gateway waypoint --type=merge -p '{"spec":{"gatewayClassName":"istio-waypoint"}}' >/dev/null
+check "...and gets them back as a waypoint again" within 15 dep_exists
+kc -n demo delete gateway waypoint >/dev/null
 check "deleting the Gateway removes its Deployment" within 15 gone deployment/waypoint
 check "...its Service" within 15 gone service/waypoint
 check "...and its ServiceAccount" within 15 gone serviceaccount/waypoint
-# The garbage collector runs here too (ownerReferences); meshd does not rely on it.
-check "meshd deleted them itself (not only the garbage collector)" sh -c \
-    "grep -q 'deleting Deployment/demo/waypoint' '$MLOG' && grep -q 'deleting Service/demo/waypoint' '$MLOG'"
 check "meshd logged no refused request (403)" sh -c "! grep -m3 'HTTP 403' '$MLOG'"
 
 kill -TERM "$MESHD_PID"

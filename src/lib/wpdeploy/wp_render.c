@@ -177,6 +177,32 @@ render_deployment(const json_t *gw, const struct wp_env *env, const char *ns, co
     return dep;
 }
 
+/*
+ * The Gateway's spec.infrastructure labels and annotations on what it deploys, as Gateway API
+ * asks and istiod does; what istiod renders itself wins over them.
+ */
+static void
+add_infra(json_t *meta, const json_t *infra)
+{
+    static const char *const maps[] = {"labels", "annotations"};
+    for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
+        const json_t *from = json_object_get(infra, maps[i]);
+        const char *k;
+        json_t *v;
+        if (!json_is_object(from) || json_object_size(from) == 0)
+            continue;
+        json_t *to = json_object_get(meta, maps[i]);
+        if (to == NULL) {
+            to = json_object();
+            json_object_set_new(meta, maps[i], to);
+        }
+        json_object_foreach((json_t *)from, k, v) {
+            if (json_is_string(v) && json_object_get(to, k) == NULL)
+                json_object_set(to, k, v);
+        }
+    }
+}
+
 json_t *
 wp_render(const json_t *gw, const struct wp_env *env)
 {
@@ -206,8 +232,15 @@ wp_render(const json_t *gw, const struct wp_env *env)
         "status-port", "port", WP_STATUS_PORT, "protocol", "TCP", "appProtocol", "tcp", "name",
         "mesh", "port", WP_HBONE_PORT, "protocol", "TCP", "appProtocol", "hbone", "selector",
         WP_LABEL_GATEWAY_NAME, gname, "type", "ClusterIP");
-    return json_pack("[o, o, o]", sa_obj, render_deployment(gw, env, ns, gname, uid, replicas),
-                     svc);
+    json_t *dep = render_deployment(gw, env, ns, gname, uid, replicas);
+    const json_t *infra = json_object_get(json_object_get(gw, "spec"), "infrastructure");
+    add_infra(json_object_get(sa_obj, "metadata"), infra);
+    add_infra(json_object_get(dep, "metadata"), infra);
+    add_infra(
+        json_object_get(json_object_get(json_object_get(dep, "spec"), "template"), "metadata"),
+        infra);
+    add_infra(json_object_get(svc, "metadata"), infra);
+    return json_pack("[o, o, o]", sa_obj, dep, svc);
 }
 
 bool

@@ -66,7 +66,8 @@ const char *wp_service_account(const json_t *gw);
 int wp_replicas(const json_t *gw);
 /*
  * [ServiceAccount, Deployment, Service] for waypoint Gateway |gw| (with metadata.namespace,
- * name and uid), each owned by it; NULL when |gw| is not a waypoint or its replicas are bad.
+ * name and uid), each owned by it and carrying its spec.infrastructure labels and
+ * annotations (the pods too); NULL when |gw| is not a waypoint or its replicas are bad.
  */
 json_t *wp_render(const json_t *gw, const struct wp_env *env);
 /* Does |obj| name Gateway |gw_name| among its ownerReferences? */

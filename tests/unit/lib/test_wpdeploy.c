@@ -202,6 +202,32 @@ static const struct holds_case holds_cases[] = {
     {"{\"a\":true}", "{\"a\":true}", true},
 };
 
+/* spec.infrastructure labels and annotations reach all three and the pods; ours win. */
+static void
+test_infrastructure(void **state)
+{
+    (void)state;
+    json_t *gw = gateway(WP_CLASS, "");
+    json_object_set_new(json_object_get(gw, "spec"), "infrastructure",
+                        json_pack("{s:{s:s, s:s}, s:{s:s}}", "labels", "team", "a",
+                                  "istio.io/dataplane-mode", "ambient", "annotations", "note",
+                                  "x"));
+    json_t *objs = wp_render(gw, &kube_env);
+    assert_non_null(objs);
+    const json_t *dep = json_array_get(objs, 1);
+    for (size_t k = 0; k < 3; k++) {
+        const json_t *o = json_array_get(objs, k);
+        assert_string_equal(str(o, "metadata.labels.team"), "a");
+        assert_string_equal(str(o, "metadata.annotations.note"), "x");
+    }
+    assert_string_equal(str(dep, "spec.template.metadata.labels.team"), "a");
+    assert_string_equal(str(dep, "spec.template.metadata.annotations.note"), "x");
+    const json_t *pl = at(dep, "spec.template.metadata.labels");
+    assert_string_equal(json_string_value(json_object_get(pl, "istio.io/dataplane-mode")), "none");
+    json_decref(objs);
+    json_decref(gw);
+}
+
 static void
 test_holds_table(void **state)
 {
@@ -234,8 +260,7 @@ condition(const json_t *conds, const char *type)
 {
     size_t i;
     json_t *c;
-    json_array_foreach(conds, i, c)
-    {
+    json_array_foreach(conds, i, c) {
         if (strcmp(str(c, "type"), type) == 0)
             return c;
     }
@@ -375,9 +400,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render_table),
-        cmocka_unit_test(test_holds_table),
-        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_render_table), cmocka_unit_test(test_infrastructure),
+        cmocka_unit_test(test_holds_table),  cmocka_unit_test(test_status),
         cmocka_unit_test(test_route_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
