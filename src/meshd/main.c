@@ -48,6 +48,11 @@ usage(FILE *f)
             "  --ca-trusted-node-accounts NS/SA,...\n"
             "                          Kubernetes accounts that may obtain certificates of pods\n"
             "                          on their node (default istio-system/ztunnel)\n"
+            "  --waypoint-xds-address IP:PORT\n"
+            "                          meshd's address in the waypoint Deployments it makes for\n"
+            "                          Gateways of class istio-waypoint (default: Service\n"
+            "                          istio-system/istiod's cluster IP, port 15012)\n"
+            "  --waypoint-image IMAGE  their image (default amesh/waypoint:dev)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
 }
@@ -76,6 +81,8 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
         {"max-conns-per-ip", required_argument, NULL, 'P'},
         {"allow-x25519", no_argument, NULL, 'x'},
         {"ca-trusted-node-accounts", required_argument, NULL, 'A'},
+        {"waypoint-xds-address", required_argument, NULL, 'W'},
+        {"waypoint-image", required_argument, NULL, 'i'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
@@ -113,6 +120,14 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
             break;
         case 'x': o->allow_x25519 = true; break;
         case 'A': trusted = optarg; break;
+        case 'W': {
+            struct ipaddr ip;
+            uint16_t port;
+            parse_addr("--waypoint-xds-address", optarg, &ip, &port);
+            o->waypoint_xds = optarg;
+            break;
+        }
+        case 'i': o->waypoint_image = optarg; break;
         case 'l':
             flag_log_level(optarg);
             break;
