@@ -35,6 +35,7 @@
 #define KCLUSTER_APISERVER      KCLUSTER_APISERVER_IP ":6443"
 #define KCLUSTER_SERVICE_CIDR   "198.19.0.0/16" /* the embedded cluster's VIP range too */
 #define KCLUSTER_KUBERNETES_VIP "198.19.0.1"    /* the `kubernetes` Service */
+#define KCLUSTER_CACHE_DEFAULT  "/var/cache/amesh/kube-v1.20.2"
 
 /* Was the cluster installed with --kubernetes? */
 bool cluster_kube(const struct cluster *c);
@@ -45,7 +46,12 @@ bool cluster_kube(const struct cluster *c);
 int kcluster_install(int argc, char **argv);
 /* Stops and removes what kcluster_install made (called by uninstall_main). */
 int kcluster_uninstall(struct cluster *c, bool say);
-/* Hidden: `meshctl __forward LISTEN_NETNS|- LISTEN_ADDR TARGET_NETNS|- TARGET_ADDR`. */
+/* Where the Kubernetes binaries are: $AMESH_KUBE_CACHE or KCLUSTER_CACHE_DEFAULT (bin/). */
+const char *kcluster_cache(void);
+/*
+ * Hidden: `meshctl __forward [--port-file FILE] LISTEN_NETNS|- LISTEN_ADDR TARGET_NETNS|-
+ * TARGET_ADDR` (LISTEN_ADDR port 0: a free one, written to FILE once listening).
+ */
 int kforward_main(int argc, char **argv);
 
 /* ---- kubelet side (kubelet_*.c) ---- */
