@@ -275,8 +275,11 @@ wait_raw(struct kinst *k, pid_t pid, const char *path)
     while (clock_mono_ms() < deadline) {
         if (kc_kubectl(k, NULL, args) == 0)
             return true;
-        if (waitpid(pid, NULL, WNOHANG) == pid || !proc_alive(pid, 0))
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid || !proc_alive(pid, 0)) {
+            snprintf(k->err, sizeof(k->err), "it exited");
             return false;
+        }
         sys_sleep_ms(250);
     }
     return false;
