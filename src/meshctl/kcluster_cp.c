@@ -15,6 +15,7 @@
  *                   to the API server; $MESH_CLUSTER_DIR/kubeconfig
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -114,6 +115,33 @@ kube_cached(const char *cache)
     return true;
 }
 
+/* The last "kube-build: ..." line in the build's log |log| (its last 4 KiB), or "". */
+static void
+build_stage(const char *log, char *out, size_t outlen)
+{
+    char buf[4097];
+    out[0] = '\0';
+    int fd = open(log, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return;
+    ssize_t n = 0;
+    if (fstat(fd, &st) == 0) {
+        off_t off = st.st_size > 4096 ? st.st_size - 4096 : 0;
+        n = pread(fd, buf, sizeof(buf) - 1, off);
+    }
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    const char *tag = "kube-build: ", *last = NULL;
+    for (const char *p = buf; (p = strstr(p, tag)) != NULL; p++)
+        if (p == buf || p[-1] == '\n')
+            last = p + strlen(tag);
+    if (last != NULL)
+        snprintf(out, outlen, "%.*s", (int)strcspn(last, "\n"), last);
+}
+
 /*
  * The Kubernetes binaries: from the cache, or built by tools/kube/build.sh
  * with a progress line (minutes, the first time only). Returns 0, or -1 with
@@ -143,6 +171,7 @@ kc_binaries(struct cluster *c, const char *log, char *err, size_t errlen)
     bool tty = isatty(STDOUT_FILENO);
     double t0 = kc_now_s(), next = t0;
     int status = 0;
+    char shown[60] = "";
     printf("  building Kubernetes v1.20.2 from Debian's source into %s (first time only,\n"
            "  several minutes; log %s)\n",
            cache, log);
@@ -155,12 +184,16 @@ kc_binaries(struct cluster *c, const char *log, char *err, size_t errlen)
             snprintf(err, errlen, "waiting for the build: %s", strerror(errno));
             return -1;
         }
+        /* A terminal gets one line redrawn each second; a log a line per stage or 30 s. */
         double t = kc_now_s();
-        if (t >= next) {
-            char el[32];
+        char stage[60], el[32];
+        build_stage(log, stage, sizeof(stage));
+        if (t >= next || (!tty && strcmp(stage, shown) != 0)) {
             kc_fmt_secs(t - t0, el, sizeof(el));
-            printf(tty ? "\r  building... %s " : "  building... %s\n", el);
+            /* \033[K: the rest of the terminal line, when the stage got shorter */
+            printf(tty ? "\r  building... %s  %s\033[K" : "  building... %s  %s\n", el, stage);
             fflush(stdout);
+            snprintf(shown, sizeof(shown), "%s", stage);
             next = t + (tty ? 1 : 30);
         }
         sys_sleep_ms(200);

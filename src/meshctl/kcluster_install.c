@@ -348,13 +348,18 @@ kcluster_install(int argc, char **argv)
     char el[32];
     kc_fmt_secs(kc_now_s() - t0, el, sizeof(el));
     char *kc = cl_path(&c, "kubeconfig");
+    char range[48];
+    if (c.n_nodes == 1)
+        snprintf(range, sizeof(range), "node-1");
+    else
+        snprintf(range, sizeof(range), "node-1..node-%d", c.n_nodes);
     printf(CHECK_MARK " Installation complete in %s\n"
-                      "  nodes node-1..node-%d, API server %s (kubectl: 127.0.0.1:%d), "
+                      "  nodes %s, API server %s (kubectl: 127.0.0.1:%d), "
                       "meshd %s,\n"
                       "  cluster directory %s\n"
                       "  To use kubectl:\n"
                       "export KUBECONFIG=%s\n",
-           el, c.n_nodes, KCLUSTER_APISERVER, port, CLUSTER_MESHD_XDS, c.dir, kc);
+           el, range, KCLUSTER_APISERVER, port, CLUSTER_MESHD_XDS, c.dir, kc);
     if (!have_kubelet())
         printf("  (this meshctl has no kubelet: Nodes are not registered, no pod runs)\n");
     free(kc);

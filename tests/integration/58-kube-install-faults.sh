@@ -7,7 +7,9 @@
 #   install         bad flags refused before anything is made; a kube-apiserver that does
 #                   not start (a cache whose apiserver exits at once) ends in a clear error
 #                   with its log's tail, and the half-made cluster is undone: no namespace,
-#                   process, /etc/netns entry or directory left
+#                   process, /etc/netns entry or directory left; no binaries in the cache:
+#                   tools/kube/build.sh runs with a progress line and its time is printed (a
+#                   stand-in build script), and a failed build ends in its log's tail
 # The cluster lives in $WORK, never in /run/amesh.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/support/kube.sh"
@@ -109,4 +111,40 @@ check "... network namespaces" sh -c "ip netns list | awk '{print \$1}' | sort |
 check "... processes (etcd)" sh -c "! pgrep -f '[e]tcd --name amesh --data-dir $MESH_CLUSTER_DIR' >/dev/null"
 check "uninstall afterwards finds nothing to do" sh -c "
 ! '$M' uninstall 2>'$WORK/un.err' && grep -q 'no cluster' '$WORK/un.err'"
+# ---- install: no binaries in the cache yet -----------------------------------------------------
+# A source tree whose tools/kube/build.sh stands in for the real (minutes-long) build: it says
+# what it does as the real one does, then fills the cache from the real one's binaries.
+FSRC=$WORK/src
+mkdir -p "$FSRC/tools/kube"
+ln -s "$ROOT/manifests" "$FSRC/manifests"
+cat >"$FSRC/tools/kube/build.sh" <<EOF
+#!/bin/sh
+echo "kube-build: fetching the source (test 58)"
+sleep 1.5
+echo "kube-build: building (test 58)"
+[ -n "\${FAIL_BUILD:-}" ] && { echo "kube-build: error: go build failed (test 58)" >&2; exit 1; }
+sleep 1.5
+mkdir -p "\$AMESH_KUBE_CACHE/bin"
+ln -s $KUBE_BIN/kube-apiserver $KUBE_BIN/kube-controller-manager $KUBE_BIN/kube-scheduler "\$AMESH_KUBE_CACHE/bin/"
+echo "Kubernetes v1.20.2 built (test 58)" >"\$AMESH_KUBE_CACHE/stamp"
+EOF
+chmod +x "$FSRC/tools/kube/build.sh"
+rc=0
+FAIL_BUILD=1 AMESH_KUBE_CACHE=$WORK/cold AMESH_SOURCE_DIR=$FSRC "$M" install --kubernetes --nodes 1 \
+    >"$WORK/b1.out" 2>"$WORK/b1.err" || rc=$?
+cat "$WORK/b1.out" "$WORK/b1.err"
+check "a failed build: install fails with the build log's tail, nothing left" sh -c "
+[ $rc = 1 ] && grep -q '✘ Kubernetes binaries: building Kubernetes failed' '$WORK/b1.err' &&
+grep -q 'go build failed (test 58)' '$WORK/b1.err' && [ ! -e '$MESH_CLUSTER_DIR' ]"
+rc=0
+AMESH_KUBE_CACHE=$WORK/cold AMESH_SOURCE_DIR=$FSRC "$M" install --kubernetes --nodes 1 \
+    >"$WORK/b2.out" 2>&1 || rc=$?
+cat "$WORK/b2.out"
+check "no cache: install builds it, with progress lines, and says how long it took" sh -c "
+[ $rc = 0 ] && grep -q 'building Kubernetes v1.20.2 from Debian' '$WORK/b2.out' &&
+grep -q 'building\.\.\. .*kube-build\|building\.\.\. .* s  ' '$WORK/b2.out' &&
+grep -Eq '✔ Kubernetes v1.20.2 built in [0-9.]+ s' '$WORK/b2.out' && [ -f '$WORK/cold/stamp' ]"
+check "... and the cluster it installed answers kubectl" sh -c "
+$KUBECTL --kubeconfig '$MESH_CLUSTER_DIR/kubeconfig' --request-timeout=10s get --raw /readyz >/dev/null"
+check "... and uninstalls" sh -c "'$M' uninstall >/dev/null && [ ! -e '$MESH_CLUSTER_DIR' ]"
 finish
