@@ -23,6 +23,18 @@
  * the node's netns; pods it runs keep the embedded cluster's records
  * (pods/<ns>_<name>/run.json etc.) so that exec, logs and ztunnel-config work
  * in both modes.
+ *
+ * What the control plane gives the kubelet side (kcluster_cp.c): the kubelet
+ * authenticates with a token as user "system:node:NAME", group "system:nodes";
+ * authorization is Node,RBAC and that group is also bound to the ClusterRoles
+ * system:node and system:node-proxier (EndpointSlices, Services for the service
+ * rules). The ServiceAccount admission plugin is on (pods get their account's
+ * token Secret volume and serviceAccountName "default" when none is given). The
+ * controller-manager runs nodelifecycle (--node-monitor-grace-period 60s): a
+ * Node needs its Ready condition and a renewed Lease in kube-node-lease; the
+ * not-ready taint that admission puts on a new Node is removed by that
+ * controller once the Node reports Ready. Install waits up to 60 s per node
+ * for `kubectl wait --for condition=Ready node/NAME`.
  */
 #ifndef MESH_MESHCTL_KCLUSTER_H
 #define MESH_MESHCTL_KCLUSTER_H
