@@ -32,18 +32,6 @@
 #include "kcluster_int.h"
 #include "meshctl.h"
 
-/*
- * The kubelet side (kubelet_*.c) may not be linked into this meshctl yet: install then
- * stops once the mesh runs, and says so.
- */
-int kubelet_main(int argc, char **argv) __attribute__((weak));
-
-static bool
-have_kubelet(void)
-{
-    return kubelet_main != NULL;
-}
-
 bool
 cluster_kube(const struct cluster *c)
 {
@@ -343,7 +331,7 @@ kcluster_install(int argc, char **argv)
     if ((rc = mesh(&k)) != 0)
         goto out;
     kp_sync(&c);
-    if (have_kubelet() && (rc = kubelets(&k)) != 0)
+    if ((rc = kubelets(&k)) != 0)
         goto out;
     char el[32];
     kc_fmt_secs(kc_now_s() - t0, el, sizeof(el));
@@ -360,8 +348,6 @@ kcluster_install(int argc, char **argv)
                       "  To use kubectl:\n"
                       "export KUBECONFIG=%s\n",
            el, range, KCLUSTER_APISERVER, port, CLUSTER_MESHD_XDS, c.dir, kc);
-    if (!have_kubelet())
-        printf("  (this meshctl has no kubelet: Nodes are not registered, no pod runs)\n");
     free(kc);
     cluster_close(&c);
     rc = 0;

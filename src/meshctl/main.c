@@ -86,8 +86,10 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[1], "__pod-run") == 0) /* a pod's supervisor, started by apply */
         return pod_run_main(argc - 1, argv + 1);
-    if (strcmp(argv[1], "__forward") ==
-        0) /* kubectl's way to the API server (install --kubernetes) */
+    if (strcmp(argv[1], "__kubelet") == 0) /* a node's kubelet, started by install --kubernetes */
+        return kubelet_main(argc - 1, argv + 1);
+    /* kubectl's way to the API server, started by install --kubernetes */
+    if (strcmp(argv[1], "__forward") == 0)
         return kforward_main(argc - 1, argv + 1);
     const struct command *c = find(argv[1]);
     if (c == NULL) {
