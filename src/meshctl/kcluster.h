@@ -73,6 +73,11 @@ int kforward_main(int argc, char **argv);
  * run by install in the node's netns: registers the Node and renews its Lease,
  * runs the pods bound to it, calls the CNI chain of nodes/NAME/cni/net.d,
  * patches pod status, programs the node's service rules and pod DNS files.
+ * Start it with the node's network namespace only (sys_spawn's .netns, or
+ * nsenter --net), never `ip netns exec`: that gives it a mount namespace of
+ * its own, and the pod namespaces it mounts under /run/netns would not reach
+ * the host (exec, logs, mesh-cni). The control plane must run the node
+ * lifecycle controller (it lifts the not-ready taint the Node is created with).
  */
 int kubelet_main(int argc, char **argv);
 
