@@ -24,12 +24,13 @@ export PATH=$BIN:$PATH
 K() { "$KUBECTL" --kubeconfig "$MESH_CLUSTER_DIR/kubeconfig" --cache-dir "$WORK/.kube-cache" \
         --request-timeout=30s "$@"; }
 cluster_cleanup() {
-    local rc=$?
+    local rc=$? f
+    set +e
     if [ -e "$MESH_CLUSTER_DIR" ]; then
         if [ "$rc" != 0 ]; then
             for f in "$MESH_CLUSTER_DIR"/kube/*.log "$MESH_CLUSTER_DIR"/meshd.log \
                      "$MESH_CLUSTER_DIR"/nodes/*/*.log; do
-                [ -f "$f" ] && { echo "---- $f"; tail -n 25 "$f"; }
+                if [ -f "$f" ]; then echo "---- $f"; tail -n 25 "$f"; fi
             done
         fi
         "$M" uninstall >/dev/null 2>&1 || true
