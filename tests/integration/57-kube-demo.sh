@@ -41,8 +41,6 @@ cluster_cleanup() {
 trap cluster_cleanup EXIT
 
 ip netns list | awk '{print $1}' | sort >"$WORK/netns.before"
-ls -A /etc/netns 2>/dev/null | sort >"$WORK/etcnetns.before" || true
-ls -A /var/lib/cni 2>/dev/null | sort >"$WORK/varcni.before" || true
 
 # ---- install ------------------------------------------------------------------------------
 t0=$(date +%s.%N)
@@ -157,14 +155,20 @@ check "ztunnel counted opened connections" opened
 
 # ---- uninstall ------------------------------------------------------------------------------
 PREFIX=$($PY -c "import json; print(json.load(open('$MESH_CLUSTER_DIR/cluster.json'))['prefix'])")
+check "the pods have their /etc/netns DNS files ($PREFIX-pod-demo-*)" sh -c "
+[ \$(ls -A /etc/netns | grep -c '^$PREFIX-pod-demo-') = 4 ]"
 t0=$(date +%s.%N)
 "$M" uninstall >"$WORK/uninstall.out" 2>&1 || { cat "$WORK/uninstall.out"; fail "uninstall"; }
 say "uninstall took $(echo "$(date +%s.%N) - $t0" | bc) s"
 cat "$WORK/uninstall.out"
 check "uninstall: the directory is gone" [ ! -e "$MESH_CLUSTER_DIR" ]
 check "uninstall: no network namespace left" sh -c "ip netns list | awk '{print \$1}' | sort | cmp -s - '$WORK/netns.before'"
-check "uninstall: no /etc/netns entry left" sh -c "ls -A /etc/netns 2>/dev/null | sort | cmp -s - '$WORK/etcnetns.before'"
-check "uninstall: nothing new in /var/lib/cni" sh -c "ls -A /var/lib/cni 2>/dev/null | sort | cmp -s - '$WORK/varcni.before'"
+# /etc/netns and /var/lib/cni are the host's, shared with whatever else runs: only what names
+# this cluster (its netns prefix, its directory) counts.
+check "uninstall: no /etc/netns entry left" sh -c "! ls -A /etc/netns 2>/dev/null | grep -q '^$PREFIX-'"
+check "uninstall: nothing of the cluster in /var/lib/cni" sh -c "
+! find /var/lib/cni -name '*$PREFIX*' 2>/dev/null | grep -q . &&
+! grep -rqs -e '$PREFIX-' -e '$MESH_CLUSTER_DIR' /var/lib/cni"
 # A process of the cluster names its directory on its command line, or (meshctl's hidden
 # daemons: __kubelet, __forward, __pod-run) has it as MESH_CLUSTER_DIR.
 leftovers() {
