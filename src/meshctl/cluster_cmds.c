@@ -21,6 +21,7 @@
 
 #include "base/base.h"
 #include "cluster.h"
+#include "kcluster.h"
 #include "meshctl.h"
 
 void
@@ -88,7 +89,7 @@ label_main(int argc, char **argv)
         return MESHCTL_EXIT_USAGE;
     }
     struct cluster c;
-    if (cluster_open(&c, true) < 0)
+    if (cluster_open(&c, true) < 0 || kcluster_use_kubectl(&c, "label") != 0)
         return MESHCTL_EXIT_FAIL;
     json_t *rec = rec_get(&c, k, k->namespaced ? ns : "", name);
     int rc = 0;

@@ -51,6 +51,13 @@
 
 /* Was the cluster installed with --kubernetes? */
 bool cluster_kube(const struct cluster *c);
+/*
+ * meshctl apply/delete/get/label edit and read the embedded cluster's records; on a
+ * cluster with an API server they would act beside it. 0 when |c| is embedded; else
+ * prints that |cmd| is kubectl's job there (with the KUBECONFIG line), closes |c| and
+ * returns MESHCTL_EXIT_FAIL.
+ */
+int kcluster_use_kubectl(struct cluster *c, const char *cmd);
 
 /* ---- install side (kcluster_*.c) ---- */
 

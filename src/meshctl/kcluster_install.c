@@ -38,6 +38,19 @@ cluster_kube(const struct cluster *c)
     return c->meta != NULL && json_is_true(json_object_get(c->meta, "kubernetes"));
 }
 
+int
+kcluster_use_kubectl(struct cluster *c, const char *cmd)
+{
+    if (!cluster_kube(c))
+        return 0;
+    fprintf(stderr,
+            CROSS_MARK " this cluster runs Kubernetes (install --kubernetes): use kubectl %s\n"
+                       "export KUBECONFIG=%s/kubeconfig\n",
+            cmd, c->dir);
+    cluster_close(c);
+    return MESHCTL_EXIT_FAIL;
+}
+
 const char *
 kcluster_cache(void)
 {

@@ -153,6 +153,11 @@ opened() {
 }
 check "ztunnel counted opened connections" opened
 
+check "meshctl apply/get/label point at kubectl on this cluster" sh -c "
+! '$M' apply -f '$SAMPLES/curl.yaml' 2>'$WORK/ma.err' && grep -q 'use kubectl apply' '$WORK/ma.err' &&
+grep -qx 'export KUBECONFIG=$MESH_CLUSTER_DIR/kubeconfig' '$WORK/ma.err' &&
+! '$M' get pods -n demo 2>/dev/null && ! '$M' label ns demo a=b 2>/dev/null"
+
 # ---- uninstall ------------------------------------------------------------------------------
 PREFIX=$($PY -c "import json; print(json.load(open('$MESH_CLUSTER_DIR/cluster.json'))['prefix'])")
 check "the pods have their /etc/netns DNS files ($PREFIX-pod-demo-*)" sh -c "
