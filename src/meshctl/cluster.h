@@ -10,6 +10,7 @@
  *                      process groups
  *   cluster_net.c      fabric, control-plane and node namespaces; pod links
  *   cluster_install.c  install, uninstall
+ *   kcluster_*.c       install --kubernetes (kcluster.h)
  *   cluster_manifest.c reading -f files, directories, stdin; kinds and names
  *   cluster_apply.c    apply -f, delete -f / delete KIND NAME
  *   cluster_pods.c     pods: create, start (the supervisor), delete;
@@ -272,6 +273,33 @@ int net_pod_add(struct cluster *c, int k, int host, const char *netns, char *err
 void net_pod_del(struct cluster *c, int k, int host, const char *netns);
 /* Deletes netns |name| and /etc/netns/<name>, and forgets it. */
 void net_netns_del(struct cluster *c, const char *name);
+
+/* ---- cluster_install.c: the steps install and install --kubernetes share ---- */
+
+#define CHECK_MARK "\u2714"
+#define CROSS_MARK "\u2718"
+
+bool cl_exists(const char *path);
+/* Prints the last lines of |log| indented (stderr), after a failure. */
+void inst_show_tail(const char *log);
+/* sys_spawn() in |netns| (NULL: ours), recorded in the ledger as |label|. Its pid, or -1. */
+pid_t inst_start_daemon(struct cluster *c, const char *label, const char *netns, const char *log,
+                        const char *const *argv, char *err, size_t errlen);
+enum inst_probe { PROBE_HTTP, PROBE_SOCKET };
+/*
+ * Waits (CLUSTER_READY_MS) until the component answers: HTTP 200 of |what| (host:port)
+ * |path| in |netns|, or a unix socket at |path|. False when it died or the bound passed.
+ */
+bool inst_wait_ready(pid_t pid, enum inst_probe how, const char *netns, const char *what,
+                     const char *path);
+/* Stops everything in the ledger, deletes the namespaces, then the directory. */
+int inst_teardown(struct cluster *c, bool say);
+/* Prints |what|: |err|, |log|'s tail, tears down, closes |c|. Returns the exit code. */
+int inst_fail(struct cluster *c, const char *what, const char *err, const char *log);
+/* The node's xds and ca tokens from meshd's state (nodes/NODE/token). 0 or -1 with |err|. */
+int inst_mint_token(struct cluster *c, const char *node, char *err, size_t errlen);
+/* Checks and creates the directory and cluster.json. Returns 0, or an exit code. */
+int inst_prepare_dir(int nodes, bool kube);
 
 /* ---- cluster_pods.c ---- */
 

@@ -88,6 +88,9 @@ main(int argc, char **argv)
         return pod_run_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "__kubelet") == 0) /* a node's kubelet, started by install --kubernetes */
         return kubelet_main(argc - 1, argv + 1);
+    /* kubectl's way to the API server, started by install --kubernetes */
+    if (strcmp(argv[1], "__forward") == 0)
+        return kforward_main(argc - 1, argv + 1);
     const struct command *c = find(argv[1]);
     if (c == NULL) {
         fprintf(stderr, "meshctl: unknown command \"%s\"; see 'meshctl help'\n", argv[1]);
