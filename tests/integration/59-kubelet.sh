@@ -8,6 +8,8 @@
 #   in each node: mesh-cni --kubeconfig --plugin-socket nodes/node-K/cni/plugin.sock and
 #   meshctl __kubelet --node node-K (MESH_CLUSTER_DIR private to this test).
 #
+# The kubelets authenticate as system:node:node-K (group system:nodes, client certificates),
+# bound to the ClusterRoles system:node and system:node-proxier, as install --kubernetes does.
 # Checks: the Nodes register Ready (podCIDR, InternalIP), hold their Leases and stay Ready
 # past the lifecycle controller's grace (40 s); a Deployment of 2 replicas gets Running/Ready
 # through kubectl with IPs of the CNI chain (ptp + host-local + amesh-cni, its conflist and
@@ -98,10 +100,24 @@ done
 
 kube_up "$P-cp" "$K"
 kube_up_controllers "$P-cp" "$K"
+# The kubelets' identity as install gives it: user system:node:NAME in group system:nodes,
+# bound to system:node and system:node-proxier (RBAC here; install adds the Node authorizer).
+kc create clusterrolebinding amesh-test-nodes --clusterrole=system:node --group=system:nodes >/dev/null
+kc create clusterrolebinding amesh-test-node-proxier --clusterrole=system:node-proxier \
+    --group=system:nodes >/dev/null
 
 start_node() { # k: mesh-cni (once) and the kubelet of node-k
     local k=$1 d=$C/nodes/node-$1
-    cp "$K/kubeconfig" "$d/kubelet.kubeconfig"
+    local u=system:node:node-$k
+    [ -f "$K/pki/$u.crt" ] || kube_client_cert "$K" "$u" system:nodes
+    cat >"$d/kubelet.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://198.18.0.2:6443", certificate-authority: "$K/pki/ca.crt"}}]
+users: [{name: $u, user: {client-certificate: "$K/pki/$u.crt", client-key: "$K/pki/$u.key"}}]
+contexts: [{name: c, context: {cluster: c, user: $u}}]
+current-context: c
+EOF
     if [ ! -S "$d/cni/plugin.sock" ]; then
         start_bg "$d/mesh-cni.log" ip netns exec "$P-node-$k" "$BIN/mesh-cni" --node "node-$k" \
             --kubeconfig "$K/kubeconfig" --zds-socket "$d/zds.sock" \
