@@ -1,18 +1,24 @@
 /*
- * cluster_podrun.c - running a pod's container: its argv and environment,
- * the name files `ip netns exec` lays over /etc (hosts with every Service's
- * names, a resolv.conf that leads nowhere), and the supervisor.
+ * cluster_podrun.c - running a pod's container (the embedded cluster's and
+ * the kubelet's): run.json from pod_spec.c, the name files `ip netns exec`
+ * lays over /etc (hosts with every Service's names, a resolv.conf that leads
+ * nowhere), and the supervisor.
  *
  * The supervisor (meshctl __pod-run POD_DIR) leads the pod's process group:
  * it runs `ip netns exec <netns> CMD...` with the pod's environment in
  * POD_DIR/root, output to POD_DIR/log, waits, and records how the container
- * ended in exit.json (for STATUS). It never restarts it: RESTARTS stays 0.
+ * ended in exit.json (for STATUS). It never restarts it: the embedded
+ * cluster's RESTARTS stays 0; the kubelet starts a new supervisor per
+ * restartPolicy. run.json's "mounts" (the kubelet's projected tokens) are
+ * bind-mounted read-only in a mount namespace of the pod's own first.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -212,16 +218,41 @@ pod_run_main(int argc, char **argv)
     const char *lead[] = {sys_ip_path(), "netns", "exec", js(run, "netns")};
     char **cargv = strv(json_object_get(run, "argv"), lead, ARRAY_LEN(lead));
     char **cenv = strv(json_object_get(run, "env"), NULL, 0);
+    /* The kubelet's projected volumes: [source dir, mountPath] pairs (kubelet_token.c). */
+    size_t n_mounts = json_array_size(json_object_get(run, "mounts"));
+    json_t *pairs = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(run, "mounts"), i, m) {
+        json_array_append_new(pairs, json_string(jsd(m, "source", "")));
+        json_array_append_new(pairs, json_string(jsd(m, "target", "")));
+    }
+    char **mnt = strv(pairs, NULL, 0);
+    json_decref(pairs);
     json_decref(run);
 
     pid_t pid = fork();
     if (pid == 0) {
+        /* A mount namespace of the pod's own (ip netns exec makes one more inside it). */
+        if (n_mounts > 0 &&
+            (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)) {
+            fprintf(stderr, "meshctl: the pod's mount namespace: %s\n", strerror(errno));
+            _exit(126);
+        }
+        for (size_t k = 0; k + 1 < 2 * n_mounts; k += 2)
+            if (mount(mnt[k], mnt[k + 1], NULL, MS_BIND, NULL) < 0 ||
+                mount(NULL, mnt[k + 1], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+                fprintf(stderr, "meshctl: mounting %s on %s: %s\n", mnt[k], mnt[k + 1],
+                        strerror(errno));
+                _exit(126);
+            }
         execve(cargv[0], cargv, cenv);
         fprintf(stderr, "meshctl: starting the container: %s: %s\n", cargv[0], strerror(errno));
         _exit(127);
     }
     strv_free(cargv);
     strv_free(cenv);
+    strv_free(mnt);
     if (pid < 0) {
         fprintf(stderr, "meshctl: fork: %s\n", strerror(errno));
         free(exitp);

@@ -66,8 +66,7 @@ pod_endpoints(void *arg, const json_t *svc, const json_t *port)
     size_t k;
     json_t *pod;
 
-    json_array_foreach(pods, k, pod)
-    {
+    json_array_foreach(pods, k, pod) {
         const json_t *po = json_object_get(pod, "object");
         const char *pns = jsd(po, "metadata.namespace", "");
         const char *pname = jsd(po, "metadata.name", "");

@@ -99,6 +99,15 @@ json_t *kl_node_status(int k, const char *node, const char *since, const char *n
  * [{"ip", "port"}] as kp_render_services() takes them. New reference.
  */
 json_t *kl_endpoints_from_api(const json_t *ep, const json_t *port);
+/*
+ * The projected service-account tokens the pod's first container mounts:
+ * [{"volume", "mountPath", "tokens": [{"path", "audience", "expirationSeconds"}]}]
+ * from spec.volumes[].projected.sources[].serviceAccountToken (other sources
+ * are not supported; paths with ".." are skipped). New reference.
+ */
+json_t *kl_token_volumes(const json_t *pod);
+/* The TokenRequest for one of those tokens, bound to |pod| (name and UID). */
+json_t *kl_token_request(const json_t *pod, const json_t *tok);
 /* RFC 3339 with microseconds (MicroTime, the Lease's renewTime). */
 void kl_micro_time(char *out, size_t outlen);
 
@@ -120,7 +129,39 @@ int kl_cni_run(const json_t *list, const char *cmd, const char *id, const char *
 
 /* ---- kubelet_pods.c / kubelet_main.c ---- */
 
-struct kl_pod;
+enum kl_phase {
+    KP_CREATING, /* not started yet (or the last try failed: retry_at) */
+    KP_RUNNING,  /* the supervisor runs */
+    KP_BACKOFF,  /* the container ended; restart at retry_at */
+    KP_DONE,     /* ended for good: Succeeded or Failed */
+    KP_STOPPING, /* being deleted: waiting for the group to go */
+    KP_DELETING, /* torn down; the final DELETE pending */
+};
+
+struct kl_pod {
+    struct kl_pod *next;
+    struct kubelet *kl;
+    char *ns, *name, *uid;
+    json_t *pod; /* the last object seen */
+    enum kl_phase phase;
+    char netns[128], ip[32];
+    pid_t pid;
+    unsigned long long pstart;
+    int restarts;
+    uint64_t retry_at, backoff_ms, running_since, probe_at, status_retry_at, kill_at;
+    int probe_fails;
+    bool ready, killed, api_gone, succeeded, has_last;
+    int exit_code;
+    char start[32], started_at[32], ready_since[32], finished_at[32], last_started[32];
+    char *sent; /* the last status patch the server took */
+    struct kube_request *status_req, *del_req;
+    /* Projected service-account tokens (kubelet_token.c). */
+    json_t *tokvols; /* kl_token_volumes() */
+    bool tokens_ok;  /* every file written since the last start attempt */
+    size_t tok_next; /* the next token to request in this round */
+    uint64_t tok_retry_at, tok_refresh_at;
+    struct kube_request *tok_req;
+};
 
 struct kubelet {
     struct loop *loop;
@@ -153,6 +194,19 @@ void kl_pods_tick(struct kubelet *kl);
 /* Services or endpoints changed: every local pod's /etc/netns files. */
 void kl_pods_sync_dns(struct kubelet *kl);
 void kl_pods_free(struct kubelet *kl);
+
+/* ---- kubelet_token.c ---- */
+
+/*
+ * Requests (TokenRequest bound to the pod) and writes the pod's projected
+ * tokens under pods/<ns>_<name>/volumes/, and renews them at 80 % of their
+ * life. True once every file is there (or none is wanted).
+ */
+bool kl_tokens_ready(struct kubelet *kl, struct kl_pod *p);
+/* The supervisor's "mounts" (volume directory -> mountPath) into |run|; mount points made. */
+int kl_tokens_mounts(struct kubelet *kl, struct kl_pod *p, json_t *run, char *err, size_t errlen);
+/* Removes the mount points |run| made that no other pod's record uses. */
+void kl_tokens_release(struct kubelet *kl, const char *ns, const char *name, const json_t *run);
 
 /* Service records ({"object": Service}) as the cluster's files use them; new reference. */
 json_t *kl_service_records(const struct kubelet *kl);

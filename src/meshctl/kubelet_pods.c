@@ -46,34 +46,6 @@
 #include "kubelet.h"
 #include "meshctl.h"
 
-enum kl_phase {
-    KP_CREATING, /* not started yet (or the last try failed: retry_at) */
-    KP_RUNNING,  /* the supervisor runs */
-    KP_BACKOFF,  /* the container ended; restart at retry_at */
-    KP_DONE,     /* ended for good: Succeeded or Failed */
-    KP_STOPPING, /* being deleted: waiting for the group to go */
-    KP_DELETING, /* torn down; the final DELETE pending */
-};
-
-struct kl_pod {
-    struct kl_pod *next;
-    struct kubelet *kl;
-    char *ns, *name, *uid;
-    json_t *pod; /* the last object seen */
-    enum kl_phase phase;
-    char netns[128], ip[32];
-    pid_t pid;
-    unsigned long long pstart;
-    int restarts;
-    uint64_t retry_at, backoff_ms, running_since, probe_at, status_retry_at, kill_at;
-    int probe_fails;
-    bool ready, killed, api_gone, succeeded, has_last;
-    int exit_code;
-    char start[32], started_at[32], ready_since[32], finished_at[32], last_started[32];
-    char *sent; /* the last status patch the server took */
-    struct kube_request *status_req, *del_req;
-};
-
 static struct log_ratelimit rl_start, rl_status, rl_cni, rl_del;
 
 static void
@@ -104,6 +76,9 @@ pod_free(struct kl_pod *p)
         kube_request_cancel(p->status_req);
     if (p->del_req != NULL)
         kube_request_cancel(p->del_req);
+    if (p->tok_req != NULL)
+        kube_request_cancel(p->tok_req);
+    json_decref(p->tokvols);
     json_decref(p->pod);
     free(p->ns);
     free(p->name);
@@ -129,8 +104,7 @@ deployment_of(const json_t *pod)
     const char *hash = js(pod, "metadata.labels.pod-template-hash");
     size_t i;
     json_t *o;
-    json_array_foreach(jget(pod, "metadata.ownerReferences"), i, o)
-    {
+    json_array_foreach(jget(pod, "metadata.ownerReferences"), i, o) {
         const char *rs = js(o, "name");
         if (hash == NULL || rs == NULL || strcmp(jsd(o, "kind", ""), "ReplicaSet") != 0)
             continue;
@@ -181,6 +155,7 @@ teardown(struct kubelet *kl, const char *ns, const char *name)
         cni_del(kl, ns, name, run);
         if (js(run, "netns") != NULL)
             net_netns_del(&kl->c, js(run, "netns"));
+        kl_tokens_release(kl, ns, name, run);
     }
     char *dir = pods_dir(&kl->c, ns, name);
     cl_rmtree(dir);
@@ -221,7 +196,18 @@ start_pod(struct kubelet *kl, struct kl_pod *p, char *err, size_t errlen)
     json_t *run = NULL, *result = NULL, *svcs = NULL, *copy = NULL;
     int rc = -1;
 
-    teardown(kl, p->ns, p->name); /* an earlier try's leftovers, or a pod of that name before */
+    json_t *old = pods_run_info(&kl->c, p->ns, p->name);
+    const char *old_node = jsd(old, "node", kl->node);
+    if (old != NULL && strcmp(old_node, kl->node) != 0) {
+        /* A pod of that name another node ran: its kubelet removes the directory first. */
+        snprintf(err, errlen, "pods/%s_%s still holds a pod of %s", p->ns, p->name, old_node);
+        json_decref(old);
+        free(owner);
+        free(dir);
+        free(root);
+        return -1;
+    }
+    json_decref(old);
     if (cl_mkdirs(root, 0755) < 0) {
         snprintf(err, errlen, "%s: %s", root, strerror(errno));
         goto out;
@@ -231,6 +217,10 @@ start_pod(struct kubelet *kl, struct kl_pod *p, char *err, size_t errlen)
                     p->uid, "namespace", p->ns, "netns", p->netns, "node", kl->node, "nodeIndex",
                     kl->k, "hostIP", kl->node_ip, "restarts", p->restarts, "owner", owner, "labels",
                     jget(p->pod, "metadata.labels"), "ready", 0);
+    if (json_array_size(p->tokvols) > 0 && kl_tokens_mounts(kl, p, run, err, errlen) < 0) {
+        save_run(kl, p, run); /* what was made goes with the teardown */
+        goto out;
+    }
     if (save_run(kl, p, run) < 0) {
         snprintf(err, errlen, "writing %s/run.json", dir);
         goto out;
@@ -268,8 +258,10 @@ start_pod(struct kubelet *kl, struct kl_pod *p, char *err, size_t errlen)
     load_pid(p);
     rc = 0;
 out:
-    if (rc < 0)
+    if (rc < 0) {
         teardown(kl, p->ns, p->name);
+        p->tokens_ok = false; /* their files went with the directory */
+    }
     json_decref(run);
     json_decref(result);
     json_decref(svcs);
@@ -347,6 +339,8 @@ adopt(struct kubelet *kl, struct kl_pod *p)
         free(cache);
         free(nspath);
         p->phase = KP_RUNNING; /* an ended container is handled by the next tick */
+        p->tokens_ok = true;   /* the files are there; renewed at once (their age is unknown) */
+        p->tok_refresh_at = 0;
         p->running_since = loop_now_ms(kl->loop);
         ok = true;
         log_info("pod %s/%s: adopted (supervisor %d, %s)", p->ns, p->name, (int)p->pid, p->ip);
@@ -421,6 +415,11 @@ kl_pod_upsert(struct kubelet *kl, const json_t *pod)
         } else {
             p->phase = KP_CREATING;
             p->retry_at = 0;
+            /* An older pod of that name we ran (deleted while we were away) goes first. */
+            json_t *old = pods_run_info(&kl->c, ns, name);
+            if (old != NULL && strcmp(jsd(old, "node", ""), kl->node) == 0)
+                teardown(kl, ns, name);
+            json_decref(old);
         }
     } else {
         json_decref(p->pod);
@@ -734,16 +733,18 @@ tick_one(struct kubelet *kl, struct kl_pod *p)
 
     switch (p->phase) {
     case KP_CREATING:
-        if (now >= p->retry_at)
+        if (now >= p->retry_at && kl_tokens_ready(kl, p))
             try_start(kl, p);
         break;
     case KP_RUNNING:
+        kl_tokens_ready(kl, p); /* renewals */
         if (p->pid <= 0 || !proc_alive(p->pid, p->pstart))
             container_ended(kl, p);
         else
             probe(kl, p);
         break;
     case KP_BACKOFF:
+        kl_tokens_ready(kl, p);
         if (now >= p->retry_at)
             restart(kl, p);
         break;

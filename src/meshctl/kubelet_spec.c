@@ -237,15 +237,12 @@ kl_endpoints_from_api(const json_t *ep, const json_t *port)
     json_t *sub, *p, *a;
 
     /* The endpoints controller names each port as the Service does (one unnamed port: ""). */
-    json_array_foreach(json_object_get(ep, "subsets"), i, sub)
-    {
-        json_array_foreach(json_object_get(sub, "ports"), j, p)
-        {
+    json_array_foreach(json_object_get(ep, "subsets"), i, sub) {
+        json_array_foreach(json_object_get(sub, "ports"), j, p) {
             json_int_t n = json_integer_value(json_object_get(p, "port"));
             if (strcmp(jsd(p, "name", ""), want) != 0 || n <= 0 || n > 65535)
                 continue;
-            json_array_foreach(json_object_get(sub, "addresses"), k, a)
-            {
+            json_array_foreach(json_object_get(sub, "addresses"), k, a) {
                 const char *ip = js(a, "ip");
                 if (ip != NULL && strlen(ip) < 40)
                     json_array_append_new(eps, json_pack("{s:s, s:I}", "ip", ip, "port", n));
@@ -264,4 +261,74 @@ kl_micro_time(char *out, size_t outlen)
     gmtime_r(&tv.tv_sec, &tm);
     snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec);
+}
+
+/* A relative path without "..", "." or empty components. */
+static bool
+clean_rel(const char *p)
+{
+    if (p == NULL || p[0] == '\0' || p[0] == '/' || strlen(p) > 255)
+        return false;
+    for (const char *s = p; *s;) {
+        const char *e = strchr(s, '/');
+        size_t n = e != NULL ? (size_t)(e - s) : strlen(s);
+        if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+            return false;
+        s += n + (e != NULL ? 1 : 0);
+        if (e != NULL && *s == '\0')
+            return false;
+    }
+    return true;
+}
+
+json_t *
+kl_token_volumes(const json_t *pod)
+{
+    const json_t *ctr = json_array_get(jget(pod, "spec.containers"), 0);
+    json_t *out = json_array();
+    size_t i, j, k;
+    json_t *m, *v, *src;
+
+    json_array_foreach(json_object_get(ctr, "volumeMounts"), i, m) {
+        const char *vn = js(m, "name"), *mp = js(m, "mountPath");
+        if (vn == NULL || mp == NULL || mp[0] != '/' || strlen(mp) > 255 ||
+            (mp[1] != '\0' && !clean_rel(mp + 1)) || strchr(vn, '/') != NULL || vn[0] == '.')
+            continue;
+        json_array_foreach(jget(pod, "spec.volumes"), j, v) {
+            if (strcmp(jsd(v, "name", ""), vn) != 0)
+                continue;
+            json_t *toks = json_array();
+            json_array_foreach(jget(v, "projected.sources"), k, src) {
+                const json_t *t = json_object_get(src, "serviceAccountToken");
+                const char *path = js(t, "path");
+                if (t == NULL || !clean_rel(path))
+                    continue;
+                json_t *exp = json_object_get(t, "expirationSeconds");
+                json_int_t secs = json_is_integer(exp) ? json_integer_value(exp) : 3600;
+                json_array_append_new(toks, json_pack("{s:s, s:s?, s:I}", "path", path, "audience",
+                                                      js(t, "audience"), "expirationSeconds",
+                                                      secs < 600 ? (json_int_t)600 : secs));
+            }
+            if (json_array_size(toks) > 0)
+                json_array_append_new(out, json_pack("{s:s, s:s, s:o}", "volume", vn, "mountPath",
+                                                     mp, "tokens", toks));
+            else
+                json_decref(toks);
+        }
+    }
+    return out;
+}
+
+json_t *
+kl_token_request(const json_t *pod, const json_t *tok)
+{
+    json_t *spec = json_pack("{s:I, s:{s:s, s:s, s:s, s:s}}", "expirationSeconds",
+                             json_integer_value(json_object_get(tok, "expirationSeconds")),
+                             "boundObjectRef", "kind", "Pod", "apiVersion", "v1", "name",
+                             jsd(pod, "metadata.name", ""), "uid", jsd(pod, "metadata.uid", ""));
+    /* No audience: the API server's own (its first --api-audiences). */
+    if (js(tok, "audience") != NULL)
+        json_object_set_new(spec, "audiences", json_pack("[s]", js(tok, "audience")));
+    return json_pack("{s:s, s:s, s:o}", "apiVersion", "authentication.k8s.io/v1", "kind",
+                     "TokenRequest", "spec", spec);
 }

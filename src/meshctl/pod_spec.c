@@ -27,8 +27,7 @@ service_env(const json_t *svcs, const char *ns, json_t *env)
     size_t i, j;
     json_t *r, *p;
 
-    json_array_foreach(svcs, i, r)
-    {
+    json_array_foreach(svcs, i, r) {
         const char *ip = js(r, "object.spec.clusterIP");
         const char *name = js(r, "object.metadata.name");
         if (ip == NULL || name == NULL || cl_vip_index(ip) < 0 ||
@@ -40,8 +39,7 @@ service_env(const json_t *svcs, const char *ns, json_t *env)
         char key[512], val[32];
         snprintf(key, sizeof(key), "%s_SERVICE_HOST", up);
         env_add(env, key, ip);
-        json_array_foreach(jget(r, "object.spec.ports"), j, p)
-        {
+        json_array_foreach(jget(r, "object.spec.ports"), j, p) {
             snprintf(val, sizeof(val), "%lld",
                      (long long)json_integer_value(json_object_get(p, "port")));
             if (j == 0) {
@@ -106,8 +104,7 @@ pod_spec(const json_t *pod, const json_t *svcs, const char *bindir, const char *
     env_add(env, "POD_NAMESPACE", ns);
     free(path);
     service_env(svcs, ns, env);
-    json_array_foreach(json_object_get(ctr, "env"), i, v)
-    {
+    json_array_foreach(json_object_get(ctr, "env"), i, v) {
         const char *k = js(v, "name");
         const char *val = js(v, "value");
         const char *ref = js(v, "valueFrom.fieldRef.fieldPath");
@@ -128,8 +125,7 @@ pod_spec(const json_t *pod, const json_t *svcs, const char *bindir, const char *
     }
     static const char *const parts[] = {"command", "args"};
     for (size_t p = 0; p < ARRAY_LEN(parts); p++)
-        json_array_foreach(json_object_get(ctr, parts[p]), i, v)
-        {
+        json_array_foreach(json_object_get(ctr, parts[p]), i, v) {
             char *x = cl_expand(json_is_string(v) ? json_string_value(v) : "", env);
             json_array_append_new(argv, json_string(x));
             free(x);

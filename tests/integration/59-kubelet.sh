@@ -8,6 +8,8 @@
 #   in each node: mesh-cni --kubeconfig --plugin-socket nodes/node-K/cni/plugin.sock and
 #   meshctl __kubelet --node node-K (MESH_CLUSTER_DIR private to this test).
 #
+# The kubelets authenticate as system:node:node-K (group system:nodes, client certificates),
+# bound to the ClusterRoles system:node and system:node-proxier, as install --kubernetes does.
 # Checks: the Nodes register Ready (podCIDR, InternalIP), hold their Leases and stay Ready
 # past the lifecycle controller's grace (40 s); a Deployment of 2 replicas gets Running/Ready
 # through kubectl with IPs of the CNI chain (ptp + host-local + amesh-cni, its conflist and
@@ -40,6 +42,11 @@ kl_teardown() { # supervisors, pod namespaces and /etc/netns files the kubelets 
         [ -f "$f" ] || continue
         p=$(cut -d' ' -f1 "$f")
         kill -KILL -- "-$p" 2>/dev/null || true
+    done
+    for f in "$C"/pods/*/run.json; do # mount points the kubelets made, deepest first
+        [ -f "$f" ] || continue
+        $PY -c 'import json,sys; [print(d) for d in json.load(open(sys.argv[1])).get("mountDirs", [])]' "$f" |
+            while read -r d; do rmdir "$d" 2>/dev/null || true; done
     done
     for f in "$C"/netns.d/*; do
         [ -f "$f" ] || continue
@@ -93,10 +100,24 @@ done
 
 kube_up "$P-cp" "$K"
 kube_up_controllers "$P-cp" "$K"
+# The kubelets' identity as install gives it: user system:node:NAME in group system:nodes,
+# bound to system:node and system:node-proxier (RBAC here; install adds the Node authorizer).
+kc create clusterrolebinding amesh-test-nodes --clusterrole=system:node --group=system:nodes >/dev/null
+kc create clusterrolebinding amesh-test-node-proxier --clusterrole=system:node-proxier \
+    --group=system:nodes >/dev/null
 
 start_node() { # k: mesh-cni (once) and the kubelet of node-k
     local k=$1 d=$C/nodes/node-$1
-    cp "$K/kubeconfig" "$d/kubelet.kubeconfig"
+    local u=system:node:node-$k
+    [ -f "$K/pki/$u.crt" ] || kube_client_cert "$K" "$u" system:nodes
+    cat >"$d/kubelet.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://198.18.0.2:6443", certificate-authority: "$K/pki/ca.crt"}}]
+users: [{name: $u, user: {client-certificate: "$K/pki/$u.crt", client-key: "$K/pki/$u.key"}}]
+contexts: [{name: c, context: {cluster: c, user: $u}}]
+current-context: c
+EOF
     if [ ! -S "$d/cni/plugin.sock" ]; then
         start_bg "$d/mesh-cni.log" ip netns exec "$P-node-$k" "$BIN/mesh-cni" --node "node-$k" \
             --kubeconfig "$K/kubeconfig" --zds-socket "$d/zds.sock" \
@@ -209,6 +230,51 @@ WAIT_SECS=30 wait_for vip_ok || true
 check "curl http://$VIP/hello (the Service VIP) from the curl pod" vip_ok
 check "curl http://echo/hello (the name, /etc/netns hosts)" name_ok
 check "meshctl logs deploy/echo shows the server's log" bash -c "'$BIN/meshctl' logs -n demo deploy/echo | grep -q ."
+
+# ---- 3a. one bare pod: create -> Ready (kubectl create, then kubectl wait) ------------------------
+T0=$(now_ms)
+kc -n demo run bare --image=none --restart=Never --command -- sleep infinity >/dev/null
+kc -n demo wait --for=condition=Ready pod/bare --timeout=60s >/dev/null || true
+T1=$(now_ms)
+check "a bare pod gets Ready" test "$(kc -n demo get pod bare -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True
+say "create -> Ready of one pod (kubectl create + wait): $((T1 - T0)) ms"
+kc -n demo delete pod bare --wait=true --timeout=60s --grace-period=1 >/dev/null
+
+# ---- 3b. a projected service-account token (audience istio-ca) at its mountPath -----------------
+TOKDIR_EXISTED=0
+[ -e /run/secrets/tokens ] && TOKDIR_EXISTED=1
+kc apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: tok, namespace: demo}
+spec:
+  serviceAccountName: default
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: none
+    command: ["sh", "-c", "cat /var/run/secrets/tokens/istio-token > seen; exec sleep infinity"]
+    volumeMounts: [{name: istio-token, mountPath: /var/run/secrets/tokens}]
+  volumes:
+  - name: istio-token
+    projected:
+      sources: [{serviceAccountToken: {audience: istio-ca, expirationSeconds: 43200, path: istio-token}}]
+YAML
+tok_ready() { [ "$(kc -n demo get pod tok -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ] && [ -s "$C/pods/demo_tok/root/seen" ]; }
+WAIT_SECS=60 wait_for tok_ready || true
+check "the token pod runs and read its file" tok_ready
+claims() { $PY -c '
+import base64, json, sys
+p = open(sys.argv[1]).read().strip().split(".")[1]
+c = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+print(",".join(c["aud"]), c["sub"], c["kubernetes.io"]["pod"]["name"])' "$C/pods/demo_tok/root/seen"; }
+check "the token: audience istio-ca, the pod's service account, bound to the pod" test \
+    "$(claims 2>/dev/null)" = "istio-ca system:serviceaccount:demo:default tok"
+check "the token is the pod's alone (not on the host's /var/run/secrets/tokens)" \
+    test ! -e /run/secrets/tokens/istio-token
+kc -n demo delete pod tok --wait=true --timeout=60s >/dev/null
+tok_gone() { [ ! -e "$C/pods/demo_tok" ] && { [ "$TOKDIR_EXISTED" = 1 ] || [ ! -e /run/secrets/tokens ]; }; }
+check "the token pod's files and mount point are gone with it" tok_gone
 
 # ---- 4. delete a pod: replaced, nothing left behind ---------------------------------------------------
 VICTIM=$(kc -n demo get pods -l app=echo -o jsonpath='{.items[0].metadata.name}')

@@ -152,8 +152,7 @@ env_of(const json_t *run, const char *key)
 {
     size_t i, n = strlen(key);
     json_t *v;
-    json_array_foreach(json_object_get(run, "env"), i, v)
-    {
+    json_array_foreach(json_object_get(run, "env"), i, v) {
         const char *s = json_string_value(v);
         if (strncmp(s, key, n) == 0 && s[n] == '=')
             return s + n + 1;
@@ -307,8 +306,7 @@ test_node_status(void **state)
     size_t i;
     json_t *c;
     bool ready = false;
-    json_array_foreach(json_object_get(st, "conditions"), i, c)
-    {
+    json_array_foreach(json_object_get(st, "conditions"), i, c) {
         if (strcmp(js(c, "type"), "Ready") == 0) {
             ready = strcmp(js(c, "status"), "True") == 0 &&
                     strcmp(js(c, "lastHeartbeatTime"), "2026-01-01T00:01:00Z") == 0 &&
@@ -354,6 +352,55 @@ test_api_endpoints(void **state)
     json_decref(ep);
 }
 
+static void
+test_token_volumes(void **state)
+{
+    (void)state;
+    json_t *pod =
+        parse("{\"metadata\":{\"name\":\"wp-1\",\"namespace\":\"demo\",\"uid\":\"u9\"},"
+              "\"spec\":{\"containers\":[{\"name\":\"c\",\"volumeMounts\":["
+              "{\"name\":\"istio-token\",\"mountPath\":\"/var/run/secrets/tokens\"},"
+              "{\"name\":\"cfg\",\"mountPath\":\"/etc/cfg\"},"
+              "{\"name\":\"evil\",\"mountPath\":\"/var/../etc\"}]}],"
+              "\"volumes\":[{\"name\":\"istio-token\",\"projected\":{\"sources\":["
+              "{\"serviceAccountToken\":{\"audience\":\"istio-ca\",\"expirationSeconds\":43200,"
+              "\"path\":\"istio-token\"}},"
+              "{\"serviceAccountToken\":{\"path\":\"api/token\",\"expirationSeconds\":60}},"
+              "{\"serviceAccountToken\":{\"path\":\"../escape\"}},"
+              "{\"configMap\":{\"name\":\"x\"}}]}},"
+              "{\"name\":\"cfg\",\"configMap\":{\"name\":\"x\"}},"
+              "{\"name\":\"evil\",\"projected\":{\"sources\":[{\"serviceAccountToken\":"
+              "{\"path\":\"t\"}}]}}]}}");
+    json_t *v = kl_token_volumes(pod);
+    assert_int_equal(json_array_size(v), 1); /* cfg has no token, evil's mountPath has ".." */
+    json_t *tv = json_array_get(v, 0);
+    assert_string_equal(js(tv, "volume"), "istio-token");
+    assert_string_equal(js(tv, "mountPath"), "/var/run/secrets/tokens");
+    json_t *toks = json_object_get(tv, "tokens");
+    assert_int_equal(json_array_size(toks), 2); /* ../escape skipped */
+    json_t *t0 = json_array_get(toks, 0), *t1 = json_array_get(toks, 1);
+    assert_string_equal(js(t0, "audience"), "istio-ca");
+    assert_int_equal(json_integer_value(json_object_get(t0, "expirationSeconds")), 43200);
+    assert_string_equal(js(t1, "path"), "api/token");
+    assert_null(js(t1, "audience"));
+    assert_int_equal(json_integer_value(json_object_get(t1, "expirationSeconds")), 600);
+
+    json_t *req = kl_token_request(pod, t0);
+    assert_string_equal(js(req, "kind"), "TokenRequest");
+    assert_string_equal(js(req, "apiVersion"), "authentication.k8s.io/v1");
+    assert_string_equal(json_string_value(json_array_get(jget(req, "spec.audiences"), 0)),
+                        "istio-ca");
+    assert_string_equal(js(req, "spec.boundObjectRef.kind"), "Pod");
+    assert_string_equal(js(req, "spec.boundObjectRef.name"), "wp-1");
+    assert_string_equal(js(req, "spec.boundObjectRef.uid"), "u9");
+    json_decref(req);
+    req = kl_token_request(pod, t1);
+    assert_null(jget(req, "spec.audiences")); /* the API server's own */
+    json_decref(req);
+    json_decref(v);
+    json_decref(pod);
+}
+
 int
 main(void)
 {
@@ -362,7 +409,7 @@ main(void)
         cmocka_unit_test(test_cni_env_args),  cmocka_unit_test(test_plugin_conf),
         cmocka_unit_test(test_result_ip),     cmocka_unit_test(test_pod_spec),
         cmocka_unit_test(test_status_patch),  cmocka_unit_test(test_node_status),
-        cmocka_unit_test(test_api_endpoints),
+        cmocka_unit_test(test_api_endpoints), cmocka_unit_test(test_token_volumes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
