@@ -68,16 +68,10 @@ mesh(struct kinst *k)
     char *meshd = xasprintf("%s/meshd", c->bindir);
     char *log = cl_path(c, "meshd.log");
     char *kc = xasprintf("%s/meshd.kubeconfig", k->kube);
-    const char *margv[] = {meshd,
-                           "--kubeconfig",
-                           kc,
-                           "--state-dir",
-                           state,
-                           "--listen",
-                           CLUSTER_MESHD_XDS,
-                           "--monitoring",
-                           CLUSTER_MONITORING,
-                           NULL};
+    const char *margv[] = {meshd, "--kubeconfig", kc, "--state-dir", state, "--listen",
+                           CLUSTER_MESHD_XDS, "--monitoring", CLUSTER_MONITORING,
+                           /* no istiod Service here: waypoints dial meshd's own address */
+                           "--waypoint-xds-address", CLUSTER_MESHD_XDS, NULL};
     pid_t pid = kc_start_in_cp(k, "meshd", log, margv);
     free(meshd);
     free(kc);

@@ -48,7 +48,8 @@ int
 wp_reconcile(struct cluster *c, const json_t *gw, char *err, size_t errlen)
 {
     const char *ns = jsd(gw, "metadata.namespace", ""), *name = jsd(gw, "metadata.name", "");
-    const struct wp_env env = {.cluster_dir = c->dir, .xds_address = CLUSTER_MESHD_XDS};
+    const struct wp_env env = {
+        .creds = WP_CREDS_LOCAL, .cluster_dir = c->dir, .xds_address = CLUSTER_MESHD_XDS};
     size_t i;
     json_t *o;
     int rc = 0;
@@ -96,7 +97,8 @@ wp_programmed(const struct cluster *c, const json_t *gw, char *reason, size_t re
     const char *ns = jsd(gw, "metadata.namespace", "");
     const char *dname = wp_deployment_name(gw);
     json_t *pods = rec_list(c, kind_by_name("Pod"), ns);
-    int total = 0, ready = 0;
+    /* The local cluster reconciles the Service with the Deployment: it is there. */
+    struct wp_facts f = {.service = true, .deployment = true};
     size_t i;
     json_t *r;
 
@@ -109,20 +111,11 @@ wp_programmed(const struct cluster *c, const json_t *gw, char *reason, size_t re
         if (owner != NULL && strcmp(owner, dname) == 0) {
             bool ok;
             pods_status(c, ns, pn, &ok);
-            total++;
-            ready += ok;
+            f.replicas++;
+            f.ready += ok;
         }
         json_decref(run);
     }
     json_decref(pods);
-    if (ready > 0) {
-        snprintf(reason, reasonlen, "Programmed");
-        snprintf(msg, msglen, "Resource programmed, assigned to service(s) %s.%s.svc.cluster.local:%d",
-                 dname, ns, WP_HBONE_PORT);
-        return true;
-    }
-    snprintf(reason, reasonlen, "Pending");
-    snprintf(msg, msglen, "Waiting for a ready replica of deployment %s/%s (%d/%d ready)", ns,
-             dname, ready, total);
-    return false;
+    return wp_condition_programmed(gw, &f, reason, reasonlen, msg, msglen);
 }

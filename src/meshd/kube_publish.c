@@ -418,8 +418,8 @@ on_event_done(void *arg, int status, const json_t *body)
     log_warn_rl(&rl, "posting an Event: %s %d", status < 0 ? "error" : "HTTP", status);
 }
 
-static void
-rfc3339_now(char *buf, size_t len)
+void
+kube_rfc3339_now(char *buf, size_t len)
 {
     time_t t = time(NULL);
     struct tm tm;
@@ -449,7 +449,7 @@ post_event(struct meshd_kube *k, json_t *involved, const char *msg)
         ns = "default"; /* where Events about cluster-scoped objects go */
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", ns);
     snprintf(gen, sizeof(gen), "%.240s.", name ? name : "object");
-    rfc3339_now(now, sizeof(now));
+    kube_rfc3339_now(now, sizeof(now));
     if (gethostname(host, sizeof(host) - 1) < 0)
         snprintf(host, sizeof(host), "meshd");
     json_t *ev = json_pack("{s:s, s:s, s:{s:s, s:s}, s:O, s:s, s:s#, s:s, s:{s:s, s:s}, s:s, "

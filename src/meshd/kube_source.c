@@ -80,6 +80,8 @@ changed(struct meshd_kube *k, const struct kube_kind *kw)
         config_kick(k->d->config);
     if (kw->store_kind == K8S_NAMESPACE)
         kube_cm_schedule(k, KUBE_CM_SETTLE_MS);
+    if (kw->store_kind != K8S_NAMESPACE && kw->store_kind != K8S_POD)
+        kube_wp_changed(k); /* Gateways, their Services and accounts, routes, the class */
 }
 
 static void
@@ -153,6 +155,7 @@ on_synced(void *arg, const struct kube_resource *r, bool served)
                  (unsigned long long)(clock_mono_ms() - k->start_ms));
         k->gate_open = true;
         config_open_gate(k->d->config);
+        kube_wp_changed(k);
     } else if (k->gate_open) {
         config_kick(k->d->config);
     }
@@ -182,7 +185,7 @@ meshd_kube_start(struct meshd *d, char *err, size_t errlen)
     k->n_kinds = ARRAY_LEN(kinds_table);
     k->kinds = xcalloc(k->n_kinds, sizeof(*k->kinds));
     memcpy(k->kinds, kinds_table, sizeof(kinds_table));
-    if (kube_publish_start(k, err, errlen) < 0) {
+    if (kube_publish_start(k, err, errlen) < 0 || kube_wp_start(k, err, errlen) < 0) {
         meshd_kube_stop(d);
         return -1;
     }
@@ -240,6 +243,7 @@ meshd_kube_metrics(const struct meshd *d, FILE *f)
             (unsigned long long)k->cm_updates);
     fprintf(f, "meshd_kube_root_configmap_writes_total{result=\"failed\"} %llu\n",
             (unsigned long long)k->cm_failures);
+    kube_wp_metrics(k, f);
 }
 
 void
@@ -255,6 +259,7 @@ meshd_kube_stop(struct meshd *d)
                 kube_reflector_stop(k->kinds[i].rf_fb);
         }
         kube_publish_stop(k);
+        kube_wp_stop(k);
         live = NULL;
     }
     kube_client_free(d->kube);

@@ -1,7 +1,7 @@
 /*
  * kube_source.h - what kube_source.c (reflectors into the store, the synced
- * gate) and kube_publish.c (istio-ca-root-cert ConfigMaps, Warning Events)
- * share. Everything runs on meshd's loop.
+ * gate), kube_publish.c (istio-ca-root-cert ConfigMaps, Warning Events) and
+ * kube_waypoint.c (waypoint Deployments, Gateway status) share. Everything runs on meshd's loop.
  */
 #ifndef MESH_MESHD_KUBE_SOURCE_H
 #define MESH_MESHD_KUBE_SOURCE_H
@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -77,6 +78,9 @@ struct meshd_kube {
     size_t n_rep;
     struct log_ratelimit event_rl;
     uint64_t events_sent, events_dropped, events_failed;
+
+    /* Waypoints (kube_waypoint.c) */
+    struct kube_wp *wp;
 };
 
 /* kube_source.c */
@@ -92,5 +96,14 @@ void kube_cm_schedule(struct meshd_kube *k, uint64_t delay_ms);
 void kube_report_refused(struct meshd_kube *k, const char *file, const json_t *obj);
 void kube_report_clear(struct meshd_kube *k, const char *file, bool removed);
 void kube_report_free(struct meshd_kube *k);
+/* The current time as RFC 3339 (UTC, seconds), as Events and conditions carry it. */
+void kube_rfc3339_now(char *buf, size_t len);
+
+/* kube_waypoint.c */
+int kube_wp_start(struct meshd_kube *k, char *err, size_t errlen);
+void kube_wp_stop(struct meshd_kube *k);
+/* Something a waypoint pass reads changed (or the gate opened): a pass soon. */
+void kube_wp_changed(struct meshd_kube *k);
+void kube_wp_metrics(const struct meshd_kube *k, FILE *f);
 
 #endif

@@ -54,6 +54,10 @@ struct meshd_opts {
     /* Kubernetes accounts that may obtain identities of pods on their node
      * (--ca-trusted-node-accounts, istiod's CA_TRUSTED_NODE_ACCOUNTS). */
     struct kubeauth_accounts trusted_node_accounts;
+    /* Waypoint Deployments on Kubernetes: the address and image they get (NULL: the istiod
+     * Service's cluster IP:15012; amesh/waypoint:dev). */
+    const char *waypoint_xds;
+    const char *waypoint_image;
 };
 
 /* Counters for /metrics; names follow istiod's where it has one. */
@@ -179,6 +183,8 @@ void meshd_kube_stop(struct meshd *d);
 void meshd_kube_report(struct meshd *d, const char *file, const char *msg);
 /* The Kubernetes source's metrics (nothing without it), in Prometheus' text format. */
 void meshd_kube_metrics(const struct meshd *d, FILE *f);
+/* /debug/waypoints: the waypoint Gateways meshd deploys and their state (malloc'd text). */
+char *meshd_kube_waypoints_text(const struct meshd *d);
 
 /* monitor.c */
 int monitor_start(struct meshd *d, char *err, size_t errlen);

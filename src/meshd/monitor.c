@@ -183,6 +183,9 @@ on_request(void *arg, const struct http1_req *req, struct admin_resp *r)
     } else if (strcmp(req->path, "/debug/config_errors") == 0) {
         r->status = 200;
         r->body = config_errors_text(d->config);
+    } else if (strcmp(req->path, "/debug/waypoints") == 0) {
+        r->status = 200;
+        r->body = meshd_kube_waypoints_text(d);
     }
 }
 

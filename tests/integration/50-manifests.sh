@@ -139,6 +139,12 @@ all() { # yes|no serviceaccount verb flags -- resource...
     for r in "$@"; do may "$want" "$sa" "$verb" "$r" $flag || rc=1; done
     return $rc
 }
+always() { # serviceaccount "verb resource"...: each of them allowed
+    local sa=$1 v rc=0
+    shift
+    for v in "$@"; do may yes "$sa" $v -n demo || rc=1; done
+    return $rc
+}
 never() { # serviceaccount "verb resource"...: none of them allowed
     local sa=$1 v rc=0
     shift
@@ -158,9 +164,16 @@ check "meshd may create configmaps (istio-ca-root-cert) in any namespace" may ye
 check "meshd may update configmaps in any namespace" may yes meshd update configmaps -n demo
 check "meshd may create events" may yes meshd create events -n demo
 check "meshd may patch events" may yes meshd patch events -n demo
-check "meshd may update gateways/status" may yes meshd update gateways.gateway.networking.k8s.io --subresource=status -n demo
+check "meshd may patch gateways/status" may yes meshd patch gateways.gateway.networking.k8s.io --subresource=status -n demo
+check "meshd may patch gatewayclasses/status" may yes meshd patch gatewayclasses.gateway.networking.k8s.io --subresource=status
+check "meshd may create, patch and delete what a waypoint Gateway deploys" always meshd \
+    "create deployments.apps" "patch deployments.apps" "delete deployments.apps" \
+    "watch deployments.apps" "create services" "patch services" "delete services" \
+    "create serviceaccounts" "patch serviceaccounts" "delete serviceaccounts"
 check "meshd may not delete or create pods, read secrets, or update gateways themselves" \
-    never meshd "delete pods" "create pods" "get secrets" "update gateways.gateway.networking.k8s.io"
+    never meshd "delete pods" "create pods" "get secrets" "update gateways.gateway.networking.k8s.io" \
+    "update gateways.gateway.networking.k8s.io --subresource=status" "update deployments.apps" \
+    "create daemonsets.apps" "delete namespaces"
 check "ztunnel may not even list pods (it needs no API access)" may no ztunnel list pods -A
 check "mesh-cni may watch pods, nodes and namespaces" all yes mesh-cni watch -A -- pods nodes namespaces
 check "mesh-cni may patch pods/status" may yes mesh-cni patch pods --subresource=status -n demo

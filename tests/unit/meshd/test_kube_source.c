@@ -6,8 +6,10 @@
  * built or served until every kind listed once; a version not served falls
  * back), that a 5,000-object relist arriving page by page makes one
  * snapshot, that an unchanged relist makes none, Warning Events on a refused
- * object (one per resourceVersion, the last good version served), and the
- * istio-ca-root-cert ConfigMaps (created, updated, created again).
+ * object (one per resourceVersion, the last good version served), the
+ * istio-ca-root-cert ConfigMaps (created, updated, created again) and the
+ * waypoint controller (objects created, patched back, deleted; status
+ * patched once per change, never for its own update, retried after a backoff).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -532,6 +534,145 @@ test_root_configmap(void **state)
     free(root);
 }
 
+/* ---- waypoints (kube_waypoint.c) ---- */
+
+static void
+answer_body(struct kube_request *r, int status, const json_t *body)
+{
+    assert_false(r->done);
+    r->done = true;
+    r->cb(r->arg, status, body);
+}
+
+static const char gw_wp[] =
+    "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"Gateway\",\"metadata\":"
+    "{\"name\":\"wp\",\"namespace\":\"demo\",\"uid\":\"uid-wp\",\"generation\":1,"
+    "\"resourceVersion\":\"20\"},\"spec\":{\"gatewayClassName\":\"istio-waypoint\","
+    "\"listeners\":[{\"name\":\"mesh\",\"port\":15008,\"protocol\":\"HBONE\"}]}}";
+
+static size_t
+count_status_patches(void)
+{
+    return count_reqs("PATCH",
+                      "/apis/gateway.networking.k8s.io/v1/namespaces/demo/gateways/wp/status");
+}
+
+/* Runs the loop until |n| |method| requests of |path| were sent, for at most |max_ms| (a loaded
+ * machine may take longer than the 100 ms settle time; absence is checked with fixed waits). */
+static void
+await_reqs(const char *method, const char *path, size_t n, unsigned max_ms)
+{
+    for (unsigned t = 0; t < max_ms && count_reqs(method, path) < n; t += 20)
+        unit_run_for(d.loop, 20);
+}
+
+/*
+ * A waypoint Gateway: its three objects are created (as a Deployment the watch shows next),
+ * the status is patched once, and the watch event of that patch (the Gateway with the status
+ * written) makes no other; a failed patch is tried again after a backoff, not at once; the
+ * Gateway's removal deletes the Deployment; another class gets nothing.
+ */
+static void
+test_waypoint(void **state)
+{
+    (void)state;
+    struct kube_reflector *deps = rf_of("apps/v1", "Deployment");
+
+    upsert("v1", "Namespace", ns_demo);
+    upsert("v1", "Service",
+           "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"istiod\","
+           "\"namespace\":\"istio-system\",\"uid\":\"u-istiod\"},\"spec\":{\"clusterIP\":"
+           "\"198.19.0.10\",\"ports\":[{\"name\":\"grpc\",\"port\":15012}]}}");
+    upsert("gateway.networking.k8s.io/v1", "Gateway", gw_wp);
+    upsert("gateway.networking.k8s.io/v1", "Gateway",
+           "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"Gateway\",\"metadata\":"
+           "{\"name\":\"ingress\",\"namespace\":\"demo\",\"uid\":\"uid-in\"},\"spec\":"
+           "{\"gatewayClassName\":\"other\",\"listeners\":[{\"name\":\"http\",\"port\":80,"
+           "\"protocol\":\"HTTP\"}]}}");
+    list_all_but_policies();
+    synced("security.istio.io/v1", "AuthorizationPolicy", true);
+    settle();
+    assert_int_equal(count_reqs("POST", "/deployments"), 0); /* Deployments not listed yet */
+    deps->sink->synced(deps->arg, deps->r, true);
+    settle();
+    assert_int_equal(count_reqs("POST", "/api/v1/namespaces/demo/serviceaccounts"), 1);
+    assert_int_equal(count_reqs("POST", "/api/v1/namespaces/demo/services"), 1);
+    struct kube_request *dep = last_req("POST", "/apis/apps/v1/namespaces/demo/deployments");
+    assert_non_null(dep);
+    assert_int_equal(count_reqs("POST", "/deployments"), 1); /* nothing for class other */
+    const json_t *tspec =
+        json_object_get(json_object_get(json_object_get(dep->body, "spec"), "template"), "spec");
+    const json_t *args =
+        json_object_get(json_array_get(json_object_get(tspec, "containers"), 0), "args");
+    assert_string_equal(json_string_value(json_array_get(args, 1)), "198.19.0.10:15012");
+    answer_body(dep, 201, dep->body);
+    /* Status: once, Programmed False (no ready replica). */
+    assert_int_equal(count_status_patches(), 1);
+    struct kube_request *st = last_req("PATCH", "/gateways/wp/status");
+    json_t *status = json_deep_copy(json_object_get(st->body, "status"));
+    assert_string_equal(
+        jstr(json_array_get(json_object_get(status, "conditions"), 1), "status", NULL), "False");
+    settle();
+    assert_int_equal(count_status_patches(), 1); /* one in flight at a time */
+    answer_body(st, 200, NULL);
+
+    /* The watch shows the Deployment and the Gateway with its status: nothing to write. */
+    deps->sink->upsert(deps->arg, deps->r, dep->body);
+    json_t *gw = json_loads(gw_wp, 0, NULL);
+    json_object_set(gw, "status", status);
+    struct kube_reflector *gwr = rf_of("gateway.networking.k8s.io/v1", "Gateway");
+    gwr->sink->upsert(gwr->arg, gwr->r, gw);
+    unit_run_for(d.loop, 1500);
+    assert_int_equal(count_status_patches(), 1);
+    assert_int_equal(count_reqs("PATCH", "/deployments"), 0);
+
+    /* Its Service as the watch shows it, and a ready replica: one patch (Programmed True);
+     * it fails, and is tried again later. */
+    upsert("v1", "Service",
+           "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"wp\","
+           "\"namespace\":\"demo\",\"uid\":\"u-wp\",\"labels\":{"
+           "\"gateway.networking.k8s.io/gateway-class-name\":\"istio-waypoint\"},"
+           "\"ownerReferences\":[{\"kind\":\"Gateway\",\"name\":\"wp\"}]},\"spec\":{"
+           "\"clusterIP\":\"198.19.0.11\",\"ports\":[{\"name\":\"mesh\",\"port\":15008}]}}");
+    json_t *ready = json_deep_copy(dep->body);
+    json_object_set_new(ready, "status",
+                        json_pack("{s:i, s:i}", "replicas", 1, "readyReplicas", 1));
+    deps->sink->upsert(deps->arg, deps->r, ready);
+    await_reqs("PATCH", "/gateways/wp/status", 2, 3000);
+    assert_int_equal(count_status_patches(), 2);
+    answer_body(last_req("PATCH", "/gateways/wp/status"), 500, NULL);
+    unit_run_for(d.loop, 300);
+    assert_int_equal(count_status_patches(), 2); /* backing off */
+    await_reqs("PATCH", "/gateways/wp/status", 3, 3000);
+    assert_int_equal(count_status_patches(), 3);
+    st = last_req("PATCH", "/gateways/wp/status");
+    assert_string_equal(
+        jstr(json_array_get(json_object_get(json_object_get(st->body, "status"), "conditions"), 1),
+             "status", NULL),
+        "True");
+    answer_body(st, 200, NULL);
+
+    /* A user scales the Deployment: patched back. */
+    json_t *scaled = json_deep_copy(ready);
+    json_object_set_new(json_object_get(scaled, "spec"), "replicas", json_integer(3));
+    deps->sink->upsert(deps->arg, deps->r, scaled);
+    await_reqs("PATCH", "/apis/apps/v1/namespaces/demo/deployments/wp", 1, 3000);
+    struct kube_request *back = last_req("PATCH", "/apis/apps/v1/namespaces/demo/deployments/wp");
+    assert_non_null(back);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(back->body, "spec"), "replicas")), 1);
+    answer_body(back, 200, NULL);
+
+    /* The Gateway goes: its Deployment is deleted. */
+    gwr->sink->remove(gwr->arg, gwr->r, gw);
+    await_reqs("DELETE", "/apis/apps/v1/namespaces/demo/deployments/wp", 1, 3000);
+    assert_non_null(last_req("DELETE", "/apis/apps/v1/namespaces/demo/deployments/wp"));
+    json_decref(scaled);
+    json_decref(ready);
+    json_decref(gw);
+    json_decref(status);
+}
+
 int
 main(void)
 {
@@ -540,6 +681,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_relist_one_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_object_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_root_configmap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waypoint, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
