@@ -161,6 +161,7 @@ struct kl_pod {
     size_t tok_next; /* the next token to request in this round */
     uint64_t tok_retry_at, tok_refresh_at;
     struct kube_request *tok_req;
+    struct kl_probe *probe; /* a readiness probe in flight */
 };
 
 struct kubelet {
@@ -194,6 +195,19 @@ void kl_pods_tick(struct kubelet *kl);
 /* Services or endpoints changed: every local pod's /etc/netns files. */
 void kl_pods_sync_dns(struct kubelet *kl);
 void kl_pods_free(struct kubelet *kl);
+
+/* ---- kubelet_probe.c ---- */
+
+struct kl_probe;
+typedef void kl_probe_fn(void *arg, bool ok);
+/*
+ * Probes |ip|:|port| from the loop: a TCP connect (|path| NULL) or an HTTP GET
+ * of |path| answered 200-399, within |timeout_ms|. |cb| runs once, unless the
+ * probe is cancelled first. NULL when it cannot start (bad port or path).
+ */
+struct kl_probe *kl_probe_start(struct loop *l, const char *ip, int port, const char *path,
+                                unsigned timeout_ms, kl_probe_fn *cb, void *arg);
+void kl_probe_cancel(struct kl_probe *pr); /* NULL is fine */
 
 /* ---- kubelet_token.c ---- */
 

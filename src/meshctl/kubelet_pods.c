@@ -78,6 +78,7 @@ pod_free(struct kl_pod *p)
         kube_request_cancel(p->del_req);
     if (p->tok_req != NULL)
         kube_request_cancel(p->tok_req);
+    kl_probe_cancel(p->probe);
     json_decref(p->tokvols);
     json_decref(p->pod);
     free(p->ns);
@@ -365,6 +366,8 @@ begin_stop(struct kubelet *kl, struct kl_pod *p, long long grace)
     else
         p->pid = 0;
     p->phase = KP_STOPPING;
+    kl_probe_cancel(p->probe);
+    p->probe = NULL;
     log_info("pod %s/%s: stopping (grace %lld s)", p->ns, p->name, grace);
 }
 
@@ -475,30 +478,6 @@ kl_pods_synced(struct kubelet *kl)
 
 /* ---- each tick ---- */
 
-/* A TCP connect to |ip|:|port| within 1 s. */
-static bool
-tcp_ok(const char *ip, int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
-        return false;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    bool ok = false;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        ok = true;
-    } else if (errno == EINPROGRESS) {
-        struct pollfd pf = {.fd = fd, .events = POLLOUT};
-        int e = 0;
-        socklen_t el = sizeof(e);
-        ok =
-            poll(&pf, 1, 1000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0;
-    }
-    close(fd);
-    return ok;
-}
-
 /* A probe's port: a number, or the name of one of the container's ports; -1 if none. */
 static int
 probe_port(const json_t *ctr, const json_t *port)
@@ -508,60 +487,81 @@ probe_port(const json_t *ctr, const json_t *port)
     const char *pn = json_string_value(port);
     size_t i;
     json_t *q;
-    json_array_foreach(json_object_get(ctr, "ports"), i,
-                       q) if (pn != NULL && strcmp(jsd(q, "name", ""), pn) == 0) return (int)
-        json_integer_value(json_object_get(q, "containerPort"));
+    json_array_foreach(json_object_get(ctr, "ports"), i, q) {
+        if (pn != NULL && strcmp(jsd(q, "name", ""), pn) == 0)
+            return (int)json_integer_value(json_object_get(q, "containerPort"));
+    }
     return -1;
 }
 
 static void
+set_ready(struct kubelet *kl, struct kl_pod *p, bool ready)
+{
+    if (p->ready == ready)
+        return;
+    p->ready = ready;
+    now_rfc(p->ready_since);
+    json_t *run = pods_run_info(&kl->c, p->ns, p->name);
+    if (run != NULL) { /* meshctl exec deploy/NAME picks a ready pod */
+        json_object_set_new(run, "ready", json_boolean(ready));
+        save_run(kl, p, run);
+        json_decref(run);
+    }
+}
+
+static const json_t *
+readiness_probe(const struct kl_pod *p)
+{
+    return json_object_get(json_array_get(jget(p->pod, "spec.containers"), 0), "readinessProbe");
+}
+
+static void
+probe_done(void *arg, bool ok)
+{
+    struct kl_pod *p = arg;
+    struct kubelet *kl = p->kl;
+    const json_t *rp = readiness_probe(p);
+    json_int_t period = json_integer_value(json_object_get(rp, "periodSeconds"));
+    json_int_t fails = json_integer_value(json_object_get(rp, "failureThreshold"));
+
+    p->probe = NULL;
+    p->probe_fails = ok ? 0 : p->probe_fails + 1;
+    if (ok)
+        set_ready(kl, p, true);
+    else if (p->probe_fails >= (fails > 0 ? fails : 3))
+        set_ready(kl, p, false);
+    /* Until the first success a short period, so Ready follows the app closely. */
+    uint64_t ms = (uint64_t)(period > 0 ? period : 10) * 1000;
+    p->probe_at = loop_now_ms(kl->loop) + (p->ready ? ms : KL_MIN(ms, 1000));
+}
+
+/* Readiness: the probe's (httpGet, tcpSocket), run from the loop (kubelet_probe.c), or started. */
+static void
 probe(struct kubelet *kl, struct kl_pod *p)
 {
     const json_t *ctr = json_array_get(jget(p->pod, "spec.containers"), 0);
-    const json_t *rp = json_object_get(ctr, "readinessProbe");
+    const json_t *rp = readiness_probe(p);
     const json_t *get = json_object_get(rp, "httpGet"), *tcp = json_object_get(rp, "tcpSocket");
     uint64_t now = loop_now_ms(kl->loop);
-    bool was = p->ready;
 
     if (get == NULL && tcp == NULL) {
-        p->ready = true; /* no probe: ready once started */
-    } else if (now >= p->probe_at) {
-        json_int_t delay = json_integer_value(json_object_get(rp, "initialDelaySeconds"));
-        json_int_t period = json_integer_value(json_object_get(rp, "periodSeconds"));
-        json_int_t fails = json_integer_value(json_object_get(rp, "failureThreshold"));
-        if (now < p->running_since + (uint64_t)KL_MAX(delay, 0) * 1000) {
-            p->probe_at = p->running_since + (uint64_t)delay * 1000;
-            return;
-        }
-        int port = probe_port(ctr, json_object_get(get != NULL ? get : tcp, "port"));
-        bool ok = false;
-        if (port > 0 && port < 65536 && get != NULL) {
-            char hp[64], err[256], *body = NULL;
-            size_t len;
-            snprintf(hp, sizeof(hp), "%s:%d", p->ip, port);
-            ok = admin_get(hp, jsd(get, "path", "/"), 1000, &body, &len, err, sizeof(err)) == 0;
-            free(body);
-        } else if (port > 0 && port < 65536) {
-            ok = tcp_ok(p->ip, port);
-        }
-        p->probe_fails = ok ? 0 : p->probe_fails + 1;
-        if (ok)
-            p->ready = true;
-        else if (!p->ready || p->probe_fails >= (fails > 0 ? fails : 3))
-            p->ready = false;
-        /* Until the first success a short period, so Ready follows the app closely. */
-        uint64_t ms = (uint64_t)(period > 0 ? period : 10) * 1000;
-        p->probe_at = now + (p->ready ? ms : KL_MIN(ms, 1000));
+        set_ready(kl, p, true);
+        return;
     }
-    if (p->ready != was) {
-        now_rfc(p->ready_since);
-        json_t *run = pods_run_info(&kl->c, p->ns, p->name);
-        if (run != NULL) { /* meshctl exec deploy/NAME picks a ready pod */
-            json_object_set_new(run, "ready", json_boolean(p->ready));
-            save_run(kl, p, run);
-            json_decref(run);
-        }
+    if (p->probe != NULL || now < p->probe_at)
+        return;
+    json_int_t delay = json_integer_value(json_object_get(rp, "initialDelaySeconds"));
+    json_int_t timeout = json_integer_value(json_object_get(rp, "timeoutSeconds"));
+    if (now < p->running_since + (uint64_t)KL_MAX(delay, 0) * 1000) {
+        p->probe_at = p->running_since + (uint64_t)delay * 1000;
+        return;
     }
+    int port = probe_port(ctr, json_object_get(get != NULL ? get : tcp, "port"));
+    p->probe =
+        kl_probe_start(kl->loop, p->ip, port, get != NULL ? jsd(get, "path", "/") : NULL,
+                       (unsigned)(timeout > 0 ? KL_MIN(timeout, 60) : 1) * 1000, probe_done, p);
+    if (p->probe == NULL) /* a port or path no probe can use: a failure */
+        probe_done(p, false);
 }
 
 /* The supervisor ended: how, and what restartPolicy says. */
@@ -581,8 +581,9 @@ container_ended(struct kubelet *kl, struct kl_pod *p)
     p->has_last = true;
     json_decref(ex);
     p->pid = 0;
-    p->ready = false;
-    now_rfc(p->ready_since);
+    kl_probe_cancel(p->probe);
+    p->probe = NULL;
+    set_ready(kl, p, false);
 
     const char *policy = jsd(p->pod, "spec.restartPolicy", "Always");
     bool restart =

@@ -231,14 +231,35 @@ check "curl http://$VIP/hello (the Service VIP) from the curl pod" vip_ok
 check "curl http://echo/hello (the name, /etc/netns hosts)" name_ok
 check "meshctl logs deploy/echo shows the server's log" bash -c "'$BIN/meshctl' logs -n demo deploy/echo | grep -q ."
 
-# ---- 3a. one bare pod: create -> Ready (kubectl create, then kubectl wait) ------------------------
+# ---- 3a. one pod: create -> Ready (kubectl create, then kubectl wait); tcpSocket probes ------------
+probe_pod() { # name port
+    cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, namespace: demo}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: none
+    command: ["echo-server"]
+    readinessProbe: {tcpSocket: {port: $2}, periodSeconds: 1}
+YAML
+}
 T0=$(now_ms)
-kc -n demo run bare --image=none --restart=Never --command -- sleep infinity >/dev/null
+probe_pod bare 9000 | kc create -f - >/dev/null
 kc -n demo wait --for=condition=Ready pod/bare --timeout=60s >/dev/null || true
 T1=$(now_ms)
-check "a bare pod gets Ready" test "$(kc -n demo get pod bare -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True
+check "a pod with a tcpSocket probe on its open port gets Ready" test \
+    "$(kc -n demo get pod bare -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True
 say "create -> Ready of one pod (kubectl create + wait): $((T1 - T0)) ms"
-kc -n demo delete pod bare --wait=true --timeout=60s --grace-period=1 >/dev/null
+probe_pod shut 9999 | kc create -f - >/dev/null
+running_shut() { [ "$(kc -n demo get pod shut -o jsonpath='{.status.phase}')" = Running ]; }
+WAIT_SECS=30 wait_for running_shut || true
+sleep 3
+check "a pod whose tcpSocket probe finds the port closed runs but stays not Ready" test \
+    "$(kc -n demo get pod shut -o jsonpath='{.status.phase} {.status.conditions[?(@.type=="Ready")].status}')" = "Running False"
+kc -n demo delete pod bare shut --wait=true --timeout=60s >/dev/null
 
 # ---- 3b. a projected service-account token (audience istio-ca) at its mountPath -----------------
 TOKDIR_EXISTED=0
