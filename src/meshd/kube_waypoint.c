@@ -196,11 +196,11 @@ on_write_done(void *arg, int status, const json_t *body)
 
     op_unlink(w, op);
     m->busy = false;
-    /* Gone already (delete, or a status of a deleted Gateway), or made meanwhile: the watch
-     * shows what is there and the next pass acts on it. */
+    /* Gone already (delete, or a status of a deleted Gateway): the watch shows it. A create
+     * refused with 409 is a failure, backed off: the object exists but the watch does not show
+     * it (a Deployment whose gateway-name label was removed), and creating again at once would
+     * loop; it is not taken over either, as it may be someone else's. */
     if ((op->verb == WPV_DELETE || op->verb == WPV_STATUS) && status == 404)
-        ok = true;
-    if (op->verb == WPV_CREATE && status == 409)
         ok = true;
     w->writes[row_of(op->key)][op->verb][ok ? 0 : 1]++;
     if (ok) {
@@ -220,8 +220,12 @@ on_write_done(void *arg, int status, const json_t *body)
             backoff = WP_RETRY_MAX_MS;
         m->fails++;
         m->retry_ms = clock_mono_ms() + backoff;
-        log_warn_rl(&w->rl, "%s %s: %s %d; trying again in %u ms", verb_names[op->verb], op->key,
-                    status < 0 ? "error" : "HTTP", status, backoff);
+        log_warn_rl(&w->rl, "%s %s: %s %d%s; trying again in %u ms", verb_names[op->verb], op->key,
+                    status < 0 ? "error" : "HTTP", status,
+                    op->verb == WPV_CREATE && status == 409
+                        ? " (it exists without the labels meshd watches for)"
+                        : "",
+                    backoff);
         schedule(w, backoff);
     }
     op_free(op);
@@ -351,8 +355,11 @@ ensure(struct kube_wp *w, enum wp_kind kind, const json_t *want, const char *gna
             log_warn_rl(&w->rl, "%s exists and is not owned by gateway %s; left alone", key, gname);
         return;
     }
-    if (wp_holds(cur, want))
+    if (wp_holds(cur, want)) {
+        m->fails = 0; /* what failed before (a create refused with 409) is settled */
+        m->retry_ms = 0;
         return;
+    }
     /* Written by us and unchanged since, yet not holding: the server drops a field we send
      * (e.g. ipFamilyPolicy where dual stack is off). Writing again would change nothing. */
     if (m->rv != NULL && rv_of(cur) != NULL && strcmp(m->rv, rv_of(cur)) == 0 && m->want != NULL &&

@@ -241,6 +241,26 @@ kc -n demo patch gateway waypoint --type=merge -p '{"spec":{"infrastructure":{"l
 team_label() { [ "$(jp demo deployment/waypoint '{.metadata.labels.team}/{.spec.template.metadata.labels.team}')" = a/a ]; }
 check "spec.infrastructure.labels of the Gateway reach the Deployment and its pods" within 10 team_label
 
+# Without the label meshd watches Deployments by, the Deployment is invisible to meshd: its
+# create is refused (409) and backed off (1, 2, 4 s...), never a loop; the label back, all
+# is well.
+dep_creates_failed() {
+    monitoring_get /metrics | awk '/^meshd_kube_waypoint_writes_total\{kind="Deployment",verb="create",result="failed"\}/ {n = $2}
+        END {print n + 0}'
+}
+f0=$(dep_creates_failed)
+kc -n demo label deployment waypoint gateway.networking.k8s.io/gateway-name- >/dev/null
+sleep 5
+f1=$(dep_creates_failed)
+say "Deployment unlabelled for 5 s: $((f1 - f0)) refused creates"
+check "an unlabelled Deployment: creates refused and backed off (1 to 4 in 5 s), not a loop" \
+    test "$((f1 - f0))" -ge 1 -a "$((f1 - f0))" -le 4
+kc -n demo label deployment waypoint gateway.networking.k8s.io/gateway-name=waypoint >/dev/null
+sleep 1
+f2=$(dep_creates_failed)
+sleep 3
+check "...and none once the label is back" test "$(dep_creates_failed)" = "$f2"
+
 # ---- no status loop ----------------------------------------------------------------------
 # The Deployment's own changes (new pods, not ready after the re-creation) settle first.
 # (Pods of the deleted or scaled-down ReplicaSets stay Terminating: no kubelet confirms.)
