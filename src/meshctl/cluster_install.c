@@ -205,6 +205,7 @@ inst_teardown(struct cluster *c, bool say)
             printf(CHECK_MARK " %d pod%s stopped\n", pods, pods == 1 ? "" : "s");
     }
     json_decref(procs);
+    kubelet_release_mounts(c); /* the pods' token mount points (kube mode), now unused */
 
     json_t *names = ledger_netns_list(c);
     json_array_foreach(names, i, v)

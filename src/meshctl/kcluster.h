@@ -87,5 +87,10 @@ int kforward_main(int argc, char **argv);
  * lifecycle controller (it lifts the not-ready taint the Node is created with).
  */
 int kubelet_main(int argc, char **argv);
+/*
+ * After the pods stopped (uninstall): removes the mount points on the host the
+ * kubelets made for projected tokens (run.json "mountDirs"), when empty.
+ */
+void kubelet_release_mounts(struct cluster *c);
 
 #endif

@@ -579,6 +579,12 @@ container_ended(struct kubelet *kl, struct kl_pod *p)
         now_rfc(p->finished_at);
     snprintf(p->last_started, sizeof(p->last_started), "%s", p->started_at);
     p->has_last = true;
+    /*
+     * A container ends whole, as a runtime's cgroup does: whatever it left in its process
+     * group (background children; all of it when the supervisor itself was killed) goes.
+     */
+    if (p->pid > 0)
+        kill(-p->pid, SIGKILL);
     json_decref(ex);
     p->pid = 0;
     kl_probe_cancel(p->probe);

@@ -11,6 +11,7 @@
  */
 #define LOG_SCOPE "kubelet"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "kcluster.h"
 #include "kubelet.h"
 #include "log/log.h"
 
@@ -202,4 +204,31 @@ kl_tokens_release(struct kubelet *kl, const char *ns, const char *name, const js
             rmdir(dir);
     }
     free(self);
+}
+
+void
+kubelet_release_mounts(struct cluster *c)
+{
+    char *dir = cl_path(c, "pods");
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *runp = xasprintf("%s/%s/run.json", dir, e->d_name);
+        json_t *run = cl_read_json(runp);
+        size_t i;
+        json_t *m;
+        free(runp);
+        json_array_foreach(json_object_get(run, "mountDirs"), i, m)
+        {
+            const char *p = json_string_value(m);
+            if (p != NULL && p[0] == '/')
+                rmdir(p); /* only empty ones: never anything with content */
+        }
+        json_decref(run);
+    }
+    if (d != NULL)
+        closedir(d);
+    free(dir);
 }
