@@ -8,8 +8,8 @@ DESTDIR    ?=
 ASAN_BUILD ?= build-asan
 GEN        := -G Ninja
 
-.PHONY: all deps build asan test unit integration fuzz-replay demo bench clean format lint \
-        fresh-check install images kube
+.PHONY: all deps build asan test unit integration fuzz-replay demo demo-kube bench clean format \
+        lint fresh-check install images kube
 
 all: build
 
@@ -60,6 +60,12 @@ install: build
 
 demo: build
 	@tools/demo.sh $(BUILD)
+
+# The same narrative against a real Kubernetes control plane (meshctl install --kubernetes,
+# kubectl): the first run builds kube-apiserver & co. into the cache (minutes, `make kube`).
+demo-kube: build
+	@tools/install-deps.sh kube
+	@tools/demo-kube.sh $(BUILD)
 
 # `make demo` on a minimal Debian 12 root made from this machine's apt sources: fails when
 # a package the project needs is missing from tools/install-deps.sh (root; see the script).

@@ -10,6 +10,7 @@
  *                      process groups
  *   cluster_net.c      fabric, control-plane and node namespaces; pod links
  *   cluster_install.c  install, uninstall
+ *   kcluster_*.c       install --kubernetes (kcluster.h)
  *   cluster_manifest.c reading -f files, directories, stdin; kinds and names
  *   cluster_apply.c    apply -f, delete -f / delete KIND NAME
  *   cluster_pods.c     pods: create, start (the supervisor), delete;
@@ -273,6 +274,33 @@ void net_pod_del(struct cluster *c, int k, int host, const char *netns);
 /* Deletes netns |name| and /etc/netns/<name>, and forgets it. */
 void net_netns_del(struct cluster *c, const char *name);
 
+/* ---- cluster_install.c: the steps install and install --kubernetes share ---- */
+
+#define CHECK_MARK "\u2714"
+#define CROSS_MARK "\u2718"
+
+bool cl_exists(const char *path);
+/* Prints the last lines of |log| indented (stderr), after a failure. */
+void inst_show_tail(const char *log);
+/* sys_spawn() in |netns| (NULL: ours), recorded in the ledger as |label|. Its pid, or -1. */
+pid_t inst_start_daemon(struct cluster *c, const char *label, const char *netns, const char *log,
+                        const char *const *argv, char *err, size_t errlen);
+enum inst_probe { PROBE_HTTP, PROBE_SOCKET };
+/*
+ * Waits (CLUSTER_READY_MS) until the component answers: HTTP 200 of |what| (host:port)
+ * |path| in |netns|, or a unix socket at |path|. False when it died or the bound passed.
+ */
+bool inst_wait_ready(pid_t pid, enum inst_probe how, const char *netns, const char *what,
+                     const char *path);
+/* Stops everything in the ledger, deletes the namespaces, then the directory. */
+int inst_teardown(struct cluster *c, bool say);
+/* Prints |what|: |err|, |log|'s tail, tears down, closes |c|. Returns the exit code. */
+int inst_fail(struct cluster *c, const char *what, const char *err, const char *log);
+/* The node's xds and ca tokens from meshd's state (nodes/NODE/token). 0 or -1 with |err|. */
+int inst_mint_token(struct cluster *c, const char *node, char *err, size_t errlen);
+/* Checks and creates the directory and cluster.json. Returns 0, or an exit code. */
+int inst_prepare_dir(int nodes, bool kube);
+
 /* ---- cluster_pods.c ---- */
 
 /*
@@ -283,6 +311,9 @@ void net_netns_del(struct cluster *c, const char *name);
 int pods_create(struct cluster *c, json_t *pod, const json_t *applied, const char *owner, char *err,
                 size_t errlen);
 char *pods_dir(const struct cluster *c, const char *ns, const char *name);
+/* cl_pod_netns_name(), or a random one when a namespace of that name exists already. */
+void pods_netns_name(const struct cluster *c, const char *ns, const char *name, char *out,
+                     size_t outlen);
 /* Stops and removes pod |ns|/|name|: process, config file, network, records. */
 int pods_delete(struct cluster *c, const char *ns, const char *name);
 /* Makes the pods of Deployment record |rec| match it. Returns 0 or -1. */
@@ -296,15 +327,26 @@ const char *pods_status(const struct cluster *c, const char *ns, const char *nam
 /* pods/<ns>_<name>/run.json; new reference or NULL. */
 json_t *pods_run_info(const struct cluster *c, const char *ns, const char *name);
 
+/* ---- pod_spec.c (pure) ---- */
+
+/*
+ * The container's "argv" and "env" (["K=V"...]) into |run|: POD_NAME,
+ * POD_NAMESPACE, HOSTNAME, HOME |home|, the service variables of the pod's
+ * namespace from Service records |svcs| ({"object": Service}), the
+ * container's env with fieldRef and $(VAR), PATH with |bindir| first.
+ */
+void pod_spec(const json_t *pod, const json_t *svcs, const char *bindir, const char *home,
+              json_t *run);
+
 /* ---- cluster_podrun.c ---- */
 
 /*
- * The container's argv and environment (POD_NAME, POD_NAMESPACE, service
- * variables, the container's env with fieldRef and $(VAR)), PATH with the
- * build's bin directory first, into |run| and run.json; and the pod's
- * /etc/netns files. Returns 0 or -1.
+ * pod_spec() into |run| and run.json (with "created"); and the pod's
+ * /etc/netns files. |svcs| are Service records ({"object": Service}); NULL:
+ * the cluster's own (objects/). Returns 0 or -1.
  */
-int podrun_prepare(struct cluster *c, const json_t *pod, json_t *run, char *err, size_t errlen);
+int podrun_prepare(struct cluster *c, const json_t *pod, const json_t *svcs, json_t *run, char *err,
+                   size_t errlen);
 /* Writes /etc/netns/<netns>/{hosts,resolv.conf} of one pod from Service records |svcs|. */
 int podrun_write_dns(struct cluster *c, const char *ns, const char *name, const json_t *run,
                      const json_t *svcs, char *err, size_t errlen);
@@ -371,6 +413,15 @@ bool wp_programmed(const struct cluster *c, const json_t *gw, char *reason, size
  * record and the running pods' endpoints. A fresh heap string.
  */
 char *kp_render(const struct cluster *c);
+/* The endpoints of Service |svc|'s |port| (an item of spec.ports): [{"ip", "port"}]; new ref. */
+typedef json_t *kp_endpoints_fn(void *arg, const json_t *svc, const json_t *port);
+/* The nat table from Service records |svcs| ({"object": Service}) and |endpoints|. */
+char *kp_render_services(const json_t *svcs, kp_endpoints_fn *endpoints, void *arg);
+/*
+ * Loads |rules| (iptables-restore input) in netns |netns| (NULL: ours) unless
+ * |path| holds them already, then saves them there. Returns 0 or -1 with |err|.
+ */
+int kp_apply(const char *netns, const char *path, const char *rules, char *err, size_t errlen);
 /* Applies the rules in every node (only where they changed). */
 void kp_sync(struct cluster *c);
 

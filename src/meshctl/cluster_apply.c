@@ -25,6 +25,7 @@
 
 #include "base/base.h"
 #include "cluster.h"
+#include "kcluster.h"
 #include "k8s/k8s.h"
 #include "meshctl.h"
 #include "waypoint.h"
@@ -379,6 +380,10 @@ apply_main(int argc, char **argv)
         json_decref(in.docs);
         return MESHCTL_EXIT_FAIL;
     }
+    if (kcluster_use_kubectl(&c, "apply") != 0) {
+        json_decref(in.docs);
+        return MESHCTL_EXIT_FAIL;
+    }
     int failed = 0;
     json_array_foreach(in.docs, i, d) {
         const char *dns, *name;
@@ -448,6 +453,10 @@ delete_main(int argc, char **argv)
     }
     struct cluster c;
     if (cluster_open(&c, true) < 0) {
+        json_decref(in.docs);
+        return MESHCTL_EXIT_FAIL;
+    }
+    if (kcluster_use_kubectl(&c, "delete") != 0) {
         json_decref(in.docs);
         return MESHCTL_EXIT_FAIL;
     }

@@ -11,6 +11,7 @@
  * exec runs CMD in the pod's network namespace with the pod's environment
  * and /etc/netns files, in the pod's directory, and exits with CMD's status.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 
 #include "base/base.h"
 #include "cluster.h"
+#include "kcluster.h"
 #include "meshctl.h"
 
 void
@@ -87,7 +89,7 @@ label_main(int argc, char **argv)
         return MESHCTL_EXIT_USAGE;
     }
     struct cluster c;
-    if (cluster_open(&c, true) < 0)
+    if (cluster_open(&c, true) < 0 || kcluster_use_kubectl(&c, "label") != 0)
         return MESHCTL_EXIT_FAIL;
     json_t *rec = rec_get(&c, k, k->namespaced ? ns : "", name);
     int rc = 0;
@@ -145,6 +147,51 @@ label_main(int argc, char **argv)
 }
 
 /*
+ * With a real control plane the objects live in the API server; the kubelets
+ * keep pods/<ns>_<name>/run.json of every pod they run, with the Deployment
+ * behind it ("owner") and readiness: pod/NAME and deploy/NAME resolve there.
+ */
+static char *
+resolve_kube_pod(const struct cluster *c, const struct kind_info *k, const char *name,
+                 const char *ns)
+{
+    if (strcmp(k->kind, "Service") == 0) {
+        fprintf(stderr, "error: with a Kubernetes control plane, exec and logs take pod/NAME or "
+                        "deploy/NAME\n");
+        return NULL;
+    }
+    if (strcmp(k->kind, "Pod") == 0) {
+        json_t *run = pods_run_info(c, ns, name);
+        json_decref(run);
+        if (run != NULL)
+            return xstrdup(name);
+        fprintf(stderr, "Error from server (NotFound): pods \"%s\" not found on this machine\n",
+                name);
+        return NULL;
+    }
+    char *dir = cl_path(c, "pods");
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char *found = NULL;
+    size_t nl = strlen(ns);
+    while (d != NULL && found == NULL && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, ns, nl) != 0 || e->d_name[nl] != '_')
+            continue;
+        json_t *run = pods_run_info(c, ns, e->d_name + nl + 1);
+        if (strcmp(jsd(run, "namespace", ""), ns) == 0 &&
+            strcmp(jsd(run, "owner", ""), name) == 0 && json_is_true(json_object_get(run, "ready")))
+            found = xstrdup(e->d_name + nl + 1);
+        json_decref(run);
+    }
+    if (d != NULL)
+        closedir(d);
+    free(dir);
+    if (found == NULL)
+        fprintf(stderr, "error: %s/%s has no running pod\n", k->resource, name);
+    return found;
+}
+
+/*
  * The pod |target| names (pod/NAME, NAME, deploy/NAME or svc/NAME: the first
  * running pod it selects). A fresh "name" string, or NULL with a message printed.
  */
@@ -165,6 +212,8 @@ resolve_pod(const struct cluster *c, const char *target, const char *ns)
         fprintf(stderr, "error: cannot attach to %s: pods, deployments and services only\n", kind);
         return NULL;
     }
+    if (json_is_true(json_object_get(c->meta, "kubernetes")))
+        return resolve_kube_pod(c, k, name, ns);
     json_t *rec = rec_get(c, k, ns, name);
     if (rec == NULL) {
         fprintf(stderr, "Error from server (NotFound): %s \"%s\" not found\n", k->plural, name);

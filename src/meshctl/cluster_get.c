@@ -15,6 +15,7 @@
 
 #include "base/base.h"
 #include "cluster.h"
+#include "kcluster.h"
 #include "meshctl.h"
 
 #define GET_PAD 3
@@ -312,7 +313,7 @@ get_main(int argc, char **argv)
         return MESHCTL_EXIT_FAIL;
     }
     struct cluster c;
-    if (cluster_open(&c, false) < 0)
+    if (cluster_open(&c, false) < 0 || kcluster_use_kubectl(&c, "get") != 0)
         return MESHCTL_EXIT_FAIL;
     json_t *recs = rec_list(&c, k, o.all_ns ? NULL : o.ns);
     json_t *objs = json_array();

@@ -27,20 +27,23 @@
 
 #include "base/base.h"
 #include "cluster.h"
+#include "kcluster.h"
 #include "meshctl.h"
-
-#define CHECK_MARK "\u2714"
-#define CROSS_MARK "\u2718"
 
 void
 install_usage(FILE *f)
 {
     fprintf(f,
-            "Usage: meshctl install [--nodes N]\n"
+            "Usage: meshctl install [--kubernetes] [--nodes N]\n"
             "  Creates the local cluster in $MESH_CLUSTER_DIR (default %s): a fabric, a\n"
             "  control-plane namespace running meshd, and N node namespaces (default 2, at\n"
-            "  most %d) each running mesh-cni and ztunnel in in-pod mode.\n",
-            CLUSTER_DIR_DEFAULT, CLUSTER_MAX_NODES);
+            "  most %d) each running mesh-cni and ztunnel in in-pod mode.\n"
+            "  --kubernetes  a real Kubernetes control plane (etcd, kube-apiserver v1.20.2,\n"
+            "                controller-manager, scheduler) in the control-plane namespace, a\n"
+            "                kubelet per node; meshd and mesh-cni watch it; use kubectl with\n"
+            "                the kubeconfig it writes (binaries built once into\n"
+            "                $AMESH_KUBE_CACHE, default %s)\n",
+            CLUSTER_DIR_DEFAULT, CLUSTER_MAX_NODES, KCLUSTER_CACHE_DEFAULT);
 }
 
 void
@@ -51,8 +54,8 @@ uninstall_usage(FILE *f)
                "  link, /etc/netns entry and file it made, then the cluster directory.\n");
 }
 
-static bool
-exists(const char *path)
+bool
+cl_exists(const char *path)
 {
     struct stat st;
     return lstat(path, &st) == 0;
@@ -76,8 +79,8 @@ dir_empty(const char *dir)
 }
 
 /* Prints the last lines of |log| indented, after a failure. */
-static void
-show_tail(const char *log)
+void
+inst_show_tail(const char *log)
 {
     size_t len;
     char *s = cl_read_file(log, &len);
@@ -100,9 +103,9 @@ show_tail(const char *log)
     free(s);
 }
 
-static pid_t
-start_daemon(struct cluster *c, const char *label, const char *netns, const char *log,
-             const char *const *argv, char *err, size_t errlen)
+pid_t
+inst_start_daemon(struct cluster *c, const char *label, const char *netns, const char *log,
+                  const char *const *argv, char *err, size_t errlen)
 {
     struct spawn s = {.argv = argv, .netns = netns, .log = log};
     pid_t pid = sys_spawn(&s, err, errlen);
@@ -113,11 +116,10 @@ start_daemon(struct cluster *c, const char *label, const char *netns, const char
     return pid;
 }
 
-enum probe { PROBE_HTTP, PROBE_SOCKET };
-
 /* Waits until the component answers; false when it died or the bound passed. */
-static bool
-wait_ready(pid_t pid, enum probe how, const char *netns, const char *what, const char *path)
+bool
+inst_wait_ready(pid_t pid, enum inst_probe how, const char *netns, const char *what,
+                const char *path)
 {
     uint64_t deadline = clock_mono_ms() + CLUSTER_READY_MS;
     while (clock_mono_ms() < deadline) {
@@ -137,7 +139,7 @@ wait_ready(pid_t pid, enum probe how, const char *netns, const char *what, const
 static void
 describe(const char *label, char *out, size_t outlen)
 {
-    static const char *const daemons[] = {"ztunnel-", "mesh-cni-"};
+    static const char *const daemons[] = {"ztunnel-", "mesh-cni-", "kubelet-"};
     for (size_t i = 0; i < ARRAY_LEN(daemons); i++) {
         size_t n = strlen(daemons[i]);
         if (strncmp(label, daemons[i], n) == 0) {
@@ -145,14 +147,33 @@ describe(const char *label, char *out, size_t outlen)
             return;
         }
     }
-    snprintf(out, outlen, "%s%s", label, strcmp(label, "meshd") == 0 ? " (control plane)" : "");
+    if (strcmp(label, "kube-forward") == 0)
+        snprintf(out, outlen, "kubectl forwarder");
+    else if (strcmp(label, "kube-etcd") == 0)
+        snprintf(out, outlen, "etcd");
+    else
+        snprintf(out, outlen, "%s%s", label, strcmp(label, "meshd") == 0 ? " (control plane)" : "");
 }
 
 /* Everything recorded in the ledger goes; then the directory. Prints what it did when |say|. */
-static int
-teardown(struct cluster *c, bool say)
+int
+inst_teardown(struct cluster *c, bool say)
 {
-    static const char *const order[] = {"pod_", "ztunnel-", "mesh-cni-", "meshd", ""};
+    /*
+     * Kubelets before their pods (nothing restarts a pod then), the mesh before the API
+     * server it watches, etcd last so the API server's shutdown still reaches its store.
+     */
+    static const char *const order[] = {"kubelet-",
+                                        "pod_",
+                                        "ztunnel-",
+                                        "mesh-cni-",
+                                        "meshd",
+                                        "kube-forward",
+                                        "kube-scheduler",
+                                        "kube-controller-manager",
+                                        "kube-apiserver",
+                                        "kube-etcd",
+                                        ""};
     json_t *procs = ledger_proc_list(c);
     int failed = 0, pods = 0;
     size_t i;
@@ -174,16 +195,17 @@ teardown(struct cluster *c, bool say)
             }
             ledger_proc_del(c, label);
             describe(label, what, sizeof(what));
-            if (o == 0)
+            if (strcmp(order[o], "pod_") == 0)
                 pods++;
             else if (say)
                 printf(CHECK_MARK " %s stopped\n", what);
             json_array_set_new(procs, i, json_string(""));
         }
-        if (o == 0 && say && pods > 0)
+        if (strcmp(order[o], "pod_") == 0 && say && pods > 0)
             printf(CHECK_MARK " %d pod%s stopped\n", pods, pods == 1 ? "" : "s");
     }
     json_decref(procs);
+    kubelet_release_mounts(c); /* the pods' token mount points (kube mode), now unused */
 
     json_t *names = ledger_netns_list(c);
     json_array_foreach(names, i, v)
@@ -193,7 +215,7 @@ teardown(struct cluster *c, bool say)
     json_decref(names);
 
     char *marker = cl_path(c, "etc-netns-created");
-    if (exists(marker))
+    if (cl_exists(marker))
         rmdir("/etc/netns"); /* only when empty: another cluster may use it */
     free(marker);
     if (failed) {
@@ -209,14 +231,14 @@ teardown(struct cluster *c, bool say)
     return 0;
 }
 
-static int
-fail_install(struct cluster *c, const char *what, const char *err, const char *log)
+int
+inst_fail(struct cluster *c, const char *what, const char *err, const char *log)
 {
     fprintf(stderr, CROSS_MARK " %s%s%s\n", what, err && err[0] ? ": " : "", err ? err : "");
     if (log != NULL)
-        show_tail(log);
+        inst_show_tail(log);
     fprintf(stderr, "  undoing the installation\n");
-    teardown(c, false);
+    inst_teardown(c, false);
     cluster_close(c);
     return MESHCTL_EXIT_FAIL;
 }
@@ -240,8 +262,8 @@ write_default_namespace(struct cluster *c)
  * The node's xds and ca tokens (meshd's default lifetime, 24 h); its ztunnel
  * renews them and rewrites this file, so a cluster left running keeps working.
  */
-static int
-mint_token(struct cluster *c, const char *node, char *err, size_t errlen)
+int
+inst_mint_token(struct cluster *c, const char *node, char *err, size_t errlen)
 {
     char *meshd = xasprintf("%s/meshd", c->bindir);
     char *state = cl_path(c, "state");
@@ -261,15 +283,15 @@ mint_token(struct cluster *c, const char *node, char *err, size_t errlen)
 }
 
 /* The directory and cluster.json. Returns 0, or an exit code. */
-static int
-prepare_dir(int nodes)
+int
+inst_prepare_dir(int nodes, bool kube)
 {
     const char *dir = cluster_dir();
     char *meta = xasprintf("%s/cluster.json", dir);
     char real[PATH_MAX], prefix[32];
     int rc = 0;
 
-    if (exists(meta)) {
+    if (cl_exists(meta)) {
         fprintf(stderr,
                 CROSS_MARK " a cluster is already installed in %s "
                            "(meshctl uninstall removes it)\n",
@@ -296,7 +318,7 @@ prepare_dir(int nodes)
     cl_prefix_for_dir(real, prefix, sizeof(prefix));
     char probe[PATH_MAX];
     snprintf(probe, sizeof(probe), "/run/netns/%s-fabric", prefix);
-    if (exists(probe)) {
+    if (cl_exists(probe)) {
         fprintf(stderr,
                 CROSS_MARK " network namespace %s-fabric exists: another cluster uses "
                            "prefix %s\n",
@@ -306,6 +328,8 @@ prepare_dir(int nodes)
     }
     json_t *m = json_pack("{s:s, s:i, s:I, s:i, s:s}", "prefix", prefix, "nodes", nodes, "created",
                           (json_int_t)time(NULL), "nextNode", 0, "dir", real);
+    if (kube)
+        json_object_set_new(m, "kubernetes", json_true());
     rc = cl_write_json(meta, m) < 0 ? MESHCTL_EXIT_FAIL : 0;
     if (rc != 0)
         fprintf(stderr, CROSS_MARK " writing %s: %s\n", meta, strerror(errno));
@@ -320,6 +344,9 @@ install_main(int argc, char **argv)
     int nodes = 2;
     char err[1024], node[32], netns[64];
 
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--kubernetes") == 0)
+            return kcluster_install(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc) {
             char *end;
@@ -349,7 +376,7 @@ install_main(int argc, char **argv)
         if (!ok)
             return MESHCTL_EXIT_FAIL;
     }
-    int rc = prepare_dir(nodes);
+    int rc = inst_prepare_dir(nodes, false);
     if (rc != 0)
         return rc;
     struct cluster c;
@@ -365,11 +392,11 @@ install_main(int argc, char **argv)
     cl_mkdirs(state, 0700);
     if (net_create(&c, err, sizeof(err)) < 0) {
         free(state);
-        return fail_install(&c, "network", err, NULL);
+        return inst_fail(&c, "network", err, NULL);
     }
     if (write_default_namespace(&c) < 0) {
         free(state);
-        return fail_install(&c, "writing namespace default", strerror(errno), NULL);
+        return inst_fail(&c, "writing namespace default", strerror(errno), NULL);
     }
 
     /* Control plane. */
@@ -380,10 +407,10 @@ install_main(int argc, char **argv)
     cl_infra_netns(&c, "cp", cp, sizeof(cp));
     const char *margv[] = {meshd,      "--config-dir",    config,         "--state-dir",      state,
                            "--listen", CLUSTER_MESHD_XDS, "--monitoring", CLUSTER_MONITORING, NULL};
-    pid_t pid = start_daemon(&c, "meshd", cp, log, margv, err, sizeof(err));
+    pid_t pid = inst_start_daemon(&c, "meshd", cp, log, margv, err, sizeof(err));
     free(meshd);
-    if (pid < 0 || !wait_ready(pid, PROBE_HTTP, cp, CLUSTER_MONITORING, "/ready")) {
-        rc = fail_install(&c, "meshd (control plane) did not become ready", err, log);
+    if (pid < 0 || !inst_wait_ready(pid, PROBE_HTTP, cp, CLUSTER_MONITORING, "/ready")) {
+        rc = inst_fail(&c, "meshd (control plane) did not become ready", err, log);
         goto out;
     }
     printf(CHECK_MARK " meshd (control plane) ready\n");
@@ -402,13 +429,13 @@ install_main(int argc, char **argv)
         const char *cargv[] = {cni,    "--zds-socket", sock, "--config-dir",
                                config, "--node",       node, NULL};
         cni_pids[k] = -1;
-        if (mint_token(&c, node, err, sizeof(err)) == 0)
-            cni_pids[k] = start_daemon(&c, label, netns, clog, cargv, err, sizeof(err));
+        if (inst_mint_token(&c, node, err, sizeof(err)) == 0)
+            cni_pids[k] = inst_start_daemon(&c, label, netns, clog, cargv, err, sizeof(err));
         free(sock);
         free(clog);
         if (cni_pids[k] < 0) {
             free(cni);
-            rc = fail_install(&c, node, err, NULL);
+            rc = inst_fail(&c, node, err, NULL);
             goto out;
         }
     }
@@ -417,11 +444,11 @@ install_main(int argc, char **argv)
         cl_node_name(k, node, sizeof(node));
         char *sock = cl_path(&c, "nodes/%s/zds.sock", node);
         char *clog = cl_path(&c, "nodes/%s/mesh-cni.log", node);
-        bool ok = wait_ready(cni_pids[k], PROBE_SOCKET, NULL, NULL, sock);
+        bool ok = inst_wait_ready(cni_pids[k], PROBE_SOCKET, NULL, NULL, sock);
         free(sock);
         if (!ok) {
             snprintf(err, sizeof(err), "mesh-cni on %s did not become ready", node);
-            rc = fail_install(&c, err, NULL, clog);
+            rc = inst_fail(&c, err, NULL, clog);
             free(clog);
             goto out;
         }
@@ -453,14 +480,14 @@ install_main(int argc, char **argv)
                                "--zds-socket",
                                sock,
                                NULL};
-        zt_pids[k] = start_daemon(&c, label, netns, zlog, zargv, err, sizeof(err));
+        zt_pids[k] = inst_start_daemon(&c, label, netns, zlog, zargv, err, sizeof(err));
         free(sock);
         free(zlog);
         free(token);
         if (zt_pids[k] < 0) {
             free(zt);
             free(root);
-            rc = fail_install(&c, node, err, NULL);
+            rc = inst_fail(&c, node, err, NULL);
             goto out;
         }
     }
@@ -470,9 +497,10 @@ install_main(int argc, char **argv)
         cl_node_name(k, node, sizeof(node));
         cl_node_netns(&c, k, netns, sizeof(netns));
         char *zlog = cl_path(&c, "nodes/%s/ztunnel.log", node);
-        if (!wait_ready(zt_pids[k], PROBE_HTTP, netns, CLUSTER_ZTUNNEL_RDY, "/healthz/ready")) {
+        if (!inst_wait_ready(zt_pids[k], PROBE_HTTP, netns, CLUSTER_ZTUNNEL_RDY,
+                             "/healthz/ready")) {
             snprintf(err, sizeof(err), "ztunnel on %s did not become ready", node);
-            rc = fail_install(&c, err, NULL, zlog);
+            rc = inst_fail(&c, err, NULL, zlog);
             free(zlog);
             goto out;
         }
@@ -516,7 +544,7 @@ uninstall_main(int argc, char **argv)
     char *meta = cl_path(&c, "cluster.json");
     char *pids = cl_path(&c, "pids");
     char *nsd = cl_path(&c, "netns.d");
-    bool ours = exists(meta) || exists(pids) || exists(nsd);
+    bool ours = cl_exists(meta) || cl_exists(pids) || cl_exists(nsd);
     free(meta);
     free(pids);
     free(nsd);
@@ -530,7 +558,14 @@ uninstall_main(int argc, char **argv)
     free(lock);
     if (c.lock_fd >= 0)
         flock(c.lock_fd, LOCK_EX);
-    int rc = teardown(&c, true) < 0 ? MESHCTL_EXIT_FAIL : 0;
+    char *metap = cl_path(&c, "cluster.json");
+    c.meta = cl_read_json(metap);
+    free(metap);
+    int rc;
+    if (cluster_kube(&c))
+        rc = kcluster_uninstall(&c, true) < 0 ? MESHCTL_EXIT_FAIL : 0;
+    else
+        rc = inst_teardown(&c, true) < 0 ? MESHCTL_EXIT_FAIL : 0;
     if (rc == 0)
         printf(CHECK_MARK " Uninstall complete\n");
     cluster_close(&c);

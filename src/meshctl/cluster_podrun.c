@@ -1,18 +1,24 @@
 /*
- * cluster_podrun.c - running a pod's container: its argv and environment,
- * the name files `ip netns exec` lays over /etc (hosts with every Service's
- * names, a resolv.conf that leads nowhere), and the supervisor.
+ * cluster_podrun.c - running a pod's container (the embedded cluster's and
+ * the kubelet's): run.json from pod_spec.c, the name files `ip netns exec`
+ * lays over /etc (hosts with every Service's names, a resolv.conf that leads
+ * nowhere), and the supervisor.
  *
  * The supervisor (meshctl __pod-run POD_DIR) leads the pod's process group:
  * it runs `ip netns exec <netns> CMD...` with the pod's environment in
  * POD_DIR/root, output to POD_DIR/log, waits, and records how the container
- * ended in exit.json (for STATUS). It never restarts it: RESTARTS stays 0.
+ * ended in exit.json (for STATUS). It never restarts it: the embedded
+ * cluster's RESTARTS stays 0; the kubelet starts a new supervisor per
+ * restartPolicy. run.json's "mounts" (the kubelet's projected tokens) are
+ * bind-mounted read-only in a mount namespace of the pod's own first.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,142 +30,27 @@
 
 #define ETC_NETNS "/etc/netns"
 
-static void
-env_add(json_t *env, const char *k, const char *v)
-{
-    char *kv = xasprintf("%s=%s", k, v);
-    json_array_append_new(env, json_string(kv));
-    free(kv);
-}
-
-/* Kubernetes service variables: <NAME>_SERVICE_HOST and _PORT[_<PORT NAME>]. */
-static void
-service_env(const struct cluster *c, const char *ns, json_t *env)
-{
-    json_t *svcs = rec_list(c, kind_by_name("Service"), ns);
-    size_t i, j;
-    json_t *r, *p;
-
-    json_array_foreach(svcs, i, r) {
-        const char *ip = js(r, "object.spec.clusterIP");
-        const char *name = js(r, "object.metadata.name");
-        if (ip == NULL || name == NULL || cl_vip_index(ip) < 0)
-            continue;
-        char *up = xstrdup(name);
-        for (char *q = up; *q; q++)
-            *q = *q == '-' || *q == '.' ? '_' : (char)(*q >= 'a' && *q <= 'z' ? *q - 32 : *q);
-        char key[512], val[32];
-        snprintf(key, sizeof(key), "%s_SERVICE_HOST", up);
-        env_add(env, key, ip);
-        json_array_foreach(jget(r, "object.spec.ports"), j, p) {
-            snprintf(val, sizeof(val), "%lld",
-                     (long long)json_integer_value(json_object_get(p, "port")));
-            if (j == 0) {
-                snprintf(key, sizeof(key), "%s_SERVICE_PORT", up);
-                env_add(env, key, val);
-            }
-            const char *pn = js(p, "name");
-            if (pn != NULL) {
-                char *pu = xstrdup(pn);
-                for (char *q = pu; *q; q++)
-                    *q = *q == '-' ? '_' : (char)(*q >= 'a' && *q <= 'z' ? *q - 32 : *q);
-                snprintf(key, sizeof(key), "%s_SERVICE_PORT_%s", up, pu);
-                env_add(env, key, val);
-                free(pu);
-            }
-        }
-        free(up);
-    }
-    json_decref(svcs);
-}
-
-/* A fieldRef's value, or NULL when not supported. */
-static const char *
-field_ref(const json_t *pod, const char *path)
-{
-    static const char *const plain[] = {"metadata.name", "metadata.namespace",      "metadata.uid",
-                                        "spec.nodeName", "spec.serviceAccountName", "status.podIP",
-                                        "status.hostIP"};
-    for (size_t i = 0; i < ARRAY_LEN(plain); i++)
-        if (strcmp(path, plain[i]) == 0)
-            return js(pod, path);
-    if (strcmp(path, "status.podIPs") == 0)
-        return js(pod, "status.podIP");
-    const char *maps[] = {"metadata.labels['", "metadata.annotations['"};
-    for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
-        size_t n = strlen(maps[i]), l = strlen(path);
-        if (strncmp(path, maps[i], n) == 0 && l > n + 2 && strcmp(path + l - 2, "']") == 0) {
-            char key[320];
-            snprintf(key, sizeof(key), "%.*s", (int)(l - n - 2), path + n);
-            json_t *m = jget(pod, i == 0 ? "metadata.labels" : "metadata.annotations");
-            return json_string_value(json_object_get(m, key));
-        }
-    }
-    return NULL;
-}
-
 int
-podrun_prepare(struct cluster *c, const json_t *pod, json_t *run, char *err, size_t errlen)
+podrun_prepare(struct cluster *c, const json_t *pod, const json_t *svcs, json_t *run, char *err,
+               size_t errlen)
 {
     const char *ns = jsd(pod, "metadata.namespace", "default");
     const char *name = jsd(pod, "metadata.name", "");
-    const json_t *ctr = json_array_get(jget(pod, "spec.containers"), 0);
-    json_t *env = json_array(), *argv = json_array();
-    size_t i;
-    json_t *v;
+    json_t *own = svcs == NULL ? rec_list(c, kind_by_name("Service"), NULL) : NULL;
 
     char *home = cl_path(c, "pods/%s_%s/root", ns, name);
-    char *path =
-        xasprintf("%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", c->bindir);
-    env_add(env, "PATH", path);
-    env_add(env, "HOME", home);
-    env_add(env, "HOSTNAME", name);
-    env_add(env, "POD_NAME", name);
-    env_add(env, "POD_NAMESPACE", ns);
-    free(path);
+    pod_spec(pod, svcs != NULL ? svcs : own, c->bindir, home, run);
     free(home);
-    service_env(c, ns, env);
-    json_array_foreach(json_object_get(ctr, "env"), i, v) {
-        const char *k = js(v, "name");
-        const char *val = js(v, "value");
-        const char *ref = js(v, "valueFrom.fieldRef.fieldPath");
-        if (k == NULL)
-            continue;
-        if (val != NULL) {
-            char *x = cl_expand(val, env);
-            env_add(env, k, x);
-            free(x);
-        } else if (ref != NULL && field_ref(pod, ref) != NULL) {
-            env_add(env, k, field_ref(pod, ref));
-        } else if (json_object_get(v, "valueFrom") != NULL) {
-            fprintf(stderr, "Warning: pod %s/%s: env %s: only fieldRef is supported locally\n", ns,
-                    name, k);
-        } else {
-            env_add(env, k, "");
-        }
-    }
-    static const char *const parts[] = {"command", "args"};
-    for (size_t p = 0; p < ARRAY_LEN(parts); p++)
-        json_array_foreach(json_object_get(ctr, parts[p]), i, v) {
-            char *x = cl_expand(json_is_string(v) ? json_string_value(v) : "", env);
-            json_array_append_new(argv, json_string(x));
-            free(x);
-        }
-    if (json_array_size(json_object_get(jget(pod, "spec"), "containers")) > 1)
-        fprintf(stderr, "Warning: pod %s/%s: only the first container runs locally\n", ns, name);
-    json_object_set_new(run, "env", env);
-    json_object_set_new(run, "argv", argv);
     json_object_set_new(run, "created", json_integer((json_int_t)time(NULL)));
     char *runp = cl_path(c, "pods/%s_%s/run.json", ns, name);
     int rc = cl_write_json(runp, run);
     free(runp);
     if (rc < 0) {
         snprintf(err, errlen, "writing run.json of %s/%s", ns, name);
-        return -1;
+    } else {
+        rc = podrun_write_dns(c, ns, name, run, svcs != NULL ? svcs : own, err, errlen);
     }
-    json_t *svcs = rec_list(c, kind_by_name("Service"), NULL);
-    rc = podrun_write_dns(c, ns, name, run, svcs, err, errlen);
-    json_decref(svcs);
+    json_decref(own);
     return rc;
 }
 
@@ -327,16 +218,41 @@ pod_run_main(int argc, char **argv)
     const char *lead[] = {sys_ip_path(), "netns", "exec", js(run, "netns")};
     char **cargv = strv(json_object_get(run, "argv"), lead, ARRAY_LEN(lead));
     char **cenv = strv(json_object_get(run, "env"), NULL, 0);
+    /* The kubelet's projected volumes: [source dir, mountPath] pairs (kubelet_token.c). */
+    size_t n_mounts = json_array_size(json_object_get(run, "mounts"));
+    json_t *pairs = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(run, "mounts"), i, m) {
+        json_array_append_new(pairs, json_string(jsd(m, "source", "")));
+        json_array_append_new(pairs, json_string(jsd(m, "target", "")));
+    }
+    char **mnt = strv(pairs, NULL, 0);
+    json_decref(pairs);
     json_decref(run);
 
     pid_t pid = fork();
     if (pid == 0) {
+        /* A mount namespace of the pod's own (ip netns exec makes one more inside it). */
+        if (n_mounts > 0 &&
+            (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)) {
+            fprintf(stderr, "meshctl: the pod's mount namespace: %s\n", strerror(errno));
+            _exit(126);
+        }
+        for (size_t k = 0; k + 1 < 2 * n_mounts; k += 2)
+            if (mount(mnt[k], mnt[k + 1], NULL, MS_BIND, NULL) < 0 ||
+                mount(NULL, mnt[k + 1], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+                fprintf(stderr, "meshctl: mounting %s on %s: %s\n", mnt[k], mnt[k + 1],
+                        strerror(errno));
+                _exit(126);
+            }
         execve(cargv[0], cargv, cenv);
         fprintf(stderr, "meshctl: starting the container: %s: %s\n", cargv[0], strerror(errno));
         _exit(127);
     }
     strv_free(cargv);
     strv_free(cenv);
+    strv_free(mnt);
     if (pid < 0) {
         fprintf(stderr, "meshctl: fork: %s\n", strerror(errno));
         free(exitp);

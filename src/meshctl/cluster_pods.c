@@ -167,9 +167,8 @@ place(struct cluster *c, const char *want, int *k, int *host, char *err, size_t 
     return cluster_save_meta(c) < 0 ? -1 : 0;
 }
 
-/* A netns name no other pod or cluster uses. */
-static void
-pod_netns(struct cluster *c, const char *ns, const char *name, char *out, size_t outlen)
+void
+pods_netns_name(const struct cluster *c, const char *ns, const char *name, char *out, size_t outlen)
 {
     cl_pod_netns_name(c->prefix, ns, name, out, outlen);
     char *path = xasprintf("/run/netns/%s", out);
@@ -232,7 +231,7 @@ pods_create(struct cluster *c, json_t *pod, const json_t *applied, const char *o
     cl_node_name(k, node, sizeof(node));
     snprintf(ip, sizeof(ip), "198.18.%d.%d", k, host);
     snprintf(host_ip, sizeof(host_ip), "198.18.0.%d", 10 + k);
-    pod_netns(c, ns, name, netns, sizeof(netns));
+    pods_netns_name(c, ns, name, netns, sizeof(netns));
 
     char *dir = pods_dir(c, ns, name);
     char *root = xasprintf("%s/root", dir);
@@ -255,7 +254,7 @@ pods_create(struct cluster *c, json_t *pod, const json_t *applied, const char *o
     if (net_pod_add(c, k, host, netns, err, errlen) < 0)
         goto fail_net;
     fill_pod(pod, netns, node, ip, host_ip);
-    if (podrun_prepare(c, pod, run, err, errlen) < 0)
+    if (podrun_prepare(c, pod, NULL, run, err, errlen) < 0)
         goto fail_net;
     json_t *rec = json_pack("{s:O?, s:O}", "applied", applied, "object", pod);
     wrc = rec_put(c, kind_by_name("Pod"), rec);

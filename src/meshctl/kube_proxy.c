@@ -53,16 +53,46 @@ chain_name(char *out, size_t outlen, const char *kind, const char *a, const char
              (unsigned long long)cl_hash(CL_HASH_INIT, key, strlen(key)));
 }
 
-char *
-kp_render(const struct cluster *c)
+/* The embedded cluster's endpoints: running, ready pods of the namespace the selector matches. */
+static json_t *
+pod_endpoints(void *arg, const json_t *svc, const json_t *port)
 {
-    json_t *svcs = rec_list(c, kind_by_name("Service"), NULL);
+    const struct cluster *c = arg;
     json_t *pods = rec_list(c, kind_by_name("Pod"), NULL);
+    const char *ns = jsd(svc, "metadata.namespace", "default");
+    const json_t *sel = jget(svc, "spec.selector");
+    long long sp = json_integer_value(json_object_get(port, "port"));
+    json_t *eps = json_array();
+    size_t k;
+    json_t *pod;
+
+    json_array_foreach(pods, k, pod) {
+        const json_t *po = json_object_get(pod, "object");
+        const char *pns = jsd(po, "metadata.namespace", "");
+        const char *pname = jsd(po, "metadata.name", "");
+        const char *ip = js(po, "status.podIP");
+        bool ready;
+        if (strcmp(pns, ns) != 0 || ip == NULL ||
+            !cl_selector_matches(sel, jget(po, "metadata.labels")))
+            continue;
+        pods_status(c, pns, pname, &ready);
+        long long tp = endpoint_port(po, json_object_get(port, "targetPort"), sp);
+        if (!ready || tp <= 0 || tp > 65535)
+            continue;
+        json_array_append_new(eps, json_pack("{s:s, s:I}", "ip", ip, "port", (json_int_t)tp));
+    }
+    json_decref(pods);
+    return eps;
+}
+
+char *
+kp_render_services(const json_t *svcs, kp_endpoints_fn *endpoints, void *arg)
+{
     char *chains = NULL, *rules = NULL, *out;
     size_t cl, rl;
     FILE *fc = open_memstream(&chains, &cl), *fr = open_memstream(&rules, &rl);
     size_t i, j, k;
-    json_t *s, *port, *pod;
+    json_t *s, *port;
 
     fprintf(fc, ":AMESH-SERVICES - [0:0]\n");
     fprintf(fr, "-A PREROUTING -m comment --comment \"amesh service portals\" -j AMESH-SERVICES\n"
@@ -73,7 +103,6 @@ kp_render(const struct cluster *c)
         const char *vip = js(svc, "spec.clusterIP");
         const char *ns = jsd(svc, "metadata.namespace", "default");
         const char *name = jsd(svc, "metadata.name", "");
-        const json_t *sel = jget(svc, "spec.selector");
         if (vip == NULL || cl_vip_index(vip) < 0)
             continue;
         json_array_foreach(jget(svc, "spec.ports"), j, port) {
@@ -82,26 +111,9 @@ kp_render(const struct cluster *c)
             const char *p = strcmp(proto, "UDP") == 0   ? "udp"
                             : strcmp(proto, "TCP") == 0 ? "tcp"
                                                         : NULL;
-            if (sp <= 0 || p == NULL)
+            if (sp <= 0 || sp > 65535 || p == NULL)
                 continue;
-            /* Endpoints: running pods of the namespace the selector matches. */
-            json_t *eps = json_array();
-            json_array_foreach(pods, k, pod) {
-                const json_t *po = json_object_get(pod, "object");
-                const char *pns = jsd(po, "metadata.namespace", "");
-                const char *pname = jsd(po, "metadata.name", "");
-                const char *ip = js(po, "status.podIP");
-                bool ready;
-                if (strcmp(pns, ns) != 0 || ip == NULL ||
-                    !cl_selector_matches(sel, jget(po, "metadata.labels")))
-                    continue;
-                pods_status(c, pns, pname, &ready);
-                long long tp = endpoint_port(po, json_object_get(port, "targetPort"), sp);
-                if (!ready || tp <= 0 || tp > 65535)
-                    continue;
-                json_array_append_new(eps,
-                                      json_pack("{s:s, s:I}", "ip", ip, "port", (json_int_t)tp));
-            }
+            json_t *eps = endpoints(arg, svc, port);
             size_t n = json_array_size(eps);
             if (n == 0) {
                 json_decref(eps);
@@ -142,9 +154,33 @@ kp_render(const struct cluster *c)
                     chains, rules);
     free(chains);
     free(rules);
-    json_decref(svcs);
-    json_decref(pods);
     return out;
+}
+
+char *
+kp_render(const struct cluster *c)
+{
+    json_t *svcs = rec_list(c, kind_by_name("Service"), NULL);
+    char *out = kp_render_services(svcs, pod_endpoints, (void *)c);
+    json_decref(svcs);
+    return out;
+}
+
+int
+kp_apply(const char *netns, const char *path, const char *rules, char *err, size_t errlen)
+{
+    char *old = cl_read_file(path, NULL);
+    bool same = old != NULL && strcmp(old, rules) == 0;
+    free(old);
+    if (same)
+        return 0;
+    const char *argv[] = {"iptables-restore", "-w", "5", NULL};
+    int rc = netns != NULL ? sys_in_netns(netns, argv, rules, err, errlen)
+                           : sys_run(argv, rules, NULL, err, errlen);
+    if (rc != 0)
+        return -1;
+    cl_write_atomic(path, rules, strlen(rules), 0644);
+    return 0;
 }
 
 void
@@ -157,16 +193,8 @@ kp_sync(struct cluster *c)
         cl_node_name(k, node, sizeof(node));
         cl_node_netns(c, k, netns, sizeof(netns));
         char *path = cl_path(c, "nodes/%s/iptables.rules", node);
-        char *old = cl_read_file(path, NULL);
-        bool same = old != NULL && strcmp(old, rules) == 0;
-        free(old);
-        if (!same) {
-            const char *argv[] = {"iptables-restore", "-w", "5", NULL};
-            if (sys_in_netns(netns, argv, rules, err, sizeof(err)) != 0)
-                fprintf(stderr, "Warning: service rules in %s: %s\n", node, err);
-            else
-                cl_write_atomic(path, rules, strlen(rules), 0644);
-        }
+        if (kp_apply(netns, path, rules, err, sizeof(err)) < 0)
+            fprintf(stderr, "Warning: service rules in %s: %s\n", node, err);
         free(path);
     }
     free(rules);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kcluster.h"
 #include "meshctl.h"
 
 static int help_main(int argc, char **argv);
@@ -85,6 +86,11 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[1], "__pod-run") == 0) /* a pod's supervisor, started by apply */
         return pod_run_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "__kubelet") == 0) /* a node's kubelet, started by install --kubernetes */
+        return kubelet_main(argc - 1, argv + 1);
+    /* kubectl's way to the API server, started by install --kubernetes */
+    if (strcmp(argv[1], "__forward") == 0)
+        return kforward_main(argc - 1, argv + 1);
     const struct command *c = find(argv[1]);
     if (c == NULL) {
         fprintf(stderr, "meshctl: unknown command \"%s\"; see 'meshctl help'\n", argv[1]);

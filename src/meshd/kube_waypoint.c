@@ -383,7 +383,8 @@ waypoint_owner(const json_t *obj)
 
     if (cls == NULL || strcmp(cls, WP_CLASS) != 0)
         return NULL;
-    json_array_foreach(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), i, r) {
+    json_array_foreach(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), i, r)
+    {
         const char *k = json_string_value(json_object_get(r, "kind"));
         if (k != NULL && strcmp(k, "Gateway") == 0)
             return json_string_value(json_object_get(r, "name"));

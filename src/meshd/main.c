@@ -28,33 +28,45 @@ static struct loop_timer serving_timer;
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "usage: meshd --state-dir DIR [--config-dir DIR] [--kubeconfig FILE | --in-cluster]\n"
-            "             [options]\n"
-            "       meshd token --state-dir DIR --node NAME [--ttl DUR] [--audience xds|ca]\n"
-            "       meshd token --state-dir DIR --node NAME --revoke   (meshd token --help)\n"
-            "  --config-dir DIR        Kubernetes-style YAML, followed live (inotify)\n"
-            KUBE_SRC_USAGE("--config-dir")
-            "  --state-dir DIR         mesh root (created on first start) and token key\n"
-            "  --listen ADDR           xDS and CA, TLS (default [::]:15012)\n"
-            "  --monitoring ADDR       metrics and readiness (default [::]:15014)\n"
-            "  --trust-domain TD       (default cluster.local)\n"
-            "  --cluster ID            cluster id in workload uids (default Kubernetes)\n"
-            "  --cert-ttl SECS         default workload certificate lifetime (86400)\n"
-            "  --max-cert-ttl SECS     longest lifetime a proxy may ask for (7776000)\n"
-            "  --debounce-ms MS        wait for config changes to settle (100)\n"
-            "  --max-conns-per-ip N    connections from one address, 0 = no limit (64)\n"
-            "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved)\n"
-            "  --ca-trusted-node-accounts NS/SA,...\n"
-            "                          Kubernetes accounts that may obtain certificates of pods\n"
-            "                          on their node (default istio-system/ztunnel)\n"
-            "  --waypoint-xds-address IP:PORT\n"
-            "                          meshd's address in the waypoint Deployments it makes for\n"
-            "                          Gateways of class istio-waypoint (default: Service\n"
-            "                          istio-system/istiod's cluster IP, port 15012)\n"
-            "  --waypoint-image IMAGE  their image (default amesh/waypoint:dev)\n"
-            "  --log-level LEVEL       error, warn, info (default) or debug\n"
-            "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
+    fprintf(
+        f,
+        "usage: meshd --state-dir DIR [--config-dir DIR] [--kubeconfig FILE | --in-cluster]\n"
+        "             [options]\n"
+        "       meshd token --state-dir DIR --node NAME [--ttl DUR] [--audience xds|ca]\n"
+        "       meshd token --state-dir DIR --node NAME --revoke   (meshd token --help)\n"
+        "  --config-dir DIR        Kubernetes-style YAML, followed live (inotify)\n" KUBE_SRC_USAGE(
+            "--config-dir") "  --state-dir DIR         mesh root (created on first start) and "
+                            "token key\n"
+                            "  --listen ADDR           xDS and CA, TLS (default [::]:15012)\n"
+                            "  --monitoring ADDR       metrics and readiness (default [::]:15014)\n"
+                            "  --trust-domain TD       (default cluster.local)\n"
+                            "  --cluster ID            cluster id in workload uids (default "
+                            "Kubernetes)\n"
+                            "  --cert-ttl SECS         default workload certificate lifetime "
+                            "(86400)\n"
+                            "  --max-cert-ttl SECS     longest lifetime a proxy may ask for "
+                            "(7776000)\n"
+                            "  --debounce-ms MS        wait for config changes to settle (100)\n"
+                            "  --max-conns-per-ip N    connections from one address, 0 = no limit "
+                            "(64)\n"
+                            "  --allow-x25519          also offer X25519 key exchange (not "
+                            "FIPS-approved)\n"
+                            "  --ca-trusted-node-accounts NS/SA,...\n"
+                            "                          Kubernetes accounts that may obtain "
+                            "certificates of pods\n"
+                            "                          on their node (default "
+                            "istio-system/ztunnel)\n"
+                            "  --waypoint-xds-address IP:PORT\n"
+                            "                          meshd's address in the waypoint Deployments "
+                            "it makes for\n"
+                            "                          Gateways of class istio-waypoint (default: "
+                            "Service\n"
+                            "                          istio-system/istiod's cluster IP, port "
+                            "15012)\n"
+                            "  --waypoint-image IMAGE  their image (default amesh/waypoint:dev)\n"
+                            "  --log-level LEVEL       error, warn, info (default) or debug\n"
+                            "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT "
+                            "too\n");
 }
 
 static void
@@ -127,7 +139,9 @@ parse_flags(int argc, char **argv, struct meshd_opts *o)
             o->waypoint_xds = optarg;
             break;
         }
-        case 'i': o->waypoint_image = optarg; break;
+        case 'i':
+            o->waypoint_image = optarg;
+            break;
         case 'l':
             flag_log_level(optarg);
             break;

@@ -21,8 +21,8 @@
 bool
 wp_is_waypoint(const json_t *gw)
 {
-    const char *cls = json_string_value(json_object_get(json_object_get(gw, "spec"),
-                                                        "gatewayClassName"));
+    const char *cls =
+        json_string_value(json_object_get(json_object_get(gw, "spec"), "gatewayClassName"));
     return cls != NULL && strcmp(cls, WP_CLASS) == 0;
 }
 
@@ -44,9 +44,9 @@ const char *
 wp_deployment_name(const json_t *gw)
 {
     const char *o = meta_str(gw, "annotations", "gateway.istio.io/name-override");
-    return o != NULL && o[0] != '\0' ? o : json_string_value(
-                                               json_object_get(json_object_get(gw, "metadata"),
-                                                               "name"));
+    return o != NULL && o[0] != '\0'
+               ? o
+               : json_string_value(json_object_get(json_object_get(gw, "metadata"), "name"));
 }
 
 const char *
@@ -113,12 +113,12 @@ kube_pod_spec(json_t *pod_spec, json_t *ctr, const char *image)
                                   "capabilities", "drop", "ALL"));
     json_object_set_new(pod_spec, "automountServiceAccountToken", json_false());
     json_object_set_new(pod_spec, "terminationGracePeriodSeconds", json_integer(30));
-    json_object_set_new(
-        pod_spec, "volumes",
-        json_pack("[{s:s, s:{s:[{s:{s:s, s:s, s:i}}]}}, {s:s, s:{s:s}}]", "name", "istio-token",
-                  "projected", "sources", "serviceAccountToken", "path", "istio-token",
-                  "audience", "istio-ca", "expirationSeconds", WP_KUBE_TOKEN_TTL_S, "name",
-                  "istiod-ca-cert", "configMap", "name", "istio-ca-root-cert"));
+    json_object_set_new(pod_spec, "volumes",
+                        json_pack("[{s:s, s:{s:[{s:{s:s, s:s, s:i}}]}}, {s:s, s:{s:s}}]", "name",
+                                  "istio-token", "projected", "sources", "serviceAccountToken",
+                                  "path", "istio-token", "audience", "istio-ca",
+                                  "expirationSeconds", WP_KUBE_TOKEN_TTL_S, "name",
+                                  "istiod-ca-cert", "configMap", "name", "istio-ca-root-cert"));
 }
 
 static json_t *
@@ -130,13 +130,13 @@ render_deployment(const json_t *gw, const struct wp_env *env, const char *ns, co
     bool kube = env->creds == WP_CREDS_KUBE;
     char *token = kube ? xstrdup(WP_KUBE_TOKEN_FILE)
                        : xasprintf("%s/nodes/$(NODE_NAME)/token", env->cluster_dir);
-    char *root = kube ? xstrdup(WP_KUBE_ROOT_FILE)
-                      : xasprintf("%s/state/root-cert.pem", env->cluster_dir);
+    char *root =
+        kube ? xstrdup(WP_KUBE_ROOT_FILE) : xasprintf("%s/state/root-cert.pem", env->cluster_dir);
 
-    json_t *pod_labels = json_pack("{s:s, s:s, s:s, s:s}", "sidecar.istio.io/inject", "false",
-                                   "istio.io/dataplane-mode", "none",
-                                   "service.istio.io/canonical-name", dname,
-                                   "service.istio.io/canonical-revision", "latest");
+    json_t *pod_labels =
+        json_pack("{s:s, s:s, s:s, s:s}", "sidecar.istio.io/inject", "false",
+                  "istio.io/dataplane-mode", "none", "service.istio.io/canonical-name", dname,
+                  "service.istio.io/canonical-revision", "latest");
     json_t *infra = infra_labels(gname, true);
     json_object_update(pod_labels, infra);
     json_decref(infra);
@@ -148,21 +148,20 @@ render_deployment(const json_t *gw, const struct wp_env *env, const char *ns, co
                              field_env("POD_NAMESPACE", "metadata.namespace"),
                              field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
                              field_env("INSTANCE_IP", "status.podIP"));
-    json_t *args = json_pack("[s,s, s,s, s,s, s,s, s,s, s,s, s,s]", "--xds-address",
-                             env->xds_address, "--root-cert", root, "--token", token, "--node",
-                             "$(NODE_NAME)", "--namespace", "$(POD_NAMESPACE)", "--name", gname,
-                             "--service-account", "$(SERVICE_ACCOUNT)");
+    json_t *args =
+        json_pack("[s,s, s,s, s,s, s,s, s,s, s,s, s,s]", "--xds-address", env->xds_address,
+                  "--root-cert", root, "--token", token, "--node", "$(NODE_NAME)", "--namespace",
+                  "$(POD_NAMESPACE)", "--name", gname, "--service-account", "$(SERVICE_ACCOUNT)");
     json_t *probe = json_pack("{s:{s:s, s:i, s:s}, s:i, s:i, s:i}", "httpGet", "path",
                               "/healthz/ready", "port", WP_STATUS_PORT, "scheme", "HTTP",
                               "periodSeconds", 15, "timeoutSeconds", 1, "failureThreshold", 4);
-    json_t *ports = json_pack("[{s:i, s:s, s:s}, {s:i, s:s, s:s}, {s:i, s:s, s:s}]",
-                              "containerPort", WP_HBONE_PORT, "name", "mesh", "protocol", "TCP",
-                              "containerPort", 15020, "name", "metrics", "protocol", "TCP",
-                              "containerPort", WP_STATUS_PORT, "name", "status-port", "protocol",
-                              "TCP");
-    json_t *ctr = json_pack("{s:s, s:[s], s:o, s:o, s:o, s:o}", "name", "waypoint", "command",
-                            "waypoint", "args", args, "env", envs, "ports", ports,
-                            "readinessProbe", probe);
+    json_t *ports = json_pack(
+        "[{s:i, s:s, s:s}, {s:i, s:s, s:s}, {s:i, s:s, s:s}]", "containerPort", WP_HBONE_PORT,
+        "name", "mesh", "protocol", "TCP", "containerPort", 15020, "name", "metrics", "protocol",
+        "TCP", "containerPort", WP_STATUS_PORT, "name", "status-port", "protocol", "TCP");
+    json_t *ctr =
+        json_pack("{s:s, s:[s], s:o, s:o, s:o, s:o}", "name", "waypoint", "command", "waypoint",
+                  "args", args, "env", envs, "ports", ports, "readinessProbe", probe);
     json_t *pod_spec = json_pack("{s:s, s:[o]}", "serviceAccountName", sa, "containers", ctr);
     if (kube)
         kube_pod_spec(pod_spec, ctr, env->image);
@@ -170,8 +169,8 @@ render_deployment(const json_t *gw, const struct wp_env *env, const char *ns, co
         "{s:s, s:s, s:{s:s, s:s, s:o, s:o}, s:{s:i, s:{s:{s:s}}, s:{s:{s:o, s:o}, s:o}}}",
         "apiVersion", "apps/v1", "kind", "Deployment", "metadata", "name", dname, "namespace", ns,
         "labels", infra_labels(gname, true), "ownerReferences", owner_refs(gname, uid), "spec",
-        "replicas", replicas, "selector", "matchLabels", WP_LABEL_GATEWAY_NAME, gname,
-        "template", "metadata", "labels", pod_labels, "annotations", pod_ann, "spec", pod_spec);
+        "replicas", replicas, "selector", "matchLabels", WP_LABEL_GATEWAY_NAME, gname, "template",
+        "metadata", "labels", pod_labels, "annotations", pod_ann, "spec", pod_spec);
     free(token);
     free(root);
     return dep;
@@ -196,7 +195,8 @@ add_infra(json_t *meta, const json_t *infra)
             to = json_object();
             json_object_set_new(meta, maps[i], to);
         }
-        json_object_foreach((json_t *)from, k, v) {
+        json_object_foreach((json_t *)from, k, v)
+        {
             if (json_is_string(v) && json_object_get(to, k) == NULL)
                 json_object_set(to, k, v);
         }
@@ -218,20 +218,19 @@ wp_render(const json_t *gw, const struct wp_env *env)
         uid = "";
     const char *dname = wp_deployment_name(gw), *sa = wp_service_account(gw);
 
-    json_t *sa_obj = json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:o}}", "apiVersion", "v1", "kind",
-                               "ServiceAccount", "metadata", "name", sa, "namespace", ns, "labels",
-                               infra_labels(gname, false), "ownerReferences",
-                               owner_refs(gname, uid));
+    json_t *sa_obj =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:o}}", "apiVersion", "v1", "kind",
+                  "ServiceAccount", "metadata", "name", sa, "namespace", ns, "labels",
+                  infra_labels(gname, false), "ownerReferences", owner_refs(gname, uid));
     json_t *svc = json_pack(
         "{s:s, s:s, s:{s:s, s:s, s:o, s:{s:s}, s:o}, s:{s:s, s:[{s:s, s:i, s:s, s:s}, {s:s, "
         "s:i, s:s, s:s}], s:{s:s}, s:s}}",
-        "apiVersion", "v1", "kind", "Service", "metadata", "name", dname, "namespace", ns,
-        "labels", infra_labels(gname, false), "annotations",
-        "networking.istio.io/traffic-distribution", "PreferClose", "ownerReferences",
-        owner_refs(gname, uid), "spec", "ipFamilyPolicy", "PreferDualStack", "ports", "name",
-        "status-port", "port", WP_STATUS_PORT, "protocol", "TCP", "appProtocol", "tcp", "name",
-        "mesh", "port", WP_HBONE_PORT, "protocol", "TCP", "appProtocol", "hbone", "selector",
-        WP_LABEL_GATEWAY_NAME, gname, "type", "ClusterIP");
+        "apiVersion", "v1", "kind", "Service", "metadata", "name", dname, "namespace", ns, "labels",
+        infra_labels(gname, false), "annotations", "networking.istio.io/traffic-distribution",
+        "PreferClose", "ownerReferences", owner_refs(gname, uid), "spec", "ipFamilyPolicy",
+        "PreferDualStack", "ports", "name", "status-port", "port", WP_STATUS_PORT, "protocol",
+        "TCP", "appProtocol", "tcp", "name", "mesh", "port", WP_HBONE_PORT, "protocol", "TCP",
+        "appProtocol", "hbone", "selector", WP_LABEL_GATEWAY_NAME, gname, "type", "ClusterIP");
     json_t *dep = render_deployment(gw, env, ns, gname, uid, replicas);
     const json_t *infra = json_object_get(json_object_get(gw, "spec"), "infrastructure");
     add_infra(json_object_get(sa_obj, "metadata"), infra);
@@ -248,8 +247,8 @@ wp_owned_by(const json_t *obj, const char *gw_name)
 {
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), i,
-                       r) {
+    json_array_foreach(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), i, r)
+    {
         const char *k = json_string_value(json_object_get(r, "kind"));
         const char *n = json_string_value(json_object_get(r, "name"));
         if (k != NULL && n != NULL && strcmp(k, "Gateway") == 0 && strcmp(n, gw_name) == 0)
@@ -266,9 +265,8 @@ wp_holds(const json_t *have, const json_t *want)
         json_t *v;
         if (!json_is_object(have))
             return false;
-        json_object_foreach((json_t *)want, k, v)
-            if (!wp_holds(json_object_get(have, k), v))
-                return false;
+        json_object_foreach((json_t *)want, k,
+                            v) if (!wp_holds(json_object_get(have, k), v)) return false;
         return true;
     }
     if (json_is_array(want)) {
@@ -276,9 +274,7 @@ wp_holds(const json_t *have, const json_t *want)
         json_t *v;
         if (!json_is_array(have) || json_array_size(have) != json_array_size(want))
             return false;
-        json_array_foreach(want, i, v)
-            if (!wp_holds(json_array_get(have, i), v))
-                return false;
+        json_array_foreach(want, i, v) if (!wp_holds(json_array_get(have, i), v)) return false;
         return true;
     }
     return have != NULL && json_equal((json_t *)have, (json_t *)want);

@@ -60,7 +60,8 @@ find_condition(const json_t *conds, const char *type)
 {
     size_t i;
     json_t *c;
-    json_array_foreach(conds, i, c) {
+    json_array_foreach(conds, i, c)
+    {
         const char *t = json_string_value(json_object_get(c, "type"));
         if (t != NULL && strcmp(t, type) == 0)
             return c;
@@ -98,7 +99,8 @@ find_listener(const json_t *status, const char *name)
 {
     size_t i;
     json_t *l;
-    json_array_foreach(json_object_get(status, "listeners"), i, l) {
+    json_array_foreach(json_object_get(status, "listeners"), i, l)
+    {
         const char *n = json_string_value(json_object_get(l, "name"));
         if (n != NULL && strcmp(n, name) == 0)
             return l;
@@ -173,7 +175,8 @@ wp_route_attaches(const json_t *route, const json_t *gw)
 
     if (gns == NULL || gname == NULL || rns == NULL)
         return false;
-    json_array_foreach(json_object_get(json_object_get(gw, "spec"), "listeners"), i, l) {
+    json_array_foreach(json_object_get(json_object_get(gw, "spec"), "listeners"), i, l)
+    {
         const char *n = json_string_value(json_object_get(l, "name"));
         const char *fr = json_string_value(json_object_get(
             json_object_get(json_object_get(l, "allowedRoutes"), "namespaces"), "from"));
@@ -182,7 +185,8 @@ wp_route_attaches(const json_t *route, const json_t *gw)
     }
     if (strcmp(from, "All") != 0 && (strcmp(from, "Same") != 0 || strcmp(rns, gns) != 0))
         return false;
-    json_array_foreach(json_object_get(json_object_get(route, "spec"), "parentRefs"), i, ref) {
+    json_array_foreach(json_object_get(json_object_get(route, "spec"), "parentRefs"), i, ref)
+    {
         const char *group = json_string_value(json_object_get(ref, "group"));
         const char *kind = json_string_value(json_object_get(ref, "kind"));
         const char *ns = json_string_value(json_object_get(ref, "namespace"));

@@ -260,7 +260,8 @@ condition(const json_t *conds, const char *type)
 {
     size_t i;
     json_t *c;
-    json_array_foreach(conds, i, c) {
+    json_array_foreach(conds, i, c)
+    {
         if (strcmp(str(c, "type"), type) == 0)
             return c;
     }
