@@ -52,8 +52,8 @@ slice_ports(struct k8s_dctx *c, const json_t *json, struct k8s_slice *s)
             (rc = k8s_get_port(c, e, "port", path, &port)) < 0)
             return rc;
         if (name != NULL && name[0] != '\0' && !k8s_port_name(name) && !k8s_dns_label(name, false))
-            return k8s_fail(c, k8s_key_line(c, e, "name"), "%s: name \"%s\" is not a valid port name",
-                            path, name);
+            return k8s_fail(c, k8s_key_line(c, e, "name"),
+                            "%s: name \"%s\" is not a valid port name", path, name);
         if (port == 0)
             continue; /* "all ports": nothing istiod can map */
         struct k8s_slice_port *p = &s->ports[s->n_ports++];

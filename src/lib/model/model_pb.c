@@ -3,7 +3,8 @@
  * struct service.
  *
  * protobuf-c checks the wire format; this file checks meaning and caps and
- * copies what the model keeps. Fields the model does not hold yet (capacity, load balancing, application tunnel, extensions) are ignored.
+ * copies what the model keeps. Fields the model does not hold yet (capacity, load balancing,
+ * application tunnel, extensions) are ignored.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -23,12 +23,12 @@
 #include "workload.pb-c.h"
 
 #define SVC_NOSEL                                                                                  \
-    "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: demo}\n"                      \
+    "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: demo}\n"                       \
     "spec:\n  clusterIP: 198.19.0.10\n  ports:\n"                                                  \
     "  - {name: sql, port: 5432, targetPort: 5432}\n  - {name: admin, port: 8080}\n---\n"
 #define SLICE_HEAD(ver, name, type)                                                                \
     "apiVersion: discovery.k8s.io/" ver "\nkind: EndpointSlice\n"                                  \
-    "metadata: {name: " name ", namespace: demo, labels: {kubernetes.io/service-name: db}}\n"     \
+    "metadata: {name: " name ", namespace: demo, labels: {kubernetes.io/service-name: db}}\n"      \
     "addressType: " type "\n"
 
 /* One expected workload: uid suffix after "Kubernetes/discovery.k8s.io/EndpointSlice/demo/". */
@@ -48,35 +48,42 @@ struct slice_case {
 
 static const struct slice_case slice_cases[] = {
     {"v1beta1, two endpoints, one not ready, ports joined by name",
-     SVC_NOSEL SLICE_HEAD("v1beta1", "db-1", "IPv4")
-     "ports:\n- {name: sql, port: 15432, protocol: TCP}\n- {name: admin, port: 18080}\n"
-     "endpoints:\n- addresses: [198.19.1.1]\n- addresses: [198.19.1.2]\n"
-     "  conditions: {ready: false}\n",
+     SVC_NOSEL SLICE_HEAD(
+         "v1beta1", "db-1",
+         "IPv4") "ports:\n- {name: sql, port: 15432, protocol: TCP}\n- {name: admin, port: 18080}\n"
+                 "endpoints:\n- addresses: [198.19.1.1]\n- addresses: [198.19.1.2]\n"
+                 "  conditions: {ready: false}\n",
      2,
      {{"db-1/198.19.1.1", "198.19.1.1", true, "5432:15432,8080:18080"},
       {"db-1/198.19.1.2", "198.19.1.2", false, "5432:15432,8080:18080"}}},
     {"v1, UDP and unknown port names left out, ready absent counts as ready",
-     SVC_NOSEL SLICE_HEAD("v1", "db-2", "IPv4")
-     "ports:\n- {name: sql, port: 15432, protocol: UDP}\n- {name: other, port: 1}\n"
-     "- {name: admin, port: 18080, protocol: TCP}\n"
-     "endpoints:\n- addresses: [198.19.1.3]\n  conditions: {serving: true}\n",
+     SVC_NOSEL SLICE_HEAD(
+         "v1", "db-2",
+         "IPv4") "ports:\n- {name: sql, port: 15432, protocol: UDP}\n- {name: other, port: 1}\n"
+                 "- {name: admin, port: 18080, protocol: TCP}\n"
+                 "endpoints:\n- addresses: [198.19.1.3]\n  conditions: {serving: true}\n",
      1,
      {{"db-2/198.19.1.3", "198.19.1.3", true, "8080:18080"}}},
     {"pod endpoints are skipped (the pod is the workload)",
-     SVC_NOSEL SLICE_HEAD("v1", "db-3", "IPv4")
-     "ports:\n- {name: sql, port: 5432}\n"
-     "endpoints:\n- addresses: [198.19.1.4]\n  targetRef: {kind: Pod, name: p, namespace: demo}\n"
-     "- addresses: [198.19.1.5]\n  targetRef: {kind: VirtualMachine, name: vm}\n",
+     SVC_NOSEL SLICE_HEAD(
+         "v1", "db-3",
+         "IPv4") "ports:\n- {name: sql, port: 5432}\n"
+                 "endpoints:\n- addresses: [198.19.1.4]\n  targetRef: {kind: Pod, name: p, "
+                 "namespace: demo}\n"
+                 "- addresses: [198.19.1.5]\n  targetRef: {kind: VirtualMachine, name: vm}\n",
      1,
      {{"db-3/198.19.1.5", "198.19.1.5", true, "5432:5432"}}},
     {"IPv6, a repeated first address is left out",
-     SVC_NOSEL SLICE_HEAD("v1", "db-6", "IPv6")
-     "ports:\n- {name: sql, port: 5432}\n"
-     "endpoints:\n- addresses: ['2001:db8::1']\n- addresses: ['2001:db8::1']\n",
+     SVC_NOSEL SLICE_HEAD(
+         "v1", "db-6",
+         "IPv6") "ports:\n- {name: sql, port: 5432}\n"
+                 "endpoints:\n- addresses: ['2001:db8::1']\n- addresses: ['2001:db8::1']\n",
      1,
      {{"db-6/2001:db8::1", "2001:db8::1", true, "5432:5432"}}},
     {"no Service of that name: nothing",
-     SLICE_HEAD("v1", "db-7", "IPv4") "endpoints:\n- addresses: [198.19.1.7]\n", 0, {{0}}},
+     SLICE_HEAD("v1", "db-7", "IPv4") "endpoints:\n- addresses: [198.19.1.7]\n",
+     0,
+     {{0}}},
     {"no service-name label: nothing",
      SVC_NOSEL "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
                "metadata: {name: x, namespace: demo}\naddressType: IPv4\n"
@@ -84,12 +91,13 @@ static const struct slice_case slice_cases[] = {
      0,
      {{0}}},
     {"FQDN slices are not converted",
-     SVC_NOSEL SLICE_HEAD("v1", "db-9", "FQDN") "endpoints:\n- addresses: [db.example]\n", 0,
+     SVC_NOSEL SLICE_HEAD("v1", "db-9", "FQDN") "endpoints:\n- addresses: [db.example]\n",
+     0,
      {{0}}},
     {"an ExternalName Service: nothing",
      "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: demo}\n"
-     "spec: {type: ExternalName, externalName: db.example}\n---\n" SLICE_HEAD("v1", "db-10", "IPv4")
-     "endpoints:\n- addresses: [198.19.1.10]\n",
+     "spec: {type: ExternalName, externalName: db.example}\n---\n" SLICE_HEAD(
+         "v1", "db-10", "IPv4") "endpoints:\n- addresses: [198.19.1.10]\n",
      0,
      {{0}}},
 };
@@ -232,7 +240,7 @@ test_slice_refused(void **state)
 }
 
 #define POD_ON(node)                                                                               \
-    "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: demo}\n"                           \
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: demo}\n"                            \
     "spec: {nodeName: " node ", containers: [{name: c, image: x}]}\n"                              \
     "status: {phase: Running, podIP: 198.19.2.1}\n---\n"
 #define NODE(labels) "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: " labels "}\n---\n"
@@ -253,14 +261,15 @@ static const struct {
      POD_ON("n1") NODE("{failure-domain.beta.kubernetes.io/zone: z3}"), NULL, NULL, NULL},
     {"the node is unknown", POD_ON("n2") NODE("{topology.kubernetes.io/zone: z1}"), NULL, NULL,
      NULL},
-    {"the pod is not scheduled", POD_ON("''") NODE("{topology.kubernetes.io/zone: z1}"), NULL,
-     NULL, NULL},
+    {"the pod is not scheduled", POD_ON("''") NODE("{topology.kubernetes.io/zone: z1}"), NULL, NULL,
+     NULL},
 };
 
 static Istio__Workload__Address *
 pod_address(const struct mesh_resources *r)
 {
-    const struct mesh_resource *m = mesh_resources_find(r, K8S_TYPE_ADDRESS, "Kubernetes//Pod/demo/p");
+    const struct mesh_resource *m =
+        mesh_resources_find(r, K8S_TYPE_ADDRESS, "Kubernetes//Pod/demo/p");
     Istio__Workload__Address *a;
 
     assert_non_null(m);
@@ -303,8 +312,9 @@ test_locality_follows_node(void **state)
     struct k8s_store *st = k8s_store_new();
     struct k8s_conv *cv = k8s_conv_new();
     struct mesh_resources r1, r2, r3;
-    json_t *node = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "apiVersion", "v1", "kind", "Node",
-                             "metadata", "name", "n1", "labels", "topology.kubernetes.io/zone", "a");
+    json_t *node =
+        json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "apiVersion", "v1", "kind", "Node", "metadata",
+                  "name", "n1", "labels", "topology.kubernetes.io/zone", "a");
     (void)state;
 
     assert_int_equal(k8s_store_load_buf(st, "pods.yaml", pods, strlen(pods), NULL), 0);
