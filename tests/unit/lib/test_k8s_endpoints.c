@@ -2,8 +2,10 @@
  * test_k8s_endpoints.c - table tests of the conversion of EndpointSlices
  * (workloads for endpoints that are not pods, k8s_endpoints.c) and of pod
  * locality from Node labels (k8s_workload.c), decoding the packed resources;
- * the decoder's refusals of slices the API server would refuse; and the
- * incremental converter following a Node's label change.
+ * the decoder's refusals of slices the API server would refuse; the real API
+ * server's answers (tests/fixtures/kube: a v1beta1 EndpointSlice list and a
+ * Node, as meshd's reflectors hand them to the store); and the incremental
+ * converter following a Node's label change.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -362,14 +364,85 @@ test_locality_follows_node(void **state)
     k8s_store_free(st);
 }
 
+static json_t *
+fixture(const char *name)
+{
+    char path[512];
+    json_error_t err;
+
+    snprintf(path, sizeof(path), "%s/tests/fixtures/kube/%s", MESH_SOURCE_DIR, name);
+    json_t *j = json_load_file(path, 0, &err);
+    if (j == NULL)
+        fail_msg("%s: %s", path, err.text);
+    return j;
+}
+
+/* The recorded slice and Node put into the store as meshd does (items get the list's kind). */
+static void
+test_recorded_answers(void **state)
+{
+    static const char svc_pod[] =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: fx}\n"
+        "spec: {clusterIP: 198.19.0.10, ports: [{name: sql, port: 5432}, {name: admin, port: "
+        "8080}]}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: echo-0, namespace: fx}\n"
+        "spec: {nodeName: node-fx}\nstatus: {phase: Running, podIP: 198.18.5.3}\n";
+    static const char prefix[] = "Kubernetes/discovery.k8s.io/EndpointSlice/fx/db-manual/";
+    struct k8s_store *st = store_of(svc_pod, 0);
+    json_t *list = fixture("endpointslices.json"), *node = fixture("node.json");
+    struct mesh_resources r;
+    char ports[128];
+    (void)state;
+
+    json_t *item = json_array_get(json_object_get(list, "items"), 0);
+    assert_non_null(item);
+    json_object_set(item, "apiVersion", json_object_get(list, "apiVersion"));
+    json_object_set_new(item, "kind", json_string("EndpointSlice"));
+    assert_int_equal(k8s_store_put_json(st, "api:EndpointSlice/fx/db-manual", item, NULL, false),
+                     0);
+    assert_int_equal(k8s_store_put_json(st, "api:Node/node-fx", node, NULL, true), 0);
+    assert_int_equal(k8s_build_resources(st, NULL, &r, NULL), 0);
+
+    Istio__Workload__Address *a;
+    const struct mesh_resource *m = mesh_resources_find(&r, K8S_TYPE_ADDRESS, prefix);
+    assert_null(m);
+    char name[128];
+    snprintf(name, sizeof(name), "%s198.18.5.1", prefix);
+    assert_non_null(m = mesh_resources_find(&r, K8S_TYPE_ADDRESS, name));
+    Istio__Workload__Workload *w = unpack_wl(m, &a);
+    assert_int_equal(w->status, ISTIO__WORKLOAD__WORKLOAD_STATUS__HEALTHY);
+    ports_str(w->services[0]->value, ports, sizeof(ports));
+    assert_string_equal(ports, "5432:15432,8080:18080"); /* port 9 (name "") has no Service port */
+    istio__workload__address__free_unpacked(a, NULL);
+    snprintf(name, sizeof(name), "%s198.18.5.2", prefix);
+    assert_non_null(m = mesh_resources_find(&r, K8S_TYPE_ADDRESS, name));
+    w = unpack_wl(m, &a);
+    assert_int_equal(w->status, ISTIO__WORKLOAD__WORKLOAD_STATUS__UNHEALTHY);
+    istio__workload__address__free_unpacked(a, NULL);
+    /* The Pod endpoint is the pod's workload, which has the Node's locality. */
+    snprintf(name, sizeof(name), "%s198.18.5.3", prefix);
+    assert_null(mesh_resources_find(&r, K8S_TYPE_ADDRESS, name));
+    assert_non_null(m = mesh_resources_find(&r, K8S_TYPE_ADDRESS, "Kubernetes//Pod/fx/echo-0"));
+    w = unpack_wl(m, &a);
+    assert_non_null(w->locality);
+    assert_string_equal(w->locality->region, "region-a");
+    assert_string_equal(w->locality->zone, "zone-1");
+    assert_string_equal(w->locality->subzone, "rack-7");
+    istio__workload__address__free_unpacked(a, NULL);
+
+    mesh_resources_free(&r);
+    json_decref(list);
+    json_decref(node);
+    k8s_store_free(st);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_slice_workloads),
-        cmocka_unit_test(test_slice_refused),
-        cmocka_unit_test(test_pod_locality),
-        cmocka_unit_test(test_locality_follows_node),
+        cmocka_unit_test(test_slice_workloads),  cmocka_unit_test(test_slice_refused),
+        cmocka_unit_test(test_pod_locality),     cmocka_unit_test(test_locality_follows_node),
+        cmocka_unit_test(test_recorded_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
