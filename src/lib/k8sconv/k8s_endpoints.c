@@ -95,7 +95,11 @@ slice_workloads(const struct k8s_build_ctx *b, const struct k8s_obj *o, struct m
     const struct k8s_obj *svc;
     struct k8s_arena a = {0};
 
-    if (s->service == NULL || s->fqdn)
+    bool any = false;
+    for (size_t i = 0; i < s->n_eps && !any; i++)
+        any = !s->eps[i].pod;
+    /* The controller's slices of Services with a selector hold only pods: nothing to do. */
+    if (!any || s->service == NULL || s->fqdn)
         return;
     svc = k8s_store_find(b->st, K8S_SERVICE, o->meta.ns, s->service);
     if (svc == NULL || svc->u.svc.external_name)
