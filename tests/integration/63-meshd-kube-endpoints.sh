@@ -11,6 +11,8 @@
 #   - an edit of the slice (an address replaced) and its deletion reach ztunnel within 1 s;
 #   - a pod's locality comes from its Node's topology labels; a label change, and the labels'
 #     removal, reach the pod's workload within 1 s; a Node status update alone changes nothing.
+#   - meshctl ztunnel-config shows the same: the Service with 1/2 endpoints healthy, the
+#     locality in -o json.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/support/kube.sh"
 . "$ROOT/tests/support/zt_dump.sh"
@@ -115,6 +117,13 @@ dump_has "each endpoint that is not a pod is a workload with the Service's ports
 dump_has "the endpoint naming a Pod is not a workload of its own (the pod is)" 1 \
     "'$E/198.18.1.1' not in U and 'Kubernetes//Pod/demo/app-1' in U"
 dump_has "the selector-less Service is served" 1 "'db.demo.svc.cluster.local' in S"
+ip netns exec "$N1" "$BIN/meshctl" ztunnel-config services -n demo --admin 127.0.0.1:15000 >"$WORK/zc-svc.txt"
+cat "$WORK/zc-svc.txt"
+check "meshctl ztunnel-config services: db has 1 of its 2 endpoints healthy" \
+    grep -qE '^demo +db .* 1/2 *$' "$WORK/zc-svc.txt"
+ip netns exec "$N1" "$BIN/meshctl" ztunnel-config workloads -n demo -o json --admin 127.0.0.1:15000 >"$WORK/zc-wl.json"
+check "meshctl ztunnel-config workloads -o json shows the pod's locality" \
+    $PY -c "import json,sys; w=[x for x in json.load(open('$WORK/zc-wl.json')) if x['name']=='app-1']; sys.exit(0 if w and w[0].get('locality',{}).get('zone')=='zone-3' else 1)"
 kc -n demo patch endpointslice db-manual --type=json \
     -p '[{"op":"replace","path":"/endpoints/0/addresses/0","value":"198.18.5.3"}]' >/dev/null
 dump_has "an address replaced in the slice: the old workload gone, the new one there" 1 \
