@@ -49,7 +49,12 @@ measure() {
     say "$src, $n pods: meshd ready in $ready_ms ms, ztunnel synced in $synced_ms ms, meshd RSS $rss kB"
     ip netns exec "$N1" $PY "$DRIVER" changes "$src" "$target" "$zlog" "$n" "$ROUNDS" "$OUT" || return 1
     rss_after=$(rss_of "$mp")
-    echo "{\"source\":\"$src\",\"pods\":$n,\"ready_ms\":$ready_ms,\"synced_ms\":$synced_ms,\"rss_kb\":$rss,\"rss_after_kb\":$rss_after}" >>"$OUT"
+    # meshd's own time per rebuild during the changes (its log: "config: N resources ... (X ms)").
+    local rebuild
+    rebuild=$(grep -o 'config: [0-9]* resources, version [0-9a-f]* ([0-9]* ms)' "$WORK/meshd-$src-$n.log" |
+        tail -n $((ROUNDS * 4)) | sed 's/.*(\([0-9]*\) ms)/\1/' | sort -n |
+        awk '{v[NR]=$1} END {print NR ? v[int((NR+1)/2)] : "null"}')
+    echo "{\"source\":\"$src\",\"pods\":$n,\"ready_ms\":$ready_ms,\"synced_ms\":$synced_ms,\"rss_kb\":$rss,\"rss_after_kb\":$rss_after,\"rebuild_ms\":$rebuild}" >>"$OUT"
     stop_ztunnel "$zp" "$zlog" || true
     stop_meshd "$mp" "$WORK/meshd-$src-$n.log" || true
 }

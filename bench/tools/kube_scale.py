@@ -200,6 +200,8 @@ def cmd_report(path):
                     pct(dl, p) if dl else None, " ms")
         row("meshd ready (first list / first read)", k.get("ready_ms"), d.get("ready_ms"), " ms")
         row("ztunnel synced", k.get("synced_ms"), d.get("synced_ms"), " ms")
+        row("meshd rebuild per change, median (its log)", k.get("rebuild_ms"),
+            d.get("rebuild_ms"), " ms")
         row("meshd RSS after sync", k.get("rss_kb", 0) / 1024 if k else None,
             d.get("rss_kb", 0) / 1024 if d else None, " MB", "%.1f")
         row("meshd RSS after the changes", k.get("rss_after_kb", 0) / 1024 if k else None,
