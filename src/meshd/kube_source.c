@@ -10,8 +10,10 @@
  * missing CRD is reported synced with served=false and retried slowly by the
  * reflector), nothing is built, served or ready. Kinds whose preferred
  * version is not served fall back to an older one (Istio's v1 -> v1beta1,
- * Gateway API v1 -> v1beta1 or v1alpha2). Node is not watched: the store
- * does not decode it.
+ * Gateway API v1 -> v1beta1 or v1alpha2, EndpointSlice v1 -> v1beta1, all
+ * that 1.20 serves). A Node is stored as its name and labels only: its
+ * status (conditions, images, heartbeats) changes all the time and nothing
+ * reads it, so only a label change makes a new object and a rebuild.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,7 @@
 #define GW "gateway.networking.k8s.io/"
 #define SEC "security.istio.io/"
 #define NET "networking.istio.io/"
+#define DISC "discovery.k8s.io/"
 
 /* The preferred version, the fallback (or none), the store's kind. */
 #define KIND(gv, fb, plural, kind, nsd, k)                                                         \
@@ -45,6 +48,8 @@ static const struct kube_kind kinds_table[] = {
     KIND(GW "v1", GW "v1beta1", "httproutes", "HTTPRoute", true, K8S_HTTP_ROUTE),
     KIND(GW "v1", GW "v1alpha2", "grpcroutes", "GRPCRoute", true, K8S_GRPC_ROUTE),
     KIND(NET "v1", NET "v1beta1", "virtualservices", "VirtualService", true, K8S_VIRTUAL_SERVICE),
+    KIND("v1", NULL, "nodes", "Node", false, K8S_NODE),
+    KIND(DISC "v1", DISC "v1beta1", "endpointslices", "EndpointSlice", true, K8S_ENDPOINT_SLICE),
 };
 
 const struct kube_kind *
@@ -84,6 +89,25 @@ changed(struct meshd_kube *k, const struct kube_kind *kw)
         kube_wp_changed(k); /* Gateways, their Services and accounts, routes, the class */
 }
 
+/* What the store keeps of a Node: apiVersion, kind, metadata.name, uid and labels. */
+static json_t *
+node_trimmed(const json_t *obj)
+{
+    const json_t *meta = json_object_get(obj, "metadata");
+    json_t *m = json_object(), *out = json_object();
+    static const char *const keep[] = {"name", "uid", "labels"};
+
+    json_object_set(out, "apiVersion", json_object_get(obj, "apiVersion"));
+    json_object_set(out, "kind", json_object_get(obj, "kind"));
+    for (size_t i = 0; i < ARRAY_LEN(keep); i++) {
+        json_t *v = json_object_get(meta, keep[i]);
+        if (v != NULL)
+            json_object_set(m, keep[i], v);
+    }
+    json_object_set_new(out, "metadata", m);
+    return out;
+}
+
 static void
 on_upsert(void *arg, const struct kube_resource *r, const json_t *obj)
 {
@@ -97,11 +121,13 @@ on_upsert(void *arg, const struct kube_resource *r, const json_t *obj)
         return;
     }
     kw->n_up++;
+    json_t *trimmed = kw->store_kind == K8S_NODE ? node_trimmed(obj) : NULL;
     /* Diagnostics stand in the store: config.c logs them and reports them on the object. */
-    if (k8s_store_put_json(k->st, name, obj, NULL, false) < 0)
+    if (k8s_store_put_json(k->st, name, trimmed ? trimmed : obj, NULL, false) < 0)
         kube_report_refused(k, name, obj);
     else
         kube_report_clear(k, name, false);
+    json_decref(trimmed);
     changed(k, kw);
 }
 

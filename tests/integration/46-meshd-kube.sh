@@ -16,6 +16,7 @@
 # (a relist with a synthesised delete).
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/support/kube.sh"
+. "$ROOT/tests/support/zt_dump.sh"
 require_root
 kube_require || exit 1
 
@@ -106,28 +107,8 @@ SLEEP=$(kc -n demo get pods -l app=sleep -o jsonpath='{.items[0].metadata.name}'
 start_ztunnel_xds "$N1" node-1 "$STATE" "$WORK/zt.log"
 ZT=$LAST_PID
 
-# dump_has <description> <seconds> <python expression over W (workloads by name), S (services
-# by hostname), P (policy names "ns/name"), d>: polls ztunnel's config_dump.
-dump_has() {
-    local what=$1 secs=$2 expr=$3
-    check "$what (within $secs s)" ip netns exec "$N1" $PY -c "
-import json,time,urllib.request
-t0=time.time()
-deadline=t0+$secs
-while True:
-    d=json.load(urllib.request.urlopen('http://127.0.0.1:15000/config_dump',timeout=2))
-    W={w['name']:w for w in d['workloads']}
-    S={s['hostname']:s for s in d['services']}
-    P={p['namespace']+'/'+p['name']:p for p in d.get('policies',[])}
-    if $expr:
-        print('# seen after %d ms' % ((time.time()-t0)*1000))
-        break
-    if time.time()>deadline:
-        print(json.dumps({'workloads':sorted(W),'services':sorted(S),'policies':sorted(P)}))
-        raise SystemExit('not seen: $what')
-    time.sleep(0.02)
-"
-}
+# dump_has <description> <seconds> <python expression over W, S, P...> (tests/support/zt_dump.sh)
+dump_has() { zt_dump_has "$N1" "$@"; }
 dump_has "every sample pod is a workload with its pod IP" 10 \
     "all(W.get(n,{}).get('addresses')==[ip] for n,ip in $(for p in "${!IP_OF[@]}"; do printf "[('%s','%s')]+" "$p" "${IP_OF[$p]}"; done)[])"
 dump_has "the echo Service with its ports" 5 \

@@ -20,33 +20,8 @@ K=$WORK/kube
 STATE=$WORK/state
 kube_up "$N1" "$K"
 
-# Creates namespace scale (ambient) and $PODS pods on node-1, each Running with an IP, over one
-# keep-alive HTTPS connection (kubectl would take a process per pod).
-cat >"$WORK/mkpods.py" <<'PY'
-import http.client, json, ssl, sys, time
-k, n = sys.argv[1], int(sys.argv[2])
-ctx = ssl.create_default_context(cafile=k + "/pki/ca.crt")
-tok = open(k + "/admin.token").read().strip()
-c = http.client.HTTPSConnection("127.0.0.1", 6443, context=ctx, timeout=30)
-def req(method, path, body, ctype="application/json"):
-    c.request(method, path, json.dumps(body), {"Authorization": "Bearer " + tok, "Content-Type": ctype})
-    r = c.getresponse(); data = r.read()
-    if r.status not in (200, 201):
-        sys.exit("%s %s: %d %s" % (method, path, r.status, data[:300]))
-t0 = time.time()
-req("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "scale", "labels": {"istio.io/dataplane-mode": "ambient"}}})
-for i in range(n):
-    name = "p%05d" % i
-    req("POST", "/api/v1/namespaces/scale/pods", {"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "scale", "idx": str(i)}},
-        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "none"}]}})
-    ip = "198.18.%d.%d" % (10 + i // 250, 1 + i % 250)
-    req("PATCH", "/api/v1/namespaces/scale/pods/%s/status" % name, {"status": {"phase": "Running",
-        "podIP": ip, "podIPs": [{"ip": ip}],
-        "conditions": [{"type": "Ready", "status": "True"}]}}, "application/merge-patch+json")
-print("%d pods created and Running in %.1f s" % (n, time.time() - t0))
-PY
-say "$(ip netns exec "$N1" $PY "$WORK/mkpods.py" "$K" "$PODS")"
+# Namespace scale (ambient), $PODS pods on node-1, each Running with an IP (tests/support/kube_pods.py).
+say "$(ip netns exec "$N1" $PY "$ROOT/tests/support/kube_pods.py" "$K" "$PODS")"
 
 snapshots() { grep -c 'config: [0-9]* resources' "$WORK/meshd.log" || true; }
 ready() { [ "$(ip netns exec "$N1" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15014/ready)" = 200 ]; }

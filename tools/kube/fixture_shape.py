@@ -116,6 +116,10 @@ EXPECT = {
                                         "token of another audience refused"),
     "tokenreview-bad.json": (201, lambda b: not b["authenticated"] and b["has_error"],
                              "bad signature refused"),
+    "endpointslices.json": (200, lambda b: b["kind"] == "EndpointSliceList" and b["items"] == 1,
+                            "a hand-written EndpointSlice (v1beta1)"),
+    "node.json": (200, lambda b: b["kind"] == "Node" and b["name"] == "node-fx",
+                  "a Node with topology labels"),
 }
 
 

@@ -11,7 +11,7 @@
 #   tools/kube/record-fixtures.sh --out DIR  record into DIR
 #
 # Needs the cached build (tools/kube/build.sh) and the kube packages (tools/install-deps.sh kube).
-# Takes about 35 s: two watches run to their timeout and the future-RV LIST waits 3 s for its 504.
+# Takes about 40 s: two watches run to their timeout and the future-RV LIST waits 3 s for its 504.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FIX=$ROOT/tests/fixtures/kube
@@ -133,6 +133,24 @@ rec tokenreview-wrong-audience.json POST /apis/authentication.k8s.io/v1/tokenrev
     "$(review "$tok" some-other-audience)"
 rec tokenreview-bad.json POST /apis/authentication.k8s.io/v1/tokenreviews \
     "$(review "${tok%?????}AAAAA" istio-ca)"
+
+# ---- what meshd reads of EndpointSlices and Nodes: a slice written by hand for a Service without
+# a selector (v1beta1, all 1.20 serves: the server fills in the port name "" and protocol TCP)
+# and a Node with topology labels (the pods' locality) ------------------------------------------
+api POST /api/v1/namespaces/$NS/services \
+    '{"apiVersion":"v1","kind":"Service","metadata":{"name":"db"},"spec":{"ports":[{"name":"sql","port":5432},{"port":8080,"name":"admin"}]}}'
+api POST /apis/discovery.k8s.io/v1beta1/namespaces/$NS/endpointslices \
+    '{"apiVersion":"discovery.k8s.io/v1beta1","kind":"EndpointSlice","metadata":{"name":"db-manual",
+      "labels":{"kubernetes.io/service-name":"db"}},"addressType":"IPv4",
+      "ports":[{"name":"sql","port":15432},{"name":"admin","port":18080,"protocol":"TCP"},{"port":9}],
+      "endpoints":[{"addresses":["198.18.5.1"],"conditions":{"ready":true},"topology":{"kubernetes.io/hostname":"node-fx"}},
+                   {"addresses":["198.18.5.2"],"conditions":{"ready":false}},
+                   {"addresses":["198.18.5.3"],"targetRef":{"kind":"Pod","name":"echo-0","namespace":"fx"}}]}'
+rec endpointslices.json GET "/apis/discovery.k8s.io/v1beta1/namespaces/$NS/endpointslices"
+api POST /api/v1/nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-fx","labels":{
+    "kubernetes.io/hostname":"node-fx","topology.kubernetes.io/region":"region-a",
+    "topology.kubernetes.io/zone":"zone-1","topology.istio.io/subzone":"rack-7"}}}'
+rec node.json GET /api/v1/nodes/node-fx
 
 mv "$REC/index.tsv.tmp" "$REC/index.tsv"
 rm -f "$REC/watch.status"

@@ -2,7 +2,8 @@
  * k8s.h - the reader: Kubernetes-style YAML in, a store of decoded objects out.
  *
  * A store holds the objects read from a set of files (meshd --config-dir):
- * Namespace, ServiceAccount, Pod and Service are decoded for conversion;
+ * Namespace, ServiceAccount, Pod, Service, Node (its labels) and EndpointSlice
+ * (discovery.k8s.io v1 or v1beta1) are decoded for conversion;
  * AuthorizationPolicy and PeerAuthentication (security.istio.io) are
  * validated as Istio's webhook does and converted for ztunnel; Gateway,
  * GatewayClass, HTTPRoute, GRPCRoute (gateway.networking.k8s.io) and VirtualService
@@ -35,6 +36,8 @@
 #define K8S_MAX_LABELS     256  /* labels, annotations or selector entries per object */
 #define K8S_MAX_PORTS      1024 /* ports per Service, per container, containers per pod */
 #define K8S_MAX_IPS        16   /* pod IPs, cluster IPs */
+#define K8S_MAX_ENDPOINTS  1000 /* per EndpointSlice, as the API server caps them */
+#define K8S_MAX_EP_ADDRS   100  /* addresses per endpoint, as the API server caps them */
 #define K8S_MAX_FILES      4096 /* per directory */
 
 /* Istio's root namespace: mesh-wide policies live here (meshConfig.rootNamespace). */
@@ -82,6 +85,8 @@ enum k8s_kind {
     K8S_VIRTUAL_SERVICE,
     K8S_GATEWAY_CLASS, /* cluster-scoped, like Namespace */
     K8S_GRPC_ROUTE,
+    K8S_NODE,           /* cluster-scoped: its topology labels give pods their locality */
+    K8S_ENDPOINT_SLICE, /* discovery.k8s.io: endpoints of Services without a selector */
     K8S_KIND_COUNT,
 };
 
@@ -198,7 +203,8 @@ bool k8s_pod_info(const struct k8s_store *st, const char *ns, const char *name,
  */
 size_t k8s_store_count(const struct k8s_store *st, enum k8s_kind kind);
 const struct k8s_obj *k8s_store_at(const struct k8s_store *st, enum k8s_kind kind, size_t i);
-/* |ns| is ignored ("" is fine) for Namespace and GatewayClass. Returns NULL when absent. */
+/* |ns| is ignored ("" is fine) for the cluster-scoped kinds (Namespace, GatewayClass, Node).
+ * Returns NULL when absent. */
 const struct k8s_obj *k8s_store_find(const struct k8s_store *st, enum k8s_kind kind, const char *ns,
                                      const char *name);
 
@@ -221,6 +227,8 @@ int k8s_obj_line_of(const struct k8s_obj *o, const json_t *v);
 int k8s_obj_key_line(const struct k8s_obj *o, const json_t *parent, const char *key);
 
 const char *k8s_kind_name(enum k8s_kind kind);
+/* Namespace, GatewayClass and Node: their namespace is "". */
+bool k8s_kind_cluster_scoped(enum k8s_kind kind);
 
 /* ---- Reading manifests (also for tools such as meshctl apply) ---- */
 

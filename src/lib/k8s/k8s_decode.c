@@ -35,6 +35,9 @@ static const struct kind_def kinds[] = {
     {"networking.istio.io", "VirtualService", {"v1", "v1beta1", "v1alpha3"}, K8S_VIRTUAL_SERVICE},
     {"gateway.networking.k8s.io", "GatewayClass", {"v1", "v1beta1"}, K8S_GATEWAY_CLASS},
     {"gateway.networking.k8s.io", "GRPCRoute", {"v1", "v1alpha2"}, K8S_GRPC_ROUTE},
+    {"", "Node", {"v1"}, K8S_NODE},
+    /* v1beta1 is what 1.20 serves; the fields read here are the same in both. */
+    {"discovery.k8s.io", "EndpointSlice", {"v1", "v1beta1"}, K8S_ENDPOINT_SLICE},
 };
 
 const char *
@@ -44,6 +47,12 @@ k8s_kind_name(enum k8s_kind kind)
         if (kinds[i].k == kind)
             return kinds[i].kind;
     return "?";
+}
+
+bool
+k8s_kind_cluster_scoped(enum k8s_kind kind)
+{
+    return kind == K8S_NAMESPACE || kind == K8S_GATEWAY_CLASS || kind == K8S_NODE;
 }
 
 static void
@@ -75,6 +84,8 @@ k8s_obj_free(struct k8s_obj *o)
         k8s_ap_cleanup(&o->u.ap);
     else if (o->kind == K8S_PEER_AUTHENTICATION)
         k8s_pa_cleanup(&o->u.pa);
+    else if (o->kind == K8S_ENDPOINT_SLICE)
+        k8s_slice_cleanup(&o->u.slice);
     meta_cleanup(&o->meta);
     json_decref(o->json);
     k8s_lines_unref(o->lines);
@@ -163,7 +174,7 @@ decode_meta(struct k8s_dctx *c, const json_t *json, const struct kind_def *k, st
                         k->k == K8S_NAMESPACE || k->k == K8S_SERVICE ? "label" : "subdomain");
     if ((rc = k8s_get_str(c, meta, "namespace", "metadata", &ns)) < 0)
         return rc;
-    if (k->k == K8S_NAMESPACE || k->k == K8S_GATEWAY_CLASS)
+    if (k8s_kind_cluster_scoped(k->k))
         ns = ""; /* cluster-scoped: a namespace given here is ignored, as by the API server */
     else if (ns == NULL || ns[0] == '\0')
         ns = "default";
@@ -246,8 +257,12 @@ k8s_decode(struct k8s_dctx *c, json_t *json, int line, struct k8s_lines *lines,
     case K8S_PEER_AUTHENTICATION:
         rc = k8s_decode_peerauthn(c, json, &o->meta, &o->u.pa);
         break;
+    case K8S_ENDPOINT_SLICE:
+        rc = k8s_decode_slice(c, json, &o->meta, &o->u.slice);
+        break;
     case K8S_NAMESPACE:
     case K8S_SERVICE_ACCOUNT:
+    case K8S_NODE: /* its labels (metadata) are all the conversion reads */
         break;
     default:
         /* Stored for later modules: the spec, when given, must at least be a mapping. */

@@ -7,6 +7,7 @@
  *   k8s_yaml.c      YAML bytes -> JSON documents with a line map
  *   k8s_decode.c    apiVersion/kind/metadata, Namespace, ServiceAccount, stored kinds
  *   k8s_pod.c       Pod fields            k8s_service.c  Service fields
+ *   k8s_slice.c     EndpointSlice fields
  *   k8s_json.c      typed field getters with file:line errors, name/label rules
  *   k8s_authz.c     AuthorizationPolicy: validation and its own conversion (it decides validity)
  *   k8s_peerauthn.c PeerAuthentication: validation
@@ -80,6 +81,10 @@ int k8s_decode(struct k8s_dctx *c, json_t *json, int line, struct k8s_lines *lin
 /* Kind-specific parts; |spec| and |status| may be NULL. */
 int k8s_decode_pod(struct k8s_dctx *c, const json_t *json, struct k8s_pod *p);
 int k8s_decode_service(struct k8s_dctx *c, const json_t *json, struct k8s_service *s);
+/* EndpointSlice (k8s_slice.c). */
+int k8s_decode_slice(struct k8s_dctx *c, const json_t *json, const struct k8s_meta *m,
+                     struct k8s_slice *s);
+void k8s_slice_cleanup(struct k8s_slice *s);
 void k8s_pod_cleanup(struct k8s_pod *p);
 void k8s_service_cleanup(struct k8s_service *s);
 /*

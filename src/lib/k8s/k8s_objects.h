@@ -105,6 +105,29 @@ struct k8s_service {
     size_t n_vips;
 };
 
+/* One endpoint of an EndpointSlice (k8s_slice.c). */
+struct k8s_ep {
+    struct k8s_ip ip; /* addresses[0]: istiod uses only the first */
+    char *key;        /* addresses[0] as written: the last part of the workload's uid */
+    bool ready;       /* conditions.ready; absent counts as ready */
+    bool pod;         /* targetRef.kind Pod: the pod is a workload of its own */
+};
+
+struct k8s_slice_port {
+    char *name; /* "" when unnamed (the API server's default) */
+    uint16_t port;
+    bool tcp; /* protocol TCP, the API server's default */
+};
+
+struct k8s_slice {
+    char *service; /* label kubernetes.io/service-name, NULL when absent */
+    bool fqdn;     /* addressType FQDN: not converted, as istiod */
+    struct k8s_ep *eps;
+    size_t n_eps;
+    struct k8s_slice_port *ports; /* a port without a number is left out */
+    size_t n_ports;
+};
+
 /* An AuthorizationPolicy, converted when decoded (it depends on nothing else; k8s_authz.c). */
 struct k8s_ap {
     bool sent;             /* a resource is served (not targetRefs, AUDIT or CUSTOM) */
@@ -173,6 +196,7 @@ struct k8s_obj {
         struct k8s_service svc;
         struct k8s_ap ap;
         struct k8s_pa pa;
+        struct k8s_slice slice;
     } u;
 };
 

@@ -45,8 +45,8 @@ k8s_store_find(const struct k8s_store *st, enum k8s_kind kind, const char *ns, c
 {
     if (kind >= K8S_KIND_COUNT)
         return NULL;
-    if (kind == K8S_NAMESPACE || kind == K8S_GATEWAY_CLASS)
-        ns = ""; /* cluster-scoped */
+    if (k8s_kind_cluster_scoped(kind))
+        ns = "";
     size_t i = lower_bound(st, kind, ns, name);
     if (i < st->n_eff[kind] && k8s_same_ident(st->eff[kind][i], kind, ns, name))
         return st->eff[kind][i];

@@ -185,14 +185,15 @@ str_eq(const char *a, const char *b)
 }
 
 static bool
-memo_fresh(const struct k8s_memo *m, uint64_t opts, uint64_t ns_gen, const char *wp)
+memo_fresh(const struct k8s_memo *m, uint64_t opts, uint64_t ns_gen, const char *wp, uint64_t loc)
 {
-    return m->built && m->b_opts == opts && m->b_ns_gen == ns_gen && str_eq(m->b_wp, wp);
+    return m->built && m->b_opts == opts && m->b_ns_gen == ns_gen && str_eq(m->b_wp, wp) &&
+           m->b_loc == loc;
 }
 
 static void
 memo_pack(struct k8s_memo *m, const char *name, const Istio__Workload__Address *addr, uint64_t opts,
-          uint64_t ns_gen, const char *wp)
+          uint64_t ns_gen, const char *wp, uint64_t loc)
 {
     if (m->name == NULL || strcmp(m->name, name) != 0) {
         free(m->name);
@@ -210,6 +211,7 @@ memo_pack(struct k8s_memo *m, const char *name, const Istio__Workload__Address *
     m->b_ns_gen = ns_gen;
     free(m->b_wp);
     m->b_wp = wp ? xstrdup(wp) : NULL;
+    m->b_loc = loc;
 }
 
 /*
@@ -392,7 +394,7 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
             continue;
         struct k8s_memo *m = k8s_memo_get(cv, svc);
         const char *wp = bind_waypoint(&b, svc, nso, wpkey, sizeof(wpkey));
-        if (!memo_fresh(m, opts, g, wp)) {
+        if (!memo_fresh(m, opts, g, wp, 0)) {
             struct k8s_arena a = {0};
             Istio__Workload__Service s;
             Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
@@ -400,7 +402,7 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
             addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
             addr.service = &s;
             memo_pack(m, k8s_arena_printf(&a, "%s/%s", s.namespace_, s.hostname), &addr, opts, g,
-                      wp);
+                      wp, 0);
             cv->packed++;
             k8s_arena_free(&a);
         }
@@ -419,14 +421,17 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
         /* Made, with the selection, by k8s_view_update(). */
         struct k8s_memo *m = k8s_memo_find(cv, pod);
         const char *wp = bind_waypoint(&b, pod, nso, wpkey, sizeof(wpkey));
-        if (!memo_fresh(m, opts, g, wp)) {
+        const char *loc[3];
+        /* Its Node's topology labels: a change there is a change of the pod's resource. */
+        uint64_t lh = k8s_pod_locality(st, pod, loc);
+        if (!memo_fresh(m, opts, g, wp, lh)) {
             struct k8s_arena a = {0};
             Istio__Workload__Workload w;
             Istio__Workload__Address addr = ISTIO__WORKLOAD__ADDRESS__INIT;
             k8s_build_workload(&b, &a, pod, &w);
             addr.type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_WORKLOAD;
             addr.workload = &w;
-            memo_pack(m, w.uid, &addr, opts, g, wp);
+            memo_pack(m, w.uid, &addr, opts, g, wp, lh);
             cv->packed++;
             k8s_arena_free(&a);
         }
@@ -434,10 +439,14 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
     }
     struct k8s_memo **sorted = xcalloc(n + 1, sizeof(*sorted));
     order_memos(v, memos, n, sorted);
+    struct mesh_resource *eps;
+    size_t n_eps;
+    k8s_slice_resources(&b, &eps, &n_eps);
+    cv->packed += n_eps;
     /* Authorization before Address: the order of the type URLs. */
     const struct k8s_authz_cache *az = k8s_authz_resources(cv);
-    if (n + az->n_res > 0)
-        out->v = xcalloc(n + az->n_res, sizeof(*out->v));
+    if (n + n_eps + az->n_res > 0)
+        out->v = xcalloc(n + n_eps + az->n_res, sizeof(*out->v));
     for (size_t i = 0; i < az->n_res; i++) {
         const struct mesh_resource *s = &az->res[i];
         struct mesh_resource *r = &out->v[i];
@@ -448,9 +457,15 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
         r->len = s->len;
         memcpy(r->version, s->version, sizeof(r->version));
     }
-    for (size_t i = 0; i < n; i++) {
-        const struct k8s_memo *m = sorted[i];
-        struct mesh_resource *r = &out->v[az->n_res + i];
+    /* The memos' resources merged with the EndpointSlice workloads, both in name order. */
+    size_t k = az->n_res;
+    for (size_t i = 0, j = 0; i < n || j < n_eps;) {
+        struct mesh_resource *r = &out->v[k++];
+        if (j < n_eps && (i == n || strcmp(eps[j].name, sorted[i]->name) < 0)) {
+            *r = eps[j++]; /* moved */
+            continue;
+        }
+        const struct k8s_memo *m = sorted[i++];
         r->name = xstrdup(m->name);
         r->type_url = K8S_TYPE_ADDRESS;
         r->data = xmalloc(m->len);
@@ -458,7 +473,8 @@ k8s_build(struct k8s_conv *cv, const struct k8s_build_opts *o, struct mesh_resou
         r->len = m->len;
         memcpy(r->version, m->version, sizeof(r->version));
     }
-    out->n = az->n_res + n;
+    out->n = k;
+    free(eps);
     free(sorted);
     free(memos);
     k8s_check_ports(cv, d);

@@ -7,7 +7,10 @@
  *   deleted, HOST_NETWORK for host-network pods, telemetry names from the
  *   owner and the canonical labels, per selecting Service the port map
  *   with named targetPorts resolved against the pod's container ports, and
- *   the policies that select it (k8s_authz_sel.c).
+ *   the policies that select it (k8s_authz_sel.c), and the locality from
+ *   its Node's labels topology.kubernetes.io/region and /zone and
+ *   topology.istio.io/subzone (getPodLocality: none when the Node is
+ *   unknown or has none of them).
  *
  * tunnel_protocol: istiod sets HBONE when istio-cni annotated the pod
  * (ambient.istio.io/redirection: enabled). There is no CNI writing
@@ -589,6 +592,28 @@ services(const struct k8s_build_ctx *b, struct k8s_arena *a, const struct k8s_ob
     qsort(w->services, w->n_services, sizeof(*w->services), cmp_entry);
 }
 
+uint64_t
+k8s_pod_locality(const struct k8s_store *st, const struct k8s_obj *pod, const char *out[3])
+{
+    static const char *const keys[3] = {"topology.kubernetes.io/region",
+                                        "topology.kubernetes.io/zone", "topology.istio.io/subzone"};
+    const struct k8s_obj *node = NULL;
+    uint64_t h = K8S_HASH_INIT;
+    bool any = false;
+
+    if (pod->u.pod.node[0] != '\0')
+        node = k8s_store_find(st, K8S_NODE, "", pod->u.pod.node);
+    for (size_t i = 0; i < 3; i++) {
+        out[i] = node != NULL ? label(node, keys[i]) : NULL;
+        if (out[i] != NULL && out[i][0] == '\0')
+            out[i] = NULL;
+        any |= out[i] != NULL;
+        /* Each value with its terminator, absent as a lone 0xff: no two localities collide. */
+        h = out[i] != NULL ? k8s_hash(h, out[i], strlen(out[i]) + 1) : k8s_hash(h, "\xff", 1);
+    }
+    return any ? h | 1 : 0;
+}
+
 void
 k8s_build_workload(const struct k8s_build_ctx *b, struct k8s_arena *a, const struct k8s_obj *pod,
                    Istio__Workload__Workload *w)
@@ -628,4 +653,13 @@ k8s_build_workload(const struct k8s_build_ctx *b, struct k8s_arena *a, const str
     w->cluster_id = (char *)(uintptr_t)b->cluster_id;
     if (p->host_network)
         w->network_mode = ISTIO__WORKLOAD__NETWORK_MODE__HOST_NETWORK;
+    const char *loc[3];
+    if (k8s_pod_locality(b->st, pod, loc) != 0) {
+        Istio__Workload__Locality *l = k8s_arena_alloc(a, sizeof(*l));
+        istio__workload__locality__init(l);
+        l->region = (char *)(uintptr_t)(loc[0] ? loc[0] : "");
+        l->zone = (char *)(uintptr_t)(loc[1] ? loc[1] : "");
+        l->subzone = (char *)(uintptr_t)(loc[2] ? loc[2] : "");
+        w->locality = l;
+    }
 }

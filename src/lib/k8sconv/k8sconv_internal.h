@@ -5,6 +5,7 @@
  *   k8s_memo.c      memos: what was built per pod and Service, found by the object's gen
  *   k8s_build.c     resources, versions, packing into memos, the name order
  *   k8s_workload.c  Workload per pod; which Services select which pods (the view)
+ *   k8s_endpoints.c Workloads from EndpointSlices (endpoints that are not pods)
  *   k8s_authz_sel.c which policies each workload lists, policy epochs, the Authorization resources
  *   k8s_authz_pa.c  PeerAuthentication: effective mode, converted policies
  *   k8s_waypoint.c  which waypoint a Service or pod is bound to; bad bindings
@@ -136,6 +137,7 @@ struct k8s_memo {
     uint64_t b_opts;
     uint64_t b_ns_gen; /* of the object's Namespace, 0 when there is none */
     char *b_wp; /* "<ns>/<name>" of the waypoint it was built with, NULL for none */
+    uint64_t b_loc; /* pods: k8s_pod_locality() it was built with */
     char *name;
     uint8_t *data;
     size_t len;
@@ -195,6 +197,18 @@ char *k8s_service_hostname(struct k8s_arena *a, const struct k8s_build_ctx *b,
  */
 void k8s_build_workload(const struct k8s_build_ctx *b, struct k8s_arena *a,
                         const struct k8s_obj *pod, Istio__Workload__Workload *w);
+/*
+ * The Workloads of the EndpointSlices in effect (k8s_endpoints.c), packed,
+ * into a fresh array sorted by name (*res NULL when none).
+ */
+void k8s_slice_resources(const struct k8s_build_ctx *b, struct mesh_resource **res, size_t *n);
+/*
+ * The locality of |pod| from its Node's labels into |out| (region, zone,
+ * subzone; NULL when not set). Returns a hash of the three, 0 when none is
+ * set or the Node is unknown: what a pod's memo is checked against.
+ */
+uint64_t k8s_pod_locality(const struct k8s_store *st, const struct k8s_obj *pod,
+                          const char *out[3]);
 /*
  * Warns about what the conversion drops silently, as istiod does: a named
  * targetPort a selected pod has no TCP container port for.

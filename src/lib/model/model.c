@@ -71,6 +71,8 @@ workload_destroy(struct workload *w)
     free(w->canonical_revision);
     free(w->workload_name);
     free(w->cluster_id);
+    for (size_t i = 0; i < 3; i++)
+        free(w->locality[i]);
     free(w->addrs);
     gateway_addr_free(w->waypoint);
     gateway_addr_free(w->network_gateway);

@@ -63,6 +63,7 @@ struct workload {
     char *canonical_revision;
     char *workload_name;
     char *cluster_id;
+    char *locality[3]; /* region, zone, subzone; NULL when unset */
     struct ipaddr *addrs;
     size_t n_addrs;
     enum tunnel_protocol tunnel;

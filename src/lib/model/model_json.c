@@ -84,6 +84,14 @@ model_workload_json(const struct workload *w)
         json_object_set_new(o, "networkGateway", gateway_json(w->network_gateway));
     if (w->network_mode == NETWORK_MODE_HOST)
         set_str(o, "networkMode", "HostNetwork");
+    if (w->locality[0] != NULL || w->locality[1] != NULL || w->locality[2] != NULL) {
+        /* As ztunnel's dump: the three keys, "" for the unset ones. */
+        static const char *const keys[3] = {"region", "zone", "subzone"};
+        json_t *loc = json_object();
+        for (size_t i = 0; i < 3; i++)
+            json_object_set_new(loc, keys[i], json_string(w->locality[i] ? w->locality[i] : ""));
+        json_object_set_new(o, "locality", loc);
+    }
     if (w->native_tunnel)
         json_object_set_new(o, "nativeTunnel", json_true());
     return o;

@@ -3,8 +3,8 @@
  * struct service.
  *
  * protobuf-c checks the wire format; this file checks meaning and caps and
- * copies what the model keeps. Fields the model does not hold yet (locality,
- * capacity, load balancing, application tunnel, extensions) are ignored.
+ * copies what the model keeps. Fields the model does not hold yet (capacity, load balancing,
+ * application tunnel, extensions) are ignored.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -269,6 +269,11 @@ workload_fields(struct dec *d, const Istio__Workload__Workload *pb, struct workl
         return rc;
     if (OPT(hostname) || OPT(network) || OPT(trust_domain) || OPT(service_account) || OPT(node) ||
         OPT(canonical_name) || OPT(canonical_revision) || OPT(workload_name) || OPT(cluster_id))
+        return rc;
+    if (pb->locality != NULL &&
+        ((rc = opt_str(d, pb->locality->region, "locality.region", &w->locality[0])) < 0 ||
+         (rc = opt_str(d, pb->locality->zone, "locality.zone", &w->locality[1])) < 0 ||
+         (rc = opt_str(d, pb->locality->subzone, "locality.subzone", &w->locality[2])) < 0))
         return rc;
     if ((rc = check_count(d, pb->n_addresses, MODEL_PB_MAX_ADDRS, "addresses")) < 0)
         return rc;

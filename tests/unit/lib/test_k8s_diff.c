@@ -11,7 +11,9 @@
  * against a naive walk over every AuthorizationPolicy and PeerAuthentication
  * (random policies with selectors on the pods' labels, in the root namespace
  * too, come and go); waypoint Gateways, a GatewayClass and use-waypoint
- * labels on Namespaces, Services and pods come and go as well. A second test
+ * labels on Namespaces, Services and pods come and go as well, and so do Nodes
+ * (whose topology labels are their pods' locality) and EndpointSlices (whose
+ * non-pod endpoints are workloads of the Service they name). A second test
  * checks that a one-pod change at a larger size really takes the fast path:
  * only that pod's resource is built again; a third that a change of a
  * Gateway, the GatewayClass or a use-waypoint label packs again exactly the
@@ -86,7 +88,7 @@ static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, cons
 
 /* ---- The model: objects described by a seed (the content) and a minor tweak ---- */
 
-enum mkind { M_NS, M_SVC, M_POD, M_AP, M_PA, M_GW, M_GWC };
+enum mkind { M_NS, M_SVC, M_POD, M_AP, M_PA, M_GW, M_GWC, M_NODE, M_SLICE };
 
 #define N_FILES  16
 #define MAX_OBJS 4096
@@ -105,6 +107,7 @@ struct mobj {
     uint32_t seed; /* everything but the tweak */
     uint32_t minor;
     uint32_t dup_seed;
+    char svc[32]; /* EndpointSlice: the Service it names (kubernetes.io/service-name) */
     bool invalid; /* written invalid until the next checkpoint: the old version is kept */
 };
 
@@ -451,6 +454,54 @@ render_gwc(struct sbuf *b, const struct mobj *o)
     sb_printf(b, "spec: {controllerName: istio.io/mesh-controller}\n");
 }
 
+/* Nodes node-0..node-3 (the pods' nodeName): topology labels that change with |minor|. */
+static void
+render_node(struct sbuf *b, const struct mobj *o, uint32_t seed)
+{
+    uint64_t save = rng_state;
+
+    rng_state = seed * 0x9E3779B97F4A7C15ULL + 5;
+    sb_printf(b, "apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\n  labels: {os: linux",
+              o->name);
+    if (o->minor % 4 != 3)
+        sb_printf(b, ", topology.kubernetes.io/zone: z%u", o->minor % 3);
+    if (chance(60))
+        sb_printf(b, ", topology.kubernetes.io/region: r%u", rnd(2));
+    if (o->minor % 5 == 1)
+        sb_printf(b, ", topology.istio.io/subzone: s%u", rnd(2));
+    sb_printf(b, "}\nstatus: {phase: Running}\n");
+    rng_state = save;
+}
+
+static void
+render_slice(struct sbuf *b, const struct mobj *o, uint32_t seed, bool invalid)
+{
+    uint64_t save = rng_state;
+
+    rng_state = seed * 0x9E3779B97F4A7C15ULL + 7;
+    sb_printf(b,
+              "apiVersion: discovery.k8s.io/%s\nkind: EndpointSlice\nmetadata:\n"
+              "  name: \"%s\"\n  namespace: \"%s\"\n",
+              chance(50) ? "v1" : "v1beta1", o->name, ns_of(o));
+    if (!chance(10))
+        sb_printf(b, "  labels: {kubernetes.io/service-name: \"%s\"}\n", o->svc);
+    sb_printf(b, "addressType: IPv4\nports:\n- {name: http, port: %u}\n", 8000 + o->minor % 3);
+    if (chance(50))
+        sb_printf(b, "- {port: 7000, protocol: %s}\n", chance(50) ? "TCP" : "UDP");
+    sb_printf(b, "endpoints:\n");
+    if (invalid)
+        sb_printf(b, "- addresses: [\"fd00::1\"]\n");
+    uint32_t n = rnd(4);
+    for (uint32_t i = 0; i < n; i++) {
+        sb_printf(b, "- addresses: [\"192.168.%u.%u\"]\n", rnd(3), 1 + rnd(3));
+        if (chance(30))
+            sb_printf(b, "  conditions: {ready: %s}\n", chance(50) ? "true" : "false");
+        if (chance(20))
+            sb_printf(b, "  targetRef: {kind: Pod, name: p-%u}\n", rnd(9));
+    }
+    rng_state = save;
+}
+
 static void
 render_obj(struct sbuf *b, const struct mobj *o, uint32_t seed, bool allow_invalid)
 {
@@ -475,6 +526,12 @@ render_obj(struct sbuf *b, const struct mobj *o, uint32_t seed, bool allow_inval
         break;
     case M_GWC:
         render_gwc(b, o);
+        break;
+    case M_NODE:
+        render_node(b, o, seed);
+        break;
+    case M_SLICE:
+        render_slice(b, o, seed, allow_invalid && o->invalid);
         break;
     }
     sb_printf(b, "---\n");
@@ -563,6 +620,10 @@ add_obj(struct model *m, enum mkind kind, int ns)
         snprintf(o->name, sizeof(o->name), "w%d", id % 3);
     else if (kind == M_GWC)
         snprintf(o->name, sizeof(o->name), "istio-waypoint");
+    else if (kind == M_NODE)
+        snprintf(o->name, sizeof(o->name), "node-%d", id % 4);
+    else if (kind == M_SLICE)
+        snprintf(o->name, sizeof(o->name), "es-%d", id % 11);
     else
         snprintf(o->name, sizeof(o->name), "%s", ns_names[ns]);
     /* Two Services may end up with one name: then one file defines both (a duplicate). */
@@ -579,6 +640,16 @@ pick(struct model *m, int kind)
             return o;
     }
     return NULL;
+}
+
+/* An EndpointSlice naming a live Service (in its namespace), or some other name. */
+static void
+add_slice(struct model *m)
+{
+    struct mobj *svc = pick(m, M_SVC);
+    struct mobj *o = add_obj(m, M_SLICE, svc != NULL ? svc->ns : (int)rnd(N_NS));
+
+    snprintf(o->svc, sizeof(o->svc), "%s", svc != NULL && chance(85) ? svc->name : "s-none");
 }
 
 static void
@@ -603,6 +674,10 @@ model_init(struct model *m, size_t pods, size_t services)
     for (size_t i = 0; i < 6; i++)
         add_obj(m, M_GW, (int)rnd(N_NS));
     add_obj(m, M_GWC, 0);
+    for (size_t i = 0; i < 4; i++)
+        add_obj(m, M_NODE, 0);
+    for (size_t i = 0; i < 8; i++)
+        add_slice(m);
 }
 
 static void
@@ -625,7 +700,7 @@ model_free(struct model *m)
 static void
 edit(struct model *m)
 {
-    uint32_t r = rnd(116);
+    uint32_t r = rnd(124);
     struct mobj *o;
 
     if (r < 30 && (o = pick(m, M_POD)) != NULL) {
@@ -722,6 +797,25 @@ edit(struct model *m)
             c->minor++;
         else
             c->file = -1;
+    } else if (r < 115 && (o = pick(m, M_NODE)) != NULL) {
+        o->minor++; /* other topology labels: its pods' locality */
+    } else if (r < 116) {
+        if ((o = pick(m, M_NODE)) != NULL && chance(50))
+            o->file = -1;
+        else
+            add_obj(m, M_NODE, 0);
+    } else if (r < 118 && (o = pick(m, M_SLICE)) != NULL) {
+        if (chance(50))
+            o->minor++;
+        else
+            o->seed = 1 + rnd(1u << 30);
+    } else if (r < 119) {
+        add_slice(m);
+    } else if (r < 120 && (o = pick(m, M_SLICE)) != NULL) {
+        o->file = -1;
+    } else if (r < 121 && (o = pick(m, M_SLICE)) != NULL) {
+        o->invalid = true;
+        o->minor++;
     }
     /* else: nothing changes (a sync and build that must find nothing to do) */
 }

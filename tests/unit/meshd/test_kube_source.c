@@ -285,6 +285,7 @@ list_all_but_policies(void)
         {"v1", "Pod"},
         {"v1", "Service"},
         {"v1", "ServiceAccount"},
+        {"v1", "Node"},
         {"security.istio.io/v1", "PeerAuthentication"},
         {"gateway.networking.k8s.io/v1", "Gateway"},
         {"gateway.networking.k8s.io/v1", "GatewayClass"},
@@ -293,9 +294,13 @@ list_all_but_policies(void)
         {"networking.istio.io/v1", "VirtualService"},
     };
     for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
-        synced(kinds[i][0], kinds[i][1], i < 4);
+        synced(kinds[i][0], kinds[i][1], i < 5);
+    /* EndpointSlice: v1 is not served (1.20), v1beta1 is watched and listed instead. */
+    synced("discovery.k8s.io/v1", "EndpointSlice", false);
+    assert_non_null(rf_of("discovery.k8s.io/v1beta1", "EndpointSlice"));
+    synced("discovery.k8s.io/v1beta1", "EndpointSlice", true);
     /* Not served in v1, nor in the fallbacks: they count as listed. */
-    for (size_t i = 4; i < ARRAY_LEN(kinds); i++) {
+    for (size_t i = 5; i < ARRAY_LEN(kinds); i++) {
         const char *fb = strstr(kinds[i][0], "security") ? "security.istio.io/v1beta1"
                          : strstr(kinds[i][1], "GRPC")  ? "gateway.networking.k8s.io/v1alpha2"
                          : strstr(kinds[i][0], "gateway") ? "gateway.networking.k8s.io/v1beta1"
