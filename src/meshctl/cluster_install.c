@@ -342,13 +342,13 @@ int
 install_main(int argc, char **argv)
 {
     int nodes = 2;
+    bool kube = false;
     char err[1024], node[32], netns[64];
 
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--kubernetes") == 0)
-            return kcluster_install(argc, argv);
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--kubernetes") == 0) {
+            kube = true;
+        } else if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
             if (*end != '\0' || v < 1 || v > CLUSTER_MAX_NODES) {
@@ -366,8 +366,9 @@ install_main(int argc, char **argv)
             return MESHCTL_EXIT_USAGE;
         }
     }
-    static const char *const bins[] = {"meshd", "ztunnel", "mesh-cni", "waypoint"};
-    for (size_t i = 0; i < ARRAY_LEN(bins); i++) {
+    /* amesh-cni: the kubelets' CNI chain calls it (--kubernetes only). */
+    static const char *const bins[] = {"meshd", "ztunnel", "mesh-cni", "waypoint", "amesh-cni"};
+    for (size_t i = 0; i < ARRAY_LEN(bins) - (kube ? 0 : 1); i++) {
         char *p = xasprintf("%s/%s", cl_self_bindir(), bins[i]);
         bool ok = access(p, X_OK) == 0;
         if (!ok)
@@ -376,6 +377,8 @@ install_main(int argc, char **argv)
         if (!ok)
             return MESHCTL_EXIT_FAIL;
     }
+    if (kube)
+        return kcluster_install(nodes);
     int rc = inst_prepare_dir(nodes, false);
     if (rc != 0)
         return rc;

@@ -61,8 +61,11 @@ int kcluster_use_kubectl(struct cluster *c, const char *cmd);
 
 /* ---- install side (kcluster_*.c) ---- */
 
-/* `meshctl install --kubernetes ...` (called by install_main); prints progress. */
-int kcluster_install(int argc, char **argv);
+/*
+ * `meshctl install --kubernetes [--nodes N]`, called by install_main once the arguments are
+ * read and the binaries found; prints progress.
+ */
+int kcluster_install(int nodes);
 /* Stops and removes what kcluster_install made (called by uninstall_main). */
 int kcluster_uninstall(struct cluster *c, bool say);
 /* Where the Kubernetes binaries are: $AMESH_KUBE_CACHE or KCLUSTER_CACHE_DEFAULT (bin/). */

@@ -218,41 +218,9 @@ kubelets(struct kinst *k)
 }
 
 int
-kcluster_install(int argc, char **argv)
+kcluster_install(int nodes)
 {
-    int nodes = 2;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--kubernetes") == 0)
-            continue;
-        if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || v < 1 || v > CLUSTER_MAX_NODES) {
-                fprintf(stderr, "meshctl install: --nodes: a number in [1, %d]\n",
-                        CLUSTER_MAX_NODES);
-                return MESHCTL_EXIT_USAGE;
-            }
-            nodes = (int)v;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            install_usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "meshctl install: unexpected argument \"%s\"\n", argv[i]);
-            install_usage(stderr);
-            return MESHCTL_EXIT_USAGE;
-        }
-    }
     struct kinst k = {0};
-    static const char *const bins[] = {"meshd", "ztunnel", "mesh-cni", "amesh-cni", "waypoint"};
-    for (size_t i = 0; i < ARRAY_LEN(bins); i++) {
-        char *p = xasprintf("%s/%s", cl_self_bindir(), bins[i]);
-        bool found = access(p, X_OK) == 0;
-        if (!found)
-            fprintf(stderr, CROSS_MARK " %s not found next to meshctl (build it first)\n", p);
-        free(p);
-        if (!found)
-            return MESHCTL_EXIT_FAIL;
-    }
     char etcd[PATH_MAX];
     if (!kc_in_path("kubectl", k.kubectl, sizeof(k.kubectl)) ||
         !kc_in_path("etcd", etcd, sizeof(etcd))) {
