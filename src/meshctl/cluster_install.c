@@ -338,6 +338,63 @@ inst_prepare_dir(int nodes, bool kube)
     return rc;
 }
 
+/*
+ * A ztunnel per node (in-pod mode, its node token, the ZDS socket mesh-cni serves), then
+ * each waited for. Returns 0, or the exit code of inst_fail() (which undid everything).
+ */
+int
+inst_ztunnels(struct cluster *c, char *err, size_t errlen)
+{
+    char node[32], netns[64], label[64];
+    pid_t pids[CLUSTER_MAX_NODES + 1];
+    char *zt = xasprintf("%s/ztunnel", c->bindir);
+    char *root = cl_path(c, "state/root-cert.pem");
+    int rc = 0;
+
+    for (int k = 1; k <= c->n_nodes && rc == 0; k++) {
+        cl_node_name(k, node, sizeof(node));
+        cl_node_netns(c, k, netns, sizeof(netns));
+        char *sock = cl_path(c, "nodes/%s/zds.sock", node);
+        char *zlog = cl_path(c, "nodes/%s/ztunnel.log", node);
+        char *token = cl_path(c, "nodes/%s/token", node);
+        snprintf(label, sizeof(label), "ztunnel-%s", node);
+        const char *zargv[] = {zt,
+                               "--xds-address",
+                               CLUSTER_MESHD_XDS,
+                               "--root-cert",
+                               root,
+                               "--token",
+                               token,
+                               "--node",
+                               node,
+                               "--zds-socket",
+                               sock,
+                               NULL};
+        pids[k] = inst_start_daemon(c, label, netns, zlog, zargv, err, errlen);
+        if (pids[k] < 0)
+            rc = inst_fail(c, node, err, NULL);
+        free(sock);
+        free(zlog);
+        free(token);
+    }
+    free(zt);
+    free(root);
+    for (int k = 1; k <= c->n_nodes && rc == 0; k++) {
+        cl_node_name(k, node, sizeof(node));
+        cl_node_netns(c, k, netns, sizeof(netns));
+        char *zlog = cl_path(c, "nodes/%s/ztunnel.log", node);
+        if (inst_wait_ready(pids[k], PROBE_HTTP, netns, CLUSTER_ZTUNNEL_RDY, "/healthz/ready")) {
+            printf(CHECK_MARK " ztunnel on %s ready\n", node);
+            fflush(stdout);
+        } else {
+            snprintf(err, errlen, "ztunnel on %s did not become ready", node);
+            rc = inst_fail(c, err, NULL, zlog);
+        }
+        free(zlog);
+    }
+    return rc;
+}
+
 int
 install_main(int argc, char **argv)
 {
@@ -460,57 +517,9 @@ install_main(int argc, char **argv)
         fflush(stdout);
     }
 
-    char *zt = xasprintf("%s/ztunnel", c.bindir);
-    char *root = cl_path(&c, "state/root-cert.pem");
-    pid_t zt_pids[CLUSTER_MAX_NODES + 1];
-    for (int k = 1; k <= c.n_nodes; k++) {
-        cl_node_name(k, node, sizeof(node));
-        cl_node_netns(&c, k, netns, sizeof(netns));
-        char *sock = cl_path(&c, "nodes/%s/zds.sock", node);
-        char *zlog = cl_path(&c, "nodes/%s/ztunnel.log", node);
-        char *token = cl_path(&c, "nodes/%s/token", node);
-        char label[64];
-        snprintf(label, sizeof(label), "ztunnel-%s", node);
-        const char *zargv[] = {zt,
-                               "--xds-address",
-                               CLUSTER_MESHD_XDS,
-                               "--root-cert",
-                               root,
-                               "--token",
-                               token,
-                               "--node",
-                               node,
-                               "--zds-socket",
-                               sock,
-                               NULL};
-        zt_pids[k] = inst_start_daemon(&c, label, netns, zlog, zargv, err, sizeof(err));
-        free(sock);
-        free(zlog);
-        free(token);
-        if (zt_pids[k] < 0) {
-            free(zt);
-            free(root);
-            rc = inst_fail(&c, node, err, NULL);
-            goto out;
-        }
-    }
-    free(zt);
-    free(root);
-    for (int k = 1; k <= c.n_nodes; k++) {
-        cl_node_name(k, node, sizeof(node));
-        cl_node_netns(&c, k, netns, sizeof(netns));
-        char *zlog = cl_path(&c, "nodes/%s/ztunnel.log", node);
-        if (!inst_wait_ready(zt_pids[k], PROBE_HTTP, netns, CLUSTER_ZTUNNEL_RDY,
-                             "/healthz/ready")) {
-            snprintf(err, sizeof(err), "ztunnel on %s did not become ready", node);
-            rc = inst_fail(&c, err, NULL, zlog);
-            free(zlog);
-            goto out;
-        }
-        free(zlog);
-        printf(CHECK_MARK " ztunnel on %s ready\n", node);
-        fflush(stdout);
-    }
+    rc = inst_ztunnels(&c, err, sizeof(err));
+    if (rc != 0)
+        goto out;
     kp_sync(&c);
     char range[48];
     if (c.n_nodes == 1)

@@ -126,48 +126,8 @@ mesh(struct kinst *k)
     if (rc != 0)
         return rc;
 
-    char *zt = xasprintf("%s/ztunnel", c->bindir);
-    char *root = cl_path(c, "state/root-cert.pem");
-    for (int i = 1; i <= c->n_nodes && rc == 0; i++) {
-        cl_node_name(i, node, sizeof(node));
-        cl_node_netns(c, i, netns, sizeof(netns));
-        char *sock = cl_path(c, "nodes/%s/zds.sock", node);
-        char *zlog = cl_path(c, "nodes/%s/ztunnel.log", node);
-        char *token = cl_path(c, "nodes/%s/token", node);
-        snprintf(label, sizeof(label), "ztunnel-%s", node);
-        const char *zargv[] = {zt,
-                               "--xds-address",
-                               CLUSTER_MESHD_XDS,
-                               "--root-cert",
-                               root,
-                               "--token",
-                               token,
-                               "--node",
-                               node,
-                               "--zds-socket",
-                               sock,
-                               NULL};
-        pids[i] = inst_start_daemon(c, label, netns, zlog, zargv, k->err, sizeof(k->err));
-        if (pids[i] < 0)
-            rc = inst_fail(c, node, k->err, NULL);
-        free(sock);
-        free(zlog);
-        free(token);
-    }
-    free(zt);
-    free(root);
-    for (int i = 1; i <= c->n_nodes && rc == 0; i++) {
-        cl_node_name(i, node, sizeof(node));
-        cl_node_netns(c, i, netns, sizeof(netns));
-        char *zlog = cl_path(c, "nodes/%s/ztunnel.log", node);
-        if (inst_wait_ready(pids[i], PROBE_HTTP, netns, CLUSTER_ZTUNNEL_RDY, "/healthz/ready")) {
-            kc_ok("ztunnel on %s ready", node);
-        } else {
-            snprintf(k->err, sizeof(k->err), "ztunnel on %s did not become ready", node);
-            rc = inst_fail(c, k->err, NULL, zlog);
-        }
-        free(zlog);
-    }
+    if (rc == 0)
+        rc = inst_ztunnels(c, k->err, sizeof(k->err));
     return rc;
 }
 
