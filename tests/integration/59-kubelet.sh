@@ -320,14 +320,16 @@ spec:
       sources: [{configMap: {name: cfg, items: [{key: greeting, path: sub/g}]}}]
   - {name: opt, configMap: {name: nosuch, optional: true}}
 YAML
-seen() { cat "$C/pods/demo_cmv/root/seen" 2>/dev/null | tr '\n' ' '; }
-cm_ready() { [ "$(kc -n demo get pod cmv -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ] && [ "$(seen)" = "hello hello " ]; }
+seen() { cat "$C/pods/demo_cmv/root/seen" 2>/dev/null; }
+cm_ready() { [ "$(kc -n demo get pod cmv -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ] && [ "$(seen)" = hellohello ]; }
 WAIT_SECS=60 wait_for cm_ready || true
 check "the configMap pod runs (an optional missing ConfigMap does not hold it) and reads its files" cm_ready
 check "the ConfigMap files are the pod's alone (not on the host)" test ! -e /etc/amesh-cfg/greeting
+check "meshctl exec joins the pod's mount namespace: it sees the files" \
+    test "$("$BIN/meshctl" exec -n demo pod/cmv -- cat /etc/amesh-proj/sub/g 2>/dev/null)" = hello
 check "the files are read-only in the pod" test "$(cat "$C/pods/demo_cmv/root/rw")" = ro
 kc -n demo create configmap cfg --from-literal=greeting=changed --dry-run=client -o yaml | kc apply -f - >/dev/null 2>&1
-cm_changed() { [ "$(seen)" = "changed changed " ]; }
+cm_changed() { [ "$(seen)" = changedchanged ]; }
 WAIT_SECS=20 wait_for cm_changed || true
 check "a ConfigMap change reaches the running pod's files" cm_changed
 kc apply -f - >/dev/null <<'YAML'
