@@ -308,7 +308,7 @@ spec:
   containers:
   - name: c
     image: none
-    command: ["sh", "-c", "(touch /etc/amesh-cfg/w 2>/dev/null && echo rw || echo ro) > rw; while :; do cat /etc/amesh-cfg/greeting /etc/amesh-proj/sub/g > seen.t 2>&1; mv seen.t seen; sleep 0.2; done"]
+    command: ["sh", "-c", "(test -s /etc/amesh-cfg/greeting && ! touch /etc/amesh-cfg/w 2>/dev/null && echo ro || echo rw-or-none) > rw; while :; do cat /etc/amesh-cfg/greeting /etc/amesh-proj/sub/g > seen.t 2>&1; mv seen.t seen; sleep 0.2; done"]
     volumeMounts:
     - {name: cfg, mountPath: /etc/amesh-cfg}
     - {name: proj, mountPath: /etc/amesh-proj}
