@@ -13,6 +13,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,6 +251,43 @@ resolve_pod(const struct cluster *c, const char *target, const char *ns)
     return found;
 }
 
+/*
+ * A pod with volumes the kubelet mounted (tokens, ConfigMaps) has a mount
+ * namespace of its own (cluster_podrun.c): exec joins its container's, so the
+ * command sees those files where the container does. The container is the
+ * supervisor's child (ip netns exec runs the command in place), read while the
+ * supervisor (start time checked: never a reused pid) lives. 0 when joined.
+ */
+static int
+enter_pod_mounts(const struct cluster *c, const char *ns, const char *pod)
+{
+    char *label = xasprintf("pod_%s_%s", ns, pod);
+    pid_t sup = 0, child = 0;
+    unsigned long long start = 0;
+    int rc = ledger_proc_get(c, label, &sup, &start);
+    free(label);
+    if (rc < 0 || !proc_alive(sup, start))
+        return -1;
+    char *kids = xasprintf("/proc/%d/task/%d/children", (int)sup, (int)sup);
+    size_t len = 0;
+    char *text = cl_read_file(kids, &len);
+    free(kids);
+    if (text != NULL) {
+        long v = strtol(text, NULL, 10);
+        child = v > 0 && v < (1L << 22) ? (pid_t)v : 0;
+    }
+    free(text);
+    if (child <= 0)
+        return -1;
+    char *path = xasprintf("/proc/%d/ns/mnt", (int)child);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    rc = fd >= 0 && setns(fd, CLONE_NEWNS) == 0 ? 0 : -1;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int
 exec_main(int argc, char **argv)
 {
@@ -311,6 +350,11 @@ exec_main(int argc, char **argv)
     full[m++] = xstrdup(js(run, "netns"));
     for (int i = cmd; i < argc; i++)
         full[m++] = argv[i];
+    if (json_array_size(json_object_get(run, "mounts")) > 0 && enter_pod_mounts(&c, ns, pod) < 0)
+        fprintf(stderr,
+                "Warning: pod %s/%s: its mount namespace is not joined (not running?): "
+                "its volumes are not visible\n",
+                ns, pod);
     json_decref(run);
     free(pod);
     cluster_close(&c);

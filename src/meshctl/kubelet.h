@@ -106,6 +106,18 @@ json_t *kl_endpoints_from_api(const json_t *ep, const json_t *port);
  * are not supported; paths with ".." are skipped). New reference.
  */
 json_t *kl_token_volumes(const json_t *pod);
+/*
+ * Each of those volumes also lists its configMap sources (a configMap volume,
+ * or configMap sources of a projected one) as "configMaps":
+ * [{"name", "optional", "defaultMode", "items"?: [{"key", "path", "mode"}]}].
+ * kl_configmap_files() gives the files one of them makes from the ConfigMap
+ * |cm| (NULL: not found): [{"path", "data", "mode"}], or NULL with |err| when
+ * the pod must wait (missing and not optional, a missing key, over the caps).
+ */
+#define KL_CM_MAX_SOURCES 16
+#define KL_CM_MAX_FILES   256
+#define KL_CM_MAX_BYTES   (1 << 20) /* the API server's own limit for one object */
+json_t *kl_configmap_files(const json_t *src, const json_t *cm, char *err, size_t errlen);
 /* The TokenRequest for one of those tokens, bound to |pod| (name and UID). */
 json_t *kl_token_request(const json_t *pod, const json_t *tok);
 /* RFC 3339 with microseconds (MicroTime, the Lease's renewTime). */
@@ -161,6 +173,11 @@ struct kl_pod {
     size_t tok_next; /* the next token to request in this round */
     uint64_t tok_retry_at, tok_refresh_at;
     struct kube_request *tok_req;
+    /* ConfigMap volumes (kubelet_configmap.c): fetched in rounds, rewritten on change. */
+    bool cms_ok;    /* every configMap source written since the last start attempt */
+    size_t cm_next; /* the next configMap source of this round */
+    uint64_t cm_retry_at, cm_refresh_at;
+    struct kube_request *cm_req;
     struct kl_probe *probe; /* a readiness probe in flight */
 };
 
@@ -221,6 +238,17 @@ bool kl_tokens_ready(struct kubelet *kl, struct kl_pod *p);
 int kl_tokens_mounts(struct kubelet *kl, struct kl_pod *p, json_t *run, char *err, size_t errlen);
 /* Removes the mount points |run| made that no other pod's record uses. */
 void kl_tokens_release(struct kubelet *kl, const char *ns, const char *name, const json_t *run);
+
+/* ---- kubelet_configmap.c ---- */
+
+/*
+ * GETs each configMap source of the pod's volumes (every KL_CM_REFRESH_MS
+ * once written) and writes its files under pods/<ns>_<name>/volumes/<volume>/,
+ * each replaced by a rename so a reader sees the old or the new file whole.
+ * True once every non-optional ConfigMap was found and written.
+ */
+#define KL_CM_REFRESH_MS 2000
+bool kl_configmaps_ready(struct kubelet *kl, struct kl_pod *p);
 
 /* Service records ({"object": Service}) as the cluster's files use them; new reference. */
 json_t *kl_service_records(const struct kubelet *kl);

@@ -78,6 +78,8 @@ pod_free(struct kl_pod *p)
         kube_request_cancel(p->del_req);
     if (p->tok_req != NULL)
         kube_request_cancel(p->tok_req);
+    if (p->cm_req != NULL)
+        kube_request_cancel(p->cm_req);
     kl_probe_cancel(p->probe);
     json_decref(p->tokvols);
     json_decref(p->pod);
@@ -262,6 +264,7 @@ out:
     if (rc < 0) {
         teardown(kl, p->ns, p->name);
         p->tokens_ok = false; /* their files went with the directory */
+        p->cms_ok = false;
     }
     json_decref(run);
     json_decref(result);
@@ -342,6 +345,8 @@ adopt(struct kubelet *kl, struct kl_pod *p)
         p->phase = KP_RUNNING; /* an ended container is handled by the next tick */
         p->tokens_ok = true;   /* the files are there; renewed at once (their age is unknown) */
         p->tok_refresh_at = 0;
+        p->cms_ok = true;
+        p->cm_refresh_at = 0;
         p->running_since = loop_now_ms(kl->loop);
         ok = true;
         log_info("pod %s/%s: adopted (supervisor %d, %s)", p->ns, p->name, (int)p->pid, p->ip);
@@ -732,6 +737,14 @@ group_gone(pid_t pid)
     return pid <= 0 || (kill(-pid, 0) < 0 && errno == ESRCH);
 }
 
+/* Tokens and ConfigMaps both (neither waits for the other). */
+static bool
+volumes_ready(struct kubelet *kl, struct kl_pod *p)
+{
+    bool tokens = kl_tokens_ready(kl, p);
+    return kl_configmaps_ready(kl, p) && tokens;
+}
+
 /* Returns false when |p| was freed. */
 static bool
 tick_one(struct kubelet *kl, struct kl_pod *p)
@@ -740,18 +753,18 @@ tick_one(struct kubelet *kl, struct kl_pod *p)
 
     switch (p->phase) {
     case KP_CREATING:
-        if (now >= p->retry_at && kl_tokens_ready(kl, p))
+        if (now >= p->retry_at && volumes_ready(kl, p))
             try_start(kl, p);
         break;
     case KP_RUNNING:
-        kl_tokens_ready(kl, p); /* renewals */
+        volumes_ready(kl, p); /* token renewals, ConfigMap changes */
         if (p->pid <= 0 || !proc_alive(p->pid, p->pstart))
             container_ended(kl, p);
         else
             probe(kl, p);
         break;
     case KP_BACKOFF:
-        kl_tokens_ready(kl, p);
+        volumes_ready(kl, p);
         if (now >= p->retry_at)
             restart(kl, p);
         break;

@@ -281,6 +281,95 @@ clean_rel(const char *p)
     return true;
 }
 
+/* A file mode of a volume source: 0 to 0777, else |dflt|. */
+static json_int_t
+file_mode(const json_t *m, json_int_t dflt)
+{
+    json_int_t v = json_is_integer(m) ? json_integer_value(m) : -1;
+    return v >= 0 && v <= 0777 ? v : dflt;
+}
+
+/* A configMap volume (or projected source) as the kubelet keeps it: items checked. */
+static void
+cm_source(json_t *cms, const json_t *cm)
+{
+    const char *name = js(cm, "name");
+    if (name == NULL || name[0] == '\0' || strlen(name) > 253 || strchr(name, '/') != NULL ||
+        json_array_size(cms) >= KL_CM_MAX_SOURCES)
+        return;
+    json_int_t dmode = file_mode(json_object_get(cm, "defaultMode"), 0644);
+    json_t *items = NULL, *it;
+    size_t i;
+    if (json_is_array(json_object_get(cm, "items"))) {
+        items = json_array();
+        json_array_foreach(json_object_get(cm, "items"), i, it)
+        {
+            if (js(it, "key") == NULL || !clean_rel(js(it, "path")) ||
+                json_array_size(items) >= KL_CM_MAX_FILES)
+                continue;
+            json_array_append_new(items, json_pack("{s:s, s:s, s:I}", "key", js(it, "key"), "path",
+                                                   js(it, "path"), "mode",
+                                                   file_mode(json_object_get(it, "mode"), dmode)));
+        }
+    }
+    json_array_append_new(cms, json_pack("{s:s, s:b, s:I, s:o?}", "name", name, "optional",
+                                         json_is_true(json_object_get(cm, "optional")),
+                                         "defaultMode", dmode, "items", items));
+}
+
+json_t *
+kl_configmap_files(const json_t *src, const json_t *cm, char *err, size_t errlen)
+{
+    const json_t *data = json_object_get(cm, "data");
+    json_t *out = json_array(), *it;
+    size_t total = 0, i;
+    const char *key;
+    json_t *val;
+
+    if (cm == NULL) {
+        if (json_is_true(json_object_get(src, "optional")))
+            return out;
+        snprintf(err, errlen, "configmap \"%s\" not found", jsd(src, "name", ""));
+        json_decref(out);
+        return NULL;
+    }
+    if (json_is_array(json_object_get(src, "items"))) {
+        json_array_foreach(json_object_get(src, "items"), i, it)
+        {
+            val = json_object_get(data, js(it, "key"));
+            if (!json_is_string(val)) {
+                if (json_is_true(json_object_get(src, "optional")))
+                    continue;
+                snprintf(err, errlen, "configmap \"%s\" has no key \"%s\"", jsd(src, "name", ""),
+                         js(it, "key"));
+                json_decref(out);
+                return NULL;
+            }
+            total += json_string_length(val);
+            json_array_append_new(out, json_pack("{s:s, s:O, s:O}", "path", js(it, "path"), "data",
+                                                 val, "mode", json_object_get(it, "mode")));
+        }
+    } else {
+        json_object_foreach((json_t *)data, key, val)
+        {
+            /* A key is a file name: [-._a-zA-Z0-9]+ (the API server checks it; so do we). */
+            if (!json_is_string(val) || !clean_rel(key) || strchr(key, '/') != NULL)
+                continue;
+            total += json_string_length(val);
+            json_array_append_new(out, json_pack("{s:s, s:O, s:O}", "path", key, "data", val,
+                                                 "mode", json_object_get(src, "defaultMode")));
+        }
+    }
+    if (json_array_size(out) > KL_CM_MAX_FILES || total > KL_CM_MAX_BYTES) {
+        snprintf(err, errlen, "configmap \"%s\": %zu files, %zu bytes (caps %d, %d)",
+                 jsd(src, "name", ""), json_array_size(out), total, KL_CM_MAX_FILES,
+                 KL_CM_MAX_BYTES);
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 json_t *
 kl_token_volumes(const json_t *pod)
 {
@@ -297,10 +386,14 @@ kl_token_volumes(const json_t *pod)
         json_array_foreach(jget(pod, "spec.volumes"), j, v) {
             if (strcmp(jsd(v, "name", ""), vn) != 0)
                 continue;
-            json_t *toks = json_array();
+            json_t *toks = json_array(), *cms = json_array();
+            if (json_object_get(v, "configMap") != NULL)
+                cm_source(cms, json_object_get(v, "configMap"));
             json_array_foreach(jget(v, "projected.sources"), k, src) {
                 const json_t *t = json_object_get(src, "serviceAccountToken");
                 const char *path = js(t, "path");
+                if (json_object_get(src, "configMap") != NULL)
+                    cm_source(cms, json_object_get(src, "configMap"));
                 if (t == NULL || !clean_rel(path))
                     continue;
                 json_t *exp = json_object_get(t, "expirationSeconds");
@@ -309,11 +402,14 @@ kl_token_volumes(const json_t *pod)
                                                       js(t, "audience"), "expirationSeconds",
                                                       secs < 600 ? (json_int_t)600 : secs));
             }
-            if (json_array_size(toks) > 0)
-                json_array_append_new(out, json_pack("{s:s, s:s, s:o}", "volume", vn, "mountPath",
-                                                     mp, "tokens", toks));
-            else
+            if (json_array_size(toks) > 0 || json_array_size(cms) > 0)
+                json_array_append_new(out,
+                                      json_pack("{s:s, s:s, s:o, s:o}", "volume", vn, "mountPath",
+                                                mp, "tokens", toks, "configMaps", cms));
+            else {
                 json_decref(toks);
+                json_decref(cms);
+            }
         }
     }
     return out;

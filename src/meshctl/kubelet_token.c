@@ -160,6 +160,13 @@ kl_tokens_mounts(struct kubelet *kl, struct kl_pod *p, json_t *run, char *err, s
     json_array_foreach(p->tokvols, i, v) {
         const char *target = js(v, "mountPath");
         char *src = cl_path(&kl->c, "pods/%s_%s/volumes/%s", p->ns, p->name, js(v, "volume"));
+        /* An optional ConfigMap that is missing still mounts: an empty directory. */
+        if (cl_mkdirs(src, 0755) < 0) {
+            snprintf(err, errlen, "volume %s: %s", src, strerror(errno));
+            free(src);
+            rc = -1;
+            break;
+        }
         /* Each missing component, outermost first, then made; removed deepest first later. */
         char *walk = xstrdup(target);
         for (char *s = walk + 1;; s++) {

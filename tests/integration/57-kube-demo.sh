@@ -10,6 +10,9 @@
 #   kubectl label ns demo istio.io/dataplane-mode=ambient: the same pods (same uids, no
 #   restart) ride HBONE (only TLS to 15008 on the wire), redirection annotation set
 #   kubectl apply -f samples/allow-curl.yaml: curl admitted, sleep refused, DENY counted
+#   a waypoint Gateway (kubectl apply, namespace labelled istio.io/use-waypoint): meshd's
+#   Deployment, run by a kubelet with its token and istio-ca-root-cert volumes, Programmed;
+#   samples/waypoint.yaml: requests counted by the waypoint, its L7 DENY answers 403
 #   meshctl uninstall: no namespace, process, /etc/netns entry, CNI state or directory left
 # The cluster lives in $WORK, never in /run/amesh.
 . "$(dirname "$0")/lib.sh"
@@ -158,10 +161,45 @@ check "meshctl apply/get/label point at kubectl on this cluster" sh -c "
 grep -qx 'export KUBECONFIG=$MESH_CLUSTER_DIR/kubeconfig' '$WORK/ma.err' &&
 ! '$M' get pods -n demo 2>/dev/null && ! '$M' label ns demo a=b 2>/dev/null"
 
+# ---- L7 through a waypoint: meshd deploys it, the scheduler binds it, a kubelet runs it ------
+"$M" waypoint generate -n demo >"$WORK/waypoint-gw.yaml"
+t_wp=$(date +%s.%N)
+run K apply -f "$WORK/waypoint-gw.yaml"
+run K label ns demo istio.io/use-waypoint=waypoint
+check "the waypoint Gateway is Programmed (kubectl wait)" \
+    K wait -n demo --for=condition=Programmed gateway/waypoint --timeout=120s
+say "waypoint Gateway applied -> Programmed=True: $(echo "$(date +%s.%N) - $t_wp" | bc) s"
+WPSEL=gateway.networking.k8s.io/gateway-name=waypoint
+check "the waypoint pod is Ready" K wait -n demo --for=condition=Ready pod -l "$WPSEL" --timeout=60s
+K get gateway,deploy,pods -n demo -l "$WPSEL" -o wide 2>/dev/null || K get gateway -n demo
+WP_POD=$(K get pods -n demo -l "$WPSEL" -o jsonpath='{.items[0].metadata.name}')
+WP_NS=$($PY -c "import json; print(json.load(open('$MESH_CLUSTER_DIR/pods/demo_$WP_POD/run.json'))['netns'])")
+run K apply -f "$SAMPLES/waypoint.yaml"
+l7_deny() { [ "$("$M" exec -n demo deploy/curl -- curl -s --max-time 5 -o /dev/null -w '%{http_code}' http://echo/admin)" = 403 ]; }
+WAIT_SECS=30 wait_for l7_deny
+wp_requests() {
+    ip netns exec "$WP_NS" curl -s --max-time 5 http://127.0.0.1:15020/metrics |
+        awk '/^istio_requests_total\{/ {n += $NF} END {print n + 0}'
+}
+REQ0=$(wp_requests)
+check "the L7 DENY on /admin*: 403 from the waypoint" l7_deny
+for _ in $(seq 20); do "$M" exec -n demo deploy/curl -- curl -s --max-time 5 http://echo/hello; done |
+    grep -o 'version=v[12]' | sort | uniq -c | tee "$WORK/split.out"
+check "requests through the waypoint reach echo (HTTPRoute: v1 and/or v2)" grep -q version=v "$WORK/split.out"
+REQ1=$(wp_requests)
+say "waypoint istio_requests_total: $REQ0 -> $REQ1"
+check "the waypoint counted the 21 requests (istio_requests_total +21, got +$((REQ1 - REQ0)))" \
+    [ "$((REQ1 - REQ0))" -ge 21 ]
+sleep_l7() { "$M" exec -n demo deploy/sleep -- curl -s --max-time 5 -o /dev/null -w '%{http_code}' http://echo/hello; }
+check "sleep's identity is refused at L7 (403)" [ "$(sleep_l7)" = 403 ]
+check "the waypoint's istio-ca-root-cert volume is mounted in its own pod only" sh -c "
+[ -s '$MESH_CLUSTER_DIR/pods/demo_$WP_POD/volumes/istiod-ca-cert/root-cert.pem' ] &&
+[ ! -e /var/run/secrets/istio/root-cert.pem ]"
+
 # ---- uninstall ------------------------------------------------------------------------------
 PREFIX=$($PY -c "import json; print(json.load(open('$MESH_CLUSTER_DIR/cluster.json'))['prefix'])")
-check "the pods have their /etc/netns DNS files ($PREFIX-pod-demo-*)" sh -c "
-[ \$(ls -A /etc/netns | grep -c '^$PREFIX-pod-demo-') = 4 ]"
+check "the pods have their /etc/netns DNS files ($PREFIX-pod-demo-*, the waypoint's too)" sh -c "
+[ \$(ls -A /etc/netns | grep -c '^$PREFIX-pod-demo-') = 5 ]"
 t0=$(date +%s.%N)
 "$M" uninstall >"$WORK/uninstall.out" 2>&1 || { cat "$WORK/uninstall.out"; fail "uninstall"; }
 say "uninstall took $(echo "$(date +%s.%N) - $t0" | bc) s"
@@ -198,4 +236,6 @@ EOF
 }
 check "uninstall: no process of the cluster left" leftovers
 check "uninstall: no netns named $PREFIX-*" sh -c "! ip netns list | grep -q '^$PREFIX-'"
+check "uninstall: no mount point left (the waypoint's token and root cert)" sh -c "
+! grep -q -e '$MESH_CLUSTER_DIR' -e ' /var/run/secrets/istio' /proc/self/mountinfo && ! grep -qs '$MESH_CLUSTER_DIR' /proc/*/mountinfo"
 finish

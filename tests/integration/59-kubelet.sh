@@ -297,6 +297,64 @@ kc -n demo delete pod tok --wait=true --timeout=60s >/dev/null
 tok_gone() { [ ! -e "$C/pods/demo_tok" ] && { [ "$TOKDIR_EXISTED" = 1 ] || [ ! -e /run/secrets/tokens ]; }; }
 check "the token pod's files and mount point are gone with it" tok_gone
 
+# ---- 3c. configMap volumes: files, updates, a missing one holds the pod, an optional one does not --
+kc -n demo create configmap cfg --from-literal=greeting=hello >/dev/null
+kc apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: cmv, namespace: demo}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: none
+    command: ["sh", "-c", "(test -s /etc/amesh-cfg/greeting && ! touch /etc/amesh-cfg/w 2>/dev/null && echo ro || echo rw-or-none) > rw; while :; do cat /etc/amesh-cfg/greeting /etc/amesh-proj/sub/g > seen.t 2>&1; mv seen.t seen; sleep 0.2; done"]
+    volumeMounts:
+    - {name: cfg, mountPath: /etc/amesh-cfg}
+    - {name: proj, mountPath: /etc/amesh-proj}
+    - {name: opt, mountPath: /etc/amesh-opt}
+  volumes:
+  - {name: cfg, configMap: {name: cfg}}
+  - name: proj
+    projected:
+      sources: [{configMap: {name: cfg, items: [{key: greeting, path: sub/g}]}}]
+  - {name: opt, configMap: {name: nosuch, optional: true}}
+YAML
+seen() { cat "$C/pods/demo_cmv/root/seen" 2>/dev/null; }
+cm_ready() { [ "$(kc -n demo get pod cmv -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ] && [ "$(seen)" = hellohello ]; }
+WAIT_SECS=60 wait_for cm_ready || true
+check "the configMap pod runs (an optional missing ConfigMap does not hold it) and reads its files" cm_ready
+check "the ConfigMap files are the pod's alone (not on the host)" test ! -e /etc/amesh-cfg/greeting
+check "meshctl exec joins the pod's mount namespace: it sees the files" \
+    test "$("$BIN/meshctl" exec -n demo pod/cmv -- cat /etc/amesh-proj/sub/g 2>/dev/null)" = hello
+check "the files are read-only in the pod" test "$(cat "$C/pods/demo_cmv/root/rw")" = ro
+kc -n demo create configmap cfg --from-literal=greeting=changed --dry-run=client -o yaml | kc apply -f - >/dev/null 2>&1
+cm_changed() { [ "$(seen)" = changedchanged ]; }
+WAIT_SECS=20 wait_for cm_changed || true
+check "a ConfigMap change reaches the running pod's files" cm_changed
+kc apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: cmw, namespace: demo}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: none, command: ["sh", "-c", "cat /etc/amesh-late/v > seen; exec sleep infinity"], volumeMounts: [{name: late, mountPath: /etc/amesh-late}]}
+  volumes: [{name: late, configMap: {name: late}}]
+YAML
+sleep 3
+cmw_reason() { kc -n demo get pod cmw -o jsonpath='{.status.phase}/{.status.containerStatuses[0].state.waiting.reason}'; }
+check "a missing ConfigMap holds the pod in ContainerCreating" test "$(cmw_reason)" = Pending/ContainerCreating
+check "the held pod was not started" test ! -e "$C/pods/demo_cmw/root/seen"
+kc -n demo create configmap late --from-literal=v=now >/dev/null
+cmw_ready() { [ "$(cat "$C/pods/demo_cmw/root/seen" 2>/dev/null)" = now ]; }
+WAIT_SECS=30 wait_for cmw_ready || true
+check "the held pod starts once its ConfigMap exists" cmw_ready
+kc -n demo delete pod cmv cmw --wait=true --timeout=60s >/dev/null
+cm_gone() { [ ! -e "$C/pods/demo_cmv" ] && [ ! -e "$C/pods/demo_cmw" ] && [ ! -e /etc/amesh-cfg ] && [ ! -e /etc/amesh-proj ] &&
+    [ ! -e /etc/amesh-opt ] && [ ! -e /etc/amesh-late ]; }
+check "the configMap pods' files and mount points are gone with them" cm_gone
+
 # ---- 4. delete a pod: replaced, nothing left behind ---------------------------------------------------
 VICTIM=$(kc -n demo get pods -l app=echo -o jsonpath='{.items[0].metadata.name}')
 VIP_OF=$(kc -n demo get pod "$VICTIM" -o jsonpath='{.status.podIP}')

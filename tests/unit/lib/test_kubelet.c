@@ -353,6 +353,70 @@ test_api_endpoints(void **state)
 }
 
 static void
+test_configmap_files(void **state)
+{
+    (void)state;
+    char err[256];
+    json_t *pod = parse(
+        "{\"spec\":{\"containers\":[{\"name\":\"c\",\"volumeMounts\":["
+        "{\"name\":\"a\",\"mountPath\":\"/etc/a\"},{\"name\":\"b\",\"mountPath\":\"/etc/b\"}]}],"
+        "\"volumes\":[{\"name\":\"a\",\"configMap\":{\"name\":\"cfg\",\"defaultMode\":416}},"
+        "{\"name\":\"b\",\"configMap\":{\"name\":\"opt\",\"optional\":true,\"items\":["
+        "{\"key\":\"k1\",\"path\":\"sub/one\",\"mode\":256},{\"key\":\"k2\",\"path\":\"../x\"},"
+        "{\"key\":\"k3\",\"path\":\"three\",\"mode\":99999}]}}]}}");
+    json_t *v = kl_token_volumes(pod);
+    assert_int_equal(json_array_size(v), 2);
+    json_t *a = json_array_get(json_object_get(json_array_get(v, 0), "configMaps"), 0);
+    json_t *b = json_array_get(json_object_get(json_array_get(v, 1), "configMaps"), 0);
+    assert_int_equal(json_integer_value(json_object_get(a, "defaultMode")), 0640);
+    assert_false(json_is_array(json_object_get(a, "items")));
+    assert_int_equal(json_array_size(json_object_get(b, "items")), 2); /* ../x dropped */
+    assert_int_equal(
+        json_integer_value(jget(json_array_get(json_object_get(b, "items"), 1), "mode")),
+        0644); /* out of range: the default */
+
+    /* Missing: the pod waits, unless optional. */
+    assert_null(kl_configmap_files(a, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "not found"));
+    json_t *f = kl_configmap_files(b, NULL, err, sizeof(err));
+    assert_int_equal(json_array_size(f), 0);
+    json_decref(f);
+
+    /* Every key, each a file with the default mode; keys that are no file name skipped. */
+    json_t *cm = parse("{\"data\":{\"greeting\":\"hello\",\"bad/key\":\"x\",\"..\":\"y\"}}");
+    f = kl_configmap_files(a, cm, err, sizeof(err));
+    assert_int_equal(json_array_size(f), 1);
+    assert_string_equal(js(json_array_get(f, 0), "path"), "greeting");
+    assert_string_equal(js(json_array_get(f, 0), "data"), "hello");
+    assert_int_equal(json_integer_value(jget(json_array_get(f, 0), "mode")), 0640);
+    json_decref(f);
+    json_decref(cm);
+
+    /* Items: the path and mode of each; a missing key waits, unless optional. */
+    cm = parse("{\"data\":{\"k1\":\"one\"}}");
+    f = kl_configmap_files(b, cm, err, sizeof(err));
+    assert_int_equal(json_array_size(f), 1);
+    assert_string_equal(js(json_array_get(f, 0), "path"), "sub/one");
+    assert_int_equal(json_integer_value(jget(json_array_get(f, 0), "mode")), 0400);
+    json_decref(f);
+    json_object_set_new(b, "optional", json_false());
+    assert_null(kl_configmap_files(b, cm, err, sizeof(err)));
+    assert_non_null(strstr(err, "no key \"k3\""));
+    json_decref(cm);
+
+    /* Over the byte cap: refused whole. */
+    char *big = xcalloc(KL_CM_MAX_BYTES + 2, 1);
+    memset(big, 'x', KL_CM_MAX_BYTES + 1);
+    cm = json_pack("{s:{s:s}}", "data", "big", big);
+    assert_null(kl_configmap_files(a, cm, err, sizeof(err)));
+    assert_non_null(strstr(err, "caps"));
+    free(big);
+    json_decref(cm);
+    json_decref(v);
+    json_decref(pod);
+}
+
+static void
 test_token_volumes(void **state)
 {
     (void)state;
@@ -372,8 +436,13 @@ test_token_volumes(void **state)
               "{\"name\":\"evil\",\"projected\":{\"sources\":[{\"serviceAccountToken\":"
               "{\"path\":\"t\"}}]}}]}}");
     json_t *v = kl_token_volumes(pod);
-    assert_int_equal(json_array_size(v), 1); /* cfg has no token, evil's mountPath has ".." */
+    assert_int_equal(json_array_size(v), 2); /* evil's mountPath has ".." */
     json_t *tv = json_array_get(v, 0);
+    json_t *cv = json_array_get(v, 1);
+    assert_string_equal(js(cv, "volume"), "cfg");
+    assert_int_equal(json_array_size(json_object_get(cv, "tokens")), 0);
+    assert_int_equal(json_array_size(json_object_get(cv, "configMaps")), 1);
+    assert_int_equal(json_array_size(json_object_get(tv, "configMaps")), 1); /* projected source */
     assert_string_equal(js(tv, "volume"), "istio-token");
     assert_string_equal(js(tv, "mountPath"), "/var/run/secrets/tokens");
     json_t *toks = json_object_get(tv, "tokens");
@@ -405,11 +474,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_node_index),    cmocka_unit_test(test_conflist),
-        cmocka_unit_test(test_cni_env_args),  cmocka_unit_test(test_plugin_conf),
-        cmocka_unit_test(test_result_ip),     cmocka_unit_test(test_pod_spec),
-        cmocka_unit_test(test_status_patch),  cmocka_unit_test(test_node_status),
-        cmocka_unit_test(test_api_endpoints), cmocka_unit_test(test_token_volumes),
+        cmocka_unit_test(test_node_index),      cmocka_unit_test(test_conflist),
+        cmocka_unit_test(test_cni_env_args),    cmocka_unit_test(test_plugin_conf),
+        cmocka_unit_test(test_result_ip),       cmocka_unit_test(test_pod_spec),
+        cmocka_unit_test(test_status_patch),    cmocka_unit_test(test_node_status),
+        cmocka_unit_test(test_api_endpoints),   cmocka_unit_test(test_token_volumes),
+        cmocka_unit_test(test_configmap_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
