@@ -322,6 +322,8 @@ int pods_delete(struct cluster *c, const char *ns, const char *name);
 int pods_reconcile_deployment(struct cluster *c, const json_t *rec, char *err, size_t errlen);
 /* Deletes every pod of Deployment |ns|/|name|. */
 void pods_delete_owned(struct cluster *c, const char *ns, const char *name);
+/* The port a probe names: a number, or the name of one of the container's ports; -1 if none. */
+int pods_probe_port(const json_t *ctr, const json_t *port);
 /* Rewrites /etc/netns/<pod>/hosts and resolv.conf of every pod (services changed). */
 void pods_sync_dns(struct cluster *c);
 /* "Running", "Completed", "Error", "Unknown"; *ready when running. */

@@ -38,9 +38,8 @@ pods_run_info(const struct cluster *c, const char *ns, const char *name)
     return r;
 }
 
-/* The port a probe names: a number, or the name of one of the container's ports; -1 if none. */
-static int
-probe_port(const json_t *ctr, const json_t *port)
+int
+pods_probe_port(const json_t *ctr, const json_t *port)
 {
     if (json_is_integer(port))
         return (int)json_integer_value(port);
@@ -67,7 +66,7 @@ probe_ready(const struct cluster *c, const char *ns, const char *name)
 
     if (get != NULL) {
         json_t *run = pods_run_info(c, ns, name);
-        int port = probe_port(ctr, json_object_get(get, "port"));
+        int port = pods_probe_port(ctr, json_object_get(get, "port"));
         const char *netns = js(run, "netns"), *ip = js(run, "ip");
         ok = false;
         if (netns != NULL && ip != NULL && port > 0 && port < 65536) {

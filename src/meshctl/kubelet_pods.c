@@ -483,22 +483,6 @@ kl_pods_synced(struct kubelet *kl)
 
 /* ---- each tick ---- */
 
-/* A probe's port: a number, or the name of one of the container's ports; -1 if none. */
-static int
-probe_port(const json_t *ctr, const json_t *port)
-{
-    if (json_is_integer(port))
-        return (int)json_integer_value(port);
-    const char *pn = json_string_value(port);
-    size_t i;
-    json_t *q;
-    json_array_foreach(json_object_get(ctr, "ports"), i, q) {
-        if (pn != NULL && strcmp(jsd(q, "name", ""), pn) == 0)
-            return (int)json_integer_value(json_object_get(q, "containerPort"));
-    }
-    return -1;
-}
-
 static void
 set_ready(struct kubelet *kl, struct kl_pod *p, bool ready)
 {
@@ -561,7 +545,7 @@ probe(struct kubelet *kl, struct kl_pod *p)
         p->probe_at = p->running_since + (uint64_t)delay * 1000;
         return;
     }
-    int port = probe_port(ctr, json_object_get(get != NULL ? get : tcp, "port"));
+    int port = pods_probe_port(ctr, json_object_get(get != NULL ? get : tcp, "port"));
     p->probe =
         kl_probe_start(kl->loop, p->ip, port, get != NULL ? jsd(get, "path", "/") : NULL,
                        (unsigned)(timeout > 0 ? KL_MIN(timeout, 60) : 1) * 1000, probe_done, p);

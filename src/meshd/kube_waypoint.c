@@ -634,34 +634,35 @@ kube_wp_changed(struct meshd_kube *k)
 
 /* ---- the Deployment watch ---- */
 
+/* A Deployment seen (|obj|) or gone (NULL |keep|): w->deps keyed "ns/name", then a pass. */
 static void
-dep_upsert(void *arg, const struct kube_resource *r, const json_t *obj)
+dep_event(struct kube_wp *w, const json_t *obj, bool keep)
 {
-    struct kube_wp *w = arg;
     const char *ns = str2(obj, "metadata", "namespace"), *name = str2(obj, "metadata", "name");
     char key[600];
-    (void)r;
 
     if (ns == NULL || name == NULL)
         return;
     snprintf(key, sizeof(key), "%s/%s", ns, name);
-    json_object_set_new(w->deps, key, json_deep_copy(obj));
+    if (keep)
+        json_object_set_new(w->deps, key, json_deep_copy(obj));
+    else
+        json_object_del(w->deps, key);
     schedule(w, WP_SETTLE_MS);
+}
+
+static void
+dep_upsert(void *arg, const struct kube_resource *r, const json_t *obj)
+{
+    (void)r;
+    dep_event(arg, obj, true);
 }
 
 static void
 dep_remove(void *arg, const struct kube_resource *r, const json_t *obj)
 {
-    struct kube_wp *w = arg;
-    const char *ns = str2(obj, "metadata", "namespace"), *name = str2(obj, "metadata", "name");
-    char key[600];
     (void)r;
-
-    if (ns == NULL || name == NULL)
-        return;
-    snprintf(key, sizeof(key), "%s/%s", ns, name);
-    json_object_del(w->deps, key);
-    schedule(w, WP_SETTLE_MS);
+    dep_event(arg, obj, false);
 }
 
 static void
