@@ -634,7 +634,7 @@ kube_wp_changed(struct meshd_kube *k)
 
 /* ---- the Deployment watch ---- */
 
-/* A Deployment seen (|obj|) or gone (NULL |keep|): w->deps keyed "ns/name", then a pass. */
+/* Deployment |obj| seen (|keep|) or gone: w->deps keyed "ns/name", then a pass. */
 static void
 dep_event(struct kube_wp *w, const json_t *obj, bool keep)
 {
