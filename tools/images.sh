@@ -166,10 +166,12 @@ build_one() {
         mesh-cni)
             user=0:0
             put_iptables "$r"
-            [ -x "$BUILD/bin/amesh-cni" ] || die "$BUILD/bin/amesh-cni missing: run 'make build' first"
-            file -L "$BUILD/bin/amesh-cni" | grep -q 'statically linked' ||
-                die "$BUILD/bin/amesh-cni is not statically linked (a sanitized build?)"
-            strip -o "$r/usr/local/bin/amesh-cni" "$BUILD/bin/amesh-cni"
+            # AMESH_IMAGE_CNI_PLUGIN: another build's plugin (a sanitized build's cannot be static).
+            local plugin=${AMESH_IMAGE_CNI_PLUGIN:-$BUILD/bin/amesh-cni}
+            [ -x "$plugin" ] || die "$plugin missing: run 'make build' first"
+            file -L "$plugin" | grep -q 'statically linked' ||
+                die "$plugin is not statically linked (a sanitized build? set AMESH_IMAGE_CNI_PLUGIN)"
+            strip -o "$r/usr/local/bin/amesh-cni" "$plugin"
             chmod 0755 "$r/usr/local/bin/amesh-cni"
             ;;
     esac

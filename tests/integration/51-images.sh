@@ -32,8 +32,11 @@ images_cleanup() {
 trap 'rc=$?; set +e; images_cleanup; (exit $rc); cleanup' EXIT
 
 t0=$(date +%s.%N)
+# mesh-cni's image carries the static amesh-cni: the release build's (make test builds it), as
+# the sanitized build's cannot be static.
+PLUGIN=${AMESH_CNI_PLUGIN:-$ROOT/build/bin/amesh-cni}
 check "tools/images.sh builds the four images from $BIN" \
-    env AMESH_IMAGE_TAG=$TAG "$ROOT/tools/images.sh" "$BIN/.." "$OUT"
+    env AMESH_IMAGE_TAG=$TAG AMESH_IMAGE_CNI_PLUGIN="$PLUGIN" "$ROOT/tools/images.sh" "$BIN/.." "$OUT"
 say "built in $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
 
 # inspect FIELD ARCHIVE: one field of the image's config, as JSON.
