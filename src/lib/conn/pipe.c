@@ -120,6 +120,19 @@ step_reserve(struct dir *d)
     return r == -EAGAIN ? 0 : (int)r;
 }
 
+/* Half-closes the destination once the source ended and everything was written. */
+static int
+shut_if_drained(struct dir *d)
+{
+    if (buf_len(&d->buf) == 0 && d->src_eof && !d->dst_shut) {
+        int rc = stream_shutdown_write(d->dst);
+        if (rc < 0 && rc != -ENOTCONN)
+            return rc;
+        d->dst_shut = true;
+    }
+    return 0;
+}
+
 /* Moves bytes in one direction until blocked; returns 0 or a negative error. */
 static int
 pump(struct dir *d)
@@ -139,15 +152,12 @@ pump(struct dir *d)
                 return w < 0 ? (int)w : -EPIPE;
             }
         }
-        if (buf_len(&d->buf) == 0 && d->src_eof && !d->dst_shut) {
-            int rc = stream_shutdown_write(d->dst);
-            if (rc < 0 && rc != -ENOTCONN)
-                return rc;
-            d->dst_shut = true;
-        }
+        int rc = shut_if_drained(d);
+        if (rc < 0)
+            return rc;
         if (!d->src_eof && buf_len(&d->buf) == 0 &&
             (d->src->ops->peek != NULL || d->dst->ops->reserve != NULL)) {
-            int rc = d->src->ops->peek != NULL ? step_peek(d) : step_reserve(d);
+            rc = d->src->ops->peek != NULL ? step_peek(d) : step_reserve(d);
             if (rc < 0)
                 return rc;
             if (rc > 0)
@@ -176,7 +186,11 @@ pump(struct dir *d)
         if (!progress)
             return 0;
     }
-    return 0;
+    /*
+     * Out of rounds: an end of stream read in the last one is passed on now, as no event
+     * would bring us back for it (the source is no longer read, nothing waits to be written).
+     */
+    return shut_if_drained(d);
 }
 
 static void

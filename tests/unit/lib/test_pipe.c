@@ -200,6 +200,38 @@ test_half_close_b_first(void **state)
     half_close(false);
 }
 
+/* b's peer has seen a's end of stream. */
+static bool
+cond_b_eof(void *arg)
+{
+    struct pt *t = arg;
+    unit_peer_pump(&t->pb);
+    return t->pb.eof;
+}
+
+/*
+ * The end of stream read in pump()'s last round (PIPE_ROUNDS): 15 reads of a 4 KB buffer's
+ * worth, then EOF in round 16, all queued before the first wake-up. The half-close must still
+ * reach b (it once did not: nothing asked for another wake-up, and the tunnel hung until the
+ * peer's timeout; seen as test 58's "half-close, client first" failing 1 run in 8).
+ */
+static void
+test_eof_in_last_round(void **state)
+{
+    struct pt t;
+    const size_t n = 15 * 4096;
+    uint8_t *d = unit_pattern(n, 3);
+    (void)state;
+
+    pt_setup(&t, 4096);
+    assert_int_equal(write(t.pa.fd, d, n), (ssize_t)n);
+    assert_int_equal(shutdown(t.pa.fd, SHUT_WR), 0);
+    assert_true(unit_run_until(t.loop, cond_b_eof, &t, 2000));
+    assert_int_equal(t.pb.rx_len, n);
+    free(d);
+    pt_teardown(&t);
+}
+
 static int
 unread(int fd)
 {
@@ -373,6 +405,7 @@ main(void)
         cmocka_unit_test(test_bytes_both_ways_exact),
         cmocka_unit_test(test_half_close_a_first),
         cmocka_unit_test(test_half_close_b_first),
+        cmocka_unit_test(test_eof_in_last_round),
         cmocka_unit_test(test_back_pressure_at_cap),
         cmocka_unit_test(test_error_resets_both),
         cmocka_unit_test(test_write_to_closed_peer_fails),
