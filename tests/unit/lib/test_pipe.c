@@ -228,6 +228,12 @@ test_eof_in_last_round(void **state)
     assert_int_equal(shutdown(t.pa.fd, SHUT_WR), 0);
     assert_true(unit_run_until(t.loop, cond_b_eof, &t, 2000));
     assert_int_equal(t.pb.rx_len, n);
+    /* b ends too: the pipe finishes cleanly. */
+    t.pb.shut_when_sent = true;
+    assert_true(unit_run_until(t.loop, cond_pump_done, &t, 2000));
+    assert_int_equal(t.done_calls, 1);
+    assert_int_equal(t.res.err, 0);
+    assert_int_equal(t.res.a_to_b, n);
     free(d);
     pt_teardown(&t);
 }
