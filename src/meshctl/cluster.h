@@ -300,6 +300,8 @@ int inst_fail(struct cluster *c, const char *what, const char *err, const char *
 int inst_mint_token(struct cluster *c, const char *node, char *err, size_t errlen);
 /* Checks and creates the directory and cluster.json. Returns 0, or an exit code. */
 int inst_prepare_dir(int nodes, bool kube);
+/* Creates the cluster directory's subdirectories (state/ 0700). */
+void inst_make_dirs(struct cluster *c);
 /* Starts a ztunnel per node and waits for each. Returns 0, or inst_fail()'s exit code. */
 int inst_ztunnels(struct cluster *c, char *err, size_t errlen);
 

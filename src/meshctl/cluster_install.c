@@ -338,6 +338,21 @@ inst_prepare_dir(int nodes, bool kube)
     return rc;
 }
 
+/* The cluster directory's parts (layout in cluster.h); state/ (the CA's keys) private. */
+void
+inst_make_dirs(struct cluster *c)
+{
+    static const char *const dirs[] = {"config", "objects", "pods", "pids", "netns.d"};
+    for (size_t i = 0; i < ARRAY_LEN(dirs); i++) {
+        char *p = cl_path(c, "%s", dirs[i]);
+        cl_mkdirs(p, 0755);
+        free(p);
+    }
+    char *state = cl_path(c, "state");
+    cl_mkdirs(state, 0700);
+    free(state);
+}
+
 /*
  * A ztunnel per node (in-pod mode, its node token, the ZDS socket mesh-cni serves), then
  * each waited for. Returns 0, or the exit code of inst_fail() (which undid everything).
@@ -442,14 +457,8 @@ install_main(int argc, char **argv)
     struct cluster c;
     if (cluster_open(&c, true) < 0)
         return MESHCTL_EXIT_FAIL;
-    static const char *const dirs[] = {"config", "objects", "pods", "pids", "netns.d"};
-    for (size_t i = 0; i < ARRAY_LEN(dirs); i++) {
-        char *p = cl_path(&c, "%s", dirs[i]);
-        cl_mkdirs(p, 0755);
-        free(p);
-    }
+    inst_make_dirs(&c);
     char *state = cl_path(&c, "state");
-    cl_mkdirs(state, 0700);
     if (net_create(&c, err, sizeof(err)) < 0) {
         free(state);
         return inst_fail(&c, "network", err, NULL);

@@ -216,15 +216,7 @@ kcluster_install(int nodes)
     k.kube = cl_path(&c, "kube");
     k.pki = cl_path(&c, "kube/pki");
     k.admin = cl_path(&c, "kube/admin.kubeconfig");
-    static const char *const dirs[] = {"config", "objects", "pods", "pids", "netns.d"};
-    for (size_t i = 0; i < ARRAY_LEN(dirs); i++) {
-        char *p = cl_path(&c, "%s", dirs[i]);
-        cl_mkdirs(p, 0755);
-        free(p);
-    }
-    char *state = cl_path(&c, "state");
-    cl_mkdirs(state, 0700);
-    free(state);
+    inst_make_dirs(&c);
     cl_mkdirs(k.kube, 0700);
     cl_mkdirs(k.pki, 0700);
     char node[32];
