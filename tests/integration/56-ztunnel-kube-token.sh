@@ -35,17 +35,8 @@ TD=cluster.local
 kube_up "$N1" "$K"
 kc() { kube_kubectl "$K" "$@"; }
 
-kc create namespace istio-system >/dev/null
-kc create namespace demo >/dev/null
-kc label namespace demo istio.io/dataplane-mode=ambient >/dev/null
-kc -n istio-system create serviceaccount ztunnel >/dev/null
-for sa in echo curl fresh; do kc -n demo create serviceaccount $sa >/dev/null; done
-kube_add_node "$N1" "$K" node-1 198.18.0.1
-kube_add_node "$N1" "$K" node-2 198.18.0.2
+kube_token_cluster "$N1" "$K" echo curl fresh || exit 1
 pod() { kube_pod "$K" "$@"; } # ns name sa node ip
-pod istio-system ztunnel-n1 ztunnel node-1 198.18.0.1
-pod demo echo-1 echo node-1 198.18.250.31
-pod demo curl-2 curl node-2 198.18.250.32
 uid() { kc -n "$1" get pod "$2" -o jsonpath='{.metadata.uid}'; }
 # TokenRequest: audience istio-ca, bound to POD, an hour (istio-system/ztunnel by default).
 token() { # pod [ns sa]

@@ -337,6 +337,24 @@ YAML
     kube_pod_running "$1" "$2" "$3" "$6"
 }
 
+# The token tests' cluster (48, 56): namespaces istio-system and demo (ambient), accounts
+# istio-system/ztunnel and demo/<each SA given>, Nodes node-1 (198.18.0.1) and node-2
+# (198.18.0.2), and running pods istio-system/ztunnel-n1 on node-1, demo/echo-1 (account echo)
+# on node-1, demo/curl-2 (account curl) on node-2.
+kube_token_cluster() { # netns dir demo-account...
+    local ns=$1 dir=$2 sa
+    shift 2
+    kube_kubectl "$dir" create namespace istio-system >/dev/null &&
+        kube_kubectl "$dir" create namespace demo >/dev/null &&
+        kube_kubectl "$dir" label namespace demo istio.io/dataplane-mode=ambient >/dev/null &&
+        kube_kubectl "$dir" -n istio-system create serviceaccount ztunnel >/dev/null || return 1
+    for sa in "$@"; do kube_kubectl "$dir" -n demo create serviceaccount "$sa" >/dev/null || return 1; done
+    kube_add_node "$ns" "$dir" node-1 198.18.0.1 && kube_add_node "$ns" "$dir" node-2 198.18.0.2 &&
+        kube_pod "$dir" istio-system ztunnel-n1 ztunnel node-1 198.18.0.1 &&
+        kube_pod "$dir" demo echo-1 echo node-1 198.18.250.31 &&
+        kube_pod "$dir" demo curl-2 curl node-2 198.18.250.32
+}
+
 # TERM, then up to 5 s for them to go, then KILL.
 kube__stop() { # pid...
     local p i alive
