@@ -11,18 +11,9 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "loop/loop.h"
+#include "loop/loop_internal.h"
 
 #define LOOP_MAX_EVENTS 256
-
-struct loop {
-    int epfd;
-    bool stop;
-    uint64_t now_ms;
-    struct loop_timer **heap;
-    size_t n_timers, cap_timers;
-    struct loop_defer *defer_head, **defer_tail;
-};
 
 struct loop *
 loop_new(void)
@@ -36,6 +27,11 @@ loop_new(void)
     }
     l->now_ms = clock_mono_ms();
     l->defer_tail = &l->defer_head;
+    if (loop_post_init(l) < 0) {
+        close(l->epfd);
+        free(l);
+        return NULL;
+    }
     return l;
 }
 
@@ -44,6 +40,7 @@ loop_free(struct loop *l)
 {
     if (l == NULL)
         return;
+    loop_post_fini(l);
     close(l->epfd);
     free(l->heap);
     free(l);

@@ -3,7 +3,8 @@
  *
  * One loop per thread. Handlers run on the loop's thread; a handler must not
  * free the object it was called for (see loop_defer()): teardown is deferred
- * to the end of the iteration, when no handler is on the stack.
+ * to the end of the iteration, when no handler is on the stack. The only calls
+ * another thread may make on a loop are loop_post() and loop_call().
  */
 #ifndef MESH_LIB_LOOP_H
 #define MESH_LIB_LOOP_H
@@ -76,5 +77,19 @@ loop_timer_armed(const struct loop_timer *t)
 void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *arg);
 /* Runs deferred calls now; for teardown after loop_run() returned. */
 void loop_run_deferred(struct loop *l);
+
+/*
+ * Cross-thread calls (loop_post.c). Any thread may post: |fn|(|arg|) runs on
+ * the loop's thread, in posting order, at its next iteration (one eventfd
+ * write wakes it, only when its queue was empty). Calls still queued when the
+ * loop is freed run inside loop_free(), on the freeing thread, so nothing
+ * posted is lost and loop_call() never waits forever on a loop that ended.
+ */
+typedef void loop_post_fn(void *arg);
+void loop_post(struct loop *l, loop_post_fn *fn, void *arg);
+/* Posts and waits until |fn| ran. Never from |l|'s own thread (it would wait on itself). */
+void loop_call(struct loop *l, loop_post_fn *fn, void *arg);
+/* Posted calls waiting to run (tests, metrics). */
+size_t loop_posts_pending(struct loop *l);
 
 #endif
