@@ -94,6 +94,7 @@ zconn_finish(struct zt *zt, struct zconn *c, const struct pipe_result *res)
         c->next->prev = c->prev;
     zt->n_conns--;
     zt_load_update(zt);
+    zconn_release_tenant(c);
     free(c->src_workload);
     free(c->src_ns);
     free(c->src_identity);

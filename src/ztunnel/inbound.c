@@ -95,6 +95,7 @@ on_app_dialled(void *arg, int fd)
     struct zt *zt = r->zt;
 
     r->dial = NULL;
+    zconn_dial_end(r->zc);
     if (fd < 0) {
         r->zc->error = "connection to the workload failed";
         hbone_reject(r->st, 503, mesh_strerror(fd));
@@ -133,8 +134,7 @@ on_app_dialled(void *arg, int fd)
         return;
     }
     /* a = the tunnel (client side), b = the app: a_to_b counts bytes the client sent. */
-    r->zc->pipe = pipe_start(zt->loop, h2_stream_as_stream(r->st), app, zt->opts.pipe_buf,
-                             on_pipe_done, r);
+    zconn_pipe_start(zt, r->zc, h2_stream_as_stream(r->st), app, on_pipe_done, r);
 }
 
 static void
@@ -232,6 +232,18 @@ on_request(void *arg, struct h2_session *s, struct h2_stream *st)
         from = &hc->peer_ip;
     }
     zconn_set_pod(r->zc, hc->pod);
+    const char *limit = !zconn_admit(zt, r->zc, hc->pod, &ip) ? "connections"
+                        : !zconn_dial_begin(r->zc)              ? "dials in progress"
+                                                                : NULL;
+    if (limit != NULL) {
+        snprintf(why, sizeof(why), "the destination pod is at its limit of %s", limit);
+        hbone_reject(st, 503, why);
+        r->zc->error = "destination pod at its limit";
+        struct pipe_result res = {.err = -ENOBUFS};
+        zconn_finish(zt, r->zc, &res);
+        free(r);
+        return;
+    }
     r->dial = dial_start(zt->loop, &ip, port, from, &o, DIAL_TIMEOUT_MS, on_app_dialled, r);
     /* Hear about a reset while we dial, so the dial does not outlive its stream. */
     stream_set_handler(h2_stream_as_stream(st), on_stream_while_dialling, r);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <getopt.h>
+#include <openssl/rand.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -104,6 +105,10 @@ usage(FILE *f)
             "                          listeners (1-64; default env ZTUNNEL_WORKERS, else the\n"
             "                          CPUs this process may use, at most 2)\n"
             "  --worker-affinity       pin worker i to the i-th CPU this process may use\n"
+            "  --pod-max-connections N open connections of one local pod; more are refused\n"
+            "                          (16384)\n"
+            "  --pod-max-dials N       connects and HBONE CONNECTs in progress for one local\n"
+            "                          pod; more are refused (1024)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
 }
@@ -141,6 +146,8 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
         {"allow-x25519", no_argument, NULL, 'x'},
         {"workers", required_argument, NULL, 'w'},
         {"worker-affinity", no_argument, NULL, 'A'},
+        {"pod-max-connections", required_argument, NULL, 'P'},
+        {"pod-max-dials", required_argument, NULL, 'D'},
         {"hbone-handshake-timeout", required_argument, NULL, 'W'},
         {"hbone-max-pending", required_argument, NULL, 'M'},
         {"hbone-max-pending-per-source", required_argument, NULL, 'S'},
@@ -162,6 +169,8 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
     o->hs_timeout_ms = HS_GUARD_TIMEOUT_MS;
     o->hs_max_pending = HS_GUARD_MAX_PENDING;
     o->hs_max_per_source = HS_GUARD_MAX_PER_SOURCE;
+    o->pod_max_conns = ZT_POD_MAX_CONNS;
+    o->pod_max_dials = ZT_POD_MAX_DIALS;
     o->json_log = env != NULL && strcmp(env, "json") == 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -216,6 +225,12 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
             break;
         case 'A':
             o->worker_affinity = true;
+            break;
+        case 'P':
+            o->pod_max_conns = (unsigned)flag_long("--pod-max-connections", optarg, 1, 10000000);
+            break;
+        case 'D':
+            o->pod_max_dials = (unsigned)flag_long("--pod-max-dials", optarg, 1, 10000000);
             break;
         case 'W':
             o->hs_timeout_ms = (unsigned)flag_long("--hbone-handshake-timeout", optarg, 1, 60) * 1000;
@@ -407,6 +422,7 @@ main(int argc, char **argv)
         if (zpod_listen(zt.node_scope, err, sizeof(err)) < 0)
             fatal("%s", err);
     }
+    RAND_bytes((unsigned char *)&zt.wp_seed, sizeof(zt.wp_seed));
     if (workers_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
     if (admin_start(&zt, err, sizeof(err)) < 0)
@@ -449,6 +465,7 @@ main(int argc, char **argv)
     loop_run_deferred(zt.loop);
     SSL_CTX_free(zt.cp_ctx);
     model_unref(zt.model);
+    zt_tenants_free(&zt);
     loop_free(zt.loop);
     free(zt.workers);
     buf_cache_drop();

@@ -36,6 +36,8 @@
  * not held because too many were: "cap"). Each traffic family keeps at most
  * ZT_METRICS_MAX_SERIES label sets (lib/metrics counts the overflow).
  *
+ * Per-pod limits (tenant.c): amesh_ztunnel_pod_limit_refused_total{limit}.
+ *
  * Workers: amesh_ztunnel_workers, and per worker amesh_ztunnel_worker_connections
  * {worker} (open connections and HBONE sessions: what balancing compares) and
  * amesh_ztunnel_worker_handoffs_total{worker} (accepted there, served by a less
@@ -80,7 +82,7 @@ static struct {
     struct metric *opened, *closed, *failed, *recv, *sent;
     struct metric *build, *cpu, *rss, *vsize, *fds, *max_fds, *start_time;
     struct metric *xds_terminations, *xds_messages, *xds_bytes;
-    struct metric *self_refused, *hold_refused;
+    struct metric *self_refused, *hold_refused, *pod_limit;
     struct metric *hs_pending, *hs_total;
     struct metric *workers, *worker_conns, *worker_handoffs;
 } M;
@@ -289,6 +291,15 @@ zt_metrics_self_refused(const char *listener, const char *reason)
     pthread_mutex_unlock(&mu);
 }
 
+void
+zt_metrics_pod_limit_refused(const char *what)
+{
+    pthread_mutex_lock(&mu);
+    if (M.reg != NULL)
+        metric_add(M.pod_limit, &what, 1);
+    pthread_mutex_unlock(&mu);
+}
+
 /* What a scrape gathers from the workers, one at a time. */
 struct scrape {
     struct hs_guard_stats hs;
@@ -430,6 +441,12 @@ register_all(void)
         "Connections held for a workload (or certificate) that did not come in time (reason "
         "expired) or refused because too many were held (reason cap)",
         listener_reason, 2, ZT_METRICS_MAX_XDS);
+    M.pod_limit = metrics_add(
+        M.reg, METRIC_COUNTER, "amesh_ztunnel_pod_limit_refused_total",
+        "New connections refused because their local pod was at its limit of open connections "
+        "(limit connections, --pod-max-connections) or of dials in progress (dials, "
+        "--pod-max-dials)",
+        (const char *const[]){"limit"}, 1, 4);
     M.hs_pending = single(METRIC_GAUGE, "amesh_hbone_handshakes_pending",
                           "HBONE (15008) connections whose TLS handshake has not completed.");
     M.hs_total = metrics_add(M.reg, METRIC_COUNTER, "amesh_hbone_handshakes_total",

@@ -75,7 +75,7 @@ start_pipe(struct outbound_conn *o, struct stream *upstream)
         return;
     }
     /* a = the app (client), b = upstream: a_to_b counts bytes sent to the destination. */
-    o->zc->pipe = pipe_start(o->zt->loop, client, upstream, o->zt->opts.pipe_buf, on_pipe_done, o);
+    zconn_pipe_start(o->zt, o->zc, client, upstream, on_pipe_done, o);
 }
 
 static void route(struct outbound_conn *o);
@@ -86,6 +86,7 @@ on_hbone_response(void *arg, struct h2_stream *st, int status)
 {
     struct outbound_conn *o = arg;
 
+    zconn_dial_end(o->zc);
     if (st == NULL || status != 200) {
         if (st != NULL)
             stream_close(h2_stream_as_stream(st), true);
@@ -118,6 +119,7 @@ on_plain_dialled(void *arg, int fd)
     struct outbound_conn *o = arg;
 
     o->dial = NULL;
+    zconn_dial_end(o->zc);
     if (fd < 0) {
         fail(o, fd, "connection to the destination failed");
         return;
@@ -142,6 +144,10 @@ start_hbone(struct outbound_conn *o, const struct workload *src, struct tls_cred
     struct zt *zt = o->zt;
     struct hbone_headers h;
 
+    if (!zconn_dial_begin(o->zc)) {
+        fail(o, -ENOBUFS, "the source pod is at its limit of dials in progress");
+        return;
+    }
     hbone_headers_make(&h, &o->zc->src_ip, o->zc->src_port, svc ? svc->hostname : NULL, src,
                        zt->opts.cluster);
     struct hbone_target t = {
@@ -327,6 +333,10 @@ route(struct outbound_conn *o)
     /* Plain TCP: a non-mesh workload or a destination outside the mesh. */
     o->zc->dst_ip = *dst_ip;
     o->zc->dst_port = port;
+    if (!zconn_dial_begin(o->zc)) {
+        fail(o, -ENOBUFS, "the source pod is at its limit of dials in progress");
+        return;
+    }
     o->dial = dial_start(zt->loop, dst_ip, port, NULL, &o->pod->dial, DIAL_TIMEOUT_MS,
                          on_plain_dialled, o);
 }
@@ -358,5 +368,9 @@ outbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port
     o->zc->src_port = peer_port;
     o->zc->dst_ip = odst;
     o->zc->dst_port = oport;
+    if (!zconn_admit(zt, o->zc, pod, peer)) {
+        fail(o, -ENOBUFS, "the source pod is at its limit of connections");
+        return;
+    }
     route(o);
 }

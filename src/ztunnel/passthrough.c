@@ -81,6 +81,7 @@ on_dialled(void *arg, int fd)
     struct plain_conn *p = arg;
     struct zt *zt = p->zt;
 
+    zconn_dial_end(p->zc);
     if (fd < 0) {
         fail(p, fd, "connection to the workload failed", NULL);
         return;
@@ -103,7 +104,7 @@ on_dialled(void *arg, int fd)
         free(p);
         return;
     }
-    p->zc->pipe = pipe_start(zt->loop, client, app, zt->opts.pipe_buf, on_done, p);
+    zconn_pipe_start(zt, p->zc, client, app, on_done, p);
 }
 
 /* The destination workload is known: authorize, then dial the app. */
@@ -133,6 +134,10 @@ serve(struct plain_conn *p, const struct workload *w)
     if (p->pod->netns_fd >= 0) {
         o.transparent = true;
         from = &zc->src_ip;
+    }
+    if (!zconn_dial_begin(zc)) {
+        fail(p, -ENOBUFS, "the destination pod is at its limit of dials in progress", NULL);
+        return;
     }
     dial_start(zt->loop, &zc->dst_ip, zc->dst_port, from, &o, DIAL_TIMEOUT_MS, on_dialled, p);
 }
@@ -243,6 +248,10 @@ passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_p
         zconn_set(&p->zc->src_workload, src->name);
         zconn_set(&p->zc->src_ns, src->ns);
         zconn_set(&p->zc->src_cluster, src->cluster_id ? src->cluster_id : zt->opts.cluster);
+    }
+    if (!zconn_admit(zt, p->zc, pod, &odst)) {
+        fail(p, -ENOBUFS, "the destination pod is at its limit of connections", NULL);
+        return;
     }
     route(p);
 }

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/rand.h>
 
 #include "base/base.h"
 #include "hbone/hbone.h"
@@ -127,26 +126,33 @@ pick(struct zt *zt, const struct service *wsvc, const struct workload *single, i
         const struct ipaddr *a = usable(eps[i], family);
         skip_failed = a != NULL && !avoided(zt, a, port);
     }
-    unsigned best_streams = 0, ties = 0;
-    uint32_t r;
-    RAND_bytes((unsigned char *)&r, sizeof(r));
-    best = NULL;
-    for (size_t i = 0; i < n; i++) {
-        const struct ipaddr *a = usable(eps[i], family);
-        if (a == NULL || (skip_failed && avoided(zt, a, port)))
-            continue;
-        unsigned s = hbone_pool_streams_to(zt->pool, a, port);
-        if (best == NULL || s < best_streams) {
-            best = eps[i];
-            best_streams = s;
-            *ip = a;
-            ties = 1;
-        } else if (s == best_streams && (r = r * 1103515245u + 12345u) % ++ties == 0) {
-            best = eps[i]; /* reservoir choice among equals */
-            *ip = a;
+    /*
+     * Among equals, worker i takes the (seed + i)-th: each worker has its own pool and counts
+     * only its own streams, so workers that start on different replicas and then alternate
+     * split the process's connections evenly. The seed (random per process) keeps ztunnels on
+     * different nodes from all starting on the same replica.
+     */
+    unsigned best_streams = 0, ties = 0, pick_tie = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        unsigned seen = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct ipaddr *a = usable(eps[i], family);
+            if (a == NULL || (skip_failed && avoided(zt, a, port)))
+                continue;
+            unsigned s = hbone_pool_streams_to(zt->pool, a, port);
+            if (pass == 0 && (ties == 0 || s < best_streams)) {
+                best_streams = s;
+                ties = 1;
+            } else if (pass == 0 && s == best_streams) {
+                ties++;
+            } else if (pass == 1 && s == best_streams && seen++ == pick_tie) {
+                *ip = a;
+                return eps[i];
+            }
         }
+        pick_tie = ties > 0 ? (unsigned)((zt->wp_seed + zt->id) % ties) : 0;
     }
-    return best;
+    return NULL;
 }
 
 int

@@ -382,6 +382,7 @@ worker_main(void *arg)
     policy_set_unref(w->policies);
     model_unref(w->model);
     zt_creds_unref(w->creds);
+    zt_tenants_free(w);
     w->policies = NULL;
     w->model = NULL;
     w->creds = NULL;
@@ -395,6 +396,7 @@ worker_new(struct zt *zt0, unsigned id, char *err, size_t errlen)
     struct zt *w = xcalloc(1, sizeof(*w));
     w->opts = zt0->opts;
     w->id = id;
+    w->wp_seed = zt0->wp_seed;
     w->workers = zt0->workers;
     w->n_workers = zt0->n_workers;
     w->xds_synced = true; /* readiness is worker 0's */

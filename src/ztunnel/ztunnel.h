@@ -17,6 +17,7 @@
  *   admin.c       15000 config_dump, 15021 readiness
  *   metrics.c     15020 Prometheus metrics (Istio's names and labels)
  *   workers.c     worker threads: start, snapshots published to them, hand-off, drain
+ *   tenant.c      per local pod and worker: a share of each loop turn, connection and dial caps
  *
  * Threads. A `struct zt` is one worker: its own event loop, listeners (SO_REUSEPORT, in every
  * scope), connections, HBONE pool, pending handshakes and waiters, touched only by its thread.
@@ -73,10 +74,15 @@ struct zt_opts {
     unsigned hs_max_per_source;  /* per peer address; more are closed at once */
     unsigned hs_timeout_ms;      /* deadline of each handshake */
     unsigned workers;            /* threads, each with its own loop (workers.c) */
+    unsigned pod_max_conns;      /* open connections of one local pod (tenant.c) */
+    unsigned pod_max_dials;      /* its dials in progress */
     bool worker_affinity;        /* pin worker i to the i-th CPU the process may use */
 };
 
 #define ZT_MAX_WORKERS 64
+#define ZT_POD_MAX_CONNS 16384
+#define ZT_POD_MAX_DIALS 1024
+#define ZT_POD_TURN_BYTES (256 * 1024) /* one pod's bytes per loop turn (tenant.c) */
 
 struct certs;
 struct hbone_pool;
@@ -87,6 +93,7 @@ struct channel;
 struct zwait;
 struct policy_set;
 struct zt_creds;
+struct ztenant;
 
 /*
  * A scope of data-path listeners (15001, 15006, 15008): the node's own network
@@ -127,6 +134,8 @@ struct zconn {
     const char *error; /* static reason, NULL when clean */
     const char *flag;  /* response_flags (static), see zconn_set_flag() */
     uint64_t authz_gen; /* inbound: zt->authz_gen when it was authorized (authz.c) */
+    struct ztenant *tenant; /* the local pod whose share it uses (tenant.c) */
+    bool dialling;          /* counted in its pod's dials in progress */
     struct zconn_metrics *metrics; /* metrics.c */
 };
 
@@ -143,9 +152,11 @@ struct zt {
     atomic_uint load;          /* open connections and HBONE sessions, read by other workers */
     atomic_uint_fast64_t handed_off; /* accepted here, served by a less loaded worker */
     uint64_t model_version, policy_version; /* snapshots installed (admin /debug/workers) */
+    uint32_t wp_seed;          /* waypoint.c: ties between replicas, the same in every worker */
     struct model *model;
     struct certs *certs;       /* the manager: worker 0 only */
     struct zt_creds *creds;    /* other workers: the certificates worker 0 published */
+    struct ztenant **tenants;  /* tenant.c: local pods with open connections here */
     struct hbone_pool *pool;    /* HBONE client connections (lib/hbone) */
     struct zt_xds *xds;        /* control-plane mode */
     struct node_tokens *tokens; /* control-plane mode: credentials for meshd */
@@ -254,6 +265,23 @@ void zconn_set_pod(struct zconn *c, struct zpod *pod);
  * error is derived from its code (metrics.c).
  */
 void zconn_set_flag(struct zconn *c, const char *flag);
+
+/* tenant.c */
+/*
+ * Counts |c| against its local pod (|pod|'s in in-pod mode, else the pod at |local|): false,
+ * logged and counted, when the pod is at its connection cap; the caller refuses |c|.
+ */
+bool zconn_admit(struct zt *zt, struct zconn *c, const struct zpod *pod,
+                 const struct ipaddr *local);
+/* A dial (upstream connect, HBONE CONNECT) starts / ends; false when at the pod's dial cap. */
+bool zconn_dial_begin(struct zconn *c);
+void zconn_dial_end(struct zconn *c);
+/* From zconn_finish(). */
+void zconn_release_tenant(struct zconn *c);
+/* pipe_start() with |c|'s pod's share of each loop turn; sets c->pipe. */
+struct pipe *zconn_pipe_start(struct zt *zt, struct zconn *c, struct stream *a, struct stream *b,
+                              pipe_done_fn *done, void *arg);
+void zt_tenants_free(struct zt *zt);
 
 /* certs.c */
 struct certs *certs_new(struct zt *zt, char *err, size_t errlen);
@@ -416,5 +444,7 @@ void zt_metrics_xds_end(const char *reason);
 void zt_metrics_hold_refused(const char *listener, const char *reason);
 /* selfcall.c: a connection to ztunnel itself was refused on |listener| for |reason| (static). */
 void zt_metrics_self_refused(const char *listener, const char *reason);
+/* tenant.c: a new connection was refused at a pod's cap of |what| ("connections", "dials"). */
+void zt_metrics_pod_limit_refused(const char *what);
 
 #endif

@@ -12,32 +12,11 @@
 
 #include "base/base.h"
 #include "buf/buf.h"
-#include "conn/pipe.h"
+#include "conn/pipe_internal.h"
 
 #define PIPE_ROUNDS 16
 #define PIPE_CHUNK_MIN (4 * 1024)
 #define PIPE_CHUNK_MAX (256 * 1024)
-
-struct dir {
-    struct stream *src, *dst;
-    struct buf buf;
-    uint64_t bytes;
-    bool src_eof;
-    bool dst_shut;
-    bool dst_blocked; /* the destination refused bytes: wait for it to be writable */
-    size_t chunk;     /* how much to read at once: grows while reads fill it */
-};
-
-struct pipe {
-    struct loop *loop;
-    struct dir d[2]; /* d[0]: a -> b, d[1]: b -> a */
-    struct stream *a, *b;
-    pipe_done_fn *done;
-    void *arg;
-    int err;
-    bool finished;
-    struct loop_defer finish_defer;
-};
 
 static void pipe_update(struct pipe *p);
 
@@ -82,6 +61,7 @@ step_peek(struct dir *d)
     if (w > 0) {
         d->src->ops->consume(d->src, (size_t)w);
         d->bytes += (uint64_t)w;
+        pipe_group_charge(d->p, (size_t)w);
         return 1;
     }
     if (w == -EAGAIN) {
@@ -111,6 +91,7 @@ step_reserve(struct dir *d)
     d->dst->ops->commit(d->dst, r > 0 ? (size_t)r : 0);
     if (r > 0) {
         d->bytes += (uint64_t)r;
+        pipe_group_charge(d->p, (size_t)r);
         return 1;
     }
     if (r == 0) {
@@ -155,6 +136,10 @@ pump(struct dir *d)
         int rc = shut_if_drained(d);
         if (rc < 0)
             return rc;
+        if (!d->src_eof && pipe_group_spent(d->p)) {
+            pipe_group_park(d->p); /* reading waits for a later turn; writing goes on */
+            return 0;
+        }
         if (!d->src_eof && buf_len(&d->buf) == 0 &&
             (d->src->ops->peek != NULL || d->dst->ops->reserve != NULL)) {
             rc = d->src->ops->peek != NULL ? step_peek(d) : step_reserve(d);
@@ -173,6 +158,7 @@ pump(struct dir *d)
             adapt_chunk(d, room, r);
             if (r > 0) {
                 buf_commit(&d->buf, (size_t)r);
+                pipe_group_charge(d->p, (size_t)r);
                 progress = true;
             } else if (r == 0) {
                 d->src_eof = true;
@@ -202,6 +188,7 @@ on_finish(void *arg)
     p->done(p->arg, &res);
     buf_cleanup(&p->d[0].buf);
     buf_cleanup(&p->d[1].buf);
+    pipe_set_group(p, NULL);
     free(p);
 }
 
@@ -212,6 +199,7 @@ finish(struct pipe *p, int err)
         return;
     p->finished = true;
     p->err = err;
+    pipe_group_leave(p);
     stream_close(p->a, err != 0);
     stream_close(p->b, err != 0);
     loop_defer(p->loop, &p->finish_defer, on_finish, p);
@@ -242,11 +230,11 @@ on_event(void *arg, struct stream *s, unsigned events)
     pipe_update(p);
 }
 
-/* Read from |d|'s source only when the bytes have somewhere to go. */
+/* Read from |d|'s source only when the bytes have somewhere to go (and it is our turn). */
 static bool
 want_read(const struct dir *d)
 {
-    if (d->src_eof)
+    if (d->src_eof || d->p->parked)
         return false;
     if (d->dst_blocked && buf_len(&d->buf) == 0 &&
         (d->src->ops->peek != NULL || d->dst->ops->reserve != NULL))
@@ -285,6 +273,7 @@ pipe_start(struct loop *l, struct stream *a, struct stream *b, size_t buf_max, p
     p->d[0].dst = b;
     p->d[1].src = b;
     p->d[1].dst = a;
+    p->d[0].p = p->d[1].p = p;
     buf_init(&p->d[0].buf, buf_max);
     buf_init(&p->d[1].buf, buf_max);
     p->d[0].chunk = p->d[1].chunk = PIPE_CHUNK_MIN;
@@ -292,6 +281,23 @@ pipe_start(struct loop *l, struct stream *a, struct stream *b, size_t buf_max, p
     stream_set_handler(b, on_event, p);
     pipe_update(p);
     return p;
+}
+
+void
+pipe_kick(struct pipe *p)
+{
+    int rc = 0;
+
+    if (p->finished)
+        return;
+    rc = pump(&p->d[0]);
+    if (rc == 0)
+        rc = pump(&p->d[1]);
+    if (rc < 0) {
+        finish(p, rc);
+        return;
+    }
+    pipe_update(p);
 }
 
 void

@@ -37,4 +37,21 @@ void pipe_abort(struct pipe *p, int err);
 /* Bytes moved so far. */
 void pipe_counts(const struct pipe *p, uint64_t *a_to_b, uint64_t *b_to_a);
 
+/*
+ * A group of pipes that share one budget per loop turn (ztunnel: one pod's connections):
+ * together they read at most |quantum| bytes per turn (loop_turn()); a pipe that finds the
+ * budget spent stops reading and is resumed at a later turn, in the order the group's pipes
+ * stopped (pipe_group.c). So a pod with many busy connections gets one pod's share of each
+ * turn, and every other pod's connections are served within a turn of bounded length.
+ * Reference-counted: each member pipe holds one.
+ */
+struct pipe_group;
+struct pipe_group *pipe_group_new(struct loop *l, size_t quantum);
+void pipe_group_ref(struct pipe_group *g);
+void pipe_group_unref(struct pipe_group *g);
+/* Bytes the group's pipes read so far, and how many times one waited for a later turn. */
+void pipe_group_counts(const struct pipe_group *g, uint64_t *bytes, uint64_t *yields);
+/* Makes |p| a member of |g| (NULL: none); takes a reference. Call before |p| moves bytes. */
+void pipe_set_group(struct pipe *p, struct pipe_group *g);
+
 #endif

@@ -27,6 +27,7 @@ loop_new(void)
     }
     l->now_ms = clock_mono_ms();
     l->defer_tail = &l->defer_head;
+    l->turn_tail = &l->turn_head;
     if (loop_post_init(l) < 0) {
         close(l->epfd);
         free(l);
@@ -203,6 +204,38 @@ loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *arg)
     l->defer_tail = &d->next;
 }
 
+void
+loop_defer_turn(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *arg)
+{
+    if (d->queued)
+        return;
+    d->queued = true;
+    d->cb = cb;
+    d->arg = arg;
+    d->next = NULL;
+    *l->turn_tail = d;
+    l->turn_tail = &d->next;
+}
+
+uint64_t
+loop_turn(const struct loop *l)
+{
+    return l->turn;
+}
+
+/* The turn's yielded work joins the deferred calls; what it queues again waits for the next. */
+static void
+start_turn(struct loop *l)
+{
+    l->turn++;
+    if (l->turn_head == NULL)
+        return;
+    *l->defer_tail = l->turn_head;
+    l->defer_tail = l->turn_tail;
+    l->turn_head = NULL;
+    l->turn_tail = &l->turn_head;
+}
+
 static void
 run_deferred(struct loop *l)
 {
@@ -250,6 +283,8 @@ loop_run(struct loop *l)
             uint64_t due = l->heap[0]->due_ms;
             timeout = due <= now ? 0 : (int)(due - now > 60000 ? 60000 : due - now);
         }
+        if (l->turn_head != NULL)
+            timeout = 0; /* yielded work waits for this poll only, not for an event */
         int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR)
@@ -257,6 +292,7 @@ loop_run(struct loop *l)
             return -errno;
         }
         l->now_ms = clock_mono_ms();
+        start_turn(l);
         for (int i = 0; i < n; i++) {
             struct loop_io *io = evs[i].data.ptr;
             if (io->active)

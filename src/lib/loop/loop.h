@@ -79,6 +79,15 @@ void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *a
 void loop_run_deferred(struct loop *l);
 
 /*
+ * Queues |d| for the next turn: after the next poll for I/O (which then does not block) and
+ * the handlers it woke, so everything else ready gets its turn first. For work that yields
+ * (a budget spent) and must come back without an event. No-op if queued (either way).
+ */
+void loop_defer_turn(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *arg);
+/* Counts the loop's turns (one poll for I/O each): a budget per turn resets when it moves. */
+uint64_t loop_turn(const struct loop *l);
+
+/*
  * Cross-thread calls (loop_post.c). Any thread may post: |fn|(|arg|) runs on
  * the loop's thread, in posting order, at its next iteration (one eventfd
  * write wakes it, only when its queue was empty). Calls still queued when the

@@ -15,6 +15,8 @@ struct loop {
     struct loop_timer **heap;
     size_t n_timers, cap_timers;
     struct loop_defer *defer_head, **defer_tail;
+    struct loop_defer *turn_head, **turn_tail; /* loop_defer_turn(): the next turn's */
+    uint64_t turn;
     /* loop_post.c: the only fields another thread touches, all under post_mu but the fd. */
     pthread_mutex_t post_mu;
     struct loop_post_item *post_head, **post_tail;
