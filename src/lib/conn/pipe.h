@@ -39,7 +39,8 @@ void pipe_counts(const struct pipe *p, uint64_t *a_to_b, uint64_t *b_to_a);
 
 /*
  * A group of pipes that share one budget per loop turn (ztunnel: one pod's connections):
- * together they read at most |quantum| bytes per turn (loop_turn()); a pipe that finds the
+ * together they read at most |quantum| bytes per turn (loop_turn()), each read counting a
+ * few KB more than its bytes (what its work costs); a pipe that finds the
  * budget spent stops reading and is resumed at a later turn, in the order the group's pipes
  * stopped (pipe_group.c). So a pod with many busy connections gets one pod's share of each
  * turn, and every other pod's connections are served within a turn of bounded length.

@@ -135,6 +135,7 @@ test_group_budget_and_fairness(void **state)
     assert_int_equal(bytes, (uint64_t)N_FLOOD * FLOOD_BYTES); /* what they read */
     assert_true(yields > 0);
     assert_true(t.max_per_turn <= QUANTUM + MAX_READ);
+    assert_true(t.turns >= (uint64_t)N_FLOOD * FLOOD_BYTES / (QUANTUM + MAX_READ));
     print_message("flood: %llu turns, max %llu bytes per turn, %llu yields; victim served after "
                   "%llu flood bytes\n",
                   (unsigned long long)t.turns, (unsigned long long)t.max_per_turn,
