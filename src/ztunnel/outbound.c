@@ -349,10 +349,6 @@ outbound_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_port
     struct ipaddr odst;
     uint16_t oport;
 
-    if (zt->draining) {
-        close(fd);
-        return;
-    }
     if (!zt_accept_orig_dst(pod, fd, "outbound", peer, peer_port, &odst, &oport))
         return;
     struct outbound_conn *o = xcalloc(1, sizeof(*o));

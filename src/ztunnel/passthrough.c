@@ -179,14 +179,18 @@ route(struct plain_conn *p)
     struct zt *zt = p->zt;
     struct zpod *pod = p->pod;
 
-    if (zt->draining || pod->gone) {
-        fail(p, -ECONNABORTED, zt->draining ? "draining" : "pod deleted", NULL);
+    if (pod->gone) {
+        fail(p, -ECONNABORTED, "pod deleted", NULL);
         return;
     }
     /* In a pod's namespace every captured connection is for that pod (the REDIRECT is there). */
     const struct workload *w = zpod_workload(pod, &p->zc->dst_ip);
     if (w != NULL) {
-        serve(p, w);
+        serve(p, w); /* also while draining: it was accepted, the client is waiting */
+        return;
+    }
+    if (zt->draining) {
+        fail(p, -ECONNABORTED, "draining", NULL); /* nothing may wait any more */
         return;
     }
     if (loop_now_ms(zt->loop) >= p->deadline_ms) {
@@ -212,10 +216,6 @@ passthrough_accept(void *arg, int fd, const struct ipaddr *peer, uint16_t peer_p
     struct ipaddr odst;
     uint16_t oport;
 
-    if (zt->draining) {
-        close(fd);
-        return;
-    }
     if (!zt_accept_orig_dst(pod, fd, "inbound-plaintext", peer, peer_port, &odst, &oport))
         return;
     /*

@@ -66,18 +66,26 @@ zpod_unref(struct zpod *p)
     free(p);
 }
 
-/* Accepted sockets go to a less loaded worker when this one is ahead (workers.c). */
+/*
+ * Accepted sockets go to a less loaded worker when this one is ahead (workers.c). One that
+ * arrives after the drain closed the listeners (the same batch of events) is closed; one
+ * handed over is served even if its new worker started draining meanwhile.
+ */
 static void
 accept_outbound(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port)
 {
-    if (!workers_balance(pod, ZT_L_OUTBOUND, fd, peer, peer_port))
+    if (((struct zpod *)pod)->zt->draining)
+        close(fd);
+    else if (!workers_balance(pod, ZT_L_OUTBOUND, fd, peer, peer_port))
         outbound_accept(pod, fd, peer, peer_port);
 }
 
 static void
 accept_plain(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port)
 {
-    if (!workers_balance(pod, ZT_L_PLAIN, fd, peer, peer_port))
+    if (((struct zpod *)pod)->zt->draining)
+        close(fd);
+    else if (!workers_balance(pod, ZT_L_PLAIN, fd, peer, peer_port))
         passthrough_accept(pod, fd, peer, peer_port);
 }
 

@@ -204,7 +204,8 @@ on_handoff(void *arg)
     struct zt *w = h->to;
     struct zpod *p = NULL;
 
-    if (!w->stopped && !w->draining)
+    /* Served even if |w| started draining since: the client's connection is established. */
+    if (!w->stopped)
         p = h->uid != NULL ? zt_pod_by_uid(w, h->uid) : w->node_scope;
     if (p == NULL) {
         close(h->fd); /* the scope went away meanwhile: as if its listener had closed */
