@@ -19,6 +19,8 @@ FAILS=0
 PASSES=0
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# The `tsan` tier (make tsan) sets its own; by hand: a race stops the process with status 66.
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66:suppressions=$ROOT/tests/tsan.supp}
 
 say() { printf '# %s\n' "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
@@ -231,7 +233,7 @@ stop_ztunnel() { # pid log
     kill -TERM "$1" 2>/dev/null || return 1
     local rc=0
     wait "$1" || rc=$?
-    if [ "$rc" -ne 0 ] || grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error' "$2"; then
+    if [ "$rc" -ne 0 ] || grep -q -E 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' "$2"; then
         echo "ztunnel exited with $rc:"; tail -40 "$2"; return 1
     fi
 }

@@ -1,6 +1,8 @@
 /*
  * tls.c - SSL_CTX set-up for HBONE and the SPIFFE checks in the verify callback.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,7 +19,9 @@
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
 struct tls_creds {
-    int refs;
+    /* Atomic: ztunnel's workers each hold the creds their connections use and drop them on
+     * their own threads, while the certificate manager's thread swaps in renewed ones. */
+    atomic_int refs;
     struct spiffe_id id;
     X509 *cert;
     EVP_PKEY *key;
@@ -27,12 +31,20 @@ struct tls_creds {
 };
 
 static int check_idx = -1;
+static pthread_once_t check_once = PTHREAD_ONCE_INIT;
 
+static void
+check_index_init(void)
+{
+    check_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* Once per process, whichever thread makes the first SSL: two loops racing on a plain
+ * "if < 0" would each take an index, and one thread's SSLs would read the other's slot. */
 static int
 check_index(void)
 {
-    if (check_idx < 0)
-        check_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    pthread_once(&check_once, check_index_init);
     return check_idx;
 }
 
@@ -197,7 +209,7 @@ tls_creds_new(const struct spiffe_id *id, X509 *cert, EVP_PKEY *key, X509_STORE 
 
     if (opts == NULL)
         opts = &defaults;
-    c->refs = 1;
+    atomic_init(&c->refs, 1);
     c->id = *id;
     c->cert = cert;
     c->key = key;
@@ -216,13 +228,16 @@ tls_creds_new(const struct spiffe_id *id, X509 *cert, EVP_PKEY *key, X509_STORE 
 void
 tls_creds_ref(struct tls_creds *c)
 {
-    c->refs++;
+    /* Relaxed: a new reference is taken from one already held, which keeps |c| alive. */
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
 void
 tls_creds_unref(struct tls_creds *c)
 {
-    if (c == NULL || --c->refs > 0)
+    /* acq_rel: the last holder frees, after every other holder's use (release) is seen
+     * (acquire), whichever thread that was on. */
+    if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) > 1)
         return;
     SSL_CTX_free(c->server);
     SSL_CTX_free(c->client);
