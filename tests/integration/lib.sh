@@ -182,6 +182,19 @@ start_bg() { # logfile command...
     LAST_PID=$!
 }
 
+# ZTUNNEL_WORKERS set (test 65 runs other tests so): a ztunnel started without --workers must
+# run that many worker threads, or the run would not test what it says.
+check_worker_count() { # netns [ztunnel flags...]
+    local ns=$1 n
+    shift
+    [ -n "${ZTUNNEL_WORKERS:-}" ] || return 0
+    case " $* " in *" --workers "*) return 0 ;; esac
+    n=$(ip netns exec "$ns" $PY -c "
+import json,urllib.request
+print(len(json.load(urllib.request.urlopen('http://127.0.0.1:15000/debug/workers',timeout=2))))") || n=?
+    [ "$n" = "$ZTUNNEL_WORKERS" ] || { echo "ztunnel in $ns runs $n workers, not ZTUNNEL_WORKERS=$ZTUNNEL_WORKERS"; return 1; }
+}
+
 start_ztunnel() { # netns node config cadir log [extra flags]
     local ns=$1 node=$2 cfg=$3 ca=$4 log=$5; shift 5
     start_bg "$log" ip netns exec "$ns" "$BIN/ztunnel" --local-config "$cfg" --node "$node" \
@@ -190,6 +203,7 @@ start_ztunnel() { # netns node config cadir log [extra flags]
 import urllib.request,sys
 sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:15021/healthz/ready',timeout=1).status==200 else 1)" \
         || { echo "ztunnel in $ns did not become ready:"; cat "$log"; return 1; }
+    check_worker_count "$ns" "$@"
 }
 
 # REDIRECT the node's outbound TCP to ztunnel, exempting ztunnel's own sockets (mark 0x539).
@@ -337,6 +351,7 @@ start_ztunnel_xds() { # netns node statedir log [extra flags]
 import urllib.request,sys
 sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:15021/healthz/ready',timeout=1).status==200 else 1)" \
         || { echo "ztunnel in $ns did not become ready:"; cat "$log"; return 1; }
+    check_worker_count "$ns" "$@"
 }
 
 # Prints a ztunnel's config_dump (JSON).
