@@ -7,8 +7,11 @@
 set -uo pipefail
 IT=$(cd "$(dirname "$0")" && pwd)
 export ZTUNNEL_WORKERS=${ZTUNNEL_WORKERS:-4}
-# Data path, policies and their live changes: what runs on every worker's connections.
-TESTS=${W65_TESTS:-"01-two-node-hbone.sh 03-hbone-refusals.sh 15-l4-policy.sh 16-policy-live.sh 19-policy-recheck.sh"}
+# Data path (local and in-pod mode), policies and their live changes, metrics gathered from
+# every worker, a ztunnel replaced under open connections.
+TESTS=${W65_TESTS:-"01-two-node-hbone.sh 02-hbone-independent-client.sh 03-hbone-refusals.sh
+    11-inpod-mesh.sh 13-ztunnel-upgrade.sh 14-ztunnel-metrics.sh 15-l4-policy.sh
+    16-policy-live.sh 19-policy-recheck.sh"}
 failed=()
 for t in $TESTS; do
     echo "# ---- $t with ZTUNNEL_WORKERS=$ZTUNNEL_WORKERS"
