@@ -22,6 +22,8 @@ PASSES=0
 ZT_WORKERS=${ZTUNNEL_WORKERS:-$(if [ "$(nproc)" -ge 2 ]; then echo 2; else echo 1; fi)}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# The `tsan` tier (make tsan) sets its own; by hand: a race stops the process with status 66.
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66:suppressions=$ROOT/tests/tsan.supp}
 
 say() { printf '# %s\n' "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
@@ -183,6 +185,19 @@ start_bg() { # logfile command...
     LAST_PID=$!
 }
 
+# ZTUNNEL_WORKERS set (test 65 runs other tests so): a ztunnel started without --workers must
+# run that many worker threads, or the run would not test what it says.
+check_worker_count() { # netns [ztunnel flags...]
+    local ns=$1 n
+    shift
+    [ -n "${ZTUNNEL_WORKERS:-}" ] || return 0
+    case " $* " in *" --workers "*) return 0 ;; esac
+    n=$(ip netns exec "$ns" $PY -c "
+import json,urllib.request
+print(len(json.load(urllib.request.urlopen('http://127.0.0.1:15000/debug/workers',timeout=2))))") || n=?
+    [ "$n" = "$ZTUNNEL_WORKERS" ] || { echo "ztunnel in $ns runs $n workers, not ZTUNNEL_WORKERS=$ZTUNNEL_WORKERS"; return 1; }
+}
+
 start_ztunnel() { # netns node config cadir log [extra flags]
     local ns=$1 node=$2 cfg=$3 ca=$4 log=$5; shift 5
     start_bg "$log" ip netns exec "$ns" "$BIN/ztunnel" --local-config "$cfg" --node "$node" \
@@ -191,6 +206,7 @@ start_ztunnel() { # netns node config cadir log [extra flags]
 import urllib.request,sys
 sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:15021/healthz/ready',timeout=1).status==200 else 1)" \
         || { echo "ztunnel in $ns did not become ready:"; cat "$log"; return 1; }
+    check_worker_count "$ns" "$@"
 }
 
 # REDIRECT the node's outbound TCP to ztunnel, exempting ztunnel's own sockets (mark 0x539).
@@ -234,7 +250,7 @@ stop_ztunnel() { # pid log
     kill -TERM "$1" 2>/dev/null || return 1
     local rc=0
     wait "$1" || rc=$?
-    if [ "$rc" -ne 0 ] || grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error' "$2"; then
+    if [ "$rc" -ne 0 ] || grep -q -E 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' "$2"; then
         echo "ztunnel exited with $rc:"; tail -40 "$2"; return 1
     fi
 }
@@ -338,6 +354,7 @@ start_ztunnel_xds() { # netns node statedir log [extra flags]
 import urllib.request,sys
 sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:15021/healthz/ready',timeout=1).status==200 else 1)" \
         || { echo "ztunnel in $ns did not become ready:"; cat "$log"; return 1; }
+    check_worker_count "$ns" "$@"
 }
 
 # Prints a ztunnel's config_dump (JSON).

@@ -3,7 +3,9 @@
  * so lines from concurrent processes sharing stderr do not interleave.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,25 +18,41 @@
 
 #define LOG_LINE_MAX 8192
 
-static enum log_level cur_level = LOG_INFO;
-static bool use_json;
+/*
+ * Atomic (relaxed: nothing else is published with them): every thread reads the level on
+ * each log call, and the admin endpoint (POST /logging) sets it on its own loop's thread
+ * while worker threads log.
+ */
+static _Atomic int cur_level = LOG_INFO;
+static atomic_bool use_json;
+
+/* Rate-limit budgets are shared by threads: a static one per call site is reached by every
+ * worker that runs that code. One mutex for all of them; the section is a few loads and
+ * stores, taken only on lines a peer can trigger, never on the data path proper. */
+static pthread_mutex_t rl_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void
 log_set_level(enum log_level level)
 {
-    cur_level = level;
+    atomic_store_explicit(&cur_level, (int)level, memory_order_relaxed);
 }
 
 enum log_level
 log_get_level(void)
 {
-    return cur_level;
+    return (enum log_level)atomic_load_explicit(&cur_level, memory_order_relaxed);
 }
 
 void
 log_set_json(bool json)
 {
-    use_json = json;
+    atomic_store_explicit(&use_json, json, memory_order_relaxed);
+}
+
+static bool
+json_on(void)
+{
+    return atomic_load_explicit(&use_json, memory_order_relaxed);
 }
 
 const char *
@@ -143,7 +161,7 @@ put_time(struct line *l)
     gmtime_r(&tv.tv_sec, &tm);
     size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof(ts) - n, ".%06ldZ", (long)tv.tv_usec);
-    if (use_json)
+    if (json_on())
         put_json_str(l, ts);
     else
         puts_(l, ts);
@@ -154,9 +172,10 @@ emit(enum log_level level, const char *scope, const char *message, const struct 
      size_t n)
 {
     struct line l;
+    bool json = json_on();
     l.n = 0;
 
-    if (use_json) {
+    if (json) {
         puts_(&l, "{\"level\":");
         put_json_str(&l, log_level_name(level));
         puts_(&l, ",\"time\":");
@@ -209,7 +228,7 @@ void
 log_fields(enum log_level level, const char *scope, const char *message,
            const struct log_field *fields, size_t n)
 {
-    if (level > cur_level)
+    if (level > log_get_level())
         return;
     emit(level, scope, message, fields, n);
 }
@@ -220,7 +239,7 @@ log_msg(enum log_level level, const char *scope, const char *fmt, ...)
     char msg[4096];
     va_list ap;
 
-    if (level > cur_level)
+    if (level > log_get_level())
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -231,32 +250,47 @@ log_msg(enum log_level level, const char *scope, const char *fmt, ...)
 bool
 log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed)
 {
+    bool ok = false;
+
+    pthread_mutex_lock(&rl_mu);
+    /* A clock read on another thread just before may be older than this window's start:
+     * the unsigned difference would wrap, and that is a new window too (harmless). */
     if (rl->passed == 0 || now_ms - rl->window_start_ms >= rl->interval_ms) {
         rl->window_start_ms = now_ms;
         rl->passed = 0;
     }
     if (rl->passed >= rl->burst) {
         rl->suppressed++;
-        return false;
+    } else {
+        rl->passed++;
+        *suppressed = rl->suppressed;
+        rl->suppressed = 0;
+        ok = true;
     }
-    rl->passed++;
-    *suppressed = rl->suppressed;
-    rl->suppressed = 0;
-    return true;
+    pthread_mutex_unlock(&rl_mu);
+    return ok;
 }
 
 struct log_ratelimit *
 log_ratelimit_for(struct log_ratelimit_set *set, const char *key)
 {
+    struct log_ratelimit *rl = &set->other;
+
+    pthread_mutex_lock(&rl_mu);
     for (size_t i = 0; i < set->n; i++)
-        if (strncmp(set->slot[i].key, key, LOG_RATELIMIT_KEY_MAX - 1) == 0)
-            return &set->slot[i].rl;
-    if (set->n == LOG_RATELIMIT_KEYS)
-        return &set->other;
-    size_t i = set->n++;
-    snprintf(set->slot[i].key, sizeof(set->slot[i].key), "%s", key);
-    set->slot[i].rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(set->interval_ms, set->burst);
-    return &set->slot[i].rl;
+        if (strncmp(set->slot[i].key, key, LOG_RATELIMIT_KEY_MAX - 1) == 0) {
+            rl = &set->slot[i].rl;
+            goto out;
+        }
+    if (set->n < LOG_RATELIMIT_KEYS) {
+        size_t i = set->n++;
+        snprintf(set->slot[i].key, sizeof(set->slot[i].key), "%s", key);
+        set->slot[i].rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(set->interval_ms, set->burst);
+        rl = &set->slot[i].rl;
+    }
+out:
+    pthread_mutex_unlock(&rl_mu);
+    return rl;
 }
 
 static uint64_t

@@ -56,7 +56,7 @@ void log_fields(enum log_level level, const char *scope, const char *message,
  * Rate limiting for lines a peer can trigger at will (refused connections,
  * floods): at most |burst| lines per |interval_ms|; the rest are counted and
  * reported by the next line that passes ("(N similar suppressed)").
- * One static struct per call site; not thread-safe.
+ * One static struct per call site; thread-safe (one mutex in log.c guards every budget).
  */
 struct log_ratelimit {
     unsigned interval_ms;
@@ -70,7 +70,7 @@ struct log_ratelimit {
 /*
  * One budget per distinct key (a refusal reason, say), so that a flood of one
  * kind of failure cannot hide the first line of another. The first
- * LOG_RATELIMIT_KEYS keys get their own; later ones share |other|.
+ * LOG_RATELIMIT_KEYS keys get their own; later ones share |other|. Thread-safe too.
  */
 #define LOG_RATELIMIT_KEYS 16
 #define LOG_RATELIMIT_KEY_MAX 64

@@ -7,8 +7,15 @@
  * the pointers to its values, a histogram's bucket counts, then the key bytes
  * the value pointers point into. Series are never removed, so callers may
  * keep pointers to them.
+ *
+ * One mutex per registry guards everything: the families, each family's
+ * table, and every series' value. ztunnel's workers update the same series
+ * (connections opened, bytes) from their own threads while the admin loop
+ * renders; an update is a few instructions under an uncontended lock, taken
+ * per connection event, not per byte.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +30,7 @@ struct metric_series {
     double value;      /* a histogram's sum */
     uint64_t *buckets; /* histograms: n_bounds + 1 counts (the last is +Inf), not cumulative */
     const double *bounds; /* the family's */
+    pthread_mutex_t *mu;  /* the registry's */
     uint32_t n_buckets;
     uint32_t key_len;
     const char *key;
@@ -36,6 +44,7 @@ const double metrics_envoy_buckets[METRICS_ENVOY_N_BUCKETS] = {
 
 struct metric {
     struct metric *next; /* registration order */
+    pthread_mutex_t *mu; /* the registry's */
     enum metric_type type;
     char *name;
     char *help;
@@ -51,6 +60,7 @@ struct metric {
 };
 
 struct metrics {
+    pthread_mutex_t mu;
     struct metric *head;
     struct metric **tail;
 };
@@ -59,6 +69,7 @@ struct metrics *
 metrics_new(void)
 {
     struct metrics *r = xcalloc(1, sizeof(*r));
+    CHECK(pthread_mutex_init(&r->mu, NULL) == 0);
     r->tail = &r->head;
     return r;
 }
@@ -94,6 +105,7 @@ metrics_free(struct metrics *r)
         r->head = m->next;
         family_free(m);
     }
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
@@ -111,15 +123,16 @@ valid_name(const char *s, bool colon)
     return true;
 }
 
+/* Builds the family whole (histogram bounds too) before it is linked, under the lock: a
+ * render on another thread sees it complete or not at all. */
 static struct metric *
 family_add(struct metrics *r, enum metric_type type, const char *name, const char *help,
-           const char *const *labels, size_t n_labels, size_t max_series)
+           const char *const *labels, size_t n_labels, size_t max_series, const double *bounds,
+           size_t n_bounds)
 {
     CHECK(valid_name(name, true));
     CHECK(n_labels <= METRICS_MAX_LABELS);
     CHECK(strcmp(name, METRICS_OVERFLOW_NAME) != 0);
-    for (const struct metric *o = r->head; o != NULL; o = o->next)
-        CHECK(strcmp(o->name, name) != 0);
     for (size_t i = 0; i < n_labels; i++) {
         CHECK(valid_name(labels[i], false) && strncmp(labels[i], "__", 2) != 0);
         for (size_t j = 0; j < i; j++)
@@ -137,8 +150,18 @@ family_add(struct metrics *r, enum metric_type type, const char *name, const cha
     m->max_series = n_labels == 0 ? 1 : max_series ? max_series : METRICS_DEFAULT_MAX_SERIES;
     m->n_buckets = 16;
     m->buckets = xcalloc(m->n_buckets, sizeof(*m->buckets));
+    if (n_bounds > 0) {
+        m->bounds = xcalloc(n_bounds, sizeof(double));
+        memcpy(m->bounds, bounds, n_bounds * sizeof(double));
+        m->n_bounds = n_bounds;
+    }
+    m->mu = &r->mu;
+    pthread_mutex_lock(&r->mu);
+    for (const struct metric *o = r->head; o != NULL; o = o->next)
+        CHECK(strcmp(o->name, name) != 0);
     *r->tail = m;
     r->tail = &m->next;
+    pthread_mutex_unlock(&r->mu);
     return m;
 }
 
@@ -147,7 +170,7 @@ metrics_add(struct metrics *r, enum metric_type type, const char *name, const ch
             const char *const *labels, size_t n_labels, size_t max_series)
 {
     CHECK(type == METRIC_COUNTER || type == METRIC_GAUGE);
-    return family_add(r, type, name, help, labels, n_labels, max_series);
+    return family_add(r, type, name, help, labels, n_labels, max_series, NULL, 0);
 }
 
 struct metric *
@@ -161,11 +184,8 @@ metrics_add_histogram(struct metrics *r, const char *name, const char *help,
     /* "le" is the bucket label; the family must not use it. */
     for (size_t i = 0; i < n_labels; i++)
         CHECK(strcmp(labels[i], "le") != 0);
-    struct metric *m = family_add(r, METRIC_HISTOGRAM, name, help, labels, n_labels, max_series);
-    m->bounds = xcalloc(n_bounds, sizeof(double));
-    memcpy(m->bounds, bounds, n_bounds * sizeof(double));
-    m->n_bounds = n_bounds;
-    return m;
+    return family_add(r, METRIC_HISTOGRAM, name, help, labels, n_labels, max_series, bounds,
+                      n_bounds);
 }
 
 /* Length of the valid UTF-8 sequence at |p| (|n| bytes left), or 0 if invalid. */
@@ -262,8 +282,9 @@ grow(struct metric *m)
     m->n_buckets = nb;
 }
 
-struct metric_series *
-metric_series(struct metric *m, const char *const *values)
+/* metric_series() with |m|'s registry locked by the caller. */
+static struct metric_series *
+series_locked(struct metric *m, const char *const *values)
 {
     char key[METRICS_MAX_LABELS * (METRICS_VALUE_MAX + 1) + 1];
     size_t len = 0;
@@ -286,6 +307,7 @@ metric_series(struct metric *m, const char *const *values)
     s->buckets = nb ? (uint64_t *)(void *)(s->vals + m->n_labels) : NULL;
     s->n_buckets = (uint32_t)nb;
     s->bounds = m->bounds;
+    s->mu = m->mu;
     char *k = (char *)(s->vals + m->n_labels) + nb * sizeof(uint64_t);
     memcpy(k, key, len);
     s->key = k;
@@ -302,14 +324,24 @@ metric_series(struct metric *m, const char *const *values)
     return s;
 }
 
+struct metric_series *
+metric_series(struct metric *m, const char *const *values)
+{
+    pthread_mutex_lock(m->mu);
+    struct metric_series *s = series_locked(m, values);
+    pthread_mutex_unlock(m->mu);
+    return s;
+}
+
 const char *const *
 metric_series_labels(const struct metric_series *s)
 {
-    return s->vals;
+    return s->vals; /* written once, before the series was published under the lock */
 }
 
-void
-metric_series_add(struct metric_series *s, double v)
+/* The updates with the registry locked by the caller; |s| may be NULL (lost to the cap). */
+static void
+add_locked(struct metric_series *s, double v)
 {
     if (s != NULL) {
         CHECK(s->buckets == NULL);
@@ -317,8 +349,8 @@ metric_series_add(struct metric_series *s, double v)
     }
 }
 
-void
-metric_series_set(struct metric_series *s, double v)
+static void
+set_locked(struct metric_series *s, double v)
 {
     if (s != NULL) {
         CHECK(s->buckets == NULL);
@@ -326,8 +358,8 @@ metric_series_set(struct metric_series *s, double v)
     }
 }
 
-void
-metric_series_observe(struct metric_series *s, double v)
+static void
+observe_locked(struct metric_series *s, double v)
 {
     uint32_t i = 0;
 
@@ -340,50 +372,101 @@ metric_series_observe(struct metric_series *s, double v)
     s->value += v;
 }
 
+void
+metric_series_add(struct metric_series *s, double v)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(s->mu);
+    add_locked(s, v);
+    pthread_mutex_unlock(s->mu);
+}
+
+void
+metric_series_set(struct metric_series *s, double v)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(s->mu);
+    set_locked(s, v);
+    pthread_mutex_unlock(s->mu);
+}
+
+void
+metric_series_observe(struct metric_series *s, double v)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(s->mu);
+    observe_locked(s, v);
+    pthread_mutex_unlock(s->mu);
+}
+
 double
 metric_series_value(const struct metric_series *s)
 {
-    return s ? s->value : 0;
+    if (s == NULL)
+        return 0;
+    pthread_mutex_lock(s->mu);
+    double v = s->value;
+    pthread_mutex_unlock(s->mu);
+    return v;
 }
 
 uint64_t
 metric_series_count(const struct metric_series *s)
 {
     uint64_t n = 0;
-    for (uint32_t i = 0; s != NULL && i < s->n_buckets; i++)
+    if (s == NULL)
+        return 0;
+    pthread_mutex_lock(s->mu);
+    for (uint32_t i = 0; i < s->n_buckets; i++)
         n += s->buckets[i];
+    pthread_mutex_unlock(s->mu);
     return n;
 }
 
 void
 metric_add(struct metric *m, const char *const *values, double v)
 {
-    metric_series_add(metric_series(m, values), v);
+    pthread_mutex_lock(m->mu);
+    add_locked(series_locked(m, values), v);
+    pthread_mutex_unlock(m->mu);
 }
 
 void
 metric_set(struct metric *m, const char *const *values, double v)
 {
-    metric_series_set(metric_series(m, values), v);
+    pthread_mutex_lock(m->mu);
+    set_locked(series_locked(m, values), v);
+    pthread_mutex_unlock(m->mu);
 }
 
 void
 metric_observe(struct metric *m, const char *const *values, double v)
 {
     CHECK(m->type == METRIC_HISTOGRAM);
-    metric_series_observe(metric_series(m, values), v);
+    pthread_mutex_lock(m->mu);
+    observe_locked(series_locked(m, values), v);
+    pthread_mutex_unlock(m->mu);
 }
 
 size_t
 metric_n_series(const struct metric *m)
 {
-    return m->n_series;
+    pthread_mutex_lock(m->mu);
+    size_t n = m->n_series;
+    pthread_mutex_unlock(m->mu);
+    return n;
 }
 
 uint64_t
 metric_overflows(const struct metric *m)
 {
-    return m->overflows;
+    pthread_mutex_lock(m->mu);
+    uint64_t n = m->overflows;
+    pthread_mutex_unlock(m->mu);
+    return n;
 }
 
 /* ---- rendering ----------------------------------------------------------- */
@@ -529,6 +612,8 @@ metrics_render(const struct metrics *r)
     FILE *f = open_memstream(&p, &len);
     CHECK(f != NULL);
 
+    /* The lock is held while formatting: no update is seen half done, and a scrape is rare. */
+    pthread_mutex_lock((pthread_mutex_t *)&r->mu);
     for (const struct metric *m = r->head; m != NULL; m = m->next)
         put_family(f, m);
     fprintf(f,
@@ -539,6 +624,7 @@ metrics_render(const struct metrics *r)
         if (m->overflows > 0)
             fprintf(f, "%s{metric=\"%s\"} %llu\n", METRICS_OVERFLOW_NAME, m->name,
                     (unsigned long long)m->overflows);
+    pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
     CHECK(fclose(f) == 0);
     return p;
 }

@@ -11,7 +11,8 @@
  * so every value renders as a valid exposition.
  *
  * Rendering is stable: families in registration order, series sorted by their
- * label values, then the overflow family. Not thread-safe: one loop owns it.
+ * label values, then the overflow family. Thread-safe: every call takes the
+ * registry's mutex, so workers on several threads may update while another renders.
  */
 #ifndef MESH_LIB_METRICS_H
 #define MESH_LIB_METRICS_H

@@ -2,6 +2,7 @@
  * process.c - see process.h.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,10 +69,20 @@ process_start_time(void)
     return (double)btime + (double)ticks / (double)hz;
 }
 
+/* The start time never changes: read once per process (pthread_once, since the metrics of
+ * any thread may ask first). */
+static double start_time;
+static pthread_once_t start_once = PTHREAD_ONCE_INIT;
+
+static void
+start_time_init(void)
+{
+    start_time = process_start_time();
+}
+
 void
 process_stats_read(struct process_stats *s)
 {
-    static double start_time; /* never changes: read once */
     struct rusage ru;
     struct rlimit rl;
 
@@ -83,7 +94,6 @@ process_stats_read(struct process_stats *s)
     s->max_fds = 0;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         s->max_fds = rl.rlim_cur == RLIM_INFINITY ? (double)INT64_MAX : (double)rl.rlim_cur;
-    if (start_time == 0)
-        start_time = process_start_time();
+    pthread_once(&start_once, start_time_init);
     s->start_time = start_time;
 }

@@ -19,7 +19,9 @@
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
 struct tls_creds {
-    atomic_int refs; /* ztunnel's workers share credentials: the last one out frees them */
+    /* Atomic: ztunnel's workers each hold the creds their connections use and drop them on
+     * their own threads, while the certificate manager's thread swaps in renewed ones. */
+    atomic_int refs;
     struct spiffe_id id;
     X509 *cert;
     EVP_PKEY *key;
@@ -37,7 +39,8 @@ check_index_init(void)
     check_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
-/* Once per process, whichever thread first makes a TLS connection. */
+/* Once per process, whichever thread makes the first SSL: two loops racing on a plain
+ * "if < 0" would each take an index, and one thread's SSLs would read the other's slot. */
 static int
 check_index(void)
 {
@@ -206,7 +209,7 @@ tls_creds_new(const struct spiffe_id *id, X509 *cert, EVP_PKEY *key, X509_STORE 
 
     if (opts == NULL)
         opts = &defaults;
-    c->refs = 1;
+    atomic_init(&c->refs, 1);
     c->id = *id;
     c->cert = cert;
     c->key = key;
@@ -225,12 +228,15 @@ tls_creds_new(const struct spiffe_id *id, X509 *cert, EVP_PKEY *key, X509_STORE 
 void
 tls_creds_ref(struct tls_creds *c)
 {
+    /* Relaxed: a new reference is taken from one already held, which keeps |c| alive. */
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
 void
 tls_creds_unref(struct tls_creds *c)
 {
+    /* acq_rel: the last holder frees, after every other holder's use (release) is seen
+     * (acquire), whichever thread that was on. */
     if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) > 1)
         return;
     SSL_CTX_free(c->server);

@@ -2,6 +2,7 @@
  * tls_bio.c - lower stream reads, a batch buffer plus lower stream writes.
  */
 #include <errno.h>
+#include <pthread.h>
 
 #include "base/base.h"
 #include "tls/tls_bio.h"
@@ -11,7 +12,10 @@ struct tls_bio {
     struct buf *out;
 };
 
+/* Made once per process (pthread_once): loops on several threads make BIOs, and a plain
+ * "if NULL" would let two of them build (and one leak) the method, or read it half set. */
 static BIO_METHOD *method;
+static pthread_once_t method_once = PTHREAD_ONCE_INIT;
 
 int
 tls_bio_send(struct stream *lower, struct buf *out)
@@ -94,16 +98,25 @@ bio_destroy(BIO *b)
     return 1;
 }
 
+static void
+method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "amesh stream");
+    if (m == NULL || !BIO_meth_set_write(m, bio_write) || !BIO_meth_set_read(m, bio_read) ||
+        !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create) ||
+        !BIO_meth_set_destroy(m, bio_destroy)) {
+        BIO_meth_free(m);
+        return; /* out of memory: every tls_bio_new() fails */
+    }
+    method = m;
+}
+
 BIO *
 tls_bio_new(struct stream *lower, struct buf *out)
 {
-    if (method == NULL) {
-        method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "amesh stream");
-        if (method == NULL || !BIO_meth_set_write(method, bio_write) ||
-            !BIO_meth_set_read(method, bio_read) || !BIO_meth_set_ctrl(method, bio_ctrl) ||
-            !BIO_meth_set_create(method, bio_create) || !BIO_meth_set_destroy(method, bio_destroy))
-            return NULL;
-    }
+    pthread_once(&method_once, method_init);
+    if (method == NULL)
+        return NULL;
     struct tls_bio *t = OPENSSL_zalloc(sizeof(*t));
     BIO *b = t ? BIO_new(method) : NULL;
     if (b == NULL) {
