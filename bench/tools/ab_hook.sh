@@ -14,7 +14,8 @@
 # 16 KB and 256 KB buffers: what the kernel path alone costs), AB_PERF=DIR (perf record -g both
 # ztunnels of that binary during one transfer (AB_PERF_CG=dwarf for user-space callers,
 # AB_PERF_P=16 for parallel streams), into $AB_OUT/perf-{c,s}.data), AB_STRACE="DIR..."
-# (strace -c -f of both sides during one transfer each: $AB_OUT/strace-{c,s}-NAME.txt).
+# (strace -c -f of both sides during one transfer each: $AB_OUT/strace-{c,s}-NAME.txt);
+# AB_PERF_LOAD=wrk runs wrk -c16 1 KB GETs instead of iperf3 under perf and strace.
 AB_SECS=${AB_SECS:-5}
 AB_OUT=${AB_OUT:-$BENCH/results}
 mkdir -p "$AB_OUT"
@@ -87,8 +88,13 @@ ab_plain_pair() { # name port bufsize-line: a plain-TCP HAProxy relay pair, iper
 
 if [ -n "${AB_PERF:-}" ]; then
     ab_restart "$AB_PERF"
-    ip netns exec "$N1" iperf3 -c "${HOST_IPERF[amesh]}" -p "${PORT_IPERF[amesh]}" -t $((AB_SECS + 4)) \
-        -P "${AB_PERF_P:-1}" >/dev/null &
+    if [ "${AB_PERF_LOAD:-iperf}" = wrk ]; then
+        ip netns exec "$N1" wrk -t1 -c16 -d$((AB_SECS + 4))s \
+            "http://${HOST_HTTP[amesh]}:${PORT_HTTP[amesh]}/1k" >/dev/null &
+    else
+        ip netns exec "$N1" iperf3 -c "${HOST_IPERF[amesh]}" -p "${PORT_IPERF[amesh]}" -t $((AB_SECS + 4)) \
+            -P "${AB_PERF_P:-1}" >/dev/null &
+    fi
     AB_IP=$!
     sleep 1
     perf record --call-graph "${AB_PERF_CG:-fp}" -o "$AB_OUT/perf-c.data" -p "${PC[amesh]}" -- sleep "$AB_SECS" 2>/dev/null &
@@ -103,7 +109,7 @@ for ab_b in ${AB_STRACE:-}; do
     strace -c -f -o "$AB_OUT/strace-s-$ab_n.txt" -p "${PS[amesh]}" &
     AB_S2=$!
     sleep 1
-    ab_iperf amesh "strace-$ab_n"
+    if [ "${AB_PERF_LOAD:-iperf}" = wrk ]; then ab_wrk amesh "strace-$ab_n"; else ab_iperf amesh "strace-$ab_n"; fi
     kill -INT $AB_S1 $AB_S2 2>/dev/null || true
     wait $AB_S1 $AB_S2 || true
 done
