@@ -123,34 +123,6 @@ buf_reserve(struct buf *b, size_t want, size_t *room)
     return b->data + b->off + b->len;
 }
 
-size_t
-buf_room_cheap(const struct buf *b)
-{
-    if (b->len >= b->max - b->headroom)
-        return 0;
-    if (b->data == NULL || b->cap < b->max)
-        return b->max - b->headroom - b->len; /* can grow */
-    size_t tail = b->cap - b->off - b->len;
-    if (tail > 0)
-        return tail;
-    return b->len <= b->off - b->headroom ? b->off - b->headroom : 0;
-}
-
-char *
-buf_reserve_cheap(struct buf *b, size_t want, size_t *room)
-{
-    if (b->data == NULL || b->cap < b->max)
-        return buf_reserve(b, want, room);
-    size_t tail = b->cap - b->off - b->len;
-    if (tail == 0 || (tail < want && b->len <= b->off - b->headroom)) {
-        if (b->len > b->off - b->headroom)
-            return NULL;
-        return buf_reserve(b, want, room); /* a move that costs no more than it frees */
-    }
-    *room = tail;
-    return b->data + b->off + b->len;
-}
-
 void
 buf_commit(struct buf *b, size_t n)
 {

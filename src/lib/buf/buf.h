@@ -32,16 +32,6 @@ void buf_cleanup(struct buf *b);
  * full at its cap.
  */
 char *buf_reserve(struct buf *b, size_t want, size_t *room);
-/*
- * Like buf_reserve(), for a writer that can wait: never moves more data to the front than
- * the move frees. Returns NULL (come back once the reader drained more) when the end of the
- * storage is full and moving the data would cost more than it frees; the room may then be
- * less than |want|. A writer filling a half-drained buffer a few KB at a time with
- * buf_reserve() would otherwise move most of its data again on every write.
- */
-char *buf_reserve_cheap(struct buf *b, size_t want, size_t *room);
-/* The room buf_reserve_cheap() would give now (0: it would return NULL). */
-size_t buf_room_cheap(const struct buf *b);
 /* Marks |n| bytes written after buf_reserve(). */
 void buf_commit(struct buf *b, size_t n);
 /* Appends |n| bytes; returns 0, or -MESH_ELIMIT (|b| unchanged) past the cap. */

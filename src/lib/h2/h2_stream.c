@@ -30,7 +30,7 @@ stream_ready_events(const struct h2_stream *st)
     if (st->want_rd && (buf_len(&st->rx) > 0 || st->remote_eof || failed))
         ev |= STREAM_READABLE;
     /* A closed stream takes no more bytes: wake the writer so it sees the error. */
-    if (st->want_wr && (buf_room_cheap(&st->tx) > 0 || failed || st->h2_closed))
+    if (st->want_wr && (buf_space(&st->tx) > 0 || failed || st->h2_closed))
         ev |= STREAM_WRITABLE;
     return ev;
 }
@@ -157,9 +157,10 @@ h2s_reserve(struct stream *x, size_t want, void **p)
         return st->err;
     if (st->h2_closed || st->local_eof || st->sess->state != H2_RUNNING)
         return -EPIPE;
-    /* Wait for the session to drain more rather than move most of |tx| for a few KB. */
-    *p = buf_reserve_cheap(&st->tx, want, &room);
-    return *p != NULL ? (ssize_t)room : -EAGAIN;
+    if (buf_space(&st->tx) == 0)
+        return -EAGAIN;
+    *p = buf_reserve(&st->tx, want, &room);
+    return (ssize_t)room;
 }
 
 static void

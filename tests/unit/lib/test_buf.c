@@ -68,45 +68,6 @@ test_reserve_commit(void **state)
     buf_cleanup(&b);
 }
 
-/* buf_reserve_cheap() never moves more data than the move frees; buf_room_cheap() agrees. */
-static void
-test_reserve_cheap(void **state)
-{
-    struct buf b;
-    char data[4096];
-    size_t room = 0;
-    (void)state;
-    for (size_t i = 0; i < sizeof(data); i++)
-        data[i] = (char)(i * 7);
-    buf_init(&b, 4096);
-    assert_int_equal(buf_room_cheap(&b), 4096);
-    assert_int_equal(buf_append(&b, data, 3000), 0);
-    assert_int_equal(b.cap, 4096); /* at its cap: cannot grow */
-    buf_consume(&b, 100);
-    /* Room at the end: given as it is, nothing moved, even if less than wanted. */
-    assert_int_equal(buf_room_cheap(&b), 1096);
-    char *w = buf_reserve_cheap(&b, 2000, &room);
-    assert_ptr_equal(w, b.data + 3000);
-    assert_int_equal(room, 1096);
-    assert_int_equal(b.off, 100);
-    memcpy(w, data + 3000, 1096);
-    buf_commit(&b, 1096);
-    /* End full, 3,996 bytes would move to free 100: wait. */
-    assert_int_equal(buf_room_cheap(&b), 0);
-    assert_null(buf_reserve_cheap(&b, 1, &room));
-    assert_int_equal(b.off, 100);
-    /* Once the reader took half, the move costs no more than it frees. */
-    buf_consume(&b, 2000);
-    assert_int_equal(buf_len(&b), 1996);
-    assert_int_equal(buf_room_cheap(&b), 2100);
-    w = buf_reserve_cheap(&b, 1, &room);
-    assert_non_null(w);
-    assert_int_equal(b.off, 0);
-    assert_int_equal(room, 2100);
-    assert_memory_equal(buf_head(&b), data + 2100, 1996);
-    buf_cleanup(&b);
-}
-
 int
 main(void)
 {
@@ -114,7 +75,6 @@ main(void)
         cmocka_unit_test(test_append_consume),
         cmocka_unit_test(test_cap_is_hard),
         cmocka_unit_test(test_reserve_commit),
-        cmocka_unit_test(test_reserve_cheap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
