@@ -253,8 +253,12 @@ on_event(void *arg, struct stream *s, unsigned events)
         rc = pump(wr);
     if (rc == 0 && (events & STREAM_READABLE))
         rc = pump(rd);
-    /* Reading may have filled a buffer whose destination can take more now. */
-    if (rc == 0 && (events & STREAM_READABLE))
+    /*
+     * Reading |s| may have let it take more (a TLS stream that sent what it owed): retry what
+     * waits to be written to it. Only that: reading the other source with nothing queued would
+     * cost a syscall returning -EAGAIN per event (its own events report its input).
+     */
+    if (rc == 0 && (events & STREAM_READABLE) && (buf_len(&wr->buf) > 0 || wr->dst_blocked))
         rc = pump(wr);
     if (rc < 0) {
         finish(p, rc);

@@ -469,6 +469,46 @@ test_short_read_is_final(void **state)
     pt_teardown(&t);
 }
 
+/*
+ * Bytes flowing a -> b only: b, with nothing to read, is not read at all (it once was after
+ * every event of a: a recv returning -EAGAIN per request on each side of a tunnel).
+ */
+static void
+test_idle_direction_not_read(void **state)
+{
+    struct pt t;
+    uint8_t *d = unit_pattern(300, 5);
+    struct got g = {.t = &t, .want = 100};
+    (void)state;
+
+    pt_setup(&t, PIPE_BUF_DEFAULT);
+    tcp_ops_seen = t.b->ops;
+    counted_ops = *t.b->ops;
+    counted_ops.read = counted_read;
+    t.b->ops = &counted_ops;
+    reads = reads_eagain = 0;
+    t.pb.rx = malloc(300);
+    t.pb.rx_cap = 300;
+    for (int i = 0; i < 3; i++, g.want += 100) {
+        assert_int_equal(write(t.pa.fd, d + 100 * i, 100), 100);
+        assert_true(unit_run_until(t.loop, cond_b_got, &g, 2000));
+    }
+    assert_int_equal(reads, 0);
+    assert_memory_equal(t.pb.rx, d, 300);
+    /* b's own input still flows. */
+    assert_int_equal(write(t.pb.fd, "back", 4), 4);
+    t.pa.rx = malloc(4);
+    t.pa.rx_cap = 4;
+    t.pa.shut_when_sent = t.pb.shut_when_sent = true;
+    assert_true(unit_run_until(t.loop, cond_pump_done, &t, 2000));
+    assert_int_equal(reads, 2); /* the 4 bytes (a short read: final), then the end of stream */
+    assert_int_equal(t.res.err, 0);
+    assert_int_equal(t.res.b_to_a, 4);
+    assert_memory_equal(t.pa.rx, "back", 4);
+    free(d);
+    pt_teardown(&t);
+}
+
 int
 main(void)
 {
@@ -482,6 +522,7 @@ main(void)
         cmocka_unit_test(test_write_to_closed_peer_fails),
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_short_read_is_final),
+        cmocka_unit_test(test_idle_direction_not_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
