@@ -9,11 +9,13 @@
 # under the same conditions. Printed per run: Gbit/s, CPU of both proxy processes per GB
 # (schedstat: ns on CPU, all threads) and others' CPU (machine busy time minus the bench's cgroup,
 # share of the box) - compare the ratios of the same round, not absolute figures.
-# Options: AB_HAP=0 (skip the HAProxy mTLS pair each round), AB_WRK=1 (also wrk -c16 1 KB GETs:
+# Options: AB_P=16 (iperf3 -P: parallel streams, one HBONE connection for amesh), AB_HAP=0 (skip the HAProxy mTLS pair each round), AB_WRK=1 (also wrk -c16 1 KB GETs:
 # req/s and proxy us/request), AB_PLAIN=1 (also two plain-TCP HAProxy relay pairs, no TLS, with
 # 16 KB and 256 KB buffers: what the kernel path alone costs), AB_PERF=DIR (perf record -g both
-# ztunnels of that binary during one transfer (AB_PERF_CG=dwarf for user-space callers), into $AB_OUT/perf-{c,s}.data), AB_STRACE="DIR..."
-# (strace -c -f of both sides during one transfer each: $AB_OUT/strace-{c,s}-NAME.txt).
+# ztunnels of that binary during one transfer (AB_PERF_CG=dwarf for user-space callers,
+# AB_PERF_P=16 for parallel streams), into $AB_OUT/perf-{c,s}.data), AB_STRACE="DIR..."
+# (strace -c -f of both sides during one transfer each: $AB_OUT/strace-{c,s}-NAME.txt);
+# AB_PERF_LOAD=wrk runs wrk -c16 1 KB GETs instead of iperf3 under perf and strace.
 AB_SECS=${AB_SECS:-5}
 AB_OUT=${AB_OUT:-$BENCH/results}
 mkdir -p "$AB_OUT"
@@ -40,7 +42,7 @@ ab_iperf() { # impl tag
     local i=$1 out=$WORK/ab.json c0 c1 m0 m1 b0 b1 t0 t1
     c0=$(ab_sns ${PC[$i]} ${PS[$i]}) m0=$(mticks) b0=$(bench_ns) t0=$(now)
     timeout $((AB_SECS + 30)) ip netns exec "$N1" iperf3 -c "${HOST_IPERF[$i]}" -p "${PORT_IPERF[$i]}" \
-        -t "$AB_SECS" -J >"$out" 2>/dev/null || { echo "AB $2 iperf3 FAILED"; return 0; }
+        -t "$AB_SECS" -P "${AB_P:-1}" -J >"$out" 2>/dev/null || { echo "AB $2 iperf3 FAILED"; return 0; }
     c1=$(ab_sns ${PC[$i]} ${PS[$i]}) m1=$(mticks) b1=$(bench_ns) t1=$(now)
     /usr/bin/python3 - "$out" "$2" $((c1 - c0)) $((m1 - m0)) $((b1 - b0)) "$t0" "$t1" "$(nproc)" <<'PY'
 import json, os, sys
@@ -86,7 +88,13 @@ ab_plain_pair() { # name port bufsize-line: a plain-TCP HAProxy relay pair, iper
 
 if [ -n "${AB_PERF:-}" ]; then
     ab_restart "$AB_PERF"
-    ip netns exec "$N1" iperf3 -c "${HOST_IPERF[amesh]}" -p "${PORT_IPERF[amesh]}" -t $((AB_SECS + 4)) >/dev/null &
+    if [ "${AB_PERF_LOAD:-iperf}" = wrk ]; then
+        ip netns exec "$N1" wrk -t1 -c16 -d$((AB_SECS + 4))s \
+            "http://${HOST_HTTP[amesh]}:${PORT_HTTP[amesh]}/1k" >/dev/null &
+    else
+        ip netns exec "$N1" iperf3 -c "${HOST_IPERF[amesh]}" -p "${PORT_IPERF[amesh]}" -t $((AB_SECS + 4)) \
+            -P "${AB_PERF_P:-1}" >/dev/null &
+    fi
     AB_IP=$!
     sleep 1
     perf record --call-graph "${AB_PERF_CG:-fp}" -o "$AB_OUT/perf-c.data" -p "${PC[amesh]}" -- sleep "$AB_SECS" 2>/dev/null &
@@ -101,7 +109,7 @@ for ab_b in ${AB_STRACE:-}; do
     strace -c -f -o "$AB_OUT/strace-s-$ab_n.txt" -p "${PS[amesh]}" &
     AB_S2=$!
     sleep 1
-    ab_iperf amesh "strace-$ab_n"
+    if [ "${AB_PERF_LOAD:-iperf}" = wrk ]; then ab_wrk amesh "strace-$ab_n"; else ab_iperf amesh "strace-$ab_n"; fi
     kill -INT $AB_S1 $AB_S2 2>/dev/null || true
     wait $AB_S1 $AB_S2 || true
 done

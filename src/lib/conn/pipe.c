@@ -39,11 +39,15 @@ adapt_chunk(struct dir *d, size_t offered, ssize_t got)
         d->chunk /= 2;
 }
 
+/* A step moved bytes and the source is empty for now (a short socket read): stop here. */
+#define STEP_DRAINED 2
+
 /*
  * Zero-copy steps, used while the pipe's own buffer is empty: write straight
  * from a source that exposes its buffer (peek), or read straight into a
- * destination that exposes its buffer (reserve). Return 1 on progress, 0 when
- * blocked (|dst_blocked| says which way), or a negative error.
+ * destination that exposes its buffer (reserve). Return 1 on progress,
+ * STEP_DRAINED, 0 when blocked (|dst_blocked| says which way), or a negative
+ * error.
  */
 static int
 step_peek(struct dir *d)
@@ -62,6 +66,11 @@ step_peek(struct dir *d)
         d->src->ops->consume(d->src, (size_t)w);
         d->bytes += (uint64_t)w;
         pipe_group_charge(d->p, (size_t)w);
+        /* A socket that took part of it is full: the next write would return -EAGAIN. */
+        if (w < r && stream_short_io_final(d->dst)) {
+            d->dst_blocked = true;
+            return 0;
+        }
         return 1;
     }
     if (w == -EAGAIN) {
@@ -92,7 +101,7 @@ step_reserve(struct dir *d)
     if (r > 0) {
         d->bytes += (uint64_t)r;
         pipe_group_charge(d->p, (size_t)r);
-        return 1;
+        return r < room && stream_short_io_final(d->src) ? STEP_DRAINED : 1;
     }
     if (r == 0) {
         d->src_eof = true;
@@ -118,15 +127,21 @@ shut_if_drained(struct dir *d)
 static int
 pump(struct dir *d)
 {
+    bool drained = false; /* a short read emptied the source: no read until the next event */
+
     d->dst_blocked = false;
     for (int round = 0; round < PIPE_ROUNDS; round++) {
         bool progress = false;
-        if (buf_len(&d->buf) > 0) {
-            ssize_t w = stream_write(d->dst, buf_head(&d->buf), buf_len(&d->buf));
+        if (buf_len(&d->buf) > 0 && !d->dst_blocked) {
+            size_t len = buf_len(&d->buf);
+            ssize_t w = stream_write(d->dst, buf_head(&d->buf), len);
             if (w > 0) {
                 buf_consume(&d->buf, (size_t)w);
                 d->bytes += (uint64_t)w;
                 progress = true;
+                /* A socket that took part of it is full: the next write would fail. */
+                if ((size_t)w < len && stream_short_io_final(d->dst))
+                    d->dst_blocked = true;
             } else if (w == -EAGAIN) {
                 d->dst_blocked = true;
             } else {
@@ -136,6 +151,11 @@ pump(struct dir *d)
         int rc = shut_if_drained(d);
         if (rc < 0)
             return rc;
+        if (drained) {
+            if (buf_len(&d->buf) == 0)
+                buf_release_if_empty(&d->buf);
+            return 0;
+        }
         if (!d->src_eof && pipe_group_spent(d->p)) {
             pipe_group_park(d->p); /* reading waits for a later turn; writing goes on */
             return 0;
@@ -145,7 +165,7 @@ pump(struct dir *d)
             rc = d->src->ops->peek != NULL ? step_peek(d) : step_reserve(d);
             if (rc < 0)
                 return rc;
-            if (rc > 0)
+            if (rc == 1)
                 continue;
             return 0;
         }
@@ -160,6 +180,7 @@ pump(struct dir *d)
                 buf_commit(&d->buf, (size_t)r);
                 pipe_group_charge(d->p, (size_t)r);
                 progress = true;
+                drained = (size_t)r < room && stream_short_io_final(d->src);
             } else if (r == 0) {
                 d->src_eof = true;
                 progress = true;
@@ -220,8 +241,12 @@ on_event(void *arg, struct stream *s, unsigned events)
         rc = pump(wr);
     if (rc == 0 && (events & STREAM_READABLE))
         rc = pump(rd);
-    /* Reading may have filled a buffer whose destination can take more now. */
-    if (rc == 0 && (events & STREAM_READABLE))
+    /*
+     * Reading |s| may have let it take more (a TLS stream that sent what it owed): retry what
+     * waits to be written to it. Only that: reading the other source with nothing queued would
+     * cost a syscall returning -EAGAIN per event (its own events report its input).
+     */
+    if (rc == 0 && (events & STREAM_READABLE) && (buf_len(&wr->buf) > 0 || wr->dst_blocked))
         rc = pump(wr);
     if (rc < 0) {
         finish(p, rc);

@@ -57,6 +57,15 @@ struct stream_ops {
     void (*consume)(struct stream *s, size_t n);
     ssize_t (*reserve)(struct stream *s, size_t want, void **p);
     void (*commit)(struct stream *s, size_t n);
+
+    /*
+     * A read that returns fewer bytes than asked took everything buffered, and a write that
+     * takes fewer than offered filled the buffer (a socket: both hold until the next
+     * readiness event). Callers may then stop instead of paying for a read that returns
+     * -EAGAIN (one syscall per wake-up, half of a small request's reads) or a write that
+     * does. Readiness stays level-triggered, so stopping early loses nothing.
+     */
+    bool short_io_final;
 };
 
 struct stream {
@@ -100,6 +109,12 @@ static inline void
 stream_close(struct stream *s, bool abort)
 {
     s->ops->close(s, abort);
+}
+
+static inline bool
+stream_short_io_final(const struct stream *s)
+{
+    return s->ops->short_io_final;
 }
 
 static inline int

@@ -89,6 +89,7 @@ static const struct stream_ops tcp_ops = {
     .shutdown_write = tcp_shutdown_write,
     .want = tcp_want,
     .close = tcp_close,
+    .short_io_final = true, /* recv/send on a non-blocking socket: see stream.h */
 };
 
 struct stream *

@@ -10,6 +10,7 @@
 struct tls_bio {
     struct stream *lower;
     struct buf *out;
+    bool drained; /* a short read took all the lower stream had: see tls_bio_readable() */
 };
 
 /* Made once per process (pthread_once): loops on several threads make BIOs, and a plain
@@ -21,12 +22,16 @@ int
 tls_bio_send(struct stream *lower, struct buf *out)
 {
     while (buf_len(out) > 0) {
-        ssize_t n = stream_write(lower, buf_head(out), buf_len(out));
+        size_t len = buf_len(out);
+        ssize_t n = stream_write(lower, buf_head(out), len);
         if (n == -EINTR)
             continue;
         if (n < 0)
             return (int)n;
         buf_consume(out, (size_t)n);
+        /* A socket that took part of it is full: asking again would return -EAGAIN. */
+        if ((size_t)n < len && stream_short_io_final(lower))
+            return -EAGAIN;
     }
     buf_release_if_empty(out);
     return 0;
@@ -62,14 +67,23 @@ bio_read(BIO *b, char *p, int len)
     struct tls_bio *t = BIO_get_data(b);
 
     BIO_clear_retry_flags(b);
-    ssize_t n = stream_read(t->lower, p, (size_t)len);
+    ssize_t n = t->drained ? -EAGAIN : stream_read(t->lower, p, (size_t)len);
     if (n < 0) {
         if (n == -EAGAIN || n == -EINTR)
             BIO_set_retry_read(b);
         errno = (int)-n; /* SSL_ERROR_SYSCALL reports it through errno */
         return -1;
     }
+    t->drained = n > 0 && n < len && stream_short_io_final(t->lower);
     return (int)n;
+}
+
+void
+tls_bio_readable(BIO *b)
+{
+    struct tls_bio *t = b != NULL ? BIO_get_data(b) : NULL;
+    if (t != NULL)
+        t->drained = false;
 }
 
 static long

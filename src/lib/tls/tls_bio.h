@@ -23,4 +23,11 @@ BIO *tls_bio_new(struct stream *lower, struct buf *out);
 /* Writes what |out| holds to |lower|. Returns 0 when empty, -EAGAIN if it is full, or <0. */
 int tls_bio_send(struct stream *lower, struct buf *out);
 
+/*
+ * The lower stream reported readable. Until then, after a read that returned less than asked
+ * from a stream whose short reads are final (a socket, stream.h), reads say "retry" without
+ * asking it: OpenSSL otherwise ends most reads with a recv(2) returning -EAGAIN.
+ */
+void tls_bio_readable(BIO *b);
+
 #endif

@@ -214,6 +214,8 @@ on_lower(void *arg, struct stream *lower, unsigned events)
 
     if (t->closed)
         return;
+    if (events & STREAM_READABLE)
+        tls_bio_readable(SSL_get_rbio(t->ssl));
     if (!t->open) {
         if (t->err == 0)
             handshake(t);

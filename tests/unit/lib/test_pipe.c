@@ -404,6 +404,111 @@ test_abort(void **state)
     pt_teardown(&t);
 }
 
+/* a's stream with its reads counted (its ops copied, read wrapped). */
+static const struct stream_ops *tcp_ops_seen;
+static struct stream_ops counted_ops;
+static int reads, reads_eagain;
+
+static ssize_t
+counted_read(struct stream *s, void *p, size_t len)
+{
+    ssize_t n = tcp_ops_seen->read(s, p, len);
+    reads++;
+    reads_eagain += n == -EAGAIN;
+    return n;
+}
+
+struct got {
+    struct pt *t;
+    size_t want;
+};
+
+static bool
+cond_b_got(void *arg)
+{
+    struct got *g = arg;
+    unit_peer_pump(&g->t->pb);
+    return g->t->pb.rx_len >= g->want;
+}
+
+/*
+ * A short read from a socket took all it had: the pipe waits for the next readiness event
+ * instead of reading again for -EAGAIN (a syscall per wake-up; with small requests, one read in
+ * two). Level-triggered readiness brings it back for what arrives later.
+ */
+static void
+test_short_read_is_final(void **state)
+{
+    struct pt t;
+    uint8_t *d = unit_pattern(300, 4);
+    struct got g = {.t = &t, .want = 100};
+    (void)state;
+
+    pt_setup(&t, PIPE_BUF_DEFAULT);
+    assert_true(stream_short_io_final(t.a));
+    tcp_ops_seen = t.a->ops;
+    counted_ops = *t.a->ops;
+    counted_ops.read = counted_read;
+    t.a->ops = &counted_ops;
+    reads = reads_eagain = 0;
+    t.pb.rx = malloc(300);
+    t.pb.rx_cap = 300;
+    for (int i = 0; i < 3; i++, g.want += 100) {
+        assert_int_equal(write(t.pa.fd, d + 100 * i, 100), 100);
+        assert_true(unit_run_until(t.loop, cond_b_got, &g, 2000));
+        assert_int_equal(reads, i + 1);
+        assert_int_equal(reads_eagain, 0);
+    }
+    assert_memory_equal(t.pb.rx, d, 300);
+    /* The end of stream still arrives, and the pipe finishes. */
+    t.pa.shut_when_sent = t.pb.shut_when_sent = true;
+    assert_true(unit_run_until(t.loop, cond_pump_done, &t, 2000));
+    assert_int_equal(t.res.err, 0);
+    assert_int_equal(t.res.a_to_b, 300);
+    free(d);
+    pt_teardown(&t);
+}
+
+/*
+ * Bytes flowing a -> b only: b, with nothing to read, is not read at all (it once was after
+ * every event of a: a recv returning -EAGAIN per request on each side of a tunnel).
+ */
+static void
+test_idle_direction_not_read(void **state)
+{
+    struct pt t;
+    uint8_t *d = unit_pattern(300, 5);
+    struct got g = {.t = &t, .want = 100};
+    (void)state;
+
+    pt_setup(&t, PIPE_BUF_DEFAULT);
+    tcp_ops_seen = t.b->ops;
+    counted_ops = *t.b->ops;
+    counted_ops.read = counted_read;
+    t.b->ops = &counted_ops;
+    reads = reads_eagain = 0;
+    t.pb.rx = malloc(300);
+    t.pb.rx_cap = 300;
+    for (int i = 0; i < 3; i++, g.want += 100) {
+        assert_int_equal(write(t.pa.fd, d + 100 * i, 100), 100);
+        assert_true(unit_run_until(t.loop, cond_b_got, &g, 2000));
+    }
+    assert_int_equal(reads, 0);
+    assert_memory_equal(t.pb.rx, d, 300);
+    /* b's own input still flows. */
+    assert_int_equal(write(t.pb.fd, "back", 4), 4);
+    t.pa.rx = malloc(4);
+    t.pa.rx_cap = 4;
+    t.pa.shut_when_sent = t.pb.shut_when_sent = true;
+    assert_true(unit_run_until(t.loop, cond_pump_done, &t, 2000));
+    assert_int_equal(reads, 2); /* the 4 bytes (a short read: final), then the end of stream */
+    assert_int_equal(t.res.err, 0);
+    assert_int_equal(t.res.b_to_a, 4);
+    assert_memory_equal(t.pa.rx, "back", 4);
+    free(d);
+    pt_teardown(&t);
+}
+
 int
 main(void)
 {
@@ -416,6 +521,8 @@ main(void)
         cmocka_unit_test(test_error_resets_both),
         cmocka_unit_test(test_write_to_closed_peer_fails),
         cmocka_unit_test(test_abort),
+        cmocka_unit_test(test_short_read_is_final),
+        cmocka_unit_test(test_idle_direction_not_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
