@@ -105,8 +105,12 @@ conns "$WORK/d" "$CLIENT_IP" "$BLACKHOLE" 9 4 2
 D_PID=$LAST_PID
 R4=$(result "$WORK/d")
 check "connects to a black hole: none succeeds ($R4)" test "$R4" = "ok 0 fail 4"
-check "two were refused at once at the dial cap: limit=dials 2" \
-    test "$(metric 'amesh_ztunnel_pod_limit_refused_total{limit="dials"}')" = 2
+DIALS_REFUSED=$(metric 'amesh_ztunnel_pod_limit_refused_total{limit="dials"}')
+# Each of the 2 workers may have 1 dial of the pod's 2 in progress; which worker a connection
+# lands on, and whether a dial slot came free meanwhile, varies: at least one is refused.
+check "connects past the dial cap were refused at once: limit=dials >= 1 (got $DIALS_REFUSED)" \
+    test "${DIALS_REFUSED:-0}" -ge 1 -a "${DIALS_REFUSED:-0}" -le 2
+check "the dial refusal is logged with the pod" grep -q 'ip/198.18.250.20: at its limit of .* dials' "$WORK/zt1.log"
 touch "$WORK/d.stop"
 wait "$D_PID" 2>/dev/null || true
 # The two dials in progress end at ztunnel's connect timeout (10 s): then the pod may dial again.
