@@ -46,12 +46,23 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
-def spread(xs, fmt):
+def spread(xs, fmt, unit=""):
+    """Median of |xs| and, with more than one, their min-max: "12 (10-15) unit"."""
     xs = [x for x in xs if x is not None]
     if not xs:
         return "n/a"
     m = fmt.format(statistics.median(xs))
-    return m if len(xs) == 1 else f"{m} ({fmt.format(min(xs))}-{fmt.format(max(xs))})"
+    if len(xs) > 1:
+        m += f" ({fmt.format(min(xs))}-{fmt.format(max(xs))})"
+    return m + (" " + unit if unit else "")
+
+
+def others(key):
+    """Share of the box (%) used outside the benchmark's cgroup during |key| (see report.py)."""
+    b, u, w = num(key + ".cpu_b"), num(key + ".cpu_u"), num(key + ".wall")
+    if None in (b, u) or not w:
+        return None
+    return max(0.0, u / TICK - b / 1e9) / (w * (num("meta.ncpu") or 1)) * 100
 
 
 def div(a, b):
@@ -150,19 +161,22 @@ if fair_cfgs:
             def v(x):
                 return [num(f"fair.{c}.{f}.r{r}.{x}") for r in rs]
             ratio = [div(num(f"fair.{c}.{f}.r{r}.p99"), num(f"fair.{c}.none.r{r}.p99")) for r in rs]
+            sratio = [div(num(f"fair.{c}.{f}.r{r}.sent_p99"), num(f"fair.{c}.none.r{r}.sent_p99")) for r in rs]
             if f != "none":
                 worst[(c, f)] = med(ratio)
-            flood = {"none": "", "bulk": spread(v("flood_gbps"), "{:.2f} Gbit/s"),
-                     "conns": spread(v("flood_per_s"), "{:,.0f} rt/s"),
-                     "storm": spread(v("flood_per_s"), "{:,.0f} conn/s")}[f]
+            flood = {"none": "", "bulk": spread(v("flood_gbps"), "{:.2f}", "Gbit/s"),
+                     "conns": spread(v("flood_per_s"), "{:,.0f}", "rt/s"),
+                     "storm": spread(v("flood_per_s"), "{:,.0f}", "conn/s")}[f]
             rows.append([CFG_NAME.get(c, c) if f == "none" else "",
                          label.format(bp=bp, nc=nc, ns=ns), spread(v("per_s"), "{:.0f}"),
                          spread(v("p50"), "{:,.0f}"), spread(v("p99"), "{:,.0f}"),
-                         "" if f == "none" else spread(ratio, "{:.1f}x"), spread(v("sent_p99"), "{:,.0f}"), flood])
+                         "" if f == "none" else spread(ratio, "{:.1f}x"), spread(v("sent_p99"), "{:,.0f}"),
+                         "" if f == "none" else spread(sratio, "{:.1f}x"), flood,
+                         spread([others(f"fair.{c}.{f}.r{r}") for r in rs], "{:.0f}")])
     table(f"Fairness: a victim pod's 1 KB round trips at {rate}/s with a neighbour pod flooding, "
           f"median of {len(rounds('fair.' + fair_cfgs[0] + '.none'))} rounds (min-max)",
           ["path / ztunnel", "neighbour", "victim msgs/s", "p50 us", "p99 us", "p99 / alone",
-           "p99 from send, us", "flood achieved"], rows,
+           "p99 from send, us", "/ alone", "flood achieved", "others' CPU %"], rows,
           f"Victim: one connection, a message due every 1/{rate} s, latency from when it was due (a stall "
           "counts for every message it delays); \"from send\" leaves out the wait for earlier messages. "
           "The flood pod shares node-1, both ztunnels and the 2 CPUs, not the origin processes.")
