@@ -15,6 +15,7 @@
 #define LOG_SCOPE "admin"
 #include "admin/admin_http.h"
 #include "admin/admin_proxy.h"
+#include "hbone/hbone.h"
 #include "base/base.h"
 #include "log/log.h"
 #include "model/model_json.h"
@@ -31,10 +32,11 @@ set_str(json_t *o, const char *k, const char *v)
         json_object_set_new(o, k, json_string(v));
 }
 
-static json_t *
-connections_json(struct zt *zt)
+/* On worker |zt|'s thread (workers_each): its connections into the array |arg|. */
+static void
+connections_json(struct zt *zt, void *arg)
 {
-    json_t *a = json_array();
+    json_t *a = arg;
     char src[ADDR_STRLEN], dst[ADDR_STRLEN], actual[ADDR_STRLEN];
     for (const struct zconn *c = zt->conns; c != NULL; c = c->next) {
         uint64_t ab = 0, ba = 0;
@@ -53,9 +55,23 @@ connections_json(struct zt *zt)
             set_str(o, "actualDst", ipport_str(&c->dst_ip, c->dst_port, actual));
         set_str(o, "srcIdentity", c->mtls ? c->src_identity : NULL);
         set_str(o, "dstIdentity", c->mtls ? c->dst_identity : NULL);
+        json_object_set_new(o, "worker", json_integer(zt->id));
         json_array_append_new(a, o);
     }
-    return a;
+}
+
+/* On worker |zt|'s thread: what /debug/workers shows of it. */
+static void
+worker_json(struct zt *zt, void *arg)
+{
+    json_array_append_new(
+        arg, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "worker", (int)zt->id,
+                       "connections", (json_int_t)zt->n_conns, "inbound_sessions",
+                       (json_int_t)inbound_n_sessions(zt->inbound), "pool_connections",
+                       (json_int_t)hbone_pool_n_conns(zt->pool), "model_version",
+                       (json_int_t)zt->model_version, "policy_version",
+                       (json_int_t)zt->policy_version, "handed_off",
+                       (json_int_t)atomic_load(&zt->handed_off), "pods", (json_int_t)zt->n_pods));
 }
 
 static char *
@@ -80,7 +96,9 @@ config_dump(struct zt *zt)
         xds_dump(zt->xds, x);
         json_object_set_new(root, "xds", x);
     }
-    json_object_set_new(root, "connections", connections_json(zt));
+    json_t *conns = json_array();
+    workers_each(zt, connections_json, conns);
+    json_object_set_new(root, "connections", conns);
     json_object_set_new(root, "config",
                         json_pack("{s:s, s:s, s:b}", "node", zt->opts.node, "mode",
                                   zt->opts.xds ? "xds" : "local",
@@ -101,6 +119,17 @@ dump_cb(void *arg)
 static void
 on_admin(void *arg, const struct http1_req *req, struct admin_resp *r)
 {
+    if (strcmp(req->path, "/debug/workers") == 0 && strcmp(req->method, "GET") == 0) {
+        json_t *a = json_array();
+        workers_each(arg, worker_json, a);
+        char *s = json_dumps(a, JSON_INDENT(2));
+        json_decref(a);
+        r->status = 200;
+        r->content_type = "application/json";
+        r->body = xasprintf("%s\n", s);
+        free(s);
+        return;
+    }
     admin_proxy_handle(req, r, dump_cb, arg);
 }
 

@@ -134,6 +134,7 @@ zt_set_policies(struct zt *zt, struct policy_set *set)
 {
     policy_set_unref(zt->policies);
     zt->policies = set;
+    zt->policy_version++;
     zt->authz_gen++;
     recheck_open(zt, NULL);
 }

@@ -15,12 +15,15 @@
 #include "log/log.h"
 #include "ztunnel.h"
 
+/* Connection ids are unique in the process, whichever worker serves them. */
+static atomic_uint_fast64_t next_id;
+
 struct zconn *
 zconn_new(struct zt *zt, bool inbound)
 {
     struct zconn *c = xcalloc(1, sizeof(*c));
 
-    c->id = ++zt->next_id;
+    c->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
     c->inbound = inbound;
     c->start_ms = loop_now_ms(zt->loop);
     c->authz_gen = zt->authz_gen; /* authorization follows in the same turn, or sets it again */
@@ -29,6 +32,7 @@ zconn_new(struct zt *zt, bool inbound)
         zt->conns->prev = c;
     zt->conns = c;
     zt->n_conns++;
+    zt_load_update(zt);
     return c;
 }
 
@@ -89,6 +93,7 @@ zconn_finish(struct zt *zt, struct zconn *c, const struct pipe_result *res)
     if (c->next)
         c->next->prev = c->prev;
     zt->n_conns--;
+    zt_load_update(zt);
     free(c->src_workload);
     free(c->src_ns);
     free(c->src_identity);

@@ -275,6 +275,7 @@ on_closed(void *arg, struct h2_session *s, int err)
     if (hc->next)
         hc->next->prev = hc->prev;
     in->n_conns--;
+    zt_load_update(in->zt);
     h2_session_release(s);
     tls_creds_unref(hc->creds);
     zpod_unref(hc->pod);
@@ -322,6 +323,7 @@ start_session(struct zpod *pod, int fd, struct hs_ticket *ticket, const struct i
         in->conns->prev = hc;
     in->conns = hc;
     in->n_conns++;
+    zt_load_update(zt);
     hc->ticket = ticket;
     hs_ticket_rebind(ticket, on_session_guard_end, hc);
     hc->sess = hbone_server_start(zt->loop, fd, creds, &hc->chk, &server_cbs, hc);
@@ -335,6 +337,7 @@ start_session(struct zpod *pod, int fd, struct hs_ticket *ticket, const struct i
         if (hc->next)
             hc->next->prev = hc->prev;
         in->n_conns--;
+        zt_load_update(zt);
         tls_creds_unref(creds);
         zpod_unref(hc->pod);
         free(hc->local_uid);
@@ -408,7 +411,7 @@ try_accept(struct held_accept *h)
     const struct workload *w = zpod_workload(h->pod, &h->local);
     struct tls_creds *creds = NULL;
     if (w != NULL && w->tunnel == TUNNEL_HBONE)
-        creds = certs_get(zt->certs, w);
+        creds = certs_get(zt, w);
     if (creds != NULL && !zt->draining) {
         if (h->paused)
             hs_ticket_resume(h->ticket); /* the peer's turn again: a full deadline */

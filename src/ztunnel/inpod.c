@@ -57,11 +57,8 @@ on_add(void *arg, const struct zds_workload *w, int netns_fd, char *err, size_t 
         return;
     }
     p->seen_gen = ip->snapshot_gen;
-    p->next = zt->pods;
-    if (zt->pods)
-        zt->pods->prev = p;
-    zt->pods = p;
-    zt->n_pods++;
+    zpod_link(p);
+    workers_pod_added(zt, p);
     log_info("pod %s/%s (%s) enrolled: listening in its network namespace", w->ns, w->name,
              w->uid);
 }

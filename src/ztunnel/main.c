@@ -4,11 +4,13 @@
  * Local mode: --local-config FILE --node NAME --ca-dir DIR.
  * Control-plane mode: --xds-address HOST:PORT [--ca-address HOST:PORT]
  * --root-cert FILE --token FILE --node NAME (config and certificates from meshd).
- * The process runs one event loop; see ARCHITECTURE.md for why and for the ports.
+ * The process runs --workers threads, each with its own event loop; worker 0 is
+ * the main thread and also runs the control plane (ztunnel.h, "Threads").
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,8 +100,25 @@ usage(FILE *f)
             "                          more are closed at once (64)\n"
             "  --allow-x25519          also offer X25519 key exchange (not FIPS-approved),\n"
             "                          on HBONE and to the control plane\n"
+            "  --workers N             data-path threads, each with its own event loop and\n"
+            "                          listeners (1-64; default env ZTUNNEL_WORKERS, else the\n"
+            "                          CPUs this process may use, at most 2)\n"
+            "  --worker-affinity       pin worker i to the i-th CPU this process may use\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-format FORMAT     plain (default) or json; env LOG_FORMAT too\n");
+}
+
+/* ZTUNNEL_WORKERS (Istio's ztunnel reads ZTUNNEL_WORKER_THREADS), else the CPUs we may use, <= 2. */
+static unsigned
+default_workers(void)
+{
+    const char *env = getenv("ZTUNNEL_WORKERS");
+    cpu_set_t set;
+
+    if (env != NULL && *env != '\0')
+        return (unsigned)flag_long("ZTUNNEL_WORKERS", env, 1, ZT_MAX_WORKERS);
+    int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    return n >= 2 ? 2 : 1;
 }
 
 static void
@@ -120,6 +139,8 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
         {"cert-ttl", required_argument, NULL, 't'},
         {"cluster", required_argument, NULL, 'k'},
         {"allow-x25519", no_argument, NULL, 'x'},
+        {"workers", required_argument, NULL, 'w'},
+        {"worker-affinity", no_argument, NULL, 'A'},
         {"hbone-handshake-timeout", required_argument, NULL, 'W'},
         {"hbone-max-pending", required_argument, NULL, 'M'},
         {"hbone-max-pending-per-source", required_argument, NULL, 'S'},
@@ -190,6 +211,12 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
         case 'x':
             o->allow_x25519 = true;
             break;
+        case 'w':
+            o->workers = (unsigned)flag_long("--workers", optarg, 1, ZT_MAX_WORKERS);
+            break;
+        case 'A':
+            o->worker_affinity = true;
+            break;
         case 'W':
             o->hs_timeout_ms = (unsigned)flag_long("--hbone-handshake-timeout", optarg, 1, 60) * 1000;
             break;
@@ -239,34 +266,35 @@ parse_flags(int argc, char **argv, struct zt_opts *o)
         exit(2);
     }
     log_set_json(o->json_log);
+    if (o->workers == 0)
+        o->workers = default_workers();
+    /*
+     * The pending-handshake caps are the process's: each worker's guard gets its share.
+     * Balancing (workers.c) spreads one source's connections over the workers too.
+     */
+    o->hs_max_pending = (o->hs_max_pending + o->workers - 1) / o->workers;
+    o->hs_max_per_source = (o->hs_max_per_source + o->workers - 1) / o->workers;
 }
 
-static bool
-all_closed(void)
-{
-    return zt.n_conns == 0 && (zt.inbound == NULL || inbound_n_sessions(zt.inbound) == 0) &&
-           hbone_pool_n_conns(zt.pool) == 0;
-}
 
 static void
 on_drain_tick(void *arg)
 {
     (void)arg;
     uint64_t now = clock_mono_ms();
+    size_t open = workers_n_open(&zt);
 
-    if (all_closed()) {
+    if (open == 0) {
         log_info("drained, exiting");
         loop_stop(zt.loop);
         return;
     }
     if (now >= drain_deadline_ms && !drain_forced) {
-        log_warn("drain deadline reached with %zu connections open; closing them", zt.n_conns);
+        log_warn("drain deadline reached with %zu connections open; closing them", open);
         drain_forced = true;
-        zconn_abort_all(&zt);
-        inbound_abort(zt.inbound);
-        hbone_pool_abort(zt.pool);
+        workers_abort(&zt);
     } else if (now >= drain_deadline_ms + 2000) {
-        log_warn("giving up on %zu connections", zt.n_conns);
+        log_warn("giving up on %zu connections", open);
         loop_stop(zt.loop);
         return;
     }
@@ -280,14 +308,10 @@ start_drain(void)
         return;
     log_info("received SIGTERM: not ready, closing listeners, draining for %" PRIu64 " ms",
              zt.opts.drain_ms);
-    zt.ready = false;
-    zt.draining = true;
-    zt_close_listeners(&zt);
+    zt_drain_worker(&zt);
+    workers_drain(&zt);
     inpod_stop(zt.inpod); /* a new ztunnel takes the pods over; we only drain */
     zt.inpod = NULL;
-    zt_expire_waiters(&zt); /* connections held for a workload or certificate give up */
-    inbound_drain(zt.inbound);
-    hbone_pool_drain(zt.pool);
     drain_deadline_ms = clock_mono_ms() + zt.opts.drain_ms;
     loop_timer_start(zt.loop, &drain_timer, 0, on_drain_tick, NULL);
 }
@@ -383,6 +407,8 @@ main(int argc, char **argv)
         if (zpod_listen(zt.node_scope, err, sizeof(err)) < 0)
             fatal("%s", err);
     }
+    if (workers_start(&zt, err, sizeof(err)) < 0)
+        fatal("%s", err);
     if (admin_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
     if (zt_metrics_start(&zt, err, sizeof(err)) < 0)
@@ -398,6 +424,7 @@ main(int argc, char **argv)
     int rc = loop_run(zt.loop);
 
     /* Orderly teardown so sanitizers see no leaks. */
+    workers_stop(&zt);
     admin_stop();
     zt_metrics_stop();
     zt_close_listeners(&zt);
@@ -412,6 +439,7 @@ main(int argc, char **argv)
     loop_run_deferred(zt.loop);
     hbone_pool_free(zt.pool);
     certs_free(zt.certs);
+    zt.certs = NULL; /* a worker's request for a certificate may still be queued */
     channel_free(zt.xds_chan);
     channel_free(zt.ca_chan);
     zpod_unref(zt.node_scope);
@@ -422,6 +450,7 @@ main(int argc, char **argv)
     SSL_CTX_free(zt.cp_ctx);
     model_unref(zt.model);
     loop_free(zt.loop);
+    free(zt.workers);
     buf_cache_drop();
     return rc < 0 ? 1 : 0;
 }

@@ -35,7 +35,15 @@
  * {listener,reason} (held for a workload that did not come: "expired", or
  * not held because too many were: "cap"). Each traffic family keeps at most
  * ZT_METRICS_MAX_SERIES label sets (lib/metrics counts the overflow).
+ *
+ * Workers: amesh_ztunnel_workers, and per worker amesh_ztunnel_worker_connections
+ * {worker} (open connections and HBONE sessions: what balancing compares) and
+ * amesh_ztunnel_worker_handoffs_total{worker} (accepted there, served by a less
+ * loaded worker). Every worker updates the one registry under |mu|, once per
+ * connection end; a scrape visits each worker on its own thread (loop_call)
+ * for the bytes its open connections moved, without holding |mu| meanwhile.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +70,8 @@ struct zconn_metrics {
     bool skip;                                  /* refused before routing: not counted */
 };
 
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* guards M */
+
 static struct {
     struct metrics *reg;
     struct admin_http *srv;
@@ -72,6 +82,7 @@ static struct {
     struct metric *xds_terminations, *xds_messages, *xds_bytes;
     struct metric *self_refused, *hold_refused;
     struct metric *hs_pending, *hs_total;
+    struct metric *workers, *worker_conns, *worker_handoffs;
 } M;
 
 /* Outbound: the service the app dialled (its hostname is on the connection). */
@@ -206,8 +217,11 @@ zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *re
 {
     const char *v[TL_N_TCP];
 
-    if (M.reg == NULL)
+    pthread_mutex_lock(&mu);
+    if (M.reg == NULL) {
+        pthread_mutex_unlock(&mu);
         return;
+    }
     struct zconn_metrics *cm = conn_open(zt, c);
     c->metrics = NULL;
     if (!cm->skip) {
@@ -222,6 +236,7 @@ zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *re
         if (strcmp(v[TL_FLAGS], "-") != 0)
             metric_add(M.failed, v, 1);
     }
+    pthread_mutex_unlock(&mu);
     free(cm);
 }
 
@@ -230,47 +245,65 @@ zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *re
 void
 zt_metrics_xds_response(size_t len)
 {
+    pthread_mutex_lock(&mu);
     M.xds_pending_len = len;
+    pthread_mutex_unlock(&mu);
 }
 
 void
 zt_metrics_xds_message(const char *type_url)
 {
-    if (M.reg == NULL)
-        return;
-    metric_add(M.xds_messages, &type_url, 1);
-    metric_add(M.xds_bytes, &type_url, (double)M.xds_pending_len);
-    M.xds_pending_len = 0;
+    pthread_mutex_lock(&mu);
+    if (M.reg != NULL) {
+        metric_add(M.xds_messages, &type_url, 1);
+        metric_add(M.xds_bytes, &type_url, (double)M.xds_pending_len);
+        M.xds_pending_len = 0;
+    }
+    pthread_mutex_unlock(&mu);
 }
 
 void
 zt_metrics_xds_end(const char *reason)
 {
+    pthread_mutex_lock(&mu);
     if (M.reg != NULL)
         metric_add(M.xds_terminations, &reason, 1);
+    pthread_mutex_unlock(&mu);
 }
 
 void
 zt_metrics_hold_refused(const char *listener, const char *reason)
 {
+    pthread_mutex_lock(&mu);
     if (M.reg != NULL)
         metric_add(M.hold_refused, (const char *const[]){listener, reason}, 1);
+    pthread_mutex_unlock(&mu);
 }
 
 void
 zt_metrics_self_refused(const char *listener, const char *reason)
 {
+    pthread_mutex_lock(&mu);
     if (M.reg != NULL)
         metric_add(M.self_refused, (const char *const[]){listener, reason}, 1);
+    pthread_mutex_unlock(&mu);
 }
 
-static void
-collect(struct zt *zt)
-{
-    struct process_stats ps;
+/* What a scrape gathers from the workers, one at a time. */
+struct scrape {
+    struct hs_guard_stats hs;
+};
 
+/* On worker |zt|'s thread: its open connections' bytes, its handshake counters. */
+static void
+collect_worker(struct zt *zt, void *arg)
+{
+    struct scrape *sc = arg;
+    char id[16];
+
+    pthread_mutex_lock(&mu);
     /* Tunnels established since the last scrape count as opened; bytes moved so far. */
-    for (struct zconn *c = zt->conns; c != NULL; c = c->next) {
+    for (struct zconn *c = zt->conns; M.reg != NULL && c != NULL; c = c->next) {
         if (c->pipe == NULL)
             continue;
         struct zconn_metrics *cm = conn_open(zt, c);
@@ -279,15 +312,35 @@ collect(struct zt *zt)
         if (!cm->skip)
             count_bytes(cm, ab, ba);
     }
+    snprintf(id, sizeof(id), "%u", zt->id);
+    const char *lv[] = {id};
+    metric_set(M.worker_conns, lv, (double)atomic_load(&zt->load));
+    metric_set(M.worker_handoffs, lv, (double)atomic_load(&zt->handed_off));
+    pthread_mutex_unlock(&mu);
     if (zt->inbound != NULL) {
         const struct hs_guard_stats *hs = inbound_handshake_stats(zt->inbound);
-        metric_set(M.hs_pending, NULL, (double)hs->pending);
-        metric_set(M.hs_total, (const char *const[]){"completed"}, (double)hs->completed);
-        metric_set(M.hs_total, (const char *const[]){"failed"}, (double)hs->failed);
-        metric_set(M.hs_total, (const char *const[]){"timeout"}, (double)hs->timed_out);
-        metric_set(M.hs_total, (const char *const[]){"evicted"}, (double)hs->evicted);
-        metric_set(M.hs_total, (const char *const[]){"refused"}, (double)hs->refused);
+        sc->hs.pending += hs->pending;
+        sc->hs.completed += hs->completed;
+        sc->hs.failed += hs->failed;
+        sc->hs.timed_out += hs->timed_out;
+        sc->hs.evicted += hs->evicted;
+        sc->hs.refused += hs->refused;
     }
+}
+
+/* Under |mu|: the process-wide values, after every worker's. */
+static void
+collect(struct zt *zt, const struct scrape *sc)
+{
+    struct process_stats ps;
+
+    metric_set(M.workers, NULL, (double)zt->n_workers);
+    metric_set(M.hs_pending, NULL, (double)sc->hs.pending);
+    metric_set(M.hs_total, (const char *const[]){"completed"}, (double)sc->hs.completed);
+    metric_set(M.hs_total, (const char *const[]){"failed"}, (double)sc->hs.failed);
+    metric_set(M.hs_total, (const char *const[]){"timeout"}, (double)sc->hs.timed_out);
+    metric_set(M.hs_total, (const char *const[]){"evicted"}, (double)sc->hs.evicted);
+    metric_set(M.hs_total, (const char *const[]){"refused"}, (double)sc->hs.refused);
     process_stats_read(&ps);
     metric_set(M.cpu, NULL, ps.cpu_seconds);
     metric_set(M.rss, NULL, ps.rss_bytes);
@@ -308,10 +361,15 @@ on_request(void *arg, const struct http1_req *req, struct admin_resp *r)
         r->status = 405;
         return;
     }
-    collect(zt);
+    struct scrape sc;
+    memset(&sc, 0, sizeof(sc));
+    workers_each(zt, collect_worker, &sc); /* never under |mu|: a worker may be waiting for it */
+    pthread_mutex_lock(&mu);
+    collect(zt, &sc);
     r->status = 200;
     r->content_type = METRICS_CONTENT_TYPE;
     r->body = metrics_render(M.reg);
+    pthread_mutex_unlock(&mu);
 }
 
 static struct metric *
@@ -335,6 +393,7 @@ register_all(void)
     static const char *const url[] = {"url"};
     static const char *const listener_reason[] = {"listener", "reason"};
     static const char *const outcome[] = {"outcome"};
+    static const char *const worker[] = {"worker"};
 
     M.reg = metrics_new();
     M.opened =
@@ -377,6 +436,16 @@ register_all(void)
                              "HBONE (15008) TLS handshakes by outcome: completed, failed, timeout "
                              "(deadline), evicted (total cap), refused (per-source cap).",
                              outcome, 1, 8);
+    M.workers = single(METRIC_GAUGE, "amesh_ztunnel_workers",
+                       "Data-path threads (--workers), each with its own event loop.");
+    M.worker_conns = metrics_add(M.reg, METRIC_GAUGE, "amesh_ztunnel_worker_connections",
+                                 "Open connections and HBONE sessions per worker (what accepted "
+                                 "connections are balanced on).",
+                                 worker, 1, ZT_MAX_WORKERS);
+    M.worker_handoffs = metrics_add(M.reg, METRIC_COUNTER, "amesh_ztunnel_worker_handoffs_total",
+                                    "Connections a worker accepted and handed to a less loaded "
+                                    "worker.",
+                                    worker, 1, ZT_MAX_WORKERS);
     M.cpu = single(METRIC_COUNTER, "process_cpu_seconds_total",
                    "Total user and system CPU time spent in seconds.");
     M.rss = single(METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes.");
@@ -392,8 +461,10 @@ zt_metrics_start(struct zt *zt, char *err, size_t errlen)
 {
     struct ipaddr any;
 
+    pthread_mutex_lock(&mu);
     register_all();
     M.zt = zt;
+    pthread_mutex_unlock(&mu);
     /* All addresses of the namespace, as Istio's ztunnel (Prometheus scrapes the pod IP). */
     ipaddr_parse("::", &any);
     M.srv = admin_http_start(zt->loop, &any, ZT_PORT_METRICS, SOCK_MARK_ZTUNNEL, on_request, zt,
@@ -405,6 +476,7 @@ void
 zt_metrics_stop(void)
 {
     admin_http_stop(M.srv);
+    pthread_mutex_lock(&mu);
     M.srv = NULL;
     /* Connections still open are not counted any more; their per-connection state goes. */
     for (struct zconn *c = M.zt ? M.zt->conns : NULL; c != NULL; c = c->next) {
@@ -413,4 +485,5 @@ zt_metrics_stop(void)
     }
     metrics_free(M.reg);
     memset(&M, 0, sizeof(M));
+    pthread_mutex_unlock(&mu);
 }

@@ -79,7 +79,7 @@ start_pipe(struct outbound_conn *o, struct stream *upstream)
 }
 
 static void route(struct outbound_conn *o);
-static struct log_ratelimit waypoint_rl = LOG_RATELIMIT_INIT(10000, 5);
+static _Thread_local struct log_ratelimit waypoint_rl = LOG_RATELIMIT_INIT(10000, 5);
 
 static void
 on_hbone_response(void *arg, struct h2_stream *st, int status)
@@ -181,7 +181,7 @@ static void
 via_waypoint(struct outbound_conn *o, const struct workload *src, const struct service *svc,
              const struct zt_waypoint *wp)
 {
-    struct tls_creds *creds = certs_get(o->zt->certs, src);
+    struct tls_creds *creds = certs_get(o->zt, src);
     if (creds == NULL) {
         if (hold(o))
             return;
@@ -306,7 +306,7 @@ route(struct outbound_conn *o)
         zconn_set(&o->zc->dst_identity, dst->identity);
     }
     if (dst != NULL && dst->tunnel == TUNNEL_HBONE) {
-        struct tls_creds *creds = certs_get(zt->certs, src);
+        struct tls_creds *creds = certs_get(zt, src);
         if (creds == NULL) {
             /* certs_get() asked the CA; the answer wakes us. */
             if (hold(o))

@@ -38,7 +38,7 @@ struct plain_conn {
     bool held;            /* counted in pod->n_plain_held */
 };
 
-static struct log_ratelimit hold_rl = LOG_RATELIMIT_INIT(10000, 1);
+static _Thread_local struct log_ratelimit hold_rl = LOG_RATELIMIT_INIT(10000, 1);
 
 static void
 unhold(struct plain_conn *p)
@@ -188,7 +188,7 @@ route(struct plain_conn *p)
         refuse_unknown(p, "expired");
         return;
     }
-    if (!p->held && (pod->n_plain_held >= ZT_HOLD_MAX_PER_POD || !zwait_room(zt, &p->wait))) {
+    if (!p->held && (pod->n_plain_held >= zt_share(zt, ZT_HOLD_MAX_PER_POD) || !zwait_room(zt, &p->wait))) {
         refuse_unknown(p, "cap");
         return;
     }

@@ -66,6 +66,28 @@ zpod_unref(struct zpod *p)
     free(p);
 }
 
+/* Accepted sockets go to a less loaded worker when this one is ahead (workers.c). */
+static void
+accept_outbound(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port)
+{
+    if (!workers_balance(pod, ZT_L_OUTBOUND, fd, peer, peer_port))
+        outbound_accept(pod, fd, peer, peer_port);
+}
+
+static void
+accept_plain(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port)
+{
+    if (!workers_balance(pod, ZT_L_PLAIN, fd, peer, peer_port))
+        passthrough_accept(pod, fd, peer, peer_port);
+}
+
+static void
+accept_hbone(void *pod, int fd, const struct ipaddr *peer, uint16_t peer_port)
+{
+    if (!workers_balance(pod, ZT_L_HBONE, fd, peer, peer_port))
+        inbound_accept(pod, fd, peer, peer_port);
+}
+
 int
 zpod_listen(struct zpod *p, char *err, size_t errlen)
 {
@@ -84,13 +106,13 @@ zpod_listen(struct zpod *p, char *err, size_t errlen)
         o.in_netns = true;
         o.netns_fd = p->netns_fd;
     }
-    p->outbound = listener_open(zt->loop, "outbound", NULL, ZT_PORT_OUTBOUND, &o, outbound_accept,
+    p->outbound = listener_open(zt->loop, "outbound", NULL, ZT_PORT_OUTBOUND, &o, accept_outbound,
                                 p, err, errlen);
     if (p->outbound != NULL)
         p->plain = listener_open(zt->loop, "inbound-plaintext", NULL, ZT_PORT_INBOUND_PLAIN, &o,
-                                 passthrough_accept, p, err, errlen);
+                                 accept_plain, p, err, errlen);
     if (p->plain != NULL)
-        p->hbone = listener_open(zt->loop, "hbone", NULL, ZT_PORT_HBONE, &o, inbound_accept, p,
+        p->hbone = listener_open(zt->loop, "hbone", NULL, ZT_PORT_HBONE, &o, accept_hbone, p,
                                  err, errlen);
     if (p->hbone == NULL) {
         zpod_close_listeners(p);
@@ -149,12 +171,26 @@ zt_pod_by_uid(struct zt *zt, const char *uid)
 }
 
 void
+zpod_link(struct zpod *p)
+{
+    struct zt *zt = p->zt;
+    p->prev = NULL;
+    p->next = zt->pods;
+    if (zt->pods)
+        zt->pods->prev = p;
+    zt->pods = p;
+    zt->n_pods++;
+}
+
+void
 zpod_delete(struct zpod *p)
 {
     struct zt *zt = p->zt;
     if (p->gone)
         return;
     p->gone = true;
+    if (zt->id == 0 && p->uid != NULL)
+        workers_pod_deleted(zt, p->uid); /* the other workers' listeners in its namespace */
     zpod_close_listeners(p);
     if (p->prev)
         p->prev->next = p->next;

@@ -68,7 +68,7 @@ zwait_start(struct zt *zt, struct zwait *w, uint64_t deadline_ms, zwait_fn *fn, 
 bool
 zwait_room(const struct zt *zt, const struct zwait *w)
 {
-    return w->queued || zt->n_waiters < ZT_HOLD_MAX;
+    return w->queued || zt->n_waiters < zt_share(zt, ZT_HOLD_MAX);
 }
 
 void

@@ -63,8 +63,8 @@ struct avoid_slot {
     uint16_t port;
     uint64_t until_ms;
 };
-static struct avoid_slot avoid[AVOID_SLOTS];
-static unsigned avoid_next;
+static _Thread_local struct avoid_slot avoid[AVOID_SLOTS]; /* per worker */
+static _Thread_local unsigned avoid_next;
 
 void
 zt_waypoint_failed(struct zt *zt, const struct ipaddr *ip, uint16_t port)

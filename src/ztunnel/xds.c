@@ -57,10 +57,8 @@ address_commit(void *arg)
         return;
     }
     /* Connections copied what they need from the old model; it goes when unreferenced. */
-    struct model *old = zt->model;
-    zt->model = m;
-    zt_authz_model_changed(zt, old); /* a workload's policies may have changed */
-    model_unref(old);
+    zt_set_model(zt, m);
+    workers_publish(zt, m, NULL, NULL);
     certs_sync(zt->certs);
     zt_wake(zt); /* connections held for a workload that may just have arrived */
     log_debug("xDS: model now %zu workloads, %zu services", m->n_workloads, m->n_services);
@@ -100,7 +98,9 @@ authz_commit(void *arg)
         return;
     x->policies_changed = false;
     /* Readers get their own snapshot; this set keeps changing with later pushes. */
-    zt_set_policies(x->zt, policy_set_clone(x->policies));
+    struct policy_set *ps = policy_set_clone(x->policies);
+    zt_set_policies(x->zt, ps); /* takes our reference */
+    workers_publish(x->zt, NULL, ps, NULL);
     log_debug("xDS: %zu authorization policies", policy_set_count(x->policies));
 }
 

@@ -16,10 +16,22 @@
  *   authz.c       L4 authorization of inbound connections, live re-evaluation
  *   admin.c       15000 config_dump, 15021 readiness
  *   metrics.c     15020 Prometheus metrics (Istio's names and labels)
+ *   workers.c     worker threads: start, snapshots published to them, hand-off, drain
+ *
+ * Threads. A `struct zt` is one worker: its own event loop, listeners (SO_REUSEPORT, in every
+ * scope), connections, HBONE pool, pending handshakes and waiters, touched only by its thread.
+ * Worker 0 runs on the main thread and also owns the control plane: xDS, the certificate
+ * manager, ZDS, admin, metrics, signals. What the data path reads from the control plane is
+ * immutable and reference-counted (model, policy set, certificate table); worker 0 hands each
+ * worker its reference by loop_post(), the worker swaps its pointer at its next turn and drops
+ * the old one, which is freed by whichever thread drops the last reference. No lock is taken
+ * on the data path; the metrics registry has one mutex, taken once per connection end.
  */
 #ifndef MESH_ZTUNNEL_H
 #define MESH_ZTUNNEL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,7 +72,11 @@ struct zt_opts {
     unsigned hs_max_pending;     /* in all; the oldest is closed for a new one */
     unsigned hs_max_per_source;  /* per peer address; more are closed at once */
     unsigned hs_timeout_ms;      /* deadline of each handshake */
+    unsigned workers;            /* threads, each with its own loop (workers.c) */
+    bool worker_affinity;        /* pin worker i to the i-th CPU the process may use */
 };
+
+#define ZT_MAX_WORKERS 64
 
 struct certs;
 struct hbone_pool;
@@ -70,6 +86,7 @@ struct node_tokens;
 struct channel;
 struct zwait;
 struct policy_set;
+struct zt_creds;
 
 /*
  * A scope of data-path listeners (15001, 15006, 15008): the node's own network
@@ -116,8 +133,19 @@ struct zconn {
 struct zt {
     struct loop *loop;
     struct zt_opts opts;
+    /* Workers: |id| 0 is the main thread's; every worker points at the same array. */
+    unsigned id;
+    struct zt **workers;
+    unsigned n_workers;
+    pthread_t thread;
+    bool started;              /* its thread runs */
+    bool stopped;              /* its loop ended: posts still queued only drop references */
+    atomic_uint load;          /* open connections and HBONE sessions, read by other workers */
+    atomic_uint_fast64_t handed_off; /* accepted here, served by a less loaded worker */
+    uint64_t model_version, policy_version; /* snapshots installed (admin /debug/workers) */
     struct model *model;
-    struct certs *certs;
+    struct certs *certs;       /* the manager: worker 0 only */
+    struct zt_creds *creds;    /* other workers: the certificates worker 0 published */
     struct hbone_pool *pool;    /* HBONE client connections (lib/hbone) */
     struct zt_xds *xds;        /* control-plane mode */
     struct node_tokens *tokens; /* control-plane mode: credentials for meshd */
@@ -169,6 +197,8 @@ void zt_close_listeners(struct zt *zt);
  */
 const struct workload *zpod_workload(const struct zpod *p, const struct ipaddr *ip);
 struct zpod *zt_pod_by_uid(struct zt *zt, const char *uid);
+/* Adds a listening pod scope to its worker's list (in-pod mode). */
+void zpod_link(struct zpod *p);
 /* The pod left (deleted or un-enrolled): its listeners close, its connections drain. */
 void zpod_delete(struct zpod *p);
 
@@ -228,8 +258,16 @@ void zconn_set_flag(struct zconn *c, const char *flag);
 /* certs.c */
 struct certs *certs_new(struct zt *zt, char *err, size_t errlen);
 void certs_free(struct certs *c);
-/* Credentials for a local workload's identity (minted on first use). NULL on failure. */
-struct tls_creds *certs_get(struct certs *c, const struct workload *w);
+/*
+ * Credentials for a local workload's identity, or NULL while there are none (then they are
+ * asked for, and their arrival wakes the waiters of every worker: zt_wake()). Worker 0 asks
+ * the manager (local mode mints at once); other workers look in the last published table.
+ */
+struct tls_creds *certs_get(struct zt *zt, const struct workload *w);
+/* Publishes the certificates held now to the other workers (after any change). */
+void certs_publish(struct certs *c);
+void zt_creds_ref(struct zt_creds *t);
+void zt_creds_unref(struct zt_creds *t);
 /*
  * Follows the model: fetches (or mints) certificates for every local HBONE
  * workload's identity and forgets those no local workload uses any more.
@@ -311,6 +349,55 @@ int zt_waypoint_route(struct zt *zt, const struct workload *src, const struct se
  */
 #define ZT_WAYPOINT_AVOID_MS 5000
 void zt_waypoint_failed(struct zt *zt, const struct ipaddr *ip, uint16_t port);
+
+/* workers.c */
+/*
+ * Starts workers 1..opts.workers-1 (worker 0 is |zt0|, already set up with its model, policies
+ * and, in node mode, listeners): each gets references to worker 0's snapshots, its own loop,
+ * pool, inbound and (node mode) listeners, then its thread. Returns 0 or -1 with |err|.
+ */
+int workers_start(struct zt *zt0, char *err, size_t errlen);
+/* After worker 0's loop ended: stops the other workers, joins them and frees them. */
+void workers_stop(struct zt *zt0);
+/*
+ * Worker 0: hands every other worker a reference to each non-NULL snapshot (the caller keeps
+ * its own); each installs it at its next turn (re-checking open connections against a new
+ * model or policy set) and wakes its waiters.
+ */
+void workers_publish(struct zt *zt0, struct model *m, struct policy_set *ps, struct zt_creds *cr);
+/* Installs model |m| on |zt| (takes the reference): re-checks open inbound connections. */
+void zt_set_model(struct zt *zt, struct model *m);
+/* |zt| stops accepting, sends GOAWAY, gives up held connections (SIGTERM). */
+void zt_drain_worker(struct zt *zt);
+/* Worker 0, in-pod mode: pod |p| (listening on worker 0) enrolled, or left; the others follow. */
+void workers_pod_added(struct zt *zt0, const struct zpod *p);
+void workers_pod_deleted(struct zt *zt0, const char *uid);
+/* Worker 0: every worker stops accepting and drains (SIGTERM), or resets what is left. */
+void workers_drain(struct zt *zt0);
+void workers_abort(struct zt *zt0);
+/* Open connections, HBONE sessions and pooled connections of every worker (drain). */
+size_t workers_n_open(struct zt *zt0);
+/*
+ * Listener callbacks go through here: true when |fd| was handed to a worker with at least 2
+ * fewer open connections than |pod|'s worker (exact balancing of what SO_REUSEPORT hashed).
+ */
+enum zt_listener { ZT_L_OUTBOUND, ZT_L_PLAIN, ZT_L_HBONE };
+bool workers_balance(struct zpod *pod, enum zt_listener which, int fd, const struct ipaddr *peer,
+                     uint16_t peer_port);
+/*
+ * A worker's share of a process-wide cap (held connections): connections are balanced over
+ * the workers, so each holds at most its part and the process about |total|.
+ */
+static inline size_t
+zt_share(const struct zt *zt, size_t total)
+{
+    unsigned n = zt->n_workers > 0 ? zt->n_workers : 1;
+    return (total + n - 1) / n;
+}
+/* |zt|'s load changed (connections or sessions opened or closed). */
+void zt_load_update(struct zt *zt);
+/* Calls |fn|(worker, |arg|) on each worker's own thread in turn (worker 0 directly); waits. */
+void workers_each(struct zt *zt0, void (*fn)(struct zt *w, void *arg), void *arg);
 
 /* admin.c */
 int admin_start(struct zt *zt, char *err, size_t errlen);

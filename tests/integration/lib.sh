@@ -17,6 +17,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/amesh-it.XXXXXX") # run.sh gives each test its
 PIDS=()
 FAILS=0
 PASSES=0
+# The worker threads each ztunnel runs (its default: ZTUNNEL_WORKERS, else the CPUs it may use,
+# at most 2). Each worker has its own HBONE pool, so tunnels share a connection per worker.
+ZT_WORKERS=${ZTUNNEL_WORKERS:-$(if [ "$(nproc)" -ge 2 ]; then echo 2; else echo 1; fi)}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 

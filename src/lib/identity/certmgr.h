@@ -104,6 +104,10 @@ const struct certmgr_stats *certmgr_stats(const struct certmgr *m);
 /* The last failure for |identity| ("" when none), or NULL if it is not held. */
 const char *certmgr_last_error(const struct certmgr *m, const char *identity);
 
+/* Calls |fn| for every identity that has credentials now (a reference the callee may take). */
+typedef void certmgr_each_fn(void *arg, const char *identity, struct tls_creds *creds);
+void certmgr_each(const struct certmgr *m, certmgr_each_fn *fn, void *arg);
+
 struct json_t;
 /* Appends one entry per identity to the JSON array |arr| (Istio ztunnel's config_dump shape). */
 void certmgr_dump(const struct certmgr *m, struct json_t *arr);

@@ -25,6 +25,14 @@ certmgr_last_error(const struct certmgr *c, const char *identity)
     return e != NULL ? e->last_error : NULL;
 }
 
+void
+certmgr_each(const struct certmgr *c, certmgr_each_fn *fn, void *arg)
+{
+    for (const struct cert_entry *e = c->entries; e != NULL; e = e->next)
+        if (e->creds != NULL)
+            fn(arg, e->identity, e->creds);
+}
+
 /* ---- config_dump --------------------------------------------------------- */
 
 /* One certificate as Istio's ztunnel dumps it: PEM, decimal serial, validity in RFC 3339. */

@@ -1,6 +1,8 @@
 /*
  * tls.c - SSL_CTX set-up for HBONE and the SPIFFE checks in the verify callback.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,7 +19,7 @@
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
 struct tls_creds {
-    int refs;
+    atomic_int refs; /* ztunnel's workers share credentials: the last one out frees them */
     struct spiffe_id id;
     X509 *cert;
     EVP_PKEY *key;
@@ -27,12 +29,19 @@ struct tls_creds {
 };
 
 static int check_idx = -1;
+static pthread_once_t check_once = PTHREAD_ONCE_INIT;
 
+static void
+check_index_init(void)
+{
+    check_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* Once per process, whichever thread first makes a TLS connection. */
 static int
 check_index(void)
 {
-    if (check_idx < 0)
-        check_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    pthread_once(&check_once, check_index_init);
     return check_idx;
 }
 
@@ -216,13 +225,13 @@ tls_creds_new(const struct spiffe_id *id, X509 *cert, EVP_PKEY *key, X509_STORE 
 void
 tls_creds_ref(struct tls_creds *c)
 {
-    c->refs++;
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
 void
 tls_creds_unref(struct tls_creds *c)
 {
-    if (c == NULL || --c->refs > 0)
+    if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) > 1)
         return;
     SSL_CTX_free(c->server);
     SSL_CTX_free(c->client);
