@@ -18,6 +18,8 @@
 #   affinity  1 KB round trips paced at 2,000/s (benchtool rtt, as step rtt), direct and through
 #             the pair with --workers 1 / 2, each with and without --worker-affinity
 #
+# BENCH_BASE_BIN=DIR adds configuration "base" to fair and affinity: DIR/ztunnel with its
+# default flags (e.g. main's single event loop), measured in the same rounds.
 # Without a ztunnel that knows --workers (main before the lead's commit), "workers" and
 # "affinity" measure only what they can (the default single loop) and "fair" measures the
 # default ztunnel: the single-event-loop baseline.
@@ -28,9 +30,9 @@ FAIR_BULK_P=${BENCH_FAIR_BULK_P:-4}
 FAIR_CONNS=${BENCH_FAIR_CONNS:-500}
 FAIR_STORM=${BENCH_FAIR_STORM:-64}
 
-ZT_WORKERS=0 # does this ztunnel take --workers / --worker-affinity?
-"$BIN/ztunnel" --help 2>&1 | grep -q -- '--workers' && ZT_WORKERS=1
-rec wk.supported $ZT_WORKERS
+ZT_HAS_WORKERS=0 # does this ztunnel take --workers / --worker-affinity?
+"$BIN/ztunnel" --help 2>&1 | grep -q -- '--workers' && ZT_HAS_WORKERS=1
+rec wk.supported $ZT_HAS_WORKERS
 rec fair.rate "$FAIR_RATE"
 rec fair.secs "$FAIR_SECS"
 rec fair.bulk_p "$FAIR_BULK_P"
@@ -47,23 +49,56 @@ wk_flags() { # config -> ztunnel flags
     w2a) echo --workers 2 --worker-affinity ;;
     esac
 }
-wk_use() { # config: both ztunnels restarted with its flags
+wk_use() { # config: both ztunnels restarted with its flags ("base": BENCH_BASE_BIN's ztunnel)
+    if [ "$1" = base ]; then
+        BIN=$BENCH_BASE_BIN amesh_restart || { BROKEN[amesh]="$BENCH_BASE_BIN/ztunnel failed its path check"; return 1; }
+        return 0
+    fi
     # shellcheck disable=SC2046
     amesh_restart $(wk_flags "$1") || { BROKEN[amesh]="ztunnel $(wk_flags "$1") failed its path check"; return 1; }
 }
-# Put the pair back as the rest of the run expects it (the default flags).
-wk_reset() { [ "$(wk_flags "${WK_LAST:-dflt}")" = "" ] || amesh_restart || true; }
+# Put the pair back as the rest of the run expects it (this build, default flags).
+wk_reset() { [ "${WK_LAST:-dflt}" = dflt ] || amesh_restart || true; }
 
 # ---------------------------------------------------------------- workers
+thr_ticks() { # pid -> utime+stime ticks of each of its threads (same order every time)
+    local t
+    for t in "/proc/$1/task"/*; do awk '{ printf "%d ", $14 + $15 }' "$t/stat" 2>/dev/null; done
+}
+thr_diff() { # "a b ..." "c d ..." -> "c-a d-b ..."
+    awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x); split(b, y); for (i = 1; i <= n; i++) printf "%d%s", y[i] - x[i], i < n ? " " : "" }'
+}
+admin_get() { # netns path -> body of ztunnel's admin endpoint, on one line
+    ip netns exec "$1" /usr/bin/python3 -c '
+import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:15000" + sys.argv[1], timeout=2).read().decode().replace("\n", " "))' "$2" 2>/dev/null
+}
+# iperf_run with, for the scaling model, the CPU of each ztunnel thread and each side's
+# /debug/workers sampled halfway through.
+bulk_threads() { # key
+    local c0 s0 c1 s1
+    c0=$(thr_ticks "${PC[amesh]}") s0=$(thr_ticks "${PS[amesh]}")
+    (sleep "$(awk -v s="$SECS" 'BEGIN { print s / 2 }')"
+     admin_get "$N1" /debug/workers >"$WORK/dbg-c.json"; admin_get "$N2" /debug/workers >"$WORK/dbg-s.json") &
+    local sampler=$!
+    iperf_run "$1" amesh -P 8
+    wait $sampler || true
+    c1=$(thr_ticks "${PC[amesh]}") s1=$(thr_ticks "${PS[amesh]}")
+    rec "$1.threads_c" "$(thr_diff "$c0" "$c1")"
+    rec "$1.threads_s" "$(thr_diff "$s0" "$s1")"
+    [ ! -s "$WORK/dbg-c.json" ] || rec "$1.debug_c" "$(cat "$WORK/dbg-c.json")"
+    [ ! -s "$WORK/dbg-s.json" ] || rec "$1.debug_s" "$(cat "$WORK/dbg-s.json")"
+}
+
 if step workers && usable amesh; then
-    if [ $ZT_WORKERS = 1 ]; then
+    if [ $ZT_HAS_WORKERS = 1 ]; then
         echo "== workers: 8 streams (iperf3 -P 8) and 1 KB req/s (wrk -c16), --workers 1 vs 2, $WK_ROUNDS rounds"
         for r in $(seq 1 "$WK_ROUNDS"); do
             for c in w1 w2; do
                 wk_use $c || break 2
                 WK_LAST=$c
                 echo "  round $r, $(wk_flags $c)"
-                iperf_run "wk.bulk8.$c.r$r" amesh -P 8
+                bulk_threads "wk.bulk8.$c.r$r"
                 wrk_run "wk.rps.$c.r$r" amesh
             done
         done
@@ -125,7 +160,8 @@ except Exception:
 }
 if step fair; then
     FAIR_CFGS=${BENCH_FAIR_WORKERS:-}
-    [ -n "$FAIR_CFGS" ] || { [ $ZT_WORKERS = 1 ] && FAIR_CFGS="w1 w2" || FAIR_CFGS=dflt; }
+    [ -n "$FAIR_CFGS" ] || { [ $ZT_HAS_WORKERS = 1 ] && FAIR_CFGS="w1 w2" || FAIR_CFGS=dflt; }
+    [ -z "${BENCH_BASE_BIN:-}" ] || FAIR_CFGS="base $FAIR_CFGS"
     echo "== fairness: victim 1 KB round trips at $FAIR_RATE/s (latency from schedule), alone and with a"
     echo "   neighbour's flood: $FAIR_BULK_P bulk streams / $FAIR_CONNS busy connections / storm of $FAIR_STORM; $WK_ROUNDS rounds"
     for r in $(seq 1 "$WK_ROUNDS"); do
@@ -151,7 +187,8 @@ fi
 # ---------------------------------------------------------------- affinity
 if step affinity; then
     AFF_CFGS=dflt
-    [ $ZT_WORKERS = 0 ] || AFF_CFGS="w1 w1a w2 w2a"
+    [ $ZT_HAS_WORKERS = 0 ] || AFF_CFGS="w1 w1a w2 w2a"
+    [ -z "${BENCH_BASE_BIN:-}" ] || AFF_CFGS="base $AFF_CFGS"
     echo "== affinity: 1 KB round trips paced at 2000/s on one connection, $WK_ROUNDS rounds ($AFF_CFGS)"
     for r in $(seq 1 "$WK_ROUNDS"); do
         usable direct && rtt_run "aff.direct.r$r" direct 2000

@@ -6,6 +6,7 @@ affinity of bench/run.sh). Every ratio is taken within one round (configurations
 same run), then the median of the rounds is shown with their min-max. Nothing is asserted: the
 issue 12 goals are printed as MET / NOT MET.
 """
+import json
 import os
 import statistics
 import sys
@@ -69,7 +70,7 @@ def div(a, b):
     return None if a is None or b in (None, 0) else a / b
 
 
-CFG_NAME = {"dflt": "default (no flag)", "w1": "--workers 1", "w2": "--workers 2",
+CFG_NAME = {"base": "baseline binary (BENCH_BASE_BIN)", "dflt": "default (no flag)", "w1": "--workers 1", "w2": "--workers 2",
             "w1a": "--workers 1 --worker-affinity", "w2a": "--workers 2 --worker-affinity",
             "direct": "direct (no proxy)"}
 lines, md, goals = [], [], []
@@ -137,20 +138,44 @@ if wr:
     rq = [div(rps16("w2", r)[0], rps16("w1", r)[0]) for r in wr]
     for c in ("w1", "w2"):
         p = per[c]
+        oth = [others(f"wk.{k}.{c}.r{r}.amesh") for k in ("bulk8", "rps") for r in wr]
         rows.append([CFG_NAME[c], spread(p["b"], "{:.2f}"), spread(p["bc"], "{:.2f}"), spread(p["busy"], "{:.0f}"),
-                     spread(p["q"], "{:,.0f}"), spread(p["qc"], "{:.1f}"), spread(p["q99"], "{:.0f}")])
-    rows.append(["ratio 2 / 1 workers (per round)", spread(rb, "{:.2f}x"), "", "", spread(rq, "{:.2f}x"), "", ""])
+                     spread(p["q"], "{:,.0f}"), spread(p["qc"], "{:.1f}"), spread(p["q99"], "{:.0f}"),
+                     spread(oth, "{:.0f}")])
+    rows.append(["ratio 2 / 1 workers (per round)", spread(rb, "{:.2f}x"), "", "", spread(rq, "{:.2f}x"), "", "", ""])
     table(f"Workers: 8 streams and 1 KB req/s, median of {len(wr)} interleaved rounds (min-max)",
           ["ztunnel", "8 streams Gbit/s", "proxies core-s/GB", "box busy %", "1 KB req/s (16 conns)",
-           "proxies us/req", "wrk p99 us"], rows,
+           "proxies us/req", "wrk p99 us", "others' CPU %"], rows,
           "Proxies' CPU = utime+stime of both ztunnel processes (all threads) during the run.")
+    # Per thread: the CPU each ztunnel thread used during the 8-stream run (s), and what
+    # /debug/workers showed halfway (connections per worker, hand-offs so far).
+    trows = []
+    for c in ("w1", "w2"):
+        for r in wr:
+            cells = [f"{CFG_NAME[c]}, round {r}"]
+            for side in "cs":
+                t = R.get(f"wk.bulk8.{c}.r{r}.threads_{side}")
+                ts = [int(x) / TICK for x in t.split()] if t else []
+                ts = [x for x in ts if x >= 0.05] or ts[:1]
+                cells.append(" / ".join(f"{x:.1f}" for x in sorted(ts, reverse=True)) if ts else "n/a")
+                dbg = R.get(f"wk.bulk8.{c}.r{r}.debug_{side}")
+                try:
+                    ws = json.loads(dbg) if dbg else []
+                    cells.append(" / ".join(f"{w.get('connections', '?')}" for w in ws) +
+                                 f" (handed off {sum(w.get('handed_off', 0) for w in ws)})")
+                except (ValueError, AttributeError):
+                    cells.append("n/a")
+            trows.append(cells)
+    table("Workers: where the 8-stream run's CPU went (per ztunnel thread, s) and connections per worker",
+          ["run", "client threads CPU s", "client conns per worker", "server threads CPU s", "server conns per worker"],
+          trows, "Threads that used >= 0.05 s, busiest first; connections from /debug/workers halfway through.")
     m = med(rb)
     goal("8 streams with --workers 2 >= 1.6x --workers 1", "n/a" if m is None else f"{m:.2f}x", None if m is None else m >= 1.6)
 
 # ------------------------------------------------------------------ fairness
 FLOODS = [("none", "alone"), ("bulk", "+{bp} bulk streams"), ("conns", "+{nc} busy conns"),
           ("storm", "+storm, {ns} at a time")]
-fair_cfgs = [c for c in ("direct", "dflt", "w1", "w2", "w1a", "w2a") if rounds(f"fair.{c}.none")]
+fair_cfgs = [c for c in ("direct", "base", "dflt", "w1", "w2", "w1a", "w2a") if rounds(f"fair.{c}.none")]
 if fair_cfgs:
     rate, bp, nc, ns = (R.get(f"fair.{k}", "?") for k in ("rate", "bulk_p", "conns", "storm"))
     rows = []
@@ -191,7 +216,7 @@ if fair_cfgs:
              f"{w:.1f}x (worst: {f})", w <= 2.0)
 
 # ------------------------------------------------------------------ affinity
-aff_cfgs = [c for c in ("dflt", "w1", "w1a", "w2", "w2a") if rounds(f"aff.{c}")]
+aff_cfgs = [c for c in ("base", "dflt", "w1", "w1a", "w2", "w2a") if rounds(f"aff.{c}")]
 if aff_cfgs:
     rows = []
     dr = rounds("aff.direct")
