@@ -538,7 +538,8 @@ cmd_flood(int argc, char **argv, bool storm)
                         else
                             opened++;
                     } else if (write(c->fd, out, size) != (ssize_t)size) {
-                        bad = true; /* a 1 KB echo fits any socket buffer: a short write is a failure */
+                        /* A message fits the socket buffer: a short write is a failure. */
+                        bad = true;
                     }
                 }
             }
