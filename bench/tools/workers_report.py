@@ -108,7 +108,8 @@ def bulk8(c, r):
     gbps = div(b * 8 if b else None, s * 1e9 if s else None)
     cpu = div((cc + cs) / TICK, b / 1e9) if None not in (cc, cs, b) and b else None
     busy = div(num(k + ".cpu_m"), TICK * (num(k + ".wall") or 0) * (num("meta.ncpu") or 1))
-    return gbps, cpu, None if busy is None else busy * 100
+    whole = div(div(num(k + ".cpu_b"), 1e9), div(b, 1e9))  # the bench cgroup: load, origin, proxies
+    return gbps, cpu, None if busy is None else busy * 100, whole
 
 
 def rps16(c, r):
@@ -127,26 +128,28 @@ if num("wk.supported") == 0 and any(k.startswith("wk.") for k in R):
     md.append("\n## Workers\n\nThis ztunnel has no `--workers`: nothing to compare.")
 if wr:
     rows = []
-    per = {c: {"b": [], "bc": [], "busy": [], "q": [], "qc": [], "q99": []} for c in ("w1", "w2")}
+    per = {c: {"b": [], "bc": [], "bw": [], "busy": [], "q": [], "qc": [], "q99": []} for c in ("w1", "w2")}
     for c in ("w1", "w2"):
         for r in wr:
-            g, cpu, busy = bulk8(c, r)
+            g, cpu, busy, whole = bulk8(c, r)
             q, qc, q99 = rps16(c, r)
-            for n, v in (("b", g), ("bc", cpu), ("busy", busy), ("q", q), ("qc", qc), ("q99", q99)):
+            for n, v in (("b", g), ("bc", cpu), ("bw", whole), ("busy", busy), ("q", q), ("qc", qc), ("q99", q99)):
                 per[c][n].append(v)
     rb = [div(bulk8("w2", r)[0], bulk8("w1", r)[0]) for r in wr]
     rq = [div(rps16("w2", r)[0], rps16("w1", r)[0]) for r in wr]
     for c in ("w1", "w2"):
         p = per[c]
         oth = [others(f"wk.{k}.{c}.r{r}.amesh") for k in ("bulk8", "rps") for r in wr]
-        rows.append([CFG_NAME[c], spread(p["b"], "{:.2f}"), spread(p["bc"], "{:.2f}"), spread(p["busy"], "{:.0f}"),
+        rows.append([CFG_NAME[c], spread(p["b"], "{:.2f}"), spread(p["bc"], "{:.2f}"), spread(p["bw"], "{:.2f}"),
+                     spread(p["busy"], "{:.0f}"),
                      spread(p["q"], "{:,.0f}"), spread(p["qc"], "{:.1f}"), spread(p["q99"], "{:.0f}"),
                      spread(oth, "{:.0f}")])
-    rows.append(["ratio 2 / 1 workers (per round)", spread(rb, "{:.2f}x"), "", "", spread(rq, "{:.2f}x"), "", "", ""])
+    rows.append(["ratio 2 / 1 workers (per round)", spread(rb, "{:.2f}x"), "", "", "", spread(rq, "{:.2f}x"), "", "", ""])
     table(f"Workers: 8 streams and 1 KB req/s, median of {len(wr)} interleaved rounds (min-max)",
-          ["ztunnel", "8 streams Gbit/s", "proxies core-s/GB", "box busy %", "1 KB req/s (16 conns)",
+          ["ztunnel", "8 streams Gbit/s", "proxies core-s/GB", "bench core-s/GB", "box busy %", "1 KB req/s (16 conns)",
            "proxies us/req", "wrk p99 us", "others' CPU %"], rows,
-          "Proxies' CPU = utime+stime of both ztunnel processes (all threads) during the run.")
+          "Proxies' CPU = utime+stime of both ztunnel processes (all threads) during the run; bench = the "
+          "benchmark's cgroup (iperf3 at both ends, both ztunnels, the kernel work charged to them).")
     # Per thread: the CPU each ztunnel thread used during the 8-stream run (s), and what
     # /debug/workers showed halfway (connections per worker, hand-offs so far).
     trows = []
