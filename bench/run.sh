@@ -11,8 +11,8 @@
 # Nothing is asserted: goals are reported as met / not met.
 #
 # Environment: BENCH_SECS (default 6) per measurement, BENCH_HOLD (default 10000) tunnels
-# for the memory test, BENCH_ONLY="direct amesh ..." and BENCH_STEPS="mem bulk rps cps rtt cp"
-# to run a subset, KEEP_WORK=1 to keep the work dir (logs), BENCH_HOOK=FILE sourced after the
+# for the memory test, BENCH_ONLY="direct amesh ..." and BENCH_STEPS="mem bulk rps cps rtt
+# workers fair affinity wp cp" to run a subset, KEEP_WORK=1 to keep the work dir (logs), BENCH_HOOK=FILE sourced after the
 # steps with the topology still up (for investigations). Step "cp" (the control plane, meshd
 # with simulated ztunnels) is bench/cp.sh, run in its own namespace; alone it needs none of
 # the topology below. Step "wp" (the waypoint path against L4 and an HAProxy h2+mTLS chain)
@@ -31,7 +31,7 @@ SECS=${BENCH_SECS:-6}
 HOLD_N=${BENCH_HOLD:-10000}
 [ "$HOLD_N" -ge 2000 ] || { echo "bench: BENCH_HOLD must be at least 2000 (the ramp starts at 1,000)" >&2; exit 2; }
 IMPLS=(${BENCH_ONLY:-direct amesh haproxy stunnel})
-STEPS=" ${BENCH_STEPS:-mem bulk rps cps rtt wp cp} "
+STEPS=" ${BENCH_STEPS:-mem bulk rps cps rtt workers fair affinity wp cp} "
 step() { [[ $STEPS == *" $1 "* ]]; }
 # shellcheck disable=SC2086
 [ "$(echo $STEPS)" != cp ] || exec "$BENCH/cp.sh" "$BUILD" # writes results/partial.*
@@ -136,9 +136,17 @@ EOF
 
 # ---------------------------------------------------------------- mesh config
 write_config "$WORK/mesh.yaml" # lib.sh: the client and server pods, as in the integration tests
+# A second client pod on node-1 (own address, own identity): the flooding neighbour of the
+# fairness step (bench/workers.sh). Idle in every other step.
+FLOOD_IP=198.18.250.21
+ip -n "$N1" addr add $FLOOD_IP/32 dev lo
+awk -v ip=$FLOOD_IP '{ print } /^workloads:$/ {
+    print "- uid: Kubernetes//Pod/default/flood\n  name: flood\n  namespace: default"
+    print "  serviceAccount: flood\n  addresses: [\"" ip "\"]\n  node: node-1\n  tunnelProtocol: HBONE" }' \
+    "$WORK/mesh.yaml" >"$WORK/mesh.yaml.new" && mv "$WORK/mesh.yaml.new" "$WORK/mesh.yaml"
 
 # ---------------------------------------------------------------- origins (node-2)
-P_IPERF=5201 P_HTTP=8080 P_ECHO=9000
+P_IPERF=5201 P_HTTP=8080 P_ECHO=9000 P_ECHO_FLOOD=9001 P_IPERF_FLOOD=5202
 mkdir -p "$WORK/www" "$WORK/nginx/tmp"
 head -c 1024 /dev/zero | tr '\0' 'a' >"$WORK/www/1k"
 cat >"$WORK/nginx/nginx.conf" <<EOF
@@ -167,6 +175,10 @@ start_bg "$WORK/nginx.log" ip netns exec "$N2" nginx -p "$WORK/nginx" -c "$WORK/
 start_bg "$WORK/iperf3-server.log" ip netns exec "$N2" iperf3 -s -p $P_IPERF
 start_bg "$WORK/echo.log" ip netns exec "$N2" "$BT" echo $P_ECHO
 ECHO_PID=$LAST_PID
+# The fairness step's flooding pod has origins of its own, so what it measures is the shared
+# ztunnels, not a shared origin process.
+start_bg "$WORK/echo-flood.log" ip netns exec "$N2" "$BT" echo $P_ECHO_FLOOD
+start_bg "$WORK/iperf3-flood.log" ip netns exec "$N2" iperf3 -s -p $P_IPERF_FLOOD
 
 # ---------------------------------------------------------------- proxies
 # Port plan (node-1 listens on 127.0.0.1, node-2 on $PLAIN_IP):
@@ -266,7 +278,8 @@ for i in "${IMPLS[@]}"; do
     esac
     HOST_IPERF[$i]=$h PORT_IPERF[$i]=$pi HOST_HTTP[$i]=$h PORT_HTTP[$i]=$ph HOST_ECHO[$i]=$h PORT_ECHO[$i]=$pe
 done
-wait_for listening "$N2" $P_HTTP && wait_for listening "$N2" $P_IPERF && wait_for listening "$N2" $P_ECHO ||
+wait_for listening "$N2" $P_HTTP && wait_for listening "$N2" $P_IPERF && wait_for listening "$N2" $P_ECHO &&
+    wait_for listening "$N2" $P_ECHO_FLOOD && wait_for listening "$N2" $P_IPERF_FLOOD ||
     { echo "bench: origins did not start"; cat "$WORK"/nginx/error.log "$WORK"/*.log; exit 1; }
 
 # ---------------------------------------------------------------- accounting helpers
@@ -321,6 +334,22 @@ usable() { # impl
     alive "$1" || { BROKEN[$1]="a proxy process died"; return 1; }
 }
 progress() { printf '  %-8s %s\n' "$1" "$2"; }
+
+# Both ztunnels again, from $BIN (default: this build) with extra flags, and the path checked.
+# Used by bench/workers.sh (worker counts, affinity) and bench/tools/ab_hook.sh (binaries).
+amesh_restart() { # [ztunnel flags...]
+    local p
+    for p in ${PC[amesh]} ${PS[amesh]}; do kill "$p" 2>/dev/null || true; done
+    for p in ${PC[amesh]} ${PS[amesh]}; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    done
+    start_ztunnel "$N1" node-1 "$WORK/mesh.yaml" "$CA" "$WORK/zt1.log" --log-level error "$@"
+    PC[amesh]=$LAST_PID
+    start_ztunnel "$N2" node-2 "$WORK/mesh.yaml" "$CA" "$WORK/zt2.log" --log-level error "$@"
+    PS[amesh]=$LAST_PID
+    timeout 10 ip netns exec "$N1" "$BT" rtt "${HOST_ECHO[amesh]}" "${PORT_ECHO[amesh]}" 50 1 1024 \
+        >/dev/null 2>&1 || { echo "bench: the path check through ztunnel $* failed"; return 1; }
+}
 
 # ---------------------------------------------------------------- environment
 {
@@ -496,6 +525,14 @@ if step rtt; then
     for i in "${IMPLS[@]}"; do usable "$i" && rtt_run pp "$i" 0; done
 fi
 
+# ---------------------------------------------------------------- workers, fairness, affinity
+# bench/workers.sh (sourced: it restarts this run's ztunnels with --workers / --worker-affinity
+# and uses the helpers above); tools/workers_report.py adds its tables and goals to the report.
+if step workers || step fair || step affinity; then
+    # shellcheck source=bench/workers.sh
+    . "$BENCH/workers.sh"
+fi
+
 # ---------------------------------------------------------------- waypoint
 # bench/wp.sh: 1 KB GETs over L4, the waypoint and an HAProxy h2+mTLS chain, in namespaces of
 # its own (this run's processes stay up, idle); its "wp.*" lines join the results and
@@ -537,4 +574,5 @@ cp "$RES" "$BENCH/results/$OUTNAME.txt"
 /usr/bin/python3 "$BENCH/tools/report.py" "$RES" "$BENCH/results/$OUTNAME.md"
 /usr/bin/python3 "$BENCH/tools/wp_report.py" "$RES" "$BENCH/results/$OUTNAME.md" --append
 /usr/bin/python3 "$BENCH/tools/cp_report.py" "$RES" "$BENCH/results/$OUTNAME.md" --append
+/usr/bin/python3 "$BENCH/tools/workers_report.py" "$RES" "$BENCH/results/$OUTNAME.md" --append
 echo "(raw numbers: bench/results/$OUTNAME.txt; report: bench/results/$OUTNAME.md)"

@@ -20,18 +20,8 @@ AB_SECS=${AB_SECS:-5}
 AB_OUT=${AB_OUT:-$BENCH/results}
 mkdir -p "$AB_OUT"
 
-ab_restart() { # bindir: both ztunnels from this binary
-    local p
-    for p in ${PC[amesh]} ${PS[amesh]}; do kill "$p" 2>/dev/null || true; done
-    for p in ${PC[amesh]} ${PS[amesh]}; do
-        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-    done
-    BIN=$1 start_ztunnel "$N1" node-1 "$WORK/mesh.yaml" "$CA" "$WORK/zt1.log" --log-level error
-    PC[amesh]=$LAST_PID
-    BIN=$1 start_ztunnel "$N2" node-2 "$WORK/mesh.yaml" "$CA" "$WORK/zt2.log" --log-level error
-    PS[amesh]=$LAST_PID
-    timeout 10 ip netns exec "$N1" "$BT" rtt "${HOST_ECHO[amesh]}" "${PORT_ECHO[amesh]}" 50 1 1024 \
-        >/dev/null 2>&1 || echo "AB: the path check through $1 failed"
+ab_restart() { # bindir: both ztunnels from this binary (run.sh's amesh_restart)
+    BIN=$1 amesh_restart || echo "AB: the path check through $1 failed"
 }
 ab_sns() { # pid... -> ns on CPU, summed
     local t=0 p

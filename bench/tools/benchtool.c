@@ -15,8 +15,17 @@
  *                                          Content-Length body required); RATE 0 = back to back
  *   benchtool hhold HOST PORT N SECS PATH  as hold, but each connection makes one kept-alive
  *                                          GET of PATH and waits for its whole 200 response
+ *   benchtool lat HOST PORT RATE SECS SIZE fixed-schedule round trips on one connection: a
+ *                                          message is due every 1/RATE s and its latency runs
+ *                                          from when it was due, so a stall counts in full for
+ *                                          every message it delays (no coordinated omission)
+ *   benchtool busy HOST PORT N SECS SIZE   a flood: N connections, each doing SIZE-byte round
+ *                                          trips back to back for SECS
+ *   benchtool storm HOST PORT C SECS       a flood of new connections: C at a time, each sends
+ *                                          one byte, waits for its echo and closes, for SECS
  *
- * IPv4 only (the bench uses 198.18.0.0/15). Every loop is bounded in time.
+ * `benchtool -b SRC CMD ...` makes the clients' connections from address SRC (a second pod on
+ * the same node). IPv4 only (the bench uses 198.18.0.0/15). Every loop is bounded in time.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -74,6 +83,26 @@ arg_double(const char *s, double lo, double hi)
         exit(2);
     }
     return v;
+}
+
+/* -b SRC: source address of every client connection (none: the kernel's choice). */
+static struct in_addr g_src;
+static bool g_have_src;
+
+/* A TCP client socket bound to -b's address. IP_BIND_ADDRESS_NO_PORT leaves the port to
+ * connect(), so a connection storm can reuse ports per destination as an unbound socket would. */
+static int
+client_socket(int flags)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | flags, 0);
+    if (fd < 0 || !g_have_src)
+        return fd;
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = g_src};
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        die("bind -b");
+    return fd;
 }
 
 static struct sockaddr_in
@@ -215,8 +244,13 @@ cmp_dbl(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/*
+ * |from_due|: a message's latency runs from when it was due on the fixed schedule rather than
+ * from when it was sent (sending is late when the previous answer was): what a paced client
+ * with a queue in front of it would see.
+ */
 static int
-cmd_rtt(int argc, char **argv, bool http)
+cmd_rtt(int argc, char **argv, bool http, bool from_due)
 {
     if (argc != 5) {
         fprintf(stderr,
@@ -229,7 +263,7 @@ cmd_rtt(int argc, char **argv, bool http)
     size_t size = http ? (size_t)http_request(req, sizeof(req), argv[0], argv[1], argv[4])
                        : (size_t)arg_long(argv[4], 1, 65536);
     const size_t in_cap = 16384;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = client_socket(0);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct timeval tv = {.tv_sec = 2};
@@ -239,8 +273,8 @@ cmd_rtt(int argc, char **argv, bool http)
         die("connect");
     size_t cap = 1 << 16, count = 0;
     char *out = malloc(size), *in = malloc(http ? in_cap : size);
-    double *rtt = malloc(cap * sizeof(double));
-    if (out == NULL || in == NULL || rtt == NULL)
+    double *rtt = malloc(cap * sizeof(double)), *svc = malloc(cap * sizeof(double));
+    if (out == NULL || in == NULL || rtt == NULL || svc == NULL)
         die("malloc");
     if (http)
         memcpy(out, req, size);
@@ -281,17 +315,29 @@ cmd_rtt(int argc, char **argv, bool http)
         if (count == cap) {
             cap *= 2;
             rtt = realloc(rtt, cap * sizeof(double));
-            if (rtt == NULL)
+            svc = realloc(svc, cap * sizeof(double));
+            if (rtt == NULL || svc == NULL)
                 die("realloc");
         }
-        rtt[count++] = (now_s() - t0) * 1e6;
+        double t1 = now_s();
+        svc[count] = (t1 - t0) * 1e6;
+        rtt[count++] = (t1 - (from_due && rate > 0 ? next : t0)) * 1e6;
     }
     if (count == 0)
         return 1;
     qsort(rtt, count, sizeof(double), cmp_dbl);
 #define PCT(p) rtt[(size_t)((double)(count - 1) * (p) / 100.0)]
-    printf("RESULT n=%zu p50=%.1f p90=%.1f p99=%.1f p999=%.1f max=%.1f\n", count, PCT(50), PCT(90),
+    printf("RESULT n=%zu p50=%.1f p90=%.1f p99=%.1f p999=%.1f max=%.1f", count, PCT(50), PCT(90),
            PCT(99), PCT(99.9), rtt[count - 1]);
+    if (from_due) {
+        /* The same from the actual send: a message's own round trip, without the wait for the
+         * ones before it; and how many were sent per second (below RATE: the path kept up with
+         * less than what was asked). */
+        qsort(svc, count, sizeof(double), cmp_dbl);
+        printf(" sent_p50=%.1f sent_p99=%.1f per_s=%.1f", svc[(size_t)((double)(count - 1) * 0.5)],
+               svc[(size_t)((double)(count - 1) * 0.99)], (double)count / secs);
+    }
+    printf("\n");
     return 0;
 }
 
@@ -325,7 +371,7 @@ cmd_hold(int argc, char **argv, bool http)
     struct epoll_event evs[256];
     while (held + failed < n && now_s() < deadline) {
         while (next < n && inflight < max_inflight) {
-            int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            int fd = client_socket(SOCK_NONBLOCK);
             if (fd < 0) {
                 st[next++] = C_FAILED;
                 failed++;
@@ -399,22 +445,151 @@ cmd_hold(int argc, char **argv, bool http)
         pause();
 }
 
+/* ---- floods: many busy connections, or a storm of new ones ---- */
+
+enum { F_CONNECTING = 1, F_SENT = 2 };
+
+struct fconn {
+    int fd;
+    char state;
+    size_t got; /* bytes of the echo read so far */
+};
+
+/* Opens connection |id| (non-blocking); false when the socket or connect fails at once. */
+static bool
+flood_open(int ep, struct fconn *c, long id, const struct sockaddr_in *a)
+{
+    c->fd = client_socket(SOCK_NONBLOCK);
+    if (c->fd < 0)
+        return false;
+    if (connect(c->fd, (const struct sockaddr *)a, sizeof(*a)) < 0 && errno != EINPROGRESS) {
+        close(c->fd);
+        c->fd = -1;
+        return false;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->state = F_CONNECTING;
+    c->got = 0;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)id};
+    epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+    return true;
+}
+
+/*
+ * busy (|storm| false): N connections, each sending |size| bytes and reading the echo, again
+ * and again. storm: N connections at a time, each sending one byte, reading its echo and
+ * closing; a new one replaces it. Prints round trips (busy) or connections (storm) per second.
+ */
+static int
+cmd_flood(int argc, char **argv, bool storm)
+{
+    if (argc != (storm ? 4 : 5)) {
+        fprintf(stderr, "usage: benchtool busy HOST PORT N SECS SIZE | storm HOST PORT C SECS\n");
+        return 2;
+    }
+    struct sockaddr_in a = mkaddr(argv[0], argv[1]);
+    long n = arg_long(argv[2], 1, 100000);
+    double secs = arg_double(argv[3], 0.1, 3600);
+    size_t size = storm ? 1 : (size_t)arg_long(argv[4], 1, 65536);
+    struct fconn *cs = calloc((size_t)n, sizeof(*cs));
+    char *out = malloc(size), *in = malloc(size);
+    int ep = epoll_create1(0);
+    if (cs == NULL || out == NULL || in == NULL || ep < 0)
+        die("setup");
+    memset(out, 'f', size);
+    long ops = 0, failed = 0, opened = 0;
+    double t_end = now_s() + secs;
+    for (long i = 0; i < n; i++) {
+        if (!flood_open(ep, &cs[i], i, &a))
+            failed++;
+        else
+            opened++;
+    }
+    struct epoll_event evs[256];
+    while (now_s() < t_end) {
+        int k = epoll_wait(ep, evs, 256, 50);
+        for (int e = 0; e < k; e++) {
+            long id = (long)evs[e].data.u64;
+            struct fconn *c = &cs[id];
+            bool bad = false;
+            if (c->state == F_CONNECTING) {
+                int err = 0;
+                socklen_t el = sizeof(err);
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+                bad = err != 0 || write(c->fd, out, size) != (ssize_t)size;
+                if (!bad) {
+                    c->state = F_SENT;
+                    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)id};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+                }
+            } else {
+                ssize_t r = read(c->fd, in, size - c->got);
+                if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                    continue;
+                bad = r <= 0;
+                if (!bad && (c->got += (size_t)r) == size) {
+                    ops++;
+                    c->got = 0;
+                    if (storm) {
+                        close(c->fd); /* leaves the epoll set too */
+                        if (!flood_open(ep, c, id, &a))
+                            failed++;
+                        else
+                            opened++;
+                    } else if (write(c->fd, out, size) != (ssize_t)size) {
+                        /* A message fits the socket buffer: a short write is a failure. */
+                        bad = true;
+                    }
+                }
+            }
+            if (bad) {
+                failed++;
+                close(c->fd);
+                if (!flood_open(ep, c, id, &a)) /* keep N going */
+                    failed++;
+                else
+                    opened++;
+            }
+        }
+    }
+    printf("RESULT ops=%ld per_s=%.0f opened=%ld failed=%ld\n", ops, (double)ops / secs, opened,
+           failed);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc >= 3 && strcmp(argv[1], "-b") == 0) {
+        if (inet_pton(AF_INET, argv[2], &g_src) != 1) {
+            fprintf(stderr, "benchtool: bad source address %s\n", argv[2]);
+            return 2;
+        }
+        g_have_src = true;
+        argc -= 2;
+        argv += 2;
+    }
     if (argc >= 2 && strcmp(argv[1], "echo") == 0 && argc >= 3)
         return cmd_echo(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "rtt") == 0)
-        return cmd_rtt(argc - 2, argv + 2, false);
+        return cmd_rtt(argc - 2, argv + 2, false, false);
     if (argc >= 2 && strcmp(argv[1], "hrtt") == 0)
-        return cmd_rtt(argc - 2, argv + 2, true);
+        return cmd_rtt(argc - 2, argv + 2, true, false);
+    if (argc >= 2 && strcmp(argv[1], "lat") == 0)
+        return cmd_rtt(argc - 2, argv + 2, false, true);
+    if (argc >= 2 && strcmp(argv[1], "busy") == 0)
+        return cmd_flood(argc - 2, argv + 2, false);
+    if (argc >= 2 && strcmp(argv[1], "storm") == 0)
+        return cmd_flood(argc - 2, argv + 2, true);
     if (argc >= 2 && strcmp(argv[1], "hold") == 0)
         return cmd_hold(argc - 2, argv + 2, false);
     if (argc >= 2 && strcmp(argv[1], "hhold") == 0)
         return cmd_hold(argc - 2, argv + 2, true);
     fprintf(stderr,
-            "usage: benchtool echo PORT... | rtt HOST PORT RATE SECS SIZE | hold HOST PORT N "
-            "SECS | hrtt HOST PORT RATE SECS PATH | hhold HOST PORT N SECS PATH\n");
+            "usage: benchtool [-b SRC] echo PORT... | rtt HOST PORT RATE SECS SIZE | lat HOST "
+            "PORT RATE SECS SIZE | hold HOST PORT N SECS | hrtt HOST PORT RATE SECS PATH | hhold "
+            "HOST PORT N SECS PATH | busy HOST PORT N SECS SIZE | storm HOST PORT C SECS\n");
     return 2;
 }
