@@ -27,20 +27,8 @@ else
     ip -n "$N1" addr add $CLIENT2_IP/32 dev lo
 fi
 # lib.sh's config plus client2: same node, same namespace, another serviceAccount.
-write_config "$WORK/base.yaml"
-{
-    echo "workloads:"
-    cat <<YAML
-- uid: Kubernetes//Pod/default/client2
-  name: client2
-  namespace: default
-  serviceAccount: client2
-  addresses: ["$CLIENT2_IP"]
-  node: node-1
-  tunnelProtocol: HBONE
-YAML
-    sed 1d "$WORK/base.yaml"
-} >"$WORK/mesh.yaml"
+write_config "$WORK/mesh.yaml"
+add_client2 "$WORK/mesh.yaml" "$CLIENT2_IP" client2
 
 SUPPORT=$ROOT/tests/support
 SRC_ID='spiffe://cluster.local/ns/default/sa/client'

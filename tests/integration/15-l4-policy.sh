@@ -12,19 +12,11 @@ write_config "$WORK/mesh.yaml"
 CLIENT2_IP=198.18.250.21
 ip -n "$N1" addr add $CLIENT2_IP/32 dev lo
 # A second client on node-1 with its own service account, and the policies.
-$PY - "$WORK/mesh.yaml" "$CLIENT2_IP" <<'PY'
+add_client2 "$WORK/mesh.yaml" "$CLIENT2_IP" intruder
+$PY - "$WORK/mesh.yaml" <<'PY'
 import sys
-p, ip2 = sys.argv[1], sys.argv[2]
+p = sys.argv[1]
 s = open(p).read()
-s = s.replace("workloads:\n", """workloads:
-- uid: Kubernetes//Pod/default/client2
-  name: client2
-  namespace: default
-  serviceAccount: intruder
-  addresses: ["%s"]
-  node: node-1
-  tunnelProtocol: HBONE
-""" % ip2, 1)
 s = s.replace("policies: []", """policies:
 - name: allow-client
   namespace: default

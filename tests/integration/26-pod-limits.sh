@@ -13,21 +13,7 @@ write_config "$WORK/mesh.yaml"
 CLIENT2_IP=198.18.250.21
 BLACKHOLE=198.18.99.1
 ip -n "$N1" addr add $CLIENT2_IP/32 dev lo
-$PY - "$WORK/mesh.yaml" "$CLIENT2_IP" <<'PY'
-import sys
-p, ip2 = sys.argv[1], sys.argv[2]
-s = open(p).read()
-s = s.replace("workloads:\n", """workloads:
-- uid: Kubernetes//Pod/default/client2
-  name: client2
-  namespace: default
-  serviceAccount: client2
-  addresses: ["%s"]
-  node: node-1
-  tunnelProtocol: HBONE
-""" % ip2, 1)
-open(p, "w").write(s)
-PY
+add_client2 "$WORK/mesh.yaml" "$CLIENT2_IP" client2
 # A destination outside the mesh that drops every SYN: a dial to it stays in progress.
 ip -n "$N2" addr add $BLACKHOLE/32 dev lo
 ip netns exec "$N2" iptables -A INPUT -d $BLACKHOLE -p tcp --syn -j DROP

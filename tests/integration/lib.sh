@@ -178,6 +178,26 @@ policies: []
 YAML
 }
 
+# A second client pod on node-1 in the config |file| (write_config's): workload client2 at |ip|,
+# namespace default, service account |sa|. The address must be on node-1 (add_client2 does not).
+add_client2() { # file ip sa
+    local tmp=$1.tmp
+    {
+        echo "workloads:"
+        cat <<YAML
+- uid: Kubernetes//Pod/default/client2
+  name: client2
+  namespace: default
+  serviceAccount: $3
+  addresses: ["$2"]
+  node: node-1
+  tunnelProtocol: HBONE
+YAML
+        sed 1d "$1"
+    } >"$tmp"
+    mv "$tmp" "$1"
+}
+
 start_bg() { # logfile command...
     local log=$1; shift
     "$@" >"$log" 2>&1 &

@@ -191,8 +191,9 @@ loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t delay_ms, loop_t
     heap_up(l, l->n_timers - 1);
 }
 
-void
-loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *arg)
+/* Appends |d| to the queue whose tail pointer is |*tail|, once. */
+static void
+enqueue(struct loop_defer ***tail, struct loop_defer *d, loop_defer_fn *cb, void *arg)
 {
     if (d->queued)
         return;
@@ -200,21 +201,20 @@ loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *arg)
     d->cb = cb;
     d->arg = arg;
     d->next = NULL;
-    *l->defer_tail = d;
-    l->defer_tail = &d->next;
+    **tail = d;
+    *tail = &d->next;
+}
+
+void
+loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *arg)
+{
+    enqueue(&l->defer_tail, d, cb, arg);
 }
 
 void
 loop_defer_turn(struct loop *l, struct loop_defer *d, loop_defer_fn *cb, void *arg)
 {
-    if (d->queued)
-        return;
-    d->queued = true;
-    d->cb = cb;
-    d->arg = arg;
-    d->next = NULL;
-    *l->turn_tail = d;
-    l->turn_tail = &d->next;
+    enqueue(&l->turn_tail, d, cb, arg);
 }
 
 uint64_t
