@@ -423,11 +423,12 @@ main(int argc, char **argv)
             fatal("%s", err);
     }
     RAND_bytes((unsigned char *)&zt.wp_seed, sizeof(zt.wp_seed));
+    /* The registry first: workers count connections into it from their first accept. */
+    if (zt_metrics_start(&zt, err, sizeof(err)) < 0)
+        fatal("%s", err);
     if (workers_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
     if (admin_start(&zt, err, sizeof(err)) < 0)
-        fatal("%s", err);
-    if (zt_metrics_start(&zt, err, sizeof(err)) < 0)
         fatal("%s", err);
     /* With meshd, ready once every watched type arrived (xds.c); in-pod, once ZDS synced. */
     zt.xds_synced = !zt.opts.xds;

@@ -41,11 +41,13 @@
  * Workers: amesh_ztunnel_workers, and per worker amesh_ztunnel_worker_connections
  * {worker} (open connections and HBONE sessions: what balancing compares) and
  * amesh_ztunnel_worker_handoffs_total{worker} (accepted there, served by a less
- * loaded worker). Every worker updates the one registry under |mu|, once per
- * connection end; a scrape visits each worker on its own thread (loop_call)
- * for the bytes its open connections moved, without holding |mu| meanwhile.
+ * loaded worker). Every worker updates the one registry (lib/metrics locks it
+ * per update); a scrape visits each worker on its own thread (loop_call) for
+ * the bytes its open connections moved, since per-connection state is only
+ * ever touched by its owner. The registry exists before the workers start
+ * and goes after they are joined (main.c), so the hooks need no lock of
+ * their own.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +73,6 @@ struct zconn_metrics {
     uint64_t seen_ab, seen_ba;                  /* bytes already counted */
     bool skip;                                  /* refused before routing: not counted */
 };
-
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* guards M */
 
 static struct {
     struct metrics *reg;
@@ -219,11 +219,8 @@ zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *re
 {
     const char *v[TL_N_TCP];
 
-    pthread_mutex_lock(&mu);
-    if (M.reg == NULL) {
-        pthread_mutex_unlock(&mu);
+    if (M.reg == NULL)
         return;
-    }
     struct zconn_metrics *cm = conn_open(zt, c);
     c->metrics = NULL;
     if (!cm->skip) {
@@ -238,7 +235,6 @@ zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *re
         if (strcmp(v[TL_FLAGS], "-") != 0)
             metric_add(M.failed, v, 1);
     }
-    pthread_mutex_unlock(&mu);
     free(cm);
 }
 
@@ -247,57 +243,45 @@ zt_metrics_conn_end(struct zt *zt, struct zconn *c, const struct pipe_result *re
 void
 zt_metrics_xds_response(size_t len)
 {
-    pthread_mutex_lock(&mu);
     M.xds_pending_len = len;
-    pthread_mutex_unlock(&mu);
 }
 
 void
 zt_metrics_xds_message(const char *type_url)
 {
-    pthread_mutex_lock(&mu);
     if (M.reg != NULL) {
         metric_add(M.xds_messages, &type_url, 1);
         metric_add(M.xds_bytes, &type_url, (double)M.xds_pending_len);
         M.xds_pending_len = 0;
     }
-    pthread_mutex_unlock(&mu);
 }
 
 void
 zt_metrics_xds_end(const char *reason)
 {
-    pthread_mutex_lock(&mu);
     if (M.reg != NULL)
         metric_add(M.xds_terminations, &reason, 1);
-    pthread_mutex_unlock(&mu);
 }
 
 void
 zt_metrics_hold_refused(const char *listener, const char *reason)
 {
-    pthread_mutex_lock(&mu);
     if (M.reg != NULL)
         metric_add(M.hold_refused, (const char *const[]){listener, reason}, 1);
-    pthread_mutex_unlock(&mu);
 }
 
 void
 zt_metrics_self_refused(const char *listener, const char *reason)
 {
-    pthread_mutex_lock(&mu);
     if (M.reg != NULL)
         metric_add(M.self_refused, (const char *const[]){listener, reason}, 1);
-    pthread_mutex_unlock(&mu);
 }
 
 void
 zt_metrics_pod_limit_refused(const char *what)
 {
-    pthread_mutex_lock(&mu);
     if (M.reg != NULL)
         metric_add(M.pod_limit, &what, 1);
-    pthread_mutex_unlock(&mu);
 }
 
 /* What a scrape gathers from the workers, one at a time. */
@@ -312,7 +296,6 @@ collect_worker(struct zt *zt, void *arg)
     struct scrape *sc = arg;
     char id[16];
 
-    pthread_mutex_lock(&mu);
     /* Tunnels established since the last scrape count as opened; bytes moved so far. */
     for (struct zconn *c = zt->conns; M.reg != NULL && c != NULL; c = c->next) {
         if (c->pipe == NULL)
@@ -327,7 +310,6 @@ collect_worker(struct zt *zt, void *arg)
     const char *lv[] = {id};
     metric_set(M.worker_conns, lv, (double)atomic_load(&zt->load));
     metric_set(M.worker_handoffs, lv, (double)atomic_load(&zt->handed_off));
-    pthread_mutex_unlock(&mu);
     if (zt->inbound != NULL) {
         const struct hs_guard_stats *hs = inbound_handshake_stats(zt->inbound);
         sc->hs.pending += hs->pending;
@@ -339,7 +321,7 @@ collect_worker(struct zt *zt, void *arg)
     }
 }
 
-/* Under |mu|: the process-wide values, after every worker's. */
+/* The process-wide values, after every worker's. */
 static void
 collect(struct zt *zt, const struct scrape *sc)
 {
@@ -374,13 +356,11 @@ on_request(void *arg, const struct http1_req *req, struct admin_resp *r)
     }
     struct scrape sc;
     memset(&sc, 0, sizeof(sc));
-    workers_each(zt, collect_worker, &sc); /* never under |mu|: a worker may be waiting for it */
-    pthread_mutex_lock(&mu);
+    workers_each(zt, collect_worker, &sc);
     collect(zt, &sc);
     r->status = 200;
     r->content_type = METRICS_CONTENT_TYPE;
     r->body = metrics_render(M.reg);
-    pthread_mutex_unlock(&mu);
 }
 
 static struct metric *
@@ -478,10 +458,8 @@ zt_metrics_start(struct zt *zt, char *err, size_t errlen)
 {
     struct ipaddr any;
 
-    pthread_mutex_lock(&mu);
     register_all();
     M.zt = zt;
-    pthread_mutex_unlock(&mu);
     /* All addresses of the namespace, as Istio's ztunnel (Prometheus scrapes the pod IP). */
     ipaddr_parse("::", &any);
     M.srv = admin_http_start(zt->loop, &any, ZT_PORT_METRICS, SOCK_MARK_ZTUNNEL, on_request, zt,
@@ -493,7 +471,6 @@ void
 zt_metrics_stop(void)
 {
     admin_http_stop(M.srv);
-    pthread_mutex_lock(&mu);
     M.srv = NULL;
     /* Connections still open are not counted any more; their per-connection state goes. */
     for (struct zconn *c = M.zt ? M.zt->conns : NULL; c != NULL; c = c->next) {
@@ -502,5 +479,4 @@ zt_metrics_stop(void)
     }
     metrics_free(M.reg);
     memset(&M, 0, sizeof(M));
-    pthread_mutex_unlock(&mu);
 }

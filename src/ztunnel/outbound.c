@@ -79,7 +79,7 @@ start_pipe(struct outbound_conn *o, struct stream *upstream)
 }
 
 static void route(struct outbound_conn *o);
-static _Thread_local struct log_ratelimit waypoint_rl = LOG_RATELIMIT_INIT(10000, 5);
+static struct log_ratelimit waypoint_rl = LOG_RATELIMIT_INIT(10000, 5);
 
 static void
 on_hbone_response(void *arg, struct h2_stream *st, int status)

@@ -38,7 +38,7 @@ struct plain_conn {
     bool held;            /* counted in pod->n_plain_held */
 };
 
-static _Thread_local struct log_ratelimit hold_rl = LOG_RATELIMIT_INIT(10000, 1);
+static struct log_ratelimit hold_rl = LOG_RATELIMIT_INIT(10000, 1);
 
 static void
 unhold(struct plain_conn *p)

@@ -38,7 +38,7 @@ struct ztenant {
     char key[]; /* "pod/<uid>" or "ip/<address>" */
 };
 
-static _Thread_local struct log_ratelimit limit_rl = LOG_RATELIMIT_INIT(10000, 5);
+static struct log_ratelimit limit_rl = LOG_RATELIMIT_INIT(10000, 5);
 
 static uint64_t
 fnv(const char *s)

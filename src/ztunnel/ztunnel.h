@@ -26,7 +26,7 @@
  * immutable and reference-counted (model, policy set, certificate table); worker 0 hands each
  * worker its reference by loop_post(), the worker swaps its pointer at its next turn and drops
  * the old one, which is freed by whichever thread drops the last reference. No lock is taken
- * on the data path; the metrics registry has one mutex, taken once per connection end.
+ * on the data path; lib/metrics locks its registry per update, a few times per connection end.
  */
 #ifndef MESH_ZTUNNEL_H
 #define MESH_ZTUNNEL_H
